@@ -1,0 +1,1 @@
+"""Warpaint core: model, correspondence, conditions, training. Never imports a UI."""
