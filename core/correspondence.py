@@ -1,0 +1,93 @@
+"""Hierarchical correspondence: encoders -> matching features -> dense attention at the coarsest
+level -> PatchMatch at every finer level, each seeded by the one below."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.config import WarpaintConfig
+from core.corr import dense_attention, normalize_features, pixel_grid
+from core.extractor import PyramidEncoder
+from core.patchmatch import LevelMatch, PatchMatch, index_to_offsets, seed_offsets
+
+
+def match_pyramid(left: Sequence[torch.Tensor], right: Sequence[torch.Tensor], exemplar: torch.Tensor,
+                  patchmatch: PatchMatch, temperature: float, window: int, dilation: int,
+                  orders: Sequence[Sequence[bool]] | None = None, cycle: bool = False) -> list[LevelMatch]:
+    """Match unit-length feature pyramids (coarsest first) and warp the exemplar at every level.
+
+    Used with learned features (Correspondence) and hand-made ones (the training-free engine).
+    ``orders[i]`` gives level i+1's propagation orders (True = horizontal first).
+    """
+    levels: list[LevelMatch] = []
+    for i, (lf, rf) in enumerate(zip(left, right)):
+        ref = _pool_to(exemplar, lf.shape[-2:])
+        if i == 0:
+            dense = dense_attention(lf, rf, ref, temperature, topk=patchmatch.k, cycle=cycle)
+            hk, wk = rf.shape[-2:]
+            pos = torch.stack([torch.div(dense.top_index, wk, rounding_mode="floor"), dense.top_index % wk], 2)
+            weights = dense.top_weight / dense.top_weight.sum(1, keepdim=True).clamp_min(1e-12)
+            levels.append(LevelMatch(dense.warp, pos.float(), weights, dense.confidence,
+                                     indices=dense.top_index.flatten(2).transpose(1, 2), cycle=dense.cycle))
+            continue
+        seeds = seed_offsets(_best_offsets(levels[-1], patchmatch.official), window, dilation)
+        levels.append(patchmatch(lf, rf, ref, seeds, orders[i - 1] if orders is not None else None))
+    return levels
+
+
+def _pool_to(x: torch.Tensor, size) -> torch.Tensor:
+    """Average-pool the exemplar down to a level's size (the official warps pooled exemplars)."""
+    factor = x.shape[-1] // size[-1]
+    return x if factor == 1 else F.avg_pool2d(x, factor, stride=factor)
+
+
+def _best_offsets(level: LevelMatch, official: bool) -> torch.Tensor:
+    """(B, 2, H, W) offsets of a level's best candidate: what seeds the next level."""
+    h, w = level.weights.shape[-2:]
+    if official:  # slot 0 of the final indices (at the coarsest level: the top-1 of attention)
+        return index_to_offsets(level.indices[:, :, :1], h, w)[:, :, 0]
+    best = level.weights.argmax(1, keepdim=True)  # (B, 1, H, W)
+    pos = torch.gather(level.positions, 1, best.unsqueeze(2).expand(-1, -1, 2, -1, -1))[:, 0]
+    return pos.detach().round() - pixel_grid(h, w, pos.device)
+
+
+class Correspondence(nn.Module):
+    """Two domain-alignment encoders, per-level projections and the shared PatchMatch."""
+
+    def __init__(self, config: WarpaintConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.condition_encoder = PyramidEncoder(c.label_channels, c.nef, c.levels, c.spade_hidden)
+        self.exemplar_encoder = PyramidEncoder(c.label_channels + c.image_channels, c.nef, c.levels,
+                                               c.spade_hidden)
+        widths = self.condition_encoder.out_channels
+        self.theta = nn.ModuleList(nn.Conv2d(ch, c.nef, 1) for ch in widths)
+        self.phi = nn.ModuleList(nn.Conv2d(ch, c.nef, 1) for ch in widths)
+        self.patch_match = PatchMatch(c.nef, c.candidates, c.iterations, c.temperature, c.gru_hidden,
+                                      c.gru_motion, use_gru=True, official=c.matching == "official",
+                                      chunk_pixels=c.chunk_pixels)
+
+    def encode(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor):
+        """Unit-length encoder features (coarsest first) of the input and of the exemplar."""
+        cond = [normalize_features(f) for f in self.condition_encoder(condition)]
+        ex = [normalize_features(f) for f in self.exemplar_encoder(torch.cat([exemplar, exemplar_condition], 1))]
+        return cond, ex
+
+    def match_features(self, cond, ex):
+        """Project encoder features to matching features: 1x1 conv, centre, unit length."""
+        left = [normalize_features(t(f), center=True).float() for t, f in zip(self.theta, cond)]
+        right = [normalize_features(p(f), center=True).float() for p, f in zip(self.phi, ex)]
+        return left, right
+
+    def forward(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor,
+                orders: Sequence[Sequence[bool]] | None = None, cycle: bool = False) -> list[LevelMatch]:
+        cond, ex = self.encode(condition, exemplar, exemplar_condition)
+        left, right = self.match_features(cond, ex)
+        c = self.config
+        return match_pyramid(left, right, exemplar, self.patch_match, c.temperature, c.search_window,
+                             c.dilation, orders, cycle)

@@ -1,0 +1,86 @@
+"""Building blocks shared by the encoders and the generator: PONO, SPADE-style blocks."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def positional_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Positional normalisation (PONO): zero mean, unit (unbiased) std over channels, per pixel."""
+    mean = x.mean(dim=1, keepdim=True)
+    std = x.var(dim=1, keepdim=True).add(eps).sqrt()
+    return (x - mean) / std
+
+
+def leaky(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.2)
+
+
+def resize_nearest(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest resize that is a no-op at the same size (the official generator's choice)."""
+    return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="nearest")
+
+
+class ModulatedNorm(nn.Module):
+    """PONO, then a per-pixel scale and shift predicted from a guide map (SPADE with PONO)."""
+
+    def __init__(self, channels: int, guide_channels: int, hidden: int = 128):
+        super().__init__()
+        # index 1 is the conv (0 is the padding): the official checkpoint's layout
+        self.mlp_shared = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(guide_channels, hidden, 3), nn.ReLU())
+        self.pad = nn.ReflectionPad2d(1)
+        self.mlp_gamma = nn.Conv2d(hidden, channels, 3)
+        self.mlp_beta = nn.Conv2d(hidden, channels, 3)
+
+    def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        actv = self.pad(self.mlp_shared(resize_nearest(guide, x.shape[-2:])))
+        return positional_norm(x) * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+
+
+class ModulatedResBlock(nn.Module):
+    """Residual block whose normalisations are modulated by a guide (SPADE ResBlock, PONO)."""
+
+    def __init__(self, fin: int, fout: int, guide_channels: int, hidden: int = 128):
+        super().__init__()
+        fmid = min(fin, fout)
+        self.learned_shortcut = fin != fout
+        self.pad = nn.ReflectionPad2d(1)
+        self.conv_0 = spectral_norm(nn.Conv2d(fin, fmid, 3))
+        self.conv_1 = spectral_norm(nn.Conv2d(fmid, fout, 3))
+        self.norm_0 = ModulatedNorm(fin, guide_channels, hidden)
+        self.norm_1 = ModulatedNorm(fmid, guide_channels, hidden)
+        if self.learned_shortcut:
+            self.conv_s = spectral_norm(nn.Conv2d(fin, fout, 1, bias=False))
+            self.norm_s = ModulatedNorm(fin, guide_channels, hidden)
+
+    def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        shortcut = self.conv_s(self.norm_s(x, guide)) if self.learned_shortcut else x
+        dx = self.conv_0(self.pad(leaky(self.norm_0(x, guide))))
+        dx = self.conv_1(self.pad(leaky(self.norm_1(dx, guide))))
+        return shortcut + dx
+
+
+class ResidualBlock(nn.Module):
+    """Plain residual block: (reflect-pad, conv, InstanceNorm) twice, one shared PReLU."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(1)
+        self.conv1 = nn.Conv2d(channels, channels, 3)
+        self.conv2 = nn.Conv2d(channels, channels, 3)
+        self.norm = nn.InstanceNorm2d(channels)
+        self.act = nn.PReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.norm(self.conv1(self.pad(x))))
+        y = self.norm(self.conv2(self.pad(y)))
+        return self.act(x + y)
+
+
+def conv_norm(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    """Spectral-normalised 3x3 conv (no bias) followed by InstanceNorm."""
+    conv = spectral_norm(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False))
+    return nn.Sequential(conv, nn.InstanceNorm2d(cout))

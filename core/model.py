@@ -1,0 +1,117 @@
+"""Warpaint = correspondence + generator. A model is a folder: config.json + model.safetensors."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from core.config import WarpaintConfig
+from core.correspondence import Correspondence
+from core.errors import CheckpointError
+from core.generator import Generator
+from core.patchmatch import LevelMatch
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class WarpaintOutput:
+    """The synthesized image and every level's correspondence (coarsest first)."""
+
+    image: torch.Tensor | None  # (B, 3, H, W) in [-1, 1]; None when synthesis was skipped
+    levels: list[LevelMatch]
+
+    @property
+    def warps(self) -> list[torch.Tensor]:
+        return [level.warp for level in self.levels]
+
+
+class Warpaint(nn.Module):
+    """Exemplar-based translation with hierarchical correspondence (after CoCosNet v2)."""
+
+    def __init__(self, config: WarpaintConfig):
+        super().__init__()
+        self.config = config
+        self.correspondence = Correspondence(config)
+        self.generator = Generator(config)
+
+    def forward(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor,
+                orders: Sequence[Sequence[bool]] | None = None, cycle: bool = False,
+                synthesize: bool = True) -> WarpaintOutput:
+        """condition (B, label, H, W); exemplar (B, 3, H, W) in [-1, 1] and its condition.
+        H and W must be multiples of ``config.stride``."""
+        self.check_size(condition.shape[-2:])
+        levels = self.correspondence(condition, exemplar, exemplar_condition, orders, cycle)
+        image = self.generator([lv.warp for lv in levels], condition) if synthesize else None
+        return WarpaintOutput(image, levels)
+
+    def check_size(self, size) -> None:
+        s = self.config.stride
+        if any(side % s for side in size) or any(side < s for side in size):
+            raise ValueError(f"input sides must be multiples of {s} (got {tuple(size)})")
+
+    # -- config + weights folder -----------------------------------------------------------
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write config.json and model.safetensors (atomically: temp file, then rename)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        _atomic(folder / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+        _atomic(folder / CONFIG_NAME, lambda p: self.config.save(p))
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu",
+                        **config_overrides) -> Warpaint:
+        """Load a model folder. ``config_overrides`` may change inference settings (e.g. iterations)."""
+        folder = Path(folder)
+        cfg_path, w_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        for p in (cfg_path, w_path):
+            if not p.is_file():
+                raise CheckpointError(f"{p} is missing: a model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+        try:
+            config = WarpaintConfig.load(cfg_path)
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{cfg_path} is not a Warpaint config: {exc}") from exc
+        if config_overrides:
+            config = config.replace(**config_overrides)
+        try:
+            state = load_file(str(w_path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{w_path} cannot be read (truncated or not safetensors): {exc}") from exc
+        model = cls(config)
+        model.load_weights(state, source=str(w_path))
+        return model.to(device).eval()
+
+    def load_weights(self, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+        """Strict load with a readable error for missing, unexpected or mis-shaped weights."""
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+        if missing or unexpected or wrong:
+            parts = []
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+                if keys:
+                    parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
+            raise CheckpointError(f"{source} does not fit this model config: " + "; ".join(parts))
+        self.load_state_dict(state, strict=True)
+
+
+def _atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,33 @@
+"""What a translation returns: the image plus everything needed to show the correspondence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class LevelView:
+    """One correspondence level, ready to display (all arrays are numpy, CPU)."""
+
+    size: tuple[int, int]  # (H, W) of this level's grid
+    warp: np.ndarray  # (H_out, W_out, 3) uint8: exemplar warped at this level, upsampled to output size
+    flow: np.ndarray  # (H_out, W_out, 3) uint8: flow field as a colour-wheel picture
+    confidence: np.ndarray  # (H, W) float32 in [0, 1]
+    candidates: np.ndarray  # (H, W, K, 2) float32: matched exemplar points (x, y) in OUTPUT pixels
+    weights: np.ndarray  # (H, W, K) float32: softmax weight of each candidate (sums to 1)
+
+
+@dataclass
+class TranslationResult:
+    """Output of ``Warpaint.translate``."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB: the synthesized output
+    warped: np.ndarray  # (H, W, 3) uint8 RGB: exemplar warped at the finest level
+    input_condition: np.ndarray  # (H, W, 3) uint8 picture of the input's condition
+    exemplar_condition: np.ndarray  # (H, W, 3) uint8 picture of the exemplar's condition
+    levels: list[LevelView]  # coarsest first
+    engine: str  # "learned (<checkpoint>)" or "training-free"
+    messages: list[str] = field(default_factory=list)  # warnings worth showing the user
+    seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds
