@@ -1,0 +1,100 @@
+"""Geometric augmentation for pseudo exemplars T(x): flip, crop-and-resize, rotation, smooth warp.
+
+Training (pseudo pairs) and ``eval-warp`` share this code. One random sampling grid per image
+is drawn from a ``torch.Generator`` and applied identically to the image and its label, so
+T(x) and T(label) stay aligned, and the grid itself says where each T(x) pixel came from in x.
+
+    pair = pseudo_exemplar(image, label, generator=torch.Generator().manual_seed(0))
+    pair.image   # (B, 3, H, W) T(x)
+    pair.grid    # (B, H, W, 2) for each T(x) pixel: its (x, y) position in x, grid_sample units
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from kornia.geometry import create_meshgrid
+
+
+@dataclass
+class PseudoPair:
+    """A pseudo exemplar and where its pixels come from."""
+
+    image: torch.Tensor  # (B, C, H, W): T(x)
+    label: torch.Tensor | None  # (B, L, H, W): T(label), or None
+    grid: torch.Tensor  # (B, H, W, 2): (x, y) in x for every T(x) pixel, in [-1, 1] (align_corners=False)
+    valid: torch.Tensor  # (B, 1, H, W) bool: T(x) pixels whose source lies inside x
+
+
+def random_grid(batch: int, size: tuple[int, int], generator: torch.Generator | None = None,
+                strength: float = 1.0, flip: bool = True, control_points: int = 5,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """Draw (B, H, W, 2) sampling grids: T(x) = grid_sample(x, grid).
+
+    ``strength`` scales every random magnitude (0 = identity): crop up to 20% of each side,
+    aspect jitter 10%, rotation 8 degrees, smooth displacement ~3% of the side on a
+    ``control_points`` x ``control_points`` lattice, upsampled bicubically.
+    """
+    h, w = int(size[0]), int(size[1])
+    s = float(strength)
+
+    def uniform(*shape) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator) * 2 - 1  # in [-1, 1), drawn on the CPU
+
+    # Smooth displacement field (piecewise-smooth elastic warp), in normalised units.
+    lattice = uniform(batch, 2, control_points, control_points) * 0.03 * s
+    elastic = F.interpolate(lattice, size=(h, w), mode="bicubic", align_corners=True)  # (B, 2, H, W)
+
+    # Crop-and-resize + rotation as one affine map of normalised coordinates.
+    zoom = 1 - 0.2 * s * torch.rand(batch, generator=generator)  # crop side fraction
+    aspect = 1 + 0.1 * s * uniform(batch)
+    sx, sy = zoom * aspect.sqrt(), zoom / aspect.sqrt()
+    sx, sy = sx.clamp(max=1.0), sy.clamp(max=1.0)
+    tx, ty = (1 - sx) * uniform(batch), (1 - sy) * uniform(batch)  # the crop stays inside the frame
+    angle = uniform(batch) * math.radians(8.0) * s
+    flips = (torch.rand(batch, generator=generator) < 0.5) if flip else torch.zeros(batch, dtype=torch.bool)
+
+    base = create_meshgrid(h, w, normalized_coordinates=True)  # (1, H, W, 2) pixel centres, corners at +-1
+    base = base * torch.tensor([(w - 1) / w, (h - 1) / h])  # -> align_corners=False convention
+    pts = base + elastic.permute(0, 2, 3, 1)  # (B, H, W, 2)
+    # Rotate in an isotropic frame (pixels scaled by the longer side), then scale and shift.
+    ax, ay = w / max(h, w), h / max(h, w)
+    px, py = pts[..., 0] * ax, pts[..., 1] * ay
+    cos, sin = angle.cos().view(-1, 1, 1), angle.sin().view(-1, 1, 1)
+    rx, ry = (cos * px - sin * py) / ax, (sin * px + cos * py) / ay
+    gx = rx * sx.view(-1, 1, 1) + tx.view(-1, 1, 1)
+    gy = ry * sy.view(-1, 1, 1) + ty.view(-1, 1, 1)
+    gx = torch.where(flips.view(-1, 1, 1), -gx, gx)
+    return torch.stack([gx, gy], dim=-1).to(device)
+
+
+def apply_grid(x: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Resample x (B, C, H, W) at grid (B, H', W', 2); edges repeat outside the frame."""
+    return F.grid_sample(x, grid.to(x.dtype), mode=mode, padding_mode="border", align_corners=False)
+
+
+def pseudo_exemplar(image: torch.Tensor, label: torch.Tensor | None = None,
+                    generator: torch.Generator | None = None, strength: float = 1.0, flip: bool = True,
+                    label_mode: str = "bilinear") -> PseudoPair:
+    """T(x) for a batch: the same random geometric transform on the image and its label.
+
+    image (B, C, H, W); label (B, L, H, W) or None. ``label_mode="nearest"`` keeps one-hot
+    labels one-hot. Note that a flip mirrors the picture only: left/right-specific label
+    channels (pose limbs) are not swapped, exactly as in the pixel data.
+    """
+    b, _, h, w = image.shape
+    grid = random_grid(b, (h, w), generator, strength, flip, device=image.device)
+    warped_label = apply_grid(label, grid, label_mode) if label is not None else None
+    valid = (grid.abs() <= 1).all(-1).unsqueeze(1)
+    return PseudoPair(apply_grid(image, grid), warped_label, grid, valid)
+
+
+def grid_to_pixels(grid: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 2) normalised grid -> (B, 2, H, W) (row, col) positions in x's pixels."""
+    _, h, w, _ = grid.shape
+    col = (grid[..., 0] + 1) * w / 2 - 0.5
+    row = (grid[..., 1] + 1) * h / 2 - 0.5
+    return torch.stack([row, col], dim=1)
