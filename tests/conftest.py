@@ -1,0 +1,17 @@
+"""Shared test set-up: make the repo importable, keep torch to the machine's cores."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
