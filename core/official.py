@@ -3,7 +3,9 @@ model: a mapping of names onto the same classes, plus the config its shapes impl
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -61,7 +63,7 @@ def load_official_file(path: str | Path, expect: str) -> dict[str, torch.Tensor]
     if not path.is_file():
         raise CheckpointError(f"{path} not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(_without_stray_entries(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # weights_only refuses pickled code; zip and EOF errors for truncation
         raise CheckpointError(f"{path} cannot be read (truncated, or not a PyTorch checkpoint): {exc}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -78,6 +80,27 @@ def load_official_file(path: str | Path, expect: str) -> dict[str, torch.Tensor]
         hint = " (it looks like the correspondence net, latest_net_Corr.pth)" if is_corr else ""
         raise CheckpointError(f"{path} is not the official generator latest_net_G.pth{hint}")
     return state
+
+
+def _without_stray_entries(path: Path) -> Path | io.BytesIO:
+    """The released latest_net_Corr.pth carries copies of the D and G files at the top of its zip,
+    which torch.load rejects ("file in archive is not in a subdirectory", official issues #3/#16).
+    Keep only the checkpoint's own folder, in memory; any other file is returned untouched."""
+    if not zipfile.is_zipfile(path):
+        return path
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        roots = {n.split("/", 1)[0] for n in names if n.endswith("/data.pkl") and n.count("/") == 1}
+        if len(roots) != 1 or all("/" in n for n in names):
+            return path
+        root = roots.pop()
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as out:
+            for name in names:
+                if name.startswith(root + "/"):
+                    out.writestr(name, zf.read(name))
+    buffer.seek(0)
+    return buffer
 
 
 def official_config(corr: dict[str, torch.Tensor], gen: dict[str, torch.Tensor], **overrides) -> WarpaintConfig:

@@ -143,3 +143,20 @@ def test_pickled_code_is_refused(tmp_path):
     torch.save({"x": Evil()}, tmp_path / "evil.pth")
     with pytest.raises(CheckpointError):
         load_official(tmp_path / "evil.pth", FIXTURE / "netG.pth")
+
+
+def test_released_corr_file_with_stray_copies_loads(tmp_path):
+    """The released latest_net_Corr.pth has D and G copies at the top of its zip (official issue #3)."""
+    import shutil
+    import zipfile
+
+    path = tmp_path / "latest_net_Corr.pth"
+    shutil.copy(FIXTURE / "netCorr.pth", path)
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("latest_net_D.pth", b"stray")
+        zf.writestr("latest_net_G.pth", b"stray")
+    with pytest.raises(RuntimeError, match="not in a subdirectory"):
+        torch.load(path, weights_only=True)
+    model = load_official(path, FIXTURE / "netG.pth")
+    reference = load_official(FIXTURE / "netCorr.pth", FIXTURE / "netG.pth")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
