@@ -83,36 +83,68 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8).copy()
 
 
+def _open_checked(source: str | Path | bytes, max_pixels: int, min_side: int) -> tuple[Image.Image, str]:
+    """Open and check the header's size; nothing is decoded yet."""
+    im, name = _open(source)
+    w, h = im.size
+    if w * h > max_pixels:
+        im.close()
+        raise InputError(
+            f"{name} is {w}x{h} pixels ({w * h / 1e6:.0f} MP), over the {max_pixels / 1e6:.0f} MP limit. "
+            "Downscale it first (a few megapixels is plenty)."
+        )
+    if min(w, h) < min_side:
+        im.close()
+        raise InputError(
+            f"{name} is only {w}x{h} pixels. Use a picture at least {min_side} pixels on each side "
+            "(512 or more gives good results)."
+        )
+    return im, name
+
+
+def _decode(im: Image.Image, name: str) -> Image.Image:
+    """Decode the first frame and apply EXIF orientation, mapping failures to ``InputError``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im.seek(0)  # first frame of animations and multi-page files
+            im.load()
+            return ImageOps.exif_transpose(im) or im
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{name} is far too large to decode safely. Use a smaller picture.") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise InputError(f"{name} is corrupt or truncated ({exc}). Re-export or re-download it.") from exc
+
+
 def load_image(source: str | Path | bytes, max_pixels: int = 40_000_000, *, min_side: int = MIN_SIDE) -> np.ndarray:
     """Read a picture from a path or bytes as (H, W, 3) uint8 RGB, safely.
 
     The size is checked from the header before decoding (decompression bombs), EXIF
     orientation is applied, and any failure raises ``InputError`` with advice.
     """
-    im, name = _open(source)
+    im, name = _open_checked(source, max_pixels, min_side)
     with im:
-        w, h = im.size
-        if w * h > max_pixels:
-            raise InputError(
-                f"{name} is {w}x{h} pixels ({w * h / 1e6:.0f} MP), over the {max_pixels / 1e6:.0f} MP limit. "
-                "Downscale it first (a few megapixels is plenty)."
-            )
-        if min(w, h) < min_side:
-            raise InputError(
-                f"{name} is only {w}x{h} pixels. Use a picture at least {min_side} pixels on each side "
-                "(512 or more gives good results)."
-            )
+        return _to_rgb(_decode(im, name))
+
+
+def load_label_map(source: str | Path | bytes, max_pixels: int = 40_000_000) -> np.ndarray | None:
+    """Raw values of a grey picture (8 or 16 bit) as (H, W) int64, e.g. an ADE20K annotation PNG.
+
+    Returns None for colour and palette ("P") pictures, whose meaning is their colours:
+    read those with ``load_image``. Same safety checks as ``load_image``.
+    """
+    im, name = _open_checked(source, max_pixels, 1)
+    with im:
+        if im.mode not in ("L", "I", "I;16", "I;16L", "I;16B"):
+            return None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im.seek(0)  # first frame of animations and multi-page files
+                im.seek(0)
                 im.load()
-                im = ImageOps.exif_transpose(im) or im
-                return _to_rgb(im)
-        except Image.DecompressionBombError as exc:
-            raise InputError(f"{name} is far too large to decode safely. Use a smaller picture.") from exc
+                return np.asarray(im).astype(np.int64)
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise InputError(f"{name} is corrupt or truncated ({exc}). Re-export or re-download it.") from exc
+            raise InputError(f"{name} is corrupt or truncated ({exc}).") from exc
 
 
 def fit_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> tuple[int, int, int, int, float, float]:
@@ -142,14 +174,20 @@ def fit_points(points: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, i
     return out
 
 
-def fit_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Centre-crop to the aspect of ``size`` = (H, W), then resize (area down, cubic up)."""
+def fit_image(image: np.ndarray, size: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
+    """Centre-crop to the aspect of ``size`` = (H, W), then resize (area down, cubic up).
+
+    ``nearest`` resizes with nearest neighbour instead, for label and index maps.
+    """
     top, left, ch, cw, _, _ = fit_geometry(image.shape[:2], size)
     crop = image[top : top + ch, left : left + cw]
     h, w = int(size[0]), int(size[1])
     if (ch, cw) == (h, w):
         return np.ascontiguousarray(crop)
-    interp = cv2.INTER_AREA if ch * cw > h * w else cv2.INTER_CUBIC
+    if nearest:
+        interp = cv2.INTER_NEAREST
+    else:
+        interp = cv2.INTER_AREA if ch * cw > h * w else cv2.INTER_CUBIC
     return cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=interp)
 
 

@@ -1,0 +1,32 @@
+"""The one object every extractor returns: the model's label plus what the UI and evaluation need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Condition:
+    """A condition (pose / face edges / mask) at one size (H, W).
+
+    ``label`` is what the model consumes; ``preview`` is a picture of it for people.
+    ``parts`` are soft per-part maps in [0, 1] (1 on the part, falling to 0 far away,
+    all 0 for a part that is missing), used by the training-free matcher.
+    """
+
+    task: str
+    label: torch.Tensor  # (C, H, W) float32
+    preview: np.ndarray  # (H, W, 3) uint8 RGB
+    image: np.ndarray | None = None  # (H, W, 3) uint8: the photo it came from, fitted to (H, W)
+    keypoints: np.ndarray | None = None  # pose (18, 3) / face (68, 3): x, y, confidence (0 = missing)
+    subject_mask: np.ndarray | None = None  # (H, W) bool
+    parts: np.ndarray | None = None  # (P, H, W) float32 in [0, 1]
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W)."""
+        return int(self.label.shape[1]), int(self.label.shape[2])

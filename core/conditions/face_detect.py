@@ -1,0 +1,147 @@
+"""Find one face and its 68 iBUG landmarks: detect (MediaPipe FaceDetection), crop, then FaceMesh.
+
+FaceMesh alone misses small faces in wide shots, so the full-range face detector (model 1,
+then the close-up model 0) finds the faces first; the largest one is cropped with a margin,
+enlarged, and given to FaceMesh. The optional face-alignment backend (2DFAN4, the original
+iBUG-68 predictor) is used only when ``WARPAINT_FACE_BACKEND=face-alignment`` is set, the
+package imports and its weights are already on disk: it is never required or downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.conditions import detectors
+from core.conditions.ibug68 import facemesh_to_ibug68
+from core.errors import NoSubjectError
+
+MESH_CROP_SIDE = 384  # the face crop handed to FaceMesh
+CROP_MARGIN = 1.9  # crop side = this x the detector box's longer side
+
+
+@dataclass
+class FaceFind:
+    """One face: iBUG-68 points and the outline of the whole face, in pixels of the searched picture."""
+
+    ibug: np.ndarray  # (68, 2)
+    outline: np.ndarray  # (N, 2) points whose convex hull is the face (FaceMesh: all 468)
+    width: float  # face width in pixels (jaw end to jaw end)
+    messages: list[str] = field(default_factory=list)
+
+
+def _boxes(image: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+    """Face boxes (x0, y0, x1, y1, score) in pixels: full-range model first, then the close-up one."""
+    h, w = image.shape[:2]
+    for name in ("face_detection_far", "face_detection_near"):
+        result = detectors.run(name, image)
+        found = []
+        for det in result.detections or []:
+            box = det.location_data.relative_bounding_box
+            x0, y0 = max(0.0, box.xmin) * w, max(0.0, box.ymin) * h
+            x1, y1 = min(1.0, box.xmin + box.width) * w, min(1.0, box.ymin + box.height) * h
+            if x1 > x0 and y1 > y0:
+                found.append((x0, y0, x1, y1, float(det.score[0])))
+        if found:
+            return found
+    return []
+
+
+def _mesh(image: np.ndarray) -> np.ndarray | None:
+    """FaceMesh on a picture -> (468, 2) pixels, or None."""
+    result = detectors.run("face_mesh", image)
+    if not result.multi_face_landmarks:
+        return None
+    h, w = image.shape[:2]
+    return np.array([(p.x * w, p.y * h) for p in result.multi_face_landmarks[0].landmark])
+
+
+def _mesh_in_box(image: np.ndarray, box: tuple[float, float, float, float, float]) -> np.ndarray | None:
+    """FaceMesh on an enlarged square crop around a detector box, mapped back to the picture."""
+    x0, y0, x1, y1, _ = box
+    side = CROP_MARGIN * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 0.1 * (y1 - y0)  # boxes start at the brows: shift up a little
+    scale = MESH_CROP_SIDE / side
+    # Affine map picture -> crop (zero padding where the crop leaves the picture).
+    m = np.array([[scale, 0, MESH_CROP_SIDE / 2 - cx * scale], [0, scale, MESH_CROP_SIDE / 2 - cy * scale]])
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    crop = cv2.warpAffine(image, m, (MESH_CROP_SIDE, MESH_CROP_SIDE), flags=interp,
+                          borderMode=cv2.BORDER_CONSTANT)
+    pts = _mesh(crop)
+    if pts is None:
+        return None
+    return (pts - m[:, 2]) / scale
+
+
+_fa_lock = threading.Lock()
+_fa_model: list[object] = []
+
+
+def face_alignment_ready() -> bool:
+    """True when the optional face-alignment package imports and its weights are already cached."""
+    if importlib.util.find_spec("face_alignment") is None:
+        return False
+    try:
+        import torch.hub
+
+        ckpt = Path(torch.hub.get_dir()) / "checkpoints"
+    except Exception:
+        return False
+    return any(ckpt.glob("2DFAN4*")) and any(ckpt.glob("s3fd*"))
+
+
+def _face_alignment_points(image: np.ndarray) -> np.ndarray | None:
+    """The largest face's 68 points from face-alignment (None if it fails in any way)."""
+    try:
+        with _fa_lock:
+            if not _fa_model:
+                import face_alignment
+
+                kind = getattr(face_alignment.LandmarksType, "TWO_D", None) or face_alignment.LandmarksType._2D
+                try:
+                    _fa_model.append(face_alignment.FaceAlignment(kind, device="cpu", compile=False))
+                except TypeError:  # older versions have no ``compile`` argument
+                    _fa_model.append(face_alignment.FaceAlignment(kind, device="cpu"))
+            faces = _fa_model[0].get_landmarks_from_image(image)  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    if not faces:
+        return None
+    return np.asarray(max(faces, key=lambda f: np.ptp(f[:, 0]) * np.ptp(f[:, 1]))[:, :2], np.float64)
+
+
+def find_face(image: np.ndarray) -> FaceFind:
+    """The largest face in an RGB picture; raises ``NoSubjectError`` when there is none."""
+    messages: list[str] = []
+    if os.environ.get("WARPAINT_FACE_BACKEND", "").lower() == "face-alignment":
+        if face_alignment_ready():
+            pts = _face_alignment_points(image)
+            if pts is not None:
+                return FaceFind(pts, pts, float(np.ptp(pts[:17, 0])), ["Landmarks by face-alignment (2DFAN4)."])
+            messages.append("face-alignment found no face; fell back to MediaPipe.")
+        else:
+            messages.append("face-alignment is not installed or its weights are not cached; used MediaPipe.")
+    boxes = _boxes(image)
+    mesh = None
+    if boxes:
+        areas = [(b[2] - b[0]) * (b[3] - b[1]) for b in boxes]
+        box = boxes[int(np.argmax(areas))]
+        if len(boxes) > 1:
+            messages.append(f"{len(boxes)} faces found; used the largest. Crop the photo to choose another.")
+        mesh = _mesh_in_box(image, box)
+    if mesh is None:
+        mesh = _mesh(image)
+    if mesh is None:
+        if boxes:
+            raise NoSubjectError("A face was detected but its landmarks could not be placed. Use a sharper, "
+                                 "more frontal photo where the face is unobstructed.")
+        raise NoSubjectError("No face found in the picture. Use a photo with a clearly visible face "
+                             "(frontal or three-quarter view), or give 68 face keypoints as OpenPose JSON.")
+    ibug = facemesh_to_ibug68(mesh)
+    return FaceFind(ibug, mesh, float(np.ptp(ibug[:17, 0])), messages)

@@ -1,0 +1,157 @@
+"""Segmentation-mask conditions (ADE20K): palette pictures <-> index maps <-> 151-channel one-hot labels.
+
+Index 0 is unlabeled, 1..150 the ADE20K classes (see ``ade20k``). Painted masks are
+snapped to the palette: pixels close to a palette colour take it; pixels in between
+(anti-aliased brush edges, JPEG noise) take the label of the nearest confidently
+coloured pixel, so no stray third class appears along an edge. From a photo, only
+person / background can be segmented offline (MediaPipe selfie segmentation).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from scipy import ndimage
+
+from core.conditions import detectors
+from core.conditions.ade20k import NUM_INDICES, PALETTE, PERSON, UNLABELED
+from core.conditions.condition import Condition
+from core.conditions.framing import check_photo, check_size
+from core.errors import InputError, NoSubjectError
+from core.imageio import fit_image
+
+MASK_CHANNELS = NUM_INDICES  # 151
+SNAP_DISTANCE = 10  # RGB distance within which a pixel counts as that palette colour
+FLAT_RANGE = 12  # max channel range in a 3x3 patch for a "flat" (not an edge) pixel
+MIN_PALETTE_FRACTION = 0.5  # below this share of palette-coloured pixels it is not a painted mask
+
+
+def _first_index_of_colour() -> dict[int, int]:
+    table: dict[int, int] = {}
+    for i, (r, g, b) in enumerate(PALETTE.astype(np.int64)):
+        table.setdefault((r << 16) | (g << 8) | b, i)  # duplicate colours map to the first index
+    return table
+
+
+_COLOUR_TO_INDEX = _first_index_of_colour()
+
+
+def index_to_palette(index: np.ndarray) -> np.ndarray:
+    """(H, W) int index map -> (H, W, 3) uint8 ADE20K palette picture."""
+    idx = np.asarray(index)
+    if idx.size and (idx.min() < 0 or idx.max() >= NUM_INDICES):
+        raise InputError(f"ADE20K indices must be 0..{NUM_INDICES - 1}; got {idx.min()}..{idx.max()}.")
+    return PALETTE[idx.astype(np.int64)]
+
+
+def palette_to_index(picture: np.ndarray, snap: bool = True) -> tuple[np.ndarray, float]:
+    """(H, W, 3) palette picture -> (H, W) uint8 index map and the share of pixels near a palette colour.
+
+    A pixel is trusted when its colour is exactly a palette colour, or close to one
+    (``SNAP_DISTANCE``) inside a flat 3x3 patch; every other pixel (anti-aliased edges,
+    whose blends can sit near an unrelated third colour: palette colours are as close as 7
+    apart) takes the label of the nearest trusted pixel. With ``snap`` off, only exact
+    colours are accepted and anything else raises ``InputError``.
+    """
+    rgb8 = np.ascontiguousarray(np.asarray(picture)[..., :3], dtype=np.uint8)
+    rgb = rgb8.astype(np.int64)
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    colours, inverse = np.unique(packed.reshape(-1), return_inverse=True)
+    inverse = inverse.reshape(packed.shape)
+    exact = np.array([_COLOUR_TO_INDEX.get(int(c), -1) for c in colours])
+    if not snap:
+        if (exact < 0).any():
+            raise InputError(f"{int((exact < 0).sum())} colours in the mask are not ADE20K palette colours.")
+        return exact[inverse].astype(np.uint8), 1.0
+    cols = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1).astype(np.float64)
+    d2 = ((cols[:, None, :] - PALETTE[None].astype(np.float64)) ** 2).sum(axis=2)
+    nearest = np.where(exact >= 0, exact, d2.argmin(axis=1))  # duplicate colours: the first index
+    close = (d2.min(axis=1) <= SNAP_DISTANCE**2)[inverse]
+    kernel = np.ones((3, 3), np.uint8)
+    flat = (cv2.dilate(rgb8, kernel) - cv2.erode(rgb8, kernel)).max(axis=2) <= FLAT_RANGE
+    sure = (exact >= 0)[inverse] | (close & flat)
+    index = nearest[inverse]
+    if sure.any() and not sure.all():
+        _, (iy, ix) = ndimage.distance_transform_edt(~sure, return_indices=True)
+        index = index[iy, ix]
+    return index.astype(np.uint8), float(close.mean()) if close.size else 0.0
+
+
+def index_to_onehot(index: np.ndarray) -> torch.Tensor:
+    """(H, W) index map -> (151, H, W) float32 one-hot label (channel k = ADE20K index k)."""
+    idx = torch.from_numpy(np.asarray(index).astype(np.int64))
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= NUM_INDICES):
+        raise InputError(f"ADE20K indices must be 0..{NUM_INDICES - 1}.")
+    label = torch.zeros((NUM_INDICES, *idx.shape), dtype=torch.float32)
+    label.scatter_(0, idx[None], 1.0)
+    return label
+
+
+def onehot_to_index(label: torch.Tensor) -> np.ndarray:
+    """(151, H, W) label (one-hot or scores) -> (H, W) uint8 index map."""
+    return label.argmax(dim=0).to(torch.uint8).cpu().numpy()
+
+
+def looks_like_index_map(picture: np.ndarray) -> bool:
+    """True for an ADE20K annotation PNG read as RGB: grey (R = G = B), values <= 150, not palette greys."""
+    rgb = np.asarray(picture)
+    if rgb.ndim == 2:
+        return True
+    if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+        return False
+    values = np.unique(rgb[..., 0])
+    palette_greys = {int(c[0]) for c in PALETTE if c[0] == c[1] == c[2]}
+    return int(values.max()) < NUM_INDICES and not set(values.tolist()) <= palette_greys
+
+
+def from_index(index: np.ndarray, size: tuple[int, int], image: np.ndarray | None = None,
+               messages: list[str] | None = None) -> Condition:
+    """An index map (any size; resized with nearest neighbour) -> mask condition at ``size``."""
+    size = check_size(size)
+    idx = np.asarray(index)
+    if idx.ndim != 2:
+        raise InputError(f"An index map must be 2-D (H, W); got shape {idx.shape}.")
+    if idx.size and (idx.min() < 0 or idx.max() >= NUM_INDICES):
+        raise InputError(f"This mask has values up to {idx.max()}: ADE20K indices are 0..{NUM_INDICES - 1} "
+                         "(0 = unlabeled). Paint it with the ADE20K palette instead.")
+    idx = fit_image(idx.astype(np.uint8), size, nearest=True)
+    label = index_to_onehot(idx)
+    photo = fit_image(check_photo(image, "scene"), size) if image is not None else None
+    return Condition(task="mask", label=label, preview=index_to_palette(idx), image=photo, keypoints=None,
+                     subject_mask=idx != UNLABELED, parts=label.numpy(), messages=list(messages or []))
+
+
+def from_picture(picture: np.ndarray, size: tuple[int, int]) -> Condition:
+    """A painted ADE20K-palette mask (or an annotation index PNG) -> mask condition."""
+    arr = np.asarray(picture)
+    if arr.dtype != np.uint8 and arr.ndim == 3:
+        raise InputError("A painted mask must be an 8-bit RGB picture.")
+    if looks_like_index_map(arr):
+        index = arr if arr.ndim == 2 else arr[..., 0]
+        return from_index(index, size, messages=["Read as an ADE20K index map (grey values = class indices)."])
+    index, fraction = palette_to_index(arr)
+    if fraction < MIN_PALETTE_FRACTION:
+        raise InputError(f"Only {fraction:.0%} of this picture uses ADE20K palette colours: it does not look "
+                         "like a painted mask. Paint regions with the ADE20K colours (see docs/conditions.md), "
+                         "or pass a photo to extract a person/background mask.")
+    messages = [] if fraction > 0.99 else [f"{1 - fraction:.1%} of the pixels were between palette colours "
+                                           "and were snapped to their neighbours."]
+    return from_index(index, size, messages=messages)
+
+
+def extract(image: np.ndarray, size: tuple[int, int]) -> Condition:
+    """Photo -> person / unlabeled mask (MediaPipe selfie segmentation; the person is ADE20K index 13)."""
+    size = check_size(size)
+    photo = fit_image(check_photo(image, "person"), size)
+    seg = detectors.run("selfie", photo).segmentation_mask
+    person = np.asarray(seg) > 0.5 if seg is not None else np.zeros(size, bool)
+    if person.mean() < 0.002:
+        raise NoSubjectError("No person found to segment. Offline, only people can be segmented from a photo; "
+                             "paint the mask with the ADE20K palette and load it as a condition instead.")
+    person = cv2.morphologyEx(person.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    index = np.where(person, PERSON, UNLABELED).astype(np.uint8)
+    cond = from_index(index, size, messages=["Only person / background is segmented automatically; "
+                                             "paint the other regions with the ADE20K palette."])
+    cond.image = photo
+    return cond
