@@ -1,0 +1,120 @@
+"""The app's only door into ``core``: cached translators, safe picture loading, error translation.
+
+``core.pipeline`` (torch, MediaPipe) is imported on first use, not when the app starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from app import settings
+from core.errors import CheckpointError, InputError, NoSubjectError, WarpaintError
+
+log = logging.getLogger("warpaint.app")
+
+ENGINES = ("auto", "learned", "training-free")
+_TITLES = {InputError: "Input problem", NoSubjectError: "Nothing found", CheckpointError: "Checkpoint problem"}
+
+try:  # Hugging Face Spaces (ZeroGPU): heavy functions borrow a GPU while they run
+    import spaces  # type: ignore[import-not-found]
+
+    gpu: Callable = spaces.GPU
+except ImportError:  # everywhere else: a no-op decorator
+
+    def gpu(fn: Callable) -> Callable:
+        return fn
+
+
+def friendly_errors(fn: Callable) -> Callable:
+    """Turn every ``WarpaintError`` into a ``gr.Error`` with its message; never show a traceback to users."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except WarpaintError as exc:
+            title = next((t for cls, t in _TITLES.items() if isinstance(exc, cls)), "Cannot do that")
+            raise gr.Error(str(exc), title=title) from exc
+        except MemoryError as exc:
+            raise gr.Error("Out of memory: choose a smaller resolution in Advanced.", title="Too large") from exc
+        except Exception as exc:  # a bug: log it in full, tell the user briefly
+            log.exception("unexpected error in %s", getattr(fn, "__name__", fn))
+            raise gr.Error(f"Unexpected error ({type(exc).__name__}: {exc}). Try another picture or a smaller "
+                           "resolution; if it persists, please report it.", title="Internal error") from exc
+
+    return wrapper
+
+
+def load_picture(source: str | Path | np.ndarray | None, what: str) -> np.ndarray:
+    """A path (an upload in Gradio's cache) or an array -> (H, W, 3) uint8 RGB, with the app's pixel limit."""
+    if source is None:
+        raise InputError(f"No {what} given: upload a picture or pick an example.")
+    if isinstance(source, np.ndarray):
+        if source.ndim != 3 or source.shape[2] != 3 or source.dtype != np.uint8:
+            raise InputError(f"The {what} must be an RGB picture; got an array of shape {source.shape}.")
+        if source.shape[0] * source.shape[1] > settings.MAX_PIXELS:
+            raise InputError(f"The {what} has more than {settings.MAX_PIXELS / 1e6:.0f} MP. Use a smaller picture.")
+        return source
+    from core.imageio import load_image
+
+    return load_image(str(source), max_pixels=settings.MAX_PIXELS)
+
+
+def checkpoint_paths(task: str) -> list[str]:
+    """Checkpoint folders for ``task`` found under the app's checkpoints folder (newest rules are core's)."""
+    from core.pipeline import find_checkpoints
+
+    if not settings.CHECKPOINTS.is_dir():
+        return []
+    return [str(p) for p in find_checkpoints(settings.CHECKPOINTS, task)]
+
+
+def engine_plan(task: str, engine: str, checkpoint: str | None) -> str:
+    """What will run, in words, before anything is loaded."""
+    if engine == "training-free":
+        return "training-free (hand-made descriptors, no weights)"
+    found = [checkpoint] if checkpoint else checkpoint_paths(task)
+    if engine == "learned":
+        return f"learned ({Path(found[0]).name})" if found else "learned: no checkpoint found (the run will fail)"
+    if found:
+        return f"auto: learned ({Path(found[0]).name})"
+    return "auto: training-free (no checkpoint for this task under checkpoints/)"
+
+
+class _TranslatorCache:
+    """A few ``core.pipeline.Translator`` objects, keyed by (task, engine, checkpoint), built once each."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self.items: OrderedDict[tuple, Any] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, task: str, engine: str, checkpoint: str | None) -> Any:
+        if engine not in ENGINES:
+            raise InputError(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
+        key = (task, engine, checkpoint or None)
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+            from core.pipeline import Translator
+
+            translator = Translator(task, engine=engine, checkpoint=checkpoint or None)
+            self.items[key] = translator
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+            return translator
+
+
+translators = _TranslatorCache()

@@ -1,0 +1,153 @@
+"""What the app's events do, independent of the layout: extract, translate, inspect a click.
+
+Each function takes plain values (paths, arrays, numbers) and returns plain values, so the
+UI, the API endpoints and the tests share them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from app import drawing
+from app.engine import friendly_errors, gpu, load_picture, translators
+from app.tasks import TASKS
+from core.errors import InputError
+from core.results import LevelView, TranslationResult
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class InspectState:
+    """What click-to-inspect needs after a run (kept per browser session in a ``gr.State``)."""
+
+    exemplar: np.ndarray  # (H, W, 3) uint8: the exemplar as the model saw it, at output size
+    size: tuple[int, int]  # output (H, W)
+    levels: list[LevelView]  # candidates/weights stored as float16 to keep sessions small
+
+
+@dataclass
+class Outcome:
+    result: TranslationResult
+    state: InspectState
+
+    def status(self) -> str:
+        return status_markdown(self.result)
+
+    def info(self) -> dict:
+        r = self.result
+        return {"engine": r.engine, "messages": list(r.messages), "size": list(r.image.shape[:2]),
+                "seconds": {k: round(v, 3) for k, v in r.seconds.items()}, "levels": [list(lv.size) for lv in r.levels]}
+
+
+def check_task(task: str) -> str:
+    if task not in TASKS:
+        raise InputError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
+    return task
+
+
+def check_resolution(resolution: float | None) -> int | None:
+    from app.settings import RESOLUTION_MAX, RESOLUTION_MIN
+
+    if resolution is None or resolution == 0:
+        return None
+    res = int(resolution)
+    if not RESOLUTION_MIN <= res <= RESOLUTION_MAX:
+        raise InputError(f"Resolution {res} is outside {RESOLUTION_MIN}..{RESOLUTION_MAX}.")
+    return res
+
+
+def oil_paint(picture: np.ndarray) -> np.ndarray:
+    """The oil-paint look of assets/make_assets.py (OpenCV contrib's xphoto.oilPainting), scaled to the picture."""
+    import cv2
+
+    size = max(2, round(4 * min(picture.shape[:2]) / 512))
+    return np.ascontiguousarray(cv2.xphoto.oilPainting(np.ascontiguousarray(picture[..., ::-1]), size, 1)[..., ::-1])
+
+
+@gpu  # outermost: on ZeroGPU the gr.Error raised inside travels back to the UI
+@friendly_errors
+def extract(task: str, image, ready_condition: bool = False, resolution: float | None = 256) -> tuple[np.ndarray, str]:
+    """A photo (or a ready condition) -> the picture of its condition, and the extractor's messages."""
+    task = check_task(task)
+    res = check_resolution(resolution) or 256
+    picture = load_picture(image, "picture")
+    condition = translators.get(task, "training-free", None).extract(picture, (res, res),
+                                                                       ready_condition=bool(ready_condition))
+    return condition.preview, "\n".join(condition.messages)
+
+
+@gpu  # outermost: on ZeroGPU the gr.Error raised inside travels back to the UI
+@friendly_errors
+def translate(task: str, source, exemplar, *, source_is_condition: bool = False, resolution: float | None = None,
+              engine: str = "auto", checkpoint: str | None = None, iterations: float | None = None,
+              temperature: float | None = None, seed: float | None = 0, oil_paint_exemplar: bool = False,
+              progress: Progress | None = None) -> Outcome:
+    """Translate ``source`` (photo or condition) to the looks of ``exemplar``; everything the UI shows."""
+    task = check_task(task)
+    res = check_resolution(resolution)
+    report = progress or (lambda fraction, text: None)
+    report(0.0, "reading pictures")
+    src = load_picture(source, "input")
+    ex = load_picture(exemplar, "exemplar")
+    if oil_paint_exemplar:
+        ex = oil_paint(ex)
+    translator = translators.get(task, engine, checkpoint or None)
+    result = translator.translate(
+        src, ex, resolution=res, iterations=int(iterations) if iterations else None,
+        temperature=float(temperature) if temperature else None, seed=int(seed or 0),
+        source_is_condition=bool(source_is_condition), progress=report)
+    return Outcome(result, inspect_state(result, ex))
+
+
+def inspect_state(result: TranslationResult, exemplar: np.ndarray) -> InspectState:
+    """Keep what a click needs: the exemplar at output size and each level's candidates (float16)."""
+    from core.imageio import fit_image
+
+    size = tuple(int(s) for s in result.image.shape[:2])
+    levels = [LevelView(size=lv.size, warp=lv.warp, flow=lv.flow, confidence=lv.confidence.astype(np.float32),
+                        candidates=lv.candidates.astype(np.float16), weights=lv.weights.astype(np.float16))
+              for lv in result.levels]
+    return InspectState(exemplar=fit_image(exemplar, size), size=size, levels=levels)
+
+
+def status_markdown(result: TranslationResult) -> str:
+    """Engine in use, timings and the extractors' / engine's messages."""
+    total = sum(result.seconds.values())
+    stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items())
+    text = f"**Engine:** {result.engine}  \n**Time:** {total:.2f} s" + (f" ({stages})" if stages else "")
+    if result.messages:
+        text += "\n\n" + "\n".join(f"- {m}" for m in result.messages)
+    return text
+
+
+def level_pictures(state: InspectState | None, level: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Flow picture and confidence picture of one level (default: the finest)."""
+    if state is None or not state.levels:
+        return None, None
+    lv = state.levels[_level_index(state, level)]
+    return lv.flow, drawing.confidence_picture(lv.confidence, state.size)
+
+
+def _level_index(state: InspectState, level: int | None) -> int:
+    n = len(state.levels)
+    return n - 1 if level is None else int(np.clip(int(level), 0, n - 1))
+
+
+def inspect(state: InspectState | None, level: int | None, point: tuple[float, float] | None
+            ) -> tuple[np.ndarray | None, str]:
+    """A click at output pixel (x, y) -> the exemplar with that pixel's K candidates marked, and a caption."""
+    if state is None:
+        return None, "Run a translation first, then click a point of the output or of the input's condition."
+    if point is None:
+        return state.exemplar, "Click a point of the output or of the input's condition."
+    i = _level_index(state, level)
+    lv = state.levels[i]
+    cell = drawing.grid_cell(point, state.size, lv.size)
+    candidates = lv.candidates[cell].astype(np.float32)  # (K, 2) (x, y) in output pixels
+    weights = lv.weights[cell].astype(np.float32)  # (K,)
+    marked = drawing.mark_candidates(state.exemplar, candidates, weights)
+    return marked, drawing.describe_match(i, lv, len(state.levels), point, cell, weights, candidates)

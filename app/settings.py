@@ -1,0 +1,33 @@
+"""The app's limits and defaults, each overridable by an environment variable (Spaces secrets/variables)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from app import TEMP_DIR as TEMP_DIR  # re-exported: the app's own temporary folder
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+CHECKPOINTS = Path(os.environ.get("WARPAINT_CHECKPOINTS", ROOT / "checkpoints"))
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value.strip() else default
+    except ValueError as exc:
+        raise SystemExit(f"{name}={value!r} is not a whole number") from exc
+
+
+SERVER_NAME = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+SERVER_PORT = _int("GRADIO_SERVER_PORT", 7860)
+SHARE = os.environ.get("WARPAINT_SHARE", "").lower() in ("1", "true", "yes")  # a public link only when asked
+
+MAX_FILE_SIZE = os.environ.get("WARPAINT_MAX_FILE_SIZE", "20mb")  # per upload, enforced by Gradio
+MAX_PIXELS = _int("WARPAINT_MAX_PIXELS", 25_000_000)  # per picture, checked from the header before decoding
+CONCURRENCY = _int("WARPAINT_CONCURRENCY", 1)  # heavy events (extraction, translation) running at once
+QUEUE_SIZE = _int("WARPAINT_QUEUE_SIZE", 32)  # waiting requests beyond which new ones are refused
+CACHE_SECONDS = _int("WARPAINT_CACHE_SECONDS", 3600)  # uploads and results older than this are deleted
+
+RESOLUTION_MIN, RESOLUTION_MAX, RESOLUTION_STEP = 128, _int("WARPAINT_MAX_RESOLUTION", 1024), 64

@@ -1,0 +1,238 @@
+"""The layout: one tab per task, each wired to ``app.handlers``; plus the ``extract`` / ``translate`` API."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from app import drawing, handlers, settings
+from app.components import MaskEditor, PhotoInput
+from app.engine import ENGINES, checkpoint_paths, engine_plan, friendly_errors
+from app.palette import editor_to_mask, legend_html, make_brush
+from app.tasks import TABS, TASKS, TabSpec
+
+PHOTO, READY = "Photo", "Ready condition"
+PROGRESS = gr.Progress()  # marks a handler's progress parameter; Gradio gives each call its own tracker
+HEAVY = dict(concurrency_id="heavy", concurrency_limit=settings.CONCURRENCY, api_visibility="undocumented")
+
+INTRO = """# Warpaint
+Exemplar-based image translation with full-resolution correspondence (after CoCosNet v2).
+Give an **input** (a photo, or a ready-made condition) and an **exemplar**: Warpaint finds, for every
+output pixel, where it matches in the exemplar (coarse to fine, level by level) and paints the input
+with the exemplar's looks. Below the output you can *see* that correspondence: the warp at every
+level, the flow, the confidence, and, by clicking the output, the matched points in the exemplar.
+Everything runs on this machine; nothing is downloaded."""
+
+
+def _source(spec: TabSpec, kind: str, photo, condition):
+    """The picture to translate: the photo, or the ready condition (a painted mask is flattened first)."""
+    if kind != READY:
+        return photo, False
+    return (editor_to_mask(condition) if spec.task == "mask" else condition), True
+
+
+def _checkpoint_choices(task: str) -> list[tuple[str, str]]:
+    try:
+        found = checkpoint_paths(task)
+    except Exception:  # no pipeline yet / unreadable folder: offer none rather than break the page
+        found = []
+    return [("none (auto picks)", "")] + [(p.split("/")[-1], p) for p in found]
+
+
+def _plan_updater(task: str):
+    def show_plan(engine_name, ckpt):
+        return f"**Engine:** {friendly_errors(engine_plan)(task, engine_name, ckpt or None)}"
+
+    return show_plan
+
+
+def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
+    """One task tab: inputs, previews, Advanced, Run, output, and the correspondence views."""
+    key = spec.key
+    gr.Markdown(spec.intro)
+    with gr.Row():
+        with gr.Column():
+            kind = gr.Radio([PHOTO, READY], value=PHOTO, label="Input is", elem_id=f"{key}-kind")
+            photo = PhotoInput(label="Input photo", elem_id=f"{key}-photo", height=320)
+            if spec.task == "mask":
+                condition = MaskEditor(label=spec.condition_label, type="numpy", image_mode="RGBA",
+                                       brush=make_brush(), eraser=gr.Eraser(), canvas_size=(512, 512),
+                                       sources=["upload", "clipboard"], visible=False, elem_id=f"{key}-condition",
+                                       height=420)
+                legend = gr.HTML(legend_html(), visible=False)
+            else:
+                condition = PhotoInput(label=spec.condition_label, visible=False, elem_id=f"{key}-condition",
+                                       sources=["upload", "clipboard"], height=320)
+                legend = gr.Markdown(spec.condition_help, visible=False)
+        with gr.Column():
+            exemplar = PhotoInput(label="Exemplar", elem_id=f"{key}-exemplar", height=320)
+            oil = gr.Checkbox(value=spec.oil_paint, visible=key == "oil", elem_id=f"{key}-oil",
+                              label="Oil-paint the exemplar first (OpenCV xphoto.oilPainting)")
+    gr.Examples(spec.example_paths(), inputs=[photo, exemplar], label="Examples (public-domain photos, offline)",
+                cache_examples=False)
+    with gr.Row():
+        input_preview = gr.Image(label="Input's condition (click to inspect after a run)", interactive=False,
+                                 format="png", elem_id=f"{key}-input-condition", height=256)
+        exemplar_preview = gr.Image(label="Exemplar's condition", interactive=False, format="png",
+                                    elem_id=f"{key}-exemplar-condition", height=256)
+    notes = gr.Markdown(elem_id=f"{key}-notes")
+    with gr.Accordion("Advanced", open=False):
+        with gr.Row():
+            resolution = gr.Slider(settings.RESOLUTION_MIN, settings.RESOLUTION_MAX, value=spec.resolution,
+                                   step=settings.RESOLUTION_STEP, label="Resolution (output side, pixels)")
+            engine = gr.Radio(list(ENGINES), value="auto", label="Engine",
+                              info="auto: a learned checkpoint when one is found, else training-free")
+            checkpoint = gr.Dropdown(_checkpoint_choices(spec.task), value="", label="Checkpoint (under checkpoints/)")
+        with gr.Row():
+            iterations = gr.Slider(1, 10, value=5, step=1, label="PatchMatch iterations per level")
+            temperature = gr.Slider(0.001, 0.1, value=0.01, step=0.001, label="Softmax temperature")
+            seed = gr.Number(value=0, precision=0, label="Seed")
+    plan = gr.Markdown("**Engine:** auto", elem_id=f"{key}-engine")
+    run = gr.Button("Run", variant="primary", elem_id=f"{key}-run")
+    with gr.Row():
+        output = gr.Image(label="Output (click a point to see its matches)", interactive=False, format="png",
+                          elem_id=f"{key}-output", height=384)
+        with gr.Column():
+            inspect_view = gr.Image(label="Matched points in the exemplar (disc area = weight)", interactive=False,
+                                    format="png", elem_id=f"{key}-inspect", height=384)
+            inspect_text = gr.Markdown("Run, then click a point of the output or of the input's condition.")
+    status = gr.Markdown(elem_id=f"{key}-status")
+    gallery = gr.Gallery(label="Warp at every level, coarsest first (select one for its flow and confidence)",
+                         columns=4, height=260, format="png", elem_id=f"{key}-gallery", allow_preview=False)
+    with gr.Row():
+        flow = gr.Image(label="Flow (colour wheel: hue = direction, saturation = distance)", interactive=False,
+                        format="png", elem_id=f"{key}-flow", height=256)
+        confidence = gr.Image(label="Confidence (dark = unsure)", interactive=False, format="png",
+                              elem_id=f"{key}-confidence", height=256)
+    state = gr.State(None, time_to_live=settings.CACHE_SECONDS)
+    level = gr.State(None)
+
+    # -- events ------------------------------------------------------------------------------
+    def toggle(choice):
+        ready = choice == READY
+        return gr.update(visible=not ready), gr.update(visible=ready), gr.update(visible=ready)
+
+    kind.change(toggle, kind, [photo, condition, legend], queue=False, api_visibility="private")
+
+    def preview(picture, ready, res):
+        if picture is None:
+            return None, ""
+        return handlers.extract(spec.task, picture, ready, res)
+
+    photo.change(lambda p, r: preview(p, False, r), [photo, resolution], [input_preview, notes],
+                 show_progress="minimal", **HEAVY)
+    exemplar.change(lambda p, r: preview(p, False, r), [exemplar, resolution], [exemplar_preview, notes],
+                    show_progress="minimal", **HEAVY)
+    if spec.task != "mask":  # a painted mask previews on Run (the editor changes at every stroke)
+        condition.change(lambda p, r: preview(p, True, r), [condition, resolution], [input_preview, notes],
+                         show_progress="minimal", **HEAVY)
+
+    for trigger in (engine.change, checkpoint.change):
+        trigger(_plan_updater(spec.task), [engine, checkpoint], plan, queue=False, api_visibility="private")
+
+    def run_tab(kind_value, photo_value, condition_value, exemplar_value, oil_value, res, engine_name, ckpt,
+                iters, temp, seed_value, progress=PROGRESS):
+        source, is_condition = _source(spec, kind_value, photo_value, condition_value)
+        outcome = handlers.translate(
+            spec.task, source, exemplar_value, source_is_condition=is_condition, resolution=res,
+            engine=engine_name, checkpoint=ckpt or None, iterations=iters, temperature=temp, seed=seed_value,
+            oil_paint_exemplar=bool(oil_value), progress=lambda f, text: progress(f, desc=text))
+        r = outcome.result
+        flow_pic, conf_pic = handlers.level_pictures(outcome.state, None)
+        return (r.image, r.input_condition, r.exemplar_condition, drawing.warp_gallery(r.levels), flow_pic,
+                conf_pic, outcome.status(), f"**Engine:** {r.engine}", outcome.state, None, outcome.state.exemplar,
+                "Click a point of the output or of the input's condition.")
+
+    run.click(run_tab, [kind, photo, condition, exemplar, oil, resolution, engine, checkpoint, iterations,
+                        temperature, seed],
+              [output, input_preview, exemplar_preview, gallery, flow, confidence, status, plan, state, level,
+               inspect_view, inspect_text], **HEAVY)
+
+    def pick_level(saved, evt: gr.SelectData):
+        flow_pic, conf_pic = handlers.level_pictures(saved, evt.index)
+        return evt.index, flow_pic, conf_pic
+
+    gallery.select(pick_level, state, [level, flow, confidence], queue=False, api_visibility="private")
+
+    def on_click(saved, level_value, evt: gr.SelectData):
+        return handlers.inspect(saved, level_value, tuple(evt.index) if evt.index is not None else None)
+
+    for view in (output, input_preview):
+        view.select(on_click, [state, level], [inspect_view, inspect_text], queue=False,
+                    api_visibility="private")
+    return engine, checkpoint, plan
+
+
+def build_api() -> None:
+    """Hidden components behind the two public endpoints, ``/extract`` and ``/translate`` (see docs/app.md)."""
+    with gr.Group(visible=False):
+        task = gr.Dropdown(list(TASKS), value="pose", label="task")
+        image = PhotoInput(label="image")
+        ready = gr.Checkbox(False, label="ready_condition")
+        res = gr.Number(256, precision=0, label="resolution")
+        cond_picture = gr.Image(label="condition", format="png")
+        messages = gr.Textbox(label="messages")
+        go = gr.Button("extract")
+
+        def api_extract(task_name, picture, is_ready, resolution):
+            return handlers.extract(task_name, picture, is_ready, resolution)
+
+        go.click(api_extract, [task, image, ready, res], [cond_picture, messages], api_name="extract",
+                 api_description="Photo (or ready condition) -> picture of its condition, and messages.",
+                 concurrency_id="heavy", concurrency_limit=settings.CONCURRENCY)
+
+        source = PhotoInput(label="source")
+        exemplar = PhotoInput(label="exemplar")
+        is_condition = gr.Checkbox(False, label="source_is_condition")
+        resolution = gr.Number(256, precision=0, label="resolution")
+        engine = gr.Dropdown(list(ENGINES), value="auto", label="engine")
+        checkpoint = gr.Textbox("", label="checkpoint")
+        iterations = gr.Number(5, precision=0, label="iterations")
+        temperature = gr.Number(0.01, label="temperature")
+        seed = gr.Number(0, precision=0, label="seed")
+        oil = gr.Checkbox(False, label="oil_paint_exemplar")
+        out_image = gr.Image(label="image", format="png")
+        warps = gr.Gallery(label="warps", format="png")
+        flow = gr.Image(label="flow", format="png")
+        confidence = gr.Image(label="confidence", format="png")
+        info = gr.JSON(label="info")
+        go2 = gr.Button("translate")
+
+        def api_translate(task_name, src, ex, src_is_cond, resolution_value, engine_name, ckpt, iters, temp, seed_value,
+                          oil_value, progress=PROGRESS):
+            outcome = handlers.translate(
+                task_name, src, ex, source_is_condition=src_is_cond, resolution=resolution_value, engine=engine_name,
+                checkpoint=ckpt or None, iterations=iters, temperature=temp, seed=seed_value,
+                oil_paint_exemplar=bool(oil_value), progress=lambda f, text: progress(f, desc=text))
+            flow_pic, conf_pic = handlers.level_pictures(outcome.state, None)
+            return (outcome.result.image, drawing.warp_gallery(outcome.result.levels), flow_pic, conf_pic,
+                    outcome.info())
+
+        go2.click(api_translate, [task, source, exemplar, is_condition, resolution, engine, checkpoint, iterations,
+                                  temperature, seed, oil],
+                  [out_image, warps, flow, confidence, info], api_name="translate",
+                  api_description="Translate source to the looks of exemplar: image, per-level warps, flow, "
+                                  "confidence, and info (engine used, messages, seconds).",
+                  concurrency_id="heavy", concurrency_limit=settings.CONCURRENCY)
+
+
+def _load_checkpoints(task: str):
+    def refresh(engine_name):
+        return gr.update(choices=_checkpoint_choices(task), value=""), _plan_updater(task)(engine_name, "")
+
+    return refresh
+
+
+def build_demo() -> gr.Blocks:
+    """The whole app (not launched: see ``app.server``)."""
+    with gr.Blocks(title="Warpaint", delete_cache=(settings.CACHE_SECONDS, settings.CACHE_SECONDS)) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            for spec in TABS:
+                with gr.Tab(spec.title, id=spec.key, elem_id=f"tab-{spec.key}"):
+                    engine, checkpoint, plan = build_tab(spec)
+                # On each page load: list the checkpoints present now, and say which engine auto picks.
+                demo.load(_load_checkpoints(spec.task), [engine], [checkpoint, plan], api_visibility="private")
+        gr.Markdown(f"Limits: {settings.MAX_FILE_SIZE} per upload, {settings.MAX_PIXELS / 1e6:.0f} MP per picture, "
+                    f"{settings.CONCURRENCY} translation(s) at a time. See docs/app.md.")
+        build_api()
+    return demo
