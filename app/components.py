@@ -1,46 +1,52 @@
 """Gradio components whose upload handling leaves every check to ``core.imageio.load_image``.
 
 Gradio's own Image preprocessing opens the upload with Pillow before our code runs, so a
-corrupt file would end in a generic "Error". These subclasses pass the uploaded file's
-path through untouched; the handlers then load it with the pixel limit and clear messages.
+corrupt file would end in a generic "Error". These factories return stock components whose
+``preprocess`` passes the uploaded file's path through untouched (the handlers then load it
+with the pixel limit and clear messages). They patch the instance rather than subclass:
+Gradio writes a ``.pyi`` stub next to the source of every component subclass, and the app
+writes nothing outside its temporary folder.
 """
 
 from __future__ import annotations
 
+import types
+
 import gradio as gr
 
 
-class PhotoInput(gr.Image):
-    """``gr.Image`` (same front end) that hands the handler the uploaded file's path, undecoded."""
-
-    is_template = True  # Gradio: render with the parent's front-end component ("image")
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("sources", ["upload", "webcam", "clipboard"])
-        super().__init__(type="filepath", image_mode=None, **kwargs)
-
-    def preprocess(self, payload):
-        if payload is None:
-            return None
-        if payload.path and not (payload.url or "").startswith("data:"):
-            return str(payload.path)
-        try:  # webcam / clipboard data URLs: Gradio writes them to its cache folder
-            return super().preprocess(payload)
-        except Exception as exc:
-            raise gr.Error(f"This upload could not be read as a picture ({exc}). Use a PNG, JPEG or WebP file.",
-                           title="Unreadable picture") from exc
+def _path_through(self: gr.Image, payload):
+    if payload is None:
+        return None
+    if payload.path and not (payload.url or "").startswith("data:"):
+        return str(payload.path)
+    try:  # webcam / clipboard data URLs: Gradio writes them to its cache folder
+        return gr.Image.preprocess(self, payload)
+    except Exception as exc:
+        raise gr.Error(f"This upload could not be read as a picture ({exc}). Use a PNG, JPEG or WebP file.",
+                       title="Unreadable picture") from exc
 
 
-class MaskEditor(gr.ImageEditor):
-    """``gr.ImageEditor`` whose preprocessing failures (corrupt background upload) become a clear error."""
+def photo_input(**kwargs) -> gr.Image:
+    """A ``gr.Image`` (upload, webcam, clipboard) that gives handlers the uploaded file's path, undecoded."""
+    kwargs.setdefault("sources", ["upload", "webcam", "clipboard"])
+    component = gr.Image(type="filepath", image_mode=None, **kwargs)
+    component.preprocess = types.MethodType(_path_through, component)
+    return component
 
-    is_template = True
 
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except gr.Error:
-            raise
-        except Exception as exc:
-            raise gr.Error(f"The mask editor's picture could not be read ({exc}). Upload a PNG mask or paint one.",
-                           title="Unreadable mask") from exc
+def _editor_preprocess(self: gr.ImageEditor, payload):
+    try:
+        return gr.ImageEditor.preprocess(self, payload)
+    except gr.Error:
+        raise
+    except Exception as exc:
+        raise gr.Error(f"The mask editor's picture could not be read ({exc}). Upload a PNG mask or paint one.",
+                       title="Unreadable mask") from exc
+
+
+def mask_editor(**kwargs) -> gr.ImageEditor:
+    """A ``gr.ImageEditor`` whose preprocessing failures (a corrupt background upload) become a clear error."""
+    component = gr.ImageEditor(**kwargs)
+    component.preprocess = types.MethodType(_editor_preprocess, component)
+    return component

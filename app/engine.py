@@ -68,7 +68,11 @@ def load_picture(source: str | Path | np.ndarray | None, what: str) -> np.ndarra
         return source
     from core.imageio import load_image
 
-    return load_image(str(source), max_pixels=settings.MAX_PIXELS)
+    path = str(source)
+    try:
+        return load_image(path, max_pixels=settings.MAX_PIXELS)
+    except InputError as exc:  # name the upload, not the server's temporary path
+        raise InputError(str(exc).replace(path, f"The {what} ({Path(path).name})")) from exc
 
 
 def checkpoint_paths(task: str) -> list[str]:

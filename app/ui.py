@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import drawing, handlers, settings
-from app.components import MaskEditor, PhotoInput
+from app.components import mask_editor, photo_input
 from app.engine import ENGINES, checkpoint_paths, engine_plan, friendly_errors
 from app.palette import editor_to_mask, legend_html, make_brush
 from app.tasks import TABS, TASKS, TabSpec
@@ -52,19 +52,19 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
     with gr.Row():
         with gr.Column():
             kind = gr.Radio([PHOTO, READY], value=PHOTO, label="Input is", elem_id=f"{key}-kind")
-            photo = PhotoInput(label="Input photo", elem_id=f"{key}-photo", height=320)
+            photo = photo_input(label="Input photo", elem_id=f"{key}-photo", height=320)
             if spec.task == "mask":
-                condition = MaskEditor(label=spec.condition_label, type="numpy", image_mode="RGBA",
+                condition = mask_editor(label=spec.condition_label, type="numpy", image_mode="RGBA",
                                        brush=make_brush(), eraser=gr.Eraser(), canvas_size=(512, 512),
                                        sources=["upload", "clipboard"], visible=False, elem_id=f"{key}-condition",
                                        height=420)
                 legend = gr.HTML(legend_html(), visible=False)
             else:
-                condition = PhotoInput(label=spec.condition_label, visible=False, elem_id=f"{key}-condition",
+                condition = photo_input(label=spec.condition_label, visible=False, elem_id=f"{key}-condition",
                                        sources=["upload", "clipboard"], height=320)
                 legend = gr.Markdown(spec.condition_help, visible=False)
         with gr.Column():
-            exemplar = PhotoInput(label="Exemplar", elem_id=f"{key}-exemplar", height=320)
+            exemplar = photo_input(label="Exemplar", elem_id=f"{key}-exemplar", height=320)
             oil = gr.Checkbox(value=spec.oil_paint, visible=key == "oil", elem_id=f"{key}-oil",
                               label="Oil-paint the exemplar first (OpenCV xphoto.oilPainting)")
     gr.Examples(spec.example_paths(), inputs=[photo, exemplar], label="Examples (public-domain photos, offline)",
@@ -162,57 +162,49 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
     return engine, checkpoint, plan
 
 
+def api_extract(task: str, image: str, ready_condition: bool, resolution: float):
+    """API ``/extract``: the condition picture of ``image`` (a photo, or a ready condition) and messages."""
+    return handlers.extract(task, image, ready_condition, resolution)
+
+
+def api_translate(task: str, source: str, exemplar: str, source_is_condition: bool, resolution: float, engine: str,
+                  checkpoint: str, iterations: float, temperature: float, seed: float, oil_paint_exemplar: bool,
+                  progress=PROGRESS):
+    """API ``/translate``: output, per-level warps, flow and confidence (finest level), and an info dict."""
+    outcome = handlers.translate(
+        task, source, exemplar, source_is_condition=source_is_condition, resolution=resolution, engine=engine,
+        checkpoint=checkpoint or None, iterations=iterations, temperature=temperature, seed=seed,
+        oil_paint_exemplar=bool(oil_paint_exemplar), progress=lambda f, text: progress(f, desc=text))
+    flow, confidence = handlers.level_pictures(outcome.state, None)
+    return outcome.result.image, drawing.warp_gallery(outcome.result.levels), flow, confidence, outcome.info()
+
+
 def build_api() -> None:
     """Hidden components behind the two public endpoints, ``/extract`` and ``/translate`` (see docs/app.md)."""
+    api = dict(concurrency_id="heavy", concurrency_limit=settings.CONCURRENCY)
     with gr.Group(visible=False):
         task = gr.Dropdown(list(TASKS), value="pose", label="task")
-        image = PhotoInput(label="image")
-        ready = gr.Checkbox(False, label="ready_condition")
-        res = gr.Number(256, precision=0, label="resolution")
-        cond_picture = gr.Image(label="condition", format="png")
-        messages = gr.Textbox(label="messages")
-        go = gr.Button("extract")
-
-        def api_extract(task_name, picture, is_ready, resolution):
-            return handlers.extract(task_name, picture, is_ready, resolution)
-
-        go.click(api_extract, [task, image, ready, res], [cond_picture, messages], api_name="extract",
-                 api_description="Photo (or ready condition) -> picture of its condition, and messages.",
-                 concurrency_id="heavy", concurrency_limit=settings.CONCURRENCY)
-
-        source = PhotoInput(label="source")
-        exemplar = PhotoInput(label="exemplar")
-        is_condition = gr.Checkbox(False, label="source_is_condition")
         resolution = gr.Number(256, precision=0, label="resolution")
-        engine = gr.Dropdown(list(ENGINES), value="auto", label="engine")
-        checkpoint = gr.Textbox("", label="checkpoint")
-        iterations = gr.Number(5, precision=0, label="iterations")
-        temperature = gr.Number(0.01, label="temperature")
-        seed = gr.Number(0, precision=0, label="seed")
-        oil = gr.Checkbox(False, label="oil_paint_exemplar")
-        out_image = gr.Image(label="image", format="png")
-        warps = gr.Gallery(label="warps", format="png")
-        flow = gr.Image(label="flow", format="png")
-        confidence = gr.Image(label="confidence", format="png")
-        info = gr.JSON(label="info")
-        go2 = gr.Button("translate")
-
-        def api_translate(task_name, src, ex, src_is_cond, resolution_value, engine_name, ckpt, iters, temp, seed_value,
-                          oil_value, progress=PROGRESS):
-            outcome = handlers.translate(
-                task_name, src, ex, source_is_condition=src_is_cond, resolution=resolution_value, engine=engine_name,
-                checkpoint=ckpt or None, iterations=iters, temperature=temp, seed=seed_value,
-                oil_paint_exemplar=bool(oil_value), progress=lambda f, text: progress(f, desc=text))
-            flow_pic, conf_pic = handlers.level_pictures(outcome.state, None)
-            return (outcome.result.image, drawing.warp_gallery(outcome.result.levels), flow_pic, conf_pic,
-                    outcome.info())
-
-        go2.click(api_translate, [task, source, exemplar, is_condition, resolution, engine, checkpoint, iterations,
-                                  temperature, seed, oil],
-                  [out_image, warps, flow, confidence, info], api_name="translate",
-                  api_description="Translate source to the looks of exemplar: image, per-level warps, flow, "
-                                  "confidence, and info (engine used, messages, seconds).",
-                  concurrency_id="heavy", concurrency_limit=settings.CONCURRENCY)
+        image = photo_input(label="image")
+        ready = gr.Checkbox(False, label="ready_condition")
+        gr.Button("extract").click(
+            api_extract, [task, image, ready, resolution],
+            [gr.Image(label="condition", format="png"), gr.Textbox(label="messages")], api_name="extract",
+            api_description="Photo (or ready condition) -> picture of its condition, and the extractor's messages.",
+            **api)
+        inputs = [task, photo_input(label="source"), photo_input(label="exemplar"),
+                  gr.Checkbox(False, label="source_is_condition"), resolution,
+                  gr.Dropdown(list(ENGINES), value="auto", label="engine"), gr.Textbox("", label="checkpoint"),
+                  gr.Number(5, precision=0, label="iterations"), gr.Number(0.01, label="temperature"),
+                  gr.Number(0, precision=0, label="seed"), gr.Checkbox(False, label="oil_paint_exemplar")]
+        outputs = [gr.Image(label="image", format="png"), gr.Gallery(label="warps", format="png"),
+                   gr.Image(label="flow", format="png"), gr.Image(label="confidence", format="png"),
+                   gr.JSON(label="info")]
+        gr.Button("translate").click(
+            api_translate, inputs, outputs, api_name="translate",
+            api_description="Translate source to the looks of exemplar: image, per-level warps (coarsest first), "
+                            "flow and confidence of the finest level, info (engine used, messages, seconds).",
+            **api)
 
 
 def _load_checkpoints(task: str):
