@@ -8,7 +8,7 @@ import numpy as np
 from core.conditions import detectors
 from core.conditions.condition import Condition
 from core.conditions.framing import check_photo, check_size, detection_view
-from core.conditions.skeleton import COCO18, COLORS, render_pose
+from core.conditions.skeleton import COCO18, COLORS, LIMBS, render_pose
 from core.errors import InputError, NoSubjectError
 from core.imageio import fit_geometry, fit_image, fit_points
 
@@ -144,6 +144,15 @@ def _disc_centre(xs: np.ndarray, ys: np.ndarray, dark: np.ndarray, radius: float
     return float(cx), float(cy)
 
 
+def _limb_drawn(kp: np.ndarray, a: int, b: int, dark: np.ndarray) -> bool:
+    """Both joints found and the pixel midway between them is drawn (not background)."""
+    if kp[a, 2] <= 0 or kp[b, 2] <= 0:
+        return False
+    x = min(max(int((kp[a, 0] + kp[b, 0]) / 2), 0), dark.shape[1] - 1)
+    y = min(max(int((kp[a, 1] + kp[b, 1]) / 2), 0), dark.shape[0] - 1)
+    return not dark[y, x]
+
+
 def read_skeleton_picture(picture: np.ndarray, tolerance: int = 12) -> tuple[np.ndarray, str]:
     """Find the 18 OpenPose-coloured joint discs in a skeleton picture -> (18, 3) keypoints in its pixels.
 
@@ -156,7 +165,7 @@ def read_skeleton_picture(picture: np.ndarray, tolerance: int = 12) -> tuple[np.
     dark = cv2.dilate((rgb.max(axis=2) < 40).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     ys, xs = np.nonzero(rgb.max(axis=2) >= 255 - tolerance)  # every joint colour has a 255 channel
     pixels = rgb[ys, xs]
-    best: tuple[np.ndarray, str] | None = None
+    best: tuple[np.ndarray, str, tuple[int, int]] | None = None
     for order, name in ((slice(None, None, -1), "official (BGR) colours"), (slice(None), "RGB colours")):
         blobs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for i, colour in enumerate(COLORS):
@@ -179,9 +188,12 @@ def read_skeleton_picture(picture: np.ndarray, tolerance: int = 12) -> tuple[np.
         kp = np.zeros((18, 3), np.float64)
         for i, (bx, by) in blobs.items():
             kp[i] = (*_disc_centre(bx, by, dark, radius), 1.0)
-        if best is None or len(blobs) > int((best[0][:, 2] > 0).sum()):
-            best = (kp, name)
-    return best if best is not None else (np.zeros((18, 3)), "no colours")
+        # Many colours are their own channel reversal, so both orders can find discs; the right
+        # one also finds the limbs: a drawn (non-dark) pixel midway between connected joints.
+        score = (sum(_limb_drawn(kp, a, b, dark) for a, b in LIMBS), len(blobs))
+        if best is None or score > best[2]:
+            best = (kp, name, score)
+    return (best[0], best[1]) if best is not None else (np.zeros((18, 3)), "no colours")
 
 
 def from_picture(picture: np.ndarray, size: tuple[int, int]) -> Condition:
