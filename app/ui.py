@@ -70,11 +70,14 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
     gr.Examples(spec.example_paths(), inputs=[photo, exemplar], label="Examples (public-domain photos, offline)",
                 cache_examples=False)
     with gr.Row():
-        input_preview = gr.Image(label="Input's condition (click to inspect after a run)", interactive=False,
-                                 format="png", elem_id=f"{key}-input-condition", height=256)
-        exemplar_preview = gr.Image(label="Exemplar's condition", interactive=False, format="png",
-                                    elem_id=f"{key}-exemplar-condition", height=256)
-    notes = gr.Markdown(elem_id=f"{key}-notes")
+        with gr.Column():
+            input_preview = gr.Image(label="Input's condition (click to inspect after a run)", interactive=False,
+                                     format="png", elem_id=f"{key}-input-condition", height=256)
+            input_notes = gr.Markdown(elem_id=f"{key}-input-notes")
+        with gr.Column():
+            exemplar_preview = gr.Image(label="Exemplar's condition", interactive=False, format="png",
+                                        elem_id=f"{key}-exemplar-condition", height=256)
+            exemplar_notes = gr.Markdown(elem_id=f"{key}-exemplar-notes")
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
             resolution = gr.Slider(settings.RESOLUTION_MIN, settings.RESOLUTION_MAX, value=spec.resolution,
@@ -118,12 +121,12 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
             return None, ""
         return handlers.extract(spec.task, picture, ready, res)
 
-    photo.change(lambda p, r: preview(p, False, r), [photo, resolution], [input_preview, notes],
+    photo.change(lambda p, r: preview(p, False, r), [photo, resolution], [input_preview, input_notes],
                  show_progress="minimal", **HEAVY)
-    exemplar.change(lambda p, r: preview(p, False, r), [exemplar, resolution], [exemplar_preview, notes],
+    exemplar.change(lambda p, r: preview(p, False, r), [exemplar, resolution], [exemplar_preview, exemplar_notes],
                     show_progress="minimal", **HEAVY)
     if spec.task != "mask":  # a painted mask previews on Run (the editor changes at every stroke)
-        condition.change(lambda p, r: preview(p, True, r), [condition, resolution], [input_preview, notes],
+        condition.change(lambda p, r: preview(p, True, r), [condition, resolution], [input_preview, input_notes],
                          show_progress="minimal", **HEAVY)
 
     for trigger in (engine.change, checkpoint.change):

@@ -1,0 +1,149 @@
+"""The app's pieces without a server or a model: drawing, palette, errors, inspect, layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+gr = pytest.importorskip("gradio")
+
+from app import drawing, engine, handlers, palette, settings  # noqa: E402
+from core.errors import CheckpointError, InputError, NoSubjectError  # noqa: E402
+from core.results import LevelView  # noqa: E402
+
+
+def _level(h: int, w: int, k: int, size: int) -> LevelView:
+    rng = np.random.default_rng(0)
+    return LevelView(size=(h, w), warp=np.zeros((size, size, 3), np.uint8), flow=np.zeros((size, size, 3), np.uint8),
+                     confidence=rng.random((h, w)).astype(np.float32),
+                     candidates=rng.random((h, w, k, 2)).astype(np.float32) * size,
+                     weights=np.full((h, w, k), 1.0 / k, np.float32))
+
+
+def test_grid_cell_maps_output_pixels_to_level_cells():
+    assert drawing.grid_cell((0, 0), (256, 256), (32, 32)) == (0, 0)
+    assert drawing.grid_cell((255.9, 255.9), (256, 256), (32, 32)) == (31, 31)
+    assert drawing.grid_cell((8, 17), (256, 256), (32, 32)) == (2, 1)  # (x, y) -> (row, col)
+    assert drawing.grid_cell((1000, -5), (256, 128), (64, 32)) == (0, 31)  # clipped
+    assert drawing.grid_cell((63, 0), (128, 64), (32, 16)) == (0, 15)  # non-square
+
+
+def test_mark_candidates_disc_area_follows_weight():
+    exemplar = np.zeros((256, 256, 3), np.uint8)
+    candidates = np.array([[64, 64], [192, 192]], np.float32)
+    marked = drawing.mark_candidates(exemplar, candidates, np.array([0.8, 0.2], np.float32))
+    assert marked.shape == exemplar.shape and marked.dtype == np.uint8
+    changed = marked.any(axis=2)
+    heavy, light = changed[:128, :128].sum(), changed[128:, 128:].sum()
+    assert light > 0
+    assert 2.5 < heavy / light < 6.0  # area ~ weight (4x), drawn discs are not exact
+    assert not changed[:, 128 - 30 : 128 + 30].all()  # marks stay local
+    assert exemplar.max() == 0  # input untouched
+
+
+def test_confidence_picture_and_gallery():
+    conf = np.array([[0.0, 1.0], [0.5, 0.25]], np.float32)
+    pic = drawing.confidence_picture(conf, (64, 32))
+    assert pic.shape == (64, 32, 3) and pic.dtype == np.uint8
+    assert (pic[:32, :16] == pic[0, 0]).all()  # nearest upsampling keeps level cells visible
+    assert pic[0, 0].sum() < pic[0, 31].sum()  # viridis: low confidence is dark
+    levels = [_level(8, 8, 4, 64), _level(16, 16, 4, 64)]
+    gallery = drawing.warp_gallery(levels)
+    assert [c for _, c in gallery] == ["level 1/2 - 8x8", "level 2/2 - 16x16"]
+
+
+def test_inspect_marks_the_clicked_cells_candidates():
+    lv = _level(8, 8, 4, 64)
+    lv.candidates[2, 5] = np.array([[10, 50], [40, 12], [40, 12], [40, 12]], np.float32)
+    lv.weights[2, 5] = np.array([0.97, 0.01, 0.01, 0.01], np.float32)
+    state = handlers.InspectState(exemplar=np.zeros((64, 64, 3), np.uint8), size=(64, 64), levels=[lv])
+    marked, text = handlers.inspect(state, None, (5 * 8 + 3, 2 * 8 + 1))  # (x, y) inside cell (2, 5)
+    assert "row 2, col 5" in text and "0.97" in text
+    changed = marked.any(axis=2)
+    assert changed[50, 10] and changed[50, 10 + 4]  # big disc around the heavy candidate
+    assert changed[30:40, 40:].sum() < changed[45:56, 4:16].sum()
+    assert handlers.inspect(None, None, (1, 1))[0] is None
+
+
+def test_editor_value_to_mask_picture():
+    assert palette.editor_to_mask(None) is None
+    blank = np.zeros((4, 4, 4), np.uint8)
+    assert palette.editor_to_mask({"background": None, "layers": [], "composite": blank}) is None
+    painted = blank.copy()
+    sky = palette.PALETTE[palette.class_index("sky")]
+    painted[:2, :, :3], painted[:2, :, 3] = sky, 255
+    mask = palette.editor_to_mask({"composite": painted})
+    assert mask.shape == (4, 4, 3)
+    assert (mask[:2] == sky).all() and (mask[2:] == 0).all()  # unpainted = black = unlabeled
+
+
+def test_brushes_use_the_ade20k_palette():
+    from core.conditions.ade20k import PALETTE
+
+    person = palette.class_index("person")
+    assert palette.hex_colour(person) == "#{:02x}{:02x}{:02x}".format(*PALETTE[person])
+    brush = palette.make_brush()
+    assert brush.color_mode == "fixed" and palette.hex_colour(person) in brush.colors
+    assert "person" in palette.legend_html() and "sky" in palette.legend_html()
+
+
+@pytest.mark.parametrize("error, title", [(InputError("bad file: use a PNG"), "Input problem"),
+                                          (NoSubjectError("no person: use a photo of one"), "Nothing found"),
+                                          (CheckpointError("wrong checkpoint"), "Checkpoint problem")])
+def test_warpaint_errors_become_gradio_errors(error, title):
+    @engine.friendly_errors
+    def fail():
+        raise error
+
+    with pytest.raises(gr.Error) as info:
+        fail()
+    assert info.value.message == str(error) and info.value.title == title
+
+
+def test_unexpected_errors_become_a_short_gradio_error():
+    @engine.friendly_errors
+    def boom():
+        raise RuntimeError("kaput")
+
+    with pytest.raises(gr.Error, match="Unexpected error .RuntimeError: kaput"):
+        boom()
+
+
+def test_bad_pictures_are_refused_clearly(tmp_path, monkeypatch):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a picture")
+    with pytest.raises(InputError) as info:
+        engine.load_picture(str(bad), "input")
+    assert "notes.txt" in str(info.value) and str(tmp_path) not in str(info.value)
+    with pytest.raises(gr.Error, match="not an image"):
+        handlers.translate("pose", str(bad), str(settings.ASSETS / "astronaut.jpg"))  # before any model is built
+    with pytest.raises(gr.Error, match="No exemplar given"):
+        handlers.translate("pose", str(settings.ASSETS / "astronaut.jpg"), None)
+    with pytest.raises(gr.Error, match="Unknown task"):
+        handlers.translate("cartoon", str(bad), str(bad))
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.new("RGB", (400, 300)).save(big)
+    monkeypatch.setattr(settings, "MAX_PIXELS", 100_000)
+    with pytest.raises(InputError, match="MP limit"):
+        engine.load_picture(str(big), "input")
+    assert engine.load_picture(np.zeros((200, 300, 3), np.uint8), "input").shape == (200, 300, 3)
+
+
+def test_layout_tabs_advanced_closed_and_api_names():
+    from app.ui import build_demo
+
+    demo = build_demo()
+    config = demo.get_config_file()
+    by_type: dict[str, list[dict]] = {}
+    for comp in config["components"]:
+        by_type.setdefault(comp["type"], []).append(comp.get("props", {}))
+    tabs = [p.get("label") for p in by_type["tabitem"]]
+    assert tabs == ["Pose to body", "Edge to face", "Mask to image", "Oil portrait"]
+    accordions = [p for p in by_type["accordion"] if p.get("label") == "Advanced"]
+    assert len(accordions) == 4 and not any(p.get("open") for p in accordions)
+    api_names = {d.get("api_name") for d in config["dependencies"] if d.get("api_visibility", "public") == "public"}
+    assert {"extract", "translate"} <= api_names
+    assert not any(d.get("api_name") in (None, "") and d.get("api_visibility") == "public"
+                   for d in config["dependencies"])
