@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from core.conditions import LABEL_CHANNELS, TASKS, Condition, extract, from_keypoints, from_user_condition
-from core.conditions import pose as pose_mod
 from core.conditions.openpose_io import read_candidate_subset
 from core.conditions.skeleton import COCO18, COLORS, LIMBS
 from core.errors import InputError, NoSubjectError

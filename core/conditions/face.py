@@ -49,6 +49,9 @@ def _distances(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     unit = 1024.0 / max(size)
     out = np.empty_like(masks)
     for p, m in enumerate(masks):
+        if not m.any():  # the part is missing: far everywhere
+            out[p] = 255
+            continue
         d = cv2.distanceTransform(255 - m, cv2.DIST_L1, 3)
         out[p] = np.clip(d * unit / 3, 0, 255).astype(np.uint8)
     return out

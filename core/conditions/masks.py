@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import torch
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from core.conditions import detectors
 from core.conditions.ade20k import NUM_INDICES, PALETTE, PERSON, UNLABELED
@@ -35,6 +36,8 @@ def _first_index_of_colour() -> dict[int, int]:
 
 
 _COLOUR_TO_INDEX = _first_index_of_colour()
+_TREE = cKDTree(PALETTE.astype(np.float64))
+_FIRST_OF_COLOUR = np.array([_COLOUR_TO_INDEX[(int(r) << 16) | (int(g) << 8) | int(b)] for r, g, b in PALETTE])
 
 
 def index_to_palette(index: np.ndarray) -> np.ndarray:
@@ -65,9 +68,9 @@ def palette_to_index(picture: np.ndarray, snap: bool = True) -> tuple[np.ndarray
             raise InputError(f"{int((exact < 0).sum())} colours in the mask are not ADE20K palette colours.")
         return exact[inverse].astype(np.uint8), 1.0
     cols = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1).astype(np.float64)
-    d2 = ((cols[:, None, :] - PALETTE[None].astype(np.float64)) ** 2).sum(axis=2)
-    nearest = np.where(exact >= 0, exact, d2.argmin(axis=1))  # duplicate colours: the first index
-    close = (d2.min(axis=1) <= SNAP_DISTANCE**2)[inverse]
+    distance, nearest = _TREE.query(cols)
+    nearest = np.where(exact >= 0, exact, _FIRST_OF_COLOUR[nearest])
+    close = (distance <= SNAP_DISTANCE)[inverse]
     kernel = np.ones((3, 3), np.uint8)
     flat = (cv2.dilate(rgb8, kernel) - cv2.erode(rgb8, kernel)).max(axis=2) <= FLAT_RANGE
     sure = (exact >= 0)[inverse] | (close & flat)

@@ -78,17 +78,19 @@ def render_pose(keypoints: np.ndarray, size: tuple[int, int]) -> tuple[torch.Ten
 
     dists = np.empty((len(LIMBS), h, w), np.uint8)
     for k, (a, b) in enumerate(LIMBS):
+        if not (present[a] and present[b]):  # far everywhere: what the transform gives, once clipped
+            dists[k] = 255
+            continue
+        xs, ys = pts[[a, b], 0], pts[[a, b], 1]
+        length = math.hypot(xs[0] - xs[1], ys[0] - ys[1])
+        angle = math.degrees(math.atan2(ys[0] - ys[1], xs[0] - xs[1]))
+        poly = cv2.ellipse2Poly((int(np.mean(xs)), int(np.mean(ys))), (int(length / 2), stroke),
+                                int(angle), 0, 360, 1)
+        limb = canvas.copy()
+        cv2.fillConvexPoly(limb, poly, COLORS[k])
+        canvas = cv2.addWeighted(canvas, 0.4, limb, 0.6, 0)
         mask = np.zeros((ch, cw), np.uint8)
-        if present[a] and present[b]:
-            xs, ys = pts[[a, b], 0], pts[[a, b], 1]
-            length = math.hypot(xs[0] - xs[1], ys[0] - ys[1])
-            angle = math.degrees(math.atan2(ys[0] - ys[1], xs[0] - xs[1]))
-            poly = cv2.ellipse2Poly((int(np.mean(xs)), int(np.mean(ys))), (int(length / 2), stroke),
-                                    int(angle), 0, 360, 1)
-            limb = canvas.copy()
-            cv2.fillConvexPoly(limb, poly, COLORS[k])
-            canvas = cv2.addWeighted(canvas, 0.4, limb, 0.6, 0)
-            cv2.fillConvexPoly(mask, poly, 255)
+        cv2.fillConvexPoly(mask, poly, 255)
         far = cv2.distanceTransform(255 - mask, cv2.DIST_L1, 3)
         far = np.clip(far * unit / 3, 0, 255).astype(np.uint8)
         dists[k] = np.asarray(Image.fromarray(far).resize((w, h), resample=Image.BILINEAR))

@@ -1,0 +1,120 @@
+"""Face-edge conditions: landmarks on real photos, the iBUG layout, several / small faces, sketches."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from core.conditions import LABEL_CHANNELS, extract, from_keypoints, from_user_condition
+from core.conditions import face as face_mod
+from core.conditions.face_detect import _boxes
+from core.conditions.ibug68 import PARTS
+from core.errors import InputError, NoSubjectError
+from core.imageio import load_image
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, np.ndarray]:
+    import matplotlib.cbook
+    import skimage.data
+
+    grace = load_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    return {"grace": grace, "astronaut": skimage.data.astronaut()}
+
+
+@pytest.fixture(scope="module")
+def faces(photos):
+    return {name: extract("face", image, (512, 512)) for name, image in photos.items()}
+
+
+@pytest.mark.parametrize("name", ["grace", "astronaut"])
+def test_face_found_with_ibug_layout(faces, name):
+    cond = faces[name]
+    kp = cond.keypoints
+    assert cond.task == "face" and kp.shape == (68, 3) and (kp[:, 2] > 0).all()
+    assert cond.label.shape == (LABEL_CHANNELS["face"], 512, 512)
+    assert ((kp[:, :2] >= 0) & (kp[:, :2] < 512)).all()  # 68 points inside the picture
+    # iBUG orientation: the jaw runs from the subject's right (image left) past the chin to the left.
+    assert kp[0, 0] < kp[8, 0] < kp[16, 0] and kp[8, 1] > kp[0, 1] and kp[8, 1] > kp[16, 1]
+    assert kp[36, 0] < kp[39, 0] < kp[42, 0] < kp[45, 0]  # right eye then left eye, outer->inner->outer
+    assert kp[17:27, 1].mean() < kp[36:48, 1].mean() < kp[30, 1] < kp[51, 1] < kp[57, 1] < kp[8, 1]
+    # Eyes inside the face box of an independent detector (MediaPipe FaceDetection).
+    boxes = _boxes(cond.image)
+    assert boxes
+    x0, y0, x1, y1, _ = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+    eyes = kp[36:48, :2]
+    assert ((eyes[:, 0] > x0) & (eyes[:, 0] < x1) & (eyes[:, 1] > y0) & (eyes[:, 1] < y1)).all()
+
+
+def test_face_label_channels(faces):
+    cond = faces["astronaut"]
+    edges, dists, lines = cond.label[0], cond.label[1:-1], cond.label[-1]
+    assert dists.shape[0] == len(PARTS) == cond.parts.shape[0]
+    assert bool(((lines > 0) <= (edges > 0)).all())  # landmark lines are part of the edge map
+    assert float(edges.mean()) > float(lines.mean())  # plus photo edges (hair, clothes)
+    jaw = cond.keypoints[:17]
+    x, y = (int(round(v)) for v in jaw[8, :2])
+    assert float(dists[0, y, x]) == 0.0 and float(cond.parts[0, y, x]) == 1.0
+    # No photo edges inside the face: only landmark lines there.
+    inner = cond.subject_mask.copy()
+    inner = cv2.erode(inner.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert bool(((edges > 0).numpy() & inner & ~(lines > 0).numpy()).sum() == 0)
+    np.testing.assert_array_equal(cond.preview[..., 0], (edges * 255).byte().numpy())
+
+
+def test_canny_thresholds_are_adjustable(photos, faces):
+    kp = faces["grace"].keypoints
+    soft = face_mod.from_keypoints(kp, (512, 512), photos["grace"], canny=(20, 60))
+    hard = face_mod.from_keypoints(kp, (512, 512), photos["grace"], canny=(150, 300))
+    assert float(soft.label[0].sum()) > float(hard.label[0].sum())
+
+
+def test_several_faces_use_the_largest(photos):
+    a = photos["astronaut"]
+    canvas = np.full((512, 1024, 3), 200, np.uint8)
+    canvas[:, :512] = a
+    canvas[64:448, 576:960] = cv2.resize(a, (384, 384), interpolation=cv2.INTER_AREA)
+    cond = extract("face", canvas, (512, 1024))
+    assert any("2 faces found; used the largest" in m for m in cond.messages)
+    assert cond.keypoints[:, 0].max() < 512  # the full-size face, on the left
+
+
+def test_small_face_is_found_by_detect_and_crop(photos):
+    canvas = np.full((1024, 1024, 3), 200, np.uint8)
+    canvas[600:856, 100:356] = cv2.resize(photos["astronaut"], (256, 256), interpolation=cv2.INTER_AREA)
+    cond = extract("face", canvas, (1024, 1024))
+    kp = cond.keypoints
+    assert 100 < kp[30, 0] < 356 and 600 < kp[30, 1] < 856
+    assert any("small" in m for m in cond.messages)
+
+
+def test_no_face_raises():
+    y, x = np.mgrid[0:256, 0:256]
+    scene = np.stack([x, y, 255 - x], axis=-1).astype(np.uint8)
+    with pytest.raises(NoSubjectError, match="No face"):
+        extract("face", scene, (256, 256))
+
+
+def test_sketch_is_normalized_and_thinned(faces):
+    edges = faces["astronaut"].preview
+    light_on_dark = from_user_condition("face", cv2.dilate(edges, np.ones((3, 3), np.uint8)), (256, 256))
+    dark_on_light = from_user_condition("face", 255 - cv2.dilate(edges, np.ones((3, 3), np.uint8)), (256, 256))
+    for cond in (light_on_dark, dark_on_light):
+        lines = cond.label[0].numpy() > 0
+        assert cond.label.shape == (10, 256, 256) and lines.mean() > 0.01
+        blocks = lines[:-1, :-1] & lines[1:, :-1] & lines[:-1, 1:] & lines[1:, 1:]
+        assert blocks.sum() < 0.01 * lines.sum()  # thinned to one-pixel lines
+    assert (light_on_dark.label[0] != dark_on_light.label[0]).float().mean() < 0.01
+    with pytest.raises(InputError, match="empty"):
+        from_user_condition("face", np.full((128, 128, 3), 255, np.uint8), (128, 128))
+
+
+def test_face_from_keypoints_without_photo(faces):
+    kp = faces["grace"].keypoints.copy()
+    kp[0:17, 2] = 0  # jaw missing: that part is "far" everywhere
+    cond = from_keypoints("face", kp, (512, 512))
+    assert cond.image is None and bool((cond.label[1] == 1.0).all())
+    np.testing.assert_array_equal(cond.label[0], cond.label[-1])  # no photo: edges = landmark lines
+    with pytest.raises(InputError):
+        from_keypoints("face", np.zeros((5, 3)), (512, 512))
