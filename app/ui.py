@@ -81,7 +81,8 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
             resolution = gr.Slider(settings.RESOLUTION_MIN, settings.RESOLUTION_MAX, value=spec.resolution,
-                                   step=settings.RESOLUTION_STEP, label="Resolution (output side, pixels)")
+                                   step=settings.RESOLUTION_STEP, label="Resolution (output side, pixels)",
+                                   elem_id=f"{key}-resolution")
             engine = gr.Radio(list(ENGINES), value="auto", label="Engine",
                               info="auto: a learned checkpoint when one is found, else training-free")
             checkpoint = gr.Dropdown(_checkpoint_choices(spec.task), value="", label="Checkpoint (under checkpoints/)")

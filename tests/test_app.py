@@ -1,0 +1,113 @@
+"""End to end: the real app (``python app.py``) on a free port, driven with gradio_client like a user's script."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from app.settings import ASSETS, ROOT  # noqa: E402
+from app.testing import running_app  # noqa: E402
+
+RES = 128  # small: the point is the plumbing, not the picture
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    work = tmp_path_factory.mktemp("app")
+    before = _repo_files()
+    with running_app(work, env={"WARPAINT_MAX_FILE_SIZE": "1mb", "WARPAINT_MAX_PIXELS": "20000000"}) as url:
+        yield url, work
+    assert _repo_files() == before, "the app wrote files into the repository"
+
+
+@pytest.fixture(scope="module")
+def client(server, tmp_path_factory):
+    return Client(server[0], download_files=str(tmp_path_factory.mktemp("downloads")), verbose=False)
+
+
+def _repo_files() -> set[str]:
+    watched = [ROOT / "app", ROOT / "assets", ROOT / ".gradio", ROOT / "flagged"]
+    return {str(p) for d in watched if d.exists() for p in d.rglob("*") if "__pycache__" not in p.parts}
+
+
+def _translate(client, task, source, exemplar, *, source_is_condition=False, oil=False):
+    return client.predict(task, handle_file(str(source)), handle_file(str(exemplar)), source_is_condition, RES,
+                          "auto", "", 2, 0.01, 0, oil, api_name="/translate")
+
+
+def _picture(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.mark.parametrize("task, source, exemplar, oil", [
+    ("pose", "astronaut.jpg", "grace_hopper.jpg", False),
+    ("face", "grace_hopper.jpg", "astronaut.jpg", False),
+    ("mask", "cameraman.png", "astronaut.jpg", False),
+    ("face", "astronaut.jpg", "grace_hopper.jpg", True),  # Oil portrait: the exemplar is oil-painted first
+])
+def test_each_task_returns_an_image_and_the_warp_gallery(client, server, task, source, exemplar, oil):
+    image, warps, flow, confidence, info = _translate(client, task, ASSETS / source, ASSETS / exemplar, oil=oil)
+    out = _picture(image)
+    assert out.shape == (RES, RES, 3) and out.std() > 1.0  # a picture, not a blank
+    assert len(warps) == len(info["levels"]) >= 2
+    assert [w["caption"] for w in warps] == [f"level {i + 1}/{len(warps)} - {w}x{h}"
+                                             for i, (h, w) in enumerate(info["levels"])]
+    for w in warps:
+        assert _picture(w["image"]).shape == (RES, RES, 3)  # every level upsampled to the output size
+    assert info["levels"][-1] == [RES, RES]
+    assert _picture(flow).shape == _picture(confidence).shape == (RES, RES, 3)
+    assert info["engine"] and ("training-free" in info["engine"] or "learned" in info["engine"])
+    assert any((server[1] / "temp").rglob("*.png"))  # results are written in the app's own temporary folder
+
+
+def test_a_painted_mask_is_a_ready_condition(client, tmp_path):
+    from core.conditions.ade20k import PALETTE, class_index
+
+    mask = np.zeros((RES, RES, 3), np.uint8)
+    mask[: RES // 2] = PALETTE[class_index("sky")]
+    mask[RES // 4 :, RES // 3 : 2 * RES // 3] = PALETTE[class_index("person")]
+    path = tmp_path / "mask.png"
+    Image.fromarray(mask).save(path)
+    image, warps, _, _, info = _translate(client, "mask", path, ASSETS / "astronaut.jpg", source_is_condition=True)
+    assert _picture(image).shape == (RES, RES, 3) and len(warps) == len(info["levels"])
+
+
+def test_extract_endpoint_returns_the_condition_picture(client):
+    picture, messages = client.predict("pose", handle_file(str(ASSETS / "astronaut.jpg")), False, RES,
+                                       api_name="/extract")
+    pose = _picture(picture)
+    assert pose.shape == (RES, RES, 3) and (pose.sum(axis=2) > 0).mean() > 0.01  # a skeleton is drawn
+    assert isinstance(messages, str)
+
+
+def test_bad_uploads_get_clear_errors_and_the_server_keeps_serving(client, tmp_path):
+    good = ASSETS / "grace_hopper.jpg"
+    text = tmp_path / "notes.png"  # a text file with an image name
+    text.write_text("this is not a picture")
+    with pytest.raises(AppError, match=r"notes\.png\) is not an image"):
+        _translate(client, "pose", text, good)
+
+    bomb = tmp_path / "huge.png"  # 25 MP of black: small file, too many pixels
+    Image.new("L", (5000, 5000)).save(bomb, optimize=True)
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(AppError, match="MP limit"):
+        _translate(client, "face", bomb, good)
+
+    noise = tmp_path / "noise.png"  # no person in it
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(noise)
+    with pytest.raises(AppError, match="(?i)person|body"):
+        _translate(client, "pose", noise, good)
+
+    big = tmp_path / "big.bmp"  # over the 1 MB upload limit this server was started with
+    Image.new("RGB", (700, 700)).save(big)
+    with pytest.raises(Exception, match="(?i)size|large|limit|413"):
+        _translate(client, "pose", big, good)
+
+    image, *_ = _translate(client, "pose", ASSETS / "astronaut.jpg", good)  # still serving
+    assert _picture(image).shape == (RES, RES, 3)
