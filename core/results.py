@@ -31,3 +31,5 @@ class TranslationResult:
     engine: str  # "learned (<checkpoint>)" or "training-free"
     messages: list[str] = field(default_factory=list)  # warnings worth showing the user
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    confidence: np.ndarray | None = None  # (H, W) float32 in [0, 1]: the output's match confidence
+    flow: np.ndarray | None = None  # (H, W, 3) uint8: the output's flow (output -> exemplar) as a colour wheel

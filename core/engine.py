@@ -1,0 +1,256 @@
+"""The training-free engine: hand-made descriptors -> the same hierarchical matching -> full-res warp.
+
+    source condition, exemplar condition --descriptors--> two unit-length pyramids
+        -> match_pyramid: dense attention at the coarsest level, plain PatchMatch (no GRU) above
+        -> the finest level's best candidates -> a smooth position field at the output size
+        -> the exemplar sampled there; low-confidence regions blended with an inpainted fill.
+
+No learned parameters, so it works on a fresh install. Its levels are ordinary ``LevelMatch``
+objects, so the UI shows them exactly like the learned engine's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from kornia.filters import gaussian_blur2d
+
+from core.conditions.condition import Condition
+from core.correspondence import match_pyramid
+from core.descriptors import describe_pair, descriptor_pyramid
+from core.patchmatch import LevelMatch, PatchMatch, index_to_offsets, offsets_to_index
+
+Progress = Callable[[float, str], None]
+
+
+def score_candidates(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, temperature: float,
+                     chunk: int = 16384) -> torch.Tensor:
+    """Same result as ``core.corr.score_indices`` (B, N, M), ~5x faster on CPU: one index_select of
+    whole feature rows and a batched matmul instead of a gather on an expanded index."""
+    b, c, n = left.shape
+    m = index.shape[-1]
+    out = []
+    for i in range(b):
+        rows = right[i].t().contiguous()  # (Nr, C)
+        query = left[i].t().contiguous()  # (N, C)
+        parts = []
+        for s in range(0, n, chunk):
+            idx = index[i, s:s + chunk]  # (n', M)
+            picked = torch.index_select(rows, 0, idx.reshape(-1)).view(-1, m, c)
+            parts.append(torch.bmm(picked, query[s:s + chunk].unsqueeze(-1)).squeeze(-1))
+        out.append(torch.cat(parts))
+    return torch.stack(out) / temperature
+
+
+class FastPatchMatch(PatchMatch):
+    """Plain PatchMatch (no GRU, continuous positions) with the faster candidate scoring,
+    fewer iterations on the largest levels, and a per-level progress hook."""
+
+    def __init__(self, candidates: int, iterations: int, temperature: float, fine_iterations: int = 1,
+                 fine_pixels: int = 256 * 256, chunk_pixels: int = 16384):
+        super().__init__(0, candidates, iterations, temperature, use_gru=False, chunk_pixels=chunk_pixels)
+        self.fine_iterations = fine_iterations
+        self.fine_pixels = fine_pixels
+        self.on_level: Callable[[int, int], None] | None = None
+
+    def evaluate(self, left, right, offsets):
+        _, _, _, h, w = offsets.shape
+        index = offsets_to_index(offsets, official=False)  # (B, N, M)
+        prob = F.softmax(score_candidates(left, right, index, self.temperature, self.chunk), dim=-1)
+        top_prob, top = torch.topk(prob, self.k, dim=-1)
+        best = index_to_offsets(torch.gather(index, -1, top), h, w)
+        return best, top_prob.transpose(1, 2).reshape(top_prob.shape[0], self.k, h, w)
+
+    def forward(self, left, right, exemplar, offsets, horizontal_first: Sequence[bool] | None = None) -> LevelMatch:
+        h, w = left.shape[-2:]
+        full = self.iterations
+        if h * w > self.fine_pixels:
+            self.iterations = min(full, self.fine_iterations)
+        try:
+            match = super().forward(left, right, exemplar, offsets, horizontal_first)
+        finally:
+            self.iterations = full
+        if self.on_level is not None:
+            self.on_level(h, w)
+        return match
+
+
+@dataclass
+class EngineOutput:
+    """The training-free engine's result: full-resolution output plus every level's match."""
+
+    image: torch.Tensor  # (1, 3, H, W) in [-1, 1]: warp with low-confidence regions filled
+    warped: torch.Tensor  # (1, 3, H, W): the exemplar sampled at ``positions`` (before filling)
+    positions: torch.Tensor  # (1, 2, H, W): (row, col) in exemplar pixels for every output pixel
+    confidence: torch.Tensor  # (1, 1, H, W) in [0, 1]
+    fill: torch.Tensor  # (1, 1, H, W) in [0, 1]: how much of each pixel comes from the fill
+    levels: list[LevelMatch]  # coarsest first, as from ``match_pyramid``
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class TrainingFreeEngine:
+    """Descriptor matching with the hierarchical PatchMatch core; stateless apart from its settings."""
+
+    def __init__(self, iterations: int = 3, fine_iterations: int = 1, temperature: float = 0.01,
+                 window: int = 3, dilation: int = 2, coarsest: int = 64, max_match_side: int = 256,
+                 fill_below: float = 0.55, smooth: float = 0.02):
+        self.iterations = iterations  # PatchMatch iterations per level up to 256x256
+        self.fine_iterations = fine_iterations  # ... and on larger levels (speed)
+        self.temperature = temperature
+        self.window = window  # K = window**2 candidates per pixel
+        self.dilation = dilation
+        self.coarsest = coarsest  # the coarsest level's shorter side (dense attention there)
+        self.max_match_side = max_match_side  # finer levels are not matched: positions are upsampled
+        self.fill_below = fill_below  # confidence under which the fill takes over
+        self.smooth = smooth  # Gaussian sigma (fraction of the side) smoothing the matches' correction
+
+    def match_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The finest matched level's size: the output halved while its longer side exceeds the cap."""
+        h, w = size
+        while max(h, w) > self.max_match_side and h % 2 == 0 and w % 2 == 0:
+            h, w = h // 2, w // 2
+        return h, w
+
+    def levels_for(self, size: tuple[int, int]) -> int:
+        """Number of matched levels for an output size: coarsest shorter side near ``coarsest``."""
+        h, w = self.match_size(size)
+        levels = 1 + max(0, round(math.log2(max(min(h, w) / self.coarsest, 1))))
+        while levels > 1 and (h % 2 ** (levels - 1) or w % 2 ** (levels - 1)):
+            levels -= 1
+        return levels
+
+    @torch.no_grad()
+    def __call__(self, source: Condition, exemplar: torch.Tensor, exemplar_condition: Condition, *,
+                 iterations: int | None = None, temperature: float | None = None, seed: int = 0,
+                 progress: Progress | None = None, weights: dict[str, float] | None = None) -> EngineOutput:
+        """Warp ``exemplar`` (1, 3, H, W) in [-1, 1] to ``source``; both conditions at (H, W)."""
+        seconds: dict[str, float] = {}
+        t0 = time.perf_counter()
+        size = source.size
+        if tuple(exemplar.shape[-2:]) != size or exemplar_condition.size != size:
+            raise ValueError(f"exemplar {tuple(exemplar.shape[-2:])} and conditions must share the size {size}")
+        device = exemplar.device
+        pair = describe_pair(source, exemplar_condition, weights)
+        levels = self.levels_for(size)
+        src, ex = _resize(pair.source, self.match_size(size)), _resize(pair.exemplar, self.match_size(size))
+        left = [x.to(device) for x in descriptor_pyramid(src, levels)]
+        right = [x.to(device) for x in descriptor_pyramid(ex, levels)]
+        seconds["descriptors"] = time.perf_counter() - t0
+
+        temp = float(temperature if temperature is not None else self.temperature)
+        iters = int(iterations if iterations is not None else self.iterations)
+        pm = FastPatchMatch(self.window**2, iters, temp, fine_iterations=min(iters, self.fine_iterations))
+        gen = torch.Generator().manual_seed(int(seed))
+        orders = [[bool(b) for b in torch.rand(iters, generator=gen) < 0.5] for _ in range(levels - 1)]
+        done = [0]
+        t1 = time.perf_counter()
+
+        def on_level(h: int, w: int) -> None:
+            done[0] += 1
+            seconds[f"level_{h}x{w}"] = time.perf_counter() - t1 - sum(
+                v for k, v in seconds.items() if k.startswith("level_"))
+            if progress is not None:
+                progress((done[0] + 1) / (levels + 1), f"matched level {done[0] + 1}/{levels} ({w}x{h})")
+
+        pm.on_level = on_level
+        if progress is not None:
+            progress(0.0, f"matching {levels} levels (training-free)")
+        matches = match_pyramid(left, right, exemplar, pm, temp, self.window, self.dilation, orders)
+        seconds["matching"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        prior = torch.from_numpy(pair.prior[::-1].copy()).unsqueeze(0).to(device)  # (1, 2, H, W) (row, col)
+        matched = upsample_positions(best_positions(matches[-1]), size)  # (1, 2, H, W)
+        trust = structure(src[:, :-pair.groups["coords"]]).to(device) * matches[-1].confidence
+        trust = F.interpolate(trust, size=size, mode="bilinear", align_corners=False)
+        positions = prior + smooth_correction(matched - prior, trust, self.smooth * max(size))
+        warped = sample_positions(exemplar, positions)
+        confidence = F.interpolate(matches[-1].confidence, size=size, mode="bilinear", align_corners=False)
+        fill = ((self.fill_below - confidence) / 0.15).clamp(0, 1)
+        image = fill_low_confidence(warped, fill)
+        seconds["output"] = time.perf_counter() - t2
+        seconds["total"] = time.perf_counter() - t0
+        if progress is not None:
+            progress(1.0, "warped at full resolution")
+        return EngineOutput(image, warped, positions, confidence.clamp(0, 1), fill, matches, seconds)
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area-average descriptors down to the matched size."""
+    return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="area")
+
+
+def best_positions(match: LevelMatch, radius: float = 1.5) -> torch.Tensor:
+    """(B, 2, h, w): weighted mean of the candidates near the best one (a mean over distant,
+    competing matches would land between them)."""
+    pos, wts = match.positions, match.weights  # (B, K, 2, h, w), (B, K, h, w)
+    best = wts.argmax(1, keepdim=True)
+    top = torch.gather(pos, 1, best.unsqueeze(2).expand(-1, -1, 2, -1, -1))  # (B, 1, 2, h, w)
+    near = ((pos - top).abs().amax(2) <= radius).to(wts.dtype) * wts
+    return (near.unsqueeze(2) * pos).sum(1) / near.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def structure(descriptors: torch.Tensor, floor: float = 0.02) -> torch.Tensor:
+    """(B, 1, h, w) in [floor, 1]: how distinctive the descriptor is at each pixel (its gradient
+    magnitude, scaled by the maximum). Flat regions (far from every part) cannot be matched."""
+    dx = F.pad(descriptors[..., :, 1:] - descriptors[..., :, :-1], (0, 1))
+    dy = F.pad(descriptors[..., 1:, :] - descriptors[..., :-1, :], (0, 0, 0, 1))
+    g = (dx.square() + dy.square()).sum(1, keepdim=True).sqrt()
+    g = g / g.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    return g.clamp(floor, 1)
+
+
+def smooth_correction(correction: torch.Tensor, trust: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Normalised convolution: a Gaussian average of the matches' correction to the prior, each
+    pixel weighted by its trust; where nothing is trusted nearby the correction fades to 0."""
+    if sigma <= 0:
+        return correction
+    k = int(2 * round(3 * sigma) + 1)
+    num = gaussian_blur2d(correction * trust, (k, k), (sigma, sigma), border_type="replicate")
+    den = gaussian_blur2d(trust, (k, k), (sigma, sigma), border_type="replicate")
+    return num / (den + 0.05 * float(trust.amax().clamp_min(1e-12)))
+
+
+def upsample_positions(positions: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Positions at a level (B, 2, h, w) -> (B, 2, H, W) in full-resolution pixels (pixel centres)."""
+    h, w = positions.shape[-2:]
+    if (h, w) == tuple(size):
+        return positions
+    scale = torch.tensor([size[0] / h, size[1] / w], device=positions.device).view(1, 2, 1, 1)
+    full = (positions + 0.5) * scale - 0.5
+    return F.interpolate(full, size=size, mode="bilinear", align_corners=False)
+
+
+def sample_positions(image: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of image (B, C, H, W) at (row, col) positions (B, 2, H', W')."""
+    h, w = image.shape[-2:]
+    gx = (positions[:, 1] + 0.5) / w * 2 - 1
+    gy = (positions[:, 0] + 0.5) / h * 2 - 1
+    grid = torch.stack([gx, gy], dim=-1).to(image.dtype)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def fill_low_confidence(warped: torch.Tensor, fill: torch.Tensor, work_side: int = 128) -> torch.Tensor:
+    """Blend an inpainted version (OpenCV Telea, at a small working size) where ``fill`` is high."""
+    if float(fill.max()) <= 0:
+        return warped
+    b, _, h, w = warped.shape
+    scale = min(1.0, work_side / max(h, w))
+    sh, sw = max(8, round(h * scale)), max(8, round(w * scale))
+    out = []
+    for i in range(b):
+        img = ((warped[i].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().cpu().numpy()
+        small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
+        hole = cv2.resize(fill[i, 0].cpu().numpy(), (sw, sh), interpolation=cv2.INTER_AREA) > 0.5
+        painted = cv2.inpaint(small, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA) if hole.any() else small
+        painted = cv2.GaussianBlur(cv2.resize(painted, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), 2)
+        out.append(torch.from_numpy(painted).permute(2, 0, 1).float().div(127.5).sub(1))
+    painted_t = torch.stack(out).to(warped.device, warped.dtype)
+    return warped * (1 - fill) + painted_t * fill

@@ -1,0 +1,321 @@
+"""The small inference API the app and the CLIs use: photo / condition + exemplar -> result.
+
+    translator = Translator("pose")                   # engine "auto": learned if a checkpoint is found
+    result = translator.translate(photo, exemplar)    # TranslationResult (numpy, ready to show)
+    translator.engine_name                            # "learned (checkpoints/deepfashionHD)" or "training-free"
+
+Models are loaded once per process and shared between threads (each behind its own lock).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.conditions import Condition, extract, from_user_condition
+from core.corr import pixel_grid
+from core.engine import TrainingFreeEngine
+from core.errors import CheckpointError, InputError
+from core.imageio import fit_image, from_tensor, to_tensor
+from core.patchmatch import LevelMatch
+from core.results import LevelView, TranslationResult
+from core.utils.flow_viz import flow_to_image
+
+Progress = Callable[[float, str], None]
+TASKS = ("pose", "face", "mask")
+ENGINES = ("auto", "learned", "training-free")
+DEFAULT_RESOLUTION = 512
+CHECKPOINT_FILES = ("config.json", "model.safetensors")
+
+_models: dict[tuple, tuple[torch.nn.Module, threading.Lock]] = {}
+_models_lock = threading.Lock()
+
+
+def find_checkpoints(root: Path = Path("checkpoints"), task: str | None = None) -> list[Path]:
+    """Model folders (config.json + model.safetensors) directly under ``root``, sorted by name;
+    with ``task``, only those whose config says that task. Unreadable configs are skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if not all((folder / name).is_file() for name in CHECKPOINT_FILES):
+            continue
+        if task is not None and _checkpoint_task(folder) != task:
+            continue
+        found.append(folder)
+    return found
+
+
+def _checkpoint_task(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "config.json").read_text()).get("task", "pose")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(f"Unknown device {device!r}: use auto, cpu or cuda.") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("CUDA was asked for but no GPU is usable here: use device cpu.")
+    return dev
+
+
+class Translator:
+    """One task, one engine: extracts conditions and translates inputs to exemplars' looks."""
+
+    def __init__(self, task: str, engine: str = "auto", checkpoint: str | Path | None = None,
+                 device: str | None = None, precision: str = "fp32", checkpoints_root: Path = Path("checkpoints")):
+        if task not in TASKS:
+            raise InputError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
+        if engine not in ENGINES:
+            raise InputError(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise InputError(f"Unknown precision {precision!r}: choose fp32, bf16 or fp16.")
+        self.task = task
+        self.device = _device(device)
+        if precision == "fp16" and self.device.type == "cpu":
+            raise InputError("fp16 needs a GPU; on CPU use bf16 (fast with AMX) or fp32.")
+        self.precision = precision
+        self.checkpoint: Path | None = None
+        if engine != "training-free":
+            self.checkpoint = self._resolve_checkpoint(engine, checkpoint, Path(checkpoints_root))
+        self.engine_name = f"learned ({self.checkpoint})" if self.checkpoint is not None else "training-free"
+        self.engine = TrainingFreeEngine()
+
+    def _resolve_checkpoint(self, engine: str, checkpoint: str | Path | None, root: Path) -> Path | None:
+        if checkpoint is not None:
+            folder = Path(checkpoint)
+            missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
+            if missing:
+                raise CheckpointError(f"{folder} is not a model folder (missing {', '.join(missing)}): a model "
+                                      "folder holds config.json + model.safetensors; see checkpoints/README.md.")
+            found_task = _checkpoint_task(folder)
+            if found_task != self.task:
+                raise CheckpointError(f"{folder} is a model for the {found_task!r} task, not {self.task!r}: "
+                                      "pick a checkpoint made for this task.")
+            return folder
+        found = find_checkpoints(root, self.task)
+        if found:
+            return found[0]
+        if engine == "learned":
+            raise CheckpointError(
+                f"No learned checkpoint for the {self.task} task under {root}/: put a model folder there "
+                f"(config.json + model.safetensors, e.g. {root}/deepfashionHD from the official weights, "
+                "see checkpoints/README.md), pass --checkpoint DIR, or use --engine training-free.")
+        return None
+
+    # -- conditions ------------------------------------------------------------------------------
+    def extract(self, image: np.ndarray, size: tuple[int, int], ready_condition: bool = False) -> Condition:
+        """A photo (or, with ``ready_condition``, a skeleton / sketch / painted mask) -> Condition at (H, W)."""
+        if ready_condition:
+            return from_user_condition(self.task, image, size)
+        return extract(self.task, image, size)
+
+    # -- translation -----------------------------------------------------------------------------
+    def output_size(self, resolution: int | None) -> tuple[int, int]:
+        """Square output size, rounded down to what the engine's pyramid accepts."""
+        stride = 32
+        res = int(resolution) if resolution else DEFAULT_RESOLUTION
+        if self.checkpoint is not None:
+            config = self._model().config
+            stride = config.stride
+            res = int(resolution) if resolution else config.resolution
+        if not 64 <= res <= 2048:
+            raise InputError(f"Resolution {res} is out of range: use 64 to 2048 (512 is the usual size).")
+        res = max(stride, res - res % stride)
+        return res, res
+
+    def translate(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, *,
+                  resolution: int | None = None, iterations: int | None = None, temperature: float | None = None,
+                  seed: int = 0, source_is_condition: bool = False,
+                  progress: Progress | None = None) -> TranslationResult:
+        """Translate ``source`` (photo, condition picture or Condition) to the looks of ``exemplar``
+        (photo, or a Condition extracted from one). Progress goes through extraction, every level
+        and synthesis."""
+        report = progress or (lambda fraction, text: None)
+        seconds: dict[str, float] = {}
+        t0 = time.perf_counter()
+        size = source.size if isinstance(source, Condition) else self.output_size(resolution)
+        report(0.02, "extracting the input's condition")
+        if isinstance(source, Condition):
+            src = source
+        else:
+            src = self.extract(source, size, ready_condition=source_is_condition)
+        report(0.1, "extracting the exemplar's condition")
+        if isinstance(exemplar, Condition):
+            ex_cond = exemplar
+            if ex_cond.image is None:
+                raise InputError("The exemplar must be a photo (or a Condition extracted from one, with its image).")
+            if ex_cond.size != size:
+                raise InputError(f"The exemplar condition is {ex_cond.size}, the input {size}: "
+                                 "extract both at one size.")
+        else:
+            ex_cond = extract(self.task, exemplar, size)
+        ex_image = ex_cond.image if ex_cond.image is not None else fit_image(exemplar, size)
+        seconds["extract"] = time.perf_counter() - t0
+
+        def stage(a: float, b: float) -> Progress:
+            return lambda f, text: report(a + (b - a) * f, text)
+
+        ex_tensor = to_tensor(ex_image).to(self.device)
+        if self.checkpoint is None:
+            out = self.engine(src, ex_tensor, ex_cond, iterations=iterations, temperature=temperature, seed=seed,
+                              progress=stage(0.2, 0.95))
+            image, warped, levels = out.image, out.warped, out.levels
+            flow_pos, confidence = out.positions, out.confidence
+            seconds.update({k: v for k, v in out.seconds.items() if k not in ("total",)})
+        else:
+            image, levels, times = self._run_learned(src, ex_tensor, ex_cond, iterations, temperature, seed,
+                                                     stage(0.2, 0.95))
+            seconds.update(times)
+            warped = F.interpolate(levels[-1].warp.float(), size=size, mode="bilinear", align_corners=False)
+            flow_pos = _upsample_positions(_mean_positions(levels[-1]), size)
+            confidence = F.interpolate(levels[-1].confidence.float(), size=size, mode="bilinear", align_corners=False)
+        t1 = time.perf_counter()
+        views = level_views(levels, size)
+        final_flow = flow_pos[0].cpu() - pixel_grid(*size, "cpu")
+        flow_picture = flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy())
+        messages = [f"Engine: {self.engine_name}."] + list(src.messages) + [f"Exemplar: {m}" for m in ex_cond.messages]
+        seconds["views"] = time.perf_counter() - t1
+        report(1.0, "done")
+        return TranslationResult(
+            image=from_tensor(image[:1]), warped=from_tensor(warped[:1]), input_condition=src.preview,
+            exemplar_condition=ex_cond.preview, levels=views, engine=self.engine_name, messages=messages,
+            seconds=seconds, confidence=confidence[0, 0].float().cpu().numpy(), flow=flow_picture)
+
+    # -- the learned engine ----------------------------------------------------------------------
+    def _model(self) -> torch.nn.Module:
+        return self._model_and_lock()[0]
+
+    def _model_and_lock(self) -> tuple[torch.nn.Module, threading.Lock]:
+        key = (str(Path(self.checkpoint).resolve()), str(self.device))
+        with _models_lock:
+            if key not in _models:
+                from core.model import Warpaint
+
+                model = Warpaint.from_pretrained(self.checkpoint, device=self.device)
+                if self.device.type == "cpu" or self.device.type == "cuda":
+                    model = model.to(memory_format=torch.channels_last)
+                _models[key] = (model, threading.Lock())
+            return _models[key]
+
+    def _run_learned(self, src: Condition, exemplar: torch.Tensor, ex_cond: Condition, iterations: int | None,
+                     temperature: float | None, seed: int, progress: Progress):
+        model, lock = self._model_and_lock()
+        config = model.config
+        for name, cond in (("input", src), ("exemplar", ex_cond)):
+            if cond.label.shape[0] != config.label_channels:
+                raise CheckpointError(
+                    f"{self.checkpoint} expects a {config.label_channels}-channel label but the {name} condition "
+                    f"has {cond.label.shape[0]}: this checkpoint was made for another kind of condition.")
+        model.check_size(src.size)
+        cond = src.label.unsqueeze(0).to(self.device)
+        ex_label = ex_cond.label.unsqueeze(0).to(self.device)
+        iters = int(iterations) if iterations else config.iterations
+        gen = torch.Generator().manual_seed(int(seed))
+        orders = [[bool(b) for b in torch.rand(iters, generator=gen) < 0.5] for _ in range(config.levels - 1)]
+        times: dict[str, float] = {}
+        with lock:
+            corr = model.correspondence
+            saved = (corr.config, corr.patch_match.iterations, corr.patch_match.temperature)
+            temp = float(temperature) if temperature else config.temperature
+            corr.config = config.replace(temperature=temp, iterations=iters)
+            corr.patch_match.iterations, corr.patch_match.temperature = iters, temp
+            done = [0]
+
+            def hook(*_):
+                done[0] += 1
+                progress(0.1 + 0.7 * done[0] / max(config.levels - 1, 1),
+                         f"matched level {done[0] + 1}/{config.levels}")
+
+            handle = corr.patch_match.register_forward_hook(hook)
+            try:
+                with _inference(self.device, self.precision):
+                    progress(0.0, f"encoding and matching {config.levels} levels ({self.engine_name})")
+                    t = time.perf_counter()
+                    levels = corr(cond, exemplar, ex_label, orders)
+                    times["matching"] = time.perf_counter() - t
+                    progress(0.85, "synthesizing")
+                    t = time.perf_counter()
+                    image = model.generator([lv.warp for lv in levels], cond)
+                    times["synthesis"] = time.perf_counter() - t
+            finally:
+                handle.remove()
+                corr.config, corr.patch_match.iterations, corr.patch_match.temperature = saved
+        levels = [_float_level(lv) for lv in levels]
+        return image.float(), levels, times
+
+
+def _inference(device: torch.device, precision: str):
+    """Inference mode plus autocast at the precision (core.precision when present)."""
+    try:
+        from core.precision import inference_context
+
+        return inference_context(device, precision)
+    except ImportError:  # pragma: no cover - fallback without the precision helpers
+        import contextlib
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if precision != "fp32":
+            stack.enter_context(torch.autocast(device.type, dtype=getattr(torch, {"bf16": "bfloat16"}.get(
+                precision, "float16"))))
+        return stack
+
+
+def _float_level(level: LevelMatch) -> LevelMatch:
+    return LevelMatch(level.warp.float(), level.positions.float(), level.weights.float(),
+                      level.confidence.float(), level.indices, level.cycle)
+
+
+# -- views for the UI ------------------------------------------------------------------------------
+
+def _mean_positions(level: LevelMatch) -> torch.Tensor:
+    """(B, 2, h, w): the candidates' weighted mean position (row, col) at the level."""
+    return (level.weights.unsqueeze(2) * level.positions).sum(1)
+
+
+def _upsample_positions(positions: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    h, w = positions.shape[-2:]
+    scale = torch.tensor([size[0] / h, size[1] / w], device=positions.device).view(1, 2, 1, 1)
+    return F.interpolate((positions + 0.5) * scale - 0.5, size=size, mode="bilinear", align_corners=False)
+
+
+def level_views(levels: list[LevelMatch], size: tuple[int, int]) -> list[LevelView]:
+    """Every level's warp and flow picture at the output size, its confidence, and its candidates
+    as (x, y) in output pixels with their weights (first batch item)."""
+    flows = []
+    for lv in levels:
+        h, w = lv.weights.shape[-2:]
+        scale = torch.tensor([size[0] / h, size[1] / w]).view(2, 1, 1)
+        disp = (_mean_positions(lv)[0].cpu() - pixel_grid(h, w, "cpu")) * scale  # (2, h, w) output pixels
+        flows.append(disp)
+    radius = max(float(torch.sqrt((f**2).sum(0)).amax()) for f in flows) if flows else 1.0
+    views = []
+    for lv, disp in zip(levels, flows):
+        h, w = lv.weights.shape[-2:]
+        warp = F.interpolate(lv.warp[:1].float().cpu(), size=size, mode="bilinear", align_corners=False)
+        flow = flow_to_image(disp.flip(0).permute(1, 2, 0).numpy(), max_radius=radius)
+        flow = cv2.resize(flow, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        pos = lv.positions[0].float().cpu()  # (K, 2, h, w) (row, col) in level pixels
+        xy = torch.stack([(pos[:, 1] + 0.5) * size[1] / w - 0.5, (pos[:, 0] + 0.5) * size[0] / h - 0.5], -1)
+        views.append(LevelView(
+            size=(h, w), warp=from_tensor(warp), flow=np.ascontiguousarray(flow),
+            confidence=lv.confidence[0, 0].float().cpu().numpy(),
+            candidates=xy.permute(1, 2, 0, 3).contiguous().numpy(),  # (h, w, K, 2)
+            weights=lv.weights[0].float().cpu().permute(1, 2, 0).contiguous().numpy()))
+    return views

@@ -1,0 +1,1 @@
+"""Small helpers (flow pictures)."""
