@@ -6,6 +6,7 @@ import io
 import struct
 import zlib
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -92,6 +93,10 @@ def test_sixteen_bit_grey_is_scaled():
     assert out.shape == (32, 32, 3) and out.dtype == np.uint8
     assert out[0, 0, 0] == 0 and out[-1, -1, 0] == 255
     assert abs(int(out[16, 0, 0]) - 128) <= 2
+    rgb16 = np.zeros((16, 16, 3), np.uint16)
+    rgb16[..., 2], rgb16[..., 1] = 65535, 32768  # OpenCV writes BGR: red full, green half
+    ok, buf = cv2.imencode(".png", rgb16)
+    assert load_image(buf.tobytes())[0, 0].tolist() == [255, 128, 0]
 
 
 def test_float_and_grey_and_cmyk():
