@@ -20,9 +20,13 @@ class TabSpec:
     resolution: int  # default output side
     oil_paint: bool = False  # oil-paint the exemplar by default (Oil portrait)
     examples: list[tuple[str, str]] = field(default_factory=list)  # (input photo, exemplar) in assets/
+    condition_examples: list[tuple[str, str]] = field(default_factory=list)  # (ready condition, exemplar)
 
     def example_paths(self) -> list[list[str]]:
         return [[str(ASSETS / a), str(ASSETS / b)] for a, b in self.examples]
+
+    def condition_example_paths(self) -> list[list[str]]:
+        return [[str(ASSETS / a), str(ASSETS / b)] for a, b in self.condition_examples]
 
 
 TABS: list[TabSpec] = [
@@ -35,6 +39,7 @@ TABS: list[TabSpec] = [
                        "`python -m core extract --task pose`.",
         resolution=512,
         examples=[("astronaut.jpg", "grace_hopper.jpg"), ("cameraman.png", "astronaut.jpg")],
+        condition_examples=[("skeleton_raised_arm.png", "grace_hopper.jpg")],
     ),
     TabSpec(
         key="face", title="Edge to face", task="face",
@@ -44,6 +49,7 @@ TABS: list[TabSpec] = [
         condition_help="Lines of a face: white on black or black on white (it is normalised and thinned).",
         resolution=512,
         examples=[("grace_hopper.jpg", "astronaut.jpg"), ("astronaut.jpg", "grace_hopper.jpg")],
+        condition_examples=[("sketch_grace_hopper.png", "astronaut.jpg")],
     ),
     TabSpec(
         key="mask", title="Mask to image", task="mask",
@@ -53,6 +59,7 @@ TABS: list[TabSpec] = [
         condition_help="Paint with the palette brushes, or upload an ADE20K-coloured mask as the background.",
         resolution=256,
         examples=[("cameraman.png", "astronaut.jpg"), ("astronaut.jpg", "grace_hopper.jpg")],
+        condition_examples=[("mask_cameraman.png", "astronaut.jpg")],
     ),
     TabSpec(
         key="oil", title="Oil portrait", task="face",
@@ -64,6 +71,7 @@ TABS: list[TabSpec] = [
         resolution=512,
         oil_paint=False,
         examples=[("astronaut.jpg", "oil_grace_hopper.jpg"), ("grace_hopper.jpg", "oil_astronaut.jpg")],
+        condition_examples=[("sketch_grace_hopper.png", "oil_astronaut.jpg")],
     ),
 ]
 

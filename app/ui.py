@@ -67,8 +67,11 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
             exemplar = photo_input(label="Exemplar", elem_id=f"{key}-exemplar", height=320)
             oil = gr.Checkbox(value=spec.oil_paint, visible=key == "oil", elem_id=f"{key}-oil",
                               label="Oil-paint the exemplar first (OpenCV xphoto.oilPainting)")
-    gr.Examples(spec.example_paths(), inputs=[photo, exemplar], label="Examples (public-domain photos, offline)",
-                cache_examples=False)
+    with gr.Row():
+        gr.Examples(spec.example_paths(), inputs=[photo, exemplar], label="Examples: photos (public domain, offline)",
+                    cache_examples=False)
+        gr.Examples([[READY, *pair] for pair in spec.condition_example_paths()], inputs=[kind, condition, exemplar],
+                    label="Examples: ready conditions", cache_examples=False)
     with gr.Row():
         with gr.Column():
             input_preview = gr.Image(label="Input's condition (click to inspect after a run)", interactive=False,
