@@ -77,8 +77,8 @@ PRESETS: dict[str, WarpaintConfig] = {
     # Same architecture with differentiable PatchMatch: what our trainer trains.
     "pose-512": WarpaintConfig(),
     "pose-256": WarpaintConfig(resolution=256, levels=3),
-    "face-512": WarpaintConfig(task="face", label_channels=0, resolution=512),
-    "face-1024": WarpaintConfig(task="face", label_channels=0, resolution=1024, levels=5),
+    "face-512": WarpaintConfig(task="face", label_channels=10, resolution=512),
+    "face-1024": WarpaintConfig(task="face", label_channels=10, resolution=1024, levels=5),
     "mask-256": WarpaintConfig(task="mask", label_channels=151, resolution=256, levels=3),
     # Small and fast, for tests.
     "tiny": WarpaintConfig(resolution=64, levels=3, nef=8, ngf=8, iterations=2, spade_hidden=16,

@@ -160,3 +160,19 @@ def test_released_corr_file_with_stray_copies_loads(tmp_path):
     model = load_official(path, FIXTURE / "netG.pth")
     reference = load_official(FIXTURE / "netCorr.pth", FIXTURE / "netG.pth")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+
+
+def test_pose_from_our_extractor_feeds_the_official_model_unchanged():
+    """A photo -> our pose label -> the official architecture, with no adapter in between."""
+    from skimage.data import astronaut
+
+    from core.conditions import extract
+
+    cond = extract("pose", astronaut(), size=(512, 512))
+    assert cond.label.shape == (20, 512, 512)
+    model = load_official(FIXTURE / "netCorr.pth", FIXTURE / "netG.pth", iterations=1)
+    label = cond.label.unsqueeze(0)
+    exemplar = torch.from_numpy(cond.image).permute(2, 0, 1).unsqueeze(0).float() / 127.5 - 1
+    with torch.inference_mode():
+        out = model(label, exemplar, label)
+    assert out.image.shape == (1, 3, 512, 512) and torch.isfinite(out.image).all()
