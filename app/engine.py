@@ -23,6 +23,10 @@ log = logging.getLogger("warpaint.app")
 
 ENGINES = ("auto", "learned", "training-free")
 _TITLES = {InputError: "Input problem", NoSubjectError: "Nothing found", CheckpointError: "Checkpoint problem"}
+# core's messages name CLI options; in the app the same choices live in the Advanced accordion.
+_CLI_WORDS = {"pass --checkpoint DIR": "pick one in Advanced > Checkpoint",
+              "use --engine training-free": "choose Advanced > Engine > training-free",
+              "--engine training-free": "Engine: training-free (Advanced)"}
 
 try:  # Hugging Face Spaces (ZeroGPU): heavy functions borrow a GPU while they run
     import spaces  # type: ignore[import-not-found]
@@ -45,7 +49,10 @@ def friendly_errors(fn: Callable) -> Callable:
             raise
         except WarpaintError as exc:
             title = next((t for cls, t in _TITLES.items() if isinstance(exc, cls)), "Cannot do that")
-            raise gr.Error(str(exc), title=title) from exc
+            message = str(exc)
+            for cli, ui in _CLI_WORDS.items():
+                message = message.replace(cli, ui)
+            raise gr.Error(message, title=title) from exc
         except MemoryError as exc:
             raise gr.Error("Out of memory: choose a smaller resolution in Advanced.", title="Too large") from exc
         except Exception as exc:  # a bug: log it in full, tell the user briefly
@@ -107,14 +114,16 @@ class _TranslatorCache:
     def get(self, task: str, engine: str, checkpoint: str | None) -> Any:
         if engine not in ENGINES:
             raise InputError(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
-        key = (task, engine, checkpoint or None)
+        # "auto" decides at construction: a checkpoint added later must give a new translator.
+        key = (task, engine, checkpoint or None, tuple(checkpoint_paths(task)) if engine == "auto" else ())
         with self.lock:
             if key in self.items:
                 self.items.move_to_end(key)
                 return self.items[key]
             from core.pipeline import Translator
 
-            translator = Translator(task, engine=engine, checkpoint=checkpoint or None)
+            translator = Translator(task, engine=engine, checkpoint=checkpoint or None,
+                                    checkpoints_root=settings.CHECKPOINTS)
             self.items[key] = translator
             while len(self.items) > self.size:
                 self.items.popitem(last=False)

@@ -27,6 +27,8 @@ class InspectState:
     exemplar: np.ndarray  # (H, W, 3) uint8: the exemplar as the model saw it, at output size
     size: tuple[int, int]  # output (H, W)
     levels: list[LevelView]  # candidates/weights stored as float16 to keep sessions small
+    flow: np.ndarray | None = None  # (H, W, 3) uint8: the final flow picture, when the engine gives one
+    confidence: np.ndarray | None = None  # (H, W) float32: the final confidence, when the engine gives one
 
 
 @dataclass
@@ -111,7 +113,8 @@ def inspect_state(result: TranslationResult, exemplar: np.ndarray) -> InspectSta
     levels = [LevelView(size=lv.size, warp=lv.warp, flow=lv.flow, confidence=lv.confidence.astype(np.float32),
                         candidates=lv.candidates.astype(np.float16), weights=lv.weights.astype(np.float16))
               for lv in result.levels]
-    return InspectState(exemplar=fit_image(exemplar, size), size=size, levels=levels)
+    return InspectState(exemplar=fit_image(exemplar, size), size=size, levels=levels,
+                        flow=getattr(result, "flow", None), confidence=getattr(result, "confidence", None))
 
 
 def status_markdown(result: TranslationResult) -> str:
@@ -125,9 +128,11 @@ def status_markdown(result: TranslationResult) -> str:
 
 
 def level_pictures(state: InspectState | None, level: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Flow picture and confidence picture of one level (default: the finest)."""
+    """Flow picture and confidence picture of one level; by default the final ones (else the finest level's)."""
     if state is None or not state.levels:
         return None, None
+    if level is None and state.flow is not None and state.confidence is not None:
+        return state.flow, drawing.confidence_picture(state.confidence, state.size)
     lv = state.levels[_level_index(state, level)]
     return lv.flow, drawing.confidence_picture(lv.confidence, state.size)
 

@@ -21,7 +21,10 @@ RES = 128  # small: the point is the plumbing, not the picture
 def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("app")
     before = _repo_files()
-    with running_app(work, env={"WARPAINT_MAX_FILE_SIZE": "1mb", "WARPAINT_MAX_PIXELS": "20000000"}) as url:
+    (work / "checkpoints").mkdir()  # none: "auto" means training-free whatever the developer has installed
+    env = {"WARPAINT_MAX_FILE_SIZE": "1mb", "WARPAINT_MAX_PIXELS": "20000000",
+           "WARPAINT_CHECKPOINTS": str(work / "checkpoints")}
+    with running_app(work, env=env) as url:
         yield url, work
     assert _repo_files() == before, "the app wrote files into the repository"
 
@@ -78,6 +81,22 @@ def test_a_painted_mask_is_a_ready_condition(client, tmp_path):
     assert _picture(image).shape == (RES, RES, 3) and len(warps) == len(info["levels"])
 
 
+def test_a_learned_checkpoint_is_used_when_chosen(client, tmp_path):
+    import torch
+
+    from core.config import get_preset
+    from core.model import Warpaint
+
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny-pose"
+    Warpaint(get_preset("tiny", task="pose", label_channels=20)).save_pretrained(folder)
+    image, warps, _, _, info = client.predict(
+        "pose", handle_file(str(ASSETS / "astronaut.jpg")), handle_file(str(ASSETS / "grace_hopper.jpg")), False, RES,
+        "learned", str(folder), 2, 0.01, 0, False, api_name="/translate")
+    assert info["engine"].startswith("learned") and "tiny-pose" in info["engine"]
+    assert _picture(image).shape == (RES, RES, 3) and len(warps) == 3  # the tiny preset has 3 levels
+
+
 def test_extract_endpoint_returns_the_condition_picture(client):
     picture, messages = client.predict("pose", handle_file(str(ASSETS / "astronaut.jpg")), False, RES,
                                        api_name="/extract")
@@ -106,8 +125,15 @@ def test_bad_uploads_get_clear_errors_and_the_server_keeps_serving(client, tmp_p
 
     big = tmp_path / "big.bmp"  # over the 1 MB upload limit this server was started with
     Image.new("RGB", (700, 700)).save(big)
-    with pytest.raises(Exception, match="(?i)size|large|limit|413"):
+    with pytest.raises(Exception, match="maximum file size"):  # refused before any byte is processed
         _translate(client, "pose", big, good)
+
+    with pytest.raises(AppError, match="No learned checkpoint .* choose Advanced > Engine > training-free"):
+        client.predict("pose", handle_file(str(good)), handle_file(str(good)), False, RES, "learned", "", 2, 0.01, 0,
+                       False, api_name="/translate")
+    with pytest.raises(AppError, match="is not a model folder"):
+        client.predict("pose", handle_file(str(good)), handle_file(str(good)), False, RES, "learned",
+                       str(tmp_path), 2, 0.01, 0, False, api_name="/translate")
 
     image, *_ = _translate(client, "pose", ASSETS / "astronaut.jpg", good)  # still serving
     assert _picture(image).shape == (RES, RES, 3)
