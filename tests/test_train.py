@@ -1,0 +1,302 @@
+"""Trainer parts, fast: presets, losses, VGG19 loading, the cached dataset, the resumable sampler,
+checkpoint files and retrieval. (Whole training runs are in test_train_run.py.)"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.config import get_preset
+from core.errors import CheckpointError, InputError
+from core.model import Warpaint
+from core.train import checkpoint as ckpt
+from core.train import losses
+from core.train.data import (
+    ConditionCache,
+    ResumableSampler,
+    TrainingSet,
+    collate,
+    find_images,
+    read_pair_list,
+    split_holdout,
+)
+from core.train.presets import TRAIN_PRESETS, load_train_config
+from core.train.retrieval import label_descriptor, rank, retrieve, write_list
+from core.train.synthetic import make_mask_dataset
+from core.train.vgg import LAYERS, VGG19, VGG19_FILE, find_vgg_weights
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return make_mask_dataset(tmp_path_factory.mktemp("toy"), count=5, size=(80, 96), seed=3)
+
+
+# -- presets ---------------------------------------------------------------------------------
+
+def test_presets_cover_the_tasks_and_build_models():
+    for name in ("pose-256", "pose-512", "face-512", "face-1024", "mask-256", "tiny"):
+        cfg = TRAIN_PRESETS[name]
+        model_cfg = cfg.model_config(label_channels=7, task="mask")
+        assert model_cfg.resolution == cfg.size and model_cfg.resolution % model_cfg.stride == 0
+    assert TRAIN_PRESETS["mask-256"].model_config().label_channels == 151
+    assert TRAIN_PRESETS["face-512"].model_config().task == "face"
+    # tiny takes the data's channel count and task
+    assert TRAIN_PRESETS["tiny"].model_config(label_channels=151, task="mask").label_channels == 151
+    official = TRAIN_PRESETS["pose-512"]
+    assert (official.lr, official.beta1, official.beta2, official.ttur) == (1e-4, 0.0, 0.9, True)
+    assert (official.weight_warp, official.weight_cycle, official.weight_featpair) == (500.0, 1.0, 10.0)
+
+
+def test_yaml_config(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("base: mask-256\nbatch_size: 3\nweight_contextual: 0.5\nmodel: {nef: 16}\n")
+    cfg = load_train_config(str(path), steps=7, lr=None)
+    assert (cfg.model, cfg.batch_size, cfg.weight_contextual, cfg.steps) == ("mask-256", 3, 0.5, 7)
+    assert cfg.model_config().nef == 16 and cfg.lr == 1e-4
+    path.write_text("base: mask-256\nbatch_sise: 3\n")
+    with pytest.raises(InputError, match="batch_sise"):
+        load_train_config(str(path))
+    path.write_text("model: {nfe: 3}\n")
+    with pytest.raises(InputError, match="nfe"):
+        load_train_config(str(path))
+    with pytest.raises(InputError, match="preset"):
+        load_train_config("no-such-preset")
+
+
+# -- losses ----------------------------------------------------------------------------------
+
+def _level(warp):
+    from core.patchmatch import LevelMatch
+
+    b, _, h, w = warp.shape
+    return LevelMatch(warp, torch.zeros(b, 1, 2, h, w), torch.ones(b, 1, h, w), torch.ones(b, 1, h, w))
+
+
+def test_warp_loss_pools_the_target_and_weights_samples():
+    target = torch.rand(2, 3, 16, 16) * 2 - 1
+    exact = [_level(F.avg_pool2d(target, 4)), _level(F.avg_pool2d(target, 2)), _level(target)]
+    total, terms = losses.warp_loss(exact, target)
+    assert float(total) < 1e-6 and len(terms) == 3
+    wrong = [_level(lv.warp + 0.5) for lv in exact]
+    assert float(losses.warp_loss(wrong, target)[0]) == pytest.approx(1.5, abs=1e-5)
+    # a sample with weight 0 does not count: its (large) error is ignored
+    mixed = [_level(torch.cat([lv.warp[:1], lv.warp[1:] + 3])) for lv in exact]
+    assert float(losses.warp_loss(mixed, target, torch.tensor([1.0, 0.0]))[0]) < 1e-6
+    assert float(losses.warp_loss(mixed, target, torch.tensor([0.0, 1.0]))[0]) == pytest.approx(9, abs=1e-4)
+
+
+def test_cycle_and_feature_pair_losses():
+    exemplar = torch.rand(1, 3, 16, 16)
+    lv = _level(torch.zeros(1, 3, 4, 4))
+    with pytest.raises(ValueError, match="cycle"):
+        losses.cycle_loss(lv, exemplar)
+    lv.cycle = F.avg_pool2d(exemplar, 4)
+    assert float(losses.cycle_loss(lv, exemplar)) < 1e-6
+    a = [torch.rand(1, 4, 8, 8), torch.rand(1, 4, 16, 16)]
+    assert float(losses.feature_pair_loss(a, a)) == 0
+    assert float(losses.feature_pair_loss(a, [x + 1 for x in a])) == pytest.approx(2.0)
+
+
+def test_gan_losses():
+    real = [[torch.zeros(2, 4, 5, 5), torch.full((2, 1, 4, 4), 2.0)]]
+    fake = [[torch.ones(2, 4, 5, 5), torch.full((2, 1, 4, 4), -2.0)]]
+    d_fake, d_real = losses.d_hinge_loss(fake, real)
+    assert float(d_fake) == 0 and float(d_real) == 0  # both beyond the margin
+    assert float(losses.g_hinge_loss(fake)) == pytest.approx(2.0)
+    assert float(losses.gan_feature_loss(fake, real)) == pytest.approx(1.0)
+
+
+def test_contextual_loss_prefers_the_same_features_in_any_order():
+    torch.manual_seed(0)
+    y = torch.randn(1, 16, 6, 6)
+    shuffled = y.flatten(2)[:, :, torch.randperm(36)].view(1, 16, 6, 6)
+    other = torch.randn(1, 16, 6, 6)
+    same, perm, diff = (float(losses.contextual_loss(x, y)) for x in (y, shuffled, other))
+    assert same == pytest.approx(perm, abs=1e-5)  # position-free
+    assert same < 1e-3 < 0.2 < diff
+
+
+def test_vgg_layout_losses_and_loading(tmp_path):
+    vgg = VGG19()
+    keys = list(vgg.state_dict())
+    assert keys[0] == "features.0.weight" and keys[-1] == f"features.{LAYERS['relu5_2'] - 1}.bias"
+    feats = vgg(torch.rand(1, 3, 32, 32) * 2 - 1)
+    assert [f.shape[1] for f in feats] == [64, 128, 256, 512, 512] and feats[-1].shape[-1] == 2
+    assert not any(p.requires_grad for p in vgg.parameters())
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    fm = losses.vgg_feature_matching_loss(vgg(x), [f.detach() + 0.1 for f in vgg(x)])
+    fm.backward()  # gradients reach the image through the frozen network
+    assert x.grad is not None and float(fm.detach()) == pytest.approx(0.1 * sum(losses.VGG_FM_WEIGHTS), rel=1e-4)
+
+    # torchvision's file: "features.*" plus a classifier (ignored); found in $TORCH_HOME/hub/checkpoints
+    state = {k: torch.randn_like(v) for k, v in vgg.state_dict().items()}
+    state["classifier.0.weight"] = torch.zeros(2, 2)
+    hub = tmp_path / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save(state, hub / VGG19_FILE)
+    loaded = VGG19.from_file(hub / VGG19_FILE)
+    assert torch.equal(loaded.features[0].weight, state["features.0.weight"])
+    assert find_vgg_weights(tmp_path / "hub" / "checkpoints") == hub / VGG19_FILE
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(tmp_path))
+        assert find_vgg_weights() == hub / VGG19_FILE
+        mp.setenv("TORCH_HOME", str(tmp_path / "empty"))
+        assert find_vgg_weights() is None
+    with pytest.raises(CheckpointError, match="not found"):
+        find_vgg_weights(tmp_path / "nope.pth")
+    torch.save({"features.0.weight": torch.zeros(3)}, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="not torchvision's VGG19"):
+        VGG19.from_file(tmp_path / "bad.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        VGG19.from_file(tmp_path / "junk.pth")
+
+
+# -- data ------------------------------------------------------------------------------------
+
+def test_condition_cache_reads_index_masks_once(tmp_path):
+    toy = make_mask_dataset(tmp_path, count=3, size=(80, 96), seed=3)
+    items = find_images(toy)
+    assert items == [f"images/{i:04d}.png" for i in range(3)]
+    cache = ConditionCache(toy, "mask", (64, 64))
+    assert cache.status(items[0]) == "missing"
+    assert cache.build(items[0]) == "ok" and cache.status(items[0]) == "ok"
+    cond = cache.load(items[0])
+    assert cond.label.shape == (151, 64, 64) and cond.preview.shape == (64, 64, 3)
+    assert torch.equal(cond.label.sum(0), torch.ones(64, 64))  # one-hot survives the compact storage
+    from core.conditions.masks import from_index
+    from core.imageio import load_image
+
+    expected = from_index(load_image(toy / "masks" / "0000.png")[..., 0], (64, 64)).label
+    assert torch.equal(cond.label, expected)
+    # a changed condition file is read again; one that cannot be used is skipped, with the reason kept
+    os.utime(toy / "masks" / "0000.png", ns=(1, 1))
+    assert cache.status(items[0]) == "missing"
+    (toy / "masks" / "0001.png").write_bytes(b"broken")
+    assert cache.build(items[1]) == "skip" and cache.status(items[1]) == "skip"
+    assert "0001.png" in next(cache.folder.rglob("*.skip")).read_text()
+
+
+def test_training_set_samples_are_reproducible(toy):
+    items = find_images(toy)
+    cache = ConditionCache(toy, "mask", (64, 64))
+    for rel in items:
+        cache.build(rel)
+    pairs = {items[0]: [items[1], items[2]]}
+    ds = TrainingSet(toy, items, cache, seed=5, pairs=pairs, pair_probability=0.5, pair_weight=0.0)
+    a, b = ds[(0, 17)], ds[(0, 17)]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert a["image"].shape == (3, 64, 64) and a["exemplar_condition"].shape == (151, 64, 64)
+    draws = [ds[(0, d)] for d in range(12)]
+    kinds = {float(s["sample_weight"]) for s in draws}
+    assert kinds == {0.0, 1.0}  # both real pairs (weight 0 here) and pseudo exemplars appear
+    pseudo = next(s for s in draws if float(s["sample_weight"]) == 1.0)
+    assert not torch.equal(pseudo["exemplar"], pseudo["image"])  # T(x) differs from x
+    # a pseudo exemplar's label stays one-hot (nearest resampling)
+    assert torch.equal(pseudo["exemplar_condition"].sum(0), torch.ones(64, 64))
+    batch = collate(draws[:3])
+    assert batch["condition"].shape == (3, 151, 64, 64) and batch["preview"].dtype == torch.uint8
+
+
+def test_pair_list_and_holdout(tmp_path):
+    items = ["a.png", "b.png", "c.png"]
+    (tmp_path / "p.txt").write_text("# kind: retrieved\na.png,b.png,zzz.png,a.png\nc.png\tb.png\nzzz.png,a.png\n")
+    pairs, kind = read_pair_list(tmp_path / "p.txt", items)
+    assert pairs == {"a.png": ["b.png"], "c.png": ["b.png"]} and kind == "retrieved"
+    (tmp_path / "bad.txt").write_text("a.png\n")
+    with pytest.raises(InputError, match="bad.txt:1"):
+        read_pair_list(tmp_path / "bad.txt", items)
+    many = [f"{i}.png" for i in range(10)]
+    train, held = split_holdout(many, 3)
+    assert len(held) == 3 and not set(held) & set(train) and split_holdout(many, 3) == (train, held)
+    assert split_holdout(many[:2], 3) == (many[:2], [])
+
+
+def test_sampler_resumes_mid_stream_and_shards_across_ranks():
+    full = list(itertools.islice(ResumableSampler(7, seed=3), 20))
+    assert sorted(i for i, _ in full[:7]) == list(range(7))  # each epoch visits every sample once
+    assert [i for i, _ in full[:7]] != [i for i, _ in full[7:14]]  # reshuffled per epoch
+    assert len({d for _, d in full}) == 20  # every draw has its own augmentation seed
+    resumed = list(itertools.islice(ResumableSampler(7, seed=3, start=9), 11))
+    assert resumed == full[9:]
+    ranks = [list(itertools.islice(ResumableSampler(8, rank=r, world=2, seed=3), 4)) for r in (0, 1)]
+    assert sorted(i for s in ranks for i, _ in s) == list(range(8))
+    assert not {d for _, d in ranks[0]} & {d for _, d in ranks[1]}
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+
+def test_checkpoints_are_complete_or_absent(tmp_path):
+    torch.manual_seed(0)
+    model = Warpaint(get_preset("tiny"))
+    disc = torch.nn.Conv2d(3, 1, 3)
+    state = {"step": 3, "rng": [ckpt.rng_state()], "note": "x"}
+    folder = ckpt.save_checkpoint(tmp_path, 3, model, disc, state, keep=2)
+    assert ckpt.latest_checkpoint(tmp_path) == folder
+    loaded = Warpaint.from_pretrained(tmp_path)  # the output folder itself is a model folder
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    back = ckpt.load_checkpoint(folder)
+    assert back["state"]["step"] == 3 and back["ema"] is None
+    for step in (6, 9):
+        ckpt.save_checkpoint(tmp_path, step, model, disc, {"step": step}, keep=2)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["latest", "step-00000006", "step-00000009"]
+    # a half-written checkpoint (killed run) is ignored and cleaned up; a broken "latest" falls back
+    partial = tmp_path / "checkpoints" / ".step-00000012-abc"
+    partial.mkdir()
+    (partial / "model.safetensors").write_bytes(b"half")
+    (tmp_path / "checkpoints" / "latest").write_text("step-00000012\n")
+    (tmp_path / ".model.safetensors.x.tmp").write_bytes(b"half")
+    assert ckpt.latest_checkpoint(tmp_path).name == "step-00000009"
+    ckpt.clean_partial(tmp_path)
+    assert not partial.exists() and not (tmp_path / ".model.safetensors.x.tmp").exists()
+
+
+def test_rng_state_round_trip():
+    import random
+
+    state = ckpt.rng_state()
+    expected = (torch.rand(2), np.random.rand(2), random.random())
+    ckpt.set_rng_state(state)
+    assert torch.equal(torch.rand(2), expected[0]) and np.array_equal(np.random.rand(2), expected[1])
+    assert random.random() == expected[2]
+
+
+# -- retrieval -------------------------------------------------------------------------------
+
+def test_retrieval_by_label_histograms(toy, tmp_path):
+    a = torch.zeros(3, 8, 8)
+    a[1, :4] = 1
+    a[2, 4:] = 1
+    flipped = a.flip(1)
+    other = torch.zeros(3, 8, 8)
+    other[0] = 1
+    desc = torch.stack([label_descriptor(x) for x in (a, flipped, other, a + 0.01)])
+    ranks = rank(desc, 2)
+    assert ranks[0].tolist() == [3, 1] and 2 not in ranks[0].tolist()
+    items = find_images(toy)
+    cache = ConditionCache(toy, "mask", (64, 64))
+    for rel in items:
+        cache.build(rel)
+    ranks, method = retrieve(items, 3, cache=cache)
+    assert ranks.shape == (5, 3) and method == "label histogram"
+    assert all(i not in row.tolist() for i, row in enumerate(ranks))
+    path = write_list(tmp_path / "pairs.txt", items, ranks, method)
+    pairs, kind = read_pair_list(path, items)
+    assert kind == "retrieved" and len(pairs) == 5 and all(len(v) == 3 for v in pairs.values())
+
+
+def test_retrieve_cli_writes_the_list_the_trainer_reads(toy, capsys):
+    from core.__main__ import main
+
+    assert main(["retrieve", "--data", str(toy), "--top-k", "2", "--task", "mask", "--size", "64"]) == 0
+    assert "label histogram" in capsys.readouterr().out
+    pairs, kind = read_pair_list(toy / "pairs.txt", find_images(toy))
+    assert kind == "retrieved" and len(pairs) == 5
+    (toy / "pairs.txt").unlink()
+    assert main(["retrieve", "--data", str(toy), "--method", "vgg", "--vgg-weights", str(toy / "none.pth")]) == 1
