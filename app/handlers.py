@@ -6,6 +6,7 @@ UI, the API endpoints and the tests share them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,13 +36,15 @@ class InspectState:
 class Outcome:
     result: TranslationResult
     state: InspectState
+    seconds: float  # wall time of the whole request, reading pictures included
 
     def status(self) -> str:
-        return status_markdown(self.result)
+        return status_markdown(self.result, self.seconds)
 
     def info(self) -> dict:
         r = self.result
         return {"engine": r.engine, "messages": list(r.messages), "size": list(r.image.shape[:2]),
+                "wall_seconds": round(self.seconds, 3),
                 "seconds": {k: round(v, 3) for k, v in r.seconds.items()}, "levels": [list(lv.size) for lv in r.levels]}
 
 
@@ -89,6 +92,7 @@ def translate(task: str, source, exemplar, *, source_is_condition: bool = False,
               temperature: float | None = None, seed: float | None = 0, oil_paint_exemplar: bool = False,
               progress: Progress | None = None) -> Outcome:
     """Translate ``source`` (photo or condition) to the looks of ``exemplar``; everything the UI shows."""
+    start = time.perf_counter()
     task = check_task(task)
     res = check_resolution(resolution)
     report = progress or (lambda fraction, text: None)
@@ -102,7 +106,7 @@ def translate(task: str, source, exemplar, *, source_is_condition: bool = False,
         src, ex, resolution=res, iterations=int(iterations) if iterations else None,
         temperature=float(temperature) if temperature else None, seed=int(seed or 0),
         source_is_condition=bool(source_is_condition), progress=report)
-    return Outcome(result, inspect_state(result, ex))
+    return Outcome(result, inspect_state(result, ex), time.perf_counter() - start)
 
 
 def inspect_state(result: TranslationResult, exemplar: np.ndarray) -> InspectState:
@@ -117,13 +121,13 @@ def inspect_state(result: TranslationResult, exemplar: np.ndarray) -> InspectSta
                         flow=getattr(result, "flow", None), confidence=getattr(result, "confidence", None))
 
 
-def status_markdown(result: TranslationResult) -> str:
-    """Engine in use, timings and the extractors' / engine's messages."""
-    total = sum(result.seconds.values())
+def status_markdown(result: TranslationResult, seconds: float) -> str:
+    """Engine in use, wall time with the engine's own stage timings, and the extractors' / engine's messages."""
     stages = ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items())
-    text = f"**Engine:** {result.engine}  \n**Time:** {total:.2f} s" + (f" ({stages})" if stages else "")
-    if result.messages:
-        text += "\n\n" + "\n".join(f"- {m}" for m in result.messages)
+    text = f"**Engine:** {result.engine}  \n**Time:** {seconds:.2f} s" + (f" (stages: {stages})" if stages else "")
+    notes = [m for m in result.messages if not m.startswith("Engine:")]  # already the first line
+    if notes:
+        text += "\n\n" + "\n".join(f"- {m}" for m in notes)
     return text
 
 

@@ -104,7 +104,8 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
             inspect_text = gr.Markdown("Run, then click a point of the output or of the input's condition.")
     status = gr.Markdown(elem_id=f"{key}-status")
     gallery = gr.Gallery(label="Warp at every level, coarsest first (select one for its flow and confidence)",
-                         columns=4, height=260, format="png", elem_id=f"{key}-gallery", allow_preview=False)
+                         columns=4, height=260, format="png", elem_id=f"{key}-gallery", allow_preview=False,
+                         object_fit="contain")
     with gr.Row():
         flow = gr.Image(label="Flow (colour wheel: hue = direction, saturation = distance)", interactive=False,
                         format="png", elem_id=f"{key}-flow", height=256)

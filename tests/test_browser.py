@@ -34,24 +34,30 @@ def browser():
 def test_upload_run_and_see_output_and_warp_gallery(browser, tmp_path):
     with running_app(tmp_path) as url:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(url)
-        page.wait_for_selector("#pose-run", timeout=60_000)
-        assert page.locator("#pose-resolution").is_hidden()  # Advanced is closed by default
-        page.set_input_files("#pose-photo input[type=file]", str(ASSETS / "astronaut.jpg"))
-        page.set_input_files("#pose-exemplar input[type=file]", str(ASSETS / "grace_hopper.jpg"))
-        page.wait_for_selector("#pose-input-condition img", timeout=120_000)  # extracted on upload
-        page.get_by_text("Advanced").first.click()
-        field = page.locator("#pose-resolution input[type=number]")
-        field.fill("128")
-        field.press("Enter")
-        page.click("#pose-run")
-        page.wait_for_selector("#pose-output img", timeout=180_000)
-        page.wait_for_selector("#pose-gallery img", timeout=30_000)
-        assert page.locator("#pose-gallery img").count() >= 2  # one warp per level
-        assert "Engine:" in page.locator("#pose-status").inner_text()
-        page.locator("#pose-output img").click(position={"x": 40, "y": 40})  # click-to-inspect
-        page.wait_for_selector("#pose-inspect img", timeout=30_000)
-        page.wait_for_function("document.body.innerText.includes('candidates')", timeout=30_000)
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "app-pose.png"), full_page=True)
-        page.close()
+        try:
+            _upload_run_inspect(page, url)
+        finally:  # the screenshot is the artefact, also (especially) when a step failed
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "app-pose.png"), full_page=True)
+            page.close()
+
+
+def _upload_run_inspect(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#pose-run", timeout=60_000)
+    assert page.locator("#pose-resolution").is_hidden()  # Advanced is closed by default
+    page.set_input_files("#pose-photo input[type=file]", str(ASSETS / "astronaut.jpg"))
+    page.set_input_files("#pose-exemplar input[type=file]", str(ASSETS / "grace_hopper.jpg"))
+    page.wait_for_selector("#pose-input-condition img", timeout=120_000)  # extracted on upload
+    page.get_by_text("Advanced").first.click()
+    field = page.locator("#pose-resolution input[type=number]")
+    field.fill("128")
+    field.press("Enter")
+    page.click("#pose-run")
+    page.wait_for_selector("#pose-output img", timeout=180_000)
+    page.wait_for_selector("#pose-gallery img", timeout=30_000)
+    assert page.locator("#pose-gallery img").count() >= 2  # one warp per level
+    assert "Engine:" in page.locator("#pose-status").inner_text()
+    page.locator("#pose-output img").click()  # click-to-inspect, at the picture's centre
+    page.wait_for_selector("#pose-inspect img", timeout=30_000)
+    page.wait_for_function("document.body.innerText.includes('candidates')", timeout=30_000)
