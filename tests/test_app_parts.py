@@ -147,3 +147,27 @@ def test_layout_tabs_advanced_closed_and_api_names():
     assert {"extract", "translate"} <= api_names
     assert not any(d.get("api_name") in (None, "") and d.get("api_visibility") == "public"
                    for d in config["dependencies"])
+
+
+def test_heavy_functions_use_spaces_gpu_when_the_package_is_there(monkeypatch):
+    import importlib
+    import sys
+    import types
+
+    wrapped = []
+
+    def fake_gpu(fn):
+        wrapped.append(fn.__name__)
+        return fn
+
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=fake_gpu))
+    try:
+        importlib.reload(engine)
+        importlib.reload(handlers)
+        assert engine.gpu is fake_gpu
+        assert {"extract", "translate"} <= set(wrapped)
+    finally:
+        monkeypatch.delitem(sys.modules, "spaces")
+        importlib.reload(engine)
+        importlib.reload(handlers)
+    assert engine.gpu is not fake_gpu  # without the package: a no-op decorator
