@@ -32,64 +32,107 @@ from core.corr import normalize_features
 DIST_RANGE = 255 * 3 / 1024  # the conditions' distance channels saturate at this fraction of the long side
 MAX_MASK_CLASSES = 10  # classes described per mask pair (the largest shared ones): 3 channels each
 FREQUENCIES = (0.5, 1.5)  # coordinate term: cycles per image side
+PRIOR_SMOOTH = 0.01  # thin-plate smoothing of the keypoint prior (detections are noisy by a pixel or two)
 GROUP_WEIGHTS = {"parts": 1.0, "edges": 0.6, "silhouette": 0.8, "classes": 1.0, "coords": 0.5}
 
 
 @dataclass
 class DescriptorPair:
-    """Descriptors of the source condition and of the exemplar, channel for channel."""
+    """Descriptors of the source condition and of the exemplar, channel for channel, at one size."""
 
-    source: torch.Tensor  # (1, C, H, W)
-    exemplar: torch.Tensor  # (1, C, H, W)
+    source: torch.Tensor  # (1, C, h, w)
+    exemplar: torch.Tensor  # (1, C, h, w)
     groups: dict[str, int]  # channel count per group, in order
-    anchor: np.ndarray  # (2, H, W) float32: exemplar pixel -> (x, y) in source pixels
-    prior: np.ndarray  # (2, H, W) float32: source pixel -> (x, y) in exemplar pixels (the same prior, inverted)
+    anchor: np.ndarray  # (2, h, w) float32: exemplar pixel -> (x, y) in source pixels
+    prior: np.ndarray  # (2, h, w) float32: source pixel -> (x, y) in exemplar pixels (the same prior, inverted)
 
 
-def describe_pair(source: Condition, exemplar: Condition, weights: dict[str, float] | None = None) -> DescriptorPair:
-    """Descriptors (1, C, H, W) of both conditions (same size), channels weighted by group."""
+@dataclass
+class _View:
+    """What the descriptors read from a condition, resampled to the working size."""
+
+    task: str
+    size: tuple[int, int]
+    parts: np.ndarray | None  # (P, h, w) float32
+    mask: np.ndarray | None  # (h, w) bool
+    silhouette: bool  # the mask is a segmentation (not the drawn skeleton)
+    edges: np.ndarray | None  # (h, w) float32 (face)
+    index: np.ndarray | None  # (h, w) int32 class indices (mask)
+    keypoints: np.ndarray | None  # (N, 3) in working pixels
+
+
+def _view(cond: Condition, size: tuple[int, int]) -> _View:
+    h, w = size
+    sy, sx = h / cond.size[0], w / cond.size[1]
+
+    def area(a: np.ndarray) -> np.ndarray:  # (C, H, W) -> (C, h, w)
+        if a.shape[-2:] == (h, w):
+            return a.astype(np.float32)
+        hwc = np.ascontiguousarray(np.moveaxis(a.astype(np.float32), 0, -1))
+        out = cv2.resize(hwc, (w, h), interpolation=cv2.INTER_AREA)
+        return np.moveaxis(out.reshape(h, w, -1), -1, 0)
+
+    kp = None
+    if cond.keypoints is not None:
+        kp = np.asarray(cond.keypoints, np.float64).copy()
+        kp[:, 0] *= sx
+        kp[:, 1] *= sy
+    index = None
+    if cond.task == "mask":
+        full = cond.label.argmax(0).numpy().astype(np.uint8)
+        index = cv2.resize(full, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int32)
+    return _View(
+        task=cond.task, size=(h, w),
+        parts=area(np.asarray(cond.parts)) if cond.parts is not None and cond.task != "mask" else None,
+        mask=area(np.asarray(cond.subject_mask)[None])[0] > 0.5 if cond.subject_mask is not None else None,
+        silhouette=_has_silhouette(cond),
+        edges=area((cond.label[:1].numpy() > 0.5).astype(np.float32))[0] if cond.task == "face" else None,
+        index=index, keypoints=kp)
+
+
+def describe_pair(source: Condition, exemplar: Condition, size: tuple[int, int] | None = None,
+                  weights: dict[str, float] | None = None) -> DescriptorPair:
+    """Descriptors (1, C, h, w) of both conditions at ``size`` (default: theirs), weighted by group."""
     if source.size != exemplar.size:
         raise ValueError(f"conditions differ in size: {source.size} vs {exemplar.size}")
     if source.task != exemplar.task:
         raise ValueError(f"conditions differ in task: {source.task} vs {exemplar.task}")
+    size = tuple(size) if size is not None else source.size
+    a, b = _view(source, size), _view(exemplar, size)
     w = {**GROUP_WEIGHTS, **(weights or {})}
-    h, wd = source.size
+    h, wd = size
     side = max(h, wd)
     groups: list[tuple[str, np.ndarray, np.ndarray]] = []
-    if source.task == "pose":
-        groups.append(("parts", _part_fields(source.parts, 0.04), _part_fields(exemplar.parts, 0.04)))
-        if _has_silhouette(source) and _has_silhouette(exemplar):
+    if a.task == "pose":
+        groups.append(("parts", _part_fields(a.parts, 0.04), _part_fields(b.parts, 0.04)))
+        if a.silhouette and b.silhouette:
             unit = 0.02 * side
-            groups.append(("silhouette", _signed_fields(source.subject_mask, unit),
-                           _signed_fields(exemplar.subject_mask, unit)))
-    elif source.task == "face":
-        sigma = 0.1 * max(_face_width(source), _face_width(exemplar), 0.1)
-        groups.append(("parts", _part_fields(source.parts, sigma), _part_fields(exemplar.parts, sigma)))
-        groups.append(("edges", _edge_fields(source.label[0].numpy(), side),
-                       _edge_fields(exemplar.label[0].numpy(), side)))
-        if source.subject_mask is not None and exemplar.subject_mask is not None:
+            groups.append(("silhouette", _signed_fields(a.mask, unit), _signed_fields(b.mask, unit)))
+    elif a.task == "face":
+        sigma = 0.1 * max(_face_width(a), _face_width(b), 0.1)
+        groups.append(("parts", _part_fields(a.parts, sigma), _part_fields(b.parts, sigma)))
+        groups.append(("edges", _edge_fields(a.edges, side), _edge_fields(b.edges, side)))
+        if a.mask is not None and b.mask is not None:
             unit = sigma * side
-            groups.append(("silhouette", _signed_fields(source.subject_mask, unit),
-                           _signed_fields(exemplar.subject_mask, unit)))
-    elif source.task == "mask":
-        src_idx, ex_idx = _index(source), _index(exemplar)
-        classes = shared_classes(src_idx, ex_idx)
+            groups.append(("silhouette", _signed_fields(a.mask, unit), _signed_fields(b.mask, unit)))
+    elif a.task == "mask":
+        classes = shared_classes(a.index, b.index)
         if classes:
-            groups.append(("classes", _class_fields(src_idx, classes, side), _class_fields(ex_idx, classes, side)))
+            groups.append(("classes", _class_fields(a.index, classes, side), _class_fields(b.index, classes, side)))
     else:
-        raise ValueError(f"unknown task {source.task!r}")
-    anchor = map_grid(exemplar, source)
+        raise ValueError(f"unknown task {a.task!r}")
+    anchor = map_grid(b, a, PRIOR_SMOOTH)
     grid = np.stack(np.meshgrid(np.arange(wd, dtype=np.float32), np.arange(h, dtype=np.float32)))
     groups.append(("coords", _fourier(grid, side), _fourier(anchor, side)))
 
     src, ex, counts = [], [], {}
-    for name, a, b in groups:
-        src.append(a * w[name])
-        ex.append(b * w[name])
-        counts[name] = a.shape[0]
+    for name, fa, fb in groups:
+        src.append(fa * w[name])
+        ex.append(fb * w[name])
+        counts[name] = fa.shape[0]
     src_t = torch.from_numpy(np.concatenate(src).astype(np.float32)).unsqueeze(0)
     ex_t = torch.from_numpy(np.concatenate(ex).astype(np.float32)).unsqueeze(0)
-    return DescriptorPair(src_t, ex_t, counts, anchor, map_grid(source, exemplar))
+    return DescriptorPair(src_t, ex_t, counts, anchor, map_grid(a, b, PRIOR_SMOOTH))
 
 
 def descriptor_pyramid(descriptors: torch.Tensor, levels: int) -> list[torch.Tensor]:
@@ -121,7 +164,7 @@ def _signed_fields(mask: np.ndarray, unit: float) -> np.ndarray:
 
 def _edge_fields(edges: np.ndarray, side: float) -> np.ndarray:
     """Edge density at two scales (1% and 3% of the side), each scaled to [0, 1]."""
-    e = (np.asarray(edges, np.float32) > 0.5).astype(np.float32)
+    e = np.asarray(edges, np.float32)
     out = []
     for s in (0.01, 0.03):
         b = cv2.GaussianBlur(e, (0, 0), s * side)
@@ -151,10 +194,6 @@ def _fourier(xy: np.ndarray, side: float) -> np.ndarray:
 
 # -- masks --------------------------------------------------------------------------------------
 
-def _index(cond: Condition) -> np.ndarray:
-    return cond.label.argmax(0).numpy().astype(np.int32)
-
-
 def shared_classes(a: np.ndarray, b: np.ndarray, limit: int = MAX_MASK_CLASSES) -> list[int]:
     """Classes present on both index maps, largest (by the smaller of the two areas) first."""
     ca = np.bincount(a.ravel(), minlength=256)
@@ -172,15 +211,16 @@ def _has_silhouette(cond: Condition) -> bool:
     return m is not None and cond.image is not None and not np.array_equal(m, cond.preview.any(axis=2))
 
 
-def _face_width(cond: Condition) -> float:
-    kp = cond.keypoints
+def _face_width(view: _View) -> float:
+    """The jaw's width as a fraction of the longer side (0 without landmarks)."""
+    kp = view.keypoints
     if kp is None or not (kp[:17, 2] > 0).any():
         return 0.0
     jaw = kp[:17][kp[:17, 2] > 0]
-    return float(np.ptp(jaw[:, 0])) / max(cond.size)
+    return float(np.ptp(jaw[:, 0])) / max(view.size)
 
 
-def matched_points(a: Condition, b: Condition) -> tuple[np.ndarray, np.ndarray]:
+def matched_points(a: Condition | _View, b: Condition | _View) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints (x, y) present in both conditions: (N, 2) in ``a``, (N, 2) in ``b``."""
     if a.keypoints is None or b.keypoints is None:
         return np.zeros((0, 2)), np.zeros((0, 2))
@@ -189,13 +229,48 @@ def matched_points(a: Condition, b: Condition) -> tuple[np.ndarray, np.ndarray]:
     return ka[both, :2].astype(np.float64), kb[both, :2].astype(np.float64)
 
 
-def fit_mapping(src_pts: np.ndarray, dst_pts: np.ndarray):
-    """A callable (N, 2) -> (N, 2) through matched points: thin-plate spline with 4+ spread points,
-    else a similarity/translation; None with no points."""
+class SmoothThinPlateSpline:
+    """Thin-plate spline with a smoothing term (Wahba): ``smooth`` > 0 trades exact interpolation of
+    noisy keypoints for a less wrinkled map. Coordinates are scaled to unit spread for conditioning."""
+
+    def __init__(self, src: np.ndarray, dst: np.ndarray, smooth: float):
+        self.center, self.scale = src.mean(0), max(float(src.std()), 1e-6)
+        self.points = (src - self.center) / self.scale
+        n = len(src)
+        lhs = np.zeros((n + 3, n + 3))
+        lhs[:n, :n] = self._kernel(self.points, self.points) + smooth * np.eye(n)
+        lhs[:n, n] = lhs[n, :n] = 1
+        lhs[:n, n + 1:] = self.points
+        lhs[n + 1:, :n] = self.points.T
+        rhs = np.zeros((n + 3, 2))
+        rhs[:n] = dst
+        self.coef = np.linalg.lstsq(lhs, rhs, rcond=None)[0]
+
+    @staticmethod
+    def _kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        r2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        return np.where(r2 > 0, r2 * np.log(np.maximum(r2, 1e-20)) / 2, 0.0)
+
+    def __call__(self, pts: np.ndarray) -> np.ndarray:
+        p = (np.asarray(pts, np.float64) - self.center) / self.scale
+        n = len(self.points)
+        out = np.empty((len(p), 2))
+        for s in range(0, len(p), 65536):  # bounded memory: (chunk, N) kernel at a time
+            q = p[s:s + 65536]
+            out[s:s + 65536] = (self._kernel(q, self.points) @ self.coef[:n] + self.coef[n]
+                                + q @ self.coef[n + 1:])
+        return out
+
+
+def fit_mapping(src_pts: np.ndarray, dst_pts: np.ndarray, smooth: float = 0.0):
+    """A callable (N, 2) -> (N, 2) through matched points: thin-plate spline with 4+ spread points
+    (exact, scikit-image's, when ``smooth`` is 0), else a similarity/translation; None with no points."""
     n = len(src_pts)
     if n == 0:
         return None
     if n >= 4 and np.linalg.matrix_rank(src_pts - src_pts.mean(0), tol=1.0) == 2:
+        if smooth > 0:
+            return SmoothThinPlateSpline(src_pts, dst_pts, smooth)
         tps = ThinPlateSplineTransform.from_estimate(src_pts, dst_pts)
         if tps:
             return tps
@@ -206,9 +281,9 @@ def fit_mapping(src_pts: np.ndarray, dst_pts: np.ndarray):
     return lambda p: p - src_pts[0] + dst_pts[0]
 
 
-def _mask_points(cond: Condition) -> dict[int, np.ndarray]:
+def _mask_points(view: _View) -> dict[int, np.ndarray]:
     """Per class: centroid (x, y) and the class's spread along x and y (for a moment alignment)."""
-    idx = _index(cond)
+    idx = view.index
     out = {}
     for k in np.unique(idx):
         ys, xs = np.nonzero(idx == k)
@@ -217,12 +292,14 @@ def _mask_points(cond: Condition) -> dict[int, np.ndarray]:
     return out
 
 
-def point_mapping(origin: Condition, target: Condition):
+def point_mapping(origin: Condition | _View, target: Condition | _View, smooth: float = 0.0):
     """A callable (N, 2) -> (N, 2) taking (x, y) pixels of ``origin`` to ``target``: a thin-plate spline
     through matched keypoints (pose, face), an affine through shared classes' centroids (masks,
     3+ classes) or a moment alignment of the largest shared class. None when nothing matches."""
     if origin.task != "mask":
-        return fit_mapping(*matched_points(origin, target))
+        return fit_mapping(*matched_points(origin, target), smooth=smooth)
+    if isinstance(origin, Condition):
+        origin, target = _view(origin, origin.size), _view(target, target.size)
     a, b = _mask_points(origin), _mask_points(target)
     shared = [k for k in a if k in b and k != 0] or [k for k in a if k in b]
     if len(shared) >= 3:
@@ -236,11 +313,11 @@ def point_mapping(origin: Condition, target: Condition):
     return None
 
 
-def map_grid(origin: Condition, target: Condition) -> np.ndarray:
+def map_grid(origin: Condition | _View, target: Condition | _View, smooth: float = 0.0) -> np.ndarray:
     """(2, H, W): every pixel of ``origin`` as (x, y) in ``target`` (identity when nothing matches)."""
     h, w = origin.size
     grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)), -1).reshape(-1, 2)
-    mapping = point_mapping(origin, target)
+    mapping = point_mapping(origin, target, smooth)
     if mapping is None:
         return grid.T.reshape(2, h, w).astype(np.float32)
     mapped = np.asarray(mapping(grid), np.float64)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from kornia.filters import gaussian_blur2d
 
 from core.conditions.condition import Condition
+from core.corr import sample_at
 from core.correspondence import match_pyramid
 from core.descriptors import describe_pair, descriptor_pyramid
 from core.patchmatch import LevelMatch, PatchMatch, index_to_offsets, offsets_to_index
@@ -100,7 +101,7 @@ class TrainingFreeEngine:
 
     def __init__(self, iterations: int = 3, fine_iterations: int = 1, temperature: float = 0.01,
                  window: int = 3, dilation: int = 2, coarsest: int = 64, max_match_side: int = 256,
-                 fill_below: float = 0.55, smooth: float = 0.02):
+                 fill_below: float = 0.55, smooth: float = 0.02, gain_scale: float = 0.02):
         self.iterations = iterations  # PatchMatch iterations per level up to 256x256
         self.fine_iterations = fine_iterations  # ... and on larger levels (speed)
         self.temperature = temperature
@@ -110,6 +111,7 @@ class TrainingFreeEngine:
         self.max_match_side = max_match_side  # finer levels are not matched: positions are upsampled
         self.fill_below = fill_below  # confidence under which the fill takes over
         self.smooth = smooth  # Gaussian sigma (fraction of the side) smoothing the matches' correction
+        self.gain_scale = gain_scale  # similarity gain over the prior at which a match is fully trusted
 
     def match_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The finest matched level's size: the output halved while its longer side exceeds the cap."""
@@ -137,11 +139,11 @@ class TrainingFreeEngine:
         if tuple(exemplar.shape[-2:]) != size or exemplar_condition.size != size:
             raise ValueError(f"exemplar {tuple(exemplar.shape[-2:])} and conditions must share the size {size}")
         device = exemplar.device
-        pair = describe_pair(source, exemplar_condition, weights)
+        match_size = self.match_size(size)
+        pair = describe_pair(source, exemplar_condition, match_size, weights)
         levels = self.levels_for(size)
-        src, ex = _resize(pair.source, self.match_size(size)), _resize(pair.exemplar, self.match_size(size))
-        left = [x.to(device) for x in descriptor_pyramid(src, levels)]
-        right = [x.to(device) for x in descriptor_pyramid(ex, levels)]
+        left = [x.to(device) for x in descriptor_pyramid(pair.source, levels)]
+        right = [x.to(device) for x in descriptor_pyramid(pair.exemplar, levels)]
         seconds["descriptors"] = time.perf_counter() - t0
 
         temp = float(temperature if temperature is not None else self.temperature)
@@ -166,11 +168,12 @@ class TrainingFreeEngine:
         seconds["matching"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()
-        prior = torch.from_numpy(pair.prior[::-1].copy()).unsqueeze(0).to(device)  # (1, 2, H, W) (row, col)
-        matched = upsample_positions(best_positions(matches[-1]), size)  # (1, 2, H, W)
-        trust = structure(src[:, :-pair.groups["coords"]]).to(device) * matches[-1].confidence
-        trust = F.interpolate(trust, size=size, mode="bilinear", align_corners=False)
-        positions = prior + smooth_correction(matched - prior, trust, self.smooth * max(size))
+        prior = torch.from_numpy(pair.prior[::-1].copy()).unsqueeze(0).to(device)  # (1, 2, h, w) (row, col)
+        matched = best_positions(matches[-1])  # (1, 2, h, w), same grid
+        gain = match_gain(left[-1], right[-1], prior, matched, self.gain_scale)
+        trust = structure(pair.source[:, :-pair.groups["coords"]]).to(device) * gain
+        positions = prior + smooth_correction(matched - prior, trust, self.smooth * max(match_size))
+        positions = upsample_positions(positions, size)  # (1, 2, H, W) in full-resolution pixels
         warped = sample_positions(exemplar, positions)
         confidence = F.interpolate(matches[-1].confidence, size=size, mode="bilinear", align_corners=False)
         fill = ((self.fill_below - confidence) / 0.15).clamp(0, 1)
@@ -180,11 +183,6 @@ class TrainingFreeEngine:
         if progress is not None:
             progress(1.0, "warped at full resolution")
         return EngineOutput(image, warped, positions, confidence.clamp(0, 1), fill, matches, seconds)
-
-
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Area-average descriptors down to the matched size."""
-    return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="area")
 
 
 def best_positions(match: LevelMatch, radius: float = 1.5) -> torch.Tensor:
@@ -205,6 +203,15 @@ def structure(descriptors: torch.Tensor, floor: float = 0.02) -> torch.Tensor:
     g = (dx.square() + dy.square()).sum(1, keepdim=True).sqrt()
     g = g / g.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
     return g.clamp(floor, 1)
+
+
+def match_gain(left: torch.Tensor, right: torch.Tensor, prior: torch.Tensor, matched: torch.Tensor,
+               scale: float) -> torch.Tensor:
+    """(B, 1, h, w) in [0, 1]: how much more similar the matched exemplar point is than the prior's
+    (cosine gain / ``scale``). Where the prior is as good, the match only adds noise: no trust."""
+    at_prior = (sample_at(right, prior.unsqueeze(1))[:, :, 0] * left).sum(1, keepdim=True)
+    at_match = (sample_at(right, matched.unsqueeze(1))[:, :, 0] * left).sum(1, keepdim=True)
+    return ((at_match - at_prior) / scale).clamp(0, 1)
 
 
 def smooth_correction(correction: torch.Tensor, trust: torch.Tensor, sigma: float) -> torch.Tensor:

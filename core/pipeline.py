@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from core.conditions import Condition, extract, from_user_condition
 from core.corr import pixel_grid
 from core.engine import TrainingFreeEngine
-from core.errors import CheckpointError, InputError
+from core.errors import CheckpointError, InputError, WarpaintError
 from core.imageio import fit_image, from_tensor, to_tensor
 from core.patchmatch import LevelMatch
 from core.results import LevelView, TranslationResult
@@ -139,23 +139,16 @@ class Translator:
         res = max(stride, res - res % stride)
         return res, res
 
-    def translate(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, *,
-                  resolution: int | None = None, iterations: int | None = None, temperature: float | None = None,
-                  seed: int = 0, source_is_condition: bool = False,
-                  progress: Progress | None = None) -> TranslationResult:
-        """Translate ``source`` (photo, condition picture or Condition) to the looks of ``exemplar``
-        (photo, or a Condition extracted from one). Progress goes through extraction, every level
-        and synthesis."""
-        report = progress or (lambda fraction, text: None)
-        seconds: dict[str, float] = {}
-        t0 = time.perf_counter()
-        size = source.size if isinstance(source, Condition) else self.output_size(resolution)
-        report(0.02, "extracting the input's condition")
+    def prepare(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, size: tuple[int, int],
+                source_is_condition: bool = False) -> tuple[Condition, Condition]:
+        """Both conditions at ``size``; the exemplar's carries its photo (``.image``)."""
         if isinstance(source, Condition):
             src = source
+            if src.size != size:
+                raise InputError(f"The input condition is {src.size[1]}x{src.size[0]}, not {size[1]}x{size[0]}: "
+                                 "extract it at the size you translate at.")
         else:
             src = self.extract(source, size, ready_condition=source_is_condition)
-        report(0.1, "extracting the exemplar's condition")
         if isinstance(exemplar, Condition):
             ex_cond = exemplar
             if ex_cond.image is None:
@@ -165,37 +158,93 @@ class Translator:
                                  "extract both at one size.")
         else:
             ex_cond = extract(self.task, exemplar, size)
-        ex_image = ex_cond.image if ex_cond.image is not None else fit_image(exemplar, size)
-        seconds["extract"] = time.perf_counter() - t0
+            if ex_cond.image is None:
+                ex_cond.image = fit_image(exemplar, size)
+        return src, ex_cond
 
-        def stage(a: float, b: float) -> Progress:
-            return lambda f, text: report(a + (b - a) * f, text)
+    def translate(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, *,
+                  resolution: int | None = None, iterations: int | None = None, temperature: float | None = None,
+                  seed: int = 0, source_is_condition: bool = False,
+                  progress: Progress | None = None) -> TranslationResult:
+        """Translate ``source`` (photo, condition picture or Condition) to the looks of ``exemplar``
+        (photo, or a Condition extracted from one). Progress goes through extraction, every level
+        and synthesis."""
+        report = progress or (lambda fraction, text: None)
+        t0 = time.perf_counter()
+        size = source.size if isinstance(source, Condition) else self.output_size(resolution)
+        report(0.02, "extracting the conditions of the input and the exemplar")
+        src, ex_cond = self.prepare(source, exemplar, size, source_is_condition)
+        extract_s = time.perf_counter() - t0
+        report(0.2, "conditions ready")
+        result = self._translate_conditions([src], [ex_cond], iterations, temperature, seed,
+                                            lambda f, text: report(0.2 + 0.78 * f, text))[0]
+        result.seconds = {"extract": extract_s, **result.seconds}
+        report(1.0, "done")
+        return result
 
-        ex_tensor = to_tensor(ex_image).to(self.device)
+    def translate_batch(self, sources: list, exemplars: list, *, resolution: int | None = None,
+                        iterations: int | None = None, temperature: float | None = None, seed: int = 0,
+                        source_is_condition: bool = False) -> list[TranslationResult | WarpaintError]:
+        """Translate pairs; a pair that fails (unreadable, no subject...) yields its error instead of a
+        result, the others go on. The learned engine runs the good pairs as one batch."""
+        size = self.output_size(resolution)
+        out: list[TranslationResult | WarpaintError | None] = [None] * len(sources)
+        ready, conds = [], []
+        for i, (source, exemplar) in enumerate(zip(sources, exemplars)):
+            try:
+                conds.append(self.prepare(source, exemplar, size, source_is_condition))
+                ready.append(i)
+            except WarpaintError as exc:
+                out[i] = exc
+        if ready:
+            results = self._translate_conditions([c[0] for c in conds], [c[1] for c in conds], iterations,
+                                                 temperature, seed, None)
+            for i, result in zip(ready, results):
+                out[i] = result
+        return out  # type: ignore[return-value]
+
+    def _translate_conditions(self, srcs: list[Condition], ex_conds: list[Condition], iterations: int | None,
+                              temperature: float | None, seed: int, progress: Progress | None
+                              ) -> list[TranslationResult]:
+        report = progress or (lambda fraction, text: None)
+        size = srcs[0].size
+        seconds: dict[str, float] = {}
+        exemplars = torch.cat([to_tensor(c.image) for c in ex_conds]).to(self.device)
         if self.checkpoint is None:
-            out = self.engine(src, ex_tensor, ex_cond, iterations=iterations, temperature=temperature, seed=seed,
-                              progress=stage(0.2, 0.95))
-            image, warped, levels = out.image, out.warped, out.levels
-            flow_pos, confidence = out.positions, out.confidence
-            seconds.update({k: v for k, v in out.seconds.items() if k not in ("total",)})
+            outs = [self.engine(src, exemplars[i:i + 1], ex, iterations=iterations, temperature=temperature,
+                                seed=seed, progress=report if len(srcs) == 1 else None)
+                    for i, (src, ex) in enumerate(zip(srcs, ex_conds))]
+            image = torch.cat([o.image for o in outs])
+            warped = torch.cat([o.warped for o in outs])
+            positions = torch.cat([o.positions for o in outs])
+            confidence = torch.cat([o.confidence for o in outs])
+            per_item = [o.levels for o in outs]
+            for o in outs:
+                for k, v in o.seconds.items():
+                    if k != "total":
+                        seconds[k] = seconds.get(k, 0.0) + v / len(outs)
         else:
-            image, levels, times = self._run_learned(src, ex_tensor, ex_cond, iterations, temperature, seed,
-                                                     stage(0.2, 0.95))
+            image, levels, times = self._run_learned(srcs, exemplars, ex_conds, iterations, temperature, seed, report)
             seconds.update(times)
             warped = F.interpolate(levels[-1].warp.float(), size=size, mode="bilinear", align_corners=False)
-            flow_pos = _upsample_positions(_mean_positions(levels[-1]), size)
+            positions = _upsample_positions(_mean_positions(levels[-1]), size)
             confidence = F.interpolate(levels[-1].confidence.float(), size=size, mode="bilinear", align_corners=False)
-        t1 = time.perf_counter()
-        views = level_views(levels, size)
-        final_flow = flow_pos[0].cpu() - pixel_grid(*size, "cpu")
-        flow_picture = flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy())
-        messages = [f"Engine: {self.engine_name}."] + list(src.messages) + [f"Exemplar: {m}" for m in ex_cond.messages]
-        seconds["views"] = time.perf_counter() - t1
-        report(1.0, "done")
-        return TranslationResult(
-            image=from_tensor(image[:1]), warped=from_tensor(warped[:1]), input_condition=src.preview,
-            exemplar_condition=ex_cond.preview, levels=views, engine=self.engine_name, messages=messages,
-            seconds=seconds, confidence=confidence[0, 0].float().cpu().numpy(), flow=flow_picture)
+            per_item = [[_item(lv, i) for lv in levels] for i in range(len(srcs))]
+        results = []
+        for i, (src, ex_cond) in enumerate(zip(srcs, ex_conds)):
+            t1 = time.perf_counter()
+            final_flow = positions[i].cpu() - pixel_grid(*size, "cpu")
+            messages = ([f"Engine: {self.engine_name}."] + list(src.messages)
+                        + [f"Exemplar: {m}" for m in ex_cond.messages])
+            result = TranslationResult(
+                image=from_tensor(image[i]), warped=from_tensor(warped[i]), input_condition=src.preview,
+                exemplar_condition=ex_cond.preview, levels=level_views(per_item[i], size), engine=self.engine_name,
+                messages=messages, seconds=dict(seconds),
+                confidence=confidence[i, 0].float().cpu().numpy(),
+                flow=flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy()))
+            result.seconds["views"] = time.perf_counter() - t1
+            results.append(result)
+        return results
 
     # -- the learned engine ----------------------------------------------------------------------
     def _model(self) -> torch.nn.Module:
@@ -213,18 +262,22 @@ class Translator:
                 _models[key] = (model, threading.Lock())
             return _models[key]
 
-    def _run_learned(self, src: Condition, exemplar: torch.Tensor, ex_cond: Condition, iterations: int | None,
-                     temperature: float | None, seed: int, progress: Progress):
+    def _run_learned(self, srcs: list[Condition], exemplar: torch.Tensor, ex_conds: list[Condition],
+                     iterations: int | None, temperature: float | None, seed: int, progress: Progress):
         model, lock = self._model_and_lock()
         config = model.config
-        for name, cond in (("input", src), ("exemplar", ex_cond)):
+        for name, cond in (("input", srcs[0]), ("exemplar", ex_conds[0])):
             if cond.label.shape[0] != config.label_channels:
                 raise CheckpointError(
                     f"{self.checkpoint} expects a {config.label_channels}-channel label but the {name} condition "
                     f"has {cond.label.shape[0]}: this checkpoint was made for another kind of condition.")
-        model.check_size(src.size)
-        cond = src.label.unsqueeze(0).to(self.device)
-        ex_label = ex_cond.label.unsqueeze(0).to(self.device)
+        try:
+            model.check_size(srcs[0].size)
+        except ValueError as exc:
+            raise InputError(f"{self.checkpoint}: {exc}; translate at a resolution that is a multiple of "
+                             f"{config.stride}.") from exc
+        cond = torch.stack([c.label for c in srcs]).to(self.device)
+        ex_label = torch.stack([c.label for c in ex_conds]).to(self.device)
         iters = int(iterations) if iterations else config.iterations
         gen = torch.Generator().manual_seed(int(seed))
         orders = [[bool(b) for b in torch.rand(iters, generator=gen) < 0.5] for _ in range(config.levels - 1)]
@@ -275,6 +328,12 @@ def _inference(device: torch.device, precision: str):
             stack.enter_context(torch.autocast(device.type, dtype=getattr(torch, {"bf16": "bfloat16"}.get(
                 precision, "float16"))))
         return stack
+
+
+def _item(level: LevelMatch, i: int) -> LevelMatch:
+    """Batch item ``i`` of a level."""
+    return LevelMatch(level.warp[i:i + 1], level.positions[i:i + 1], level.weights[i:i + 1],
+                      level.confidence[i:i + 1], None if level.indices is None else level.indices[i:i + 1])
 
 
 def _float_level(level: LevelMatch) -> LevelMatch:
