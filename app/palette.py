@@ -45,23 +45,45 @@ def legend_html() -> str:
     return '<div class="warpaint-legend">' + "".join(items) + "</div>"
 
 
-def editor_to_mask(value) -> np.ndarray | None:
-    """An ImageEditor value (numpy) -> (H, W, 3) uint8 picture; unpainted (transparent) pixels are black = unlabeled.
+def _rgb_alpha(picture) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W[, 1|3|4]) -> float RGB (H, W, 3) and alpha (H, W, 1) in [0, 1]."""
+    arr = np.asarray(picture)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.shape[2] in (1, 2):  # grey (+ alpha)
+        arr = np.concatenate([np.repeat(arr[..., :1], 3, axis=2), arr[..., 1:]], axis=2)
+    rgb = arr[..., :3].astype(np.float32)
+    alpha = arr[..., 3:4].astype(np.float32) / 255.0 if arr.shape[2] == 4 else np.ones_like(rgb[..., :1])
+    return rgb, alpha
 
-    Returns None when nothing was uploaded or painted.
+
+def editor_to_mask(value) -> np.ndarray | None:
+    """An ImageEditor value (numpy) -> (H, W, 3) uint8 picture for ``core.conditions``; None if nothing is there.
+
+    The uploaded background (if any) with the painted layers on top, over black (= unlabeled).
+    The editor's blank canvas is plain white, not an ADE20K colour: it counts as unpainted.
     """
     if value is None:
         return None
-    composite = value.get("composite") if isinstance(value, dict) else value
-    if composite is None:
-        return None
-    arr = np.asarray(composite)
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=2)
-    if arr.shape[2] == 4:
-        alpha = arr[..., 3:4].astype(np.float32) / 255.0
-        if not alpha.any():
+    if not isinstance(value, dict):
+        value = {"composite": value}
+    background, layers = value.get("background"), [x for x in (value.get("layers") or []) if x is not None]
+    if background is None and not layers:
+        if value.get("composite") is None:
             return None
-        arr = arr[..., :3].astype(np.float32) * alpha  # over black (unlabeled)
-        return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(arr[..., :3]).astype(np.uint8)
+        background = value["composite"]
+    base = background if background is not None else layers[0]
+    height, width = np.asarray(base).shape[:2]
+    out = np.zeros((height, width, 3), np.float32)
+    painted = False
+    if background is not None:
+        rgb, alpha = _rgb_alpha(background)
+        blank = (rgb * alpha + 255.0 * (1 - alpha) >= 250).all() or not alpha.any()
+        if not blank:
+            out, painted = rgb * alpha, True
+    for layer in layers:
+        rgb, alpha = _rgb_alpha(layer)
+        if rgb.shape[:2] != (height, width) or not alpha.any():
+            continue
+        out, painted = rgb * alpha + out * (1 - alpha), True
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8) if painted else None

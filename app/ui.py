@@ -81,7 +81,7 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
             exemplar_preview = gr.Image(label="Exemplar's condition", interactive=False, format="png",
                                         elem_id=f"{key}-exemplar-condition", height=256)
             exemplar_notes = gr.Markdown(elem_id=f"{key}-exemplar-notes")
-    with gr.Accordion("Advanced", open=False):
+    with gr.Accordion("Advanced", open=False, elem_id=f"{key}-advanced"):
         with gr.Row():
             resolution = gr.Slider(settings.RESOLUTION_MIN, settings.RESOLUTION_MAX, value=spec.resolution,
                                    step=settings.RESOLUTION_STEP, label="Resolution (output side, pixels)",

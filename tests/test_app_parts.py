@@ -75,6 +75,15 @@ def test_editor_value_to_mask_picture():
     mask = palette.editor_to_mask({"composite": painted})
     assert mask.shape == (4, 4, 3)
     assert (mask[:2] == sky).all() and (mask[2:] == 0).all()  # unpainted = black = unlabeled
+    white = np.full((4, 4, 4), 255, np.uint8)  # the editor's blank canvas
+    assert palette.editor_to_mask({"background": white, "layers": [blank], "composite": white}) is None
+    mask = palette.editor_to_mask({"background": white, "layers": [painted], "composite": white})
+    assert (mask[:2] == sky).all() and (mask[2:] == 0).all()  # white canvas = unlabeled, strokes on top
+    person = palette.PALETTE[palette.class_index("person")]
+    uploaded = np.zeros((4, 4, 4), np.uint8)
+    uploaded[..., :3], uploaded[..., 3] = person, 255  # an uploaded palette mask as the background
+    mask = palette.editor_to_mask({"background": uploaded, "layers": [painted], "composite": None})
+    assert (mask[:2] == sky).all() and (mask[2:] == person).all()
 
 
 def test_brushes_use_the_ade20k_palette():

@@ -2,7 +2,7 @@
 
 Run it alone with ``.venv/bin/python -m pytest tests/test_browser.py -q``; it is skipped (with the
 reason) when Chromium or the playwright package is missing. ``.ci/run`` installs Chromium with
-apt-get. The screenshot lands in ``test-artifacts/app-pose.png``.
+apt-get. Each test's screenshot lands in ``test-artifacts/app-<test>.png``.
 """
 
 from __future__ import annotations
@@ -31,15 +31,48 @@ def browser():
         b.close()
 
 
-def test_upload_run_and_see_output_and_warp_gallery(browser, tmp_path):
-    with running_app(tmp_path) as url:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        try:
-            _upload_run_inspect(page, url)
-        finally:  # the screenshot is the artefact, also (especially) when a step failed
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "app-pose.png"), full_page=True)
-            page.close()
+@pytest.fixture(scope="module")
+def url(browser, tmp_path_factory):
+    with running_app(tmp_path_factory.mktemp("browser-app")) as address:
+        yield address
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh page; its full-page screenshot is saved as the test's artefact, also when a step failed."""
+    tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    yield tab
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / f"app-{request.node.name.removeprefix('test_')}.png"), full_page=True)
+    tab.close()
+
+
+def test_upload_run_and_see_output_and_warp_gallery(page, url):
+    _upload_run_inspect(page, url)
+
+
+def test_paint_a_mask_with_palette_brushes_and_run(page, url):
+    page.goto(url)
+    page.wait_for_selector("#pose-run", timeout=60_000)
+    page.get_by_role("tab", name="Mask to image").click()
+    page.locator("#mask-kind").get_by_text("Ready condition").click()
+    page.set_input_files("#mask-exemplar input[type=file]", str(ASSETS / "astronaut.jpg"))
+    page.locator("#mask-advanced").get_by_text("Advanced").click()
+    field = page.locator("#mask-resolution input[type=number]")
+    field.fill("128")
+    field.press("Enter")
+    page.locator("#mask-condition button[aria-label=Brush]").click()
+    box = page.locator("#mask-condition canvas").last.bounding_box()
+    x, y = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 25):  # a stroke with the default brush: ADE20K "person"
+        page.mouse.move(x + 2 * i, y + 10 * i)
+    page.mouse.up()
+    page.click("#mask-run")
+    page.wait_for_selector("#mask-gallery img", timeout=180_000)
+    assert "Engine:" in page.locator("#mask-status").inner_text()
+    page.wait_for_selector("#mask-input-condition img", timeout=30_000)  # the painted mask, as read by core
 
 
 def _upload_run_inspect(page, url: str) -> None:
@@ -49,7 +82,7 @@ def _upload_run_inspect(page, url: str) -> None:
     page.set_input_files("#pose-photo input[type=file]", str(ASSETS / "astronaut.jpg"))
     page.set_input_files("#pose-exemplar input[type=file]", str(ASSETS / "grace_hopper.jpg"))
     page.wait_for_selector("#pose-input-condition img", timeout=120_000)  # extracted on upload
-    page.get_by_text("Advanced").first.click()
+    page.locator("#pose-advanced").get_by_text("Advanced").click()
     field = page.locator("#pose-resolution input[type=number]")
     field.fill("128")
     field.press("Enter")
