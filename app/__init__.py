@@ -7,7 +7,9 @@ does not import Gradio or torch. ``app.ui.build_demo()`` builds the Blocks and
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,9 +24,9 @@ def _configure_environment() -> Path:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if not os.environ.get("GRADIO_TEMP_DIR"):
         os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="warpaint-app-")
+        atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)  # ours: remove at exit
     temp = Path(os.environ["GRADIO_TEMP_DIR"])
     temp.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MPLCONFIGDIR", str(temp / "matplotlib"))  # matplotlib's font cache
     return temp
 
 

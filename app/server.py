@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 import gradio as gr
 
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="port (default: GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs network)")
     args = parser.parse_args(argv)
+    os.environ.setdefault("MPLCONFIGDIR", str(settings.TEMP_DIR / "matplotlib"))  # its font cache, not in $HOME
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from app.ui import build_demo
 

@@ -180,3 +180,22 @@ def test_heavy_functions_use_spaces_gpu_when_the_package_is_there(monkeypatch):
         importlib.reload(engine)
         importlib.reload(handlers)
     assert engine.gpu is not fake_gpu  # without the package: a no-op decorator
+
+
+def test_defaults_serve_locally_on_7860_without_share_link(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "WARPAINT_"))}
+    code = ("import os; from app import settings as s; "
+            "print(s.SERVER_NAME, s.SERVER_PORT, s.SHARE, os.environ['GRADIO_ANALYTICS_ENABLED'], "
+            "s.TEMP_DIR.name.startswith('warpaint-app-'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=settings.ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["127.0.0.1", "7860", "False", "False", "True"], out.stderr
+    env.update(GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT="7999", GRADIO_TEMP_DIR=str(tmp_path / "t"))
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=settings.ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["0.0.0.0", "7999", "False", "False", "False"], out.stderr
+    assert (tmp_path / "t").is_dir()  # the folder the user named is used (and kept)
