@@ -156,6 +156,13 @@ def test_layout_tabs_advanced_closed_and_api_names():
     assert {"extract", "translate"} <= api_names
     assert not any(d.get("api_name") in (None, "") and d.get("api_visibility") == "public"
                    for d in config["dependencies"])
+    endpoints = demo.get_api_info()["named_endpoints"]
+    assert set(endpoints) == {"/extract", "/translate"}  # the UI's own events stay out of the API docs
+    assert [p["parameter_name"] for p in endpoints["/translate"]["parameters"]] == [
+        "task", "source", "exemplar", "source_is_condition", "resolution", "engine", "checkpoint", "iterations",
+        "temperature", "seed", "oil_paint_exemplar"]
+    assert [p["parameter_name"] for p in endpoints["/extract"]["parameters"]] == [
+        "task", "image", "ready_condition", "resolution"]
 
 
 def test_heavy_functions_use_spaces_gpu_when_the_package_is_there(monkeypatch):
