@@ -32,7 +32,7 @@ from core.corr import normalize_features
 DIST_RANGE = 255 * 3 / 1024  # the conditions' distance channels saturate at this fraction of the long side
 MAX_MASK_CLASSES = 10  # classes described per mask pair (the largest shared ones): 3 channels each
 FREQUENCIES = (0.5, 1.5)  # coordinate term: cycles per image side
-PRIOR_SMOOTH = 0.01  # thin-plate smoothing of the keypoint prior (detections are noisy by a pixel or two)
+PRIOR_SMOOTH = 0.3  # thin-plate smoothing of the keypoint prior (detections are noisy by a pixel or two)
 GROUP_WEIGHTS = {"parts": 1.0, "edges": 0.6, "silhouette": 0.8, "classes": 1.0, "coords": 0.5}
 
 
@@ -141,6 +141,18 @@ def descriptor_pyramid(descriptors: torch.Tensor, levels: int) -> list[torch.Ten
     for _ in range(levels - 1):
         out.append(F.avg_pool2d(out[-1], 2))
     return [normalize_features(x, eps=1e-6) for x in reversed(out)]
+
+
+def compress(source: torch.Tensor, exemplar: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Project both sides' descriptors (B, C, h, w) on their joint top principal directions (no
+    centring, so dot products are kept): matching cost grows with the channel count."""
+    if source.shape[1] <= channels:
+        return source, exemplar
+    x = torch.cat([source, exemplar], -1).transpose(0, 1).flatten(1)  # (C, B * h * 2w)
+    _, vectors = torch.linalg.eigh(x @ x.T)  # ascending eigenvalues
+    basis = vectors[:, -channels:].flip(1)  # (C, channels)
+    return (torch.einsum("bchw,ck->bkhw", source, basis).contiguous(),
+            torch.einsum("bchw,ck->bkhw", exemplar, basis).contiguous())
 
 
 # -- per-group fields (numpy, (G, H, W) float32) -------------------------------------------------

@@ -25,7 +25,7 @@ from kornia.filters import gaussian_blur2d
 from core.conditions.condition import Condition
 from core.corr import sample_at
 from core.correspondence import match_pyramid
-from core.descriptors import describe_pair, descriptor_pyramid
+from core.descriptors import compress, describe_pair, descriptor_pyramid
 from core.patchmatch import LevelMatch, PatchMatch, index_to_offsets, offsets_to_index
 
 Progress = Callable[[float, str], None]
@@ -99,9 +99,9 @@ class EngineOutput:
 class TrainingFreeEngine:
     """Descriptor matching with the hierarchical PatchMatch core; stateless apart from its settings."""
 
-    def __init__(self, iterations: int = 3, fine_iterations: int = 1, temperature: float = 0.01,
+    def __init__(self, iterations: int = 2, fine_iterations: int = 1, temperature: float = 0.01,
                  window: int = 3, dilation: int = 2, coarsest: int = 64, max_match_side: int = 256,
-                 fill_below: float = 0.55, smooth: float = 0.02, gain_scale: float = 0.02):
+                 fill_below: float = 0.55, smooth: float = 0.02, gain_scale: float = 0.02, channels: int = 16):
         self.iterations = iterations  # PatchMatch iterations per level up to 256x256
         self.fine_iterations = fine_iterations  # ... and on larger levels (speed)
         self.temperature = temperature
@@ -112,6 +112,7 @@ class TrainingFreeEngine:
         self.fill_below = fill_below  # confidence under which the fill takes over
         self.smooth = smooth  # Gaussian sigma (fraction of the side) smoothing the matches' correction
         self.gain_scale = gain_scale  # similarity gain over the prior at which a match is fully trusted
+        self.channels = channels  # descriptors are projected on this many principal directions (speed)
 
     def match_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The finest matched level's size: the output halved while its longer side exceeds the cap."""
@@ -142,8 +143,9 @@ class TrainingFreeEngine:
         match_size = self.match_size(size)
         pair = describe_pair(source, exemplar_condition, match_size, weights)
         levels = self.levels_for(size)
-        left = [x.to(device) for x in descriptor_pyramid(pair.source, levels)]
-        right = [x.to(device) for x in descriptor_pyramid(pair.exemplar, levels)]
+        src, ex = compress(pair.source, pair.exemplar, self.channels)
+        left = [x.to(device) for x in descriptor_pyramid(src, levels)]
+        right = [x.to(device) for x in descriptor_pyramid(ex, levels)]
         seconds["descriptors"] = time.perf_counter() - t0
 
         temp = float(temperature if temperature is not None else self.temperature)

@@ -1,0 +1,132 @@
+"""The training-free engine on real photos: descriptors, promised outputs, and warps that beat identity."""
+
+import os
+
+import matplotlib
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from core.augment import pseudo_exemplar
+from core.conditions import extract
+from core.corr import normalize_features, pixel_grid, score_indices
+from core.descriptors import SmoothThinPlateSpline, describe_pair, descriptor_pyramid, fit_mapping
+from core.engine import TrainingFreeEngine, score_candidates
+from core.imageio import fit_image, from_tensor, load_image, to_tensor
+from core.utils.flow_viz import flow_to_image
+
+SIZE = (128, 128)
+
+
+def _photo(name: str) -> np.ndarray:
+    if name == "grace_hopper":
+        return load_image(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg"))
+    return skimage.data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def pose_pair():
+    """x (grace hopper), T(x) and both pose conditions at 128x128."""
+    x = fit_image(_photo("grace_hopper"), SIZE)
+    t = from_tensor(pseudo_exemplar(to_tensor(x), generator=torch.Generator().manual_seed(1)).image)
+    return x, t, extract("pose", x, SIZE), extract("pose", t, SIZE)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray, region: np.ndarray | None = None) -> float:
+    err = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean(-1)
+    return float(10 * np.log10(255**2 / max(err[region if region is not None else slice(None)].mean(), 1e-10)))
+
+
+def test_score_candidates_matches_core_scoring():
+    g = torch.Generator().manual_seed(0)
+    left = normalize_features(torch.randn(2, 8, 12, 10, generator=g)).flatten(2)
+    right = normalize_features(torch.randn(2, 8, 12, 10, generator=g)).flatten(2)
+    index = torch.randint(0, 120, (2, 120, 7), generator=g)
+    ref = score_indices(left, right, index, 0.01, chunk=50)
+    assert torch.allclose(score_candidates(left, right, index, 0.01, chunk=50), ref, atol=1e-4)
+
+
+def test_descriptors_same_layout_unit_length(pose_pair):
+    _, _, cx, ct = pose_pair
+    pair = describe_pair(cx, ct, (64, 64))
+    assert pair.source.shape == pair.exemplar.shape
+    assert pair.source.shape[1] == sum(pair.groups.values()) <= 48
+    assert list(pair.groups)[0] == "parts" and "coords" in pair.groups
+    pyramid = descriptor_pyramid(pair.source, 3)
+    assert [tuple(p.shape[-2:]) for p in pyramid] == [(16, 16), (32, 32), (64, 64)]
+    assert torch.allclose(pyramid[-1].norm(dim=1), torch.ones(1, 64, 64), atol=1e-4)
+    assert pair.prior.shape == (2, 64, 64) and np.isfinite(pair.prior).all()
+
+
+def test_smooth_tps_interpolates_and_smooths():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (12, 2))
+    dst = src * 1.1 + 3 + rng.normal(0, 2, src.shape)
+    exact = fit_mapping(src, dst)  # scikit-image's thin-plate spline
+    assert np.allclose(exact(src), dst, atol=1e-3)
+    assert np.allclose(SmoothThinPlateSpline(src, dst, 0.0)(src), dst, atol=1e-6)
+    smooth = SmoothThinPlateSpline(src, dst, 10.0)(src)
+    assert np.abs(smooth - dst).mean() > 0.1  # no longer interpolates the noise
+
+
+def test_engine_outputs_everything_promised(pose_pair):
+    _, t, cx, ct = pose_pair
+    seen = []
+    out = TrainingFreeEngine()(cx, to_tensor(t), ct, progress=lambda f, m: seen.append(f))
+    assert out.image.shape == out.warped.shape == (1, 3, *SIZE)
+    assert out.image.abs().max() <= 1 + 1e-5
+    assert out.positions.shape == (1, 2, *SIZE) and torch.isfinite(out.positions).all()
+    assert out.confidence.shape == out.fill.shape == (1, 1, *SIZE)
+    assert 0 <= float(out.confidence.min()) and float(out.confidence.max()) <= 1
+    sizes = [tuple(lv.warp.shape[-2:]) for lv in out.levels]
+    assert sizes == sorted(sizes) and sizes[-1] == SIZE  # coarsest first, finest matched at full size here
+    for lv in out.levels:
+        k = lv.weights.shape[1]
+        assert lv.positions.shape[1:3] == (k, 2)
+        assert torch.allclose(lv.weights.sum(1), torch.ones_like(lv.weights[:, 0]), atol=1e-4)
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_same_condition_gives_identity():
+    """Matching a picture to itself must find every pixel where it is."""
+    x = fit_image(_photo("astronaut"), SIZE)
+    cx = extract("pose", x, SIZE)
+    out = TrainingFreeEngine()(cx, to_tensor(x), cx)
+    err = (out.positions[0] - pixel_grid(*SIZE, "cpu")).abs()
+    assert float(err.median()) < 0.5 and float(err.mean()) < 1.5
+    assert _psnr(from_tensor(out.image), x) > 25
+
+
+@pytest.mark.parametrize("task", ["pose", "face", "mask"])
+def test_warp_closer_than_identity_on_pseudo_pairs(task):
+    """Warping T(x) to x's condition gets closer to x than T(x) itself, on two real photos."""
+    size = (256, 256) if task == "face" else SIZE  # faces are small in these photos
+    engine = TrainingFreeEngine()
+    for name, seed in (("grace_hopper", 1), ("astronaut", 2)):
+        x = fit_image(_photo(name), size)
+        t = from_tensor(pseudo_exemplar(to_tensor(x), generator=torch.Generator().manual_seed(seed)).image)
+        cx, ct = extract(task, x, size), extract(task, t, size)
+        out = from_tensor(engine(cx, to_tensor(t), ct).image)
+        region = cx.subject_mask
+        assert _psnr(out, x, region) > _psnr(t, x, region) + 0.5, (task, name)
+        assert _psnr(out, x) > _psnr(t, x), (task, name)
+
+
+def test_engine_rejects_mismatched_sizes(pose_pair):
+    x, t, cx, ct = pose_pair
+    with pytest.raises(ValueError):
+        TrainingFreeEngine()(cx, to_tensor(fit_image(t, (64, 64))), ct)
+
+
+def test_flow_picture_colour_wheel():
+    flow = np.zeros((4, 8, 2))
+    flow[:, 4:, 0] = 3.0  # right half moves right
+    pic = flow_to_image(flow)
+    assert pic.shape == (4, 8, 3) and pic.dtype == np.uint8
+    assert (pic[:, :4] == 255).all()  # no motion is white
+    assert not (pic[:, 4:] == 255).all()
+    left = flow_to_image(-flow)
+    assert not np.array_equal(left[:, 4:], pic[:, 4:])  # direction changes the hue
+    faint = flow_to_image(flow, max_radius=30.0)
+    assert faint[:, 4:].astype(int).sum() > pic[:, 4:].astype(int).sum()  # shorter relative length: paler

@@ -1,0 +1,139 @@
+"""The inference API: engine choice (auto / learned / training-free), promised result parts, errors."""
+
+import os
+import threading
+
+import matplotlib
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from core.config import get_preset
+from core.errors import CheckpointError, InputError, WarpaintError
+from core.imageio import load_image
+from core.model import Warpaint
+from core.pipeline import Translator, find_checkpoints
+from core.results import TranslationResult
+
+ASSETS = os.path.join(os.path.dirname(__file__), "..", "assets")
+
+
+@pytest.fixture(scope="module")
+def photos():
+    hopper = load_image(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg"))
+    return hopper, skimage.data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    """checkpoints/ with a tiny random pose model and a face folder."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    torch.manual_seed(0)
+    Warpaint(get_preset("tiny")).save_pretrained(root / "tiny-pose")
+    Warpaint(get_preset("tiny", task="face", label_channels=10)).save_pretrained(root / "tiny-face")
+    (root / "not-a-model").mkdir()
+    return root
+
+
+def _check_result(result: TranslationResult, size: tuple[int, int], engine: str) -> None:
+    h, w = size
+    assert result.image.shape == result.warped.shape == (h, w, 3) and result.image.dtype == np.uint8
+    assert result.input_condition.shape == result.exemplar_condition.shape == (h, w, 3)
+    assert result.engine == engine and result.messages[0] == f"Engine: {engine}."
+    assert result.confidence.shape == (h, w) and 0 <= result.confidence.min() <= result.confidence.max() <= 1
+    assert result.flow.shape == (h, w, 3) and result.flow.dtype == np.uint8
+    assert len(result.levels) >= 2
+    sides = [lv.size[0] for lv in result.levels]
+    assert sides == sorted(sides)  # coarsest first
+    for lv in result.levels:
+        lh, lw = lv.size
+        k = lv.weights.shape[-1]
+        assert lv.warp.shape == lv.flow.shape == (h, w, 3)
+        assert lv.confidence.shape == (lh, lw)
+        assert lv.candidates.shape == (lh, lw, k, 2) and lv.weights.shape == (lh, lw, k)
+        assert np.allclose(lv.weights.sum(-1), 1, atol=1e-3)
+        assert lv.candidates.min() >= -0.5 and lv.candidates[..., 0].max() <= w and lv.candidates[..., 1].max() <= h
+    assert all(v >= 0 for v in result.seconds.values())
+
+
+def test_find_checkpoints_filters_by_task(tiny_root, tmp_path):
+    assert [p.name for p in find_checkpoints(tiny_root)] == ["tiny-face", "tiny-pose"]
+    assert [p.name for p in find_checkpoints(tiny_root, "pose")] == ["tiny-pose"]
+    assert find_checkpoints(tiny_root, "mask") == []
+    assert find_checkpoints(tmp_path / "missing") == []
+
+
+def test_auto_without_checkpoint_is_training_free(tmp_path):
+    assert Translator("mask", checkpoints_root=tmp_path).engine_name == "training-free"
+
+
+def test_learned_without_checkpoint_says_where_to_put_weights(tmp_path):
+    with pytest.raises(CheckpointError, match="checkpoints/README.md") as err:
+        Translator("pose", engine="learned", checkpoints_root=tmp_path)
+    assert "training-free" in str(err.value)
+
+
+def test_wrong_checkpoint_and_bad_options_are_clear(tiny_root):
+    with pytest.raises(CheckpointError, match="'face' task"):
+        Translator("pose", checkpoint=tiny_root / "tiny-face")
+    with pytest.raises(CheckpointError, match="not a model folder"):
+        Translator("pose", checkpoint=tiny_root / "not-a-model")
+    with pytest.raises(InputError):
+        Translator("cats")
+    with pytest.raises(InputError):
+        Translator("pose", engine="magic")
+    with pytest.raises(InputError, match="GPU"):
+        Translator("pose", device="cpu", precision="fp16")
+
+
+def test_training_free_translation_has_every_part(photos):
+    seen = []
+    translator = Translator("pose", engine="training-free")
+    result = translator.translate(photos[0], photos[1], resolution=128, progress=lambda f, m: seen.append(f))
+    _check_result(result, (128, 128), "training-free")
+    assert seen[0] < 0.5 and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_ready_condition_input(photos):
+    skeleton = load_image(os.path.join(ASSETS, "skeleton_raised_arm.png"))
+    result = Translator("pose", engine="training-free").translate(skeleton, photos[1], resolution=128,
+                                                                 source_is_condition=True)
+    _check_result(result, (128, 128), "training-free")
+
+
+def test_auto_uses_learned_checkpoint(tiny_root, photos):
+    translator = Translator("pose", checkpoints_root=tiny_root)
+    assert translator.engine_name == f"learned ({tiny_root / 'tiny-pose'})"
+    seen = []
+    result = translator.translate(photos[0], photos[1], resolution=64, progress=lambda f, m: seen.append(m))
+    _check_result(result, (64, 64), translator.engine_name)
+    assert any("synthesizing" in m for m in seen) and any("level 3/3" in m for m in seen)
+    assert translator.output_size(70) == (68, 68)  # rounded down to the model's stride (4)
+
+
+def test_learned_model_is_shared_between_threads(tiny_root, photos):
+    translator = Translator("pose", checkpoints_root=tiny_root)
+    first = translator.translate(photos[0], photos[1], resolution=64, seed=3)
+    results = [None, None]
+
+    def work(i):
+        results[i] = Translator("pose", checkpoints_root=tiny_root).translate(photos[0], photos[1], resolution=64,
+                                                                              seed=3)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert translator._model() is Translator("pose", checkpoints_root=tiny_root)._model()
+    for r in results:
+        assert np.array_equal(r.image, first.image)
+
+
+def test_batch_keeps_going_past_a_bad_pair(photos):
+    translator = Translator("pose", engine="training-free")
+    blank = np.full((200, 200, 3), 255, np.uint8)  # no person in it
+    out = translator.translate_batch([photos[0], blank], [photos[1], photos[1]], resolution=128)
+    assert isinstance(out[0], TranslationResult)
+    assert isinstance(out[1], WarpaintError)
