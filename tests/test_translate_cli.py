@@ -1,0 +1,85 @@
+"""``python -m core translate``: one picture with its warps, a folder with skips, clear failures."""
+
+import os
+import shutil
+from pathlib import Path
+
+import matplotlib
+import pytest
+from PIL import Image
+
+from core.__main__ import main
+
+HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+@pytest.fixture(autouse=True)
+def no_checkpoints(tmp_path, monkeypatch):
+    """Run from an empty folder: no checkpoints/ there, so 'auto' means training-free."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+
+
+def test_one_picture_with_warps(tmp_path, capsys):
+    out, warps = tmp_path / "out.png", tmp_path / "warps"
+    rc = main(["translate", "--task", "pose", "--input", str(HOPPER), "--exemplar", str(ASSETS / "astronaut.jpg"),
+               "--output", str(out), "--warps-dir", str(warps), "--resolution", "128"])
+    assert rc == 0
+    assert Image.open(out).size == (128, 128)
+    captured = capsys.readouterr()
+    assert "engine: training-free" in captured.err and "training-free" in captured.out
+    names = {p.name for p in warps.iterdir()}
+    assert {"warped.png", "flow.png", "confidence.png", "input_condition.png", "exemplar_condition.png"} <= names
+    for kind in ("warp", "flow", "confidence"):
+        assert len([n for n in names if n.startswith("level") and n.endswith(f"_{kind}.png")]) >= 2
+    coarsest = sorted(n for n in names if n.startswith("level0_") and n.endswith("_warp.png"))[0]
+    assert Image.open(warps / coarsest).size == (128, 128)  # upsampled to the output size
+
+
+def test_learned_without_checkpoint_fails_clearly(tmp_path, capsys):
+    rc = main(["translate", "--task", "pose", "--input", str(HOPPER), "--exemplar", str(HOPPER),
+               "--output", str(tmp_path / "o.png"), "--engine", "learned"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "No learned checkpoint" in err and "checkpoints/README.md" in err and "Traceback" not in err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_folder_skips_corrupt_file_and_writes_only_inside(tmp_path, capsys):
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    shutil.copy(HOPPER, inputs / "hopper.jpg")
+    shutil.copy(ASSETS / "skeleton_raised_arm.png", inputs / "no_person.png")  # a drawing: no person found
+    (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (inputs / "notes.txt").write_text("not a picture, ignored")
+    before = set(os.listdir(tmp_path))
+    rc = main(["translate", "--task", "pose", "--input-dir", str(inputs), "--exemplar", str(ASSETS / "astronaut.jpg"),
+               "--output-dir", str(outputs), "--resolution", "128", "--batch-size", "2"])
+    assert rc == 1  # some files failed
+    err = capsys.readouterr().err
+    assert "skipped 2" in err and "broken.png" in err and "no_person.png" in err
+    assert sorted(p.name for p in outputs.iterdir()) == ["hopper.png"]
+    assert set(os.listdir(tmp_path)) == before | {"out"}
+
+
+def test_folder_of_exemplars_pairs_by_name(tmp_path, capsys):
+    inputs, exemplars, outputs = tmp_path / "in", tmp_path / "ex", tmp_path / "out"
+    inputs.mkdir()
+    exemplars.mkdir()
+    shutil.copy(HOPPER, inputs / "a.jpg")
+    shutil.copy(HOPPER, inputs / "b.jpg")
+    shutil.copy(ASSETS / "astronaut.jpg", exemplars / "a.jpg")
+    shutil.copy(ASSETS / "astronaut.jpg", exemplars / "c.jpg")
+    rc = main(["translate", "--task", "pose", "--input-dir", str(inputs), "--exemplar", str(exemplars),
+               "--output-dir", str(outputs), "--resolution", "128"])
+    assert rc == 1
+    assert "no exemplar named b" in capsys.readouterr().err
+    assert [p.name for p in outputs.iterdir()] == ["a.png"]
+
+
+def test_mixed_modes_rejected(tmp_path, capsys):
+    rc = main(["translate", "--task", "pose", "--input", str(HOPPER), "--input-dir", str(tmp_path),
+               "--exemplar", str(HOPPER), "--output-dir", str(tmp_path / "o")])
+    assert rc == 1 and "either" in capsys.readouterr().err
