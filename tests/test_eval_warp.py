@@ -1,0 +1,62 @@
+"""``python -m core eval-warp``: one JSON line, both baselines, and the engine ahead of identity."""
+
+import json
+import shutil
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+from core.__main__ import main
+from core.commands.eval_warp import synthetic_scene
+from core.conditions.masks import index_to_palette
+from core.imageio import save_image
+
+HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+METRICS = {"psnr", "ssim", "psnr_subject", "ssim_subject"}
+
+
+def _report(capsys) -> dict:
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 1
+    return json.loads(lines[0])
+
+
+def test_pose_pairs_report_all_baselines(tmp_path, capsys):
+    shutil.copy(HOPPER, tmp_path / "hopper.jpg")
+    shutil.copy(ASSETS / "astronaut.jpg", tmp_path / "astronaut.jpg")
+    (tmp_path / "readme.txt").write_text("ignored")
+    rc = main(["eval-warp", "--task", "pose", "--images", str(tmp_path), "--resolution", "128", "--limit", "2"])
+    assert rc == 0
+    report = _report(capsys)
+    assert report["task"] == "pose" and report["engine"] == "training-free" and report["images"] == 2
+    for name in ("warp", "identity", "tps"):
+        assert set(report[name]) == METRICS
+    assert report["warp"]["psnr"] > report["identity"]["psnr"]
+    assert report["warp"]["psnr_subject"] > report["identity"]["psnr_subject"]
+    assert isinstance(report["beats_baselines"], bool) and report["skipped"] == []
+
+
+def test_masks_from_sibling_files_and_synthetic_scenes(tmp_path, capsys):
+    picture, index = synthetic_scene(160, seed=7)
+    save_image(tmp_path / "scene.png", picture)
+    save_image(tmp_path / "scene_mask.png", index_to_palette(index))
+    rc = main(["eval-warp", "--task", "mask", "--images", str(tmp_path), "--synthetic", "1", "--resolution", "128"])
+    assert rc == 0
+    report = _report(capsys)
+    assert report["images"] == 2 and report["tps"] is None  # masks have no keypoints
+    assert report["warp"]["psnr"] > report["identity"]["psnr"] + 1.0
+    assert report["warp"]["ssim"] > report["identity"]["ssim"]
+
+
+def test_synthetic_scene_is_deterministic():
+    a, ia = synthetic_scene(64, 3)
+    b, ib = synthetic_scene(64, 3)
+    assert np.array_equal(a, b) and np.array_equal(ia, ib)
+    assert a.shape == (64, 64, 3) and ia.shape == (64, 64) and len(np.unique(ia)) >= 2
+
+
+def test_no_images_is_a_clear_error(tmp_path, capsys):
+    assert main(["eval-warp", "--task", "pose", "--images", str(tmp_path)]) == 1
+    assert "No photos" in capsys.readouterr().err
