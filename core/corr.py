@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -78,31 +79,65 @@ def score_indices(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, 
 
     left (B, C, N) and right (B, C, Nr) features; index (B, N, M) long into Nr.
     Returns (B, N, M) = <left[:, n], right[:, index[n, m]]> / T. No Python loop over candidates.
+    On CPU this is one sampled matrix product (SDDMM: only the asked-for entries of left^T right,
+    never materialising the gathered features); elsewhere whole feature rows are gathered in
+    chunks of ``chunk`` query pixels.
     """
+    if left.device.type == "cpu" and left.dtype == right.dtype == torch.float32:
+        return _score_sddmm(left, right, index) / temperature
+    return _score_gather(left, right, index, chunk) / temperature
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, N) -> (B * N, C) rows (a view for channels_last features)."""
+    return x.transpose(1, 2).reshape(-1, x.shape[1])
+
+
+def _flat_batch(index: torch.Tensor, nr: int) -> torch.Tensor:
+    """(B, N, M) indices into each item's Nr rows -> indices into the B * Nr stacked rows."""
+    b = index.shape[0]
+    if b == 1:
+        return index
+    return index + torch.arange(b, device=index.device).view(b, 1, 1) * nr
+
+
+def _score_sddmm(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    b, _, n = left.shape
+    m, nr = index.shape[-1], right.shape[-1]
+    cols = _flat_batch(index, nr).reshape(-1)
+    crow = torch.arange(0, b * n * m + 1, m, device=index.device)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": we use one stable op
+        warnings.simplefilter("ignore", UserWarning)
+        pattern = torch.sparse_csr_tensor(crow, cols, torch.zeros(cols.numel(), dtype=left.dtype),
+                                          size=(b * n, b * nr), check_invariants=False)
+        out = torch.sparse.sampled_addmm(pattern, _rows(left), _rows(right).t(), beta=0.0)
+    return out.values().view(b, n, m)
+
+
+def _score_gather(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, chunk: int) -> torch.Tensor:
     b, c, n = left.shape
     m = index.shape[-1]
-    right_rows = right.transpose(1, 2)  # (B, Nr, C): gather whole feature vectors
-    out = []
-    for s in range(0, n, chunk):
-        idx = index[:, s:s + chunk]  # (B, n', M)
-        e = idx.shape[1]
-        picked = torch.gather(right_rows, 1, idx.reshape(b, e * m, 1).expand(b, e * m, c))
-        picked = picked.view(b, e, m, c)
-        q = left[:, :, s:s + chunk].transpose(1, 2).unsqueeze(-1)  # (B, n', C, 1)
-        out.append(torch.matmul(picked, q).squeeze(-1) / temperature)
-    return torch.cat(out, 1)
+    rows, queries = _rows(right), _rows(left)  # (B * Nr, C), (B * N, C)
+    flat = _flat_batch(index, right.shape[-1]).reshape(b * n, m)
+    out = torch.empty(b * n, m, device=left.device, dtype=torch.result_type(left, right))
+    for s in range(0, b * n, chunk):
+        e = min(chunk, b * n - s)
+        picked = rows.index_select(0, flat[s:s + e].reshape(-1)).view(e, m, c)  # whole rows at once
+        out[s:s + e] = torch.bmm(picked, queries[s:s + e].unsqueeze(-1).to(picked.dtype)).squeeze(-1)
+    return out.view(b, n, m)
 
 
 def gather_values(values: torch.Tensor, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Sum_k weights[k] * values[index[k]] per pixel.
 
     values (B, V, Nr); index (B, N, K) long; weights (B, N, K). Returns (B, V, N).
+    One ``embedding_bag`` (a fused gather + weighted sum) over the batch's stacked rows.
     """
-    b, v, _ = values.shape
+    b, v, nr = values.shape
     n, k = index.shape[1:]
-    rows = values.transpose(1, 2)  # (B, Nr, V)
-    picked = torch.gather(rows, 1, index.reshape(b, n * k, 1).expand(b, n * k, v)).view(b, n, k, v)
-    return (picked * weights.unsqueeze(-1)).sum(2).transpose(1, 2)
+    out = F.embedding_bag(_flat_batch(index, nr).reshape(b * n, k), _rows(values),
+                          per_sample_weights=weights.reshape(b * n, k).to(values.dtype), mode="sum")
+    return out.view(b, n, v).transpose(1, 2)
 
 
 def sample_at(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ from core.config import WarpaintConfig
 from core.corr import dense_attention, normalize_features, pixel_grid
 from core.extractor import PyramidEncoder
 from core.patchmatch import LevelMatch, PatchMatch, index_to_offsets, seed_offsets
+from core.timing import stage
 
 
 def match_pyramid(left: Sequence[torch.Tensor], right: Sequence[torch.Tensor], exemplar: torch.Tensor,
@@ -25,18 +26,25 @@ def match_pyramid(left: Sequence[torch.Tensor], right: Sequence[torch.Tensor], e
     """
     levels: list[LevelMatch] = []
     for i, (lf, rf) in enumerate(zip(left, right)):
-        ref = _pool_to(exemplar, lf.shape[-2:])
-        if i == 0:
-            dense = dense_attention(lf, rf, ref, temperature, topk=patchmatch.k, cycle=cycle)
-            hk, wk = rf.shape[-2:]
-            pos = torch.stack([torch.div(dense.top_index, wk, rounding_mode="floor"), dense.top_index % wk], 2)
-            weights = dense.top_weight / dense.top_weight.sum(1, keepdim=True).clamp_min(1e-12)
-            levels.append(LevelMatch(dense.warp, pos.float(), weights, dense.confidence,
-                                     indices=dense.top_index.flatten(2).transpose(1, 2), cycle=dense.cycle))
-            continue
-        seeds = seed_offsets(_best_offsets(levels[-1], patchmatch.official), window, dilation)
-        levels.append(patchmatch(lf, rf, ref, seeds, orders[i - 1] if orders is not None else None))
+        with stage(f"level_{lf.shape[-2]}x{lf.shape[-1]}", lf.device):
+            ref = _pool_to(exemplar, lf.shape[-2:])
+            if i == 0:
+                levels.append(_dense_level(lf, rf, ref, temperature, patchmatch.k, cycle))
+                continue
+            seeds = seed_offsets(_best_offsets(levels[-1], patchmatch.official), window, dilation)
+            levels.append(patchmatch(lf, rf, ref, seeds, orders[i - 1] if orders is not None else None))
     return levels
+
+
+def _dense_level(left: torch.Tensor, right: torch.Tensor, exemplar: torch.Tensor, temperature: float,
+                 k: int, cycle: bool) -> LevelMatch:
+    """The coarsest level: dense attention, its top-K as the level's candidates."""
+    dense = dense_attention(left, right, exemplar, temperature, topk=k, cycle=cycle)
+    wk = right.shape[-1]
+    pos = torch.stack([torch.div(dense.top_index, wk, rounding_mode="floor"), dense.top_index % wk], 2)
+    weights = dense.top_weight / dense.top_weight.sum(1, keepdim=True).clamp_min(1e-12)
+    return LevelMatch(dense.warp, pos.float(), weights, dense.confidence,
+                      indices=dense.top_index.flatten(2).transpose(1, 2), cycle=dense.cycle)
 
 
 def _pool_to(x: torch.Tensor, size) -> torch.Tensor:
@@ -86,8 +94,10 @@ class Correspondence(nn.Module):
 
     def forward(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor,
                 orders: Sequence[Sequence[bool]] | None = None, cycle: bool = False) -> list[LevelMatch]:
-        cond, ex = self.encode(condition, exemplar, exemplar_condition)
-        left, right = self.match_features(cond, ex)
+        with stage("encoders", condition.device):
+            cond, ex = self.encode(condition, exemplar, exemplar_condition)
+            left, right = self.match_features(cond, ex)
+            del cond, ex  # the encoder pyramids are not needed any more: free them before matching
         c = self.config
         return match_pyramid(left, right, exemplar, self.patch_match, c.temperature, c.search_window,
                              c.dilation, orders, cycle)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.layers import ModulatedResBlock, ResidualBlock, conv_norm, leaky
+from core.layers import ModulatedResBlock, ResidualBlock, conv_norm, leaky, resize_nearest
 
 
 class PyramidEncoder(nn.Module):
@@ -40,8 +40,8 @@ class PyramidEncoder(nn.Module):
         for down in self.downs:
             h = down(leaky(h))
             skips.append(h)
-        feats = [self.ups[0](skips[-1], guide)]
+        feats = [self.ups[0](skips[-1], resize_nearest(guide, skips[-1].shape[-2:]))]
         for up, skip in zip(self.ups[1:], reversed(skips[:-1])):
             h = F.interpolate(feats[-1], scale_factor=2, mode="bilinear", align_corners=True)
-            feats.append(up(h + skip, guide))
+            feats.append(up(h + skip, resize_nearest(guide, skip.shape[-2:])))  # resized once per level
         return feats

@@ -38,11 +38,13 @@ class Generator(nn.Module):
         h, w = seg.shape[-2:]
         # sizes from the bottom up: ceil(H / 2**k), so any output size works
         sizes = [(-(-h // 2**k), -(-w // 2**k)) for k in range(self.upsamples, -1, -1)]
-        x = self.fc(resize_nearest(seg, sizes[0]))
+        guides = {size: resize_nearest(seg, size) for size in sizes}  # each size once, not per norm
+        x = self.fc(guides[sizes[0]])
         b = self.blocks
         # the official schedule: head at the bottom, two middle blocks one step up, then up blocks
         schedule = [("head_0", 0), ("G_middle_0", 1), ("G_middle_1", 1), ("up_0", 2), ("up_1", 3),
                     ("up_2", 4), ("up_3", 5)]
         for name, stage in schedule:
-            x = b[name](resize_nearest(x, sizes[min(stage, self.upsamples)]), seg)
+            size = sizes[min(stage, self.upsamples)]
+            x = b[name](resize_nearest(x, size), guides[size])
         return torch.tanh(self.conv_img(leaky(x)))

@@ -10,9 +10,34 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 def positional_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Positional normalisation (PONO): zero mean, unit (unbiased) std over channels, per pixel."""
-    mean = x.mean(dim=1, keepdim=True)
-    std = x.var(dim=1, keepdim=True).add(eps).sqrt()
-    return (x - mean) / std
+    var, mean = torch.var_mean(x, dim=1, keepdim=True)
+    return (x - mean) / var.add(eps).sqrt()
+
+
+def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """InstanceNorm (no affine) that keeps a channels_last input channels_last.
+
+    PyTorch's own converts NHWC to NCHW (and its fast NHWC group_norm loses precision through
+    E[x^2] - E[x]^2), so NHWC inputs take an exact two-pass mean/variance over the pixel rows.
+    """
+    if x.dim() != 4 or not x.is_contiguous(memory_format=torch.channels_last) or x.shape[1] == 1:
+        return F.instance_norm(x, eps=eps)
+    b, c, h, w = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(b, h * w, c).float()  # a view for fp32 NHWC
+    centred = rows - rows.mean(1, keepdim=True)
+    scale = torch.rsqrt(centred.square().mean(1, keepdim=True) + eps)
+    return centred.mul_(scale).to(x.dtype).view(b, h, w, c).permute(0, 3, 1, 2)
+
+
+class InstanceNorm(nn.Module):
+    """Like ``nn.InstanceNorm2d`` without affine weights, but layout-preserving (``instance_norm``)."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.channels, self.eps = channels, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return instance_norm(x, self.eps)
 
 
 def leaky(x: torch.Tensor) -> torch.Tensor:
@@ -37,7 +62,10 @@ class ModulatedNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         actv = self.pad(self.mlp_shared(resize_nearest(guide, x.shape[-2:])))
-        return positional_norm(x) * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+        # gamma and beta read the same activation: one conv with 2C outputs (names unchanged)
+        g, b = self.mlp_gamma, self.mlp_beta
+        gamma, beta = F.conv2d(actv, torch.cat([g.weight, b.weight]), torch.cat([g.bias, b.bias])).chunk(2, dim=1)
+        return torch.addcmul(beta, positional_norm(x), gamma + 1)
 
 
 class ModulatedResBlock(nn.Module):
@@ -71,7 +99,7 @@ class ResidualBlock(nn.Module):
         self.pad = nn.ReflectionPad2d(1)
         self.conv1 = nn.Conv2d(channels, channels, 3)
         self.conv2 = nn.Conv2d(channels, channels, 3)
-        self.norm = nn.InstanceNorm2d(channels)
+        self.norm = InstanceNorm(channels)
         self.act = nn.PReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,4 +111,4 @@ class ResidualBlock(nn.Module):
 def conv_norm(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     """Spectral-normalised 3x3 conv (no bias) followed by InstanceNorm."""
     conv = spectral_norm(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False))
-    return nn.Sequential(conv, nn.InstanceNorm2d(cout))
+    return nn.Sequential(conv, InstanceNorm(cout))

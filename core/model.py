@@ -18,6 +18,7 @@ from core.correspondence import Correspondence
 from core.errors import CheckpointError
 from core.generator import Generator
 from core.patchmatch import LevelMatch
+from core.timing import stage
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -51,7 +52,10 @@ class Warpaint(nn.Module):
         H and W must be multiples of ``config.stride``."""
         self.check_size(condition.shape[-2:])
         levels = self.correspondence(condition, exemplar, exemplar_condition, orders, cycle)
-        image = self.generator([lv.warp for lv in levels], condition) if synthesize else None
+        image = None
+        if synthesize:
+            with stage("generator", condition.device):
+                image = self.generator([lv.warp for lv in levels], condition)
         return WarpaintOutput(image, levels)
 
     def check_size(self, size) -> None:

@@ -6,6 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.layers import InstanceNorm
+from core.precision import same_layout
+
 
 class MotionEncoder(nn.Module):
     """Encodes candidate scores and offsets; the offsets are passed through as well."""
@@ -40,10 +43,12 @@ class SepConvGRU(nn.Module):
     @staticmethod
     def _step(h, x, convz, convr, convq):
         hx = torch.cat([h, x], dim=1)
-        z = torch.sigmoid(convz(hx))
-        r = torch.sigmoid(convr(hx))
+        # z and r read the same input: one conv with both gates' weights (names unchanged)
+        zr = F.conv2d(hx, torch.cat([convz.weight, convr.weight]), torch.cat([convz.bias, convr.bias]),
+                      padding=convz.padding)
+        z, r = torch.sigmoid(zr).split(h.shape[1], dim=1)
         q = torch.tanh(convq(torch.cat([r * h, x], dim=1)))
-        return (1 - z) * h + z * q
+        return torch.lerp(h, q.to(h.dtype), z.to(h.dtype))  # (1 - z) * h + z * q
 
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         h = self._step(h, x, self.convz1, self.convr1, self.convq1)
@@ -73,6 +78,8 @@ class UpdateBlock(nn.Module):
 
     def forward(self, hidden: torch.Tensor, scores: torch.Tensor, offsets: torch.Tensor):
         # offsets: (B, 2K, H, W) = K row offsets then K column offsets; scores: (B, K, H, W)
+        ref = self.gru.convq1.weight  # channels_last weights (prepare_model): keep every input NHWC
+        hidden, offsets, scores = same_layout(hidden, ref), same_layout(offsets, ref), same_layout(scores, ref)
         hidden = self.gru(hidden, self.encoder(offsets, scores))
         return hidden, self.flow_head(hidden)
 
@@ -84,8 +91,8 @@ class HiddenInit(nn.Module):
         super().__init__()
         # indices 0 and 3 hold the convs, as in the official checkpoint
         self.layers = nn.Sequential(
-            nn.Conv2d(2 * feature_channels, hidden, 3, padding=1), nn.InstanceNorm2d(hidden), nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 3, padding=1), nn.InstanceNorm2d(hidden), nn.ReLU(),
+            nn.Conv2d(2 * feature_channels, hidden, 3, padding=1), InstanceNorm(hidden), nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1), InstanceNorm(hidden), nn.ReLU(),
         )
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:

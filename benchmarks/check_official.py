@@ -1,0 +1,63 @@
+"""Compare Warpaint's official mode with the recorded official CoCosNet v2 outputs (the fixture).
+
+Prints one JSON line: seconds, warp agreement per level, index agreement per level, generator
+error on the stored warps and on our own warps. Use it after every performance change:
+
+    .venv/bin/python benchmarks/check_official.py [--precision fp32|bf16] [--channels-last]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.official import load_official  # noqa: E402
+from core.precision import inference_context, prepare_model  # noqa: E402
+
+FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cocosnet2_official"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fixture", default=str(FIXTURE))
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--no-channels-last", action="store_true")
+    args = parser.parse_args()
+    folder = Path(args.fixture)
+    model = load_official(folder / "netCorr.pth", folder / "netG.pth")
+    prepare_model(model, "cpu", channels_last=not args.no_channels_last)
+    inp = torch.load(folder / "inputs.pt", weights_only=True)
+    ref = torch.load(folder / "outputs.pt", weights_only=True)
+    draws = json.loads((folder / "draws.json").read_text())["draws"]
+    orders = [[d["horizontal_first"] for d in draws if d["level"] == lv] for lv in (1, 2, 3)]
+    with inference_context("cpu", args.precision):
+        start = time.perf_counter()
+        out = model(inp["seg_map"], inp["ref_img"], inp["ref_seg_map"], orders=orders)
+        seconds = time.perf_counter() - start
+        stored = [ref[f"warp_out_{s}"] for s in (64, 128, 256, 512)]
+        gen_on_stored = model.generator(stored, inp["seg_map"]).float()
+    report = {"precision": args.precision, "seconds": round(seconds, 2)}
+    for warp, s in zip(out.warps, (64, 128, 256, 512)):
+        diff = (warp.float() - ref[f"warp_out_{s}"]).abs()
+        report[f"warp_{s}_max"] = float(diff.max())
+        report[f"warp_{s}_off_pct"] = round(100 * float((diff.amax(1) > 1e-3).float().mean()), 4)
+    report["top1_64_equal_pct"] = round(100 * float(
+        (out.levels[0].indices[:, :, :1] == ref["level0_top1_inds"]).float().mean()), 4)
+    for lv in (1, 2, 3):
+        ours, theirs = out.levels[lv].indices, ref[f"level{lv}_matching_inds"]
+        report[f"inds_{lv}_equal_pct"] = round(100 * float((ours == theirs).float().mean()), 4)
+    report["gen_on_stored_max"] = float((gen_on_stored - ref["fake_image"]).abs().max())
+    report["fake_image_max"] = float((out.image.float() - ref["fake_image"]).abs().max())
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
