@@ -347,7 +347,7 @@ class Trainer:
                 loss_d = cfg.weight_gan * (d_fake + d_real)
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler.scale(loss_d).backward()
-            values["d_fake"], values["d_real"] = float(d_fake), float(d_real)
+            values["d_fake"], values["d_real"] = float(d_fake.detach()), float(d_real.detach())
             values["grad_norm_d"] = self._clip_and_step(self.opt_d, self.discriminator.parameters())
         self.scaler.update()
         values["loss_g"] = float(loss_g.detach())
