@@ -120,7 +120,7 @@ def test_killed_run_resumes_to_the_same_weights(data, uninterrupted, tmp_path):
     assert steps == list(range(1, 7))
 
 
-def test_output_folder_is_a_model_for_the_app_and_cli(data, uninterrupted):
+def test_output_folder_is_a_model_for_the_app_and_cli(data, uninterrupted, tmp_path):
     model = Warpaint.from_pretrained(uninterrupted)
     assert model.config.task == "mask" and model.config.label_channels == 151
     ema = load_file(str(uninterrupted / "checkpoints" / "step-00000006" / "ema.safetensors"))
@@ -138,6 +138,19 @@ def test_output_folder_is_a_model_for_the_app_and_cli(data, uninterrupted):
     result = translator.translate(condition(0), condition(1))
     assert result.image.shape == (64, 64, 3) and len(result.levels) == 3
     assert "learned" in result.engine
+
+    # the translate CLI: a painted (index) mask in the looks of a photo whose person mask is extracted
+    from skimage import data as skdata
+
+    from core.__main__ import main
+    from core.imageio import save_image
+
+    save_image(tmp_path / "astronaut.png", skdata.astronaut())
+    output = tmp_path / "out.png"
+    assert main(["translate", "--task", "mask", "--input", str(data / "masks" / "0002.png"), "--input-is-condition",
+                 "--exemplar", str(tmp_path / "astronaut.png"), "--engine", "learned", "--checkpoint",
+                 str(uninterrupted), "--output", str(output), "--resolution", "64"]) == 0
+    assert load_image(output).shape == (64, 64, 3)
 
 
 def test_torchrun_two_processes_agree(data, tmp_path):
