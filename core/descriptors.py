@@ -32,6 +32,7 @@ from core.corr import normalize_features
 DIST_RANGE = 255 * 3 / 1024  # the conditions' distance channels saturate at this fraction of the long side
 MAX_MASK_CLASSES = 10  # classes described per mask pair (the largest shared ones): 3 channels each
 FREQUENCIES = (0.5, 1.5)  # coordinate term: cycles per image side
+PRIOR_RADIUS = 0.05  # the keypoint prior is trusted within about this fraction of the side of a matched point
 PRIOR_SMOOTH = 0.3  # thin-plate smoothing of the keypoint prior (detections are noisy by a pixel or two)
 GROUP_WEIGHTS = {"parts": 1.0, "edges": 0.6, "silhouette": 0.8, "classes": 1.0, "coords": 0.5}
 
@@ -45,6 +46,7 @@ class DescriptorPair:
     groups: dict[str, int]  # channel count per group, in order
     anchor: np.ndarray  # (2, h, w) float32: exemplar pixel -> (x, y) in source pixels
     prior: np.ndarray  # (2, h, w) float32: source pixel -> (x, y) in exemplar pixels (the same prior, inverted)
+    reliability: np.ndarray  # (h, w) float32 in [0, 1]: how sure the prior is (near matched keypoints)
 
 
 @dataclass
@@ -132,7 +134,7 @@ def describe_pair(source: Condition, exemplar: Condition, size: tuple[int, int] 
         counts[name] = fa.shape[0]
     src_t = torch.from_numpy(np.concatenate(src).astype(np.float32)).unsqueeze(0)
     ex_t = torch.from_numpy(np.concatenate(ex).astype(np.float32)).unsqueeze(0)
-    return DescriptorPair(src_t, ex_t, counts, anchor, map_grid(a, b, PRIOR_SMOOTH))
+    return DescriptorPair(src_t, ex_t, counts, anchor, map_grid(a, b, PRIOR_SMOOTH), prior_reliability(a, b))
 
 
 def descriptor_pyramid(descriptors: torch.Tensor, levels: int) -> list[torch.Tensor]:
@@ -323,6 +325,23 @@ def point_mapping(origin: Condition | _View, target: Condition | _View, smooth: 
         sa, sb = a[k], b[k]
         return lambda p: (p - sa[:2]) * (sb[2:] / sa[2:]) + sb[:2]
     return None
+
+
+def prior_reliability(source: Condition | _View, exemplar: Condition | _View) -> np.ndarray:
+    """(h, w) in [0, 1]: exp(-(d / r)^2), d the distance to the nearest keypoint matched on both sides,
+    r = ``PRIOR_RADIUS`` of the side. Dense landmarks (faces) make the prior sure everywhere between them."""
+    h, w = source.size
+    points = matched_points(source, exemplar)[0]
+    if not len(points):
+        return np.zeros((h, w), np.float32)
+    marks = np.full((h, w), 255, np.uint8)
+    xy = np.round(points).astype(int)
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    marks[xy[inside, 1], xy[inside, 0]] = 0
+    if not inside.any():
+        return np.zeros((h, w), np.float32)
+    d = cv2.distanceTransform(marks, cv2.DIST_L2, 5) / (PRIOR_RADIUS * max(h, w))
+    return np.exp(-(d**2)).astype(np.float32)
 
 
 def map_grid(origin: Condition | _View, target: Condition | _View, smooth: float = 0.0) -> np.ndarray:

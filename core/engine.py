@@ -173,8 +173,9 @@ class TrainingFreeEngine:
         prior = torch.from_numpy(pair.prior[::-1].copy()).unsqueeze(0).to(device)  # (1, 2, h, w) (row, col)
         matched = best_positions(matches[-1])  # (1, 2, h, w), same grid
         gain = match_gain(left[-1], right[-1], prior, matched, self.gain_scale)
-        trust = structure(pair.source[:, :-pair.groups["coords"]]).to(device) * gain
-        positions = prior + smooth_correction(matched - prior, trust, self.smooth * max(match_size))
+        sure = torch.from_numpy(pair.reliability)[None, None].to(device)
+        trust = structure(pair.source[:, :-pair.groups["coords"]]).to(device) * gain * (1 - sure)
+        positions = prior + (1 - sure) * smooth_correction(matched - prior, trust, self.smooth * max(match_size))
         positions = upsample_positions(positions, size)  # (1, 2, H, W) in full-resolution pixels
         warped = sample_positions(exemplar, positions)
         confidence = F.interpolate(matches[-1].confidence, size=size, mode="bilinear", align_corners=False)
