@@ -30,7 +30,7 @@ def test_pose_pairs_report_all_baselines(tmp_path, capsys):
     rc = main(["eval-warp", "--task", "pose", "--images", str(tmp_path), "--resolution", "128", "--limit", "2"])
     assert rc == 0
     report = _report(capsys)
-    assert report["task"] == "pose" and report["engine"] == "training-free" and report["images"] == 2
+    assert report["task"] == "pose" and report["engine"] == "training-free" and report["pairs"] == report["photos"] == 2
     for name in ("warp", "identity", "tps"):
         assert set(report[name]) == METRICS
     assert report["warp"]["psnr"] > report["identity"]["psnr"]
@@ -42,10 +42,11 @@ def test_masks_from_sibling_files_and_synthetic_scenes(tmp_path, capsys):
     picture, index = synthetic_scene(160, seed=7)
     save_image(tmp_path / "scene.png", picture)
     save_image(tmp_path / "scene_mask.png", index_to_palette(index))
-    rc = main(["eval-warp", "--task", "mask", "--images", str(tmp_path), "--synthetic", "1", "--resolution", "128"])
+    rc = main(["eval-warp", "--task", "mask", "--images", str(tmp_path), "--synthetic", "1", "--resolution", "128",
+               "--pairs", "2"])
     assert rc == 0
     report = _report(capsys)
-    assert report["images"] == 2 and report["tps"] is None  # masks have no keypoints
+    assert report["photos"] == 2 and report["pairs"] == 4 and report["tps"] is None  # masks have no keypoints
     assert report["warp"]["psnr"] > report["identity"]["psnr"] + 1.0
     assert report["warp"]["ssim"] > report["identity"]["ssim"]
 

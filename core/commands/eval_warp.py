@@ -5,7 +5,8 @@ For each photo x: a pseudo exemplar T(x) is made with the trainer's augmentation
 T(x) are extracted, and T(x) is warped to x's condition. The warp is compared with x (PSNR and
 SSIM, scikit-image) over the whole picture and inside x's subject region, beside two baselines
 computed on the same pairs: identity (T(x) as it is) and a thin-plate spline through the
-keypoints matched between x and T(x) (pose, face; masks have no keypoints). One JSON line.
+keypoints matched between x and T(x) (pose, face; masks have no keypoints). One JSON line;
+``--pairs N`` draws N transforms per photo (pair i uses seed + i).
 
 Masks: a photo with a sibling ``<name>_mask.png`` (ADE20K palette or index map) uses that mask;
 other photos get person / background from selfie segmentation. ``--synthetic N`` adds N scenes
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=256, help="square size of x and T(x) (default 256)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the augmentation (pair i uses seed + i)")
     parser.add_argument("--strength", type=float, default=1.0, help="augmentation strength (0 = identity)")
+    parser.add_argument("--pairs", type=int, default=1, help="pseudo pairs per photo (different random transforms)")
     parser.add_argument("--synthetic", type=int, default=0, help="mask task: add N generated textured scenes")
 
 
@@ -71,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         raise WarpaintError("No photos to evaluate: give --images DIR (and/or --synthetic N for masks).")
     translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint)
-    report = evaluate(translator, items, args.resolution, args.seed, args.strength)
+    if args.pairs < 1:
+        raise WarpaintError("--pairs must be at least 1.")
+    report = evaluate(translator, [item for item in items for _ in range(args.pairs)], args.resolution, args.seed,
+                      args.strength)
     print(json.dumps(report))
     return 0
 
@@ -108,7 +113,7 @@ def evaluate(translator, items: list[tuple[str, np.ndarray, np.ndarray | None]],
                 cx = extract(translator.task, x, size)
                 ct = extract(translator.task, t, size)
             except WarpaintError as exc:
-                skipped.append(f"{name}: {exc}")
+                skipped.append(f"{name} (pair {i}): {exc}")
                 continue
         start = time.perf_counter()
         result = translator.translate(cx, ct, seed=seed)
@@ -126,7 +131,8 @@ def evaluate(translator, items: list[tuple[str, np.ndarray, np.ndarray | None]],
         return {k: round(float(np.mean([r[k] for r in rows])), 3) for k in rows[0]} if rows else None
 
     report = {"task": translator.task, "engine": translator.engine_name, "resolution": size[0],
-              "images": len(scores["warp"]), "strength": strength, "seed": seed}
+              "pairs": len(scores["warp"]), "photos": len({name for name, _, _ in items}), "strength": strength,
+              "seed": seed}
     report.update({name: mean(rows) for name, rows in scores.items()})
     if report["warp"] and report["identity"]:
         beats = [report["warp"][k] > report[b][k] for b in ("identity", "tps") if report[b] for k in report["warp"]]
