@@ -1,9 +1,9 @@
 """The training-free engine: hand-made descriptors -> the same hierarchical matching -> full-res warp.
 
-    source condition, exemplar condition --descriptors--> two unit-length pyramids
+    source condition, exemplar condition --descriptors--> two unit-length pyramids (+ a keypoint prior)
         -> match_pyramid: dense attention at the coarsest level, plain PatchMatch (no GRU) above
-        -> the finest level's best candidates -> a smooth position field at the output size
-        -> the exemplar sampled there; low-confidence regions blended with an inpainted fill.
+        -> positions = prior + the matches' smoothed correction where they beat the prior
+        -> the exemplar sampled there at full resolution; low-confidence regions get an inpainted fill.
 
 No learned parameters, so it works on a fresh install. Its levels are ordinary ``LevelMatch``
 objects, so the UI shows them exactly like the learned engine's.
@@ -26,33 +26,14 @@ from core.conditions.condition import Condition
 from core.corr import sample_at
 from core.correspondence import match_pyramid
 from core.descriptors import compress, describe_pair, descriptor_pyramid
-from core.patchmatch import LevelMatch, PatchMatch, index_to_offsets, offsets_to_index
+from core.patchmatch import LevelMatch, PatchMatch
 
 Progress = Callable[[float, str], None]
 
 
-def score_candidates(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, temperature: float,
-                     chunk: int = 16384) -> torch.Tensor:
-    """Same result as ``core.corr.score_indices`` (B, N, M), ~5x faster on CPU: one index_select of
-    whole feature rows and a batched matmul instead of a gather on an expanded index."""
-    b, c, n = left.shape
-    m = index.shape[-1]
-    out = []
-    for i in range(b):
-        rows = right[i].t().contiguous()  # (Nr, C)
-        query = left[i].t().contiguous()  # (N, C)
-        parts = []
-        for s in range(0, n, chunk):
-            idx = index[i, s:s + chunk]  # (n', M)
-            picked = torch.index_select(rows, 0, idx.reshape(-1)).view(-1, m, c)
-            parts.append(torch.bmm(picked, query[s:s + chunk].unsqueeze(-1)).squeeze(-1))
-        out.append(torch.cat(parts))
-    return torch.stack(out) / temperature
-
-
-class FastPatchMatch(PatchMatch):
-    """Plain PatchMatch (no GRU, continuous positions) with the faster candidate scoring,
-    fewer iterations on the largest levels, and a per-level progress hook."""
+class PlainPatchMatch(PatchMatch):
+    """Plain PatchMatch (no GRU, no learned parameters, continuous positions), with fewer
+    iterations on the largest levels and a per-level progress hook."""
 
     def __init__(self, candidates: int, iterations: int, temperature: float, fine_iterations: int = 1,
                  fine_pixels: int = 256 * 256, chunk_pixels: int = 16384):
@@ -60,14 +41,6 @@ class FastPatchMatch(PatchMatch):
         self.fine_iterations = fine_iterations
         self.fine_pixels = fine_pixels
         self.on_level: Callable[[int, int], None] | None = None
-
-    def evaluate(self, left, right, offsets):
-        _, _, _, h, w = offsets.shape
-        index = offsets_to_index(offsets, official=False)  # (B, N, M)
-        prob = F.softmax(score_candidates(left, right, index, self.temperature, self.chunk), dim=-1)
-        top_prob, top = torch.topk(prob, self.k, dim=-1)
-        best = index_to_offsets(torch.gather(index, -1, top), h, w)
-        return best, top_prob.transpose(1, 2).reshape(top_prob.shape[0], self.k, h, w)
 
     def forward(self, left, right, exemplar, offsets, horizontal_first: Sequence[bool] | None = None) -> LevelMatch:
         h, w = left.shape[-2:]
@@ -134,58 +107,66 @@ class TrainingFreeEngine:
                  iterations: int | None = None, temperature: float | None = None, seed: int = 0,
                  progress: Progress | None = None, weights: dict[str, float] | None = None) -> EngineOutput:
         """Warp ``exemplar`` (1, 3, H, W) in [-1, 1] to ``source``; both conditions at (H, W)."""
-        seconds: dict[str, float] = {}
-        t0 = time.perf_counter()
         size = source.size
         if tuple(exemplar.shape[-2:]) != size or exemplar_condition.size != size:
             raise ValueError(f"exemplar {tuple(exemplar.shape[-2:])} and conditions must share the size {size}")
-        device = exemplar.device
-        match_size = self.match_size(size)
-        pair = describe_pair(source, exemplar_condition, match_size, weights)
+        report = progress or (lambda fraction, text: None)
+        seconds: dict[str, float] = {}
+        t0 = time.perf_counter()
+        pair = describe_pair(source, exemplar_condition, self.match_size(size), weights)
         levels = self.levels_for(size)
         src, ex = compress(pair.source, pair.exemplar, self.channels)
-        left = [x.to(device) for x in descriptor_pyramid(src, levels)]
-        right = [x.to(device) for x in descriptor_pyramid(ex, levels)]
+        left = [x.to(exemplar.device) for x in descriptor_pyramid(src, levels)]  # coarsest first
+        right = [x.to(exemplar.device) for x in descriptor_pyramid(ex, levels)]
         seconds["descriptors"] = time.perf_counter() - t0
 
-        temp = float(temperature if temperature is not None else self.temperature)
-        iters = int(iterations if iterations is not None else self.iterations)
-        pm = FastPatchMatch(self.window**2, iters, temp, fine_iterations=min(iters, self.fine_iterations))
-        gen = torch.Generator().manual_seed(int(seed))
-        orders = [[bool(b) for b in torch.rand(iters, generator=gen) < 0.5] for _ in range(levels - 1)]
-        done = [0]
         t1 = time.perf_counter()
-
-        def on_level(h: int, w: int) -> None:
-            done[0] += 1
-            seconds[f"level_{h}x{w}"] = time.perf_counter() - t1 - sum(
-                v for k, v in seconds.items() if k.startswith("level_"))
-            if progress is not None:
-                progress((done[0] + 1) / (levels + 1), f"matched level {done[0] + 1}/{levels} ({w}x{h})")
-
-        pm.on_level = on_level
-        if progress is not None:
-            progress(0.0, f"matching {levels} levels (training-free)")
-        matches = match_pyramid(left, right, exemplar, pm, temp, self.window, self.dilation, orders)
+        report(0.0, f"matching {levels} levels (training-free)")
+        matches = self._match(left, right, exemplar, iterations, temperature, seed, report, seconds)
         seconds["matching"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()
-        prior = torch.from_numpy(pair.prior[::-1].copy()).unsqueeze(0).to(device)  # (1, 2, h, w) (row, col)
-        matched = best_positions(matches[-1])  # (1, 2, h, w), same grid
-        gain = match_gain(left[-1], right[-1], prior, matched, self.gain_scale)
-        sure = torch.from_numpy(pair.reliability)[None, None].to(device)
-        trust = structure(pair.source[:, :-pair.groups["coords"]]).to(device) * gain * (1 - sure)
-        positions = prior + (1 - sure) * smooth_correction(matched - prior, trust, self.smooth * max(match_size))
-        positions = upsample_positions(positions, size)  # (1, 2, H, W) in full-resolution pixels
+        positions = self._positions(pair, left[-1], right[-1], matches[-1], size)  # (1, 2, H, W)
         warped = sample_positions(exemplar, positions)
         confidence = F.interpolate(matches[-1].confidence, size=size, mode="bilinear", align_corners=False)
         fill = ((self.fill_below - confidence) / 0.15).clamp(0, 1)
         image = fill_low_confidence(warped, fill)
         seconds["output"] = time.perf_counter() - t2
         seconds["total"] = time.perf_counter() - t0
-        if progress is not None:
-            progress(1.0, "warped at full resolution")
+        report(1.0, "warped at full resolution")
         return EngineOutput(image, warped, positions, confidence.clamp(0, 1), fill, matches, seconds)
+
+    def _match(self, left, right, exemplar, iterations, temperature, seed, report, seconds) -> list[LevelMatch]:
+        """``match_pyramid`` with plain PatchMatch; propagation orders drawn from ``seed``."""
+        levels = len(left)
+        temp = float(temperature if temperature is not None else self.temperature)
+        iters = int(iterations if iterations is not None else self.iterations)
+        pm = PlainPatchMatch(self.window**2, iters, temp, fine_iterations=min(iters, self.fine_iterations))
+        gen = torch.Generator().manual_seed(int(seed))
+        orders = [[bool(b) for b in torch.rand(iters, generator=gen) < 0.5] for _ in range(levels - 1)]
+        done = [time.perf_counter()]
+
+        def on_level(h: int, w: int) -> None:
+            now = time.perf_counter()
+            seconds[f"level_{h}x{w}"] = now - done[0]  # the first includes the coarsest (dense) level
+            done[0] = now
+            n = sum(k.startswith("level_") for k in seconds) + 1
+            report(n / (levels + 1), f"matched level {n}/{levels} ({w}x{h})")
+
+        pm.on_level = on_level
+        return match_pyramid(left, right, exemplar, pm, temp, self.window, self.dilation, orders)
+
+    def _positions(self, pair, left, right, match: LevelMatch, size: tuple[int, int]) -> torch.Tensor:
+        """Full-resolution (row, col) exemplar positions: the keypoint prior, corrected by the matches
+        where they beat it and the descriptor has structure, away from where the prior is sure."""
+        device = left.device
+        prior = torch.from_numpy(pair.prior[::-1].copy()).unsqueeze(0).to(device)  # (1, 2, h, w) (row, col)
+        matched = best_positions(match)  # (1, 2, h, w), same grid
+        sure = torch.from_numpy(pair.reliability)[None, None].to(device)
+        gain = match_gain(left, right, prior, matched, self.gain_scale)
+        trust = structure(pair.source[:, :-pair.groups["coords"]]).to(device) * gain * (1 - sure)
+        correction = smooth_correction(matched - prior, trust, self.smooth * max(prior.shape[-2:]))
+        return upsample_positions(prior + (1 - sure) * correction, size)
 
 
 def best_positions(match: LevelMatch, radius: float = 1.5) -> torch.Tensor:
