@@ -77,7 +77,7 @@ def score_indices(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, 
                   chunk: int = 16384) -> torch.Tensor:
     """Similarity of each pixel with candidate pixels given by flat indices.
 
-    left (B, C, N) and right (B, C, Nr) features; index (B, N, M) long into Nr.
+    left (B, C, N) and right (B, C, Nr) features; index (B, N, M) integer (int64 or int32) into Nr.
     Returns (B, N, M) = <left[:, n], right[:, index[n, m]]> / T. No Python loop over candidates.
     On CPU this is one sampled matrix product (SDDMM: only the asked-for entries of left^T right,
     never materialising the gathered features); elsewhere whole feature rows are gathered in
@@ -98,14 +98,14 @@ def _flat_batch(index: torch.Tensor, nr: int) -> torch.Tensor:
     b = index.shape[0]
     if b == 1:
         return index
-    return index + torch.arange(b, device=index.device).view(b, 1, 1) * nr
+    return index + torch.arange(b, device=index.device, dtype=index.dtype).view(b, 1, 1) * nr
 
 
 def _score_sddmm(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     b, _, n = left.shape
     m, nr = index.shape[-1], right.shape[-1]
-    cols = _flat_batch(index, nr).reshape(-1)
-    crow = torch.arange(0, b * n * m + 1, m, device=index.device)
+    cols = _flat_batch(index, nr).reshape(-1)  # int32 or int64
+    crow = torch.arange(0, b * n * m + 1, m, device=index.device, dtype=cols.dtype)
     with warnings.catch_warnings():  # "sparse CSR support is in beta": we use one stable op
         warnings.simplefilter("ignore", UserWarning)
         pattern = torch.sparse_csr_tensor(crow, cols, torch.zeros(cols.numel(), dtype=left.dtype),

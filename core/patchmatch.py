@@ -78,7 +78,11 @@ def propagate(offsets: torch.Tensor, horizontal: bool) -> torch.Tensor:
 
 
 class PatchMatch(torch.nn.Module):
-    """PatchMatch with an optional ConvGRU refinement; one instance serves every fine level."""
+    """PatchMatch with an optional ConvGRU refinement; one instance serves every fine level.
+
+    Internally candidates live pixel-major, (B, H, W, 2, K): that is the GRU's NHWC input as it
+    is, and it makes the flat indices (B, H*W, M) contiguous without any transpose.
+    """
 
     def __init__(self, feature_channels: int, candidates: int, iterations: int, temperature: float,
                  hidden: int = 32, motion: int = 64, use_gru: bool = True, official: bool = False,
@@ -93,49 +97,58 @@ class PatchMatch(torch.nn.Module):
         self.refine_net = UpdateBlock(candidates, hidden, motion) if use_gru else None
 
     def evaluate(self, left, right, offsets):
-        """Score all candidates, keep the best K: returns (offsets, top-K probabilities)."""
-        _, _, _, h, w = offsets.shape
-        index = offsets_to_index(offsets, self.official)  # (B, N, M)
+        """Score all candidates (B, 2, M, H, W), keep the best K: returns (offsets, top-K probabilities)."""
+        b, _, _, h, w = offsets.shape
+        best, top_prob = self._select(left, right, offsets.permute(0, 3, 4, 1, 2).contiguous())
+        return best.permute(0, 3, 4, 1, 2), top_prob.transpose(1, 2).reshape(b, self.k, h, w)
+
+    def _select(self, left, right, cand):
+        """cand (B, H, W, 2, M) -> best K (B, H, W, 2, K) and their probabilities (B, H*W, K)."""
+        index = _flat_index(cand, self.official)  # (B, N, M)
         prob = F.softmax(score_indices(left, right, index, self.temperature, self.chunk), dim=-1)
         top_prob, top = torch.topk(prob, self.k, dim=-1)
-        best = index_to_offsets(torch.gather(index, -1, top), h, w)
-        return best, top_prob.transpose(1, 2).reshape(top_prob.shape[0], self.k, h, w)
+        return _index_offsets(torch.gather(index, -1, top), *cand.shape[1:3]), top_prob
 
     def forward(self, left: torch.Tensor, right: torch.Tensor, exemplar: torch.Tensor,
                 offsets: torch.Tensor, horizontal_first: Sequence[bool] | None = None) -> LevelMatch:
         """left/right: (B, C, H, W) unit features of input and exemplar; exemplar (B, V, H, W);
         offsets (B, 2, K, H, W) seeds. ``horizontal_first[i]`` picks iteration i's order."""
         b, c, h, w = left.shape
+        k = self.k
         order = list(horizontal_first) if horizontal_first is not None else [
             i % 2 == 0 for i in range(self.iterations)]
-        left_flat, right_flat = left.flatten(2), right.flatten(2)
+        left_flat, right_flat = left.flatten(2), right.flatten(2)  # views for channels_last features
+        cand = offsets.permute(0, 3, 4, 1, 2).contiguous()  # (B, H, W, 2, K)
         hidden = self.initial_layer(left, right) if self.refine_net is not None else None
         for it in range(self.iterations):
             with torch.no_grad():
                 for horizontal in (order[it], not order[it]):
-                    offsets, scores = self.evaluate(left_flat, right_flat, propagate(offsets.detach(), horizontal))
+                    cand, top_prob = self._select(left_flat, right_flat, _propagate(cand.detach(), horizontal))
             if self.refine_net is not None:
-                hidden, delta = self.refine_net(hidden, scores.to(hidden.dtype), offsets.flatten(1, 2).to(hidden.dtype))
-                offsets = offsets + delta.float().view(b, 2, self.k, h, w)
-        return self._warp(left, right, exemplar, offsets)
+                scores = top_prob.view(b, h, w, k).permute(0, 3, 1, 2)  # (B, K, H, W), NHWC memory
+                flow = cand.view(b, h, w, 2 * k).permute(0, 3, 1, 2)  # (B, 2K, H, W): K rows, then K cols
+                hidden, delta = self.refine_net(hidden, scores.to(hidden.dtype), flow.to(hidden.dtype))
+                cand = cand + delta.float().permute(0, 2, 3, 1).reshape(b, h, w, 2, k)
+        return self._warp(left, right, exemplar, cand)
 
-    def _warp(self, left, right, exemplar, offsets) -> LevelMatch:
-        """Final soft warp over the K candidates."""
-        b, _, k, h, w = offsets.shape
-        grid = pixel_grid(h, w, offsets.device).view(1, 2, 1, h, w)
+    def _warp(self, left, right, exemplar, cand) -> LevelMatch:
+        """Final soft warp over the K candidates ``cand`` (B, H, W, 2, K)."""
+        b, h, w, _, k = cand.shape
+        grid = pixel_grid(h, w, cand.device).view(1, 2, 1, h, w)
         if self.official:
-            index = offsets_to_index(offsets, official=True)
+            index = _flat_index(cand, official=True)  # (B, N, K)
             cost = score_indices(left.flatten(2), right.flatten(2), index, self.temperature, self.chunk)
             weights = F.softmax(cost, dim=-1)  # (B, N, K)
             warp = gather_values(exemplar.flatten(2), index, weights.to(exemplar.dtype)).view(b, -1, h, w)
-            positions = index_to_offsets(index, h, w) + grid
+            positions = _index_offsets(index, h, w).permute(0, 4, 3, 1, 2) + grid.transpose(1, 2)
             weights_map = weights.transpose(1, 2).reshape(b, k, h, w)
             cost_map = cost.transpose(1, 2).reshape(b, k, h, w)
-            return LevelMatch(warp, positions.transpose(1, 2), weights_map,
-                              _confidence(cost_map, weights_map, self.temperature), indices=index)
+            return LevelMatch(warp, positions.contiguous(), weights_map,
+                              _confidence(cost_map, weights_map, self.temperature), indices=index.long())
+        offsets = cand.permute(0, 3, 4, 1, 2)  # (B, 2, K, H, W)
         positions = (grid + offsets).clamp_min(0)
         positions = torch.stack([positions[:, 0].clamp_max(h - 1), positions[:, 1].clamp_max(w - 1)], 1)
-        positions = positions.transpose(1, 2)  # (B, K, 2, H, W)
+        positions = positions.transpose(1, 2).contiguous()  # (B, K, 2, H, W)
         group = max(1, (self.chunk * 16) // (h * w))  # candidates sampled at once (bounded memory)
         costs = torch.cat([
             (sample_at(right, positions[:, s:s + group]) * left.unsqueeze(2)).sum(1)
@@ -146,6 +159,59 @@ class PatchMatch(torch.nn.Module):
             warp = warp + (sample_at(exemplar, positions[:, s:s + group])
                            * weights[:, None, s:s + group].to(exemplar.dtype)).sum(2)
         return LevelMatch(warp, positions, weights, _confidence(costs, weights, self.temperature))
+
+
+def _propagate(cand: torch.Tensor, horizontal: bool) -> torch.Tensor:
+    """``propagate`` in the pixel-major layout: (B, H, W, 2, K) -> (B, H, W, 2, 3K) as
+    [previous neighbour's, own, next neighbour's] offsets; zero offsets at the border."""
+    k = cand.shape[-1]
+    dim = 2 if horizontal else 1
+    n = cand.shape[dim]
+    out = cand.new_empty(*cand.shape[:-1], 3 * k)
+    out[..., k:2 * k] = cand
+    prev, nxt = out[..., :k], out[..., 2 * k:]
+    prev.narrow(dim, 1, n - 1).copy_(cand.narrow(dim, 0, n - 1))
+    prev.narrow(dim, 0, 1).zero_()
+    nxt.narrow(dim, 0, n - 1).copy_(cand.narrow(dim, 1, n - 1))
+    nxt.narrow(dim, n - 1, 1).zero_()
+    return out
+
+
+def _flat_index(cand: torch.Tensor, official: bool) -> torch.Tensor:
+    """``offsets_to_index`` in the pixel-major layout: (B, H, W, 2, M) -> (B, H*W, M) int32
+    (int64 beyond 2**24 pixels, where float32 stops holding every index exactly)."""
+    b, h, w, _, m = cand.shape
+    rows = torch.arange(h, device=cand.device, dtype=cand.dtype).view(1, h, 1, 1)
+    cols = torch.arange(w, device=cand.device, dtype=cand.dtype).view(1, 1, w, 1)
+    row = (rows + cand[..., 0, :]).clamp_(0, h - 1)
+    col = (cols + cand[..., 1, :]).clamp_(0, w - 1)
+    if official:  # float32 row * W + col, then truncation, as the released code does
+        flat = row.float().mul_(w).add_(col.float())
+    elif h * w <= _EXACT:
+        flat = row.round_().mul_(w).add_(col.round_())  # exact integers in float32
+    else:
+        return row.round_().long().mul_(w).add_(col.round_().long()).view(b, h * w, m)
+    return (flat.int() if h * w <= _EXACT else flat.long()).view(b, h * w, m)
+
+
+_EXACT = 2**24  # float32 holds every integer up to here: index arithmetic in float32 is exact
+
+
+def _index_offsets(index: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``index_to_offsets`` in the pixel-major layout: (B, H*W, K) integer -> (B, H, W, 2, K) float.
+    Float32 division (exact here, and vectorised) instead of int64 floor division."""
+    b, _, k = index.shape
+    if h * w <= _EXACT:
+        flat = index.float()
+        row = torch.div(flat, w, rounding_mode="floor")
+        col = flat - row * w
+    else:
+        row = torch.div(index, w, rounding_mode="floor")
+        col = (index - row * w).float()
+        row = row.float()
+    rows = torch.arange(h, device=index.device, dtype=row.dtype).view(1, h, 1, 1)
+    cols = torch.arange(w, device=index.device, dtype=row.dtype).view(1, 1, w, 1)
+    return torch.stack([row.view(b, h, w, k) - rows, col.view(b, h, w, k) - cols], dim=3)
 
 
 def _confidence(cost: torch.Tensor, weights: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -21,10 +21,26 @@ class MotionEncoder(nn.Module):
         self.convf2 = nn.Conv2d(64, 64, 3, padding=1)
         self.conv = nn.Conv2d(128, motion - 2 * candidates, 3, padding=1)
 
-    def forward(self, offsets: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        cor = F.relu(self.convc2(F.relu(self.convc1(scores))))
-        flo = F.relu(self.convf2(F.relu(self.convf1(offsets))))
-        return torch.cat([F.relu(self.conv(torch.cat([cor, flo], dim=1))), offsets], dim=1)
+    def forward(self, offsets: torch.Tensor, scores: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 2K, H, W), (B, K, H, W) -> (B, motion, H, W). ``out`` (inference only): write the
+        result there instead of concatenating (the GRU's input buffer)."""
+        cor = self.convc2(self.convc1(scores).relu_())
+        flo = self.convf2(self.convf1(offsets).relu_())
+        if out is None:
+            features = torch.cat([cor.relu_(), flo.relu_()], dim=1)
+            return torch.cat([self.conv(features).relu_(), offsets], dim=1)
+        features = torch.empty(cor.shape[0], 128, *cor.shape[2:], dtype=cor.dtype, device=cor.device,
+                               memory_format=_layout(cor))
+        torch.clamp_min(cor, 0, out=features[:, :64])  # ReLU straight into the concatenation
+        torch.clamp_min(flo, 0, out=features[:, 64:])
+        motion = self.conv(features)
+        torch.clamp_min(motion, 0, out=out[:, :motion.shape[1]])
+        out[:, motion.shape[1]:].copy_(offsets)
+        return out
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
 
 
 class SepConvGRU(nn.Module):
@@ -33,6 +49,7 @@ class SepConvGRU(nn.Module):
     def __init__(self, hidden: int = 32, inputs: int = 64):
         super().__init__()
         c = hidden + inputs
+        self.inputs = inputs
         self.convz1 = nn.Conv2d(c, hidden, (1, 5), padding=(0, 2))
         self.convr1 = nn.Conv2d(c, hidden, (1, 5), padding=(0, 2))
         self.convq1 = nn.Conv2d(c, hidden, (1, 5), padding=(0, 2))
@@ -43,16 +60,35 @@ class SepConvGRU(nn.Module):
     @staticmethod
     def _step(h, x, convz, convr, convq):
         hx = torch.cat([h, x], dim=1)
-        # z and r read the same input: one conv with both gates' weights (names unchanged)
-        zr = F.conv2d(hx, torch.cat([convz.weight, convr.weight]), torch.cat([convz.bias, convr.bias]),
-                      padding=convz.padding)
-        z, r = torch.sigmoid(zr).split(h.shape[1], dim=1)
+        z, r = _gates(hx, convz, convr).split(h.shape[1], dim=1)
         q = torch.tanh(convq(torch.cat([r * h, x], dim=1)))
         return torch.lerp(h, q.to(h.dtype), z.to(h.dtype))  # (1 - z) * h + z * q
 
-    def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _step_into(h, hx, convz, convr, convq):
+        """``_step`` without concatenations: ``hx`` already holds x after the first h.shape[1]
+        channels; h and then r * h are written in front of it (inference only: in place)."""
+        c = h.shape[1]
+        hx[:, :c].copy_(h)
+        z, r = _gates(hx, convz, convr).split(c, dim=1)
+        torch.mul(r, h, out=hx[:, :c])
+        q = torch.tanh(convq(hx))
+        return torch.lerp(h, q.to(h.dtype), z.to(h.dtype))
+
+    def forward(self, h: torch.Tensor, x: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
+        """h (B, hidden, H, W), x (B, inputs, H, W). ``hx``: an inference buffer
+        (B, hidden + inputs, H, W) whose last channels are x (then x itself is not read)."""
+        if hx is not None:
+            h = self._step_into(h, hx, self.convz1, self.convr1, self.convq1)
+            return self._step_into(h, hx, self.convz2, self.convr2, self.convq2)
         h = self._step(h, x, self.convz1, self.convr1, self.convq1)
         return self._step(h, x, self.convz2, self.convr2, self.convq2)
+
+
+def _gates(hx: torch.Tensor, convz: nn.Conv2d, convr: nn.Conv2d) -> torch.Tensor:
+    """sigmoid([z; r]): both gates read the same input, so one conv with both weights (names unchanged)."""
+    weight, bias = torch.cat([convz.weight, convr.weight]), torch.cat([convz.bias, convr.bias])
+    return torch.sigmoid(F.conv2d(hx, weight, bias, padding=convz.padding))
 
 
 class OffsetHead(nn.Module):
@@ -64,7 +100,7 @@ class OffsetHead(nn.Module):
         self.conv2 = nn.Conv2d(64, 2 * candidates, 3, padding=1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.conv2(F.relu(self.conv1(h)))
+        return self.conv2(self.conv1(h).relu_())
 
 
 class UpdateBlock(nn.Module):
@@ -80,7 +116,14 @@ class UpdateBlock(nn.Module):
         # offsets: (B, 2K, H, W) = K row offsets then K column offsets; scores: (B, K, H, W)
         ref = self.gru.convq1.weight  # channels_last weights (prepare_model): keep every input NHWC
         hidden, offsets, scores = same_layout(hidden, ref), same_layout(offsets, ref), same_layout(scores, ref)
-        hidden = self.gru(hidden, self.encoder(offsets, scores))
+        if torch.is_grad_enabled():  # autograd keeps inputs alive: plain concatenations
+            hidden = self.gru(hidden, self.encoder(offsets, scores))
+        else:  # inference: one buffer [hidden | motion | offsets] filled in place, no concatenation
+            b, c, h, w = hidden.shape
+            hx = torch.empty(b, c + self.gru.inputs, h, w, dtype=hidden.dtype, device=hidden.device,
+                             memory_format=_layout(ref))
+            self.encoder(offsets, scores, out=hx[:, c:])
+            hidden = self.gru(hidden, hx[:, c:], hx=hx)
         return hidden, self.flow_head(hidden)
 
 
