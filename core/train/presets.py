@@ -98,11 +98,12 @@ class TrainConfig:
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
-    "pose-256": TrainConfig(model="pose-256", batch_size=8),
-    "pose-512": TrainConfig(model="pose-512", batch_size=4),
-    "face-512": TrainConfig(model="face-512", batch_size=4),
+    # batch sizes are per process (per GPU); the official 512 run used 2 per GPU on 8 GPUs
+    "pose-256": TrainConfig(model="pose-256", batch_size=4),
+    "pose-512": TrainConfig(model="pose-512", batch_size=2),
+    "face-512": TrainConfig(model="face-512", batch_size=2),
     "face-1024": TrainConfig(model="face-1024", batch_size=1),
-    "mask-256": TrainConfig(model="mask-256", batch_size=8),
+    "mask-256": TrainConfig(model="mask-256", batch_size=4),
     # For tests and smoke runs: the tiny model at 64x64, a small discriminator, frequent checkpoints.
     "tiny": TrainConfig(model="tiny", model_overrides={"label_channels": 0}, resolution=64, batch_size=2,
                         steps=20, ndf=16, d_layers=3, checkpoint_every=10, log_every=1, image_every=10, holdout=1,
