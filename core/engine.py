@@ -95,9 +95,12 @@ class TrainingFreeEngine:
         return h, w
 
     def levels_for(self, size: tuple[int, int]) -> int:
-        """Number of matched levels for an output size: coarsest shorter side near ``coarsest``."""
+        """Number of matched levels: the coarsest shorter side near ``coarsest``, but at least three
+        levels while the coarsest keeps 16 pixels (small outputs), and sides divisible all the way."""
         h, w = self.match_size(size)
         levels = 1 + max(0, round(math.log2(max(min(h, w) / self.coarsest, 1))))
+        while levels < 3 and min(h, w) // 2**levels >= 16:
+            levels += 1
         while levels > 1 and (h % 2 ** (levels - 1) or w % 2 ** (levels - 1)):
             levels -= 1
         return levels
