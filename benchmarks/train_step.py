@@ -5,6 +5,7 @@ measures the iteration alone. Prints one JSON line per preset:
 
     .venv/bin/python benchmarks/train_step.py --preset pose-256 pose-512 --batch-size 1
     .venv/bin/python benchmarks/train_step.py --preset pose-512 --device cuda --with-vgg
+    .venv/bin/python benchmarks/train_step.py --preset pose-512 --batch-size 1 --amp bf16 --checkpointing
 
 ``--with-vgg`` adds the VGG19 losses with a randomly initialised VGG19 (same cost as the real
 weights, which this machine does not have).
@@ -39,8 +40,9 @@ def synthetic_batch(channels: int, size: int, batch: int, device: torch.device) 
             "exemplar_condition": label.flip(-1).to(device), "sample_weight": torch.ones(batch, device=device)}
 
 
-def bench(preset: str, batch_size: int | None, steps: int, device: torch.device, amp: str, with_vgg: bool) -> dict:
-    cfg = TRAIN_PRESETS[preset].replace(amp=amp)
+def bench(preset: str, batch_size: int | None, steps: int, device: torch.device, amp: str, with_vgg: bool,
+          checkpointing: bool = False) -> dict:
+    cfg = TRAIN_PRESETS[preset].replace(amp=amp, checkpointing=checkpointing)
     if batch_size:
         cfg = cfg.replace(batch_size=batch_size)
     model_cfg = cfg.model_config(label_channels=20, task="pose")  # tiny takes its channels from the data
@@ -63,7 +65,7 @@ def bench(preset: str, batch_size: int | None, steps: int, device: torch.device,
     return {"preset": preset, "resolution": cfg.size, "batch_size": cfg.batch_size, "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
             or platform.machine(), "threads": torch.get_num_threads(), "amp": str(learner.amp_dtype),
-            "vgg_losses": with_vgg, "seconds_per_step": round(sec, 3),
+            "vgg_losses": with_vgg, "checkpointing": checkpointing, "seconds_per_step": round(sec, 3),
             "seconds_per_sample": round(sec / cfg.batch_size, 3), "steps_timed": steps,
             "peak_memory_gib": round(peak / 2**30, 2), "load_average": os.getloadavg()[0]}
 
@@ -77,6 +79,7 @@ def main() -> None:
     parser.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"))
     parser.add_argument("--with-vgg", action="store_true", help="include the VGG19 losses (random weights)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--checkpointing", action="store_true", help="activation checkpointing (less memory)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -84,7 +87,8 @@ def main() -> None:
         if args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         try:
-            result = bench(preset, args.batch_size, args.steps, torch.device(args.device), args.amp, args.with_vgg)
+            result = bench(preset, args.batch_size, args.steps, torch.device(args.device), args.amp, args.with_vgg,
+                           args.checkpointing)
         except torch.OutOfMemoryError as exc:
             result = {"preset": preset, "device": args.device, "error": f"out of memory: {str(exc)[:200]}"}
         print(json.dumps(result), flush=True)

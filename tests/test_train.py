@@ -300,3 +300,29 @@ def test_retrieve_cli_writes_the_list_the_trainer_reads(toy, capsys):
     assert kind == "retrieved" and len(pairs) == 5
     (toy / "pairs.txt").unlink()
     assert main(["retrieve", "--data", str(toy), "--method", "vgg", "--vgg-weights", str(toy / "none.pth")]) == 1
+
+
+# -- one iteration ---------------------------------------------------------------------------
+
+def test_activation_checkpointing_gives_the_same_step():
+    """Checkpointed blocks run again in the backward pass; their spectral norms must not move
+    (the exemplar encoder runs twice per step), so one step lands on the same weights."""
+    from core.train.step import TrainingStep
+
+    cfg = TRAIN_PRESETS["tiny"].replace(batch_size=1)
+    model_cfg = cfg.model_config(label_channels=5, task="mask")
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
+    label = (torch.rand(1, 5, 32, 32, generator=g) > 0.5).float()
+    batch = {"condition": label, "image": image, "exemplar": image.flip(-1), "exemplar_condition": label.flip(-1),
+             "sample_weight": torch.ones(1)}
+    results = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        learner = TrainingStep(cfg.replace(checkpointing=checkpointing), model_cfg, torch.device("cpu"))
+        values, _ = learner(batch)
+        results.append((values, learner.model.state_dict(), learner.discriminator.state_dict()))
+    (plain, plain_g, plain_d), (ckpt_v, ckpt_g, ckpt_d) = results
+    assert ckpt_v["grad_norm_g"] == pytest.approx(plain["grad_norm_g"], rel=1e-5)
+    for a, b in ((plain_g, ckpt_g), (plain_d, ckpt_d)):
+        assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ema", type=float, help="EMA decay of the generator, e.g. 0.999 (0 = off)")
     group.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), help="mixed precision (auto: on CUDA)")
     group.add_argument("--grad-clip", type=float, help="max gradient norm (0 = off)")
+    group.add_argument("--checkpointing", action="store_true", default=None,
+                       help="activation checkpointing: several times less memory, about a third more compute")
     group.add_argument("--vgg-weights", help="torchvision's vgg19-dcbb9e9d.pth (default: the torch cache)")
 
 
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {name: getattr(args, name) for name in (
         "steps", "batch_size", "lr", "seed", "resolution", "checkpoint_every", "log_every", "image_every",
-        "holdout", "num_workers", "ema", "amp", "grad_clip", "vgg_weights")}
+        "holdout", "num_workers", "ema", "amp", "grad_clip", "vgg_weights", "checkpointing")}
     config = load_train_config(args.config, **overrides)
     result = train(config, args.data, args.out, task=args.task, pairs=args.pairs, resume=args.resume,
                    cache_dir=args.cache, device=args.device)

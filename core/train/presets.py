@@ -42,6 +42,7 @@ class TrainConfig:
     grad_clip: float = 10.0  # max gradient norm per network; 0 = off
     ema: float = 0.0  # EMA decay of the generator (e.g. 0.999); 0 = off
     amp: str = "auto"  # auto: bf16 (or fp16 + loss scaling) on CUDA, off on CPU
+    checkpointing: bool = False  # activation checkpointing: much less memory, about a third more compute
     # discriminator
     ndf: int = 64
     d_layers: int = 4
