@@ -23,7 +23,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from skimage.metrics import structural_similarity
 
 from core.errors import WarpaintError
@@ -46,8 +45,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.pipeline import Translator  # first: it sets OpenMP's wait policy before torch is loaded
+
+    items = _load_items(args)
+    translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint)
+    if args.pairs < 1:
+        raise WarpaintError("--pairs must be at least 1.")
+    report = evaluate(translator, [item for item in items for _ in range(args.pairs)], args.resolution, args.seed,
+                      args.strength)
+    print(json.dumps(report))
+    return 0
+
+
+def _load_items(args: argparse.Namespace) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """(name, photo, optional index mask) for every photo of --images, then the synthetic scenes."""
+    from core.conditions import from_user_condition
     from core.imageio import load_image
-    from core.pipeline import Translator
 
     items: list[tuple[str, np.ndarray, np.ndarray | None]] = []
     if args.images is not None:
@@ -61,8 +74,6 @@ def run(args: argparse.Namespace) -> int:
             photo = load_image(path)
             mask = None
             if mask_path is not None and args.task == "mask":
-                from core.conditions import from_user_condition
-
                 painted = from_user_condition("mask", load_image(mask_path), photo.shape[:2])
                 mask = painted.label.argmax(0).numpy().astype(np.uint8)
             items.append((path.name, photo, mask))
@@ -72,13 +83,7 @@ def run(args: argparse.Namespace) -> int:
         items += [(f"synthetic-{i}", *synthetic_scene(args.resolution, args.seed + i)) for i in range(args.synthetic)]
     if not items:
         raise WarpaintError("No photos to evaluate: give --images DIR (and/or --synthetic N for masks).")
-    translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint)
-    if args.pairs < 1:
-        raise WarpaintError("--pairs must be at least 1.")
-    report = evaluate(translator, [item for item in items for _ in range(args.pairs)], args.resolution, args.seed,
-                      args.strength)
-    print(json.dumps(report))
-    return 0
+    return items
 
 
 def evaluate(translator, items: list[tuple[str, np.ndarray, np.ndarray | None]], resolution: int = 256,
@@ -86,6 +91,8 @@ def evaluate(translator, items: list[tuple[str, np.ndarray, np.ndarray | None]],
     """Mean PSNR / SSIM (whole picture and subject region) of the engine's warp, identity and TPS
     over pseudo pairs of ``items`` (name, photo, optional (H, W) ADE20K index mask framed like the
     photo). Pairs whose conditions cannot be extracted are skipped and listed."""
+    import torch
+
     from core.augment import pseudo_exemplar
     from core.conditions import extract
     from core.conditions.masks import from_index
