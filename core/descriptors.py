@@ -80,9 +80,12 @@ def _view(cond: Condition, size: tuple[int, int]) -> _View:
         kp[:, 0] *= sx
         kp[:, 1] *= sy
     index = None
-    if cond.task == "mask":
-        full = cond.label.argmax(0).numpy().astype(np.uint8)
-        index = cv2.resize(full, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int32)
+    if cond.task == "mask":  # the classes present, nearest-neighbour pick (as cv2.INTER_NEAREST), argmax
+        present = torch.nonzero(cond.label.flatten(1).amax(1) > 0).flatten()
+        rows = (torch.arange(h) * cond.size[0] // h).clamp_max(cond.size[0] - 1)
+        cols = (torch.arange(w) * cond.size[1] // w).clamp_max(cond.size[1] - 1)
+        picked = cond.label[present][:, rows][:, :, cols]
+        index = present[picked.argmax(0)].numpy().astype(np.int32) if len(present) else np.zeros((h, w), np.int32)
     return _View(
         task=cond.task, size=(h, w),
         parts=area(np.asarray(cond.parts)) if cond.parts is not None and cond.task != "mask" else None,
@@ -123,7 +126,7 @@ def describe_pair(source: Condition, exemplar: Condition, size: tuple[int, int] 
             groups.append(("classes", _class_fields(a.index, classes, side), _class_fields(b.index, classes, side)))
     else:
         raise ValueError(f"unknown task {a.task!r}")
-    anchor = map_grid(b, a, PRIOR_SMOOTH)
+    anchor = map_grid(b, a, PRIOR_SMOOTH, step=4)
     grid = np.stack(np.meshgrid(np.arange(wd, dtype=np.float32), np.arange(h, dtype=np.float32)))
     groups.append(("coords", _fourier(grid, side), _fourier(anchor, side)))
 
@@ -134,7 +137,7 @@ def describe_pair(source: Condition, exemplar: Condition, size: tuple[int, int] 
         counts[name] = fa.shape[0]
     src_t = torch.from_numpy(np.concatenate(src).astype(np.float32)).unsqueeze(0)
     ex_t = torch.from_numpy(np.concatenate(ex).astype(np.float32)).unsqueeze(0)
-    return DescriptorPair(src_t, ex_t, counts, anchor, map_grid(a, b, PRIOR_SMOOTH), prior_reliability(a, b))
+    return DescriptorPair(src_t, ex_t, counts, anchor, map_grid(a, b, PRIOR_SMOOTH, step=4), prior_reliability(a, b))
 
 
 def descriptor_pyramid(descriptors: torch.Tensor, levels: int) -> list[torch.Tensor]:
@@ -262,8 +265,8 @@ class SmoothThinPlateSpline:
 
     @staticmethod
     def _kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        r2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
-        return np.where(r2 > 0, r2 * np.log(np.maximum(r2, 1e-20)) / 2, 0.0)
+        r2 = np.maximum((a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2 * a @ b.T, 0.0)
+        return np.where(r2 > 1e-12, r2 * np.log(np.maximum(r2, 1e-20)) / 2, 0.0)
 
     def __call__(self, pts: np.ndarray) -> np.ndarray:
         p = (np.asarray(pts, np.float64) - self.center) / self.scale
@@ -344,13 +347,18 @@ def prior_reliability(source: Condition | _View, exemplar: Condition | _View) ->
     return np.exp(-(d**2)).astype(np.float32)
 
 
-def map_grid(origin: Condition | _View, target: Condition | _View, smooth: float = 0.0) -> np.ndarray:
-    """(2, H, W): every pixel of ``origin`` as (x, y) in ``target`` (identity when nothing matches)."""
+def map_grid(origin: Condition | _View, target: Condition | _View, smooth: float = 0.0, step: int = 1) -> np.ndarray:
+    """(2, H, W): every pixel of ``origin`` as (x, y) in ``target`` (identity when nothing matches).
+    With ``step`` > 1 the mapping is evaluated every ``step`` pixels and interpolated (it is smooth)."""
     h, w = origin.size
-    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)), -1).reshape(-1, 2)
+    xs, ys = np.arange(0, w + step - 1, step, dtype=np.float64), np.arange(0, h + step - 1, step, dtype=np.float64)
+    grid = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
     mapping = point_mapping(origin, target, smooth)
-    if mapping is None:
-        return grid.T.reshape(2, h, w).astype(np.float32)
-    mapped = np.asarray(mapping(grid), np.float64)
+    mapped = grid if mapping is None else np.asarray(mapping(grid), np.float64)
     mapped = np.nan_to_num(mapped, nan=0.0).clip(-2 * max(h, w), 3 * max(h, w))
-    return mapped.T.reshape(2, h, w).astype(np.float32)
+    mapped = mapped.reshape(len(ys), len(xs), 2).astype(np.float32)
+    if step > 1:  # lattice point i sits at pixel i * step: scale so that pixel p maps to lattice p / step
+        affine = np.array([[1 / step, 0, 0], [0, 1 / step, 0]], np.float32)
+        mapped = cv2.warpAffine(mapped, affine, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(mapped.transpose(2, 0, 1))
