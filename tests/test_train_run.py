@@ -22,7 +22,7 @@ from core.train.data import collate
 from core.train.synthetic import make_mask_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ["--config", "tiny", "--task", "mask", "--lr", "1e-3", "--checkpoint-every", "3", "--ema", "0.9"]
+TRAIN = ["--config", "tiny", "--task", "mask", "--lr", "1e-3", "--checkpoint-every", "2", "--ema", "0.9"]
 
 
 @pytest.fixture(autouse=True)
@@ -56,9 +56,9 @@ def _finish(proc: subprocess.Popen, timeout: float = 300) -> str:
 
 @pytest.fixture(scope="module")
 def uninterrupted(data, tmp_path_factory):
-    """6 steps in one go (checkpoints at 3 and 6)."""
+    """4 steps in one go (checkpoints at 2 and 4)."""
     out = tmp_path_factory.mktemp("straight")
-    _finish(_train_cli("--data", str(data), "--out", str(out), "--steps", "6"))
+    _finish(_train_cli("--data", str(data), "--out", str(out), "--steps", "4"))
     return out
 
 
@@ -100,30 +100,30 @@ def test_killed_run_resumes_to_the_same_weights(data, uninterrupted, tmp_path):
     deadline = time.time() + 300
     while not latest.is_file() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)  # mid-run: right after its first checkpoint (step 3)
+    proc.send_signal(signal.SIGKILL)  # mid-run: right after its first checkpoint (step 2)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    assert latest.read_text().strip() == "step-00000003"
+    assert latest.read_text().strip() == "step-00000002"
 
     with pytest.raises(AssertionError):  # without --resume the folder is protected
-        _finish(_train_cli("--data", str(data), "--out", str(out), "--steps", "6"))
-    log = _finish(_train_cli("--data", str(data), "--out", str(out), "--steps", "6", "--resume"))
-    assert "at step 3" in log
-    resumed, straight = _weights(out / "checkpoints" / "step-00000006"), _weights(uninterrupted / "checkpoints"
-                                                                                  / "step-00000006")
+        _finish(_train_cli("--data", str(data), "--out", str(out), "--steps", "4"))
+    log = _finish(_train_cli("--data", str(data), "--out", str(out), "--steps", "4", "--resume"))
+    assert "at step 2" in log
+    resumed = _weights(out / "checkpoints" / "step-00000004")
+    straight = _weights(uninterrupted / "checkpoints" / "step-00000004")
     assert resumed.keys() == straight.keys()
     different = [k for k in straight if not torch.equal(resumed[k], straight[k])]
     assert not different, different[:5]
     # the metrics file holds each step once, as if the run had never stopped
     steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()
              if json.loads(x)["kind"] == "train"]
-    assert steps == list(range(1, 7))
+    assert steps == list(range(1, 5))
 
 
 def test_output_folder_is_a_model_for_the_app_and_cli(data, uninterrupted, tmp_path):
     model = Warpaint.from_pretrained(uninterrupted)
     assert model.config.task == "mask" and model.config.label_channels == 151
-    ema = load_file(str(uninterrupted / "checkpoints" / "step-00000006" / "ema.safetensors"))
+    ema = load_file(str(uninterrupted / "checkpoints" / "step-00000004" / "ema.safetensors"))
     assert all(torch.equal(v, ema[k]) for k, v in model.state_dict().items())  # the EMA weights are exported
 
     from core.conditions.masks import from_index
@@ -156,12 +156,12 @@ def test_output_folder_is_a_model_for_the_app_and_cli(data, uninterrupted, tmp_p
 def test_torchrun_two_processes_agree(data, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "core",
-           "train", *TRAIN, "--data", str(data), "--out", str(out), "--steps", "3", "--batch-size", "1"]
+           "train", *TRAIN, "--data", str(data), "--out", str(out), "--steps", "2", "--batch-size", "1"]
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(1), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     evaluation = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()
                   if json.loads(x)["kind"] == "eval"]
     assert evaluation and evaluation[-1]["ranks_agree"] is True  # SHA-256 of both ranks' weights compared
-    state = torch.load(out / "checkpoints" / "step-00000003" / "state.pt", weights_only=True)
+    state = torch.load(out / "checkpoints" / "step-00000002" / "state.pt", weights_only=True)
     assert len(state["rng"]) == 2 and state["data"]["world"] == 2
     Warpaint.from_pretrained(out)

@@ -47,14 +47,16 @@ class TrainConfig:
     ndf: int = 64
     d_layers: int = 4
     d_scales: int = 2
-    # loss weights (official defaults, see docs/training.md)
-    weight_warp: float = 500.0  # per-level warp L1 against the downsampled target
+    # loss weights (official defaults, see docs/training.md). The official warp and VGG feature-matching
+    # terms divide by the per-GPU batch (2 in its run: --weight_warp_self 500, --weight_fm_ratio 1);
+    # ours are true means over the samples, hence 250 and 0.5 for the same strength.
+    weight_warp: float = 250.0  # per-level warp L1 against the downsampled target
     weight_cycle: float = 1.0  # coarsest-level warp mapped back onto the exemplar
     weight_featpair: float = 10.0  # domain alignment: condition features vs (target + condition) features
     weight_gan: float = 10.0  # hinge GAN
     weight_gan_feat: float = 10.0  # discriminator feature matching
     weight_vgg: float = 10.0  # VGG19 feature matching (x weight_fm_ratio) and contextual (x weight_contextual)
-    weight_fm_ratio: float = 1.0
+    weight_fm_ratio: float = 0.5
     weight_perceptual: float = 0.001  # MSE of VGG relu4_2 features
     weight_contextual: float = 1.0
     vgg_weights: str | None = None  # path to vgg19-dcbb9e9d.pth; None = look in the torch cache
