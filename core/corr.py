@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 
@@ -10,6 +11,15 @@ import torch
 import torch.nn.functional as F
 
 DENSE_CHUNK_ELEMENTS = 1 << 24  # similarity entries per chunk of dense attention (64 MB in fp32)
+
+
+def full_precision(device: torch.device | str):
+    """A context that switches autocast off: similarities, softmax over candidates and the warps
+    stay float32 even when the convolutions around them run in bf16 / fp16."""
+    kind = torch.device(device).type
+    if kind in ("cpu", "cuda", "mps", "xpu"):
+        return torch.autocast(device_type=kind, enabled=False)
+    return contextlib.nullcontext()
 
 
 def normalize_features(x: torch.Tensor, eps: float = 1e-10, center: bool = False) -> torch.Tensor:
@@ -44,6 +54,11 @@ def dense_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     query (B, C, H, W) and key (B, C, Hk, Wk) unit-length features; value (B, V, Hk, Wk).
     ``cycle`` also warps the result back (training's cycle loss; needs the full matrix).
     """
+    with full_precision(query.device):
+        return _dense_attention(query.float(), key.float(), value.float(), temperature, topk, cycle)
+
+
+def _dense_attention(query, key, value, temperature, topk, cycle) -> DenseMatch:
     b, c, h, w = query.shape
     q = query.flatten(2).transpose(1, 2)  # (B, N, C)
     k = key.flatten(2)  # (B, C, Nk)
@@ -83,9 +98,11 @@ def score_indices(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, 
     never materialising the gathered features); elsewhere whole feature rows are gathered in
     chunks of ``chunk`` query pixels.
     """
-    if left.device.type == "cpu" and left.dtype == right.dtype == torch.float32:
-        return _score_sddmm(left, right, index) / temperature
-    return _score_gather(left, right, index, chunk) / temperature
+    with full_precision(left.device):
+        left, right = left.float(), right.float()
+        if left.device.type == "cpu":
+            return _score_sddmm(left, right, index).div_(temperature)
+        return _score_gather(left, right, index, chunk).div_(temperature)
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
@@ -135,8 +152,9 @@ def gather_values(values: torch.Tensor, index: torch.Tensor, weights: torch.Tens
     """
     b, v, nr = values.shape
     n, k = index.shape[1:]
-    out = F.embedding_bag(_flat_batch(index, nr).reshape(b * n, k), _rows(values),
-                          per_sample_weights=weights.reshape(b * n, k).to(values.dtype), mode="sum")
+    with full_precision(values.device):
+        out = F.embedding_bag(_flat_batch(index, nr).reshape(b * n, k), _rows(values),
+                              per_sample_weights=weights.reshape(b * n, k).to(values.dtype), mode="sum")
     return out.view(b, n, v).transpose(1, 2)
 
 
@@ -148,5 +166,6 @@ def sample_at(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     row = positions[:, :, 0].clamp(0, hx - 1) / max(hx - 1, 1) * 2 - 1
     col = positions[:, :, 1].clamp(0, wx - 1) / max(wx - 1, 1) * 2 - 1
     grid = torch.stack([col, row], dim=-1).reshape(b, k * h, w, 2)
-    out = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+    with full_precision(x.device):
+        out = F.grid_sample(x.float(), grid.float(), mode="bilinear", padding_mode="border", align_corners=True)
     return out.view(b, x.shape[1], k, h, w)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.config import WarpaintConfig
-from core.corr import dense_attention, normalize_features, pixel_grid
+from core.corr import dense_attention, full_precision, normalize_features, pixel_grid
 from core.extractor import PyramidEncoder
 from core.patchmatch import LevelMatch, PatchMatch, index_to_offsets, seed_offsets
 from core.timing import stage
@@ -88,8 +88,9 @@ class Correspondence(nn.Module):
 
     def match_features(self, cond, ex):
         """Project encoder features to matching features: 1x1 conv, centre, unit length."""
-        left = [normalize_features(t(f), center=True).float() for t, f in zip(self.theta, cond)]
-        right = [normalize_features(p(f), center=True).float() for p, f in zip(self.phi, ex)]
+        with full_precision(cond[0].device):  # 1x1 convs: cheap, and matching needs the precision
+            left = [normalize_features(t(f.float()), center=True) for t, f in zip(self.theta, cond)]
+            right = [normalize_features(p(f.float()), center=True) for p, f in zip(self.phi, ex)]
         return left, right
 
     def forward(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor,

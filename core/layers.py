@@ -7,11 +7,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+BAND_ELEMENTS = 1 << 22  # modulation maps are computed this many elements at a time at inference
+
 
 def positional_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Positional normalisation (PONO): zero mean, unit (unbiased) std over channels, per pixel."""
     var, mean = torch.var_mean(x, dim=1, keepdim=True)
-    return (x - mean) / var.add(eps).sqrt()
+    std = var.add_(eps).sqrt_()  # (B, 1, H, W)
+    if torch.is_grad_enabled():
+        return (x - mean) / std
+    return (x - mean).div_(std)  # inference: one full-size temporary instead of two
 
 
 def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -55,17 +60,29 @@ class ModulatedNorm(nn.Module):
     def __init__(self, channels: int, guide_channels: int, hidden: int = 128):
         super().__init__()
         # index 1 is the conv (0 is the padding): the official checkpoint's layout
-        self.mlp_shared = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(guide_channels, hidden, 3), nn.ReLU())
+        self.mlp_shared = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(guide_channels, hidden, 3),
+                                        nn.ReLU(inplace=True))
         self.pad = nn.ReflectionPad2d(1)
         self.mlp_gamma = nn.Conv2d(hidden, channels, 3)
         self.mlp_beta = nn.Conv2d(hidden, channels, 3)
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        actv = self.pad(self.mlp_shared(resize_nearest(guide, x.shape[-2:])))
-        # gamma and beta read the same activation: one conv with 2C outputs (names unchanged)
+        actv = self.pad(self.mlp_shared(resize_nearest(guide, x.shape[-2:])))  # (B, hidden, H + 2, W + 2)
+        # gamma and beta read the same activation: one conv with 2C outputs (names unchanged),
+        # the "1 +" of the scale folded into its bias
         g, b = self.mlp_gamma, self.mlp_beta
-        gamma, beta = F.conv2d(actv, torch.cat([g.weight, b.weight]), torch.cat([g.bias, b.bias])).chunk(2, dim=1)
-        return torch.addcmul(beta, positional_norm(x), gamma + 1)
+        weight, bias = torch.cat([g.weight, b.weight]), torch.cat([g.bias + 1, b.bias])
+        if torch.is_grad_enabled():
+            scale, shift = F.conv2d(actv, weight, bias).chunk(2, 1)
+            return torch.addcmul(shift, positional_norm(x), scale)
+        # inference: modulate in place, band of rows by band, so the 2C-channel scale/shift map
+        # never exists at full size (the largest tensor of the generator otherwise)
+        out = positional_norm(x)
+        rows = max(1, BAND_ELEMENTS // (weight.shape[0] * x.shape[0] * x.shape[-1]))
+        for r in range(0, x.shape[-2], rows):
+            scale, shift = F.conv2d(actv[:, :, r:r + rows + 2], weight, bias).chunk(2, 1)
+            out[:, :, r:r + rows].mul_(scale).add_(shift)
+        return out
 
 
 class ModulatedResBlock(nn.Module):
@@ -86,9 +103,9 @@ class ModulatedResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         shortcut = self.conv_s(self.norm_s(x, guide)) if self.learned_shortcut else x
-        dx = self.conv_0(self.pad(leaky(self.norm_0(x, guide))))
-        dx = self.conv_1(self.pad(leaky(self.norm_1(dx, guide))))
-        return shortcut + dx
+        dx = self.conv_0(self.pad(F.leaky_relu(self.norm_0(x, guide), 0.2, inplace=True)))
+        dx = self.conv_1(self.pad(F.leaky_relu(self.norm_1(dx, guide), 0.2, inplace=True)))
+        return dx.add_(shortcut)  # in place on the fresh conv output (autograd-safe)
 
 
 class ResidualBlock(nn.Module):

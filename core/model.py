@@ -55,7 +55,7 @@ class Warpaint(nn.Module):
         image = None
         if synthesize:
             with stage("generator", condition.device):
-                image = self.generator([lv.warp for lv in levels], condition)
+                image = self.generator([lv.warp for lv in levels], condition).float()  # fp32 under autocast too
         return WarpaintOutput(image, levels)
 
     def check_size(self, size) -> None:

@@ -33,7 +33,9 @@ class MotionEncoder(nn.Module):
                                memory_format=_layout(cor))
         torch.clamp_min(cor, 0, out=features[:, :64])  # ReLU straight into the concatenation
         torch.clamp_min(flo, 0, out=features[:, 64:])
+        del cor, flo
         motion = self.conv(features)
+        del features
         torch.clamp_min(motion, 0, out=out[:, :motion.shape[1]])
         out[:, motion.shape[1]:].copy_(offsets)
         return out

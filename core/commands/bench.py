@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-channels-last", action="store_true", help="keep convolutions in NCHW")
     parser.add_argument("--compile", action="store_true", help="torch.compile the encoders and generator")
+    parser.add_argument("--allocator", default="fast", choices=["fast", "lean", "default"],
+                        help="CPU allocator mode: fast (reuse freed memory), lean (lowest peak RSS), default")
     parser.add_argument("--no-dense", action="store_true", help="skip the dense-attention comparison")
     parser.add_argument("--dense-max-entries", type=float, default=2**32,
                         help="above this many similarity entries the dense time is extrapolated from a sample")
@@ -182,7 +184,8 @@ def _learned_model(args, device):
             raise InputError(str(exc.args[0])) from exc
         torch.manual_seed(args.seed)
         model = Warpaint(config)
-    return prepare_model(model, device, channels_last=not args.no_channels_last, compile=args.compile)
+    return prepare_model(model, device, channels_last=not args.no_channels_last, compile=args.compile,
+                         allocator=args.allocator)
 
 
 def _bench_learned(args, device, size, precisions):
@@ -273,6 +276,7 @@ def _bench_training_free(args, device, size, precisions):
     except ImportError as exc:
         raise InputError(f"the training-free engine (core/engine.py) is not available here: {exc}") from exc
     from core.conditions import from_keypoints
+    from core.precision import configure_allocator
 
     # a standing figure (COCO-18 keypoints, x/y as fractions of the width/height) and a shifted copy
     figure = [(.5, .12), (.5, .22), (.4, .22), (.36, .36), (.34, .48), (.6, .22), (.64, .36), (.66, .48),
@@ -288,6 +292,8 @@ def _bench_training_free(args, device, size, precisions):
     target = from_keypoints("pose", keypoints(0.06), size)
     _, exemplar, _ = synthetic_inputs(3, size, 1, args.seed)
     exemplar = exemplar.to(device)
+    if device.type == "cpu":
+        configure_allocator(args.allocator)
     engine = TrainingFreeEngine()
     report = {}
     for precision in [p for p in precisions if p == "fp32"] or ["fp32"]:
@@ -321,7 +327,8 @@ def run(args: argparse.Namespace) -> int:
         "device_name": _device_name(device), "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(), "bf16_support": bf16_support(device),
         "cpu_features": cpu_features() if device.type == "cpu" else None, "torch": torch.__version__,
-        "channels_last": not args.no_channels_last, "compile": args.compile, "repeats": args.repeats,
+        "channels_last": not args.no_channels_last, "compile": args.compile, "allocator": args.allocator,
+        "repeats": args.repeats,
         "warmup": args.warmup,
     }
     if config is not None:
