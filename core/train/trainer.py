@@ -51,27 +51,30 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    active: bool = False  # a process group is up (launched by torchrun, even with one process)
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
     def barrier(self) -> None:
-        if self.world > 1:
+        if self.active:
             dist.barrier()
 
 
 def setup_distributed() -> Dist:
     """Join the torchrun process group when launched by torchrun (NCCL on GPU, gloo on CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if world <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:  # a plain run: no process group
         return Dist()
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        if torch.cuda.is_available():
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), active=True)
 
 
 def weights_digest(module: nn.Module) -> str:
@@ -134,7 +137,7 @@ class Trainer:
         self.step = 0
         if resume:
             self._resume()
-        if self.dist.world > 1:
+        if self.dist.active:
             self.learner.distribute()
 
     # -- set-up helpers ----------------------------------------------------------------------
@@ -247,7 +250,7 @@ class Trainer:
     def save(self) -> Path:
         """Checkpoint (rank 0 writes; every rank contributes its RNG state)."""
         rngs = [ckpt.rng_state()]
-        if self.dist.world > 1:
+        if self.dist.active:
             gathered: list = [None] * self.dist.world
             dist.all_gather_object(gathered, rngs[0])
             rngs = gathered
@@ -270,7 +273,7 @@ class Trainer:
     def ranks_agree(self) -> bool:
         """True when every process holds bit-identical generator and discriminator weights."""
         digest = weights_digest(self.model) + weights_digest(self.discriminator)
-        if self.dist.world == 1:
+        if not self.dist.active:
             return True
         gathered: list = [None] * self.dist.world
         dist.all_gather_object(gathered, digest)
@@ -330,5 +333,5 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, **kwargs) -> T
     try:
         return trainer.fit()
     finally:
-        if trainer.dist.world > 1 and dist.is_initialized():
+        if trainer.dist.active and dist.is_initialized():
             dist.destroy_process_group()
