@@ -4,6 +4,7 @@ checkpoint files and retrieval. (Whole training runs are in test_train_run.py.)"
 from __future__ import annotations
 
 import itertools
+import json
 import os
 
 import numpy as np
@@ -189,6 +190,31 @@ def test_condition_cache_reads_index_masks_once(tmp_path):
     (toy / "masks" / "0001.png").write_bytes(b"broken")
     assert cache.build(items[1]) == "skip" and cache.status(items[1]) == "skip"
     assert "0001.png" in next(cache.folder.rglob("*.skip")).read_text()
+
+
+def test_condition_cache_reads_openpose_json(tmp_path):
+    from core.imageio import save_image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "poses").mkdir()
+    save_image(tmp_path / "images" / "a.png", np.full((120, 80, 3), 200, np.uint8))
+    # COCO-18 in the photo's pixels (x, y, confidence): a standing figure, ears and eyes missing
+    joints = [(40, 20), (40, 35), (28, 35), (24, 55), (22, 75), (52, 35), (56, 55), (58, 75), (33, 70),
+              (32, 90), (32, 110), (47, 70), (48, 90), (48, 110)] + [(0, 0)] * 4
+    flat = [v for x, y in joints for v in (x, y, 1.0 if x else 0.0)]
+    (tmp_path / "poses" / "a.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": flat}]}))
+    cache = ConditionCache(tmp_path, "pose", (64, 64))
+    assert find_images(tmp_path) == ["images/a.png"]
+    assert cache.build("images/a.png") == "ok"
+    cond = cache.load("images/a.png")
+    assert cond.label.shape == (20, 64, 64) and cond.preview.any()
+    from core.conditions import from_keypoints
+    from core.imageio import fit_points
+
+    points = np.array(joints, dtype=np.float64)
+    expected = np.concatenate([fit_points(points, (120, 80), (64, 64)), np.array(flat).reshape(18, 3)[:, 2:]], 1)
+    reference = from_keypoints("pose", expected, (64, 64)).label
+    assert torch.equal(cond.label, reference)  # k/255 values survive the uint8 storage exactly
 
 
 def test_training_set_samples_are_reproducible(toy):

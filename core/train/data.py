@@ -5,7 +5,7 @@ Layout (all optional but the photos)::
     DATA/images/**.jpg|png|...       the photos (or directly under DATA/)
     DATA/poses/<name>.json           OpenPose JSON (or <name>_candidate.txt + _subset.txt)  task pose
     DATA/masks/<name>.png            ADE20K index PNG (or a palette-painted mask)            task mask
-    DATA/edges/<name>.png            an edge / sketch picture                                task face
+    DATA/edges/<name>.png            an edge / sketch picture (or keypoints/<name>.json)     task face
     DATA/pairs.txt                   real exemplars: ``image,ref1,ref2,...`` (paths as above)
 
 A condition file, when present, is used instead of running the extractor. Every condition is
@@ -32,9 +32,13 @@ from core.augment import pseudo_exemplar
 from core.errors import InputError, WarpaintError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-CONDITION_FOLDERS = {"pose": ("poses", "pose", "keypoints", "openpose"),
-                     "mask": ("masks", "annotations", "labels"),
-                     "face": ("edges", "sketches")}
+# task -> (folder, file endings) searched in order for a photo's ready-made condition
+CONDITION_FILES = {
+    "pose": [(f, (".json", "_candidate.txt")) for f in ("poses", "pose", "keypoints", "openpose")],
+    "mask": [(f, (".png", ".bmp", ".tif", ".tiff")) for f in ("masks", "annotations", "labels")],
+    "face": [(f, (".png", ".jpg", ".jpeg", ".bmp", ".webp")) for f in ("edges", "sketches")]
+    + [(f, (".json",)) for f in ("keypoints", "openpose")],
+}
 CACHE_FOLDER = ".warpaint_cache"
 PAIR_LIST = "pairs.txt"
 RETRIEVED_KIND = "retrieved"  # the kind line ``# kind: retrieved`` marks other-subject exemplars
@@ -50,7 +54,7 @@ def find_images(root: str | Path) -> list[str]:
     if not root.is_dir():
         raise InputError(f"Data folder {root} not found.")
     base = image_root(root)
-    skip = {CACHE_FOLDER, *(n for names in CONDITION_FOLDERS.values() for n in names)}
+    skip = {CACHE_FOLDER, *(folder for entries in CONDITION_FILES.values() for folder, _ in entries)}
     found = []
     for p in base.rglob("*"):
         rel = p.relative_to(base)
@@ -65,11 +69,10 @@ def find_images(root: str | Path) -> list[str]:
 def condition_file(root: Path, rel: str, task: str) -> Path | None:
     """The ready-made condition file of a photo, if the data folder has one."""
     stem = (root / rel).relative_to(image_root(root)).with_suffix("")
-    for folder in CONDITION_FOLDERS[task]:
+    for folder, endings in CONDITION_FILES[task]:
         base = root / folder / stem
-        names = [".json", "_candidate.txt"] if task == "pose" else [".png", ".jpg", ".bmp", ".webp"]
-        for suffix in names:
-            p = base.parent / (base.name + suffix)
+        for ending in endings:
+            p = base.parent / (base.name + ending)
             if p.is_file():
                 return p
     return None
@@ -170,7 +173,7 @@ class ConditionCache:
             _atomic_text(path.with_suffix(".skip"), f"{stamp}\n{exc}\n")
             return "skip"
         tensors = {k: v.contiguous() for k, v in _pack_label(cond.label.float()).items()}
-        tensors["preview"] = torch.from_numpy(np.ascontiguousarray(cond.preview))
+        tensors["preview"] = torch.from_numpy(np.array(cond.preview, dtype=np.uint8))
         meta = {"stamp": stamp, "channels": str(cond.label.shape[0]), "task": self.task}
         tmp = path.with_name(path.name + ".tmp")
         save_file(tensors, str(tmp), metadata=meta)

@@ -159,6 +159,9 @@ class Trainer:
             for rel in tqdm(todo, desc=f"conditions ({self.task})", disable=not self.dist.main, unit="photo"):
                 self.cache.build(rel)
         self.dist.barrier()
+        for rel in items:  # another node's share, when the data folder is not shared between machines
+            if self.cache.status(rel) == "missing":
+                self.cache.build(rel)
         status = {rel: self.cache.status(rel) for rel in items}
         usable = [rel for rel in items if status[rel] == "ok"]
         skipped = len(items) - len(usable)
