@@ -326,6 +326,19 @@ def test_retrieval_by_label_histograms(toy, tmp_path):
     assert kind == "retrieved" and len(pairs) == 5 and all(len(v) == 3 for v in pairs.values())
 
 
+def test_retrieval_by_vgg_features(toy):
+    from core.imageio import fit_image, load_image, to_tensor
+
+    items = find_images(toy)
+    photos = {rel: to_tensor(fit_image(load_image(toy / rel), (64, 64)))[0] for rel in items}
+    photos["copy.png"] = photos[items[2]].flip(-1)  # a mirrored photo has the same global statistics
+    names = list(photos)
+    torch.manual_seed(0)
+    ranks, method = retrieve(names, 2, photo=photos.__getitem__, vgg=VGG19())
+    assert method == "VGG19 feature" and ranks.shape == (6, 2)
+    assert ranks[names.index("copy.png"), 0] == 2 and ranks[2, 0] == names.index("copy.png")
+
+
 def test_retrieve_cli_writes_the_list_the_trainer_reads(toy, capsys):
     from core.__main__ import main
 
