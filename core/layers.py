@@ -75,10 +75,12 @@ class ModulatedNorm(nn.Module):
         if torch.is_grad_enabled():
             scale, shift = F.conv2d(actv, weight, bias).chunk(2, 1)
             return torch.addcmul(shift, positional_norm(x), scale)
-        # inference: modulate in place, band of rows by band, so the 2C-channel scale/shift map
-        # never exists at full size (the largest tensor of the generator otherwise)
+        # inference: modulate in place, on CPU band of rows by band, so the 2C-channel scale/shift
+        # map never exists at full size (the largest tensor of the generator otherwise)
         out = positional_norm(x)
-        rows = max(1, BAND_ELEMENTS // (weight.shape[0] * x.shape[0] * x.shape[-1]))
+        rows = x.shape[-2]
+        if x.device.type == "cpu":
+            rows = max(1, BAND_ELEMENTS // (weight.shape[0] * x.shape[0] * x.shape[-1]))
         for r in range(0, x.shape[-2], rows):
             scale, shift = F.conv2d(actv[:, :, r:r + rows + 2], weight, bias).chunk(2, 1)
             out[:, :, r:r + rows].mul_(scale).add_(shift)

@@ -315,6 +315,8 @@ def run(args: argparse.Namespace) -> int:
     if args.repeats < 1 or args.batch_size < 1 or args.warmup < 0:
         raise InputError("--repeats and --batch-size must be >= 1, --warmup >= 0")
     device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed sizes: let cuDNN pick the fastest kernels
     size = parse_resolution(args.resolution)
     precisions = parse_precisions(args.precision)
     if args.engine == "learned":
