@@ -109,15 +109,19 @@ class Trainer:
             device = f"cuda:{self.dist.local_rank}" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.notes: list[str] = []  # messages for the user, shown once training starts
+        images = find_images(self.data)
         self._check_out(resume)
         torch.manual_seed(config.seed + self.dist.rank)
 
         # data: conditions cached once (each rank extracts its share), then the split
         base_model = config.model_config()
+        if config.size % base_model.stride:
+            raise InputError(f"Training size {config.size} must be a multiple of {base_model.stride} "
+                             f"for this model ({base_model.levels} levels).")
         self.task = task or base_model.task
         size = (config.size, config.size)
         self.cache = ConditionCache(self.data, self.task, size, cache_dir)
-        items = self._prepare_conditions(find_images(self.data))
+        items = self._prepare_conditions(images)
         train_items, self.heldout = split_holdout(items, config.holdout)
         pair_map, kind = self._pairs(pairs, train_items)
         pair_weight = config.pair_warp_weight
@@ -130,6 +134,7 @@ class Trainer:
         if self.model_config.label_channels != channels:
             raise InputError(f"The {self.task} conditions have {channels} channels but the model preset "
                              f"{config.model!r} expects {self.model_config.label_channels}: pick a {self.task} preset.")
+
 
         # networks, optimisers, AMP
         self.learner = TrainingStep(config, self.model_config, self.device, vgg=self._vgg())
