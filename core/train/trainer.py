@@ -110,14 +110,14 @@ class Trainer:
         self.device = torch.device(device)
         self.notes: list[str] = []  # messages for the user, shown once training starts
         images = find_images(self.data)
-        self._check_out(resume)
-        torch.manual_seed(config.seed + self.dist.rank)
-
-        # data: conditions cached once (each rank extracts its share), then the split
         base_model = config.model_config()
         if config.size % base_model.stride:
             raise InputError(f"Training size {config.size} must be a multiple of {base_model.stride} "
                              f"for this model ({base_model.levels} levels).")
+        self._check_out(resume)
+        torch.manual_seed(config.seed + self.dist.rank)
+
+        # data: conditions cached once (each rank extracts its share), then the split
         self.task = task or base_model.task
         size = (config.size, config.size)
         self.cache = ConditionCache(self.data, self.task, size, cache_dir)
