@@ -27,22 +27,28 @@ FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cocosne
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--fixture", default=str(FIXTURE))
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-channels-last", action="store_true")
     args = parser.parse_args()
     folder = Path(args.fixture)
     model = load_official(folder / "netCorr.pth", folder / "netG.pth")
-    prepare_model(model, "cpu", channels_last=not args.no_channels_last)
-    inp = torch.load(folder / "inputs.pt", weights_only=True)
+    device = torch.device(args.device)
+    if device.type == "cuda":  # true fp32 (TF32 would move the encoder features by ~1e-3)
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    prepare_model(model, device, channels_last=not args.no_channels_last)
+    inp = {k: v.to(device) for k, v in torch.load(folder / "inputs.pt", weights_only=True).items()}
     ref = torch.load(folder / "outputs.pt", weights_only=True)
     draws = json.loads((folder / "draws.json").read_text())["draws"]
     orders = [[d["horizontal_first"] for d in draws if d["level"] == lv] for lv in (1, 2, 3)]
-    with inference_context("cpu", args.precision):
+    with inference_context(device, args.precision):
         start = time.perf_counter()
         out = model(inp["seg_map"], inp["ref_img"], inp["ref_seg_map"], orders=orders)
         seconds = time.perf_counter() - start
         stored = [ref[f"warp_out_{s}"] for s in (64, 128, 256, 512)]
-        gen_on_stored = model.generator(stored, inp["seg_map"]).float()
+        gen_on_stored = model.generator([w.to(device) for w in stored], inp["seg_map"]).float().cpu()
+    out.levels = [type(lv)(**{k: None if v is None else v.cpu() for k, v in vars(lv).items()}) for lv in out.levels]
+    out.image = out.image.cpu()
     report = {"precision": args.precision, "seconds": round(seconds, 2)}
     for warp, s in zip(out.warps, (64, 128, 256, 512)):
         diff = (warp.float() - ref[f"warp_out_{s}"]).abs()

@@ -88,7 +88,8 @@ def inference_context(device: str | torch.device = "cpu", precision: str = "fp32
     """Inference mode + autocast at ``precision``.
 
     Matching (similarities, indices, softmax) stays in fp32 inside the model; autocast only
-    lowers convolutions and matmuls of the encoders, the GRU and the generator.
+    lowers convolutions and matmuls of the encoders, the GRU and the generator. On CUDA, fp32
+    means true fp32 (TF32 off for the duration).
     """
     dev = torch.device(device)
     dtype = autocast_dtype(precision)
@@ -96,7 +97,21 @@ def inference_context(device: str | torch.device = "cpu", precision: str = "fp32
         stack.enter_context(torch.inference_mode())
         if dtype is not None:
             stack.enter_context(torch.autocast(dev.type, dtype=dtype))
+        elif dev.type == "cuda":
+            stack.enter_context(_no_tf32())
         yield
+
+
+@contextlib.contextmanager
+def _no_tf32() -> Iterator[None]:
+    """True fp32 on CUDA: TF32 convolutions move encoder features by ~1e-3, enough to change
+    the official model's discrete matches."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def prepare_model(model: nn.Module, device: str | torch.device = "cpu", channels_last: bool = True,
