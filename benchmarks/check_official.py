@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,11 @@ from core.official import load_official  # noqa: E402
 from core.precision import inference_context, prepare_model  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cocosnet2_official"
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.float() - b.float()) ** 2).mean())
+    return round(10 * math.log10(4 / mse), 2) if mse > 0 else float("inf")
 
 
 def main() -> int:
@@ -59,6 +65,9 @@ def main() -> int:
     for lv in (1, 2, 3):
         ours, theirs = out.levels[lv].indices, ref[f"level{lv}_matching_inds"]
         report[f"inds_{lv}_equal_pct"] = round(100 * float((ours == theirs).float().mean()), 4)
+    for warp, s in zip(out.warps, (64, 128, 256, 512)):  # PSNR against the official fp32 (range [-1, 1])
+        report[f"psnr_warp_{s}"] = _psnr(warp, ref[f"warp_out_{s}"])
+    report["psnr_image"] = _psnr(out.image, ref["fake_image"])
     report["gen_on_stored_max"] = float((gen_on_stored - ref["fake_image"]).abs().max())
     report["fake_image_max"] = float((out.image.float() - ref["fake_image"]).abs().max())
     print(json.dumps(report))

@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the encoders and generator")
     parser.add_argument("--allocator", default="fast", choices=["fast", "lean", "default"],
                         help="CPU allocator mode: fast (reuse freed memory), lean (lowest peak RSS), default")
+    parser.add_argument("--lower-encoders", action="store_true",
+                        help="encoders in bf16/fp16 too (faster; the matches move: docs/performance.md)")
     parser.add_argument("--no-dense", action="store_true", help="skip the dense-attention comparison")
     parser.add_argument("--dense-max-entries", type=float, default=2**32,
                         help="above this many similarity entries the dense time is extrapolated from a sample")
@@ -192,6 +194,7 @@ def _bench_learned(args, device, size, precisions):
     from core.precision import inference_context, to_channels_last
 
     model = _learned_model(args, device)
+    model.correspondence.lower_encoders = args.lower_encoders
     config = model.config
     try:
         model.check_size(size)
@@ -330,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
         "cpu_count": os.cpu_count(), "bf16_support": bf16_support(device),
         "cpu_features": cpu_features() if device.type == "cpu" else None, "torch": torch.__version__,
         "channels_last": not args.no_channels_last, "compile": args.compile, "allocator": args.allocator,
-        "repeats": args.repeats,
+        "lower_encoders": args.lower_encoders, "repeats": args.repeats,
         "warmup": args.warmup,
     }
     if config is not None:
