@@ -66,26 +66,27 @@ def _dense_attention(query, key, value, temperature, topk, cycle) -> DenseMatch:
     n, nk = q.shape[1], k.shape[2]
     topk = min(topk, nk)
     rows = n if cycle else max(1, DENSE_CHUNK_ELEMENTS // max(nk, 1))
-    warps, idxs, wts, confs, logits_all = [], [], [], [], []
+    # outputs allocated once and filled chunk by chunk (no small allocations between big ones)
+    warp = q.new_empty(b, n, v.shape[-1])
+    top_weight, top_index = q.new_empty(b, n, topk), torch.empty(b, n, topk, dtype=torch.long, device=q.device)
+    confidence = q.new_empty(b, n, 1)
+    logits = None
     for s in range(0, n, rows):
-        logits = torch.matmul(q[:, s:s + rows], k) / temperature  # (B, n, Nk)
+        logits = torch.matmul(q[:, s:s + rows], k).div_(temperature)  # (B, n', Nk)
         attn = F.softmax(logits, dim=-1)
-        warps.append(torch.matmul(attn, v))
-        wt, idx = torch.topk(attn, topk, dim=-1)
-        idxs.append(idx)
-        wts.append(wt)
-        confs.append((attn * logits).sum(-1, keepdim=True) * temperature)
-        if cycle:
-            logits_all.append(logits)
-    def to_map(parts):  # list of (B, n, X) -> (B, X, H, W)
-        return torch.cat(parts, 1).transpose(1, 2).reshape(b, -1, h, w)
-    warp = to_map(warps)
+        warp[:, s:s + rows] = torch.matmul(attn, v)
+        top_weight[:, s:s + rows], top_index[:, s:s + rows] = torch.topk(attn, topk, dim=-1)
+        expected = attn * logits if torch.is_grad_enabled() else attn.mul_(logits)  # softmax backward needs attn
+        confidence[:, s:s + rows] = expected.sum(-1, keepdim=True) * temperature
+        del attn, expected
+
+    def to_map(x):  # (B, N, X) -> (B, X, H, W)
+        return x.transpose(1, 2).reshape(b, -1, h, w)
     cyc = None
-    if cycle:
-        back = F.softmax(torch.cat(logits_all, 1).transpose(1, 2), dim=-1)  # (B, Nk, N)
-        cyc = torch.matmul(back, warp.flatten(2).transpose(1, 2)).transpose(1, 2)
-        cyc = cyc.reshape(b, -1, *key.shape[-2:])
-    return DenseMatch(warp, to_map(idxs), to_map(wts), to_map(confs).clamp(0, 1), cyc)
+    if cycle:  # one chunk: logits is the whole (B, N, Nk) matrix
+        back = F.softmax(logits.transpose(1, 2), dim=-1)  # (B, Nk, N)
+        cyc = torch.matmul(back, warp).transpose(1, 2).reshape(b, -1, *key.shape[-2:])
+    return DenseMatch(to_map(warp), to_map(top_index), to_map(top_weight), to_map(confidence).clamp(0, 1), cyc)
 
 
 def score_indices(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, temperature: float,

@@ -115,7 +115,7 @@ def _no_tf32() -> Iterator[None]:
 
 
 def prepare_model(model: nn.Module, device: str | torch.device = "cpu", channels_last: bool = True,
-                  compile: bool = False, allocator: str = "fast") -> nn.Module:
+                  compile: bool = False, allocator: str = "default") -> nn.Module:
     """Move to ``device``, eval mode, channels_last weights (every conv then runs NHWC: ~1.8x on
     CPU, tensor cores on GPU) and, optionally, ``torch.compile`` of the generator and encoders.
     On CPU it also sets the process's allocator mode (``configure_allocator``: fast, lean or
@@ -169,14 +169,16 @@ _ALLOCATOR_SETTINGS = {
 }
 
 
-def configure_allocator(mode: str = "fast") -> bool:
+def configure_allocator(mode: str = "default") -> bool:
     """Choose how this process's C allocator (glibc malloc) treats big tensors on CPU.
 
     By default glibc maps every large block afresh and unmaps it when freed, so each new activation
     page-faults again: about a third of a 512x512 forward's CPU time went to the kernel.
-    ``fast`` keeps freed memory for reuse (~1.5x faster at 512; peak RSS ~2 GiB instead of ~1.2);
-    ``lean`` returns every big block at once (lowest peak RSS, still page faults); ``default``
-    changes nothing. Process-wide (last call wins); False where it does not apply (not glibc).
+    ``fast`` keeps freed memory for reuse (~1.4x faster at 512, peak RSS ~2 GiB instead of ~1.2;
+    opt-in: glibc cannot always reuse freed aligned blocks, so a loop that keeps small results
+    between big temporaries can grow the heap); ``lean`` returns every big block at once (lowest
+    peak RSS, still page faults); ``default`` changes nothing. Process-wide (last call wins);
+    False where it does not apply (not glibc).
     """
     if mode not in ALLOCATOR_MODES:
         raise InputError(f"unknown allocator mode {mode!r}: choose one of {', '.join(ALLOCATOR_MODES)}")
