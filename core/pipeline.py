@@ -33,6 +33,7 @@ from core.engine import TrainingFreeEngine
 from core.errors import CheckpointError, InputError, WarpaintError
 from core.imageio import fit_image, from_tensor, to_tensor
 from core.patchmatch import LevelMatch
+from core.precision import PRECISIONS, inference_context, resolve_device
 from core.results import LevelView, TranslationResult
 from core.utils.flow_viz import flow_to_image
 
@@ -69,18 +70,6 @@ def _checkpoint_task(folder: Path) -> str | None:
         return None
 
 
-def _device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise InputError(f"Unknown device {device!r}: use auto, cpu or cuda.") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("CUDA was asked for but no GPU is usable here: use device cpu.")
-    return dev
-
-
 class Translator:
     """One task, one engine: extracts conditions and translates inputs to exemplars' looks."""
 
@@ -90,10 +79,10 @@ class Translator:
             raise InputError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
         if engine not in ENGINES:
             raise InputError(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
-        if precision not in ("fp32", "bf16", "fp16"):
+        if precision not in PRECISIONS:
             raise InputError(f"Unknown precision {precision!r}: choose fp32, bf16 or fp16.")
         self.task = task
-        self.device = _device(device)
+        self.device = resolve_device(device)
         if precision == "fp16" and self.device.type == "cpu":
             raise InputError("fp16 needs a GPU; on CPU use bf16 (fast with AMX) or fp32.")
         self.precision = precision
@@ -304,7 +293,7 @@ class Translator:
 
             handle = corr.patch_match.register_forward_hook(hook)
             try:
-                with _inference(self.device, self.precision):
+                with inference_context(self.device, self.precision):
                     progress(0.0, f"encoding and matching {config.levels} levels ({self.engine_name})")
                     t = time.perf_counter()
                     levels = corr(cond, exemplar, ex_label, orders)
@@ -318,23 +307,6 @@ class Translator:
                 corr.config, corr.patch_match.iterations, corr.patch_match.temperature = saved
         levels = [_float_level(lv) for lv in levels]
         return image.float(), levels, times
-
-
-def _inference(device: torch.device, precision: str):
-    """Inference mode plus autocast at the precision (core.precision when present)."""
-    try:
-        from core.precision import inference_context
-
-        return inference_context(device, precision)
-    except ImportError:  # pragma: no cover - fallback without the precision helpers
-        import contextlib
-
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.inference_mode())
-        if precision != "fp32":
-            stack.enter_context(torch.autocast(device.type, dtype=getattr(torch, {"bf16": "bfloat16"}.get(
-                precision, "float16"))))
-        return stack
 
 
 def _item(level: LevelMatch, i: int) -> LevelMatch:
