@@ -36,6 +36,7 @@ def test_fp32_and_bf16_side_by_side(capsys):
     for precision in ("fp32", "bf16"):
         run = report[precision]
         assert len(run["seconds_runs"]) == 2 and run["seconds_per_image"] > 0
+        assert run["min_seconds_per_image"] == min(run["seconds_runs"]) and run["cpu_seconds_per_image"] > 0
         assert run["images_per_second"] == pytest.approx(1 / run["seconds_per_image"], rel=0.02)
         assert list(run["stages"]) == ["encoders", "level_8x12", "level_16x24", "level_32x48", "generator"]
         assert sum(run["stages"].values()) <= run["seconds_per_image"] * 1.05 + 0.01

@@ -149,7 +149,7 @@ def _json_number(x):
 
 # -- runs -----------------------------------------------------------------------------------
 def _time_runs(fn, device, repeats: int, warmup: int):
-    """Run fn() warmup + repeats times; return (outputs of the last run, run seconds, median stages, peak)."""
+    """Run fn() warmup + repeats times; return (last outputs, (wall seconds, CPU seconds), median stages, peak)."""
     from core.precision import synchronize
     from core.timing import record_stages
 
@@ -157,18 +157,19 @@ def _time_runs(fn, device, repeats: int, warmup: int):
     for _ in range(warmup):
         out = fn()
         synchronize(device)
-    seconds, stages = [], []
+    seconds, cpu_seconds, stages = [], [], []
     _reset_peak(device)
     for _ in range(repeats):
         with record_stages() as times:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             out = fn()
             synchronize(device)
             seconds.append(time.perf_counter() - start)
+            cpu_seconds.append(time.process_time() - cpu_start)
         stages.append(times)
     names = list(stages[0]) if stages else []
     median_stages = {n: statistics.median(s.get(n, 0.0) for s in stages) for n in names}
-    return out, seconds, median_stages, _peak_gib(device)
+    return out, (seconds, cpu_seconds), median_stages, _peak_gib(device)
 
 
 def _learned_model(args, device):
@@ -209,8 +210,8 @@ def _bench_learned(args, device, size, precisions):
         def run(precision=precision):
             with inference_context(device, precision):
                 return model(condition, exemplar, exemplar_condition)
-        out, seconds, stages, (peak, kind) = _time_runs(run, device, args.repeats, args.warmup)
-        report[precision] = _summary(seconds, stages, peak, kind, args.batch_size)
+        out, timings, stages, (peak, kind) = _time_runs(run, device, args.repeats, args.warmup)
+        report[precision] = _summary(timings, stages, peak, kind, args.batch_size)
         outputs[precision] = [lv.warp.float().cpu() for lv in out.levels] + [out.image.float().cpu()]
         del out
     report["psnr_vs_fp32"] = _psnr_table(outputs, [lv.shape[-2:] for lv in outputs[precisions[0]][:-1]])
@@ -254,10 +255,13 @@ def _dense(left, right, value, temperature, device, max_entries, stages):
             "ratio_dense_over_patchmatch": None if not level else round(seconds / level, 2)}
 
 
-def _summary(seconds, stages, peak, kind, batch):
+def _summary(timings, stages, peak, kind, batch):
+    seconds, cpu_seconds = timings
     per_batch = statistics.median(seconds)
     return {"seconds_per_image": round(per_batch / batch, 3), "images_per_second": round(batch / per_batch, 3),
-            "seconds_runs": [round(s, 3) for s in seconds],
+            "seconds_runs": [round(s, 3) for s in seconds], "min_seconds_per_image": round(min(seconds) / batch, 3),
+            # process CPU time (all threads): steadier than wall time on a machine shared with others
+            "cpu_seconds_per_image": round(statistics.median(cpu_seconds) / batch, 3),
             "stages": {k: round(v, 3) for k, v in stages.items()},
             "peak_memory_gib": round(peak, 3), "memory": kind}
 
@@ -303,8 +307,8 @@ def _bench_training_free(args, device, size, precisions):
     for precision in [p for p in precisions if p == "fp32"] or ["fp32"]:
         def run():
             return engine(source, exemplar, target)
-        out, seconds, _, (peak, kind) = _time_runs(run, device, args.repeats, args.warmup)
-        report[precision] = _summary(seconds, dict(out.seconds), peak, kind, 1)
+        out, timings, _, (peak, kind) = _time_runs(run, device, args.repeats, args.warmup)
+        report[precision] = _summary(timings, dict(out.seconds), peak, kind, 1)
     report["note"] = "the training-free engine runs in fp32 (no convolutions to lower); batch 1"
     return None, report
 
