@@ -17,3 +17,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for tiny-model tests: faster than two on a shared 2-core machine, and
+    repeatable (bit-exact resume checks depend on it)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

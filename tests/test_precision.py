@@ -30,13 +30,7 @@ from core.update import MotionEncoder, SepConvGRU
 CL = torch.channels_last
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster (and steadier on a shared machine) than several."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _inputs(model: Warpaint, size=(32, 32), batch=1, seed=0):

@@ -31,14 +31,7 @@ from core.train.retrieval import label_descriptor, rank, retrieve, write_list
 from core.train.synthetic import make_mask_dataset
 from core.train.vgg import LAYERS, VGG19, VGG19_FILE, find_vgg_weights
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: faster than two on a shared 2-core machine, and repeatable."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")

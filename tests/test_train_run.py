@@ -25,13 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ["--config", "tiny", "--task", "mask", "--lr", "1e-3", "--checkpoint-every", "2", "--ema", "0.9"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread per process: bit-exact repeatability, and faster than two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
