@@ -41,18 +41,6 @@ def grid_cell(point: tuple[float, float], image_size: tuple[int, int], level_siz
     return row, col
 
 
-def mark_point(image: np.ndarray, point: tuple[float, float], colour=(255, 255, 255)) -> np.ndarray:
-    """A copy of ``image`` with a cross-hair at (x, y)."""
-    out = np.ascontiguousarray(image, dtype=np.uint8).copy()
-    side = min(out.shape[:2])
-    arm, thick = max(4, side // 40), max(1, side // 256)
-    x, y = int(round(point[0])), int(round(point[1]))
-    for c, t in (((0, 0, 0), thick + 2), (tuple(int(v) for v in colour), thick)):
-        cv2.line(out, (x - arm, y), (x + arm, y), c, t, cv2.LINE_AA)
-        cv2.line(out, (x, y - arm), (x, y + arm), c, t, cv2.LINE_AA)
-    return out
-
-
 def mark_candidates(exemplar: np.ndarray, candidates: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The exemplar with the K matched points of one pixel drawn as discs whose area follows their weight.
 
