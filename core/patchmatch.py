@@ -102,12 +102,31 @@ class PatchMatch(torch.nn.Module):
         best, top_prob = self._select(left, right, offsets.permute(0, 3, 4, 1, 2).contiguous())
         return best.permute(0, 3, 4, 1, 2), top_prob.transpose(1, 2).reshape(b, self.k, h, w)
 
-    def _select(self, left, right, cand):
-        """cand (B, H, W, 2, M) -> best K (B, H, W, 2, K) and their probabilities (B, H*W, K)."""
-        index = _flat_index(cand, self.official)  # (B, N, M)
-        prob = F.softmax(score_indices(left, right, index, self.temperature, self.chunk), dim=-1)
+    def _select(self, left, right, cand, row0: int = 0, height: int | None = None):
+        """cand (B, h, W, 2, M) -> best K (B, h, W, 2, K) and their probabilities (B, h*W, K).
+        ``cand`` may be the rows row0..row0+h-1 of a map ``height`` rows high (left: all of it)."""
+        b, h, w = cand.shape[:3]
+        index = _flat_index(cand, self.official, row0, height)  # (B, h*W, M)
+        query = left if h == (height or h) else left[:, :, row0 * w:(row0 + h) * w]
+        prob = F.softmax(score_indices(query, right, index, self.temperature, self.chunk), dim=-1)
         top_prob, top = torch.topk(prob, self.k, dim=-1)
-        return _index_offsets(torch.gather(index, -1, top), *cand.shape[1:3]), top_prob
+        return _index_offsets(torch.gather(index, -1, top), h, w, row0), top_prob
+
+    def _propagate_select(self, left, right, cand, horizontal: bool):
+        """``_select(_propagate(cand))``; on CPU in bands of about ``chunk`` pixels, so the 3K
+        candidates, their indices and scores never exist for the whole map at once (the 512
+        level's largest temporaries otherwise). The same matches: every pixel is scored alone."""
+        b, h, w, _, k = cand.shape
+        rows = h if cand.device.type != "cpu" else max(1, self.chunk // (b * w))
+        if rows >= h:
+            return self._select(left, right, _propagate(cand, horizontal))
+        best, prob = torch.empty_like(cand), cand.new_empty(b, h * w, k)
+        for r in range(0, h, rows):
+            e = min(r + rows, h)
+            lo, hi = (r, e) if horizontal else (max(r - 1, 0), min(e + 1, h))  # vertical: a row of halo
+            band = _propagate(cand[:, lo:hi], horizontal)[:, r - lo:e - lo]
+            best[:, r:e], prob[:, r * w:e * w] = self._select(left, right, band, r, h)
+        return best, prob
 
     def forward(self, left: torch.Tensor, right: torch.Tensor, exemplar: torch.Tensor,
                 offsets: torch.Tensor, horizontal_first: Sequence[bool] | None = None) -> LevelMatch:
@@ -123,7 +142,7 @@ class PatchMatch(torch.nn.Module):
         for it in range(self.iterations):
             with torch.no_grad():
                 for horizontal in (order[it], not order[it]):
-                    cand, top_prob = self._select(left_flat, right_flat, _propagate(cand.detach(), horizontal))
+                    cand, top_prob = self._propagate_select(left_flat, right_flat, cand.detach(), horizontal)
             if self.refine_net is not None:
                 scores = top_prob.view(b, h, w, k).permute(0, 3, 1, 2)  # (B, K, H, W), NHWC memory
                 flow = cand.view(b, h, w, 2 * k).permute(0, 3, 1, 2)  # (B, 2K, H, W): K rows, then K cols
@@ -177,31 +196,35 @@ def _propagate(cand: torch.Tensor, horizontal: bool) -> torch.Tensor:
     return out
 
 
-def _flat_index(cand: torch.Tensor, official: bool) -> torch.Tensor:
-    """``offsets_to_index`` in the pixel-major layout: (B, H, W, 2, M) -> (B, H*W, M) int32
-    (int64 beyond 2**24 pixels, where float32 stops holding every index exactly)."""
+def _flat_index(cand: torch.Tensor, official: bool, row0: int = 0, height: int | None = None) -> torch.Tensor:
+    """``offsets_to_index`` in the pixel-major layout: (B, h, W, 2, M) -> (B, h*W, M) int32
+    (int64 beyond 2**24 pixels, where float32 stops holding every index exactly). ``cand`` may be
+    the rows row0..row0+h-1 of a map ``height`` rows high."""
     b, h, w, _, m = cand.shape
-    rows = torch.arange(h, device=cand.device, dtype=cand.dtype).view(1, h, 1, 1)
+    height = height or h
+    rows = torch.arange(row0, row0 + h, device=cand.device, dtype=cand.dtype).view(1, h, 1, 1)
     cols = torch.arange(w, device=cand.device, dtype=cand.dtype).view(1, 1, w, 1)
-    row = (rows + cand[..., 0, :]).clamp_(0, h - 1)
+    row = (rows + cand[..., 0, :]).clamp_(0, height - 1)
     col = (cols + cand[..., 1, :]).clamp_(0, w - 1)
+    exact = height * w <= _EXACT
     if official:  # float32 row * W + col, then truncation, as the released code does
         flat = row.float().mul_(w).add_(col.float())
-    elif h * w <= _EXACT:
+    elif exact:
         flat = row.round_().mul_(w).add_(col.round_())  # exact integers in float32
     else:
         return row.round_().long().mul_(w).add_(col.round_().long()).view(b, h * w, m)
-    return (flat.int() if h * w <= _EXACT else flat.long()).view(b, h * w, m)
+    return (flat.int() if exact else flat.long()).view(b, h * w, m)
 
 
 _EXACT = 2**24  # float32 holds every integer up to here: index arithmetic in float32 is exact
 
 
-def _index_offsets(index: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """``index_to_offsets`` in the pixel-major layout: (B, H*W, K) integer -> (B, H, W, 2, K) float.
-    Float32 division (exact here, and vectorised) instead of int64 floor division."""
+def _index_offsets(index: torch.Tensor, h: int, w: int, row0: int = 0) -> torch.Tensor:
+    """``index_to_offsets`` in the pixel-major layout: (B, h*W, K) integer -> (B, h, W, 2, K) float,
+    for query rows row0..row0+h-1. Float32 division (exact below 2**24, and vectorised) instead
+    of int64 floor division."""
     b, _, k = index.shape
-    if h * w <= _EXACT:
+    if index.dtype == torch.int32:  # int32 indices exist only where float32 is exact
         flat = index.float()
         row = torch.div(flat, w, rounding_mode="floor")
         col = flat - row * w
@@ -209,7 +232,7 @@ def _index_offsets(index: torch.Tensor, h: int, w: int) -> torch.Tensor:
         row = torch.div(index, w, rounding_mode="floor")
         col = (index - row * w).float()
         row = row.float()
-    rows = torch.arange(h, device=index.device, dtype=row.dtype).view(1, h, 1, 1)
+    rows = torch.arange(row0, row0 + h, device=index.device, dtype=row.dtype).view(1, h, 1, 1)
     cols = torch.arange(w, device=index.device, dtype=row.dtype).view(1, 1, w, 1)
     return torch.stack([row.view(b, h, w, k) - rows, col.view(b, h, w, k) - cols], dim=3)
 
