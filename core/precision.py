@@ -168,33 +168,60 @@ def same_layout(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return x
 
 
-ALLOCATOR_MODES = ("fast", "lean", "default")
+ALLOCATOR_MODES = ("default", "fast", "lean", "system")
 _MALLOPT = {"trim_threshold": -1, "mmap_threshold": -3, "mmap_max": -4}  # glibc's parameter numbers
+_REUSE = {"mmap_max": 0, "trim_threshold": 2**31 - 1}  # big blocks from the heap, kept for reuse
 _ALLOCATOR_SETTINGS = {
-    # big blocks come from the heap and stay there: no page faults on reuse, higher peak RSS
-    "fast": {"mmap_max": 0, "trim_threshold": 2**31 - 1},
+    # heap reuse (no page faults on reuse), and free pages handed back at every stage boundary
+    "default": _REUSE,
+    # heap reuse, never handed back: the fewest page faults, the highest peak RSS
+    "fast": _REUSE,
     # every block >= 128 KiB is its own mapping, returned when freed: RSS = live tensors
     "lean": {"mmap_max": 1 << 16, "mmap_threshold": 1 << 17, "trim_threshold": 1 << 17},
 }
+_trim_at_stages = False
 
 
 def configure_allocator(mode: str = "default") -> bool:
     """Choose how this process's C allocator (glibc malloc) treats big tensors on CPU.
 
-    By default glibc maps every large block afresh and unmaps it when freed, so each new activation
-    page-faults again: about a third of a 512x512 forward's CPU time went to the kernel.
-    ``fast`` keeps freed memory for reuse (~1.4x faster at 512, peak RSS ~2 GiB instead of ~1.2;
-    opt-in: glibc cannot always reuse freed aligned blocks, so a loop that keeps small results
-    between big temporaries can grow the heap); ``lean`` returns every big block at once (lowest
-    peak RSS, still page faults); ``default`` changes nothing. Process-wide (last call wins);
-    False where it does not apply (not glibc).
+    Left alone, glibc maps most large blocks afresh and unmaps them when freed, so each new
+    activation page-faults again (~a third of a 512x512 forward's CPU time went to the kernel),
+    while mid-sized blocks pile up in a fragmented heap. ``default``: big blocks come from the heap
+    and are reused (no page faults), and the heap's free pages are handed back to the system at
+    every stage boundary (``release_memory``, called by ``core.timing.stage``), so fragmentation
+    cannot accumulate from one stage, or one request, to the next. ``fast``: reuse without ever
+    handing back (fewest faults, highest peak RSS). ``lean``: every big block is its own mapping,
+    returned when freed (RSS = live tensors, but every activation faults). ``system``: glibc as is.
+    Process-wide (last call wins); False where it does not apply (not glibc).
     """
+    global _trim_at_stages
     if mode not in ALLOCATOR_MODES:
         raise InputError(f"unknown allocator mode {mode!r}: choose one of {', '.join(ALLOCATOR_MODES)}")
-    if mode == "default" or platform.system() != "Linux":
+    _trim_at_stages = False
+    libc = _libc()
+    if mode == "system" or libc is None:
         return False
+    ok = all(libc.mallopt(_MALLOPT[name], value) == 1 for name, value in _ALLOCATOR_SETTINGS[mode].items())
+    _trim_at_stages = ok and mode == "default"
+    return ok
+
+
+@functools.lru_cache(maxsize=1)
+def _libc():
+    """glibc (Linux), or None where mallopt / malloc_trim do not exist."""
+    if platform.system() != "Linux":
+        return None
     try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018  (both must exist)
     except (OSError, AttributeError):
-        return False
-    return all(mallopt(_MALLOPT[name], value) == 1 for name, value in _ALLOCATOR_SETTINGS[mode].items())
+        return None
+    return libc
+
+
+def release_memory() -> None:
+    """Hand the C heap's free pages back to the system (``malloc_trim``) when the allocator is in
+    ``default`` mode; otherwise nothing. Cheap (milliseconds): called at every stage boundary."""
+    if _trim_at_stages:
+        _libc().malloc_trim(0)

@@ -40,9 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-channels-last", action="store_true", help="keep convolutions in NCHW")
     parser.add_argument("--compile", action="store_true", help="torch.compile the encoders and generator")
-    parser.add_argument("--allocator", default="default", choices=["default", "fast", "lean"],
-                        help="CPU allocator mode (core.precision.configure_allocator): default (glibc as is), "
-                             "fast (reuse freed memory), lean (lowest peak RSS)")
+    parser.add_argument("--allocator", default="default", choices=["default", "fast", "lean", "system"],
+                        help="CPU allocator mode (core.precision.configure_allocator): default (reuse freed "
+                             "memory, hand it back at stage boundaries), fast (reuse, never hand back), "
+                             "lean (every big block returned at once), system (glibc as is)")
     parser.add_argument("--lower-encoders", action="store_true",
                         help="encoders in bf16/fp16 too (faster; the matches move: docs/performance.md)")
     parser.add_argument("--no-dense", action="store_true", help="skip the dense-attention comparison")
