@@ -81,14 +81,16 @@ class Correspondence(nn.Module):
                                       c.gru_motion, use_gru=True, official=c.matching == "official",
                                       chunk_pixels=c.chunk_pixels)
 
-    # Under bf16/fp16 autocast the encoders still run in fp32 unless this is True: their features
-    # decide the discrete matches (in bf16 the official model's 512 warp drops from 46 to 15 dB
-    # PSNR against fp32 on the fixture, versus 27 dB with fp32 encoders).
-    lower_encoders: bool = False
+    # Under bf16/fp16 autocast, whether the encoders run lowered too. None (auto): yes for learned
+    # matching (continuous positions: a bf16 rounding moves a match a little), no for official
+    # matching, whose integer indices decide the warp (in bf16 the official model's 512 warp drops
+    # from 46 to 15 dB PSNR against fp32 on the fixture, versus 27 dB with fp32 encoders).
+    lower_encoders: bool | None = None
 
     def encode(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor):
         """Unit-length encoder features (coarsest first) of the input and of the exemplar."""
-        precision = contextlib.nullcontext() if self.lower_encoders else full_precision(condition.device)
+        lower = self.lower_encoders if self.lower_encoders is not None else self.config.matching != "official"
+        precision = contextlib.nullcontext() if lower else full_precision(condition.device)
         with precision:
             cond = [normalize_features(f) for f in self.condition_encoder(condition.float())]
             ex_input = torch.cat([exemplar, exemplar_condition], 1).float()

@@ -197,7 +197,8 @@ def _bench_learned(args, device, size, precisions):
     from core.precision import inference_context, to_channels_last
 
     model = _learned_model(args, device)
-    model.correspondence.lower_encoders = args.lower_encoders
+    if args.lower_encoders:  # otherwise the model's own choice (lowered for learned matching)
+        model.correspondence.lower_encoders = True
     config = model.config
     try:
         model.check_size(size)
@@ -340,7 +341,8 @@ def run(args: argparse.Namespace) -> int:
         "amx_used": amx_used(device, precisions),
         "cpu_features": cpu_features() if device.type == "cpu" else None, "torch": torch.__version__,
         "channels_last": not args.no_channels_last, "compile": args.compile, "allocator": args.allocator,
-        "lower_encoders": args.lower_encoders, "repeats": args.repeats,
+        "lower_encoders": args.lower_encoders or (config is not None and config.matching != "official"),
+        "repeats": args.repeats,
         "warmup": args.warmup,
     }
     if config is not None:
