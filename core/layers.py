@@ -120,9 +120,10 @@ class ModulatedResBlock(nn.Module):
             self.norm_s = ModulatedNorm(fin, guide_channels, hidden)
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        shortcut = self.conv_s(self.norm_s(x, guide)) if self.learned_shortcut else x
         dx = self.conv_0(self.pad(F.leaky_relu(self.norm_0(x, guide), 0.2, inplace=True)))
         dx = self.conv_1(self.pad(F.leaky_relu(self.norm_1(dx, guide), 0.2, inplace=True)))
+        # the shortcut last: it is not alive while the main branch's padded maps are (lower peak)
+        shortcut = self.conv_s(self.norm_s(x, guide)) if self.learned_shortcut else x
         return dx.add_(shortcut)  # in place on the fresh conv output (autograd-safe)
 
 
