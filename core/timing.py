@@ -3,7 +3,6 @@
 The model marks its stages with ``stage(name)``; that costs nothing unless a caller collects
 them with ``record_stages()`` (the bench command, the app's timing line). GPU work is
 synchronised at stage boundaries only while recording, so plain inference stays asynchronous.
-Every stage boundary also hands the C heap's free pages back (``core.precision.release_memory``).
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 
 import torch
-
-from core.precision import release_memory
 
 _ACTIVE: ContextVar[dict[str, float] | None] = ContextVar("warpaint_stage_times", default=None)
 
@@ -43,10 +40,7 @@ def stage(name: str, device: torch.device | None = None) -> Iterator[None]:
     """Time the enclosed block under ``name`` when a recorder is active; otherwise do nothing."""
     times = _ACTIVE.get()
     if times is None:
-        try:
-            yield
-        finally:
-            release_memory()
+        yield
         return
     _sync(device)
     start = time.perf_counter()
@@ -55,4 +49,3 @@ def stage(name: str, device: torch.device | None = None) -> Iterator[None]:
     finally:
         _sync(device)
         times[name] = times.get(name, 0.0) + time.perf_counter() - start
-        release_memory()

@@ -47,29 +47,3 @@ def test_modulated_norm_in_bands_matches_the_whole_map(size, monkeypatch, one_th
         out = norm(x, guide)
     assert (out - expected).abs().max() < 1e-5
 
-
-def _rss_mib() -> float:
-    from pathlib import Path
-
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS"))
-    return int(line.split()[1]) / 1024
-
-
-@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/status").is_file(), reason="Linux only")
-def test_default_allocator_hands_freed_heap_pages_back_at_stage_boundaries():
-    from core.precision import configure_allocator
-    from core.timing import stage
-
-    if not configure_allocator("default"):
-        pytest.skip("not glibc")
-    try:
-        big = [torch.ones(1 << 20) for _ in range(64)]  # 256 MiB of 4 MiB blocks, from the heap
-        pins = [torch.ones(16) for _ in range(64)]  # small survivors between them: a fragmented heap
-        before = _rss_mib()
-        del big
-        with stage("anything"):
-            pass
-        assert _rss_mib() < before - 200, "the freed blocks must not stay resident"
-        del pins
-    finally:
-        configure_allocator("system")

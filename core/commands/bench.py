@@ -41,9 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-channels-last", action="store_true", help="keep convolutions in NCHW")
     parser.add_argument("--compile", action="store_true", help="torch.compile the encoders and generator")
     parser.add_argument("--allocator", default="default", choices=["default", "fast", "lean", "system"],
-                        help="CPU allocator mode (core.precision.configure_allocator): default (reuse freed "
-                             "memory, hand it back at stage boundaries), fast (reuse, never hand back), "
-                             "lean (every big block returned at once), system (glibc as is)")
+                        help="CPU allocator mode (core.precision.configure_allocator): default (every big "
+                             "block returned when freed: lowest peak), fast (freed memory kept for reuse: "
+                             "fewer page faults, higher peak), lean (= default), system (glibc as is)")
     parser.add_argument("--lower-encoders", action="store_true",
                         help="encoders in bf16/fp16 too (faster; the matches move: docs/performance.md)")
     parser.add_argument("--no-dense", action="store_true", help="skip the dense-attention comparison")
@@ -318,7 +318,7 @@ def _bench_training_free(args, device, size, precisions):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from core.precision import amx_used, bf16_support, cpu_features, resolve_device
+    from core.precision import amx_used, bf16_support, cpu_features, huge_pages, resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -338,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
         "resolution": list(size), "batch_size": args.batch_size, "device": str(device),
         "device_name": _device_name(device), "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(), "bf16_support": bf16_support(device),
-        "amx_used": amx_used(device, precisions),
+        "amx_used": amx_used(device, precisions), "huge_pages": huge_pages(),
         "cpu_features": cpu_features() if device.type == "cpu" else None, "torch": torch.__version__,
         "channels_last": not args.no_channels_last, "compile": args.compile, "allocator": args.allocator,
         "lower_encoders": args.lower_encoders or (config is not None and config.matching != "official"),
