@@ -214,6 +214,7 @@ class Translator:
             warped = torch.cat([o.warped for o in outs])
             positions = torch.cat([o.positions for o in outs])
             confidence = torch.cat([o.confidence for o in outs])
+            mapped = torch.cat([o.fill for o in outs]) < 0.5  # (B, 1, H, W): the fill did not take over
             per_item = [o.levels for o in outs]
             for o in outs:
                 for k, v in o.seconds.items():
@@ -225,6 +226,7 @@ class Translator:
             warped = F.interpolate(levels[-1].warp.float(), size=size, mode="bilinear", align_corners=False)
             positions = _upsample_positions(_mean_positions(levels[-1]), size)
             confidence = F.interpolate(levels[-1].confidence.float(), size=size, mode="bilinear", align_corners=False)
+            mapped = None  # the generator uses the warp everywhere
             per_item = [[_item(lv, i) for lv in levels] for i in range(len(srcs))]
         results = []
         for i, (src, ex_cond) in enumerate(zip(srcs, ex_conds)):
@@ -237,7 +239,9 @@ class Translator:
                 exemplar_condition=ex_cond.preview, levels=level_views(per_item[i], size), engine=self.engine_name,
                 messages=messages, seconds=dict(seconds),
                 confidence=confidence[i, 0].float().cpu().numpy(),
-                flow=flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy()))
+                flow=flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy()),
+                positions=positions[i].float().cpu().permute(1, 2, 0).contiguous().numpy(),
+                mapped=None if mapped is None else mapped[i, 0].cpu().numpy())
             result.seconds["views"] = time.perf_counter() - t1
             results.append(result)
         return results
