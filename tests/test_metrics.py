@@ -7,8 +7,15 @@ import pytest
 from skimage import data
 
 from core.eval_pairs import picture
-from core.metrics import (NearestPatch, PatchCoherence, face_nme, fold_fraction, head_to_hip,
-                          jacobian_determinant, pose_pck)
+from core.metrics import (
+    NearestPatch,
+    PatchCoherence,
+    face_nme,
+    fold_fraction,
+    head_to_hip,
+    jacobian_determinant,
+    pose_pck,
+)
 
 
 def _face(rng) -> np.ndarray:

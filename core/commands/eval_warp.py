@@ -217,9 +217,9 @@ def evaluate_cross(engines: dict, pairs: list, resolution: int = 512, seed: int 
     outputs: dict[str, list[np.ndarray | str]] = {name: [] for name in engines}
     warm = set()
     coherence: tuple[str, PatchCoherence] | None = None  # the last exemplar's (bank is ~150 MB)
+    first = next(iter(engines.values()))
+    task, size = first.task, first.output_size(resolution)
     for pair in pairs:
-        task = next(iter(engines.values())).task
-        size = next(iter(engines.values())).output_size(resolution)
         try:
             reference = extract(task, pair.input, size).keypoints if task in ("face", "pose") else None
         except WarpaintError as exc:
@@ -259,7 +259,7 @@ def evaluate_cross(engines: dict, pairs: list, resolution: int = 512, seed: int 
             elif ref_error is not None:
                 row["structure_error"] = f"nothing found in the input: {ref_error}"
             rows[name].append(row)
-    report = {"task": next(iter(engines.values())).task, "resolution": resolution, "pairs": len(pairs),
+    report = {"task": task, "resolution": size[0], "pairs": len(pairs),
               "engines": {name: {"summary": _summary(rows[name]), "rows": rows[name]} for name in engines}}
     return report, outputs
 
