@@ -50,8 +50,12 @@ def run(args: argparse.Namespace) -> int:
     from core.imageio import load_image
     from core.pipeline import Translator
     from core.video.clip import open_clip
+    from core.video.encode import check_output
     from core.video.retarget import VideoOptions, VideoRetargeter
 
+    for path in (args.output, args.skeleton_video):  # before any work: a wrong name fails at once
+        if path is not None:
+            check_output(path)
     if args.iterations is not None and not 0 <= args.iterations <= 50:
         raise InputError("--iterations must be between 0 and 50.")
     if args.stats is not None and not args.stats.parent.is_dir():

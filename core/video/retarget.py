@@ -165,8 +165,7 @@ class VideoRetargeter:
         full = opts.iterations if opts.iterations is not None else (engine.iterations if engine else 0)
         photos = clip.frames() if clip.kind != "poses" else iter(())
         previous = None  # (engine output, pose) of the frame before, for seeding
-        wall = cpu = 0.0
-        rendered = 0
+        clock = _Clock()
         report("frames", 0, clip.count)
         for t in range(clip.count):
             photo = next(photos, None) if clip.kind != "poses" else None
@@ -175,29 +174,28 @@ class VideoRetargeter:
                 previous = None
                 report("frames", t + 1, clip.count)
                 continue
-            w0, c0 = time.perf_counter(), time.process_time()
-            cond = _condition(track[t], size, photo)
-            if engine is None:
-                image = self.translator.translate(cond, ex_cond, iterations=opts.iterations, seed=opts.seed).image
-                result.iterations.append(-1)
-            else:
-                init, iters = None, opts.iterations
-                if opts.seeding and previous is not None:
-                    init = seeding.carry_matches(previous[0].levels[-1].positions, previous[1], track[t], size)
-                    if init is not None:
-                        iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
-                out = engine(cond, ex_tensor, ex_cond, iterations=iters, seed=opts.seed, init=init)
-                image = from_tensor(out.image)
-                previous = (out, track[t])
-                result.iterations.append(iters if init is not None else -1)
-            state.write(t, image, cond.preview, track[t], size)
-            wall += time.perf_counter() - w0
-            cpu += time.process_time() - c0
-            rendered += 1
+            with clock("condition"):
+                cond = _condition(track[t], size, photo)
+            with clock("engine"):
+                if engine is None:
+                    image = self.translator.translate(cond, ex_cond, iterations=opts.iterations, seed=opts.seed).image
+                    result.iterations.append(-1)
+                else:
+                    init, iters = None, opts.iterations
+                    if opts.seeding and previous is not None:
+                        init = seeding.carry_matches(previous[0].levels[-1].positions, previous[1], track[t], size)
+                        if init is not None:
+                            iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
+                    out = engine(cond, ex_tensor, ex_cond, iterations=iters, seed=opts.seed, init=init)
+                    image = from_tensor(out.image)
+                    clock.add_parts(out.seconds)
+                    previous = (out, track[t])
+                    result.iterations.append(iters if init is not None else -1)
+            with clock("write"):
+                state.write(t, image, cond.preview, track[t], size)
+            clock.frames += 1
             report("frames", t + 1, clip.count)
-        if rendered:
-            result.seconds = {"wall_per_frame": wall / rendered, "cpu_per_frame": cpu / rendered,
-                              "rendered_frames": float(rendered)}
+        result.seconds = clock.per_frame()
 
     # -- measurement -----------------------------------------------------------------------------
     def _measure(self, clip: Clip, track: np.ndarray, size: tuple[int, int], state: _State,
@@ -267,6 +265,47 @@ def _fingerprint(clip: Clip, exemplar: np.ndarray, size, engine: str, opts: Vide
             "exemplar": hashlib.sha256(np.ascontiguousarray(exemplar).tobytes()).hexdigest(),
             "size": list(size), "engine": engine,
             "settings": {k: v for k, v in asdict(opts).items() if k in ("seeding", "iterations", "seed")}}
+
+
+class _Clock:
+    """Wall and process-CPU seconds per stage, summed over the rendered frames."""
+
+    def __init__(self):
+        self.frames = 0
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._stage = ""
+        self.parts: dict[str, float] = {}  # the engine's own stages (wall)
+
+    def add_parts(self, seconds: dict[str, float]) -> None:
+        for key in ("descriptors", "matching", "output"):
+            if key in seconds:
+                self.parts[key] = self.parts.get(key, 0.0) + seconds[key]
+
+    def __call__(self, stage: str) -> _Clock:
+        self._stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        self._t = (time.perf_counter(), time.process_time())
+
+    def __exit__(self, *exc) -> None:
+        w, c = self._t
+        self.wall[self._stage] = self.wall.get(self._stage, 0.0) + time.perf_counter() - w
+        self.cpu[self._stage] = self.cpu.get(self._stage, 0.0) + time.process_time() - c
+
+    def per_frame(self) -> dict[str, float]:
+        """Seconds per rendered frame: ``wall_per_frame``, ``cpu_per_frame`` and each stage's."""
+        if not self.frames:
+            return {}
+        out = {"wall_per_frame": sum(self.wall.values()) / self.frames,
+               "cpu_per_frame": sum(self.cpu.values()) / self.frames, "rendered_frames": float(self.frames)}
+        for stage in self.wall:
+            out[f"wall_{stage}"] = self.wall[stage] / self.frames
+            out[f"cpu_{stage}"] = self.cpu[stage] / self.frames
+        for key, value in self.parts.items():
+            out[f"wall_engine_{key}"] = value / self.frames
+        return out
 
 
 class _State:

@@ -36,7 +36,7 @@ class TrackReport:
         return out
 
 
-def one_euro(values: np.ndarray, present: np.ndarray, fps: float, min_cutoff: float = 1.0, beta: float = 2.0,
+def one_euro(values: np.ndarray, present: np.ndarray, fps: float, min_cutoff: float = 1.0, beta: float = 10.0,
              d_cutoff: float = 1.0) -> np.ndarray:
     """Causal One-Euro filter over time of (T, J, D) values; ``present`` (T, J) marks real samples.
     A joint's filter restarts after a frame where it is missing. Cut-offs in Hz, ``beta`` per unit/s."""
@@ -99,7 +99,7 @@ def hold_empty_frames(track: np.ndarray, min_joints: int = MIN_JOINTS) -> tuple[
 
 
 def smooth_track(raw: np.ndarray, fps: float, size: tuple[int, int], max_gap_seconds: float = 0.5,
-                 min_cutoff: float = 1.0, beta: float = 2.0) -> tuple[np.ndarray, TrackReport]:
+                 min_cutoff: float = 1.0, beta: float = 10.0) -> tuple[np.ndarray, TrackReport]:
     """(T, 18, 3) raw per-frame keypoints in pixels of ``size`` -> bridged, smoothed keypoints (same
     shape) with every frame usable. Raises ValueError when no frame has a usable pose."""
     report = TrackReport()
