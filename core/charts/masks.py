@@ -71,7 +71,7 @@ def _shape_features(region: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarr
     return np.stack([xs, ys], axis=1).astype(np.float64), feats
 
 
-def shape_map(src_region: np.ndarray, ex_region: np.ndarray, grid: int = 160) -> np.ndarray:
+def shape_map(src_region: np.ndarray, ex_region: np.ndarray, grid: int = 100) -> np.ndarray:
     """(H, W, 2) x, y exemplar positions for the pixels of ``src_region`` (NaN elsewhere), one class.
 
     The nearest exemplar pixel in shape coordinates, found on a grid of about ``grid`` points a
