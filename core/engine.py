@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from kornia.filters import gaussian_blur2d
 
 from core.conditions.condition import Condition
-from core.corr import sample_at
+from core.corr import pixel_grid, sample_at
 from core.correspondence import match_pyramid, random_orders
 from core.descriptors import compress, describe_pair, descriptor_pyramid
 from core.patchmatch import LevelMatch, PatchMatch
@@ -98,9 +98,14 @@ class TrainingFreeEngine:
     def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
                  exemplar_conditions: Sequence[Condition], *, iterations: int | None = None,
                  temperature: float | None = None, seed: int = 0, progress: Progress | None = None,
-                 weights: dict[str, float] | None = None) -> EngineOutput:
+                 weights: dict[str, float] | None = None, init: torch.Tensor | None = None) -> EngineOutput:
         """Warp ``exemplar`` (B, 3, H, W) in [-1, 1] to ``sources``; every condition at (H, W). Items
-        run one by one."""
+        run one by one.
+
+        ``init`` (temporal seeding, video; this engine only): (B, K, 2, h, w) candidate exemplar
+        positions at the finest matched level (``levels[-1].positions`` of an earlier output, moved
+        to this source's pixels); matching then starts there instead of from dense attention and
+        the coarser levels."""
         n = len(sources)
         if n != exemplar.shape[0] or len(exemplar_conditions) != n:
             raise ValueError("one source and one exemplar condition per exemplar")
@@ -109,13 +114,14 @@ class TrainingFreeEngine:
             return None if progress is None else lambda f, text: progress((i + f) / n, text)
 
         return EngineOutput.concat([
-            self._one(src, exemplar[i:i + 1], ex, iterations, temperature, seed, item_progress(i), weights)
+            self._one(src, exemplar[i:i + 1], ex, iterations, temperature, seed, item_progress(i), weights,
+                      None if init is None else init[i:i + 1])
             for i, (src, ex) in enumerate(zip(sources, exemplar_conditions))])
 
     def _one(self, source: Condition, exemplar: torch.Tensor, exemplar_condition: Condition,
              iterations: int | None, temperature: float | None, seed: int, progress: Progress | None,
-             weights: dict[str, float] | None) -> EngineOutput:
-        """One item: exemplar (1, 3, H, W)."""
+             weights: dict[str, float] | None, init: torch.Tensor | None) -> EngineOutput:
+        """One item: exemplar (1, 3, H, W), init None or (1, K, 2, h, w)."""
         size = source.size
         if tuple(exemplar.shape[-2:]) != size or exemplar_condition.size != size:
             raise ValueError(f"exemplar {tuple(exemplar.shape[-2:])} and conditions must share the size {size}")
@@ -131,7 +137,10 @@ class TrainingFreeEngine:
 
         t1 = time.perf_counter()
         report(0.0, f"matching {levels} levels (training-free)")
-        matches = self._match(left, right, exemplar, iterations, temperature, seed, report, seconds)
+        if init is not None and tuple(init.shape[1:]) == (self.window**2, 2, *left[-1].shape[-2:]):
+            matches = [self._match_from(init, left[-1], right[-1], exemplar, iterations, temperature, seed)]
+        else:
+            matches = self._match(left, right, exemplar, iterations, temperature, seed, report, seconds)
         seconds["matching"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()
@@ -162,6 +171,18 @@ class TrainingFreeEngine:
 
         return match_pyramid(left, right, exemplar, pm, iterations=iters, temperature=temp, window=self.window,
                              dilation=self.dilation, orders=random_orders(seed, levels, iters), on_level=on_level)
+
+    def _match_from(self, init, left, right, exemplar, iterations, temperature, seed) -> LevelMatch:
+        """PatchMatch at the finest matched level only, seeded with ``init`` (1, K, 2, h, w) positions."""
+        temp = float(temperature if temperature is not None else self.temperature)
+        iters = int(iterations if iterations is not None else self.iterations)
+        pm = PlainPatchMatch(self.window**2, fine_iterations=min(iters, self.fine_iterations))
+        order = random_orders(seed, 2, iters)[0]
+        h, w = left.shape[-2:]
+        offsets = (init.to(left.device) - pixel_grid(h, w, left.device)).transpose(1, 2)  # (1, 2, K, h, w)
+        factor = exemplar.shape[-1] // w
+        ref = exemplar if factor == 1 else F.avg_pool2d(exemplar, factor, stride=factor)
+        return pm(left, right, ref, offsets.round(), iterations=iters, temperature=temp, horizontal_first=order)
 
     def _positions(self, pair, left, right, match: LevelMatch, size: tuple[int, int]) -> torch.Tensor:
         """Full-resolution (row, col) exemplar positions: the keypoint prior, corrected by the matches
