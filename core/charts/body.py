@@ -415,19 +415,21 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         if name in missing:
             continue
         q = _map_part(name, src, ex, p[sel])  # (n, 2) x, y in the exemplar
-        inside = (q[:, 0] > -0.5) & (q[:, 0] < ew - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < eh - 0.5)
-        positions[py[inside], px[inside]] = q[inside, ::-1]
         qx = np.clip(np.round(q[:, 0]).astype(int), 0, ew - 1)
         qy = np.clip(np.round(q[:, 1]).astype(int), 0, eh - 1)
-        # The exemplar shows this part there (not another part in front of it, not background)?
+        # Where the exemplar shows this part (not another part in front of it, not its background):
+        # on its background (a silhouette wider in the input) the map is left to the engine's fill.
+        on_body = ex_owner[qy, qx] >= 0
         shown = ex_owner[qy, qx] == ex_order.index(name)
+        inside = (q[:, 0] > -0.5) & (q[:, 0] < ew - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < eh - 0.5)
+        keep = inside & (on_body | (not ex.measured))
+        positions[py[keep], px[keep]] = q[keep, ::-1]
         conf = (1.0 if src.measured and ex.measured else 0.7) * np.clip(2.0 - cost[sel], 0.2, 1.0)
-        conf = np.where(shown, conf, 0.05)
-        confidence[py[inside], px[inside]] = conf[inside]
+        confidence[py[keep], px[keep]] = np.where(shown, conf, 0.3)[keep]
         hidden = 1.0 - shown.mean()
         if hidden > 0.2:
-            notes.append(f"{name}: {hidden:.0%} of it is hidden or off the silhouette in the exemplar "
-                         "(filled from its surroundings).")
+            notes.append(f"{name}: {hidden:.0%} of it falls outside the exemplar's {name} (hidden, off its "
+                         "frame or off its silhouette); those pixels are left to the fill or marked unsure.")
     for name in hands_unmatched:
         notes.append(f"{name}: no match (the exemplar's {name} was not found); left to the fill.")
     defined = ~np.isnan(positions[..., 0])
