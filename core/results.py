@@ -21,7 +21,7 @@ class LevelView:
 
 @dataclass
 class TranslationResult:
-    """Output of ``Warpaint.translate``."""
+    """Output of ``Translator.translate``: one picture and its correspondence, ready to show."""
 
     image: np.ndarray  # (H, W, 3) uint8 RGB: the synthesized output
     warped: np.ndarray  # (H, W, 3) uint8 RGB: exemplar warped at the finest level
@@ -37,5 +37,5 @@ class TranslationResult:
     # samples in the exemplar picture the engine sampled (pixel centres at integer coordinates) ...
     positions: np.ndarray | None = None  # (H, W, 2) float32
     # ... and where the output really comes from that map (False: filled / synthesized / composited
-    # from elsewhere). None means everywhere.
+    # from elsewhere; the engine's ``fill`` is under 0.5). None means everywhere.
     mapped: np.ndarray | None = None  # (H, W) bool
