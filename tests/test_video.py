@@ -233,3 +233,18 @@ def test_flicker_is_zero_for_a_still_picture_and_grows_with_noise():
     assert stability.flicker(frame, shifted, flow, region[:, :] & (np.arange(64) >= 3)[None]) == 0.0
     ref = np.array([[10, 10, 1], [110, 10, 1]] + [[0, 0, 0]] * 16, float)
     assert stability.pck(ref, ref) == 1.0 and stability.pck(None, ref) == 0.0
+
+
+def test_a_learned_model_renders_every_frame_too(tmp_path, pose_clip, exemplar):
+    from core.config import get_preset
+    from core.model import Warpaint
+
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny-pose"
+    Warpaint(get_preset("tiny", task="pose", label_channels=20)).save_pretrained(folder)
+    translator = Translator("pose", engine="learned", checkpoint=folder)
+    result = VideoRetargeter(translator).run(open_clip(pose_clip, max_frames=4), exemplar, tmp_path / "out.webm",
+                                             VideoOptions(resolution=64))
+    assert result.engine.startswith("learned") and all(i == -1 for i in result.iterations)  # no seeding there
+    info = read_video_info(tmp_path / "out.webm")
+    assert (info.frames, info.width, info.codec) == (4, 64, "vp9")

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from core.conditions import detectors, pose
+from core.engine import TrainingFreeEngine
 from core.errors import InputError, NoSubjectError, WarpaintError
 from core.imageio import fit_image, fit_points, from_tensor, to_tensor
 from core.video import seeding, stability
@@ -160,9 +161,10 @@ class VideoRetargeter:
     # -- pass 2: frames --------------------------------------------------------------------------
     def _render(self, clip: Clip, track: np.ndarray, ex_cond, size: tuple[int, int], opts: VideoOptions,
                 state: _State, result: VideoResult, report: VideoProgress) -> None:
-        engine = self.translator.engine if self.translator.checkpoint is None else None
+        engine = self.translator.engine  # the engine protocol (core/protocol.py): learned or training-free
+        seeded = opts.seeding and isinstance(engine, TrainingFreeEngine)  # the engine that takes ``init=``
         ex_tensor = to_tensor(ex_cond.image).to(self.translator.device)
-        full = opts.iterations if opts.iterations is not None else (engine.iterations if engine else 0)
+        full = opts.iterations if opts.iterations is not None else getattr(engine, "iterations", 0)
         photos = clip.frames() if clip.kind != "poses" else iter(())
         previous = None  # (engine output, pose) of the frame before, for seeding
         clock = _Clock()
@@ -177,20 +179,17 @@ class VideoRetargeter:
             with clock("condition"):
                 cond = _condition(track[t], size, photo)
             with clock("engine"):
-                if engine is None:
-                    image = self.translator.translate(cond, ex_cond, iterations=opts.iterations, seed=opts.seed).image
-                    result.iterations.append(-1)
-                else:
-                    init, iters = None, opts.iterations
-                    if opts.seeding and previous is not None:
-                        init = seeding.carry_matches(previous[0].levels[-1].positions, previous[1], track[t], size)
-                        if init is not None:
-                            iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
-                    out = engine([cond], ex_tensor, [ex_cond], iterations=iters, seed=opts.seed, init=init)
-                    image = from_tensor(out.image)
-                    clock.add_parts(out.seconds)
-                    previous = (out, track[t])
-                    result.iterations.append(iters if init is not None else -1)
+                init, iters = None, opts.iterations
+                if seeded and previous is not None:
+                    init = seeding.carry_matches(previous[0].levels[-1].positions, previous[1], track[t], size)
+                    if init is not None:
+                        iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
+                extra = {"init": init} if seeded else {}
+                out = engine([cond], ex_tensor, [ex_cond], iterations=iters, seed=opts.seed, **extra)
+                image = from_tensor(out.image)
+                clock.add_parts(out.seconds)
+                previous = (out, track[t])
+                result.iterations.append(iters if init is not None else -1)
             with clock("write"):
                 state.write(t, image, cond.preview, track[t], size)
             clock.frames += 1
