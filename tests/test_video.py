@@ -243,8 +243,12 @@ def test_a_learned_model_renders_every_frame_too(tmp_path, pose_clip, exemplar):
     folder = tmp_path / "tiny-pose"
     Warpaint(get_preset("tiny", task="pose", label_channels=20)).save_pretrained(folder)
     translator = Translator("pose", engine="learned", checkpoint=folder)
-    result = VideoRetargeter(translator).run(open_clip(pose_clip, max_frames=4), exemplar, tmp_path / "out.webm",
-                                             VideoOptions(resolution=64))
-    assert result.engine.startswith("learned") and all(i == -1 for i in result.iterations)  # no seeding there
-    info = read_video_info(tmp_path / "out.webm")
-    assert (info.frames, info.width, info.codec) == (4, 64, "vp9")
+    clip = open_clip(pose_clip, max_frames=5)
+    one = VideoRetargeter(translator).run(clip, exemplar, tmp_path / "one.webm", VideoOptions(resolution=64))
+    assert one.engine.startswith("learned") and all(i == -1 for i in one.iterations)  # no seeding there
+    info = read_video_info(tmp_path / "one.webm")
+    assert (info.frames, info.width, info.codec) == (5, 64, "vp9")
+    batched = VideoRetargeter(translator).run(clip, exemplar, tmp_path / "batched.mp4",
+                                              VideoOptions(resolution=64, batch_size=2, frames_dir=tmp_path / "b"))
+    assert batched.seconds["rendered_frames"] == 5 and read_video_info(tmp_path / "batched.mp4").frames == 5
+    assert len(list((tmp_path / "b").glob("*.png"))) == 5
