@@ -209,7 +209,8 @@ def evaluate_cross(engines: dict, pairs: list, resolution: int = 512, seed: int 
     Structure: the output's landmarks (face, 68 iBUG) or keypoints (pose, COCO-18) re-extracted
     with the project's extractors at the output size against the input's at that size.
     Seconds: one ``translate`` call (extraction of both pictures included), after one untimed
-    warm-up call per engine (detector and allocator start-up)."""
+    warm-up call per engine (detector and allocator start-up); wall clock and process CPU time
+    (every thread's, so on an idle 2-core machine wall is about CPU / 2 .. CPU)."""
     from core.conditions import extract
     from core.metrics import PatchCoherence, face_nme, fold_fraction, pose_pck
 
@@ -232,13 +233,15 @@ def evaluate_cross(engines: dict, pairs: list, resolution: int = 512, seed: int 
                 if name not in warm:
                     translator.translate(pair.input, pair.exemplar, resolution=resolution, seed=seed)
                     warm.add(name)
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 result = translator.translate(pair.input, pair.exemplar, resolution=resolution, seed=seed)
                 row["seconds"] = round(time.perf_counter() - start, 3)
+                row["cpu_seconds"] = round(time.process_time() - cpu, 3)  # all threads: honest on a busy machine
             except WarpaintError as exc:
                 row["refused"] = str(exc)
                 rows[name].append(row)
                 outputs[name].append(f"refused: {exc}")
+                print(f"{pair.name} [{name}]: refused: {exc}", file=sys.stderr, flush=True)
                 continue
             outputs[name].append(result.image)
             if coherence is None or coherence[0] != pair.exemplar_name:
@@ -259,6 +262,8 @@ def evaluate_cross(engines: dict, pairs: list, resolution: int = 512, seed: int 
             elif ref_error is not None:
                 row["structure_error"] = f"nothing found in the input: {ref_error}"
             rows[name].append(row)
+            print(f"{pair.name} [{name}]: " + ", ".join(f"{k} {v}" for k, v in row.items() if k != "pair"),
+                  file=sys.stderr, flush=True)
     report = {"task": task, "resolution": size[0], "pairs": len(pairs),
               "engines": {name: {"summary": _summary(rows[name]), "rows": rows[name]} for name in engines}}
     return report, outputs
@@ -282,6 +287,7 @@ def _summary(rows: list[dict]) -> dict:
             "nme", lambda row: row["painted_exemplar"]), 4),
         "pck": stats(values("pck")), "coherence": stats(values("coherence")),
         "folds": stats(values("folds"), 5), "seconds": stats(values("seconds")),
+        "cpu_seconds": stats(values("cpu_seconds")),
         "seconds_median": round(float(np.median(values("seconds"))), 3) if values("seconds") else None,
     }
 
