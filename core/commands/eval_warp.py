@@ -304,14 +304,14 @@ def cross_sheet(pairs: list, outputs: dict[str, list[np.ndarray | str]], report:
     rows = []
     for i, pair in enumerate(pairs):
         side = min(pair.input.shape[:2])
-        figures = []
+        cells: list = [fit_image(pair.input, (side, side)), pair.exemplar]
         for name in names:
-            row = report["engines"][name]["rows"][i]
-            parts = [f"NME {row['nme']:.3f}" if "nme" in row else f"PCK {row['pck']:.2f}" if "pck" in row else "",
-                     f"coh {row['coherence']:.2f}" if "coherence" in row else "refused" if "refused" in row else ""]
-            figures.append(f"{name}: " + ", ".join(p for p in parts if p))
-        caption = f"{pair.name}   " + "   ".join(figures)
-        rows.append((caption, [fit_image(pair.input, (side, side)), pair.exemplar] + [outputs[n][i] for n in names]))
+            row, output = report["engines"][name]["rows"][i], outputs[name][i]
+            figures = [f"NME {row['nme']:.3f}" if "nme" in row else f"PCK {row['pck']:.2f}" if "pck" in row else "",
+                       f"coh {row['coherence']:.2f}" if "coherence" in row else "",
+                       f"folds {row['folds']:.1%}" if "folds" in row else ""]
+            cells.append(output if isinstance(output, str) else (output, " ".join(f for f in figures if f)))
+        rows.append((pair.name, cells))
     return contact_sheet(["input (centre)", "exemplar"] + names, rows, tile)
 
 
