@@ -5,8 +5,10 @@ scikit-image's astronaut (moved and rotated) or from her skeleton with waving ar
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +205,27 @@ def test_a_killed_run_continues_where_it_stopped(tmp_path, pose_clip, exemplar):
         retargeter.run(open_clip(pose_clip), exemplar, out, VideoOptions(resolution=128), kill_after_five)
     again = retargeter.run(open_clip(pose_clip), exemplar, out, VideoOptions(resolution=128, seed=1))
     assert again.resumed == 0
+
+
+def test_cli_killed_with_sigkill_continues_where_it_stopped(tmp_path, pose_clip, exemplar):
+    ex_path = tmp_path / "exemplar.png"
+    save_image(ex_path, exemplar)
+    out = tmp_path / "out.mp4"
+    cmd = [sys.executable, "-m", "core", "video", "--task", "pose", "--input", str(pose_clip), "--exemplar",
+           str(ex_path), "--output", str(out), "--resolution", "128"]
+    frames = tmp_path / ".out.mp4.partial" / "frames"
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and len(list(frames.glob("0?????.png"))) < 3:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done = len(list(frames.glob("0?????.png")))
+    assert 3 <= done < FRAMES and not out.exists()
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{done} reused from the interrupted run" in again.stdout
+    assert read_video_info(out).frames == FRAMES
 
 
 def test_seeded_frames_are_no_less_stable_than_independent(tmp_path, pose_clip, exemplar):

@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     if args.stats is not None:
         args.stats.write_text(json.dumps(summary, indent=1) + "\n")
     resumed = f", {result.resumed} reused from the interrupted run" if result.resumed else ""
-    per_frame = f", {result.seconds['wall_per_frame']:.2f} s per frame" if result.seconds else ""
+    per_frame = (f", {result.seconds['wall_per_frame']:.2f} s per rendered frame"
+                 if "wall_per_frame" in result.seconds else "")
     print(f"wrote {args.output}: {result.frames} frames {result.size[1]}x{result.size[0]} at {result.fps:g} fps "
           f"({result.engine}{per_frame}{resumed})")
     if result.flicker or result.pck:
