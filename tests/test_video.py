@@ -169,6 +169,21 @@ def test_cli_refuses_bad_arguments_clearly(tmp_path, photo_clip):
     assert "Traceback" not in bad_output.stderr + missing.stderr
 
 
+def test_a_phone_clip_is_read_upright(tmp_path):
+    import av
+
+    picture = np.zeros((64, 96, 3), np.uint8)
+    picture[:8, :8] = 255  # stored sideways, a white top-left corner
+    with av.open(str(tmp_path / "phone.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.set_display_rotation(90)  # what a phone writes: "show it turned a quarter counter-clockwise"
+        for packet in [*stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")), *stream.encode()]:
+            container.mux(packet)
+    (frame,) = open_clip(tmp_path / "phone.mp4").frames()
+    assert frame.shape == (96, 64, 3) and frame[-8:, :8].mean() > 200 and frame[:8, :8].mean() < 50
+
+
 def test_clip_without_a_person_is_refused(tmp_path, exemplar):
     frames = tmp_path / "frames"
     frames.mkdir()
