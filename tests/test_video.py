@@ -269,8 +269,12 @@ def test_flicker_is_zero_for_a_still_picture_and_grows_with_noise():
     shifted = np.roll(frame, 3, axis=1)  # moved 3 px right: the backward flow points 3 px left
     flow[..., 0] = -3
     assert stability.flicker(frame, shifted, flow, region[:, :] & (np.arange(64) >= 3)[None]) == 0.0
-    ref = np.array([[10, 10, 1], [110, 10, 1]] + [[0, 0, 0]] * 16, float)
+    ref = np.zeros((18, 3))
+    ref[[0, 2, 5, 8, 11]] = [[50, 10, 1], [40, 30, 1], [60, 30, 1], [45, 90, 1], [55, 90, 1]]
     assert stability.pck(ref, ref) == 1.0 and stability.pck(None, ref) == 0.0
+    moved = ref.copy()
+    moved[0, 0] += 30  # the nose 30 px off: beyond 0.2 x head-to-hip (80 px)
+    assert stability.pck(moved, ref) == pytest.approx(0.8)
 
 
 def test_a_learned_model_renders_every_frame_too(tmp_path, pose_clip, exemplar):

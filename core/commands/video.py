@@ -101,5 +101,5 @@ def run(args: argparse.Namespace) -> int:
           f"({result.engine}{per_frame}{resumed})")
     if result.flicker or result.pck:
         print(f"flicker {summary['flicker_mean']} (mean |frame t - warped frame t-1| over the person, 0-255), "
-              f"PCK@0.1 {summary['pck_mean']} (min {summary['pck_min']})")
+              f"PCK@0.2 {summary['pck_mean']} (min {summary['pck_min']})")
     return 0
