@@ -32,6 +32,7 @@ from core.corr import pixel_grid
 from core.engine import TrainingFreeEngine
 from core.errors import CheckpointError, InputError, WarpaintError
 from core.imageio import fit_image, from_tensor, to_tensor
+from core.limits import ITERATIONS, RESOLUTION, SEED, TEMPERATURE
 from core.patchmatch import LevelMatch
 from core.precision import PRECISIONS, inference_context, resolve_device
 from core.results import LevelView, TranslationResult
@@ -125,13 +126,11 @@ class Translator:
     def output_size(self, resolution: int | None) -> tuple[int, int]:
         """Square output size, rounded down to what the engine's pyramid accepts."""
         stride = 32
-        res = int(resolution) if resolution else DEFAULT_RESOLUTION
+        res = RESOLUTION.check(resolution) if resolution else DEFAULT_RESOLUTION
         if self.checkpoint is not None:
             config = self._model().config
             stride = config.stride
-            res = int(resolution) if resolution else config.resolution
-        if not 64 <= res <= 2048:
-            raise InputError(f"Resolution {res} is out of range: use 64 to 2048 (512 is the usual size).")
+            res = res if resolution else config.resolution
         res = max(stride, res - res % stride)
         return res, res
 
@@ -203,6 +202,8 @@ class Translator:
                               temperature: float | None, seed: int, progress: Progress | None
                               ) -> list[TranslationResult]:
         report = progress or (lambda fraction, text: None)
+        iterations, temperature = ITERATIONS.check_optional(iterations), TEMPERATURE.check_optional(temperature)
+        seed = SEED.check(seed)
         size = srcs[0].size
         seconds: dict[str, float] = {}
         exemplars = torch.cat([to_tensor(c.image) for c in ex_conds]).to(self.device)
