@@ -130,3 +130,14 @@ def test_the_training_free_engine_stops_when_the_budget_is_spent():
     TrainingFreeEngine()(cond, exemplar, cond)  # runs without a budget
     with budget.time_budget(0.0), pytest.raises(budget.BudgetExceeded):
         TrainingFreeEngine()(cond, exemplar, cond)
+
+
+def test_docs_list_the_apps_limits():
+    pytest.importorskip("gradio")
+    from pathlib import Path
+
+    from app import settings
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "app.md").read_text()
+    for limit in (settings.RESOLUTION, settings.ITERATIONS, settings.TEMPERATURE, settings.SEED):
+        assert f"| `{limit.name}` | {limit.describe()}" in text, limit.name
