@@ -47,6 +47,6 @@ REQUEST_SECONDS = _seconds("WARPAINT_REQUEST_SECONDS", 300)
 
 # What clients may set (UI sliders and API checks alike): core.limits, narrowed by the operator.
 RESOLUTION = limits.RESOLUTION.narrowed(minimum=128, maximum=_int("WARPAINT_MAX_RESOLUTION", 1024), step=64)
-ITERATIONS = limits.ITERATIONS
+ITERATIONS = limits.ITERATIONS.narrowed(minimum=1, maximum=16)
 TEMPERATURE = limits.TEMPERATURE
 SEED = limits.SEED

@@ -103,7 +103,7 @@ def check_flag(name: str, value: object) -> bool:
 
 RESOLUTION = Limit("resolution", 64, 2048, integer=True, default=None, step=32,
                    meaning="output side in pixels (rounded down to the model's stride)")
-ITERATIONS = Limit("iterations", 1, 16, integer=True, default=None, step=1,
+ITERATIONS = Limit("iterations", 0, 50, integer=True, default=None, step=1,
                    meaning="PatchMatch iterations per level (default: the model's, or 2 training-free)")
 TEMPERATURE = Limit("temperature", 0.001, 0.1, default=None, step=0.001,
                     meaning="softmax temperature of the matching (default 0.01)")

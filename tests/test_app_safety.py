@@ -7,7 +7,6 @@ all give their slot back; eight simultaneous users are all served.
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import threading
