@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import atomic_cache, drawing, handlers, models, settings
+from app import atomic_cache, drawing, handlers, models, settings, video
 from app.components import mask_editor, photo_input, raw
 from app.engine import ENGINES, engine_plan, friendly_errors
 from app.jobs import run_heavy
@@ -252,6 +252,8 @@ def build_demo() -> gr.Blocks:
                     engine, checkpoint, plan = build_tab(spec)
                 # On each page load: list the checkpoints present now, and say which engine auto picks.
                 demo.load(_load_checkpoints(spec.task), [engine], [checkpoint, plan], api_visibility="private")
+            with gr.Tab("Pose video", id="video", elem_id="tab-video"):
+                video.build_video_tab(HEAVY)
         gr.Markdown(f"Limits: {settings.MAX_FILE_SIZE} per upload, {settings.MAX_PIXELS / 1e6:.0f} MP per picture, "
                     f"{settings.CONCURRENCY} translation(s) at a time, {settings.REQUEST_SECONDS:g} s per request. "
                     "See docs/app.md.")

@@ -21,7 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.pipeline import Translator  # noqa: E402  (sets the OpenMP wait policy before torch starts)
+from core.environment import set_process_defaults  # noqa: E402
+
+set_process_defaults()  # passive OpenMP waiting, before torch starts
+
+from core.pipeline import Translator  # noqa: E402
 
 
 def make_clips(folder: Path, frames: int) -> dict[str, Path]:

@@ -100,7 +100,8 @@ def test_matching_checks_the_budget_between_levels_and_iterations(monkeypatch):
 
     torch.manual_seed(0)
     feats = torch.nn.functional.normalize(torch.randn(1, 8, 16, 16), dim=1)
-    pm = PatchMatch(8, 4, iterations=6, temperature=0.01, use_gru=False)
+    pm = PatchMatch(8, 4, use_gru=False)
+    run = dict(iterations=6, temperature=0.01)
     seeds = torch.zeros(1, 2, 4, 16, 16)
     calls = []
     real_check = budget.check
@@ -110,10 +111,10 @@ def test_matching_checks_the_budget_between_levels_and_iterations(monkeypatch):
         real_check()
 
     monkeypatch.setattr(budget, "check", counting_check)
-    pm(feats, feats, feats[:, :3], seeds)
+    pm(feats, feats, feats[:, :3], seeds, **run)
     assert len(calls) == 6  # once per iteration
     with budget.time_budget(0.0), pytest.raises(budget.BudgetExceeded):
-        pm(feats, feats, feats[:, :3], seeds)
+        pm(feats, feats, feats[:, :3], seeds, **run)
 
 
 def test_the_training_free_engine_stops_when_the_budget_is_spent():
@@ -127,9 +128,9 @@ def test_the_training_free_engine_stops_when_the_budget_is_spent():
     cond = from_user_condition("mask", painted, (64, 64))
     cond.image = painted
     exemplar = torch.rand(1, 3, 64, 64) * 2 - 1
-    TrainingFreeEngine()(cond, exemplar, cond)  # runs without a budget
+    TrainingFreeEngine()([cond], exemplar, [cond])  # runs without a budget
     with budget.time_budget(0.0), pytest.raises(budget.BudgetExceeded):
-        TrainingFreeEngine()(cond, exemplar, cond)
+        TrainingFreeEngine()([cond], exemplar, [cond])
 
 
 def test_docs_list_the_apps_limits():

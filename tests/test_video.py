@@ -117,8 +117,8 @@ def test_engine_seeded_with_its_own_matches_keeps_them(exemplar):
     src, ex = translator.prepare(data.astronaut(), exemplar, size)
     from core.imageio import to_tensor
 
-    first = translator.engine(src, to_tensor(ex.image), ex)
-    again = translator.engine(src, to_tensor(ex.image), ex, init=first.levels[-1].positions, iterations=0)
+    first = translator.engine([src], to_tensor(ex.image), [ex])
+    again = translator.engine([src], to_tensor(ex.image), [ex], init=first.levels[-1].positions, iterations=0)
     assert len(again.levels) == 1  # only the finest matched level ran
     assert torch.equal(again.levels[0].positions, first.levels[-1].positions)
     assert (again.image - first.image).abs().max() < 1e-4

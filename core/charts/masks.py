@@ -27,6 +27,7 @@ from core.conditions.masks import onehot_to_index
 from core.errors import InputError
 
 MIN_CLASS_FRACTION = 0.0005  # classes smaller than this share of the output are ignored (stray pixels)
+UNKNOWN_MIN_FRACTION = 0.05  # an exemplar's unlabeled part at least this large stands in for absent classes
 STUFF_MIN_FRACTION = 0.02  # a stuff region is synthesised when at least this share of the output
 BORDER_WEIGHT = 2.0  # shape-chart feature weights: distance to the border, relative position, frame position
 POSITION_WEIGHT = 1.0
@@ -71,7 +72,7 @@ def _shape_features(region: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarr
     return np.stack([xs, ys], axis=1).astype(np.float64), feats
 
 
-def shape_map(src_region: np.ndarray, ex_region: np.ndarray, grid: int = 160) -> np.ndarray:
+def shape_map(src_region: np.ndarray, ex_region: np.ndarray, grid: int = 100) -> np.ndarray:
     """(H, W, 2) x, y exemplar positions for the pixels of ``src_region`` (NaN elsewhere), one class.
 
     The nearest exemplar pixel in shape coordinates, found on a grid of about ``grid`` points a
@@ -244,15 +245,22 @@ def synthesize(src_region: np.ndarray, ex_region: np.ndarray, ex_image: np.ndarr
 def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = False, seed: int = 0) -> ChartMap:
     """Dense map from the output's labelled pixels to the exemplar's pixels of the same class.
 
-    Raises InputError naming the classes the input has and the exemplar lacks, unless
-    ``allow_partial`` (then they are listed in ``missing`` and left undefined). Unlabeled pixels
-    (index 0) are left to the engine's background."""
+    A class the exemplar lacks is taken from the exemplar's unlabeled part when it has one (a mask
+    segmented from a photo labels only the person); otherwise the classes are named in an
+    InputError, unless ``allow_partial`` (then they are listed in ``missing`` and left undefined).
+    The input's unlabeled pixels are left to the engine's background."""
     src_idx, ex_idx = class_index_map(source), class_index_map(exemplar)
     h, w = src_idx.shape
     src_count = np.bincount(src_idx.ravel(), minlength=len(NAMES))
     ex_count = np.bincount(ex_idx.ravel(), minlength=len(NAMES))
     classes = [c for c in np.flatnonzero(src_count >= max(1, MIN_CLASS_FRACTION * h * w)) if c != UNLABELED]
-    missing = [NAMES[c] for c in classes if ex_count[c] == 0]
+    eh, ew = ex_idx.shape
+    # An exemplar mask from a photo labels only the person (offline segmentation): its unlabeled part
+    # is "unknown", not "absent", so a class it lacks is taken from there (with a note).
+    unknown = ex_idx == UNLABELED if ex_count[UNLABELED] >= UNKNOWN_MIN_FRACTION * eh * ew else None
+    absent = [c for c in classes if ex_count[c] == 0]
+    borrowed = [NAMES[c] for c in absent if unknown is not None]
+    missing = [NAMES[c] for c in absent if unknown is None]
     if missing and not allow_partial:
         raise InputError(
             f"The exemplar has no {', '.join(missing)}: the input's mask needs "
@@ -266,9 +274,9 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     for c in classes:
         src_region = src_idx == c
         region[src_region] = c
-        if ex_count[c] == 0:
+        if ex_count[c] == 0 and unknown is None:
             continue
-        ex_region = ex_idx == c
+        ex_region = ex_idx == c if ex_count[c] else unknown
         guide = shape_map(src_region, ex_region)
         synthesised = None
         if NAMES[c] in STUFF and src_count[c] >= STUFF_MIN_FRACTION * h * w:
@@ -281,6 +289,11 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         else:
             positions[src_region] = guide[src_region][:, ::-1]
             confidence[src_region] = 0.8
+    if borrowed:
+        notes.append(f"Not labelled in the exemplar: {', '.join(borrowed)}; taken from its unlabeled part "
+                     "(paint the exemplar's mask too for an exact match).")
+        for c in absent:
+            confidence[src_idx == c] *= 0.5
     defined = np.isfinite(positions).all(axis=2)
     positions[~defined] = 0.0
     confidence[~defined] = 0.0

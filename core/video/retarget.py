@@ -186,7 +186,7 @@ class VideoRetargeter:
                         init = seeding.carry_matches(previous[0].levels[-1].positions, previous[1], track[t], size)
                         if init is not None:
                             iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
-                    out = engine(cond, ex_tensor, ex_cond, iterations=iters, seed=opts.seed, init=init)
+                    out = engine([cond], ex_tensor, [ex_cond], iterations=iters, seed=opts.seed, init=init)
                     image = from_tensor(out.image)
                     clock.add_parts(out.seconds)
                     previous = (out, track[t])
