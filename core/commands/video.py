@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
     parser.add_argument("--no-seeding", action="store_true",
                         help="match every frame from scratch (training-free engine; for comparison)")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="frames per engine call when frames are independent (learned engine, e.g. on a GPU)")
     parser.add_argument("--iterations", type=int, default=None, help="PatchMatch iterations of an unseeded frame")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frames-dir", type=Path, help="also keep the output frames here (PNG)")
@@ -56,11 +58,12 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.output, args.skeleton_video):  # before any work: a wrong name fails at once
         if path is not None:
             check_output(path)
-    from core.limits import ITERATIONS, RESOLUTION, SEED
+    from core.limits import BATCH_SIZE, ITERATIONS, RESOLUTION, SEED
 
     ITERATIONS.check_optional(args.iterations)  # the same number checks as translate and the app
     RESOLUTION.check_optional(args.resolution)
     SEED.check(args.seed)
+    BATCH_SIZE.check(args.batch_size)
     if args.stats is not None and not args.stats.parent.is_dir():
         raise InputError(f"Cannot write {args.stats}: the folder {args.stats.parent} does not exist.")
     clip = open_clip(args.input, max_frames=args.max_frames, fps=args.fps)
@@ -69,8 +72,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"engine: {translator.engine_name}; {clip.count} frames at {clip.fps:g} fps from {clip.kind} "
           f"{args.input}", file=sys.stderr)
     options = VideoOptions(resolution=args.resolution, seeding=not args.no_seeding, iterations=args.iterations,
-                           seed=args.seed, measure=args.stats is not None, frames_dir=args.frames_dir,
-                           skeletons_dir=args.skeletons_dir, skeleton_video=args.skeleton_video)
+                           seed=args.seed, batch_size=args.batch_size, measure=args.stats is not None,
+                           frames_dir=args.frames_dir, skeletons_dir=args.skeletons_dir,
+                           skeleton_video=args.skeleton_video)
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
