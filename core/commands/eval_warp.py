@@ -254,6 +254,8 @@ def evaluate_cross(engines: dict, pairs: list, resolution: int = 512, seed: int 
                     found = extract(task, result.image, size).keypoints
                 except NoSubjectError as exc:
                     row["structure_error"] = f"nothing found in the output: {exc}"
+                    if task == "pose":
+                        row["pck"] = 0.0  # every joint missed (a face's NME has no such value: counted apart)
                 else:
                     if task == "face":
                         row["nme"] = round(face_nme(found, reference), 4)
