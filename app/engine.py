@@ -18,15 +18,11 @@ import numpy as np
 
 from app import settings
 from core.errors import CheckpointError, InputError, NoSubjectError, WarpaintError
+from core.vocabulary import ENGINES, LEARNED, TRAINING_FREE, unknown
 
 log = logging.getLogger("warpaint.app")
 
-ENGINES = ("auto", "learned", "training-free")
 _TITLES = {InputError: "Input problem", NoSubjectError: "Nothing found", CheckpointError: "Checkpoint problem"}
-# core's messages name CLI options; in the app the same choices live in the Advanced accordion.
-_CLI_WORDS = {"pass --checkpoint DIR": "pick one in Advanced > Checkpoint",
-              "use --engine training-free": "choose Advanced > Engine > training-free",
-              "--engine training-free": "Engine: training-free (Advanced)"}
 
 try:  # Hugging Face Spaces (ZeroGPU): heavy functions borrow a GPU while they run
     import spaces  # type: ignore[import-not-found]
@@ -49,10 +45,8 @@ def friendly_errors(fn: Callable) -> Callable:
             raise
         except WarpaintError as exc:
             title = next((t for cls, t in _TITLES.items() if isinstance(exc, cls)), "Cannot do that")
-            message = str(exc)
-            for cli, ui in _CLI_WORDS.items():
-                message = message.replace(cli, ui)
-            raise gr.Error(message, title=title) from exc
+            # core's messages name the user's options in the app's words (Advanced accordion)
+            raise gr.Error(exc.for_front_end("app"), title=title) from exc
         except MemoryError as exc:
             raise gr.Error("Out of memory: choose a smaller resolution in Advanced.", title="Too large") from exc
         except Exception as exc:  # a bug: log it in full, tell the user briefly
@@ -93,14 +87,14 @@ def checkpoint_paths(task: str) -> list[str]:
 
 def engine_plan(task: str, engine: str, checkpoint: str | None) -> str:
     """What will run, in words, before anything is loaded."""
-    if engine == "training-free":
-        return "training-free (hand-made descriptors, no weights)"
+    if engine == TRAINING_FREE:
+        return f"{TRAINING_FREE} (hand-made descriptors, no weights)"
     found = [checkpoint] if checkpoint else checkpoint_paths(task)
-    if engine == "learned":
-        return f"learned ({Path(found[0]).name})" if found else "learned: no checkpoint found (the run will fail)"
+    if engine == LEARNED:
+        return f"{LEARNED} ({Path(found[0]).name})" if found else f"{LEARNED}: no checkpoint found (the run will fail)"
     if found:
-        return f"auto: learned ({Path(found[0]).name})"
-    return "auto: training-free (no checkpoint for this task under checkpoints/)"
+        return f"auto: {LEARNED} ({Path(found[0]).name})"
+    return f"auto: {TRAINING_FREE} (no checkpoint for this task under checkpoints/)"
 
 
 class _TranslatorCache:
@@ -113,7 +107,7 @@ class _TranslatorCache:
 
     def get(self, task: str, engine: str, checkpoint: str | None) -> Any:
         if engine not in ENGINES:
-            raise InputError(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
+            raise InputError(unknown("engine", engine, ENGINES))
         # "auto" decides at construction: a checkpoint added later must give a new translator.
         key = (task, engine, checkpoint or None, tuple(checkpoint_paths(task)) if engine == "auto" else ())
         with self.lock:

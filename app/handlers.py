@@ -14,9 +14,9 @@ import numpy as np
 
 from app import drawing
 from app.engine import friendly_errors, gpu, load_picture, translators
-from app.tasks import TASKS
 from core.errors import InputError
 from core.results import LevelView, TranslationResult
+from core.vocabulary import TASKS, TRAINING_FREE, unknown
 
 Progress = Callable[[float, str], None]
 
@@ -50,7 +50,7 @@ class Outcome:
 
 def check_task(task: str) -> str:
     if task not in TASKS:
-        raise InputError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
+        raise InputError(unknown("task", task, TASKS))
     return task
 
 
@@ -80,7 +80,7 @@ def extract(task: str, image, ready_condition: bool = False, resolution: float |
     task = check_task(task)
     res = check_resolution(resolution) or 256
     picture = load_picture(image, "picture")
-    condition = translators.get(task, "training-free", None).extract(picture, (res, res),
+    condition = translators.get(task, TRAINING_FREE, None).extract(picture, (res, res),
                                                                        ready_condition=bool(ready_condition))
     return condition.preview, "\n".join(condition.messages)
 

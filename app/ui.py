@@ -6,9 +6,10 @@ import gradio as gr
 
 from app import drawing, handlers, settings
 from app.components import mask_editor, photo_input
-from app.engine import ENGINES, checkpoint_paths, engine_plan, friendly_errors
+from app.engine import checkpoint_paths, engine_plan, friendly_errors
 from app.palette import editor_to_mask, legend_html, make_brush
-from app.tasks import TABS, TASKS, TabSpec
+from app.tasks import TABS, TabSpec
+from core.vocabulary import ENGINES, TASKS
 
 PHOTO, READY = "Photo", "Ready condition"
 PROGRESS = gr.Progress()  # marks a handler's progress parameter; Gradio gives each call its own tracker

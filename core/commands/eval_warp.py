@@ -26,15 +26,16 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from core.errors import WarpaintError
+from core.vocabulary import ENGINES, TASKS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SCENE_CLASSES = (2, 3, 5, 7, 10, 13)  # ADE20K: building, sky, tree, road, grass, person
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", required=True, choices=("pose", "face", "mask"))
+    parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument("--images", type=Path, help="folder of photos (x); masks may sit beside as <name>_mask.png")
-    parser.add_argument("--engine", default="training-free", choices=("auto", "learned", "training-free"))
+    parser.add_argument("--engine", default="training-free", choices=ENGINES)
     parser.add_argument("--checkpoint", type=Path, help="model folder for the learned engine")
     parser.add_argument("--limit", type=int, default=None, help="use at most N photos (sorted by name)")
     parser.add_argument("--resolution", type=int, default=256, help="square size of x and T(x) (default 256)")
