@@ -214,7 +214,9 @@ class Translator:
             exemplar_condition=ex_cond.preview, levels=level_views(out.levels, size), engine=self.engine_name,
             messages=messages, seconds={k: v for k, v in out.seconds.items() if k != "total"},
             confidence=out.confidence[0, 0].float().cpu().numpy(),
-            flow=flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy()))
+            flow=flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy()),
+            positions=out.positions[0].float().cpu().permute(1, 2, 0).contiguous().numpy(),
+            mapped=None if out.fill is None else (out.fill[0, 0] < 0.5).cpu().numpy())
         result.seconds["views"] = time.perf_counter() - t1
         return result
 

@@ -233,3 +233,22 @@ def test_flicker_is_zero_for_a_still_picture_and_grows_with_noise():
     assert stability.flicker(frame, shifted, flow, region[:, :] & (np.arange(64) >= 3)[None]) == 0.0
     ref = np.array([[10, 10, 1], [110, 10, 1]] + [[0, 0, 0]] * 16, float)
     assert stability.pck(ref, ref) == 1.0 and stability.pck(None, ref) == 0.0
+
+
+def test_a_learned_model_renders_every_frame_too(tmp_path, pose_clip, exemplar):
+    from core.config import get_preset
+    from core.model import Warpaint
+
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny-pose"
+    Warpaint(get_preset("tiny", task="pose", label_channels=20)).save_pretrained(folder)
+    translator = Translator("pose", engine="learned", checkpoint=folder)
+    clip = open_clip(pose_clip, max_frames=5)
+    one = VideoRetargeter(translator).run(clip, exemplar, tmp_path / "one.webm", VideoOptions(resolution=64))
+    assert one.engine.startswith("learned") and all(i == -1 for i in one.iterations)  # no seeding there
+    info = read_video_info(tmp_path / "one.webm")
+    assert (info.frames, info.width, info.codec) == (5, 64, "vp9")
+    batched = VideoRetargeter(translator).run(clip, exemplar, tmp_path / "batched.mp4",
+                                              VideoOptions(resolution=64, batch_size=2, frames_dir=tmp_path / "b"))
+    assert batched.seconds["rendered_frames"] == 5 and read_video_info(tmp_path / "batched.mp4").frames == 5
+    assert len(list((tmp_path / "b").glob("*.png"))) == 5
