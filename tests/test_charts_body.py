@@ -256,3 +256,30 @@ def test_detected_hands_go_to_the_nearer_wrist(monkeypatch):
     kp_no_wrists = kp.copy()
     kp_no_wrists[[4, 7]] = 0
     assert pose.detect_hands(photo, SIZE, kp_no_wrists) is None
+
+
+@pytest.fixture(scope="module")
+def photo_poses():
+    import matplotlib.cbook
+    import skimage.data
+
+    from core.conditions import extract
+    from core.imageio import load_image
+
+    grace = load_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    return {"grace": extract("pose", grace, SIZE), "astronaut": extract("pose", skimage.data.astronaut(), SIZE)}
+
+
+def test_real_photos_map_head_to_head_and_refuse_a_missing_arm(photo_poses):
+    grace, astronaut = photo_poses["grace"], photo_poses["astronaut"]
+    assert body_of(grace).measured and body_of(astronaut).measured  # selfie silhouettes on both sides
+    chart = body_chart(grace, astronaut)
+    assert chart.defined.mean() > 0.25 and not chart.missing
+    for joint in (0, 14, 15):  # nose and eyes land on the exemplar's
+        col, row = np.round(grace.keypoints[joint, :2]).astype(int)
+        assert chart.region[row, col] == PART_ID["head"]
+        eye_gap = np.hypot(*(astronaut.keypoints[14, :2] - astronaut.keypoints[15, :2]))
+        assert np.hypot(*(chart.positions[row, col][::-1] - astronaut.keypoints[joint, :2])) < 0.25 * eye_gap
+    # the astronaut shows her right elbow; Grace Hopper's portrait does not
+    with pytest.raises(InputError, match="right upper arm"):
+        body_chart(astronaut, grace)

@@ -96,10 +96,11 @@ def run(args: argparse.Namespace) -> int:
     if args.stats is not None:
         args.stats.write_text(json.dumps(summary, indent=1) + "\n")
     resumed = f", {result.resumed} reused from the interrupted run" if result.resumed else ""
-    per_frame = f", {result.seconds['wall_per_frame']:.2f} s per frame" if result.seconds else ""
+    per_frame = (f", {result.seconds['wall_per_frame']:.2f} s per rendered frame"
+                 if "wall_per_frame" in result.seconds else "")
     print(f"wrote {args.output}: {result.frames} frames {result.size[1]}x{result.size[0]} at {result.fps:g} fps "
           f"({result.engine}{per_frame}{resumed})")
     if result.flicker or result.pck:
         print(f"flicker {summary['flicker_mean']} (mean |frame t - warped frame t-1| over the person, 0-255), "
-              f"PCK@0.1 {summary['pck_mean']} (min {summary['pck_min']})")
+              f"PCK@0.2 {summary['pck_mean']} (min {summary['pck_min']})")
     return 0

@@ -112,7 +112,9 @@ class VideoRetargeter:
         state = _State(output, _fingerprint(clip, exemplar, size, self.translator.engine_name, opts))
         result = VideoResult(output, clip.count, clip.fps, size, self.translator.engine_name)
 
+        w0, c0 = time.perf_counter(), time.process_time()
         raw = self._poses(clip, size, state, report)
+        poses_seconds = (time.perf_counter() - w0, time.process_time() - c0)
         try:
             track, track_report = smooth_track(raw, clip.fps, size)
         except ValueError as exc:
@@ -124,7 +126,12 @@ class VideoRetargeter:
             self._measure(clip, track, size, state, result)
 
         report("encoding", 0, 1)
+        w0, c0 = time.perf_counter(), time.process_time()
         write_video(output, (state.read(t) for t in range(clip.count)), clip.fps)
+        result.seconds.update(wall_encode_per_frame=(time.perf_counter() - w0) / clip.count,
+                              cpu_encode_per_frame=(time.process_time() - c0) / clip.count,
+                              wall_poses_per_frame=poses_seconds[0] / clip.count,
+                              cpu_poses_per_frame=poses_seconds[1] / clip.count)
         if opts.skeleton_video is not None:
             write_video(opts.skeleton_video, (state.read(t, "skeletons") for t in range(clip.count)), clip.fps)
             result.skeleton_video = Path(opts.skeleton_video)
@@ -332,6 +339,8 @@ class _State:
                 shutil.rmtree(self.root)
         for sub in ("frames", "skeletons"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+            for stale in (self.root / sub).glob("*.tmp.*"):  # a write the kill interrupted
+                stale.unlink()
         stamp.write_text(json.dumps(fingerprint))
 
     def _path(self, t: int, kind: str = "frames", suffix: str = ".png") -> Path:
