@@ -17,8 +17,9 @@ from pathlib import Path
 import gradio as gr
 
 from app import settings
-from app.engine import ENGINES, friendly_errors, gpu, load_picture, translators
+from app.engine import friendly_errors, gpu, load_picture, translators
 from core.errors import InputError
+from core.vocabulary import ENGINES, TRAINING_FREE
 
 Progress = Callable[[float, str], None]
 PROGRESS = gr.Progress()  # marks the handler's progress parameter; Gradio gives each call its own tracker
@@ -71,7 +72,7 @@ def check_video_resolution(resolution: object) -> int:
 
 @gpu
 @friendly_errors
-def retarget(clip_path, exemplar, resolution: float = 256, engine: str = "training-free",
+def retarget(clip_path, exemplar, resolution: float = 256, engine: str = TRAINING_FREE,
              progress: Progress | None = None) -> tuple[str, str, str]:
     """(result video, skeleton video, status markdown) for one clip and one exemplar photo."""
     from core.video.retarget import VideoOptions, VideoRetargeter
@@ -116,7 +117,7 @@ def build_video_tab(heavy: dict) -> None:
     with gr.Row():
         resolution = gr.Slider(128, settings.VIDEO_MAX_RESOLUTION, value=min(256, settings.VIDEO_MAX_RESOLUTION),
                                step=64, label="Resolution (output side, pixels)", elem_id="video-resolution")
-        engine = gr.Radio(list(ENGINES), value="training-free", label="Engine",
+        engine = gr.Radio(list(ENGINES), value=TRAINING_FREE, label="Engine",
                           info="training-free is fastest and is seeded frame to frame")
     run = gr.Button("Make the video", variant="primary", elem_id="video-run")
     with gr.Row():
