@@ -26,6 +26,7 @@ from core.engine import TrainingFreeEngine
 from core.errors import CheckpointError, InputError, WarpaintError
 from core.imageio import fit_image, from_tensor, to_tensor
 from core.learned import LearnedEngine
+from core.limits import ITERATIONS, RESOLUTION, SEED, TEMPERATURE
 from core.patchmatch import LevelMatch
 from core.precision import resolve_device
 from core.protocol import Engine, EngineOutput, Progress, mean_positions
@@ -125,9 +126,7 @@ class Translator:
     def output_size(self, resolution: int | None) -> tuple[int, int]:
         """Square output size, rounded down to what the engine's pyramid accepts."""
         stride = self.engine.stride
-        res = int(resolution) if resolution else self.engine.resolution
-        if not 64 <= res <= 2048:
-            raise InputError(f"Resolution {res} is out of range: use 64 to 2048 (512 is the usual size).")
+        res = RESOLUTION.check(resolution) if resolution else self.engine.resolution
         res = max(stride, res - res % stride)
         return res, res
 
@@ -198,6 +197,8 @@ class Translator:
     def _translate_conditions(self, srcs: list[Condition], ex_conds: list[Condition], iterations: int | None,
                               temperature: float | None, seed: int, progress: Progress | None
                               ) -> list[TranslationResult]:
+        iterations, temperature = ITERATIONS.check_optional(iterations), TEMPERATURE.check_optional(temperature)
+        seed = SEED.check(seed)
         size = srcs[0].size
         exemplars = torch.cat([to_tensor(c.image) for c in ex_conds]).to(self.device)
         out = self.engine(srcs, exemplars, ex_conds, iterations=iterations, temperature=temperature, seed=seed,

@@ -50,6 +50,16 @@ def worded(message: str, front_end: str = "cli") -> str:
     return _PLACEHOLDER.sub(lambda m: words[m.group(1)], message)
 
 
+def shown(value: object, width: int = 40) -> str:
+    """A short, safe rendering of a user's value for a message."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print (Python refuses over 4300 digits)
+        return "a very large number"
+    return text if len(text) <= width else text[:width] + "..."
+
+
 def unknown(what: str, value: object, choices: Iterable[str]) -> str:
-    """The one wording of an unknown choice: "Unknown task 'cats': choose one of pose, face, mask." """
-    return f"Unknown {what} {value!r}: choose one of {', '.join(choices)}."
+    """The one wording of an unknown choice: "Unknown task 'cats': choose one of 'pose', 'face', 'mask'." """
+    listed = ", ".join(repr(c) for c in choices) or "(none)"
+    return f"Unknown {what} {shown(value)}: choose one of {listed}."

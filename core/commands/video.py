@@ -59,10 +59,12 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.output, args.skeleton_video):  # before any work: a wrong name fails at once
         if path is not None:
             check_output(path)
-    if args.iterations is not None and not 0 <= args.iterations <= 50:
-        raise InputError("--iterations must be between 0 and 50.")
-    if not 1 <= args.batch_size <= 64:
-        raise InputError("--batch-size must be between 1 and 64.")
+    from core.limits import BATCH_SIZE, ITERATIONS, RESOLUTION, SEED
+
+    ITERATIONS.check_optional(args.iterations)  # the same number checks as translate and the app
+    RESOLUTION.check_optional(args.resolution)
+    SEED.check(args.seed)
+    BATCH_SIZE.check(args.batch_size)
     if args.stats is not None and not args.stats.parent.is_dir():
         raise InputError(f"Cannot write {args.stats}: the folder {args.stats.parent} does not exist.")
     clip = open_clip(args.input, max_frames=args.max_frames, fps=args.fps)
