@@ -67,6 +67,8 @@ class EngineOutput:
     fill: torch.Tensor  # (1, 1, H, W) in [0, 1]: how much of each pixel comes from the fill
     levels: list[LevelMatch]  # coarsest first, as from ``match_pyramid``
     seconds: dict[str, float] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)  # what the user should know (v2: zoom, fills, folds)
+    stats: dict[str, float] = field(default_factory=dict)  # v2: zoom, folds fixed / left, fractions filled
 
 
 class TrainingFreeEngine:

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from core.conditions import Condition, extract, from_user_condition
 from core.corr import pixel_grid
 from core.engine import TrainingFreeEngine
-from core.errors import CheckpointError, InputError, WarpaintError
+from core.engine_v2 import V2_TASKS, TrainingFreeEngineV2
+from core.errors import CheckpointError, InputError, NoSubjectError, WarpaintError
 from core.imageio import fit_image, from_tensor, to_tensor
 from core.patchmatch import LevelMatch
 from core.precision import PRECISIONS, inference_context, resolve_device
@@ -74,7 +75,8 @@ class Translator:
     """One task, one engine: extracts conditions and translates inputs to exemplars' looks."""
 
     def __init__(self, task: str, engine: str = "auto", checkpoint: str | Path | None = None,
-                 device: str | None = None, precision: str = "fp32", checkpoints_root: Path = Path("checkpoints")):
+                 device: str | None = None, precision: str = "fp32", checkpoints_root: Path = Path("checkpoints"),
+                 version: int = 2):
         if task not in TASKS:
             raise InputError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
         if engine not in ENGINES:
@@ -89,8 +91,14 @@ class Translator:
         self.checkpoint: Path | None = None
         if engine != "training-free":
             self.checkpoint = self._resolve_checkpoint(engine, checkpoint, Path(checkpoints_root))
-        self.engine_name = f"learned ({self.checkpoint})" if self.checkpoint is not None else "training-free"
+        if version not in (1, 2):
+            raise InputError(f"Unknown training-free engine version {version!r}: use 2 (default) or 1.")
+        # v2 (charts, full-resolution sampling, compositing) where it has charts; v1 elsewhere and on request.
+        self.v2 = self.checkpoint is None and version == 2 and task in V2_TASKS
+        self.engine_name = (f"learned ({self.checkpoint})" if self.checkpoint is not None
+                            else "training-free v2" if self.v2 else "training-free")
         self.engine = TrainingFreeEngine()
+        self.engine_v2 = TrainingFreeEngineV2()
 
     def _resolve_checkpoint(self, engine: str, checkpoint: str | Path | None, root: Path) -> Path | None:
         if checkpoint is not None:
@@ -136,51 +144,63 @@ class Translator:
         return res, res
 
     def prepare(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, size: tuple[int, int],
-                source_is_condition: bool = False) -> tuple[Condition, Condition]:
-        """Both conditions at ``size``; the exemplar's carries its photo (``.image``)."""
+                source_is_condition: bool = False, allow_partial: bool = False) -> tuple[Condition, Condition]:
+        """Both conditions; the exemplar's carries its photo (``.image``). The input's is at ``size``; the
+        exemplar's too, except for engine v2: at its own working size (its whole frame), carrying the
+        original photo (``.photo``) so the output samples the original pixels."""
         if isinstance(source, Condition):
             src = source
             if src.size != size:
                 raise InputError(f"The input condition is {src.size[1]}x{src.size[0]}, not {size[1]}x{size[0]}: "
                                  "extract it at the size you translate at.")
         else:
-            src = self.extract(source, size, ready_condition=source_is_condition)
+            try:
+                src = self.extract(source, size, ready_condition=source_is_condition)
+            except NoSubjectError as exc:
+                raise NoSubjectError(f"The input: {exc}") from exc
         if isinstance(exemplar, Condition):
             ex_cond = exemplar
             if ex_cond.image is None:
                 raise InputError("The exemplar must be a photo (or a Condition extracted from one, with its image).")
-            if ex_cond.size != size:
+            if ex_cond.size != size and not self.v2:
                 raise InputError(f"The exemplar condition is {ex_cond.size}, the input {size}: "
                                  "extract both at one size.")
+        elif self.v2:
+            ex_cond = exemplar_condition(self.task, exemplar, max(size), allow_partial)
         else:
-            ex_cond = extract(self.task, exemplar, size)
+            try:
+                ex_cond = extract(self.task, exemplar, size)
+            except NoSubjectError as exc:
+                raise NoSubjectError(f"The exemplar: {exc}") from exc
             if ex_cond.image is None:
                 ex_cond.image = fit_image(exemplar, size)
         return src, ex_cond
 
     def translate(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, *,
                   resolution: int | None = None, iterations: int | None = None, temperature: float | None = None,
-                  seed: int = 0, source_is_condition: bool = False,
+                  seed: int = 0, source_is_condition: bool = False, allow_partial: bool = False,
                   progress: Progress | None = None) -> TranslationResult:
         """Translate ``source`` (photo, condition picture or Condition) to the looks of ``exemplar``
         (photo, or a Condition extracted from one). Progress goes through extraction, every level
-        and synthesis."""
+        and synthesis. ``allow_partial``: engine v2 maps what it can when the exemplar lacks a part
+        the input needs (e.g. no face) instead of refusing."""
         report = progress or (lambda fraction, text: None)
         t0 = time.perf_counter()
         size = source.size if isinstance(source, Condition) else self.output_size(resolution)
         report(0.02, "extracting the conditions of the input and the exemplar")
-        src, ex_cond = self.prepare(source, exemplar, size, source_is_condition)
+        src, ex_cond = self.prepare(source, exemplar, size, source_is_condition, allow_partial)
         extract_s = time.perf_counter() - t0
         report(0.2, "conditions ready")
         result = self._translate_conditions([src], [ex_cond], iterations, temperature, seed,
-                                            lambda f, text: report(0.2 + 0.78 * f, text))[0]
+                                            lambda f, text: report(0.2 + 0.78 * f, text), allow_partial)[0]
         result.seconds = {"extract": extract_s, **result.seconds}
         report(1.0, "done")
         return result
 
     def translate_batch(self, sources: list, exemplars: list, *, resolution: int | None = None,
                         iterations: int | None = None, temperature: float | None = None, seed: int = 0,
-                        source_is_condition: bool = False) -> list[TranslationResult | WarpaintError]:
+                        source_is_condition: bool = False, allow_partial: bool = False
+                        ) -> list[TranslationResult | WarpaintError]:
         """Translate pairs; a pair that fails (unreadable, no subject...) yields its error instead of a
         result, the others go on. The learned engine runs the good pairs as one batch."""
         size = self.output_size(resolution)
@@ -188,28 +208,35 @@ class Translator:
         ready, conds = [], []
         for i, (source, exemplar) in enumerate(zip(sources, exemplars)):
             try:
-                conds.append(self.prepare(source, exemplar, size, source_is_condition))
+                conds.append(self.prepare(source, exemplar, size, source_is_condition, allow_partial))
                 ready.append(i)
             except WarpaintError as exc:
                 out[i] = exc
         if ready:
             results = self._translate_conditions([c[0] for c in conds], [c[1] for c in conds], iterations,
-                                                 temperature, seed, None)
+                                                 temperature, seed, None, allow_partial)
             for i, result in zip(ready, results):
                 out[i] = result
         return out  # type: ignore[return-value]
 
     def _translate_conditions(self, srcs: list[Condition], ex_conds: list[Condition], iterations: int | None,
-                              temperature: float | None, seed: int, progress: Progress | None
-                              ) -> list[TranslationResult]:
+                              temperature: float | None, seed: int, progress: Progress | None,
+                              allow_partial: bool = False) -> list[TranslationResult]:
         report = progress or (lambda fraction, text: None)
         size = srcs[0].size
         seconds: dict[str, float] = {}
-        exemplars = torch.cat([to_tensor(c.image) for c in ex_conds]).to(self.device)
+        exemplars = torch.cat([to_tensor(fit_image(c.image, size)) for c in ex_conds]).to(self.device)
+        notes: list[list[str]] = [[] for _ in srcs]
+        if self.v2:
+            outs = [self.engine_v2(src, ex, allow_partial=allow_partial, seed=seed,
+                                   progress=report if len(srcs) == 1 else None)
+                    for src, ex in zip(srcs, ex_conds)]
+            notes = [o.messages for o in outs]
         if self.checkpoint is None:
-            outs = [self.engine(src, exemplars[i:i + 1], ex, iterations=iterations, temperature=temperature,
-                                seed=seed, progress=report if len(srcs) == 1 else None)
-                    for i, (src, ex) in enumerate(zip(srcs, ex_conds))]
+            if not self.v2:
+                outs = [self.engine(src, exemplars[i:i + 1], ex, iterations=iterations, temperature=temperature,
+                                    seed=seed, progress=report if len(srcs) == 1 else None)
+                        for i, (src, ex) in enumerate(zip(srcs, ex_conds))]
             image = torch.cat([o.image for o in outs])
             warped = torch.cat([o.warped for o in outs])
             positions = torch.cat([o.positions for o in outs])
@@ -231,7 +258,7 @@ class Translator:
             t1 = time.perf_counter()
             final_flow = positions[i].cpu() - pixel_grid(*size, "cpu")
             messages = ([f"Engine: {self.engine_name}."] + list(src.messages)
-                        + [f"Exemplar: {m}" for m in ex_cond.messages])
+                        + [f"Exemplar: {m}" for m in ex_cond.messages] + notes[i])
             result = TranslationResult(
                 image=from_tensor(image[i]), warped=from_tensor(warped[i]), input_condition=src.preview,
                 exemplar_condition=ex_cond.preview, levels=level_views(per_item[i], size), engine=self.engine_name,
@@ -318,6 +345,29 @@ def _item(level: LevelMatch, i: int) -> LevelMatch:
 def _float_level(level: LevelMatch) -> LevelMatch:
     return LevelMatch(level.warp.float(), level.positions.float(), level.weights.float(),
                       level.confidence.float(), level.indices, level.cycle)
+
+
+def exemplar_condition(task: str, photo: np.ndarray, side: int, allow_partial: bool = False) -> Condition:
+    """The exemplar's condition over its whole frame, at a working size with the longer side ``side``,
+    carrying the original photo (``.photo``) for full-resolution sampling. With ``allow_partial``, an
+    exemplar without a face still gives a condition (photo only) that engine v2 maps around."""
+    h, w = photo.shape[:2]
+    scale = side / max(h, w)
+    size = (max(32, round(h * scale)), max(32, round(w * scale)))
+    try:
+        cond = extract(task, photo, size)
+    except NoSubjectError as exc:
+        if not allow_partial:
+            what = "face" if task == "face" else "subject"
+            raise NoSubjectError(f"The exemplar has no {what} to paint the input with ({exc}) Choose an exemplar "
+                                 f"that shows a {what}, or allow a partial result (--allow-partial).") from exc
+        image = fit_image(photo, size)
+        cond = Condition(task=task, label=torch.zeros(1, *size), preview=image, image=image,
+                         messages=[f"No subject found ({exc})."])
+    if cond.image is None:
+        cond.image = fit_image(photo, size)
+    cond.photo = photo
+    return cond
 
 
 # -- views for the UI ------------------------------------------------------------------------------
