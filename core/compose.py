@@ -34,9 +34,10 @@ def _features(image: torch.Tensor, allowed: torch.Tensor | None = None) -> torch
     _, vecs = np.linalg.eigh((centred.t() @ centred).numpy())  # ascending eigenvalues
     basis = torch.from_numpy(vecs[:, ::-1][:, :CHANNELS].copy()).float()  # (75, CHANNELS)
     proj = patches @ basis  # (N, CHANNELS)
-    proj = proj.t().reshape(1, -1, h, w)
-    bias = torch.full_like(proj[:, :1], 0.15 * k)  # keeps flat patches' directions stable
-    feats = F.normalize(torch.cat([proj, bias], 1), dim=1)
+    # Lift onto a sphere (x -> [x, sqrt(R^2 - |x|^2)] / R): cosine similarity then ranks by L2 distance.
+    radius = proj.norm(dim=1).max().clamp_min(1e-6) * 1.01
+    lift = (radius**2 - proj.square().sum(1, keepdim=True)).clamp_min(0).sqrt()
+    feats = (torch.cat([proj, lift], 1) / radius).t().reshape(1, -1, h, w)
     if allowed is not None:
         feats = feats * allowed
     return feats
@@ -47,9 +48,10 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     """Where to copy each pixel of ``image`` (H, W, 3) uint8 from so that ``hole`` (H, W) bool is
     filled with the texture of ``allowed`` (default: everything outside the hole).
 
-    Returns (H, W, 2) float32 (row, col) in ``image`` pixels: the identity outside the hole."""
+    Returns (V, H, W, 2) float32 (row, col) in ``image`` pixels, V shift maps whose samples are averaged
+    (``sample_votes``): the identity outside the hole."""
     h, w = hole.shape
-    grid_full = np.stack(np.mgrid[0:h, 0:w], axis=-1).astype(np.float32)
+    grid_full = np.stack(np.mgrid[0:h, 0:w], axis=-1).astype(np.float32)[None]
     allowed = ~hole if allowed is None else allowed & ~hole
     if not hole.any() or allowed.sum() < 16:
         return grid_full
@@ -100,13 +102,30 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         offsets[:, :, ~hl] = 0
     if offsets is None:
         return grid_full
-    # Shift map at full resolution: each pixel copies from its work cell's source cell, offset alike.
-    off = offsets[0].permute(1, 2, 0).numpy()  # (wh, ww, 2) in work pixels
-    off_full = cv2.resize(off, (w, h), interpolation=cv2.INTER_NEAREST) * np.array([h / wh, w / ww], np.float32)
-    out = grid_full + off_full
-    out[~hole] = grid_full[~hole]
-    out[..., 0] = out[..., 0].clip(0, h - 1)
-    out[..., 1] = out[..., 1].clip(0, w - 1)
+    return _full_shifts(offsets[0].permute(1, 2, 0).numpy(), hl.numpy(), hole)
+
+
+VOTES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # a work cell and its four neighbours
+
+
+def _full_shifts(off: np.ndarray, hole_work: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Work-level offsets (wh, ww, 2) -> (V, H, W, 2) full-resolution shift maps: each pixel copies by
+    its own cell's offset and by each neighbour cell's (a vote: averaging the V samples hides the seams
+    between cells that copy from different places). Identity outside the hole."""
+    h, w = hole.shape
+    wh, ww = hole_work.shape
+    scale = np.array([h / wh, w / ww], np.float32)
+    grid = np.stack(np.mgrid[0:h, 0:w], axis=-1).astype(np.float32)
+    out = np.empty((len(VOTES), h, w, 2), np.float32)
+    for v, (dr, dc) in enumerate(VOTES):
+        moved = np.roll(off, (-dr, -dc), axis=(0, 1))
+        usable = np.roll(hole_work, (-dr, -dc), axis=(0, 1))
+        moved = np.where(usable[..., None], moved, off)
+        full = grid + cv2.resize(moved, (w, h), interpolation=cv2.INTER_NEAREST) * scale
+        full[~hole] = grid[~hole]
+        full[..., 0] = full[..., 0].clip(0, h - 1)
+        full[..., 1] = full[..., 1].clip(0, w - 1)
+        out[v] = full
     return out
 
 
@@ -129,12 +148,21 @@ def _window(best: torch.Tensor) -> torch.Tensor:
 
 
 def _fill(im, cand, hole, grid):
-    """Hole pixels take the colour at their first candidate."""
+    """Patch voting (Wexler et al. 2007): each hole pixel becomes the mean of what the 5x5 patches
+    covering it propose, each patch copied from where its best candidate points."""
     h, w = im.shape[-2:]
-    pos = (grid + cand[0, :, 0]).round().long()
-    pos[0].clamp_(0, h - 1)
-    pos[1].clamp_(0, w - 1)
-    return torch.where(hole[None, None], im[:, :, pos[0], pos[1]], im)
+    off = cand[0, :, 0].round().long()  # (2, h, w) best offset per pixel
+    r = PATCH_RADIUS
+    pad = F.pad(off[None].float(), (r, r, r, r), mode="replicate")[0].long()
+    total = torch.zeros_like(im)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            # The patch centred at p + d copies p from (p + d + offset(p + d)) - d = p + offset(p + d).
+            o = pad[:, r + dy:r + dy + h, r + dx:r + dx + w]
+            rows = (grid[0].long() + o[0]).clamp_(0, h - 1)
+            cols = (grid[1].long() + o[1]).clamp_(0, w - 1)
+            total += im[:, :, rows, cols]
+    return torch.where(hole[None, None], total / (2 * r + 1) ** 2, im)
 
 
 def _keep_valid(cand, grid, src_ok):
@@ -179,14 +207,22 @@ def _det(positions: np.ndarray) -> np.ndarray:
     return r_y * c_x - r_x * c_y
 
 
-def compose_shift(positions: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Follow ``positions`` (H, W, 2) into a shift map (h, w, 2) over the same pixels (nearest cell,
-    keeping the sub-pixel offset): where the shift map moves a pixel, the position moves alike."""
-    h, w = shift.shape[:2]
+def compose_shift(positions: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Follow ``positions`` (H, W, 2) into shift maps (V, h, w, 2) over the same pixels (nearest cell,
+    keeping the sub-pixel offset): (V, H, W, 2), where a shift map moves a pixel the position moves alike."""
+    h, w = shifts.shape[1:3]
     r = np.clip(np.round(positions[..., 0]).astype(np.int64), 0, h - 1)
     c = np.clip(np.round(positions[..., 1]).astype(np.int64), 0, w - 1)
-    moved = shift[r, c] - np.stack([r, c], axis=-1).astype(np.float32)
-    return positions + moved
+    rc = np.stack([r, c], axis=-1).astype(np.float32)
+    return np.stack([positions + shift[r, c] - rc for shift in shifts])
+
+
+def sample_votes(photo: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``sample`` at each of (V, H, W, 2) position maps, averaged (the votes of ``complete``)."""
+    if positions.ndim == 3:
+        return sample(photo, positions)
+    total = sum(sample(photo, p).astype(np.float32) for p in positions)
+    return np.clip(total / len(positions) + 0.5, 0, 255).astype(np.uint8)
 
 
 def blend(front: np.ndarray, back: np.ndarray, alpha: np.ndarray, levels: int = 3) -> np.ndarray:

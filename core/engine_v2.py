@@ -24,7 +24,7 @@ import torch
 from core.charts.face import face_chart, face_points
 from core.charts.folds import fold_fraction, unfold
 from core.charts.surround import apply_affine, fit_similarity, surround_map
-from core.compose import blend, complete, compose_shift, sample
+from core.compose import blend, complete, compose_shift, sample, sample_votes
 from core.conditions import detectors
 from core.conditions.condition import Condition
 from core.engine import EngineOutput
@@ -110,21 +110,23 @@ class TrainingFreeEngineV2:
         ex_h, ex_w = ex_size
         inside = ((positions[..., 0] >= -0.5) & (positions[..., 0] <= ex_h - 0.5)
                   & (positions[..., 1] >= -0.5) & (positions[..., 1] <= ex_w - 0.5))
-        on_person = cv2.remap(ex_person.astype(np.uint8), *_xy(positions), cv2.INTER_NEAREST,
-                              borderMode=cv2.BORDER_CONSTANT) > 0
+        core = cv2.erode(ex_person.astype(np.uint8), _disk(max(1, round(0.01 * max(ex_size)))))
+        on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
         person_hole = src_person & ~(inside & on_person) & ~chart.defined
         to_photo = photo_scale(photo.shape[:2], ex_size)
         person_img = sample(photo, to_photo(positions))
         if person_hole.any():
             face_zone = cv2.dilate(chart.defined.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
-            shift = complete(person_img, person_hole, src_person & ~person_hole & ~face_zone, self.completion_side)
-            positions = np.where(person_hole[..., None], _follow(positions, shift), positions)
-            person_img = sample(photo, to_photo(positions))
+            shifts = complete(person_img, person_hole, src_person & ~person_hole & ~face_zone, self.completion_side)
+            votes = np.stack([np.where(person_hole[..., None], _follow(positions, s), positions) for s in shifts])
+            positions = votes[0]
+            person_img = sample_votes(photo, to_photo(votes))
         # The exemplar's background with its person removed, mapped frame to frame.
-        ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.02 * max(ex_size))))) > 0
+        ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
         ex_shift = complete(exemplar.image, ex_hole, None, self.completion_side)
-        background = compose_shift(frame, ex_shift)
-        back_img = sample(photo, to_photo(background))
+        background = compose_shift(frame, ex_shift)  # (V, H, W, 2): votes
+        back_img = sample_votes(photo, to_photo(background))
+        background = background[0]
         seconds["completion"] = time.perf_counter() - t
 
         # 4. Composite.
