@@ -9,6 +9,8 @@ is finally sampled from the full-resolution picture: sharp, never a blurred inpa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import torch
@@ -31,8 +33,9 @@ def _features(image: torch.Tensor, allowed: torch.Tensor | None = None) -> torch
     patches = F.unfold(padded, k)[0].t()  # (N, 75)
     sample = patches[:: max(1, len(patches) // 4096)]
     centred = (sample - sample.mean(0)).double()
-    _, vecs = np.linalg.eigh((centred.t() @ centred).numpy())  # ascending eigenvalues
-    basis = torch.from_numpy(vecs[:, ::-1][:, :CHANNELS].copy()).float()  # (75, CHANNELS)
+    _, vecs = torch.linalg.eigh(centred.t() @ centred)  # ascending eigenvalues (torch's LAPACK: numpy's
+    # OpenBLAS threads would fight torch's for the cores)
+    basis = vecs.flip(1)[:, :CHANNELS].float()  # (75, CHANNELS)
     proj = patches @ basis  # (N, CHANNELS)
     # Lift onto a sphere (x -> [x, sqrt(R^2 - |x|^2)] / R): cosine similarity then ranks by L2 distance.
     radius = proj.norm(dim=1).max().clamp_min(1e-6) * 1.01
@@ -43,18 +46,51 @@ def _features(image: torch.Tensor, allowed: torch.Tensor | None = None) -> torch
     return feats
 
 
-def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
-             iterations: int = 2) -> np.ndarray:
-    """Where to copy each pixel of ``image`` (H, W, 3) uint8 from so that ``hole`` (H, W) bool is
-    filled with the texture of ``allowed`` (default: everything outside the hole).
+VOTES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # a work cell and its four neighbours
 
-    Returns (V, H, W, 2) float32 (row, col) in ``image`` pixels, V shift maps whose samples are averaged
-    (``sample_votes``): the identity outside the hole."""
+
+@dataclass
+class Completion:
+    """Where the pixels of a hole copy from: offsets on a work grid, evaluated at any point.
+
+    ``sources(points)`` gives V source positions per point (its own work cell's offset and each
+    neighbouring cell's, at full resolution): averaging the V samples hides the seams between cells
+    that copy from different places (patch voting at full resolution). Identity outside the hole."""
+
+    offsets: np.ndarray  # (wh, ww, 2) (row, col) offsets in work pixels; 0 outside the hole
+    hole_work: np.ndarray  # (wh, ww) bool
+    hole: np.ndarray  # (H, W) bool, full resolution
+
+    def sources(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) (row, col) full-resolution points -> (V, N, 2) where to copy each from."""
+        h, w = self.hole.shape
+        wh, ww = self.hole_work.shape
+        r = np.clip(np.round(points[:, 0]).astype(np.int64), 0, h - 1)
+        c = np.clip(np.round(points[:, 1]).astype(np.int64), 0, w - 1)
+        inside = self.hole[r, c]
+        cr = np.clip((r * wh) // h, 0, wh - 1)
+        cc = np.clip((c * ww) // w, 0, ww - 1)
+        scale = np.array([h / wh, w / ww], np.float32)
+        own = self.offsets[cr, cc]
+        out = np.empty((len(VOTES), len(points), 2), np.float32)
+        for v, (dr, dc) in enumerate(VOTES):
+            nr, nc = np.clip(cr + dr, 0, wh - 1), np.clip(cc + dc, 0, ww - 1)
+            off = np.where(self.hole_work[nr, nc][:, None], self.offsets[nr, nc], own)
+            src = points + np.where(inside[:, None], off * scale, 0)
+            out[v, :, 0] = src[:, 0].clip(0, h - 1)
+            out[v, :, 1] = src[:, 1].clip(0, w - 1)
+        return out
+
+
+def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
+             iterations: int = 2) -> Completion:
+    """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
+    is filled with the texture of ``allowed`` (default: everything outside the hole)."""
     h, w = hole.shape
-    grid_full = np.stack(np.mgrid[0:h, 0:w], axis=-1).astype(np.float32)[None]
+    none = Completion(np.zeros((1, 1, 2), np.float32), np.zeros((1, 1), bool), np.zeros_like(hole))
     allowed = ~hole if allowed is None else allowed & ~hole
     if not hole.any() or allowed.sum() < 16:
-        return grid_full
+        return none
     s = min(1.0, side / max(h, w))
     wh, ww = max(8, round(h * s)), max(8, round(w * s))
     levels = 1
@@ -69,7 +105,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     ok_t = torch.from_numpy(cv2.resize(allowed.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST) > 0)
     ok_t &= ~hole_t
     if int(ok_t.sum()) < 4:
-        return grid_full
+        return none
     pm = PatchMatch(0, 9, iterations, temperature=0.01, use_gru=False)
     offsets = None
     for level in reversed(range(levels)):
@@ -101,32 +137,8 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         offsets = _best(match, grid)  # (1, 2, lh, lw)
         offsets[:, :, ~hl] = 0
     if offsets is None:
-        return grid_full
-    return _full_shifts(offsets[0].permute(1, 2, 0).numpy(), hl.numpy(), hole)
-
-
-VOTES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # a work cell and its four neighbours
-
-
-def _full_shifts(off: np.ndarray, hole_work: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """Work-level offsets (wh, ww, 2) -> (V, H, W, 2) full-resolution shift maps: each pixel copies by
-    its own cell's offset and by each neighbour cell's (a vote: averaging the V samples hides the seams
-    between cells that copy from different places). Identity outside the hole."""
-    h, w = hole.shape
-    wh, ww = hole_work.shape
-    scale = np.array([h / wh, w / ww], np.float32)
-    grid = np.stack(np.mgrid[0:h, 0:w], axis=-1).astype(np.float32)
-    out = np.empty((len(VOTES), h, w, 2), np.float32)
-    for v, (dr, dc) in enumerate(VOTES):
-        moved = np.roll(off, (-dr, -dc), axis=(0, 1))
-        usable = np.roll(hole_work, (-dr, -dc), axis=(0, 1))
-        moved = np.where(usable[..., None], moved, off)
-        full = grid + cv2.resize(moved, (w, h), interpolation=cv2.INTER_NEAREST) * scale
-        full[~hole] = grid[~hole]
-        full[..., 0] = full[..., 0].clip(0, h - 1)
-        full[..., 1] = full[..., 1].clip(0, w - 1)
-        out[v] = full
-    return out
+        return none
+    return Completion(offsets[0].permute(1, 2, 0).numpy(), hl.numpy(), hole)
 
 
 def _dense(left: torch.Tensor, right: torch.Tensor, src_ok: torch.Tensor) -> torch.Tensor:
@@ -183,46 +195,47 @@ def _best(match, grid) -> torch.Tensor:
     return pos - grid[None]
 
 
-def sample(photo: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """The photo (any size, uint8) sampled at ``positions`` (H, W, 2) (row, col) in its own pixels.
-
-    Bicubic from the original pixels; where the map shrinks the photo by more than 1.5x (median),
-    from a matching level of its area-filtered pyramid instead (no aliasing)."""
+def photo_level(photo: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, float]:
+    """The picture to sample for a map (H, W, 2) into ``photo``: the original, or where the map shrinks
+    it by more than 1.5x (median), a matching level of its area-filtered pyramid (no aliasing); and the
+    factor from original pixels to that picture's."""
     det = np.abs(_det(positions))
     shrink = float(np.sqrt(np.median(det))) if det.size else 1.0
-    src, pos = photo, positions
-    if shrink > 1.5:
-        f = shrink
-        sh, sw = max(1, round(photo.shape[0] / f)), max(1, round(photo.shape[1] / f))
-        src = cv2.resize(photo, (sw, sh), interpolation=cv2.INTER_AREA)
-        pos = (positions + 0.5) * np.array([sh / photo.shape[0], sw / photo.shape[1]], np.float32) - 0.5
-    return cv2.remap(src, np.ascontiguousarray(pos[..., 1], np.float32), np.ascontiguousarray(pos[..., 0], np.float32),
-                     cv2.INTER_CUBIC,
-                     borderMode=cv2.BORDER_REFLECT)
+    if shrink <= 1.5:
+        return photo, 1.0
+    sh, sw = max(1, round(photo.shape[0] / shrink)), max(1, round(photo.shape[1] / shrink))
+    return cv2.resize(photo, (sw, sh), interpolation=cv2.INTER_AREA), sh / photo.shape[0]
+
+
+def sample(photo: np.ndarray, positions: np.ndarray, level: tuple[np.ndarray, float] | None = None) -> np.ndarray:
+    """The photo (any size, uint8) sampled bicubically at ``positions`` (..., 2) (row, col) in its own
+    pixels, from ``level`` (default: ``photo_level`` of these positions)."""
+    src, factor = level if level is not None else photo_level(photo, positions)
+    pos = positions if factor == 1.0 else (positions + 0.5) * factor - 0.5
+    if pos.ndim == 2:  # a list of points: remap them as rows of 1024 (OpenCV caps sides at 32767)
+        n = len(pos)
+        flat = np.zeros((-(-n // 1024) * 1024, 2), np.float32)
+        flat[:n] = pos
+        flat = flat.reshape(-1, 1024, 2)
+    else:
+        flat = pos
+    out = cv2.remap(src, np.ascontiguousarray(flat[..., 1], np.float32), np.ascontiguousarray(flat[..., 0], np.float32),
+                    cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    if pos.ndim == 2:
+        return out.reshape(-1, out.shape[-1])[:len(pos)]
+    return out
+
+
+def sample_votes(photo: np.ndarray, votes: np.ndarray, level: tuple[np.ndarray, float]) -> np.ndarray:
+    """The mean of ``sample`` at each of (V, N, 2) vote positions: (N, 3) uint8."""
+    total = sum(sample(photo, v, level).astype(np.float32) for v in votes)
+    return np.clip(total / len(votes) + 0.5, 0, 255).astype(np.uint8)
 
 
 def _det(positions: np.ndarray) -> np.ndarray:
     r_y, r_x = np.gradient(positions[..., 0])
     c_y, c_x = np.gradient(positions[..., 1])
     return r_y * c_x - r_x * c_y
-
-
-def compose_shift(positions: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Follow ``positions`` (H, W, 2) into shift maps (V, h, w, 2) over the same pixels (nearest cell,
-    keeping the sub-pixel offset): (V, H, W, 2), where a shift map moves a pixel the position moves alike."""
-    h, w = shifts.shape[1:3]
-    r = np.clip(np.round(positions[..., 0]).astype(np.int64), 0, h - 1)
-    c = np.clip(np.round(positions[..., 1]).astype(np.int64), 0, w - 1)
-    rc = np.stack([r, c], axis=-1).astype(np.float32)
-    return np.stack([positions + shift[r, c] - rc for shift in shifts])
-
-
-def sample_votes(photo: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """``sample`` at each of (V, H, W, 2) position maps, averaged (the votes of ``complete``)."""
-    if positions.ndim == 3:
-        return sample(photo, positions)
-    total = sum(sample(photo, p).astype(np.float32) for p in positions)
-    return np.clip(total / len(positions) + 0.5, 0, 255).astype(np.uint8)
 
 
 def blend(front: np.ndarray, back: np.ndarray, alpha: np.ndarray, levels: int = 3) -> np.ndarray:

@@ -20,11 +20,12 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from core.charts.face import face_chart, face_points
 from core.charts.folds import fold_fraction, unfold
 from core.charts.surround import apply_affine, fit_similarity, surround_map
-from core.compose import blend, complete, compose_shift, sample, sample_votes
+from core.compose import blend, complete, photo_level, sample, sample_votes
 from core.conditions import detectors
 from core.conditions.condition import Condition
 from core.engine import EngineOutput
@@ -81,7 +82,6 @@ class TrainingFreeEngineV2:
         # 2. The person map: the chart inside, a harmonic surround outside, no folds.
         t = time.perf_counter()
         report(0.25, "mapping the surroundings (silhouettes, frame)")
-        frame = frame_map(size, ex_size)
         src_pts, ex_pts = face_points(source), face_points(exemplar)
         if chart.defined.any() and src_pts is not None and ex_pts is not None:
             n = min(len(src_pts[0]), len(ex_pts[0]))
@@ -114,19 +114,28 @@ class TrainingFreeEngineV2:
         on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
         person_hole = src_person & ~(inside & on_person) & ~chart.defined
         to_photo = photo_scale(photo.shape[:2], ex_size)
-        person_img = sample(photo, to_photo(positions))
+        level = photo_level(photo, to_photo(positions))
+        person_img = sample(photo, to_photo(positions), level)
         if person_hole.any():
             face_zone = cv2.dilate(chart.defined.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
-            shifts = complete(person_img, person_hole, src_person & ~person_hole & ~face_zone, self.completion_side)
-            votes = np.stack([np.where(person_hole[..., None], _follow(positions, s), positions) for s in shifts])
-            positions = votes[0]
-            person_img = sample_votes(photo, to_photo(votes))
+            fill = complete(person_img, person_hole, src_person & ~person_hole & ~face_zone, self.completion_side)
+            holes = np.argwhere(person_hole).astype(np.float32)
+            votes = _at(positions, fill.sources(holes))  # (V, N, 2) exemplar pixels
+            positions[person_hole] = votes[0]
+            person_img[person_hole] = sample_votes(photo, to_photo(votes), level)
         # The exemplar's background with its person removed, mapped frame to frame.
+        background = frame_map(size, ex_size)
         ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
-        ex_shift = complete(exemplar.image, ex_hole, None, self.completion_side)
-        background = compose_shift(frame, ex_shift)  # (V, H, W, 2): votes
-        back_img = sample_votes(photo, to_photo(background))
-        background = background[0]
+        ex_fill = complete(exemplar.image, ex_hole, None, self.completion_side)
+        bg_level = photo_level(photo, to_photo(background))
+        back_img = sample(photo, to_photo(background), bg_level)
+        r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
+        c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
+        covered = ex_hole[r, c]
+        if covered.any():
+            votes = ex_fill.sources(background[covered])
+            background[covered] = votes[0]
+            back_img[covered] = sample_votes(photo, to_photo(votes), bg_level)
         seconds["completion"] = time.perf_counter() - t
 
         # 4. Composite.
@@ -193,10 +202,10 @@ def _xy(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             np.ascontiguousarray(positions[..., 0], dtype=np.float32))
 
 
-def _follow(positions: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """positions[shift]: each pixel takes the position of the output pixel its shift points at."""
-    r = np.clip(np.round(shift[..., 0]).astype(np.int64), 0, positions.shape[0] - 1)
-    c = np.clip(np.round(shift[..., 1]).astype(np.int64), 0, positions.shape[1] - 1)
+def _at(positions: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """positions (H, W, 2) read at (..., 2) (row, col) points (nearest pixel)."""
+    r = np.clip(np.round(points[..., 0]).astype(np.int64), 0, positions.shape[0] - 1)
+    c = np.clip(np.round(points[..., 1]).astype(np.int64), 0, positions.shape[1] - 1)
     return positions[r, c]
 
 
@@ -205,12 +214,15 @@ def _disk(radius: int) -> np.ndarray:
 
 
 def _output(image, warped, positions, alpha, hole, ex_size, size, seconds, messages, stats) -> EngineOutput:
-    """Pack into the engine output type (tensors; one pseudo level so the app can show the map)."""
+    """Pack into the engine output type (tensors; one pseudo level at 1/4 size so the app can show the map)."""
     img_t = to_tensor(image)
     pos_t = torch.from_numpy(np.ascontiguousarray(positions.transpose(2, 0, 1)))[None].float()
     conf = torch.from_numpy(np.ascontiguousarray(1 - hole.astype(np.float32)))[None, None]
-    level = LevelMatch(warp=img_t, positions=pos_t[:, None], weights=torch.ones(1, 1, *size),
-                       confidence=conf)
+    small = (max(1, size[0] // 4), max(1, size[1] // 4))
+    scale = torch.tensor([small[0] / size[0], small[1] / size[1]]).view(1, 2, 1, 1)
+    level = LevelMatch(warp=F.interpolate(img_t, size=small, mode="area"),
+                       positions=((F.interpolate(pos_t, size=small, mode="area") + 0.5) * scale - 0.5)[:, None],
+                       weights=torch.ones(1, 1, *small), confidence=F.interpolate(conf, size=small, mode="area"))
     out = EngineOutput(image=img_t, warped=to_tensor(warped), positions=pos_t, confidence=conf,
                        fill=torch.from_numpy(hole.astype(np.float32))[None, None], levels=[level],
                        seconds=seconds, messages=messages, stats=stats)

@@ -98,9 +98,10 @@ def test_completion_copies_texture_from_outside_the_hole():
     img[:, (np.arange(96) // 4) % 2 == 1] = (30, 30, 180)
     hole = np.zeros((96, 96), bool)
     hole[30:66, 30:66] = True
-    shifts = complete(img, hole, side=96)
-    assert shifts.shape[1:] == (96, 96, 2)
-    src = np.round(shifts[0][hole]).astype(int)
+    fill = complete(img, hole, side=96)
+    votes = fill.sources(np.argwhere(hole).astype(np.float32))
+    assert votes.shape == (5, int(hole.sum()), 2)
+    src = np.round(votes[0]).astype(int)
     assert not hole[src[:, 0], src[:, 1]].any()  # every copy comes from outside the hole
     filled = img[src[:, 0], src[:, 1]]
     assert len(np.unique(filled.reshape(-1, 3), axis=0)) == 2
@@ -127,13 +128,13 @@ def test_v2_is_the_default_and_v1_stays_available(translator):
 
 
 def test_v2_output_keeps_the_input_face_and_has_no_folds(translator, astronaut, grace):
-    result = translator.translate(astronaut, grace, resolution=256)
-    assert result.image.shape == (256, 256, 3)
-    out_face = extract("face", result.image, SIZE)
-    src_face = extract("face", astronaut, SIZE)
+    result = translator.translate(astronaut, grace, resolution=512)
+    assert result.image.shape == (512, 512, 3)
+    out_face = extract("face", result.image, (512, 512))
+    src_face = extract("face", astronaut, (512, 512))
     iod = np.linalg.norm(src_face.keypoints[36, :2] - src_face.keypoints[45, :2])
     nme = np.linalg.norm(out_face.keypoints[:, :2] - src_face.keypoints[:, :2], axis=1).mean() / iod
-    assert nme < 0.06
+    assert nme < 0.045  # measured 0.032 (goal 0.035); v1 was 0.04-0.10 on such pairs
     assert not any("folded" in m and "%" in m and float(m.split("%")[0]) > 5 for m in result.messages)
 
 

@@ -93,11 +93,7 @@ def piecewise_affine(src: np.ndarray, dst: np.ndarray, triangles: np.ndarray, si
     for t in order:
         cv2.fillConvexPoly(ids, np.round(s[t] * (1 << shift)).astype(np.int32), int(t), cv2.LINE_8, shift)
     defined = ids >= 0
-    # Per-triangle affine (3, 2): [x, y, 1] @ A = dst point.
-    ones = np.ones((len(triangles), 3, 1))
-    src_h = np.concatenate([s, ones], axis=2)
-    src_h[~keep] = np.eye(3)
-    affine = np.linalg.solve(src_h, d)  # (T, 3, 2)
+    affine = _triangle_affines(s, d, keep)  # (T, 3, 2): [x, y, 1] @ A = dst point
     rows, cols = np.nonzero(defined)
     a = affine[ids[rows, cols]]  # (M, 3, 2)
     x = cols * a[:, 0, 0] + rows * a[:, 1, 0] + a[:, 2, 0]
@@ -108,6 +104,24 @@ def piecewise_affine(src: np.ndarray, dst: np.ndarray, triangles: np.ndarray, si
     flipped = (np.sign(area_s) != np.sign(area_d))[ids[rows, cols]]
     folds = float(flipped.mean()) if len(rows) else 0.0
     return positions, defined, folds
+
+
+def _triangle_affines(s: np.ndarray, d: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """(T, 3, 2) affine maps taking each source triangle (T, 3, 2) onto its destination, in closed form
+    (barycentric coordinates; no LAPACK call per batch). Degenerate triangles (not ``keep``) get 0."""
+    a, b, c = s[:, 0], s[:, 1], s[:, 2]
+    e1, e2 = b - a, c - a  # (T, 2)
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    det = np.where(keep, det, 1.0)
+    # x - a = u e1 + v e2  =>  (u, v) = M (x - a) with M = inverse([e1 e2]).
+    m = np.stack([np.stack([e2[:, 1], -e2[:, 0]], 1), np.stack([-e1[:, 1], e1[:, 0]], 1)], 1) / det[:, None, None]
+    f1, f2 = d[:, 1] - d[:, 0], d[:, 2] - d[:, 0]  # destination edges
+    # dst = d0 + u f1 + v f2 = d0 + [f1 f2] M (x - a): linear part L = [f1 f2] M (2x2, acting on column x).
+    lin = np.stack([f1, f2], 2) @ m  # (T, 2, 2)
+    shift = d[:, 0] - np.einsum("tij,tj->ti", lin, a)
+    out = np.concatenate([lin.transpose(0, 2, 1), shift[:, None]], axis=1)  # (T, 3, 2) for row vectors
+    out[~keep] = 0
+    return out
 
 
 def _signed_area(tri: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ def fold_fraction(positions: np.ndarray, used: np.ndarray | None = None) -> floa
 
 
 def unfold(positions: np.ndarray, fallback: np.ndarray, used: np.ndarray | None = None,
-           rounds: int = 6) -> tuple[np.ndarray, float]:
+           rounds: int = 5) -> tuple[np.ndarray, float]:
     """Smooth ``positions`` (H, W, 2) where they fold; returns the fixed map and the fraction of
     used pixels that folded before. ``fallback`` (H, W, 2) is taken where smoothing cannot fix it."""
     used = np.ones(positions.shape[:2], bool) if used is None else used
@@ -38,17 +38,23 @@ def unfold(positions: np.ndarray, fallback: np.ndarray, used: np.ndarray | None 
     if not bad.any():
         return positions, before
     scale = float(np.median(np.abs(det[used]))) if used.any() else 1.0
-    out = positions.copy()
+    out = positions.astype(np.float32, copy=True)
     for k in range(rounds):
         sigma = 1.5 * 2 ** k
         grow = int(2 * sigma + 1)
-        area = cv2.dilate(bad.astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) > 0
-        smooth = cv2.GaussianBlur(out, (0, 0), sigma)
+        rows, cols = np.nonzero(bad)
+        # Work on the folds' bounding box (with room for the blur) only.
+        pad = grow + int(3 * sigma) + 1
+        r0, r1 = max(0, rows.min() - pad), min(out.shape[0], rows.max() + pad + 1)
+        c0, c1 = max(0, cols.min() - pad), min(out.shape[1], cols.max() + pad + 1)
+        box = out[r0:r1, c0:c1]
+        area = cv2.dilate(bad[r0:r1, c0:c1].astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+        smooth = cv2.GaussianBlur(box, (0, 0), sigma)
         blend = cv2.GaussianBlur(area.astype(np.float32), (0, 0), sigma / 2)[..., None]
-        out = out * (1 - blend) + smooth * blend
+        out[r0:r1, c0:c1] = box * (1 - blend) + smooth * blend
         bad = (jacobian_det(out) <= 0.01 * scale) & used
         if not bad.any():
-            return out.astype(np.float32), before
+            return out, before
     area = cv2.dilate(bad.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     out[area] = fallback[area]
-    return out.astype(np.float32), before
+    return out, before

@@ -72,10 +72,12 @@ def surround_map(size: tuple[int, int], similarity: np.ndarray, chart_positions:
     h, w = size
     gh, gw = max(8, round(h / GRID_STEP)), max(8, round(w / GRID_STEP))
     base = apply_affine(similarity, size)
-    # Chart residual on the grid: cells fully inside the chart.
-    inside = cv2.resize(chart_defined.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA) > 0.999
+    # Chart residual on the grid: the mean over the chart's pixels of every cell it mostly covers, so
+    # the surround meets the chart right at its edge (the jaw line stays where the chart put it).
+    cover = cv2.resize(chart_defined.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
+    inside = cover > 0.4
     residual = cv2.resize(np.where(chart_defined[..., None], chart_positions - base, 0).astype(np.float32),
-                          (gw, gh), interpolation=cv2.INTER_AREA)
+                          (gw, gh), interpolation=cv2.INTER_AREA) / np.maximum(cover, 1e-6)[..., None]
     target = np.zeros((gh, gw, 2), np.float32)
     weight = np.zeros((gh, gw), np.float32)
     target[inside], weight[inside] = residual[inside], CHART_WEIGHT
