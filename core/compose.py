@@ -106,7 +106,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     ok_t &= ~hole_t
     if int(ok_t.sum()) < 4:
         return none
-    pm = PatchMatch(0, 9, iterations, temperature=0.01, use_gru=False)
+    pm = PatchMatch(0, 9, use_gru=False)
     offsets = None
     for level in reversed(range(levels)):
         f = 2 ** level
@@ -131,7 +131,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         for _ in range(iterations):
             im = _fill(im, cand, hl, grid)
             left = _features(im)
-            match = pm(left, left * src_ok[None, None], im, cand)
+            match = pm(left, left * src_ok[None, None], im, cand, iterations=iterations, temperature=0.01)
             cand = match.positions.transpose(1, 2) - grid.view(1, 2, 1, lh, lw)  # (1, 2, K, lh, lw)
             cand = _keep_valid(cand, grid, src_ok)
         offsets = _best(match, grid)  # (1, 2, lh, lw)

@@ -15,26 +15,30 @@ with a message naming what is missing, unless ``allow_partial``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from core.charts.base import ChartMap
+from core.charts.body import PART_ID as BODY_PART_ID
+from core.charts.body import body_chart
 from core.charts.face import face_chart, face_points
 from core.charts.folds import fold_fraction, unfold
+from core.charts.masks import mask_chart
 from core.charts.surround import apply_affine, fit_similarity, surround_map
 from core.compose import blend, complete, photo_level, sample, sample_votes
 from core.conditions import detectors
 from core.conditions.condition import Condition
-from core.engine import EngineOutput
 from core.errors import InputError
 from core.imageio import fit_geometry, to_tensor
 from core.patchmatch import LevelMatch
+from core.protocol import EngineOutput, Progress
 
-Progress = Callable[[float, str], None]
-V2_TASKS = ("face",)  # tasks with charts (pose and mask join when their charts land)
+CHARTS = {"face": face_chart, "pose": body_chart, "mask": mask_chart}
+V2_TASKS = tuple(CHARTS)  # tasks v2 can run
+V2_DEFAULT = ("face", "pose")  # tasks where v2 is the default: on masks it still measures below v1 (docs/engine.md)
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 PERSON_THRESHOLD = 0.5
 
@@ -46,24 +50,47 @@ def person_mask(photo: np.ndarray) -> np.ndarray:
 
 
 class TrainingFreeEngineV2:
-    """Charts + surround + compositing; stateless apart from its settings."""
+    """Charts + surround + compositing; stateless apart from its settings. Follows the engine
+    protocol (core/protocol.py); ``allow_partial`` is its own per-call argument."""
 
+    name = "training-free"  # the default training-free engine (v1 stays as ``version=1``)
     version = 2
+    stride = 32  # output sides are rounded down to a multiple of this (as v1: same sizes either way)
+    resolution = 512  # the default output side
+    iterations = 0  # no PatchMatch iterations of its own (callers that read v1's setting get 0)
 
     def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5):
         self.completion_side = completion_side  # working size of the PatchMatch completion
         self.seam_sigma = seam_sigma  # feather of the person's edge (output pixels) before multi-band blending
 
     @torch.no_grad()
-    def __call__(self, source: Condition, exemplar: Condition, *, allow_partial: bool = False, seed: int = 0,
-                 progress: Progress | None = None, **_: object) -> EngineOutput:
-        """``source`` at the output size (H, W); ``exemplar`` at its own working size, carrying its photo
-        (``.image``) and, for full resolution, the original (``.photo``)."""
+    def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
+                 exemplar_conditions: Sequence[Condition], *, iterations: int | None = None,
+                 temperature: float | None = None, seed: int = 0, progress: Progress | None = None,
+                 allow_partial: bool = False, **_: object) -> EngineOutput:
+        """``sources`` at the output size (H, W); ``exemplar_conditions`` at their own working sizes,
+        carrying their photo (``.image``) and, for full resolution, the original (``.photo``).
+        ``exemplar`` (the fitted view, for the protocol), ``iterations`` and ``temperature`` are unused:
+        nothing here is matched iteratively."""
+        n = len(sources)
+        if len(exemplar_conditions) != n:
+            raise ValueError("one source and one exemplar condition per item")
+
+        def item_progress(i: int) -> Progress | None:
+            return None if progress is None else lambda f, text: progress((i + f) / n, text)
+
+        return EngineOutput.concat([self.one(src, ex, allow_partial=allow_partial, progress=item_progress(i))
+                                    for i, (src, ex) in enumerate(zip(sources, exemplar_conditions))])
+
+    def one(self, source: Condition, exemplar: Condition, *, allow_partial: bool = False,
+            progress: Progress | None = None) -> EngineOutput:
+        """One item (see ``__call__``)."""
         report = progress or (lambda fraction, text: None)
         if exemplar.image is None:
             raise InputError("The exemplar must be a photo (or a Condition extracted from one, with its image).")
-        if source.task != "face":
-            raise InputError(f"The training-free engine v2 has no charts for the {source.task} task yet.")
+        task = source.task
+        if task not in V2_TASKS:
+            raise InputError(f"The training-free engine v2 has no charts for the {task} task.")
         t0 = time.perf_counter()
         seconds: dict[str, float] = {}
         messages: list[str] = []
@@ -72,26 +99,23 @@ class TrainingFreeEngineV2:
         ex_size = exemplar.size
 
         # 1. Charts and silhouettes.
-        report(0.05, "face chart (FaceMesh, piecewise affine)")
-        chart = face_chart(source, exemplar, allow_partial=allow_partial)
+        report(0.05, f"{task} charts")
+        chart = CHARTS[task](source, exemplar, allow_partial=allow_partial)
         messages += chart.notes
-        ex_person = person_mask(exemplar.image)
-        src_person = person_mask(source.image) if source.image is not None else None
+        if chart.missing:
+            messages.append(f"The exemplar lacks: {', '.join(chart.missing)} (filled from nearby texture).")
+        src_person, ex_person, protect = _subjects(task, source, exemplar, chart)
         seconds["charts"] = time.perf_counter() - t0
 
         # 2. The person map: the chart inside, a harmonic surround outside, no folds.
         t = time.perf_counter()
         report(0.25, "mapping the surroundings (silhouettes, frame)")
-        src_pts, ex_pts = face_points(source), face_points(exemplar)
-        if chart.defined.any() and src_pts is not None and ex_pts is not None:
-            n = min(len(src_pts[0]), len(ex_pts[0]))
-            similarity = fit_similarity(src_pts[0][:n], ex_pts[0][:n])
-        else:
-            similarity = frame_affine(size, ex_size)
+        similarity = _similarity(task, source, exemplar, chart, size, ex_size)
         if src_person is None:  # a sketch: the exemplar's silhouette carried over by the similarity
             src_person = cv2.remap(ex_person.astype(np.uint8), *_xy(apply_affine(similarity, size)),
                                    cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
         src_person = src_person | chart.defined
+        whole_frame = task == "mask"  # a mask labels the whole scene: no person/background split
         zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))
         face_side = max(1.0, float(np.sqrt(chart.defined.sum())))
         positions = surround_map(size, similarity, chart.positions, chart.defined, src_person, ex_person,
@@ -117,32 +141,35 @@ class TrainingFreeEngineV2:
         level = photo_level(photo, to_photo(positions))
         person_img = sample(photo, to_photo(positions), level)
         if person_hole.any():
-            face_zone = cv2.dilate(chart.defined.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+            face_zone = cv2.dilate(protect.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
             fill = complete(person_img, person_hole, src_person & ~person_hole & ~face_zone, self.completion_side)
             holes = np.argwhere(person_hole).astype(np.float32)
             votes = _at(positions, fill.sources(holes))  # (V, N, 2) exemplar pixels
             positions[person_hole] = votes[0]
             person_img[person_hole] = sample_votes(photo, to_photo(votes), level)
-        # The exemplar's background with its person removed, mapped frame to frame.
         background = frame_map(size, ex_size)
-        ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
-        ex_fill = complete(exemplar.image, ex_hole, None, self.completion_side)
-        bg_level = photo_level(photo, to_photo(background))
-        back_img = sample(photo, to_photo(background), bg_level)
-        r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
-        c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
-        covered = ex_hole[r, c]
-        if covered.any():
-            votes = ex_fill.sources(background[covered])
-            background[covered] = votes[0]
-            back_img[covered] = sample_votes(photo, to_photo(votes), bg_level)
+        back_img = person_img
+        ex_hole = np.zeros(ex_size, bool)
+        if not whole_frame:
+            # The exemplar's background with its person removed, mapped frame to frame.
+            ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
+            ex_fill = complete(exemplar.image, ex_hole, None, self.completion_side)
+            bg_level = photo_level(photo, to_photo(background))
+            back_img = sample(photo, to_photo(background), bg_level)
+            r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
+            c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
+            covered = ex_hole[r, c]
+            if covered.any():
+                votes = ex_fill.sources(background[covered])
+                background[covered] = votes[0]
+                back_img[covered] = sample_votes(photo, to_photo(votes), bg_level)
         seconds["completion"] = time.perf_counter() - t
 
         # 4. Composite.
         t = time.perf_counter()
         report(0.85, "compositing")
         alpha = cv2.GaussianBlur(src_person.astype(np.float32), (0, 0), self.seam_sigma)
-        image = blend(person_img, back_img, alpha)
+        image = person_img if whole_frame else blend(person_img, back_img, alpha)
         seconds["compose"] = time.perf_counter() - t
         seconds["total"] = time.perf_counter() - t0
 
@@ -165,7 +192,42 @@ class TrainingFreeEngineV2:
         if folded > 0:
             messages.append(f"{folded:.2%} of the map folded over and was smoothed.")
         report(1.0, "composited at full resolution")
-        return _output(image, person_img, used, alpha, person_hole, ex_size, size, seconds, messages, stats)
+        chart_img = sample(photo, to_photo(chart.positions), level)
+        chart_img[~chart.defined] = 128
+        chart_view = _level(chart_img, chart.positions, chart.confidence, ex_size)
+        return _output(image, person_img, used, person_hole, chart_view, ex_size, seconds, messages, stats)
+
+
+def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
+              ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """The input's and the exemplar's person silhouettes (the input's None: a sketch or skeleton, carried
+    over from the exemplar) and the region whose texture must not be copied elsewhere (the face)."""
+    if task == "mask":
+        return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
+    if task == "pose":
+        ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
+        src_person = source.subject_mask if source.image is not None and source.subject_mask is not None \
+            else chart.defined.copy()
+        return src_person, ex_person, chart.region == BODY_PART_ID["head"]
+    src_person = person_mask(source.image) if source.image is not None else None
+    return src_person, person_mask(exemplar.image), chart.defined
+
+
+def _similarity(task: str, source: Condition, exemplar: Condition, chart: ChartMap, size: tuple[int, int],
+                ex_size: tuple[int, int]) -> np.ndarray:
+    """(2, 3) output x, y -> exemplar x, y: the similarity closest to the chart (the face mesh's points,
+    or a sample of the chart's pixels), or the frame's when there is no chart."""
+    if task == "face":
+        src_pts, ex_pts = face_points(source), face_points(exemplar)
+        if chart.defined.any() and src_pts is not None and ex_pts is not None:
+            n = min(len(src_pts[0]), len(ex_pts[0]))
+            return fit_similarity(src_pts[0][:n], ex_pts[0][:n])
+    elif chart.defined.sum() >= 3:
+        rows, cols = np.nonzero(chart.defined)
+        pick = np.linspace(0, len(rows) - 1, min(len(rows), 4000)).astype(int)
+        src = np.stack([cols[pick], rows[pick]], 1).astype(np.float64)
+        return fit_similarity(src, chart.positions[rows[pick], cols[pick]][:, ::-1].astype(np.float64))
+    return frame_affine(size, ex_size)
 
 
 class _PhotoScale:
@@ -213,17 +275,26 @@ def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
-def _output(image, warped, positions, alpha, hole, ex_size, size, seconds, messages, stats) -> EngineOutput:
-    """Pack into the engine output type (tensors; one pseudo level at 1/4 size so the app can show the map)."""
-    img_t = to_tensor(image)
-    pos_t = torch.from_numpy(np.ascontiguousarray(positions.transpose(2, 0, 1)))[None].float()
-    conf = torch.from_numpy(np.ascontiguousarray(1 - hole.astype(np.float32)))[None, None]
-    small = (max(1, size[0] // 4), max(1, size[1] // 4))
-    scale = torch.tensor([small[0] / size[0], small[1] / size[1]]).view(1, 2, 1, 1)
-    level = LevelMatch(warp=F.interpolate(img_t, size=small, mode="area"),
-                       positions=((F.interpolate(pos_t, size=small, mode="area") + 0.5) * scale - 0.5)[:, None],
-                       weights=torch.ones(1, 1, *small), confidence=F.interpolate(conf, size=small, mode="area"))
-    out = EngineOutput(image=img_t, warped=to_tensor(warped), positions=pos_t, confidence=conf,
-                       fill=torch.from_numpy(hole.astype(np.float32))[None, None], levels=[level],
-                       seconds=seconds, messages=messages, stats=stats)
-    return out
+def _level(picture: np.ndarray, positions: np.ndarray, confidence: np.ndarray, ex_size: tuple[int, int],
+           side_div: int = 4) -> LevelMatch:
+    """A view for the app, at 1/``side_div`` of the output: the picture, the map (one candidate, exemplar
+    positions scaled to the level like the learned engine's) and its confidence."""
+    h, w = confidence.shape
+    small = (max(1, h // side_div), max(1, w // side_div))
+    pos = cv2.resize(positions, (small[1], small[0]), interpolation=cv2.INTER_AREA)
+    pos = (pos + 0.5) * np.array([small[0] / ex_size[0], small[1] / ex_size[1]], np.float32) - 0.5
+    conf = cv2.resize(confidence.astype(np.float32), (small[1], small[0]), interpolation=cv2.INTER_AREA)
+    return LevelMatch(warp=to_tensor(cv2.resize(picture, (small[1], small[0]), interpolation=cv2.INTER_AREA)),
+                      positions=torch.from_numpy(np.ascontiguousarray(pos.transpose(2, 0, 1)))[None, None].float(),
+                      weights=torch.ones(1, 1, *small), confidence=torch.from_numpy(conf)[None, None])
+
+
+def _output(image, warped, positions, hole, chart_view, ex_size, seconds, messages, stats) -> EngineOutput:
+    """Pack into the engine output type. Two views stand for the levels: the charts alone, then the
+    final map (so the app shows what the charts give and what the surround, fill and compositing add)."""
+    confidence = 1 - hole.astype(np.float32)
+    levels = [chart_view, _level(image, positions, confidence, ex_size)]
+    return EngineOutput(image=to_tensor(image), warped=to_tensor(warped),
+                        positions=torch.from_numpy(np.ascontiguousarray(positions.transpose(2, 0, 1)))[None].float(),
+                        confidence=torch.from_numpy(confidence)[None, None], levels=levels, seconds=seconds,
+                        fill=torch.from_numpy(hole.astype(np.float32))[None, None], notes=[messages], stats=[stats])

@@ -21,7 +21,7 @@ class LevelView:
 
 @dataclass
 class TranslationResult:
-    """Output of ``Warpaint.translate``."""
+    """Output of ``Translator.translate``: one picture and its correspondence, ready to show."""
 
     image: np.ndarray  # (H, W, 3) uint8 RGB: the synthesized output
     warped: np.ndarray  # (H, W, 3) uint8 RGB: exemplar warped at the finest level

@@ -122,9 +122,14 @@ def translator() -> Translator:
 
 
 def test_v2_is_the_default_and_v1_stays_available(translator):
-    assert translator.v2 and translator.engine_name == "training-free v2"
+    from core.engine import TrainingFreeEngine
+    from core.engine_v2 import TrainingFreeEngineV2
+
+    assert translator.v2 and isinstance(translator.engine, TrainingFreeEngineV2)
+    assert isinstance(Translator("pose", engine="training-free").engine, TrainingFreeEngineV2)
     v1 = Translator("face", engine="training-free", version=1)
-    assert not v1.v2 and v1.engine_name == "training-free"
+    assert not v1.v2 and isinstance(v1.engine, TrainingFreeEngine)
+    assert isinstance(Translator("mask", engine="training-free", version=2).engine, TrainingFreeEngineV2)
 
 
 def test_v2_output_keeps_the_input_face_and_has_no_folds(translator, astronaut, grace):

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.pipeline import Translator  # first: it sets OpenMP's wait policy before torch is loaded
+    from core.pipeline import Translator
 
     items = _load_items(args)
     translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint)
@@ -97,8 +97,8 @@ def evaluate(translator, items: list[tuple[str, np.ndarray, np.ndarray | None]],
     from core.conditions import extract
     from core.conditions.masks import from_index
     from core.descriptors import map_grid
-    from core.engine import sample_positions
     from core.imageio import fit_image, from_tensor, to_tensor
+    from core.protocol import sample_positions
 
     size = translator.output_size(resolution)
     scores: dict[str, list[dict[str, float]]] = {"warp": [], "identity": [], "tps": []}

@@ -39,8 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-is-condition", action="store_true",
                         help="the input is a ready skeleton picture / face sketch / painted ADE20K mask")
     parser.add_argument("--engine", default="auto", choices=("auto", "learned", "training-free"))
-    parser.add_argument("--engine-version", type=int, default=2, choices=(1, 2),
-                        help="training-free engine: 2 (charts, full resolution, compositing; default) or 1")
+    parser.add_argument("--engine-version", type=int, default=None, choices=(1, 2),
+                        help="training-free engine: 2 (charts, full resolution, compositing; the default for face "
+                             "and pose) or 1 (the default for masks)")
     parser.add_argument("--allow-partial", action="store_true",
                         help="map what can be mapped when the exemplar lacks a part the input needs (e.g. no "
                              "face) instead of refusing")
