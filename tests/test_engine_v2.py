@@ -126,7 +126,7 @@ def test_v2_is_the_default_and_v1_stays_available(translator):
     from core.engine_v2 import TrainingFreeEngineV2
 
     assert translator.v2 and isinstance(translator.engine, TrainingFreeEngineV2)
-    assert isinstance(Translator("pose", engine="training-free").engine, TrainingFreeEngineV2)
+    assert isinstance(Translator("pose", engine="training-free", version=2).engine, TrainingFreeEngineV2)
     v1 = Translator("face", engine="training-free", version=1)
     assert not v1.v2 and isinstance(v1.engine, TrainingFreeEngine)
     assert isinstance(Translator("mask", engine="training-free", version=2).engine, TrainingFreeEngineV2)
