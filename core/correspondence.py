@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core import budget
 from core.checkpointing import run_block
 from core.config import WarpaintConfig
 from core.corr import dense_attention, full_precision, normalize_features
@@ -33,6 +34,7 @@ def match_pyramid(left: Sequence[torch.Tensor], right: Sequence[torch.Tensor], e
     """
     levels: list[LevelMatch] = []
     for i, (lf, rf) in enumerate(zip(left, right)):
+        budget.check()  # a request's time budget (app) is checked between levels
         with stage(f"level_{lf.shape[-2]}x{lf.shape[-1]}", lf.device):
             ref = _pool_to(exemplar, lf.shape[-2:])
             if i == 0:

@@ -153,6 +153,7 @@ class TrainingFreeEngineV2:
         background = frame_map(size, ex_size)
         back_img = person_img
         ex_hole = np.zeros(ex_size, bool)
+        covered = np.zeros(size, bool)
         if not whole_frame:
             # The exemplar's background with its person removed, mapped frame to frame.
             ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
@@ -176,7 +177,12 @@ class TrainingFreeEngineV2:
         seconds["compose"] = time.perf_counter() - t
         seconds["total"] = time.perf_counter() - t0
 
+        # What the output shows, layer by layer (no blending), and where it does not come from one smooth
+        # map (fills, completed background, the person/background seam): ``fill`` for evaluation.
         used = np.where(src_person[..., None], positions, background)
+        layered = person_img if whole_frame else np.where(src_person[..., None], person_img, back_img)
+        seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
+        not_mapped = np.where(src_person, person_hole, covered) | seam
         person_px = max(1, int(src_person.sum()))
         stats = {
             "zoom": zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx)))),  # exemplar photo px / output px
@@ -198,7 +204,7 @@ class TrainingFreeEngineV2:
         chart_img = sample(photo, to_photo(chart.positions), level)
         chart_img[~chart.defined] = 128
         chart_view = _level(chart_img, chart.positions, chart.confidence, ex_size)
-        return _output(image, person_img, used, person_hole, chart_view, ex_size, seconds, messages, stats)
+        return _output(image, layered, used, not_mapped, chart_view, ex_size, seconds, messages, stats)
 
 
 def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap

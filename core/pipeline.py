@@ -27,6 +27,7 @@ from core.engine_v2 import V2_DEFAULT, V2_TASKS, TrainingFreeEngineV2
 from core.errors import CheckpointError, InputError, NoSubjectError, WarpaintError
 from core.imageio import fit_image, from_tensor, to_tensor
 from core.learned import LearnedEngine
+from core.limits import ITERATIONS, RESOLUTION, SEED, TEMPERATURE
 from core.patchmatch import LevelMatch
 from core.precision import PRECISIONS, resolve_device
 from core.protocol import Engine, EngineOutput, Progress, mean_positions
@@ -124,9 +125,7 @@ class Translator:
     def output_size(self, resolution: int | None) -> tuple[int, int]:
         """Square output size, rounded down to what the engine's pyramid accepts."""
         stride = self.engine.stride
-        res = int(resolution) if resolution else self.engine.resolution
-        if not 64 <= res <= 2048:
-            raise InputError(f"Resolution {res} is out of range: use 64 to 2048 (512 is the usual size).")
+        res = RESOLUTION.check(resolution) if resolution else self.engine.resolution
         res = max(stride, res - res % stride)
         return res, res
 
@@ -209,6 +208,8 @@ class Translator:
     def _translate_conditions(self, srcs: list[Condition], ex_conds: list[Condition], iterations: int | None,
                               temperature: float | None, seed: int, progress: Progress | None,
                               allow_partial: bool = False) -> list[TranslationResult]:
+        iterations, temperature = ITERATIONS.check_optional(iterations), TEMPERATURE.check_optional(temperature)
+        seed = SEED.check(seed)
         size = srcs[0].size
         # v2's exemplar conditions keep their own size (and photo); the tensor is the fitted view.
         exemplars = torch.cat([to_tensor(fit_image(c.image, size)) for c in ex_conds]).to(self.device)
@@ -228,7 +229,9 @@ class Translator:
             exemplar_condition=ex_cond.preview, levels=level_views(out.levels, size), engine=self.engine_name,
             messages=messages, seconds={k: v for k, v in out.seconds.items() if k != "total"},
             confidence=out.confidence[0, 0].float().cpu().numpy(),
-            flow=flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy()))
+            flow=flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy()),
+            positions=out.positions[0].float().cpu().permute(1, 2, 0).contiguous().numpy(),
+            mapped=None if out.fill is None else (out.fill[0, 0] < 0.5).cpu().numpy())
         result.seconds["views"] = time.perf_counter() - t1
         return result
 

@@ -50,7 +50,7 @@ def test_clip_limits_and_bad_values_are_refused_clearly(client, tmp_path):
     with pytest.raises(AppError, match=f"longer than this server takes \\({MAX_FRAMES} frames"):
         _video(client, _clip(tmp_path / "long.mp4", MAX_FRAMES + 2))
     clip = _clip(tmp_path / "ok.mp4", 3)
-    with pytest.raises(AppError, match="(greater than maximum value 256|out of range for videos: use 128 to 256)"):
+    with pytest.raises(AppError, match="(greater than maximum value 256|out of range: use 128 to 256)"):
         _video(client, clip, resolution=1024)
     with pytest.raises(AppError, match="(Unknown engine|not in the list of choices)"):
         _video(client, clip, engine="../../etc")

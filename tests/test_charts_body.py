@@ -119,6 +119,36 @@ def test_torso_corners_map_to_corners():
     assert chart.region[centre[1], centre[0]] == PART_ID["torso"]
 
 
+def test_torso_edge_maps_to_the_other_torsos_edge():
+    """A slim input, a broad exemplar: the torso's silhouette edge lands on the exemplar's edge."""
+    src_kp, ex_kp = full_body(), full_body(shift=(3, 2))
+    for kp in (src_kp, ex_kp):  # arms out sideways, clear of the flanks
+        kp[[3, 4, 6, 7], :2] = kp[[2, 2, 5, 5], :2] + np.array([[-35, 8], [-70, 12], [35, 8], [70, 12]])
+    photo = np.full((*SIZE, 3), 128, np.uint8)
+    src = from_keypoints("pose", src_kp, SIZE, image=photo)
+    ex = from_keypoints("pose", ex_kp, SIZE, image=photo)
+
+    def torso(kp, flank):  # the joint quad widened sideways by ``flank`` pixels
+        mask = np.zeros(SIZE, np.uint8)
+        quad = kp[list(body.TORSO), :2] + np.array([[-flank, 0], [flank, 0], [flank, 0], [-flank, 0]])
+        cv2.fillConvexPoly(mask, np.round(quad).astype(np.int32), 1)
+        return mask > 0
+
+    src.subject_mask, ex.subject_mask = torso(src_kp, 10), torso(ex_kp, 15)
+    sb, eb = body_of(src), body_of(ex)
+    ratio = np.median(eb.flanks, axis=1) / np.median(sb.flanks, axis=1)
+    assert ((ratio > 1.3) & (ratio < 1.6)).all()  # 15 px / 10 px flanks, both sides
+    chart = body_chart(src, ex)
+    row = 105
+    edge = int(np.flatnonzero(src.subject_mask[row])[0])  # the input's leftmost torso pixel
+    assert chart.region[row, edge] == PART_ID["torso"] and chart.defined[row, edge]
+    ex_edge = np.flatnonzero(ex.subject_mask[row + 2])[0]
+    assert abs(chart.positions[row, edge, 1] - ex_edge) <= 2.0  # not 5 px inside it
+    # and with no silhouette on one side (a skeleton), the plain quad extrapolation
+    plain = body_chart(src, from_keypoints("pose", ex_kp, SIZE))
+    assert plain.positions[row, edge, 1] - ex_edge > 3.5
+
+
 def test_arm_in_front_of_torso_owns_its_pixels():
     kp = full_body()
     kp[4, :2] = (140, 120)  # right wrist across the belly: the forearm crosses the torso quad
@@ -149,6 +179,24 @@ def test_head_and_shoulders_exemplar_is_refused_for_a_full_body():
     assert not chart.defined[knee[1], knee[0]]  # missing parts are left undefined
     # the head and the (shoulder-anchored) torso still map
     assert chart.defined[40, 128] and chart.defined[90, 128]
+
+
+def test_exemplar_without_a_person_or_shared_head_joints():
+    src = from_keypoints("pose", full_body(), SIZE)
+    empty = from_keypoints("pose", full_body(), SIZE)
+    empty.keypoints = None  # what an exemplar with no person found carries (allow_partial)
+    with pytest.raises(InputError, match="head"):
+        body_chart(src, empty)
+    chart = body_chart(src, empty, allow_partial=True)
+    assert not chart.defined.any() and "torso" in chart.missing and "head" in chart.missing
+    # the head seen by its ears on one side and its nose and eyes on the other: disc to disc
+    ears = full_body()
+    ears[[0, 14, 15]] = 0
+    face = full_body(shift=(6, 0))
+    face[[16, 17]] = 0
+    chart = body_chart(from_keypoints("pose", ears, SIZE), from_keypoints("pose", face, SIZE))
+    col, row = np.round(ears[[16, 17], :2].mean(axis=0)).astype(int)
+    assert chart.region[row, col] == PART_ID["head"] and chart.defined[row, col]
 
 
 def test_same_pose_is_the_identity():
@@ -226,3 +274,30 @@ def test_detected_hands_go_to_the_nearer_wrist(monkeypatch):
     kp_no_wrists = kp.copy()
     kp_no_wrists[[4, 7]] = 0
     assert pose.detect_hands(photo, SIZE, kp_no_wrists) is None
+
+
+@pytest.fixture(scope="module")
+def photo_poses():
+    import matplotlib.cbook
+    import skimage.data
+
+    from core.conditions import extract
+    from core.imageio import load_image
+
+    grace = load_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    return {"grace": extract("pose", grace, SIZE), "astronaut": extract("pose", skimage.data.astronaut(), SIZE)}
+
+
+def test_real_photos_map_head_to_head_and_refuse_a_missing_arm(photo_poses):
+    grace, astronaut = photo_poses["grace"], photo_poses["astronaut"]
+    assert body_of(grace).measured and body_of(astronaut).measured  # selfie silhouettes on both sides
+    chart = body_chart(grace, astronaut)
+    assert chart.defined.mean() > 0.25 and not chart.missing
+    for joint in (0, 14, 15):  # nose and eyes land on the exemplar's
+        col, row = np.round(grace.keypoints[joint, :2]).astype(int)
+        assert chart.region[row, col] == PART_ID["head"]
+        eye_gap = np.hypot(*(astronaut.keypoints[14, :2] - astronaut.keypoints[15, :2]))
+        assert np.hypot(*(chart.positions[row, col][::-1] - astronaut.keypoints[joint, :2])) < 0.25 * eye_gap
+    # the astronaut shows her right elbow; Grace Hopper's portrait does not
+    with pytest.raises(InputError, match="right upper arm"):
+        body_chart(astronaut, grace)

@@ -53,6 +53,8 @@ class Body:
     measured: bool  # silhouette from segmentation (True) or nominal widths (False)
     scale: float  # body size in pixels (neck to mid-hip, or its estimate)
     widths: dict[str, np.ndarray]  # limb -> (WIDTH_SAMPLES,) half-width along the bone, pixels
+    flanks: np.ndarray | None  # (2, WIDTH_SAMPLES): the torso's silhouette past the quad's right / left
+    # side, in units of the quad's width, down the torso (None: nominal outline, the quad itself)
 
 
 WIDTH_SAMPLES = 9
@@ -72,6 +74,8 @@ def _body_scale(joints: np.ndarray, found: np.ndarray) -> float:
     if found[0] and found[1]:
         return 2.5 * float(np.hypot(*(joints[0] - joints[1])))
     pts = joints[found]
+    if not len(pts):
+        return 8.0
     return float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1]), 8.0))
 
 
@@ -167,9 +171,12 @@ def _width_at(widths: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def body_of(cond: Condition) -> Body:
     """The body geometry of a pose condition (photo: measured silhouette; skeleton: nominal)."""
-    if cond.keypoints is None or len(cond.keypoints) != 18:
+    if cond.keypoints is None:  # an exemplar with no person found (kept with allow_partial): no parts
+        kp = np.zeros((18, 3))
+    elif len(cond.keypoints) != 18:
         raise InputError("Body charts need a pose condition with 18 COCO keypoints.")
-    kp = np.asarray(cond.keypoints, np.float64)
+    else:
+        kp = np.asarray(cond.keypoints, np.float64)
     found = kp[:, 2] > 0
     joints = _complete_torso(kp[:, :2].copy(), found)
     scale = max(_body_scale(joints, found), 8.0)
@@ -186,7 +193,58 @@ def body_of(cond: Condition) -> Body:
             nominal = frac * scale
             widths[name] = (_measure_widths(silhouette, joints[a], joints[b], nominal) if measured
                             else np.full(WIDTH_SAMPLES, nominal))
-    return Body(joints, found, hands, silhouette, measured, scale, widths)
+    flanks = _measure_flanks(silhouette, joints, found, widths) if measured and found[2] and found[5] else None
+    return Body(joints, found, hands, silhouette, measured, scale, widths, flanks)
+
+
+FLANK_RANGE = (0.02, 0.8)  # torso flank widths kept within these fractions of the quad's width
+
+
+def _measure_flanks(silhouette: np.ndarray, joints: np.ndarray, found: np.ndarray,
+                    widths: dict[str, np.ndarray]) -> np.ndarray:
+    """How far the torso's silhouette reaches past the quad's two sides (u < 0 and u > 1), at
+    WIDTH_SAMPLES heights: marching outward along the quad's rows until the background or an arm
+    (a hanging arm touches the torso), in units of the row's width; a 3-tap median."""
+    h, w = silhouette.shape
+    quad = joints[list(TORSO)]
+    v = np.linspace(0.1, 0.9, WIDTH_SAMPLES)
+    right_side = quad_place(np.c_[np.zeros_like(v), v], quad)  # u = 0: the right shoulder / hip side
+    left_side = quad_place(np.c_[np.ones_like(v), v], quad)
+    row = np.hypot(*(left_side - right_side).T)[:, None]  # (T, 1)
+    arms = [n for n in ("right upper arm", "right forearm", "left upper arm", "left forearm") if n in widths]
+    out = np.empty((2, WIDTH_SAMPLES))
+    for k, (start, away) in enumerate(((right_side, right_side - left_side), (left_side, left_side - right_side))):
+        unit = away / np.maximum(row, 1e-6)
+        cap = int(np.ceil(FLANK_RANGE[1] * row.max())) + 1
+        steps = np.arange(cap + 1)
+        pts = start[:, None, :] + steps[None, :, None] * unit[:, None, :]  # (T, S, 2)
+        flat = pts.reshape(-1, 2)
+        x = np.clip(np.round(flat[:, 0]).astype(int), 0, w - 1)
+        y = np.clip(np.round(flat[:, 1]).astype(int), 0, h - 1)
+        free = silhouette[y, x] & (flat[:, 0] >= 0) & (flat[:, 0] < w) & (flat[:, 1] >= 0) & (flat[:, 1] < h)
+        for name in arms:
+            a, b, _ = LIMBS[name]
+            free &= _limb_cost(flat, joints[a], joints[b], widths[name], 0.0) > 1.0
+        free = free.reshape(pts.shape[:2])
+        reach = np.where(free.all(axis=1), cap, np.argmin(free, axis=1)) / row[:, 0]
+        padded = np.pad(reach, 1, mode="edge")
+        out[k] = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    return np.clip(out, *FLANK_RANGE)
+
+
+def torso_local(p: np.ndarray, body: Body, other: Body) -> np.ndarray:
+    """(u, v) in ``body``'s torso quad, with the flanks (u < 0, u > 1) rescaled to ``other``'s:
+    the edge of one torso's silhouette lands on the edge of the other's."""
+    uv = quad_local(p, body.joints[list(TORSO)])
+    if body.flanks is None or other.flanks is None:
+        return uv
+    v = np.clip(uv[:, 1], 0.1, 0.9)
+    samples = np.linspace(0.1, 0.9, WIDTH_SAMPLES)
+    right = np.clip(np.interp(v, samples, other.flanks[0]) / np.interp(v, samples, body.flanks[0]), 2 / 3, 1.5)
+    left = np.clip(np.interp(v, samples, other.flanks[1]) / np.interp(v, samples, body.flanks[1]), 2 / 3, 1.5)
+    u = uv[:, 0]
+    uv[:, 0] = np.where(u < 0, u * right, np.where(u > 1, 1 + (u - 1) * left, u))
+    return uv
 
 
 # --- the charts: local coordinates on one side, placed on the other ------------------------------
@@ -328,6 +386,8 @@ def assign(body: Body, p: np.ndarray, parts: list[str]) -> tuple[np.ndarray, np.
 
     Inside a part's outline (distance <= 1) the earliest part in depth order wins; elsewhere the
     nearest part, up to FAR."""
+    if not parts or not len(p):
+        return np.full(len(p), -1), np.full(len(p), np.inf)
     costs = np.full((len(parts), len(p)), np.inf)
     for k, name in enumerate(parts):
         costs[k] = _part_cost(body, name, p, parts)
@@ -361,11 +421,14 @@ def _map_part(name: str, src: Body, ex: Body, p: np.ndarray) -> np.ndarray:
         t, s = _limb_local(p, src.joints[a], src.joints[b], src.widths[name])
         return _limb_place(t, s, ex.joints[a], ex.joints[b], ex.widths[name])
     if name == "torso":
-        return quad_place(quad_local(p, src.joints[list(TORSO)]), ex.joints[list(TORSO)])
+        return quad_place(torso_local(p, src, ex), ex.joints[list(TORSO)])
     if name == "head":
         common = [i for i in (*HEAD_JOINTS, 1) if src.found[i] and ex.found[i]]
-        m = similarity(src.joints[common], ex.joints[common])
-        return p @ m[:, :2].T + m[:, 2]
+        if common:
+            m = similarity(src.joints[common], ex.joints[common])
+            return p @ m[:, :2].T + m[:, 2]
+        (c_src, r_src), (c_ex, r_ex) = _head_centre(src.joints, src.found), _head_centre(ex.joints, ex.found)
+        return c_ex + (p - c_src) * (r_ex / r_src)  # no joint in common (e.g. ears vs eyes): disc to disc
     k = HANDS.index(name)
     return piecewise_affine(src.hands[k, :, :2], ex.hands[k, :, :2], p)
 

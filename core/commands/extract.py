@@ -65,10 +65,12 @@ def parse_resolution(text: str) -> tuple[int, int]:
         values = [int(p) for p in parts]
     except ValueError:
         values = []
-    if len(values) == 1:
-        return values[0], values[0]
-    if len(values) == 2:
-        return values[1], values[0]
+    if len(values) in (1, 2):
+        from core.limits import RESOLUTION
+
+        for side in values:
+            RESOLUTION.check(side)
+        return (values[0], values[0]) if len(values) == 1 else (values[1], values[0])
     raise InputError(f"--resolution must be N or WxH (e.g. 512 or 768x512), got {text!r}.")
 
 

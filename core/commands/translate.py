@@ -68,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("Folder mode needs both --input-dir and --output-dir.")
     elif args.input is None or args.output is None:
         raise InputError("Give --input and --output (or --input-dir and --output-dir for a folder).")
-    if args.batch_size < 1:
-        raise InputError("--batch-size must be at least 1.")
+    _check_numbers(args)
     translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint, device=args.device,
                             precision=args.precision, version=args.engine_version)
     print(f"engine: {translator.engine_name}", file=sys.stderr)
@@ -78,6 +77,16 @@ def run(args: argparse.Namespace) -> int:
     if folder_mode:
         return _run_folder(translator, args, options)
     return _run_one(translator, args, options)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """The app's number checks (core.limits), before any model is loaded; the CLI may use their full ranges."""
+    from core.limits import BATCH_SIZE, ITERATIONS, RESOLUTION, SEED, TEMPERATURE
+
+    for limit in (RESOLUTION, ITERATIONS, TEMPERATURE):
+        limit.check_optional(getattr(args, limit.name))
+    SEED.check(args.seed)
+    BATCH_SIZE.check(args.batch_size)
 
 
 def _run_one(translator, args: argparse.Namespace, options: dict) -> int:
