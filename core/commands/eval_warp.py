@@ -34,28 +34,30 @@ import numpy as np
 
 from core.errors import NoSubjectError, WarpaintError
 from core.metrics import psnr_ssim
+from core.vocabulary import ENGINES, TASKS, TRAINING_FREE
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SCENE_CLASSES = (2, 3, 5, 7, 10, 13)  # ADE20K: building, sky, tree, road, grass, person
 
 
 def _translator(task: str, **options):
-    from core.pipeline import Translator  # first: it sets OpenMP's wait policy before torch is loaded
+    from core.pipeline import Translator
 
-    return Translator(task, engine="training-free", **options)
+    return Translator(task, engine=TRAINING_FREE, **options)
 
 
 # Engine versions compared on the cross-identity pairs and drawn side by side on the sheet:
 # name -> a Translator for a task. A new engine version is one more line here.
 ENGINE_VERSIONS: dict[str, Callable[[str], object]] = {
-    "v1": lambda task: _translator(task),
+    "v1": lambda task: _translator(task, version=1),
+    "v2": lambda task: _translator(task, version=2),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", required=True, choices=("pose", "face", "mask"))
+    parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument("--images", type=Path, help="folder of photos (x); masks may sit beside as <name>_mask.png")
-    parser.add_argument("--engine", default="training-free", choices=("auto", "learned", "training-free"))
+    parser.add_argument("--engine", default="training-free", choices=ENGINES)
     parser.add_argument("--checkpoint", type=Path, help="model folder for the learned engine")
     parser.add_argument("--limit", type=int, default=None, help="use at most N photos (sorted by name)")
     parser.add_argument("--resolution", type=int, default=256, help="square size of x and T(x) (default 256)")
