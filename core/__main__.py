@@ -7,12 +7,15 @@ import importlib
 import os
 import sys
 
+from core.environment import set_process_defaults
+
 # command name -> (module under core.commands, one-line help). Each module defines
 # ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only when used.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "time the model (seconds per image, per level, peak memory)"),
     "extract": ("extract", "turn a photo into a condition (pose, face edges, mask)"),
     "translate": ("translate", "translate an input to the style of an exemplar"),
+    "video": ("video", "drive one exemplar person through a whole clip (pose)"),
     "convert-official": ("convert_official", "convert the official CoCosNet v2 checkpoint"),
     "eval-warp": ("eval_warp", "measure warp quality on pseudo pairs"),
     "train": ("train", "train a model on a folder of images"),
@@ -29,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv[:1] or ["--help"])
         return 2
     name, rest = argv[0], argv[1:]
+    set_process_defaults()  # before the command imports torch
     module = importlib.import_module(f"core.commands.{COMMANDS[name][0]}")
     sub = argparse.ArgumentParser(prog=f"python -m core {name}", description=COMMANDS[name][1])
     module.add_arguments(sub)

@@ -7,16 +7,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from core.precision import in_place_inference
+
 BAND_ELEMENTS = 1 << 22  # modulation maps are computed this many elements at a time at inference
 
 
-def positional_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Positional normalisation (PONO): zero mean, unit (unbiased) std over channels, per pixel."""
+def positional_norm(x: torch.Tensor, eps: float = 1e-8, in_place: bool = False) -> torch.Tensor:
+    """Positional normalisation (PONO): zero mean, unit (unbiased) std over channels, per pixel.
+    ``in_place`` (inference only): one full-size temporary instead of two."""
     var, mean = torch.var_mean(x, dim=1, keepdim=True)
     std = var.add_(eps).sqrt_()  # (B, 1, H, W)
-    if torch.is_grad_enabled():
-        return (x - mean) / std
-    return (x - mean).div_(std)  # inference: one full-size temporary instead of two
+    return (x - mean).div_(std) if in_place else (x - mean) / std
 
 
 def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -73,16 +74,16 @@ class ModulatedNorm(nn.Module):
         weight, bias = torch.cat([g.weight, b.weight]), torch.cat([g.bias + 1, b.bias])
         guide = resize_nearest(guide, x.shape[-2:])
         h = x.shape[-2]
-        if torch.is_grad_enabled() or x.device.type != "cpu" or h < 2:
+        if not in_place_inference() or x.device.type != "cpu" or h < 2:
             actv = self.pad(self.mlp_shared(guide))  # (B, hidden, H + 2, W + 2)
             scale, shift = F.conv2d(actv, weight, bias).chunk(2, 1)
-            if torch.is_grad_enabled():
+            if not in_place_inference():
                 return torch.addcmul(shift, positional_norm(x), scale)
-            return positional_norm(x).mul_(scale).add_(shift)
+            return positional_norm(x, in_place=True).mul_(scale).add_(shift)
         # CPU inference: modulate in place, band of rows by band, so neither the hidden activation
         # nor the 2C-channel scale/shift map ever exists at full size (the largest tensors of the
         # encoders and the generator otherwise)
-        out = positional_norm(x)
+        out = positional_norm(x, in_place=True)
         padded_guide = self.mlp_shared[0](guide)  # (B, guide, H + 2, W + 2): few channels
         rows = max(2, BAND_ELEMENTS // (weight.shape[0] * x.shape[0] * x.shape[-1]))
         for r in range(0, h, rows):

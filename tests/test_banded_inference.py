@@ -8,7 +8,7 @@ import torch
 
 import core.layers as layers
 from core.corr import normalize_features
-from core.patchmatch import PatchMatch, seed_offsets
+from core.patchmatch import MATCHERS, seed_offsets
 
 
 @pytest.mark.parametrize("official", [True, False])
@@ -20,12 +20,13 @@ def test_patchmatch_in_bands_is_bit_identical(official, batch, one_thread):
     right = normalize_features(torch.randn(batch, 8, h, w))
     exemplar = torch.randn(batch, 3, h, w)
     seeds = seed_offsets(torch.randint(-3, 4, (batch, 2, h // 2, w // 2)).float(), 3, 1)
-    whole = PatchMatch(8, 9, 2, 0.01, hidden=8, motion=32, official=official, chunk_pixels=1 << 20).eval()
-    banded = PatchMatch(8, 9, 2, 0.01, hidden=8, motion=32, official=official, chunk_pixels=3 * w * batch).eval()
+    matcher = MATCHERS["official" if official else "learned"]
+    whole = matcher(8, 9, hidden=8, motion=32, chunk_pixels=1 << 20).eval()
+    banded = matcher(8, 9, hidden=8, motion=32, chunk_pixels=3 * w * batch).eval()
     banded.load_state_dict(whole.state_dict())
     with torch.inference_mode():
-        a = whole(left, right, exemplar, seeds, [True, False])
-        b = banded(left, right, exemplar, seeds, [True, False])
+        a = whole(left, right, exemplar, seeds, iterations=2, temperature=0.01, horizontal_first=[True, False])
+        b = banded(left, right, exemplar, seeds, iterations=2, temperature=0.01, horizontal_first=[True, False])
     assert torch.equal(a.positions, b.positions)  # the matches themselves: exactly the same
     if official:
         assert torch.equal(a.indices, b.indices) and torch.equal(a.warp, b.warp)

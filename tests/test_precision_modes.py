@@ -60,7 +60,7 @@ def test_encoders_are_lowered_for_learned_matching_only(matching, lowered, one_t
     with inference_context("cpu", "bf16"):
         feats, _ = model.correspondence.encode(cond, ex, cond)
     assert (feats[-1].dtype == torch.bfloat16) is lowered
-    model.correspondence.lower_encoders = False  # an explicit choice wins
-    with inference_context("cpu", "bf16"):
-        feats, _ = model.correspondence.encode(cond, ex, cond)
-    assert feats[-1].dtype == torch.float32
+    with inference_context("cpu", "bf16"):  # an explicit choice wins
+        kept, _ = model.correspondence.encode(cond, ex, cond, lower_precision=False)
+        lowered, _ = model.correspondence.encode(cond, ex, cond, lower_precision=True)
+    assert kept[-1].dtype == torch.float32 and lowered[-1].dtype == torch.bfloat16

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from core.errors import InputError
+from core.vocabulary import ENGINE_KINDS
 
 PRECISION_CHOICES = ("fp32", "bf16", "fp16", "both", "all")
 
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="both",
                         help="fp32, bf16, fp16, both (= fp32,bf16), all, or a comma list (e.g. fp32,fp16)")
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--engine", default="learned", choices=["learned", "training-free"])
+    parser.add_argument("--engine", default="learned", choices=ENGINE_KINDS)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per precision (the median is reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (allocations, autotuning)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -197,8 +198,6 @@ def _bench_learned(args, device, size, precisions):
     from core.precision import inference_context, to_channels_last
 
     model = _learned_model(args, device)
-    if args.lower_encoders:  # otherwise the model's own choice (lowered for learned matching)
-        model.correspondence.lower_encoders = True
     config = model.config
     try:
         model.check_size(size)
@@ -211,7 +210,8 @@ def _bench_learned(args, device, size, precisions):
     for precision in precisions:
         def run(precision=precision):
             with inference_context(device, precision):
-                return model(condition, exemplar, exemplar_condition)
+                # without --lower-encoders: the model's choice (lowered for learned matching only)
+                return model(condition, exemplar, exemplar_condition, lower_encoders=args.lower_encoders or None)
         out, timings, stages, (peak, kind) = _time_runs(run, device, args.repeats, args.warmup)
         report[precision] = _summary(timings, stages, peak, kind, args.batch_size)
         outputs[precision] = [lv.warp.float().cpu() for lv in out.levels] + [out.image.float().cpu()]
@@ -308,7 +308,7 @@ def _bench_training_free(args, device, size, precisions):
     report = {}
     for precision in [p for p in precisions if p == "fp32"] or ["fp32"]:
         def run():
-            return engine(source, exemplar, target)
+            return engine([source], exemplar, [target])
         out, timings, _, (peak, kind) = _time_runs(run, device, args.repeats, args.warmup)
         report[precision] = _summary(timings, dict(out.seconds), peak, kind, 1)
     report["note"] = "the training-free engine runs in fp32 (no convolutions to lower); batch 1"

@@ -1,0 +1,359 @@
+"""Mask charts (mask task): each class of the input maps onto the same class of the exemplar.
+
+    things (a car, a person, a bed)  shape chart: a pixel's distance to its region's border (over the
+                                     region's largest one) and its position relative to the region's
+                                     centroid and spread find the exemplar pixel with the same
+                                     coordinates: centre -> centre, border -> border, left -> left
+    stuff  (sky, grass, wall...)     texture synthesis: guided image quilting from the exemplar's region
+                                     of that class, at the exemplar's own scale (no stretch), laid out
+                                     near where the shape chart would have put each tile
+
+Everything is expressed as exemplar positions (the ChartMap contract): a synthesised pixel is a
+position inside the exemplar's region of its class, never outside it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from scipy import ndimage
+
+from core.charts.base import ChartMap
+from core.conditions.ade20k import NAMES, STUFF, UNLABELED
+from core.conditions.condition import Condition
+from core.conditions.masks import onehot_to_index
+from core.errors import InputError
+
+MIN_CLASS_FRACTION = 0.0005  # classes smaller than this share of the output are ignored (stray pixels)
+UNKNOWN_MIN_FRACTION = 0.05  # an exemplar's unlabeled part at least this large stands in for absent classes
+STUFF_MIN_FRACTION = 0.02  # a stuff region is synthesised when at least this share of the output ...
+MAX_STRETCH = 1.25  # ... and mapping it as it is would stretch its texture more than this
+MAX_OFF = 0.02  # ... or land this share of it on other classes of the exemplar (smears once snapped)
+TILE_FRACTION = 1 / 10  # quilting tile side as a fraction of the output's shorter side
+GUIDE_WEIGHT = 0.15  # pull of the shape chart's layout against the tiles' colour agreement
+CANDIDATES = 32  # random tile origins tried per tile (plus the guided one)
+
+
+def class_index_map(cond: Condition) -> np.ndarray:
+    """(H, W) ADE20K class index of a mask condition."""
+    if cond.task != "mask":
+        raise InputError("Mask charts need mask conditions (ADE20K labels) on both sides.")
+    label = cond.label.float()
+    weights = torch.stack([torch.arange(label.shape[0], dtype=torch.float32), torch.ones(label.shape[0])])
+    index, total = torch.einsum("chw,kc->khw", label, weights)  # a matrix product: 15x faster than argmax
+    if bool(((total - 1).abs() < 1e-4).all()):  # one-hot (what every mask condition holds)
+        return index.round().long().numpy()
+    return onehot_to_index(cond.label).astype(np.int64)
+
+
+ANGLE_BINS = 180  # directions of the polar shape chart
+ANGLE_SMOOTH = 2.0  # Gaussian smoothing of the outline radius over directions, in bins
+MIN_PIECE_FRACTION = 0.1  # exemplar pieces under this share of the class's largest are not paired
+
+
+def _pieces(region: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Connected pieces of a region: (pixels (N, 2) x, y, centroid (2,), spread (2,), outline radius
+    (ANGLE_BINS,)). Coordinates are normalised by the piece's spread (2 std per axis); the outline
+    radius is, per direction from the centroid, the farthest normalised radius of the piece."""
+    labels, count = ndimage.label(region)
+    out = []
+    for k, sl in enumerate(ndimage.find_objects(labels)):
+        ys, xs = np.nonzero(labels[sl] == k + 1)
+        xs, ys = xs + sl[1].start, ys + sl[0].start
+        p = np.stack([xs, ys], axis=1).astype(np.float64)
+        centre = p.mean(axis=0)
+        spread = 2 * p.std(axis=0) + 1.0
+        q = (p - centre) / spread
+        radius = np.zeros(ANGLE_BINS)
+        np.maximum.at(radius, _angle_bin(q), np.hypot(q[:, 0], q[:, 1]) + 0.7 / spread.min())
+        empty = radius == 0  # directions with no pixel (thin pieces): from the neighbouring directions
+        if empty.any() and not empty.all():
+            idx = np.arange(ANGLE_BINS)
+            radius[empty] = np.interp(idx[empty], idx[~empty], radius[~empty], period=ANGLE_BINS)
+        radius = ndimage.gaussian_filter1d(np.log(np.maximum(radius, 1e-3)), ANGLE_SMOOTH, mode="wrap")
+        out.append((p, centre, spread, np.exp(radius)))
+    return out
+
+
+def _angle_bin(q: np.ndarray) -> np.ndarray:
+    theta = np.arctan2(q[:, 1], q[:, 0])
+    return np.clip(((theta + np.pi) / (2 * np.pi) * ANGLE_BINS).astype(int), 0, ANGLE_BINS - 1)
+
+
+def _outline_at(radius: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The outline radius in the directions of (N, 2) normalised points (linear between bins)."""
+    theta = np.arctan2(q[:, 1], q[:, 0])
+    pos = (theta + np.pi) / (2 * np.pi) * ANGLE_BINS - 0.5
+    return np.interp(pos, np.arange(ANGLE_BINS), radius, period=ANGLE_BINS)
+
+
+def shape_map(src_region: np.ndarray, ex_region: np.ndarray) -> np.ndarray:
+    """(H, W, 2) x, y exemplar positions for the pixels of ``src_region`` (NaN elsewhere), one class.
+
+    A polar chart per connected piece, paired with the exemplar's piece nearest in the frame:
+    normalised by each piece's centroid and spread, a pixel keeps its direction and its radius as
+    a fraction of the piece's outline radius in that direction. Centroid goes to centroid, outline
+    to outline, left to left; continuous and monotone along every ray (no folds on star-shaped
+    pieces). A position that a concave exemplar piece does not cover snaps to its nearest pixel."""
+    h, w = src_region.shape
+    eh, ew = ex_region.shape
+    out = np.full((h, w, 2), np.nan)
+    ex_pieces = _pieces(ex_region)
+    if not ex_pieces:
+        return out
+    sizes = np.array([len(piece[0]) for piece in ex_pieces])
+    usable = [piece for piece, n in zip(ex_pieces, sizes) if n >= MIN_PIECE_FRACTION * sizes.max()]
+    ex_centres = np.array([piece[1] / (ew, eh) for piece in usable])
+    for p, centre, spread, radius in _pieces(src_region):
+        k = int(np.argmin(np.hypot(*(ex_centres - centre / (w, h)).T)))
+        _, ex_centre, ex_spread, ex_radius = usable[k]
+        q = (p - centre) / spread
+        scale = _outline_at(ex_radius, q) / _outline_at(radius, q)
+        out[p[:, 1].astype(int), p[:, 0].astype(int)] = ex_centre + q * scale[:, None] * ex_spread
+    return _snap(out, src_region, ex_region)
+
+
+def moment_map(src_region: np.ndarray, ex_region: np.ndarray, raw: bool = False) -> np.ndarray:
+    """(H, W, 2) x, y exemplar positions for the pixels of ``src_region``: the axis-aligned affine map
+    taking the class's centroid and spread (all its pieces together) onto the exemplar's. For stuff
+    (a sky, a lawn: wide, holed by the things in front of it) where a polar chart would shear."""
+    out = np.full((*src_region.shape, 2), np.nan)
+    ys, xs = np.nonzero(src_region)
+    eys, exs = np.nonzero(ex_region)
+    if not len(eys):
+        return out
+    p = np.stack([xs, ys], axis=1).astype(np.float64)
+    q = np.stack([exs, eys], axis=1).astype(np.float64)
+    out[ys, xs] = q.mean(axis=0) + (p - p.mean(axis=0)) * (q.std(axis=0) + 1.0) / (p.std(axis=0) + 1.0)
+    return out if raw else _snap(out, src_region, ex_region)
+
+
+def off_region(positions: np.ndarray, src_region: np.ndarray, ex_region: np.ndarray) -> float:
+    """Share of the region's positions that fall off the exemplar's region (before snapping)."""
+    eh, ew = ex_region.shape
+    q = positions[src_region]
+    qx = np.clip(np.round(q[:, 0]), 0, ew - 1).astype(int)
+    qy = np.clip(np.round(q[:, 1]), 0, eh - 1).astype(int)
+    return float((~ex_region[qy, qx]).mean()) if len(q) else 0.0
+
+
+def _snap(out: np.ndarray, src_region: np.ndarray, ex_region: np.ndarray) -> np.ndarray:
+    """Positions kept inside the exemplar's frame, and those off its region moved to its nearest pixel."""
+    eh, ew = ex_region.shape
+    rows, cols = np.nonzero(src_region)
+    out[..., 0] = np.clip(out[..., 0], 0, ew - 1)  # (NaN stays NaN)
+    out[..., 1] = np.clip(out[..., 1], 0, eh - 1)
+    q = out[rows, cols]
+    qx = np.clip(np.round(q[:, 0]).astype(int), 0, ew - 1)
+    qy = np.clip(np.round(q[:, 1]).astype(int), 0, eh - 1)
+    off = ~ex_region[qy, qx]
+    if off.any():
+        _, (ny, nx) = ndimage.distance_transform_edt(~ex_region, return_indices=True)
+        out[rows[off], cols[off]] = np.stack([nx[qy[off], qx[off]], ny[qy[off], qx[off]]], axis=1)
+    return out
+
+
+def _seam(error: np.ndarray) -> np.ndarray:
+    """Minimal-error vertical cut through an (H, O) overlap error: for each row, the first column
+    that takes the new tile."""
+    h, o = error.shape
+    cost = error.copy()
+    for i in range(1, h):
+        prev = cost[i - 1]
+        best = prev.copy()
+        np.minimum(best[1:], prev[:-1], out=best[1:])
+        np.minimum(best[:-1], prev[1:], out=best[:-1])
+        cost[i] += best
+    cut = np.empty(h, int)
+    cut[-1] = int(np.argmin(cost[-1]))
+    for i in range(h - 2, -1, -1):
+        j = cut[i + 1]
+        lo, hi = max(0, j - 1), min(o, j + 2)
+        cut[i] = lo + int(np.argmin(cost[i, lo:hi]))
+    return cut
+
+
+def synthesize(src_region: np.ndarray, ex_region: np.ndarray, ex_image: np.ndarray | None,
+               guide: np.ndarray | None = None, seed: int = 0) -> np.ndarray | None:
+    """Image quilting, expressed as positions: (H, W, 2) x, y exemplar positions for the pixels of
+    ``src_region`` (NaN elsewhere), every one inside ``ex_region``; None when the exemplar's region
+    cannot hold a single tile.
+
+    Tiles keep the exemplar's scale (the whole exemplar fitted to the output's area) and are chosen
+    among random origins inside the exemplar's region by their colour agreement with the tiles
+    already laid (left and top overlaps, joined along minimal-error seams) plus a pull toward
+    ``guide`` (H, W, 2), the shape chart's positions, which keeps the layout (sky above the horizon)."""
+    h, w = src_region.shape
+    eh, ew = ex_region.shape
+    k = float(np.sqrt(eh * ew / (h * w)))  # exemplar pixels per output pixel
+    tile = max(8, int(round(min(h, w) * TILE_FRACTION)))
+    overlap = max(2, tile // 4)
+    extent = int(np.ceil((tile - 1) * k)) + 1
+    while True:
+        kernel = np.ones((extent, extent), np.uint8)
+        fits = cv2.erode(ex_region.astype(np.uint8), kernel, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT,
+                         borderValue=0).astype(bool)
+        oy, ox = np.nonzero(fits)
+        if len(oy) or tile <= 8:
+            break
+        tile, overlap = tile // 2, max(2, tile // 8)
+        extent = int(np.ceil((tile - 1) * k)) + 1
+    if not len(oy):
+        return None
+    rng = np.random.default_rng(seed)
+    colours = None if ex_image is None else np.asarray(ex_image, np.float32) / 255.0
+    out = np.full((h, w, 2), np.nan)
+    canvas = np.zeros((h, w, 3), np.float32)
+    written = np.zeros((h, w), bool)
+    step = tile - overlap
+    grid = np.arange(tile, dtype=np.float64) * k
+    scale = float(max(eh, ew))
+    laid: dict[tuple[int, int], np.ndarray] = {}
+    rows, cols = np.nonzero(src_region)
+    first_top = max(0, (rows.min() // step) * step)
+    first_left = max(0, (cols.min() // step) * step)
+    for top in range(first_top, rows.max() + 1, step):
+        for left in range(first_left, cols.max() + 1, step):
+            bh, bw = min(tile, h - top), min(tile, w - left)
+            want = src_region[top:top + bh, left:left + bw]
+            if not want.any():
+                continue
+            pick = rng.integers(0, len(oy), CANDIDATES)
+            cand = np.stack([ox[pick], oy[pick]], axis=1).astype(np.float64)  # (C, 2) x, y origins
+            # coherence: the continuations of the left and top neighbours' tiles (one larger copy)
+            for (ny, nx), shift in (((top, left - step), (step * k, 0.0)), ((top - step, left), (0.0, step * k))):
+                if (ny, nx) in laid:
+                    nxt = laid[(ny, nx)] + np.array(shift)
+                    ix, iy = int(round(nxt[0])), int(round(nxt[1]))
+                    if 0 <= ix < ew and 0 <= iy < eh and fits[iy, ix]:
+                        cand = np.vstack([cand, [ix, iy]])
+            if guide is not None:
+                g = guide[top:top + bh, left:left + bw][want]
+                if len(g) and np.isfinite(g).all():
+                    target = g.mean(axis=0) - (np.array([bw, bh]) - 1) / 2 * k
+                    near = np.argmin((ox - target[0]) ** 2 + (oy - target[1]) ** 2)
+                    cand = np.vstack([cand, [ox[near], oy[near]]])
+            else:
+                target = None
+            old = written[top:top + bh, left:left + bw]
+            cost = np.zeros(len(cand))
+            if colours is not None and old.any():
+                oy_, ox_ = np.nonzero(old)  # the overlap with tiles already laid
+                cx = np.clip(np.round(cand[:, None, 0] + grid[None, ox_]), 0, ew - 1).astype(int)
+                cy = np.clip(np.round(cand[:, None, 1] + grid[None, oy_]), 0, eh - 1).astype(int)
+                diff = colours[cy, cx] - canvas[top + oy_, left + ox_][None]  # (C, n, 3)
+                cost += np.einsum("cnk,cnk->c", diff, diff) / len(oy_)
+            if guide is not None and target is not None:
+                cost += GUIDE_WEIGHT * ((cand - target) ** 2).sum(axis=1) / scale**2 * 10
+            good = np.flatnonzero(cost <= cost.min() * 1.1 + 1e-6)
+            origin = cand[rng.choice(good)]
+            laid[(top, left)] = origin
+            xs = origin[0] + grid[:bw]
+            ys = origin[1] + grid[:bh]
+            pos = np.stack(np.broadcast_arrays(xs[None, :], ys[:, None]), axis=-1)  # (bh, bw, 2)
+            take = np.ones((bh, bw), bool)
+            if colours is not None and old.any():
+                px = np.clip(np.round(pos[..., 0]), 0, ew - 1).astype(int)
+                py = np.clip(np.round(pos[..., 1]), 0, eh - 1).astype(int)
+                err = ((colours[py, px] - canvas[top:top + bh, left:left + bw]) ** 2).sum(-1)
+                err = np.where(old, err, 0.0)
+                if left > 0 and old[:, :overlap].any():
+                    cut = _seam(err[:, :overlap])
+                    take &= np.arange(bw)[None, :] >= cut[:, None]
+                if top > 0 and old[:overlap].any():
+                    cut = _seam(err[:overlap].T)
+                    take &= np.arange(bh)[:, None] >= cut[None, :]
+                take |= ~old
+                new_colours = colours[py, px]
+                block = canvas[top:top + bh, left:left + bw]
+                block[take] = new_colours[take]
+            elif colours is not None:
+                px = np.clip(np.round(pos[..., 0]), 0, ew - 1).astype(int)
+                py = np.clip(np.round(pos[..., 1]), 0, eh - 1).astype(int)
+                canvas[top:top + bh, left:left + bw] = colours[py, px]
+            block_out = out[top:top + bh, left:left + bw]
+            block_out[take] = pos[take]
+            written[top:top + bh, left:left + bw] |= take
+    out[~src_region] = np.nan
+    return out
+
+
+def stretch(src_region: np.ndarray, ex_region: np.ndarray) -> float:
+    """How much the shape chart would stretch (>= 1) or squeeze the exemplar's texture along either
+    axis, relative to the exemplar's own scale (its frame fitted to the output's area)."""
+    (h, w), (eh, ew) = src_region.shape, ex_region.shape
+    k = np.sqrt(eh * ew / (h * w))
+    ratios = []
+    for axis in (0, 1):
+        src_spread = np.nonzero(src_region)[axis].std() + 1.0
+        ex_spread = np.nonzero(ex_region)[axis].std() + 1.0
+        ratios.append(ex_spread / (k * src_spread))
+    return float(max(max(r, 1 / r) for r in ratios))
+
+
+def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = False, seed: int = 0) -> ChartMap:
+    """Dense map from the output's labelled pixels to the exemplar's pixels of the same class.
+
+    A class the exemplar lacks is taken from the exemplar's unlabeled part when it has one (a mask
+    segmented from a photo labels only the person); otherwise the classes are named in an
+    InputError, unless ``allow_partial`` (then they are listed in ``missing`` and left undefined).
+    The input's unlabeled pixels are left to the engine's background."""
+    src_idx, ex_idx = class_index_map(source), class_index_map(exemplar)
+    h, w = src_idx.shape
+    src_count = np.bincount(src_idx.ravel(), minlength=len(NAMES))
+    ex_count = np.bincount(ex_idx.ravel(), minlength=len(NAMES))
+    classes = [c for c in np.flatnonzero(src_count >= max(1, MIN_CLASS_FRACTION * h * w)) if c != UNLABELED]
+    eh, ew = ex_idx.shape
+    # An exemplar mask from a photo labels only the person (offline segmentation): its unlabeled part
+    # is "unknown", not "absent", so a class it lacks is taken from there (with a note).
+    unknown = ex_idx == UNLABELED if ex_count[UNLABELED] >= UNKNOWN_MIN_FRACTION * eh * ew else None
+    absent = [c for c in classes if ex_count[c] == 0]
+    borrowed = [NAMES[c] for c in absent if unknown is not None]
+    missing = [NAMES[c] for c in absent if unknown is None]
+    if missing and not allow_partial:
+        raise InputError(
+            f"The exemplar has no {', '.join(missing)}: the input's mask needs "
+            f"{'it' if len(missing) == 1 else 'them'}. Use an exemplar whose mask has every class of the input "
+            "(or paint those regions with a class the exemplar has), or allow a partial result.")
+    positions = np.full((h, w, 2), np.nan, np.float32)
+    confidence = np.zeros((h, w), np.float32)
+    region = np.zeros((h, w), np.int16)
+    notes = []
+    ex_image = exemplar.image if exemplar.image is not None and exemplar.image.shape[:2] == ex_idx.shape else None
+    for c in classes:
+        src_region = src_idx == c
+        region[src_region] = c
+        if ex_count[c] == 0 and unknown is None:
+            continue
+        ex_region = ex_idx == c if ex_count[c] else unknown
+        is_stuff = NAMES[c] in STUFF
+        if is_stuff:  # mapped as it is when that neither stretches it nor lands on other classes
+            raw = moment_map(src_region, ex_region, raw=True)
+            plain = stretch(src_region, ex_region) <= MAX_STRETCH and off_region(raw, src_region, ex_region) <= MAX_OFF
+            guide = _snap(raw, src_region, ex_region)
+        else:
+            plain, guide = True, shape_map(src_region, ex_region)
+        synthesised = None
+        if is_stuff and src_count[c] >= STUFF_MIN_FRACTION * h * w and not plain:
+            synthesised = synthesize(src_region, ex_region, ex_image, guide, seed=seed + int(c))
+            if synthesised is None:
+                notes.append(f"{NAMES[c]}: the exemplar's region is too thin to copy texture from; mapped as it is.")
+        if synthesised is not None:
+            positions[src_region] = synthesised[src_region][:, ::-1]
+            confidence[src_region] = 0.9
+        else:
+            positions[src_region] = guide[src_region][:, ::-1]
+            confidence[src_region] = 0.8
+    if borrowed:
+        notes.append(f"Not labelled in the exemplar: {', '.join(borrowed)}; taken from its unlabeled part "
+                     "(paint the exemplar's mask too for an exact match).")
+        for c in absent:
+            confidence[src_idx == c] *= 0.5
+    defined = np.isfinite(positions).all(axis=2)
+    positions[~defined] = 0.0
+    confidence[~defined] = 0.0
+    if missing:
+        notes.append(f"No match in the exemplar for: {', '.join(missing)} (left to the fill).")
+    return ChartMap(positions=positions, defined=defined, confidence=confidence, region=region,
+                    missing=missing, notes=notes)
