@@ -10,6 +10,7 @@ exemplar grid of the same level. The matching mode is chosen once, by class (``M
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 
 from core import budget
 from core.corr import gather_values, pixel_grid, sample_at, score_indices
+from core.precision import full_precision
 from core.update import HiddenInit, UpdateBlock
 
 
@@ -82,7 +84,8 @@ class PatchMatch(torch.nn.Module):
         order = list(horizontal_first) if horizontal_first is not None else [i % 2 == 0 for i in range(iterations)]
         left_flat, right_flat = left.flatten(2), right.flatten(2)  # views for channels_last features
         cand = offsets.permute(0, 3, 4, 1, 2).contiguous()  # (B, H, W, 2, K)
-        hidden = self.initial_layer(left, right) if self.refine_net is not None else None
+        with self.refine_precision(left.device):
+            hidden = self.initial_layer(left, right) if self.refine_net is not None else None
         for it in range(iterations):
             budget.check()  # a request's time budget (app) is checked between iterations
             with torch.no_grad():
@@ -92,9 +95,14 @@ class PatchMatch(torch.nn.Module):
             if self.refine_net is not None:
                 scores = top_prob.view(b, h, w, k).permute(0, 3, 1, 2)  # (B, K, H, W), NHWC memory
                 flow = cand.view(b, h, w, 2 * k).permute(0, 3, 1, 2)  # (B, 2K, H, W): K rows, then K cols
-                hidden, delta = self.refine_net(hidden, scores.to(hidden.dtype), flow.to(hidden.dtype))
+                with self.refine_precision(left.device):
+                    hidden, delta = self.refine_net(hidden, scores.to(hidden.dtype), flow.to(hidden.dtype))
                 cand = cand + delta.float().permute(0, 2, 3, 1).reshape(b, h, w, 2, k)
         return self.warp(left, right, exemplar, cand, temperature)
+
+    def refine_precision(self, device: torch.device):
+        """The ConvGRU's precision under bf16/fp16 autocast: lowered (continuous offsets move a little)."""
+        return contextlib.nullcontext()
 
     def _select(self, left, right, cand, temperature: float, row0: int = 0, height: int | None = None):
         """cand (B, h, W, 2, M) -> best K (B, h, W, 2, K) and their probabilities (B, h*W, K).
@@ -162,6 +170,12 @@ class OfficialPatchMatch(PatchMatch):
     @staticmethod
     def flat_index(cand: torch.Tensor, row0: int = 0, height: int | None = None) -> torch.Tensor:
         return _truncated_index(cand, row0, height)
+
+    def refine_precision(self, device: torch.device):
+        """fp32 even under autocast: the GRU's offsets are truncated to integer indices, so a bf16
+        rounding picks other pixels (fixture, bf16 GRU: 96.4 % of the 128 indices equal; fp32
+        GRU: 99.84 %, as fp32; docs/performance.md). Only the generator is lowered then."""
+        return full_precision(device)
 
     def warp(self, left, right, exemplar, cand, temperature: float) -> LevelMatch:
         """Final soft warp over the K integer candidates: scores and values gathered by index."""

@@ -64,3 +64,16 @@ def test_encoders_are_lowered_for_learned_matching_only(matching, lowered, one_t
         kept, _ = model.correspondence.encode(cond, ex, cond, lower_precision=False)
         lowered, _ = model.correspondence.encode(cond, ex, cond, lower_precision=True)
     assert kept[-1].dtype == torch.float32 and lowered[-1].dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize(("matching", "lowered"), [("learned", True), ("official", False)])
+def test_the_gru_is_lowered_for_learned_matching_only(matching, lowered, one_thread):
+    torch.manual_seed(0)
+    model = Warpaint(get_preset("tiny", label_channels=4, matching=matching)).eval()
+    seen = []
+    model.correspondence.patch_match.refine_net.register_forward_hook(lambda m, i, out: seen.append(out[0].dtype))
+    cond, ex = torch.rand(1, 4, 32, 32), torch.rand(1, 3, 32, 32) * 2 - 1
+    with inference_context("cpu", "bf16"):
+        out = model(cond, ex, cond)
+    assert seen and all((d == torch.bfloat16) is lowered for d in seen)
+    assert out.image.dtype == torch.float32
