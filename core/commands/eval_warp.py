@@ -48,7 +48,8 @@ def _translator(task: str, **options):
 # Engine versions compared on the cross-identity pairs and drawn side by side on the sheet:
 # name -> a Translator for a task. A new engine version is one more line here.
 ENGINE_VERSIONS: dict[str, Callable[[str], object]] = {
-    "v1": lambda task: _translator(task),
+    "v1": lambda task: _translator(task, version=1),
+    "v2": lambda task: _translator(task, version=2),
 }
 
 

@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-is-condition", action="store_true",
                         help="the input is a ready skeleton picture / face sketch / painted ADE20K mask")
     parser.add_argument("--engine", default="auto", choices=("auto", "learned", "training-free"))
+    parser.add_argument("--engine-version", type=int, default=None, choices=(1, 2),
+                        help="training-free engine: 2 (charts, full resolution, compositing; the default for face) "
+                             "or 1 (the default for pose and masks)")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="map what can be mapped when the exemplar lacks a part the input needs (e.g. no "
+                             "face) instead of refusing")
     parser.add_argument("--checkpoint", type=Path, help="a model folder (config.json + model.safetensors)")
     parser.add_argument("--warps-dir", type=Path,
                         help="also write every level's warp, flow picture and confidence map here")
@@ -64,10 +70,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("Give --input and --output (or --input-dir and --output-dir for a folder).")
     _check_numbers(args)
     translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint, device=args.device,
-                            precision=args.precision)
+                            precision=args.precision, version=args.engine_version)
     print(f"engine: {translator.engine_name}", file=sys.stderr)
     options = dict(resolution=args.resolution, iterations=args.iterations, temperature=args.temperature,
-                   seed=args.seed, source_is_condition=args.input_is_condition)
+                   seed=args.seed, source_is_condition=args.input_is_condition, allow_partial=args.allow_partial)
     if folder_mode:
         return _run_folder(translator, args, options)
     return _run_one(translator, args, options)
