@@ -33,6 +33,7 @@ from core.conditions import Condition, detectors, pose
 from core.engine import TrainingFreeEngine
 from core.errors import InputError, NoSubjectError, WarpaintError
 from core.imageio import fit_image, fit_points, from_tensor, to_tensor
+from core.learned import LearnedEngine
 from core.video import seeding, stability
 from core.video.clip import Clip
 from core.video.encode import check_output, write_video
@@ -176,6 +177,9 @@ class VideoRetargeter:
         seeded = opts.seeding and isinstance(engine, TrainingFreeEngine)  # the engine that takes ``init=``
         ex_tensor = to_tensor(fit_image(ex_cond.image, size)).to(self.translator.device)
         full = opts.iterations if opts.iterations is not None else getattr(engine, "iterations", 0)
+        # the learned engine's exemplar encoder runs once per clip, not once per frame
+        once = ({"exemplar_features": engine.encode_exemplar(ex_tensor, ex_cond)}
+                if isinstance(engine, LearnedEngine) else {})
         batch = 1 if seeded else opts.batch_size  # seeded frames depend on each other: one at a time
         photos = clip.frames() if clip.kind != "poses" else iter(())
         previous = None  # (engine output, pose) of the frame before, for seeding
@@ -200,7 +204,7 @@ class VideoRetargeter:
                     init = seeding.carry_matches(previous[0].levels[-1].positions, previous[1], track[t], size)
                     if init is not None:
                         iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
-                extra = {"init": init} if seeded else {"allow_partial": True} if opts.allow_partial else {}
+                extra = {"init": init} if seeded else {"allow_partial": True} if opts.allow_partial else once
                 n = len(pending)
                 out = engine([c for _, c in pending], ex_tensor.expand(n, -1, -1, -1), [ex_cond] * n,
                              iterations=iters, seed=opts.seed, **extra)
