@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core import hub
 from core.conditions import Condition, extract, from_user_condition
 from core.corr import pixel_grid
 from core.engine import TrainingFreeEngine
@@ -36,7 +37,7 @@ from core.utils.flow_viz import flow_to_image
 TASKS = ("pose", "face", "mask")
 ENGINES = ("auto", "learned", "training-free")
 DEFAULT_RESOLUTION = 512
-CHECKPOINT_FILES = ("config.json", "model.safetensors")
+CHECKPOINT_FILES = hub.MODEL_FILES
 
 def find_checkpoints(root: Path = Path("checkpoints"), task: str | None = None) -> list[Path]:
     """Model folders (config.json + model.safetensors) directly under ``root``, sorted by name;
@@ -82,11 +83,13 @@ class Translator:
             self.checkpoint = self._resolve_checkpoint(engine, checkpoint, Path(checkpoints_root))
         self.engine: Engine = (TrainingFreeEngine() if self.checkpoint is None
                                else LearnedEngine(self.checkpoint, self.device, precision))
+        if checkpoint is not None and self.checkpoint is not None and hub.is_hub_id(checkpoint):
+            self.engine.name = f"learned ({checkpoint})"  # the id, not the cache folder
         self.engine_name = self.engine.name
 
     def _resolve_checkpoint(self, engine: str, checkpoint: str | Path | None, root: Path) -> Path | None:
         if checkpoint is not None:
-            folder = Path(checkpoint)
+            folder = hub.resolve_model(checkpoint)  # a Hub id -> its folder in the Hugging Face cache
             missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
             if missing:
                 raise CheckpointError(f"{folder} is not a model folder (missing {', '.join(missing)}): a model "

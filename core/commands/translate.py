@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-is-condition", action="store_true",
                         help="the input is a ready skeleton picture / face sketch / painted ADE20K mask")
     parser.add_argument("--engine", default="auto", choices=("auto", "learned", "training-free"))
-    parser.add_argument("--checkpoint", type=Path, help="a model folder (config.json + model.safetensors)")
+    parser.add_argument("--checkpoint", help="a model folder (config.json + model.safetensors), or a Hugging Face "
+                                             "Hub id org/name[@revision] (cached; HF_HUB_OFFLINE=1 honoured)")
     parser.add_argument("--warps-dir", type=Path,
                         help="also write every level's warp, flow picture and confidence map here")
     parser.add_argument("--resolution", type=int, default=None, help="square output size (default: 512 or the model's)")

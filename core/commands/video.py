@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, required=True, help="the video to write (.mp4 H.264 or .webm VP9)")
     parser.add_argument("--resolution", type=int, default=None, help="square output side (default: 512 or the model's)")
     parser.add_argument("--engine", default="auto", choices=("auto", "learned", "training-free"))
-    parser.add_argument("--checkpoint", type=Path, help="a model folder (config.json + model.safetensors)")
+    parser.add_argument("--checkpoint", help="a model folder (config.json + model.safetensors), or a Hugging Face "
+                                             "Hub id org/name[@revision]")
     parser.add_argument("--fps", type=float, default=None,
                         help="output frame rate (default: the video's; 25 for frames and poses folders)")
     parser.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
