@@ -47,14 +47,13 @@ def resolve_model(name: str | Path, revision: str | None = None) -> Path:
     if not is_hub_id(name):
         return Path(name)
     repo, revision = split_revision(str(name), revision)
-    config = _fetch(repo, CONFIG_NAME, revision, None)
-    weights = _fetch(repo, WEIGHTS_NAME, revision, config)
-    if Path(config).parent != Path(weights).parent:  # a new commit between the two fetches
-        config = _fetch(repo, CONFIG_NAME, revision, None)
-    return Path(weights).parent
+    where = repo + (f" (revision {revision})" if revision else "")
+    config = Path(_fetch(repo, CONFIG_NAME, revision, where, has_config=False))
+    commit = config.parent.name  # the snapshot's commit: the weights come from the same one
+    return Path(_fetch(repo, WEIGHTS_NAME, commit, where, has_config=True)).parent
 
 
-def _fetch(repo: str, filename: str, revision: str | None, config: str | None) -> str:
+def _fetch(repo: str, filename: str, revision: str | None, where: str, has_config: bool) -> str:
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -65,7 +64,6 @@ def _fetch(repo: str, filename: str, revision: str | None, config: str | None) -
         RevisionNotFoundError,
     )
 
-    where = f"{repo}" + (f" (revision {revision})" if revision else "")
     try:  # LocalEntryNotFoundError first: it is an EntryNotFoundError too
         return hf_hub_download(repo, filename, revision=revision, library_name="warpaint")
     except GatedRepoError as exc:
@@ -79,7 +77,7 @@ def _fetch(repo: str, filename: str, revision: str | None, config: str | None) -
     except LocalEntryNotFoundError as exc:
         offline = constants.is_offline_mode()
         reason = "HF_HUB_OFFLINE=1 is set" if offline else "the Hub could not be reached"
-        if config is not None:
+        if has_config:
             raise CheckpointError(
                 f"The cached copy of {where} has {CONFIG_NAME} but not {WEIGHTS_NAME}, and {reason}: fetch it once "
                 f"online (`hf download {repo} {CONFIG_NAME} {WEIGHTS_NAME}`), or give a local model folder.") from exc
