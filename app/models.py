@@ -16,7 +16,8 @@ from pathlib import Path
 
 from app import settings
 from core.errors import InputError, WarpaintError
-from core.limits import MAX_TEXT, shown
+from core.limits import MAX_TEXT
+from core.vocabulary import shown
 
 log = logging.getLogger("warpaint.app")
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[\w.-]+/)+[\w.-]*")

@@ -16,11 +16,9 @@ import re
 from pathlib import Path
 
 from core.errors import CheckpointError
+from core.vocabulary import CONFIG_FILE, MODEL_FILES, WEIGHTS_FILE
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-CARD_NAME = "README.md"
-MODEL_FILES = (CONFIG_NAME, WEIGHTS_NAME)
+CARD_NAME = "README.md"  # the model card, beside MODEL_FILES in a shared model folder
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}(@[\w./-]{1,100})?$")
 
 
@@ -48,9 +46,9 @@ def resolve_model(name: str | Path, revision: str | None = None) -> Path:
         return Path(name)
     repo, revision = split_revision(str(name), revision)
     where = repo + (f" (revision {revision})" if revision else "")
-    config = Path(_fetch(repo, CONFIG_NAME, revision, where, has_config=False))
+    config = Path(_fetch(repo, CONFIG_FILE, revision, where, has_config=False))
     commit = config.parent.name  # the snapshot's commit: the weights come from the same one
-    return Path(_fetch(repo, WEIGHTS_NAME, commit, where, has_config=True)).parent
+    return Path(_fetch(repo, WEIGHTS_FILE, commit, where, has_config=True)).parent
 
 
 def _fetch(repo: str, filename: str, revision: str | None, where: str, has_config: bool) -> str:
@@ -79,15 +77,15 @@ def _fetch(repo: str, filename: str, revision: str | None, where: str, has_confi
         reason = "HF_HUB_OFFLINE=1 is set" if offline else "the Hub could not be reached"
         if has_config:
             raise CheckpointError(
-                f"The cached copy of {where} has {CONFIG_NAME} but not {WEIGHTS_NAME}, and {reason}: fetch it once "
-                f"online (`hf download {repo} {CONFIG_NAME} {WEIGHTS_NAME}`), or give a local model folder.") from exc
+                f"The cached copy of {where} has {CONFIG_FILE} but not {WEIGHTS_FILE}, and {reason}: fetch it once "
+                f"online (`hf download {repo} {CONFIG_FILE} {WEIGHTS_FILE}`), or give a local model folder.") from exc
         raise CheckpointError(
             f"{where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {reason}: run once online "
-            f"(or `hf download {repo} {CONFIG_NAME} {WEIGHTS_NAME}`) so it is cached, or give a local model "
+            f"(or `hf download {repo} {CONFIG_FILE} {WEIGHTS_FILE}`) so it is cached, or give a local model "
             "folder.") from exc
     except EntryNotFoundError as exc:
         raise CheckpointError(f"{where} has no {filename} on the Hugging Face Hub: a Warpaint model repo holds "
-                              f"{CONFIG_NAME} and {WEIGHTS_NAME} (pickled .pth/.bin files are never loaded; "
+                              f"{CONFIG_FILE} and {WEIGHTS_FILE} (pickled .pth/.bin files are never loaded; "
                               "convert them with `python -m core convert-official`).") from exc
     except HFValidationError as exc:
         raise CheckpointError(f"{repo!r} is not a valid Hugging Face Hub id (org/name).") from exc
@@ -176,7 +174,7 @@ def write_model_card(folder: str | Path, config=None, *, repo: str | None = None
     path = folder / CARD_NAME
     if path.exists() and not overwrite:
         return path
-    config = config or WarpaintConfig.load(folder / CONFIG_NAME)
+    config = config or WarpaintConfig.load(folder / CONFIG_FILE)
     text = model_card(config, repo=repo, provenance=provenance or training_provenance(folder), license=license,
                       name=repo or str(folder))
     path.write_text(text)
@@ -200,5 +198,5 @@ def push_model(folder: str | Path, repo: str, *, private: bool = False, license:
         api = HfApi(library_name="warpaint")
     api.create_repo(repo, private=private, exist_ok=True)
     info = api.upload_folder(repo_id=repo, folder_path=str(folder), commit_message=commit_message,
-                             allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME])
+                             allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, CARD_NAME])
     return str(getattr(info, "commit_url", info))

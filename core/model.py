@@ -1,4 +1,5 @@
-"""Warpaint = correspondence + generator. A model is a folder: config.json + model.safetensors."""
+"""Warpaint = correspondence + generator. A model is a folder: config.json + model.safetensors
+(``core.vocabulary.MODEL_FILES``)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,7 @@ from core.errors import CheckpointError
 from core.generator import Generator
 from core.patchmatch import LevelMatch
 from core.timing import stage
-
-CONFIG_NAME, WEIGHTS_NAME = hub.CONFIG_NAME, hub.WEIGHTS_NAME  # a model folder: these two files
+from core.vocabulary import CONFIG_FILE, WEIGHTS_FILE
 
 
 @dataclass
@@ -99,15 +99,15 @@ class Warpaint(nn.Module):
     # -- config + weights folder -----------------------------------------------------------
     def save_pretrained(self, folder: str | Path, push_to_hub: bool = False, repo_id: str | None = None,
                         **push_options) -> None:
-        """Write config.json and model.safetensors (atomically: temp file, then rename); with
-        ``push_to_hub``, also a model card and an upload to ``repo_id`` (``core.hub.push_model``)."""
+        """Write the config and the weights (atomically: temp file, then rename); with ``push_to_hub``,
+        also a model card and an upload to ``repo_id`` (``core.hub.push_model``)."""
         if push_to_hub and not repo_id:
             raise ValueError("push_to_hub needs repo_id='org/name'")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        _atomic(folder / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
-        _atomic(folder / CONFIG_NAME, lambda p: self.config.save(p))
+        _atomic(folder / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+        _atomic(folder / CONFIG_FILE, lambda p: self.config.save(p))
         if push_to_hub:
             hub.push_model(folder, repo_id, **push_options)
 
@@ -117,10 +117,10 @@ class Warpaint(nn.Module):
         """Load a model folder, or a Hub id ``org/name`` (+ ``revision``) through the Hugging Face cache
         (``core.hub``). ``config_overrides`` change config fields (e.g. the default iterations)."""
         folder = hub.resolve_model(folder, revision)
-        cfg_path, w_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
         for p in (cfg_path, w_path):
             if not p.is_file():
-                raise CheckpointError(f"{p} is missing: a model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+                raise CheckpointError(f"{p} is missing: a model folder holds {CONFIG_FILE} and {WEIGHTS_FILE}")
         try:
             config = WarpaintConfig.load(cfg_path)
         except (ValueError, TypeError) as exc:

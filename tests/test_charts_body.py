@@ -181,6 +181,24 @@ def test_head_and_shoulders_exemplar_is_refused_for_a_full_body():
     assert chart.defined[40, 128] and chart.defined[90, 128]
 
 
+def test_exemplar_without_a_person_or_shared_head_joints():
+    src = from_keypoints("pose", full_body(), SIZE)
+    empty = from_keypoints("pose", full_body(), SIZE)
+    empty.keypoints = None  # what an exemplar with no person found carries (allow_partial)
+    with pytest.raises(InputError, match="head"):
+        body_chart(src, empty)
+    chart = body_chart(src, empty, allow_partial=True)
+    assert not chart.defined.any() and "torso" in chart.missing and "head" in chart.missing
+    # the head seen by its ears on one side and its nose and eyes on the other: disc to disc
+    ears = full_body()
+    ears[[0, 14, 15]] = 0
+    face = full_body(shift=(6, 0))
+    face[[16, 17]] = 0
+    chart = body_chart(from_keypoints("pose", ears, SIZE), from_keypoints("pose", face, SIZE))
+    col, row = np.round(ears[[16, 17], :2].mean(axis=0)).astype(int)
+    assert chart.region[row, col] == PART_ID["head"] and chart.defined[row, col]
+
+
 def test_same_pose_is_the_identity():
     kp = full_body()
     cond = from_keypoints("pose", kp, SIZE)

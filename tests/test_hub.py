@@ -191,7 +191,7 @@ def test_the_app_offers_the_operators_hub_models_by_id_only(tmp_path, tiny_folde
     from gradio_client.exceptions import AppError
 
     from app.settings import ASSETS
-    from app.testing import running_app
+    from tests.app_server import running_app
 
     cache = tmp_path / "hf-cache"
     cache_repo(cache, REPO, {n: tiny_folder / n for n in hub.MODEL_FILES})
