@@ -153,6 +153,12 @@ class Translator:
                 src = self.extract(source, size, ready_condition=source_is_condition)
             except NoSubjectError as exc:
                 raise NoSubjectError(f"The input: {exc}") from exc
+        return src, self.prepare_exemplar(exemplar, size, allow_partial)
+
+    def prepare_exemplar(self, exemplar: np.ndarray | Condition, size: tuple[int, int],
+                         allow_partial: bool = False) -> Condition:
+        """The exemplar's condition for an output of ``size`` (see ``prepare``); made once, it serves
+        any number of inputs (a video's frames)."""
         if isinstance(exemplar, Condition):
             ex_cond = exemplar
             if ex_cond.image is None:
@@ -169,7 +175,7 @@ class Translator:
                 raise NoSubjectError(f"The exemplar: {exc}") from exc
             if ex_cond.image is None:
                 ex_cond.image = fit_image(exemplar, size)
-        return src, ex_cond
+        return ex_cond
 
     def translate(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, *,
                   resolution: int | None = None, iterations: int | None = None, temperature: float | None = None,
