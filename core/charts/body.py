@@ -436,6 +436,35 @@ def _map_part(name: str, src: Body, ex: Body, p: np.ndarray) -> np.ndarray:
 # --- the chart builder ------------------------------------------------------------------------
 
 
+BLEND = 0.025  # parts' maps are blended across their borders over this fraction of the body scale (sigma)
+
+
+def _blend_parts(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order: list[str], missing: list[str],
+                 size: tuple[int, int]) -> np.ndarray:
+    """(N, 2) exemplar x, y for the silhouette pixels ``p``: every part's map, weighted by its
+    Gaussian-blurred ownership (a partition of unity). Each part's map is smooth, so the sum is
+    continuous across the parts' borders: no tear (and no fold) where the head meets the torso."""
+    import cv2
+
+    sigma = max(1.0, BLEND * src.scale)
+    acc = np.zeros((len(p), 2))
+    total = np.zeros(len(p))
+    xs, ys = p[:, 0].astype(int), p[:, 1].astype(int)
+    for k, name in enumerate(order):
+        sel = owner == k
+        if name in missing or not sel.any():
+            continue
+        own = np.zeros(size, np.float32)
+        own[ys[sel], xs[sel]] = 1.0
+        weight = cv2.GaussianBlur(own, (0, 0), sigma)[ys, xs]
+        weight[sel] = np.maximum(weight[sel], 1e-6)  # a part's own pixels always have its map
+        band = weight > 1e-4
+        acc[band] += weight[band, None] * _map_part(name, src, ex, p[band])
+        total[band] += weight[band]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return acc / total[:, None]
+
+
 def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = False) -> ChartMap:
     """Dense map from the output's body pixels to the exemplar's (see the module docstring).
 
@@ -469,6 +498,7 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     ex_owner = np.full((eh, ew), -1, np.int16)
     ex_order = [n for n in PARTS if not ex_lacks[n]]
     ex_owner[ex_ys, ex_xs] = assign(ex, np.stack([ex_xs, ex_ys], axis=1).astype(np.float64), ex_order)[0]
+    blended = _blend_parts(src, ex, p, owner, order, missing, (h, w))
     for k, name in enumerate(order):
         sel = owner == k
         if not sel.any():
@@ -477,7 +507,7 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         region[py, px] = PART_ID[name]
         if name in missing:
             continue
-        q = _map_part(name, src, ex, p[sel])  # (n, 2) x, y in the exemplar
+        q = blended[sel]  # (n, 2) x, y in the exemplar
         qx = np.clip(np.round(q[:, 0]).astype(int), 0, ew - 1)
         qy = np.clip(np.round(q[:, 1]).astype(int), 0, eh - 1)
         # Where the exemplar shows this part (not another part in front of it, not its background):
