@@ -13,7 +13,8 @@ from pathlib import Path
 
 from app import settings
 from core.errors import InputError
-from core.limits import MAX_TEXT, shown
+from core.limits import MAX_TEXT
+from core.vocabulary import shown
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[\w.-]+/)+[\w.-]*")
 

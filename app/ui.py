@@ -6,10 +6,11 @@ import gradio as gr
 
 from app import atomic_cache, drawing, handlers, models, settings, video
 from app.components import mask_editor, photo_input, raw
-from app.engine import ENGINES, engine_plan, friendly_errors
+from app.engine import engine_plan, friendly_errors
 from app.jobs import run_heavy
 from app.palette import editor_to_mask, legend_html, make_brush
-from app.tasks import TABS, TASKS, TabSpec
+from app.tasks import TABS, TabSpec
+from core.vocabulary import ENGINES, TASKS
 
 PHOTO, READY = "Photo", "Ready condition"
 PROGRESS = gr.Progress()  # marks a handler's progress parameter; Gradio gives each call its own tracker

@@ -13,9 +13,10 @@ from torch import nn
 from core import budget
 from core.checkpointing import run_block
 from core.config import WarpaintConfig
-from core.corr import dense_attention, full_precision, normalize_features
+from core.corr import dense_attention, normalize_features
 from core.extractor import PyramidEncoder
 from core.patchmatch import MATCHERS, LevelMatch, PatchMatch, seed_offsets
+from core.precision import full_precision
 from core.timing import stage
 
 OnLevel = Callable[[int, LevelMatch], None]  # (level index, coarsest = 0; its match) after every level

@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from app.settings import ASSETS, ROOT
-from app.testing import running_app
+from tests.app_server import running_app
 
 pytestmark = pytest.mark.browser
 

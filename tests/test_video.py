@@ -243,6 +243,15 @@ def test_cli_killed_with_sigkill_continues_where_it_stopped(tmp_path, pose_clip,
     assert read_video_info(out).frames == FRAMES
 
 
+def test_a_time_budget_stops_a_clip_between_frames(tmp_path, pose_clip, exemplar):
+    from core.budget import BudgetExceeded, time_budget
+
+    retargeter = VideoRetargeter(Translator("pose", engine="training-free"))
+    with pytest.raises(BudgetExceeded), time_budget(0.0):
+        retargeter.run(open_clip(pose_clip), exemplar, tmp_path / "out.mp4", VideoOptions(resolution=64))
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_seeded_frames_are_no_less_stable_than_independent(tmp_path, pose_clip, exemplar):
     retargeter = VideoRetargeter(Translator("pose", engine="training-free"))
     runs = {}

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from core.errors import InputError
+from core.vocabulary import ENGINES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exemplar", type=Path, required=True, help="photo of the person to drive")
     parser.add_argument("--output", type=Path, required=True, help="the video to write (.mp4 H.264 or .webm VP9)")
     parser.add_argument("--resolution", type=int, default=None, help="square output side (default: 512 or the model's)")
-    parser.add_argument("--engine", default="auto", choices=("auto", "learned", "training-free"))
+    parser.add_argument("--engine", default="auto", choices=ENGINES)
     parser.add_argument("--checkpoint", type=Path, help="a model folder (config.json + model.safetensors)")
     parser.add_argument("--fps", type=float, default=None,
                         help="output frame rate (default: the video's; 25 for frames and poses folders)")
