@@ -510,15 +510,16 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         q = blended[sel]  # (n, 2) x, y in the exemplar
         qx = np.clip(np.round(q[:, 0]).astype(int), 0, ew - 1)
         qy = np.clip(np.round(q[:, 1]).astype(int), 0, eh - 1)
-        # Where the exemplar shows this part (not another part in front of it, not its background):
-        # on its background (a silhouette wider in the input) the map is left to the engine's fill.
+        # Where the exemplar shows this part (not another part in front of it, not its background).
+        # Positions on its background (the input's silhouette is wider there) are kept, unsure: an
+        # undefined band inside the person would put a seam (and folds) between chart and surround.
         on_body = ex_owner[qy, qx] >= 0
         shown = ex_owner[qy, qx] == ex_order.index(name)
         inside = (q[:, 0] > -0.5) & (q[:, 0] < ew - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < eh - 0.5)
-        keep = inside & (on_body | (not ex.measured))
-        positions[py[keep], px[keep]] = q[keep, ::-1]
+        positions[py[inside], px[inside]] = q[inside, ::-1]
         conf = (1.0 if src.measured and ex.measured else 0.7) * np.clip(2.0 - cost[sel], 0.2, 1.0)
-        confidence[py[keep], px[keep]] = np.where(shown, conf, 0.3)[keep]
+        conf = np.where(shown, conf, np.where(on_body | (not ex.measured), 0.3, 0.1))
+        confidence[py[inside], px[inside]] = conf[inside]
         hidden = 1.0 - shown.mean()
         if hidden > 0.2:
             notes.append(f"{name}: {hidden:.0%} of it falls outside the exemplar's {name} (hidden, off its "
