@@ -321,3 +321,14 @@ def test_openpose_files_fit_the_output_like_a_photo(tmp_path):
     assert np.allclose(plain[:4, :2], [[50, 25], [50, 50], [25, 50], [75, 50]])
     assert np.allclose(wide[:4, :2], [[50, 25], [50, 50], [0, 50], [100, 50]])
     assert (wide[4:] == 0).all()
+
+
+def test_engine_v2_renders_every_frame_without_seeding(tmp_path, pose_clip, exemplar):
+    retargeter = VideoRetargeter(Translator("pose", engine="training-free", version=2))
+    clip = open_clip(pose_clip, max_frames=3)
+    with pytest.raises(InputError, match="does not show parts of the body"):  # Grace Hopper's photo shows no arms
+        retargeter.run(clip, exemplar, tmp_path / "v2.mp4", VideoOptions(resolution=128))
+    result = retargeter.run(clip, exemplar, tmp_path / "v2.mp4", VideoOptions(resolution=128, allow_partial=True))
+    assert all(i == -1 for i in result.iterations)  # charts are not matched iteratively: nothing to seed
+    info = read_video_info(tmp_path / "v2.mp4")
+    assert (info.frames, info.width) == (3, 128)
