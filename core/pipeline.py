@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core import hub
 from core.conditions import Condition, extract, from_user_condition
 from core.corr import pixel_grid
 from core.engine import TrainingFreeEngine
@@ -99,11 +100,13 @@ class Translator:
                                                        else ())
         self.engine: Engine = (LearnedEngine(self.checkpoint, self.device, precision) if self.checkpoint is not None
                                else TrainingFreeEngineV2() if self.v2 else TrainingFreeEngine())
+        if checkpoint is not None and self.checkpoint is not None and hub.is_hub_id(checkpoint):
+            self.engine.name = f"{LEARNED} ({checkpoint})"  # the id, not the cache folder
         self.engine_name = self.engine.name
 
     def _resolve_checkpoint(self, engine: str, checkpoint: str | Path | None, root: Path) -> Path | None:
         if checkpoint is not None:
-            folder = Path(checkpoint)
+            folder = hub.resolve_model(checkpoint)  # a Hub id -> its folder in the Hugging Face cache
             missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
             if missing:
                 raise CheckpointError(f"{folder} is not a model folder (missing {', '.join(missing)}): a model "

@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default per task")
     parser.add_argument("--allow-partial", action="store_true",
                         help="engine v2: map what it can when the exemplar lacks a body part the clip needs")
-    parser.add_argument("--checkpoint", type=Path, help="a model folder (config.json + model.safetensors)")
+    parser.add_argument("--checkpoint", help="a model folder (config.json + model.safetensors), or a Hugging Face "
+                                             "Hub id org/name[@revision]")
     parser.add_argument("--fps", type=float, default=None,
                         help="output frame rate (default: the video's; 25 for frames and poses folders)")
     parser.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
