@@ -111,6 +111,9 @@ def build_video_tab(heavy: dict) -> None:
                         elem_id="video-clip", height=320)
         exemplar = gr.Image(label="Exemplar (the person to show)", type="filepath", sources=["upload", "clipboard"],
                             elem_id="video-exemplar", height=320)
+    gr.Examples([[str(settings.ASSETS / "clip_astronaut.mp4"), str(settings.ASSETS / "grace_hopper.jpg")]],
+                inputs=[clip, exemplar], label="Example: a swaying camera films the astronaut (public domain, offline)",
+                cache_examples=False)
     with gr.Row():
         limit = settings.VIDEO_RESOLUTION
         resolution = gr.Slider(limit.minimum, limit.maximum, value=min(256, limit.maximum), step=limit.step,
