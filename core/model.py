@@ -50,7 +50,7 @@ class Warpaint(nn.Module):
                 synthesize: bool = True) -> WarpaintOutput:
         """condition (B, label, H, W); exemplar (B, 3, H, W) in [-1, 1] and its condition.
         H and W must be multiples of ``config.stride``."""
-        self.check_size(condition.shape[-2:])
+        self.check_size(condition.shape[-2:], synthesize)
         levels = self.correspondence(condition, exemplar, exemplar_condition, orders, cycle)
         image = None
         if synthesize:
@@ -58,10 +58,9 @@ class Warpaint(nn.Module):
                 image = self.generator([lv.warp for lv in levels], condition).float()  # fp32 under autocast too
         return WarpaintOutput(image, levels)
 
-    def check_size(self, size) -> None:
-        s = self.config.stride
-        if any(side % s for side in size) or any(side < s for side in size):
-            raise ValueError(f"input sides must be multiples of {s} (got {tuple(size)})")
+    def check_size(self, size, synthesize: bool = True) -> None:
+        """Refuse sizes the correspondence (or, when synthesizing, the generator) cannot take."""
+        check_size(self.config, size, synthesize)
 
     # -- config + weights folder -----------------------------------------------------------
     def save_pretrained(self, folder: str | Path) -> None:
@@ -108,6 +107,17 @@ class Warpaint(nn.Module):
                     parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
             raise CheckpointError(f"{source} does not fit this model config: " + "; ".join(parts))
         self.load_state_dict(state, strict=True)
+
+
+def check_size(config: WarpaintConfig, size, synthesize: bool = True) -> None:
+    """ValueError, saying which sizes work, for an input (H, W) this model config cannot take."""
+    s, up = config.stride, config.generator_upsamples
+    if any(side % s for side in size) or any(side < s for side in size):
+        raise ValueError(f"input sides must be multiples of {s} (got {tuple(size)})")
+    # the generator starts at ceil(side / 2**up) and reflection-pads by 1 there: it needs 2 pixels
+    if synthesize and any(side <= 2**up for side in size):
+        raise ValueError(f"input sides must be at least {(2**up // s + 1) * s} for this model (got {tuple(size)}): "
+                         f"its generator starts at 1/{2**up} of the size and needs 2 pixels there")
 
 
 def _atomic(path: Path, write) -> None:

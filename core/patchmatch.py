@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from core.corr import gather_values, pixel_grid, sample_at, score_indices
+from core.corr import gather_values, normalize_features, pixel_grid, sample_at, score_indices
 from core.update import HiddenInit, UpdateBlock
 
 
@@ -150,8 +150,10 @@ class PatchMatch(torch.nn.Module):
         positions = torch.stack([positions[:, 0].clamp_max(h - 1), positions[:, 1].clamp_max(w - 1)], 1)
         positions = positions.transpose(1, 2).contiguous()  # (B, K, 2, H, W)
         group = max(1, (self.chunk * 16) // (h * w))  # candidates sampled at once (bounded memory)
+        # bilinear samples between unit features are shorter than 1 (0.87 at half a pixel): back to
+        # unit length, or every fractional position would score lower than the integer ones
         costs = torch.cat([
-            (sample_at(right, positions[:, s:s + group]) * left.unsqueeze(2)).sum(1)
+            (normalize_features(sample_at(right, positions[:, s:s + group])) * left.unsqueeze(2)).sum(1)
             for s in range(0, k, group)], dim=1) / self.temperature  # (B, K, H, W)
         weights = F.softmax(costs.float(), dim=1)
         warp = 0

@@ -192,3 +192,95 @@ def test_config_json_round_trip(tmp_path):
     assert WarpaintConfig.load(tmp_path / "c.json") == config
     with pytest.raises(ValueError, match="unknown config keys"):
         WarpaintConfig.from_dict({"nope": 1})
+
+
+# -- issue 14: sizes beyond the tiny preset, official mode with gradients, sampled features ---------
+
+def small_official(**overrides) -> WarpaintConfig:
+    """The official architecture (4 levels, generator from 1/32) at small widths, for speed."""
+    return get_preset("official", nef=8, ngf=8, spade_hidden=16, gru_hidden=16, **overrides)
+
+
+@pytest.mark.parametrize("size", [(32, 64), (64, 24)])
+def test_official_generator_sizes_too_small_are_refused_clearly(size):
+    """Multiples of the stride (8) that the generator (starting at 1/32) cannot take: a clear
+    message instead of a crash in reflection padding."""
+    config = small_official()
+    with torch.no_grad(), pytest.raises(ValueError, match="at least 40"):
+        Warpaint(config).eval()(*inputs(config, *size))
+    with torch.no_grad():  # the correspondence alone takes them
+        out = Warpaint(config).eval()(*inputs(config, *size), synthesize=False)
+    assert out.levels[-1].warp.shape[-2:] == size
+
+
+@pytest.mark.parametrize("size", [(40, 40), (40, 72)])
+def test_official_architecture_at_the_smallest_sizes(size):
+    config = small_official()
+    with torch.no_grad():
+        out = Warpaint(config).eval()(*inputs(config, *size))
+    assert out.image.shape[-2:] == size and torch.isfinite(out.image).all()
+
+
+def test_official_matching_trains_on_cpu():
+    """The sparse candidate scorer has no autograd: with gradients the scores take the gather path."""
+    config = tiny(matching="official")
+    model = Warpaint(config).eval()  # eval: spectral norms do not step between the two calls
+    out = model(*inputs(config, 64, 64), synthesize=False)
+    sum(lv.warp.square().mean() for lv in out.levels).backward()
+    corr = model.correspondence
+    for name, convs in (("theta", corr.theta), ("phi", corr.phi)):
+        assert all(c.weight.grad is not None and c.weight.grad.abs().sum() > 0 for c in convs[1:]), name
+    with torch.no_grad():  # and the scores equal the sparse path's
+        again = model(*inputs(config, 64, 64), synthesize=False)
+    for a, b in zip(out.levels, again.levels):
+        assert torch.allclose(a.warp, b.warp, atol=1e-5)
+
+
+@pytest.mark.parametrize("delta", [(0.25, 0.0), (0.5, 0.5), (0.0, 0.75)])
+def test_fractional_candidates_score_as_high_as_integer_ones(delta):
+    """A feature matched with itself at a fractional position scores what it scores at an integer one
+    (bilinear samples are renormalised), so matches are not pulled to integer positions."""
+    g = torch.Generator().manual_seed(0)
+    h, w, k = 12, 14, 4
+    right = normalize_features(torch.nn.functional.avg_pool2d(torch.randn(1, 16, h + 2, w + 2, generator=g), 3, 1))
+    pm = PatchMatch(16, candidates=k, iterations=0, temperature=0.01, use_gru=False)
+    exemplar = torch.zeros(1, 3, h, w)
+
+    def score(dr: float, dc: float) -> torch.Tensor:
+        from core.corr import sample_at
+
+        offsets = torch.tensor([dr, dc]).view(1, 2, 1, 1, 1).expand(1, 2, k, h, w).contiguous()
+        positions = (pixel_grid(h, w, "cpu") + offsets[:, :, 0]).unsqueeze(1)  # (1, 1, 2, H, W)
+        left = normalize_features(sample_at(right, positions)[:, :, 0])  # the exemplar's feature there
+        with torch.no_grad():
+            return pm(left, right, exemplar, offsets).confidence[0, 0, :-1, :-1]  # away from the clamped edge
+
+    integer, fractional = score(0.0, 0.0), score(*delta)
+    assert float(integer.min()) > 0.999
+    assert float((fractional - integer).abs().max()) < 1e-3
+
+
+def test_dense_attention_chunks_count_the_batch(monkeypatch):
+    """A chunk's similarity matrix stays within DENSE_CHUNK_ELEMENTS whatever the batch, and the
+    chunked result equals the unchunked one."""
+    import core.corr as corr
+
+    g = torch.Generator().manual_seed(0)
+    q = normalize_features(torch.randn(4, 8, 8, 8, generator=g))
+    k = normalize_features(torch.randn(4, 8, 8, 8, generator=g))
+    v = torch.randn(4, 3, 8, 8, generator=g)
+    whole = corr.dense_attention(q, k, v, 0.01, topk=2)
+    monkeypatch.setattr(corr, "DENSE_CHUNK_ELEMENTS", 64 * 16)  # 16 query rows of one item
+    sizes = []
+    matmul = torch.matmul
+
+    def spy(a, b):
+        out = matmul(a, b)
+        sizes.append(out.numel())
+        return out
+
+    monkeypatch.setattr(torch, "matmul", spy)
+    chunked = corr.dense_attention(q, k, v, 0.01, topk=2)
+    monkeypatch.undo()
+    assert len(sizes) > 2 and max(sizes) <= 64 * 16
+    assert torch.allclose(whole.warp, chunked.warp, atol=1e-6) and torch.equal(whole.top_index, chunked.top_index)

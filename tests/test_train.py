@@ -124,6 +124,37 @@ def test_contextual_loss_prefers_the_same_features_in_any_order():
     assert same < 1e-3 < 0.2 < diff
 
 
+def test_contextual_loss_centres_each_position_on_the_exemplar_channel_mean():
+    """The official PONO variant: both feature sets lose y's per-pixel channel mean, so a per-pixel
+    offset shared by x and y changes nothing (a spatial-mean centring would change the loss)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(1, 16, 6, 6), torch.randn(1, 16, 6, 6)
+    shift = torch.randn(1, 1, 6, 6) * 3
+    assert float(losses.contextual_loss(x + shift, y + shift)) == pytest.approx(
+        float(losses.contextual_loss(x, y)), abs=1e-5)
+
+
+def test_vgg_input_scaling_defaults_to_what_the_loss_weights_were_tuned_for():
+    from core.train.presets import TrainConfig
+
+    assert TrainConfig().vgg_input == "caffe" and all(p.vgg_input == "caffe" for p in TRAIN_PRESETS.values())
+    grey = torch.full((1, 3, 2, 2), 0.2)  # 0.6 in [0, 1]
+    caffe = VGG19().preprocess(grey)[0, :, 0, 0]
+    assert torch.allclose(caffe, (0.6 - torch.tensor([0.485, 0.456, 0.406])) * 255, atol=1e-4)
+    tv = VGG19("torchvision").preprocess(grey)[0, :, 0, 0]
+    assert torch.allclose(tv, (0.6 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225]))
+    with pytest.raises(InputError, match="vgg_input"):
+        TrainConfig(vgg_input="rgb")
+
+
+def test_discriminator_pads_as_the_official():
+    from core.discriminator import MultiScaleDiscriminator
+
+    d = MultiScaleDiscriminator(4, ndf=8, layers=4, scales=2)
+    logits = [s[-1].shape[-2:] for s in d(torch.rand(1, 4, 256, 256))]
+    assert logits == [(30, 30), (14, 14)]  # 4x4 kernels, padding 1: 256 -> 128 -> 64 -> 32 -> 31 -> 30
+
+
 def test_vgg_layout_losses_and_loading(tmp_path):
     vgg = VGG19()
     keys = list(vgg.state_dict())
@@ -367,3 +398,19 @@ def test_activation_checkpointing_gives_the_same_step():
     assert ckpt_v["grad_norm_g"] == pytest.approx(plain["grad_norm_g"], rel=1e-5)
     for a, b in ((plain_g, ckpt_g), (plain_d, ckpt_d)):
         assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_cycle_matrix_is_built_only_when_its_loss_is_on():
+    """The cycle warp needs the coarsest level's whole similarity matrix: not built at weight 0."""
+    from core.train.step import TrainingStep
+
+    cfg = TRAIN_PRESETS["tiny"].replace(batch_size=1, weight_gan=0, weight_gan_feat=0)
+    model_cfg = cfg.model_config(label_channels=5, task="mask")
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
+    label = (torch.rand(1, 5, 32, 32, generator=g) > 0.5).float()
+    batch = {"condition": label, "image": image, "exemplar": image.flip(-1), "exemplar_condition": label.flip(-1),
+             "sample_weight": torch.ones(1)}
+    for weight in (0.0, 1.0):
+        values, out = TrainingStep(cfg.replace(weight_cycle=weight), model_cfg, torch.device("cpu"))(batch)
+        assert (out.levels[0].cycle is not None) == (weight > 0) == ("cycle" in values)

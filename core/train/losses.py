@@ -104,7 +104,7 @@ def contextual_loss(x: torch.Tensor, y: torch.Tensor, bandwidth: float = 0.1) ->
     feature of y matches, relative to the others; position-free, so it transfers the exemplar's
     style without aligning it. x, y (B, C, H, W) -> scalar (mean over the batch)."""
     x, y = x.float(), y.detach().float()
-    mu = y.mean(dim=(2, 3), keepdim=True)  # centre both on y's mean feature
+    mu = y.mean(dim=1, keepdim=True)  # centre both on y's per-pixel channel mean (the official PONO variant)
     x = F.normalize((x - mu).flatten(2), dim=1)  # (B, C, N)
     y = F.normalize((y - mu).flatten(2), dim=1)
     dist = 1 - torch.bmm(x.transpose(1, 2), y)  # (B, N, M) cosine distances

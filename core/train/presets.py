@@ -20,6 +20,7 @@ import yaml
 
 from core.config import WarpaintConfig, get_preset
 from core.errors import InputError
+from core.train.vgg import VGG_INPUTS
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
@@ -60,6 +61,7 @@ class TrainConfig:
     weight_perceptual: float = 0.001  # MSE of VGG relu4_2 features
     weight_contextual: float = 1.0
     vgg_weights: str | None = None  # path to vgg19-dcbb9e9d.pth; None = look in the torch cache
+    vgg_input: str = "caffe"  # VGG input scaling the VGG loss weights were tuned for (core/train/vgg.py)
     # exemplars
     pair_probability: float = 0.5  # chance to use a listed real exemplar when the image has one
     pair_warp_weight: float | None = None  # warp/feature-matching weight of listed pairs; None = from the list kind
@@ -75,6 +77,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.amp not in AMP_MODES:
             raise InputError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.vgg_input not in VGG_INPUTS:
+            raise InputError(f"vgg_input must be one of {VGG_INPUTS}, got {self.vgg_input!r}")
         if self.batch_size < 1 or self.steps < 0:
             raise InputError("batch_size must be >= 1 and steps >= 0")
 

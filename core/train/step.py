@@ -37,10 +37,11 @@ class GeneratorStep(nn.Module):
     generator keep only their inputs and run again in the backward pass (about a third more
     compute; activations several times smaller), with the same gradients."""
 
-    def __init__(self, model: Warpaint, checkpointing: bool = False):
+    def __init__(self, model: Warpaint, checkpointing: bool = False, cycle: bool = True):
         super().__init__()
         self.model = model
         self.checkpointing = checkpointing
+        self.cycle = cycle  # build the coarsest level's full matrix for the cycle warp (its loss is on)
 
     def forward(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor,
                 target: torch.Tensor | None = None):
@@ -53,7 +54,7 @@ class GeneratorStep(nn.Module):
         left, right = corr.match_features(cond_feats, ex_feats)
         patch_match = _Checkpointed(corr.patch_match, run) if self.checkpointing else corr.patch_match
         levels = match_pyramid(left, right, exemplar, patch_match, c.temperature, c.search_window, c.dilation,
-                               cycle=True)
+                               cycle=self.cycle)
         image = run(model.generator, [lv.warp for lv in levels], condition).float()  # fp32 as Warpaint.forward
         pair = None
         if target is not None:  # x with its own condition, through the exemplar encoder
@@ -140,7 +141,7 @@ class TrainingStep:
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=d_lr, betas=betas)
         self.amp_dtype = amp_dtype(cfg.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.g_step: nn.Module = GeneratorStep(self.model, cfg.checkpointing)
+        self.g_step: nn.Module = GeneratorStep(self.model, cfg.checkpointing, cycle=cfg.weight_cycle > 0)
         self.d_net: nn.Module = self.discriminator
 
     def distribute(self) -> None:

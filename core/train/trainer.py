@@ -23,7 +23,7 @@ from torch.utils.data import BatchSampler, DataLoader
 from core.augment import pseudo_exemplar
 from core.config import WarpaintConfig
 from core.errors import CheckpointError, InputError
-from core.model import Warpaint
+from core.model import Warpaint, check_size
 from core.train import checkpoint as ckpt
 from core.train.data import (
     PAIR_LIST,
@@ -111,9 +111,10 @@ class Trainer:
         self.notes: list[str] = []  # messages for the user, shown once training starts
         images = find_images(self.data)
         base_model = config.model_config()
-        if config.size % base_model.stride:
-            raise InputError(f"Training size {config.size} must be a multiple of {base_model.stride} "
-                             f"for this model ({base_model.levels} levels).")
+        try:
+            check_size(base_model, (config.size, config.size))
+        except ValueError as exc:
+            raise InputError(f"Training size {config.size} does not suit this model: {exc}.") from exc
         self._check_out(resume)
         torch.manual_seed(config.seed + self.dist.rank)
 
@@ -197,7 +198,7 @@ class Trainer:
                               "--vgg-weights PATH to turn them on (see docs/training.md).")
             return None
         self.notes.append(f"VGG19 losses on ({path}).")
-        return VGG19.from_file(path).to(self.device)
+        return VGG19.from_file(path, cfg.vgg_input).to(self.device)
 
     def _resume(self) -> None:
         folder = ckpt.latest_checkpoint(self.out)
