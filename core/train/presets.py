@@ -52,6 +52,7 @@ class TrainConfig:
     # terms divide by the per-GPU batch (2 in its run: --weight_warp_self 500, --weight_fm_ratio 1);
     # ours are true means over the samples, hence 250 and 0.5 for the same strength.
     weight_warp: float = 250.0  # per-level warp L1 against the downsampled target
+    weight_correspondence: float = 1.0  # every level's candidates vs the augmentation's ground truth (pixels)
     weight_cycle: float = 1.0  # coarsest-level warp mapped back onto the exemplar
     weight_featpair: float = 10.0  # domain alignment: condition features vs (target + condition) features
     weight_gan: float = 10.0  # hinge GAN

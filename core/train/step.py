@@ -175,8 +175,13 @@ class TrainingStep:
         with self.autocast():
             out, cond_feats, pair = self.g_step(cond, exemplar, ex_cond, target if cfg.weight_featpair > 0 else None)
             terms: dict[str, torch.Tensor] = {}
-            warp_total, per_level = losses.warp_loss(out.levels, target, weight)
+            warp_total, per_level = losses.warp_loss(out.levels, target, weight, batch.get("warp_mask"))
             terms["warp"] = cfg.weight_warp * warp_total
+            corr_levels: list[torch.Tensor] = []
+            if cfg.weight_correspondence > 0 and "correspondence" in batch:
+                corr_total, corr_levels = losses.correspondence_loss(out.levels, batch["correspondence"],
+                                                                     batch["correspondence_mask"])
+                terms["correspondence"] = cfg.weight_correspondence * corr_total
             if cfg.weight_cycle > 0:
                 terms["cycle"] = cfg.weight_cycle * losses.cycle_loss(out.levels[0], exemplar)
             if pair is not None:
@@ -203,6 +208,7 @@ class TrainingStep:
         self.scaler.scale(loss_g).backward()
         values = {k: float(v.detach()) for k, v in terms.items()}
         values.update({f"warp_level{i}": float(t.detach()) for i, t in enumerate(per_level)})
+        values.update({f"correspondence_level{i}": float(t.detach()) for i, t in enumerate(corr_levels)})
         values["grad_norm_g"] = self._clip_and_step(self.opt_g, self.model.parameters())
         if self.ema is not None:
             self.ema.update(self.model)
