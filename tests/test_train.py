@@ -93,6 +93,47 @@ def test_warp_loss_pools_the_target_and_weights_samples():
     assert float(losses.warp_loss(mixed, target, torch.tensor([0.0, 1.0]))[0]) == pytest.approx(9, abs=1e-4)
 
 
+def test_warp_loss_ignores_what_the_exemplar_does_not_show():
+    target = torch.rand(1, 3, 16, 16) * 2 - 1
+    warp = target.clone()
+    warp[..., :4] += 1.0  # wrong only in the left quarter...
+    mask = torch.ones(1, 1, 16, 16)
+    mask[..., :4] = 0  # ...which the crop removed from the exemplar
+    assert float(losses.warp_loss([_level(warp)], target)[0]) == pytest.approx(0.25, abs=1e-5)
+    assert float(losses.warp_loss([_level(warp)], target, mask=mask)[0]) < 1e-6
+    pooled = losses.warp_loss([_level(F.avg_pool2d(warp, 4))], target, mask=mask)[0]
+    assert float(pooled) < 1e-6  # pooled to the level, the mask keeps only whole shown blocks' weight
+
+
+def _candidates(positions, weights):
+    from core.patchmatch import LevelMatch
+
+    b, k, _, h, w = positions.shape
+    return LevelMatch(torch.zeros(b, 3, h, w), positions, weights, torch.ones(b, 1, h, w))
+
+
+def test_correspondence_loss_measures_each_level_in_its_own_pixels():
+    from core.corr import pixel_grid
+
+    h = w = 16
+    truth = (pixel_grid(h, w, "cpu") + torch.tensor([2.0, -4.0]).view(2, 1, 1))[None]  # shift (2, -4) px
+    mask = torch.ones(1, 1, h, w)
+    levels = []
+    for s in (4, 2, 1):  # exact candidate in slot 0 (weight 0.75), one 3 px off below it (weight 0.25)
+        exact = pixel_grid(h // s, w // s, "cpu") + torch.tensor([2.0 / s, -4.0 / s]).view(2, 1, 1)
+        positions = torch.stack([exact, exact + torch.tensor([3.0, 0.0]).view(2, 1, 1)])[None]
+        weights = torch.tensor([0.75, 0.25]).view(1, 2, 1, 1).expand(1, 2, h // s, w // s)
+        levels.append(_candidates(positions, weights))
+    total, terms = losses.correspondence_loss(levels, truth, mask)
+    assert [float(t) for t in terms] == pytest.approx([0.75 * 0.01 + 0.25 * 3.0] * 3, abs=1e-3)
+    assert float(losses.correspondence_loss(levels, truth, torch.zeros_like(mask))[0]) == 0  # nothing known
+    # gradients reach both the positions and the weights
+    positions = levels[-1].positions.clone().requires_grad_(True)
+    weights = levels[-1].weights.clone().requires_grad_(True)
+    losses.correspondence_loss([_candidates(positions, weights)], truth, mask)[0].backward()
+    assert positions.grad.abs().sum() > 0 and weights.grad[:, 1].mean() > weights.grad[:, 0].mean()
+
+
 def test_cycle_and_feature_pair_losses():
     exemplar = torch.rand(1, 3, 16, 16)
     lv = _level(torch.zeros(1, 3, 4, 4))
@@ -260,6 +301,107 @@ def test_training_set_samples_are_reproducible(toy):
     assert torch.equal(pseudo["exemplar_condition"].sum(0), torch.ones(64, 64))
     batch = collate(draws[:3])
     assert batch["condition"].shape == (3, 151, 64, 64) and batch["preview"].dtype == torch.uint8
+
+
+def test_pseudo_pairs_carry_their_ground_truth_correspondence(toy):
+    """Every pseudo sample says where each pixel of x lies in T(x): T(x)'s label read there is x's
+    label (one-hot masks, nearest), wherever T(x) shows the pixel; real pairs carry no such truth."""
+    from core.corr import sample_at
+
+    items = find_images(toy)
+    cache = ConditionCache(toy, "mask", (64, 64))
+    for rel in items:
+        cache.build(rel)
+    ds = TrainingSet(toy, items, cache, seed=2, pairs={items[0]: [items[1]]}, pair_probability=1.0)
+    for index in (1, 2, 3):
+        s = ds[(index, 4)]
+        known = s["correspondence_mask"][0] > 0
+        assert 0.5 < float(known.float().mean()) < 1 and torch.equal(s["warp_mask"], s["correspondence_mask"])
+        positions = s["correspondence"].round().unsqueeze(0).unsqueeze(0)  # (1, 1, 2, H, W)
+        seen = sample_at(s["exemplar_condition"][None], positions)[0, :, 0].argmax(0)
+        agree = (seen == s["condition"].argmax(0))[known].float().mean()
+        assert float(agree) > 0.97, index  # (class borders may round to the neighbour)
+    pair = ds[(0, 4)]  # a listed real exemplar
+    assert float(pair["correspondence_mask"].sum()) == 0 and bool(pair["warp_mask"].all())
+
+
+POSE_JOINTS = [(40, 20), (40, 35), (28, 35), (24, 55), (22, 75), (52, 35), (56, 55), (58, 75), (33, 70),
+               (32, 90), (32, 110), (47, 70), (48, 90), (48, 110), (37, 17), (43, 17), (0, 0), (0, 0)]
+
+
+def test_keypoints_move_with_the_grid_and_swap_sides_when_mirrored():
+    from core.augment import grid_to_pixels, pseudo_exemplar
+    from core.train.labels import COCO18_MIRROR, transform_keypoints
+
+    kp = np.array([(x, y, 1.0 if x else 0.0) for x, y in POSE_JOINTS]) * np.array([1.0, 0.5, 1.0])  # 64x64
+    image = torch.zeros(1, 3, 64, 64)
+    for seed in range(6):
+        pair = pseudo_exemplar(image, generator=torch.Generator().manual_seed(seed))
+        moved = transform_keypoints(kp, pair)  # unmirrored order
+        source = grid_to_pixels(pair.grid)[0]  # (2, H, W): where each T(x) pixel comes from in x
+        for i in np.flatnonzero(moved[:, 2] > 0):
+            x, y = moved[i, :2]
+            r, c = int(round(y)), int(round(x))
+            assert abs(float(source[0, r, c]) - kp[i, 1]) < 1.0 and abs(float(source[1, r, c]) - kp[i, 0]) < 1.0
+        assert (moved[:, 2] > 0).sum() >= 10  # most joints stay in the picture
+        named = transform_keypoints(kp, pair, mirror=COCO18_MIRROR)
+        if bool(pair.mirrored[0]):  # the subject's right wrist (4) is now named left wrist (7)
+            assert np.array_equal(named[7], moved[4]) and np.array_equal(named[0], moved[0])
+        else:
+            assert np.array_equal(named, moved)
+    assert any(bool(pseudo_exemplar(image, generator=torch.Generator().manual_seed(s)).mirrored[0])
+               for s in range(6))
+
+
+def test_pose_pseudo_exemplar_labels_are_redrawn_not_warped(tmp_path):
+    """Limb widths and distance values of T(x)'s label are those the extractor draws (redrawn from the
+    moved keypoints), not x's label stretched by the zoom and the elastic warp."""
+    from core.augment import pseudo_exemplar
+    from core.conditions.skeleton import render_pose
+    from core.imageio import save_image
+    from core.train.labels import COCO18_MIRROR, transform_keypoints
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "poses").mkdir()
+    save_image(tmp_path / "images" / "a.png", np.full((128, 128, 3), 200, np.uint8))
+    flat = [v for x, y in POSE_JOINTS for v in (x, y, 1.0 if x else 0.0)]
+    (tmp_path / "poses" / "a.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": flat}]}))
+    cache = ConditionCache(tmp_path, "pose", (64, 64))
+    assert cache.build("images/a.png") == "ok"
+    cond = cache.load("images/a.png")
+    assert cond.keypoints is not None and cond.keypoints.shape == (18, 3)
+    ds = TrainingSet(tmp_path, ["images/a.png"], cache, seed=0)
+    for draw in range(3):
+        sample = ds[(0, draw)]
+        rng = torch.Generator().manual_seed(draw)  # the sample's own draws, replayed
+        pair = pseudo_exemplar(sample["image"][None], cond.label[None], generator=rng)
+        assert torch.equal(pair.image[0], sample["exemplar"])
+        expected = render_pose(transform_keypoints(cond.keypoints, pair, mirror=COCO18_MIRROR), (64, 64))[0]
+        assert torch.equal(sample["exemplar_condition"], expected)
+        assert not torch.allclose(sample["exemplar_condition"], pair.label[0], atol=0.05)  # not the warped label
+
+
+def test_face_pseudo_exemplar_labels_are_redrawn_with_mirrored_names():
+    from core.augment import pseudo_exemplar
+    from core.conditions.face import render_face
+    from core.train.labels import IBUG68_MIRROR, redraw_label, transform_keypoints
+
+    angle = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    kp = np.stack([32 + 14 * np.cos(angle), 30 + 18 * np.sin(angle), np.ones(68)], 1)  # 68 points in 64x64
+    region = np.zeros((64, 64), bool)
+    region[12:50, 18:47] = True
+    photo = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    flips = set()
+    for seed in range(6):
+        pair = pseudo_exemplar(photo, generator=torch.Generator().manual_seed(seed))
+        label = redraw_label("face", kp, pair, region=region)
+        moved = transform_keypoints(kp, pair, mirror=IBUG68_MIRROR)
+        assert label.shape == (10, 64, 64)
+        assert torch.equal(label[9], render_face(moved, (64, 64))[0][9])  # landmark lines from the moved points
+        if bool(pair.mirrored[0]):  # jaw point 0 (the subject's right) is the mirror of point 16
+            assert np.array_equal(moved[0], transform_keypoints(kp, pair)[16])
+        flips.add(bool(pair.mirrored[0]))
+    assert flips == {True, False}
 
 
 def test_pair_list_and_holdout(tmp_path):

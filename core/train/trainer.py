@@ -336,7 +336,8 @@ class Trainer:
                         evaluation = self.evaluate_warp()
                         monitor.log(self.step, {**evaluation, "ranks_agree": agree}, prefix="eval")
                         monitor.message(f"step {self.step}: eval-warp PSNR {evaluation['psnr']:.2f} dB "
-                                        f"(identity {evaluation['identity_psnr']:.2f}), checkpoint saved")
+                                        f"(identity {evaluation['identity_psnr']:.2f}), correspondence error "
+                                        f"{evaluation['epe']:.2f} px, checkpoint saved")
                     if not agree:
                         raise RuntimeError("processes hold different weights: distributed training diverged")
                     self.dist.barrier()
