@@ -31,7 +31,6 @@ class PseudoPair:
     valid: torch.Tensor  # (B, 1, H, W) bool: T(x) pixels whose source lies inside x
     inverse: torch.Tensor  # (B, H, W, 2): (x, y) in T(x) for every x pixel, same units
     visible: torch.Tensor  # (B, 1, H, W) bool: x pixels that T(x) shows (the crop kept them)
-    mirrored: torch.Tensor  # (B,) bool: T flips the picture (left and right parts swap sides)
 
 
 def random_grid(batch: int, size: tuple[int, int], generator: torch.Generator | None = None,
@@ -95,8 +94,7 @@ def pseudo_exemplar(image: torch.Tensor, label: torch.Tensor | None = None,
     warped_label = apply_grid(label, grid, label_mode) if label is not None else None
     valid = (grid.abs() <= 1).all(-1).unsqueeze(1)
     inverse, visible = invert_grid(grid)
-    return PseudoPair(apply_grid(image, grid), warped_label, grid, valid, inverse, visible,
-                      _affine_fit(grid)[:, :, :2].det() < 0)
+    return PseudoPair(apply_grid(image, grid), warped_label, grid, valid, inverse, visible)
 
 
 def _affine_fit(grid: torch.Tensor) -> torch.Tensor:

@@ -3,8 +3,10 @@
 Warping a pose or face label with the augmentation's grid scales its limb widths and distance
 values with the zoom and the elastic warp, so training would see conditions that the extractor
 never produces at test time. Instead the keypoints of x are moved to where T(x) shows them (the
-pair's inverse grid), left and right swap names when T mirrors the picture (a detector names
-a mirrored person's parts by how they look), and the label is drawn again at the same size.
+pair's inverse grid) and the label is drawn again at the same size. A joint keeps its name when
+T mirrors the picture: the warp and correspondence losses say x's right wrist matches the pixel
+of T(x) that shows that same wrist, so the labels must call both the same (swapping the names,
+as a detector would on a mirrored photo, would teach right-to-left matches on half the flips).
 Masks have no keypoints: they are warped with nearest sampling (``TrainingSet.label_mode``).
 """
 
@@ -16,17 +18,8 @@ import torch.nn.functional as F
 
 from core.augment import PseudoPair, apply_grid
 
-# COCO-18: each joint's mirror-image partner (nose and neck are their own)
-COCO18_MIRROR = (0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10, 15, 14, 17, 16)
-# iBUG-68: jaw reversed, brows / eyes / nostrils / lip corners swapped (core.conditions.ibug68's order)
-IBUG68_MIRROR = (
-    tuple(range(16, -1, -1)) + tuple(range(26, 16, -1)) + (27, 28, 29, 30) + (35, 34, 33, 32, 31)
-    + (45, 44, 43, 42, 47, 46) + (39, 38, 37, 36, 41, 40)
-    + (54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55) + (64, 63, 62, 61, 60, 67, 66, 65))
-MIRROR = {"pose": COCO18_MIRROR, "face": IBUG68_MIRROR}
 
-
-def transform_keypoints(keypoints: np.ndarray, pair: PseudoPair, index: int = 0, mirror=None) -> np.ndarray:
+def transform_keypoints(keypoints: np.ndarray, pair: PseudoPair, index: int = 0) -> np.ndarray:
     """(N, 3) x, y, confidence in x's pixels -> the same points in T(x)'s pixels. A point that T(x)
     does not show (cropped out, or outside x) becomes missing (all 0), as the extractor drops it."""
     kp = np.asarray(keypoints, dtype=np.float64)
@@ -47,8 +40,6 @@ def transform_keypoints(keypoints: np.ndarray, pair: PseudoPair, index: int = 0,
         out[rows, :2] = pixels
         out[rows, 2] = kp[rows, 2]
         out[rows[~seen.numpy()]] = 0.0
-    if mirror is not None and bool(pair.mirrored[index]):
-        out = out[list(mirror)]
     return out
 
 
@@ -60,7 +51,7 @@ def redraw_label(task: str, keypoints: np.ndarray, pair: PseudoPair, index: int 
     from core.conditions.skeleton import render_pose
 
     size = tuple(pair.image.shape[-2:])
-    kp = transform_keypoints(keypoints, pair, index, MIRROR[task])
+    kp = transform_keypoints(keypoints, pair, index)
     if task == "pose":
         return render_pose(kp, size)[0]
     if task == "face":
