@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "time the model (seconds per image, per level, peak memory)"),
     "extract": ("extract", "turn a photo into a condition (pose, face edges, mask)"),
     "translate": ("translate", "translate an input to the style of an exemplar"),
+    "video": ("video", "drive one exemplar person through a whole clip (pose)"),
     "convert-official": ("convert_official", "convert the official CoCosNet v2 checkpoint"),
     "eval-warp": ("eval_warp", "measure warp quality on pseudo pairs"),
     "train": ("train", "train a model on a folder of images"),

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from kornia.filters import gaussian_blur2d
 
 from core.conditions.condition import Condition
-from core.corr import sample_at
+from core.corr import pixel_grid, sample_at
 from core.correspondence import match_pyramid
 from core.descriptors import compress, describe_pair, descriptor_pyramid
 from core.patchmatch import LevelMatch, PatchMatch
@@ -108,8 +108,13 @@ class TrainingFreeEngine:
     @torch.no_grad()
     def __call__(self, source: Condition, exemplar: torch.Tensor, exemplar_condition: Condition, *,
                  iterations: int | None = None, temperature: float | None = None, seed: int = 0,
-                 progress: Progress | None = None, weights: dict[str, float] | None = None) -> EngineOutput:
-        """Warp ``exemplar`` (1, 3, H, W) in [-1, 1] to ``source``; both conditions at (H, W)."""
+                 progress: Progress | None = None, weights: dict[str, float] | None = None,
+                 init: torch.Tensor | None = None) -> EngineOutput:
+        """Warp ``exemplar`` (1, 3, H, W) in [-1, 1] to ``source``; both conditions at (H, W).
+
+        ``init`` (temporal seeding, video): (1, K, 2, h, w) candidate exemplar positions at the finest
+        matched level (``levels[-1].positions`` of an earlier output, moved to this source's pixels);
+        matching then starts there instead of from dense attention and the coarser levels."""
         size = source.size
         if tuple(exemplar.shape[-2:]) != size or exemplar_condition.size != size:
             raise ValueError(f"exemplar {tuple(exemplar.shape[-2:])} and conditions must share the size {size}")
@@ -125,7 +130,10 @@ class TrainingFreeEngine:
 
         t1 = time.perf_counter()
         report(0.0, f"matching {levels} levels (training-free)")
-        matches = self._match(left, right, exemplar, iterations, temperature, seed, report, seconds)
+        if init is not None and tuple(init.shape[1:]) == (self.window**2, 2, *left[-1].shape[-2:]):
+            matches = [self._match_from(init, left[-1], right[-1], exemplar, iterations, temperature, seed)]
+        else:
+            matches = self._match(left, right, exemplar, iterations, temperature, seed, report, seconds)
         seconds["matching"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()
@@ -158,6 +166,19 @@ class TrainingFreeEngine:
 
         pm.on_level = on_level
         return match_pyramid(left, right, exemplar, pm, temp, self.window, self.dilation, orders)
+
+    def _match_from(self, init, left, right, exemplar, iterations, temperature, seed) -> LevelMatch:
+        """PatchMatch at the finest matched level only, seeded with ``init`` (1, K, 2, h, w) positions."""
+        temp = float(temperature if temperature is not None else self.temperature)
+        iters = int(iterations if iterations is not None else self.iterations)
+        pm = PlainPatchMatch(self.window**2, iters, temp, fine_iterations=min(iters, self.fine_iterations))
+        gen = torch.Generator().manual_seed(int(seed))
+        order = [bool(b) for b in torch.rand(iters, generator=gen) < 0.5]
+        h, w = left.shape[-2:]
+        offsets = (init.to(left.device) - pixel_grid(h, w, left.device)).transpose(1, 2)  # (1, 2, K, h, w)
+        factor = exemplar.shape[-1] // w
+        ref = exemplar if factor == 1 else F.avg_pool2d(exemplar, factor, stride=factor)
+        return pm(left, right, ref, offsets.round(), order)
 
     def _positions(self, pair, left, right, match: LevelMatch, size: tuple[int, int]) -> torch.Tensor:
         """Full-resolution (row, col) exemplar positions: the keypoint prior, corrected by the matches

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import os
 import platform
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +75,14 @@ def bf16_support(device: str | torch.device = "cpu") -> str:
     if feats["amx_bf16"]:
         return "amx"
     return "avx512_bf16" if feats["avx512_bf16"] else "emulated"
+
+
+def amx_used(device: str | torch.device, precisions) -> bool:
+    """Whether a run at these precisions takes AMX tiles: a CPU with amx_bf16, a bf16 (or fp16)
+    precision, and oneDNN not capped below AMX (``ONEDNN_MAX_CPU_ISA``)."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL")).upper()
+    return (torch.device(device).type == "cpu" and cpu_features()["amx_bf16"]
+            and any(p != "fp32" for p in precisions) and (cap == "ALL" or "AMX" in cap))
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:

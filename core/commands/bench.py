@@ -316,7 +316,7 @@ def _bench_training_free(args, device, size, precisions):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from core.precision import bf16_support, cpu_features, resolve_device
+    from core.precision import amx_used, bf16_support, cpu_features, resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -336,6 +336,7 @@ def run(args: argparse.Namespace) -> int:
         "resolution": list(size), "batch_size": args.batch_size, "device": str(device),
         "device_name": _device_name(device), "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(), "bf16_support": bf16_support(device),
+        "amx_used": amx_used(device, precisions),
         "cpu_features": cpu_features() if device.type == "cpu" else None, "torch": torch.__version__,
         "channels_last": not args.no_channels_last, "compile": args.compile, "allocator": args.allocator,
         "lower_encoders": args.lower_encoders, "repeats": args.repeats,

@@ -32,6 +32,13 @@ NAMES, PALETTE = _read_table()  # 151 names; (151, 3) uint8 RGB, PALETTE[0] = bl
 NUM_INDICES = len(NAMES)  # 151
 UNLABELED = 0
 PERSON = NAMES.index("person")  # 13
+# "Stuff": amorphous classes that are textures, not objects; a region of one can be synthesised
+# from any sample of it (mask charts copy texture for these instead of stretching a shape).
+STUFF = frozenset({
+    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "grass", "sidewalk", "earth", "mountain",
+    "water", "sea", "rug", "field", "rock", "sand", "skyscraper", "path", "runway", "river", "hill",
+    "dirt track", "land", "lake",
+})
 
 
 def class_index(name: str) -> int:

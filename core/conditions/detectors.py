@@ -44,6 +44,9 @@ def _factories() -> dict[str, Callable[[], Any]]:
         "face_detection_near": lambda: s.face_detection.FaceDetection(model_selection=0,
                                                                       min_detection_confidence=0.5),
         "selfie": lambda: s.selfie_segmentation.SelfieSegmentation(model_selection=0),
+        # Holistic: used for its two 21-point hands (body charts); its pose model is the same as "pose".
+        "holistic": lambda: s.holistic.Holistic(static_image_mode=True, model_complexity=1,
+                                                refine_face_landmarks=False, min_detection_confidence=0.5),
     }
 
 

@@ -112,6 +112,34 @@ def detect_keypoints(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return kp
 
 
+HAND_POINTS = 21  # MediaPipe hand landmarks (0 = wrist)
+_WRISTS = (4, 7)  # COCO-18 right / left wrist: the order of ``Condition.hands``
+
+
+def detect_hands(image: np.ndarray, size: tuple[int, int], keypoints: np.ndarray) -> np.ndarray | None:
+    """MediaPipe Holistic's hands -> (2, 21, 3) (right, left; x, y in pixels of ``size``, confidence).
+
+    Each hand found goes to the nearer found COCO wrist (robust to the solution's own left/right
+    naming). None when no wrist is visible (Holistic is not run) or no hand is found.
+    """
+    wrists = [w for w in _WRISTS if keypoints[w, 2] > 0]
+    if not wrists:
+        return None
+    view, sx, sy = detection_view(image, size, long_side=1024)
+    result = detectors.run("holistic", view)
+    hands = np.zeros((2, HAND_POINTS, 3), np.float32)
+    for found in (result.right_hand_landmarks, result.left_hand_landmarks):
+        if found is None:
+            continue
+        pts = np.array([(p.x * view.shape[1] * sx, p.y * view.shape[0] * sy) for p in found.landmark])
+        side = min(wrists, key=lambda w: float(np.hypot(*(pts[0] - keypoints[w, :2]))))
+        slot = _WRISTS.index(side)
+        if hands[slot, 0, 2] == 0:
+            hands[slot, :, :2] = pts
+            hands[slot, :, 2] = 1.0
+    return hands if hands[:, 0, 2].any() else None
+
+
 def extract(image: np.ndarray, size: tuple[int, int]) -> Condition:
     """Photo -> pose condition (detects the person, draws the official label at ``size`` = (H, W))."""
     size = check_size(size)
@@ -122,6 +150,7 @@ def extract(image: np.ndarray, size: tuple[int, int]) -> Condition:
     seg = detectors.run("selfie", cond.image).segmentation_mask
     if seg is not None:
         cond.subject_mask = np.asarray(seg) > 0.5
+    cond.hands = detect_hands(image, size, kp)
     return cond
 
 

@@ -1,0 +1,21 @@
+"""The shared chart interface: what every chart builder (face, body, masks) returns to the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class ChartMap:
+    """A dense map from output pixels to exemplar pixels, built from matched charts."""
+
+    positions: np.ndarray  # (H, W, 2) float32: (row, col) in the exemplar's pixels at the
+    # size it was given (pixel centres at integer coordinates)
+    defined: np.ndarray  # (H, W) bool: where a chart defines the map (subject / parts / classes)
+    confidence: np.ndarray  # (H, W) float32 in [0, 1]: how sure the chart is of the map
+    region: np.ndarray  # (H, W) int16: chart id per output pixel (0 = background/none);
+    # lets the engine fill, blend and report per part
+    missing: list[str] = field(default_factory=list)  # parts the output needs that the exemplar lacks
+    notes: list[str] = field(default_factory=list)  # user-facing remarks (e.g. "hands: no match")

@@ -1,0 +1,439 @@
+"""Body charts (pose task): every output pixel of the person gets local coordinates on its body part.
+
+    limbs   (position t along the bone, signed offset across it / the silhouette's half-width there)
+    torso   (u, v) inside the shoulders-hips quad (bilinear: corners map to corners)
+    head    a similarity fitted on the head points both sides show (nose, eyes, ears, neck)
+    hands   piecewise affine over MediaPipe's 21 hand points (Delaunay triangles)
+
+The same coordinates are then placed on the exemplar's part. Which part owns a pixel: inside
+a part's own outline (``|offset| <= half-width``), the part nearest the camera in the usual
+depth order (hands, forearms, upper arms, head, torso, legs); elsewhere in the silhouette, the
+part with the smallest normalised distance. Silhouettes come from selfie segmentation (photos);
+skeletons with no photo (drawn by a user, OpenPose JSON) get nominal widths from the body size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import Delaunay
+
+from core.charts.base import ChartMap
+from core.conditions.condition import Condition
+from core.conditions.skeleton import COCO18
+from core.errors import InputError
+
+# Part ids (ChartMap.region), in depth order: earlier parts are drawn in front of later ones.
+HANDS = ("right hand", "left hand")
+LIMBS = {  # name: (joint, joint, nominal half-width as a fraction of the body scale)
+    "right forearm": (3, 4, 0.08), "left forearm": (6, 7, 0.08),
+    "right upper arm": (2, 3, 0.10), "left upper arm": (5, 6, 0.10),
+    "right shin": (9, 10, 0.11), "left shin": (12, 13, 0.11),
+    "right thigh": (8, 9, 0.16), "left thigh": (11, 12, 0.16),
+}
+PARTS = (*HANDS, "right forearm", "left forearm", "right upper arm", "left upper arm", "head", "torso",
+         "right shin", "left shin", "right thigh", "left thigh")
+PART_ID = {name: i + 1 for i, name in enumerate(PARTS)}  # 0 = background
+HEAD_JOINTS = (0, 14, 15, 16, 17)  # nose, eyes, ears (the neck anchors the head's scale too)
+TORSO = (2, 5, 11, 8)  # right shoulder, left shoulder, left hip, right hip: quad corners (u, v) = 00 10 11 01
+EXTREMITY = 0.35  # forearms and shins reach this fraction of their length past the wrist / ankle
+FAR = 2.5  # silhouette pixels further than this (normalised distance) from every part stay undefined
+WIDTH_RANGE = (0.4, 2.2)  # measured half-widths are kept within these multiples of the nominal one
+
+
+@dataclass
+class Body:
+    """One side's body geometry at its condition's size: joints, silhouette and limb widths."""
+
+    joints: np.ndarray  # (18, 2) x, y (missing joints synthesised where a chart needs them)
+    found: np.ndarray  # (18,) bool: joints the extractor actually found
+    hands: np.ndarray | None  # (2, 21, 3) or None
+    silhouette: np.ndarray  # (H, W) bool: measured (photo) or nominal (skeleton only)
+    measured: bool  # silhouette from segmentation (True) or nominal widths (False)
+    scale: float  # body size in pixels (neck to mid-hip, or its estimate)
+    widths: dict[str, np.ndarray]  # limb -> (WIDTH_SAMPLES,) half-width along the bone, pixels
+
+
+WIDTH_SAMPLES = 9
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def _body_scale(joints: np.ndarray, found: np.ndarray) -> float:
+    """Neck-to-mid-hip length, or its estimate from the shoulders or the head."""
+    if found[[1, 8, 11]].any() and found[1] and (found[8] or found[11]):
+        hips = joints[[h for h in (8, 11) if found[h]]].mean(axis=0)
+        return float(np.hypot(*(hips - joints[1])))
+    if found[2] and found[5]:
+        return 1.3 * float(np.hypot(*(joints[2] - joints[5])))
+    if found[0] and found[1]:
+        return 2.5 * float(np.hypot(*(joints[0] - joints[1])))
+    pts = joints[found]
+    return float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1]), 8.0))
+
+
+def _complete_torso(joints: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Synthesise missing hips (a head-and-shoulders shot) below the shoulders, so the torso chart
+    exists on both sides of the pair with the same construction."""
+    j = joints.copy()
+    if not (found[2] and found[5]):
+        return j
+    rs, ls = j[2], j[5]
+    across = ls - rs
+    down = np.array([-across[1], across[0]])  # perpendicular to the shoulder line ...
+    if found[0] and np.dot(down, j[0] - (rs + ls) / 2) > 0:  # ... pointing away from the nose
+        down = -down
+    elif not found[0] and down[1] < 0:
+        down = -down
+    if found[8] and not found[11]:
+        j[11] = j[8] + across * 0.6
+    elif found[11] and not found[8]:
+        j[8] = j[11] - across * 0.6
+    elif not (found[8] or found[11]):
+        mid = (rs + ls) / 2 + down * 1.25
+        j[8], j[11] = mid - across * 0.3, mid + across * 0.3
+    return j
+
+
+def _nominal_silhouette(joints: np.ndarray, found: np.ndarray, hands: np.ndarray | None, scale: float,
+                        size: tuple[int, int]) -> np.ndarray:
+    """A body outline from the joints alone: limb capsules, the torso quad, a head disc and the hands' hulls."""
+    import cv2
+
+    h, w = size
+    canvas = np.zeros((h, w), np.uint8)
+    for a, b, frac in LIMBS.values():
+        if found[a] and found[b]:
+            end = joints[b] + (joints[b] - joints[a]) * (EXTREMITY if b in (4, 7, 10, 13) else 0)
+            cv2.line(canvas, tuple(np.round(joints[a]).astype(int)), tuple(np.round(end).astype(int)), 1,
+                     thickness=max(1, int(round(2 * frac * scale))))
+    if found[2] and found[5]:
+        cv2.fillConvexPoly(canvas, np.round(joints[list(TORSO)]).astype(np.int32), 1)
+    head = _head_centre(joints, found)
+    if head is not None:
+        cv2.circle(canvas, tuple(np.round(head[0]).astype(int)), max(1, int(round(head[1]))), 1, thickness=-1)
+    for hand in hands if hands is not None else ():
+        if hand[0, 2] > 0:
+            cv2.fillConvexPoly(canvas, cv2.convexHull(np.round(hand[:, :2]).astype(np.int32)), 1)
+    return canvas > 0
+
+
+def _head_centre(joints: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Centre and radius of the head disc from the face joints (and the neck for its size)."""
+    face = [i for i in HEAD_JOINTS if found[i]]
+    if not face:
+        return None
+    centre = joints[face].mean(axis=0)
+    spread = max((float(np.hypot(*(joints[i] - centre))) for i in face), default=0.0)
+    neck = float(np.hypot(*(joints[1] - centre))) if found[1] else 0.0
+    return centre, max(1.6 * spread, 0.7 * neck, 4.0)
+
+
+def _measure_widths(silhouette: np.ndarray, a: np.ndarray, b: np.ndarray, nominal: float) -> np.ndarray:
+    """Half-width of the silhouette across the bone a->b at WIDTH_SAMPLES positions: the smaller of
+    the two sides (a limb pressed against the torso merges with it on one side only), smoothed,
+    kept within WIDTH_RANGE of the nominal width."""
+    h, w = silhouette.shape
+    d = b - a
+    length = max(float(np.hypot(*d)), 1e-6)
+    n = np.array([-d[1], d[0]]) / length
+    t = np.linspace(0.1, 0.9, WIDTH_SAMPLES)
+    cap = int(np.ceil(WIDTH_RANGE[1] * nominal)) + 1
+    steps = np.arange(cap + 1)
+    sides = []
+    for sign in (1.0, -1.0):
+        pts = a + t[:, None, None] * d + sign * steps[None, :, None] * n  # (T, S, 2)
+        x = np.clip(np.round(pts[..., 0]).astype(int), 0, w - 1)
+        y = np.clip(np.round(pts[..., 1]).astype(int), 0, h - 1)
+        inside = silhouette[y, x] & (pts[..., 0] >= 0) & (pts[..., 0] < w) & (pts[..., 1] >= 0) & (pts[..., 1] < h)
+        first_out = np.where(inside.all(axis=1), cap, np.argmin(inside, axis=1)).astype(np.float64)
+        sides.append(first_out)
+    widths = np.minimum(*sides)
+    widths[widths <= 0] = np.nan  # the bone runs outside the silhouette here: use the neighbours
+    if np.isnan(widths).all():
+        return np.full(WIDTH_SAMPLES, nominal)
+    widths = np.where(np.isnan(widths), np.nanmedian(widths), widths)
+    padded = np.pad(widths, 1, mode="edge")
+    widths = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    return np.clip(widths, WIDTH_RANGE[0] * nominal, WIDTH_RANGE[1] * nominal)
+
+
+def _width_at(widths: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return np.interp(t, np.linspace(0.1, 0.9, WIDTH_SAMPLES), widths)
+
+
+def body_of(cond: Condition) -> Body:
+    """The body geometry of a pose condition (photo: measured silhouette; skeleton: nominal)."""
+    if cond.keypoints is None or len(cond.keypoints) != 18:
+        raise InputError("Body charts need a pose condition with 18 COCO keypoints.")
+    kp = np.asarray(cond.keypoints, np.float64)
+    found = kp[:, 2] > 0
+    joints = _complete_torso(kp[:, :2].copy(), found)
+    scale = max(_body_scale(joints, found), 8.0)
+    size = cond.size
+    drawn = cond.preview.any(axis=2) if cond.preview is not None else None
+    mask = cond.subject_mask
+    measured = (cond.image is not None and mask is not None and mask.shape == size and mask.any()
+                and not (drawn is not None and np.array_equal(mask, drawn)))
+    hands = None if cond.hands is None else np.asarray(cond.hands, np.float64)
+    silhouette = mask.astype(bool) if measured else _nominal_silhouette(joints, found, hands, scale, size)
+    widths = {}
+    for name, (a, b, frac) in LIMBS.items():
+        if found[a] and found[b]:
+            nominal = frac * scale
+            widths[name] = (_measure_widths(silhouette, joints[a], joints[b], nominal) if measured
+                            else np.full(WIDTH_SAMPLES, nominal))
+    return Body(joints, found, hands, silhouette, measured, scale, widths)
+
+
+# --- the charts: local coordinates on one side, placed on the other ------------------------------
+
+
+def _limb_local(p: np.ndarray, a: np.ndarray, b: np.ndarray, widths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) pixels -> t along a->b and the offset across it in half-widths (signed: left of the bone > 0)."""
+    d = b - a
+    length2 = max(float(d @ d), 1e-9)
+    rel = p - a
+    t = rel @ d / length2
+    offset = _cross(d, rel) / np.sqrt(length2)
+    return t, offset / _width_at(widths, np.clip(t, 0.0, 1.0))
+
+
+def _limb_place(t: np.ndarray, s: np.ndarray, a: np.ndarray, b: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    d = b - a
+    length = max(float(np.hypot(*d)), 1e-9)
+    n = np.array([-d[1], d[0]]) / length  # the side where _cross(d, rel) > 0
+    return a + t[:, None] * d + (s * _width_at(widths, np.clip(t, 0.0, 1.0)))[:, None] * n
+
+
+def _limb_cost(p: np.ndarray, a: np.ndarray, b: np.ndarray, widths: np.ndarray, reach: float) -> np.ndarray:
+    """Distance to the bone (extended by ``reach`` of its length past b), in half-widths."""
+    t, s = _limb_local(p, a, b, widths)
+    d = b - a
+    along = (t - np.clip(t, 0.0, 1.0 + reach)) * np.hypot(*d) / _width_at(widths, np.clip(t, 0.0, 1.0))
+    return np.hypot(s, along)
+
+
+def quad_local(p: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """Inverse bilinear map: (N, 2) pixels -> (N, 2) (u, v) with quad = corners at (0,0) (1,0) (1,1) (0,1)."""
+    a, b, c, d = quad
+    e, f, g = b - a, d - a, a - b + c - d
+    h = p - a
+    k2 = float(_cross(g, f))
+    k1 = _cross(e, f) + _cross(h, g)
+    k0 = _cross(h, e)
+    if abs(k2) < 1e-6 * max(abs(float(_cross(e, f))), 1e-9):
+        roots = [-k0 / np.where(np.abs(k1) < 1e-12, 1e-12, k1)]
+    else:
+        disc = np.sqrt(np.maximum(k1 * k1 - 4 * k0 * k2, 0.0))
+        roots = [(-k1 - disc) / (2 * k2), (-k1 + disc) / (2 * k2)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _pick_root(roots, e, f, g, h)
+
+
+def _pick_root(roots, e, f, g, h) -> np.ndarray:
+    """The (u, v) of the quadratic's root that lies inside the unit square (or nearest to it)."""
+    best_uv, best_err = None, None
+    for v in roots:
+        den = e[None, :] + g[None, :] * v[:, None]  # (N, 2)
+        use_x = np.abs(den[:, 0]) >= np.abs(den[:, 1])
+        num = h - f[None, :] * v[:, None]
+        u = np.where(use_x, num[:, 0] / np.where(use_x, den[:, 0], 1.0), num[:, 1] / np.where(use_x, 1.0, den[:, 1]))
+        uv = np.stack([u, v], axis=1)
+        err = np.abs(uv - np.clip(uv, 0, 1)).sum(axis=1)  # prefer the root inside (or nearest) the square
+        err = np.where(np.isfinite(err), err, np.inf)
+        if best_uv is None:
+            best_uv, best_err = uv, err
+        else:
+            better = err < best_err
+            best_uv[better], best_err[better] = uv[better], err[better]
+    return best_uv
+
+
+def quad_place(uv: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """Bilinear map (N, 2) (u, v) -> pixels inside the quad (corners (0,0) (1,0) (1,1) (0,1))."""
+    a, b, c, d = quad
+    u, v = uv[:, :1], uv[:, 1:]
+    return a + u * (b - a) + v * (d - a) + u * v * (a - b + c - d)
+
+
+def _quad_cost(p: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """0 inside the torso quad, else how far outside in quad units (x4: a quarter of its side = 1)."""
+    uv = quad_local(p, quad)
+    return 4.0 * np.abs(uv - np.clip(uv, 0, 1)).max(axis=1)
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, shift; no reflection) src -> dst: (2, 3)."""
+    if len(src) == 1:
+        return np.array([[1.0, 0.0, dst[0, 0] - src[0, 0]], [0.0, 1.0, dst[0, 1] - src[0, 1]]])
+    ms, md = src.mean(axis=0), dst.mean(axis=0)
+    zs, zd = (src - ms) @ np.array([1, 1j]), (dst - md) @ np.array([1, 1j])  # as complex numbers
+    k = np.vdot(zs, zd) / max(float(np.vdot(zs, zs).real), 1e-9)  # dst ~ k * src
+    rot = np.array([[k.real, -k.imag], [k.imag, k.real]])
+    return np.concatenate([rot, (md - rot @ ms)[:, None]], axis=1)
+
+
+def piecewise_affine(src: np.ndarray, dst: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Map (N, 2) pixels by the affine map of the Delaunay triangle (of ``src``) they fall in; outside
+    the triangles, by the least-squares affine map of all points."""
+    out = np.empty_like(p)
+    fit, *_ = np.linalg.lstsq(np.c_[src, np.ones(len(src))], dst, rcond=None)
+    out[:] = np.c_[p, np.ones(len(p))] @ fit
+    try:
+        tri = Delaunay(src)
+    except Exception:  # degenerate (collinear) points: the global affine only
+        return out
+    simplex = tri.find_simplex(p)
+    inside = simplex >= 0
+    if inside.any():
+        trans = tri.transform[simplex[inside]]  # (n, 3, 2)
+        bary2 = np.einsum("nij,nj->ni", trans[:, :2], p[inside] - trans[:, 2])
+        bary = np.c_[bary2, 1 - bary2.sum(axis=1)]
+        corners = dst[tri.simplices[simplex[inside]]]  # (n, 3, 2)
+        out[inside] = np.einsum("ni,nij->nj", bary, corners)
+    return out
+
+
+# --- part assignment --------------------------------------------------------------------------
+
+
+def _lacking(body: Body) -> dict[str, list[int]]:
+    """Per part, the COCO joints it would need that this body lacks ([] = the part is there).
+    A hand lacks its wrist's index when MediaPipe found no hand there."""
+    f = body.found
+    lacking = {name: [j for j in (a, b) if not f[j]] for name, (a, b, _) in LIMBS.items()}
+    lacking["torso"] = [j for j in (2, 5) if not f[j]]
+    lacking["head"] = [] if f[list(HEAD_JOINTS)].any() else [0]
+    for k, (name, wrist) in enumerate(zip(HANDS, (4, 7))):
+        lacking[name] = [] if body.hands is not None and body.hands[k, 0, 2] > 0 else [wrist]
+    return lacking
+
+
+def _hand_cost(p: np.ndarray, hand: np.ndarray) -> np.ndarray:
+    """Distance to the hand's points in units of a quarter of the palm length."""
+    pts = hand[:, :2]
+    palm = max(float(np.hypot(*(pts[9] - pts[0]))), 2.0)
+    nearest = np.full(len(p), np.inf)
+    for q in pts:
+        nearest = np.minimum(nearest, np.hypot(p[:, 0] - q[0], p[:, 1] - q[1]))
+    return nearest / (0.3 * palm)
+
+
+def assign(body: Body, p: np.ndarray, parts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Owner part (index into ``parts``, -1 = none) and its normalised distance for (N, 2) pixels.
+
+    Inside a part's outline (distance <= 1) the earliest part in depth order wins; elsewhere the
+    nearest part, up to FAR."""
+    costs = np.full((len(parts), len(p)), np.inf)
+    for k, name in enumerate(parts):
+        costs[k] = _part_cost(body, name, p, parts)
+    inside = costs <= 1.0
+    first_inside = np.where(inside.any(axis=0), np.argmax(inside, axis=0), -1)
+    nearest = np.argmin(costs, axis=0)
+    owner = np.where(first_inside >= 0, first_inside, nearest)
+    cost = costs[owner, np.arange(len(p))]
+    return np.where(cost <= FAR, owner, -1), cost
+
+
+def _part_cost(body: Body, name: str, p: np.ndarray, parts: list[str]) -> np.ndarray:
+    """Normalised distance of (N, 2) pixels to a part; a forearm covers its hand when no hand chart does."""
+    j = body.joints
+    if name in LIMBS:
+        a, b, _ = LIMBS[name]
+        extremity = b in (10, 13) or (b in (4, 7) and HANDS[(4, 7).index(b)] not in parts)
+        return _limb_cost(p, j[a], j[b], body.widths[name], EXTREMITY if extremity else 0.0)
+    if name == "torso":
+        return _quad_cost(p, j[list(TORSO)])
+    if name == "head":
+        centre, radius = _head_centre(j, body.found)
+        return np.hypot(p[:, 0] - centre[0], p[:, 1] - centre[1]) / radius
+    return _hand_cost(p, body.hands[HANDS.index(name)])
+
+
+def _map_part(name: str, src: Body, ex: Body, p: np.ndarray) -> np.ndarray:
+    """(N, 2) source pixels of part ``name`` -> exemplar pixels (x, y)."""
+    if name in LIMBS:
+        a, b, _ = LIMBS[name]
+        t, s = _limb_local(p, src.joints[a], src.joints[b], src.widths[name])
+        return _limb_place(t, s, ex.joints[a], ex.joints[b], ex.widths[name])
+    if name == "torso":
+        return quad_place(quad_local(p, src.joints[list(TORSO)]), ex.joints[list(TORSO)])
+    if name == "head":
+        common = [i for i in (*HEAD_JOINTS, 1) if src.found[i] and ex.found[i]]
+        m = similarity(src.joints[common], ex.joints[common])
+        return p @ m[:, :2].T + m[:, 2]
+    k = HANDS.index(name)
+    return piecewise_affine(src.hands[k, :, :2], ex.hands[k, :, :2], p)
+
+
+# --- the chart builder ------------------------------------------------------------------------
+
+
+def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = False) -> ChartMap:
+    """Dense map from the output's body pixels to the exemplar's (see the module docstring).
+
+    Raises InputError naming the body parts the input shows and the exemplar lacks, unless
+    ``allow_partial`` (then they are listed in ``missing`` and left undefined)."""
+    src, ex = body_of(source), body_of(exemplar)
+    src_lacks, ex_lacks = _lacking(src), _lacking(ex)
+    needed = [name for name in PARTS if not src_lacks[name]]
+    hands_unmatched = [n for n in HANDS if n in needed and ex_lacks[n]]
+    missing = [n for n in needed if ex_lacks[n] and n not in HANDS]
+    if missing and not allow_partial:
+        lost = sorted({j for n in missing for j in ex_lacks[n]})
+        raise InputError(
+            f"The exemplar does not show parts of the body the input needs: {', '.join(missing)} "
+            f"(not found in the exemplar: {', '.join(COCO18[j] for j in lost)}). Use an exemplar that shows "
+            "at least as much of the body as the input (e.g. a full-body photo for a full-body pose), "
+            "or allow a partial result.")
+    h, w = source.size
+    eh, ew = exemplar.size
+    # Missing parts still own their pixels (left undefined); an unmatched hand goes to its forearm.
+    order = [n for n in PARTS if n in needed and n not in hands_unmatched]
+    ys, xs = np.nonzero(src.silhouette)
+    p = np.stack([xs, ys], axis=1).astype(np.float64)
+    owner, cost = assign(src, p, order)
+
+    positions = np.full((h, w, 2), np.nan, np.float32)
+    confidence = np.zeros((h, w), np.float32)
+    region = np.zeros((h, w), np.int16)
+    notes = []
+    ex_ys, ex_xs = np.nonzero(ex.silhouette)
+    ex_owner = np.full((eh, ew), -1, np.int16)
+    ex_order = [n for n in PARTS if not ex_lacks[n]]
+    ex_owner[ex_ys, ex_xs] = assign(ex, np.stack([ex_xs, ex_ys], axis=1).astype(np.float64), ex_order)[0]
+    for k, name in enumerate(order):
+        sel = owner == k
+        if not sel.any():
+            continue
+        py, px = ys[sel], xs[sel]
+        region[py, px] = PART_ID[name]
+        if name in missing:
+            continue
+        q = _map_part(name, src, ex, p[sel])  # (n, 2) x, y in the exemplar
+        inside = (q[:, 0] > -0.5) & (q[:, 0] < ew - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < eh - 0.5)
+        positions[py[inside], px[inside]] = q[inside, ::-1]
+        qx = np.clip(np.round(q[:, 0]).astype(int), 0, ew - 1)
+        qy = np.clip(np.round(q[:, 1]).astype(int), 0, eh - 1)
+        # The exemplar shows this part there (not another part in front of it, not background)?
+        shown = ex_owner[qy, qx] == ex_order.index(name)
+        conf = (1.0 if src.measured and ex.measured else 0.7) * np.clip(2.0 - cost[sel], 0.2, 1.0)
+        conf = np.where(shown, conf, 0.05)
+        confidence[py[inside], px[inside]] = conf[inside]
+        hidden = 1.0 - shown.mean()
+        if hidden > 0.2:
+            notes.append(f"{name}: {hidden:.0%} of it is hidden or off the silhouette in the exemplar "
+                         "(filled from its surroundings).")
+    for name in hands_unmatched:
+        notes.append(f"{name}: no match (the exemplar's {name} was not found); left to the fill.")
+    defined = ~np.isnan(positions[..., 0])
+    positions[~defined] = 0.0
+    confidence[~defined] = 0.0
+    if not (src.measured and ex.measured):
+        notes.append("body charts use nominal limb widths (no photo behind the skeleton on one side).")
+    return ChartMap(positions=positions, defined=defined, confidence=confidence, region=region,
+                    missing=missing, notes=notes)

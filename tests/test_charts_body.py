@@ -1,0 +1,228 @@
+"""core.charts.body: limb / torso / head / hand charts, depth order, refusal, the nominal (skeleton-only) path."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from core.charts import body
+from core.charts.body import PART_ID, body_chart, body_of, piecewise_affine, quad_local, quad_place, similarity
+from core.conditions import from_keypoints
+from core.errors import InputError
+
+SIZE = (256, 256)
+
+
+def full_body(shift=(0.0, 0.0), scale=1.0, centre=(128.0, 128.0)) -> np.ndarray:
+    """A standing, front-facing COCO-18 skeleton (arms a little out), in pixels of SIZE."""
+    pts = np.array([
+        (128, 40), (128, 70), (105, 72), (95, 110), (90, 145), (151, 72), (161, 110), (166, 145),
+        (115, 140), (113, 185), (112, 228), (141, 140), (143, 185), (144, 228),
+        (123, 35), (133, 35), (116, 38), (140, 38)], np.float64)
+    c = np.array(centre)
+    pts = (pts - c) * scale + c + np.array(shift)
+    return np.c_[pts, np.ones(18)]
+
+
+def exemplar_keypoints() -> np.ndarray:
+    """Another body: smaller, moved, the left forearm raised (a different limb direction)."""
+    kp = full_body(shift=(-10, 8), scale=0.8)
+    kp[7, :2] = kp[6, :2] + np.array([20.0, -25.0])
+    return kp
+
+
+def limb_frame(kp, a, b):
+    d = kp[b, :2] - kp[a, :2]
+    n = np.array([-d[1], d[0]]) / np.hypot(*d)
+    return kp[a, :2], d, n
+
+
+def test_limb_point_maps_by_fraction_and_offset_nominal_widths():
+    src_kp, ex_kp = full_body(), exemplar_keypoints()
+    src, ex = from_keypoints("pose", src_kp, SIZE), from_keypoints("pose", ex_kp, SIZE)
+    chart = body_chart(src, ex)
+    sb, eb = body_of(src), body_of(ex)
+    a, d, n = limb_frame(src_kp, 6, 7)  # left forearm
+    hw = sb.widths["left forearm"][0]
+    for t, s in ((0.3, 0.5), (0.6, -0.6)):
+        x, y = a + t * d + s * hw * n
+        col, row = int(round(x)), int(round(y))
+        # the exact local coordinates of the pixel centre we read back
+        p = np.array([col, row], np.float64)
+        t_px = (p - a) @ d / (d @ d)
+        s_px = ((p - a) @ n) / hw
+        ea, ed, en = limb_frame(ex_kp, 6, 7)
+        expected = ea + t_px * ed + s_px * eb.widths["left forearm"][0] * en
+        assert chart.region[row, col] == PART_ID["left forearm"]
+        assert chart.defined[row, col]
+        np.testing.assert_allclose(chart.positions[row, col], expected[::-1], atol=1e-3)
+    # nominal widths scale with the body: the exemplar is 0.8x
+    assert eb.widths["left forearm"][0] == pytest.approx(0.8 * sb.widths["left forearm"][0], rel=1e-6)
+    assert any("nominal" in note for note in chart.notes)
+
+
+def capsule_silhouette(kp: np.ndarray, half_widths: dict[str, float], torso: bool = True) -> np.ndarray:
+    mask = np.zeros(SIZE, np.uint8)
+    for name, hw in half_widths.items():
+        a, b, _ = body.LIMBS[name]
+        cv2.line(mask, tuple(np.round(kp[a, :2]).astype(int)), tuple(np.round(kp[b, :2]).astype(int)), 1,
+                 thickness=int(2 * hw))
+    if torso:
+        cv2.fillConvexPoly(mask, np.round(kp[list(body.TORSO), :2]).astype(np.int32), 1)
+    return mask > 0
+
+
+def test_offset_is_scaled_by_each_sides_silhouette_width():
+    src_kp, ex_kp = full_body(), full_body(shift=(5, 0))
+    photo = np.full((*SIZE, 3), 128, np.uint8)
+    src = from_keypoints("pose", src_kp, SIZE, image=photo)
+    ex = from_keypoints("pose", ex_kp, SIZE, image=photo)
+    # thin arms in the input, fat arms in the exemplar (within the plausible range of widths)
+    src.subject_mask = capsule_silhouette(src_kp, {"right upper arm": 6, "right forearm": 5})
+    ex.subject_mask = capsule_silhouette(ex_kp, {"right upper arm": 12, "right forearm": 10})
+    sb, eb = body_of(src), body_of(ex)
+    assert sb.measured and eb.measured
+    thin, fat = np.median(sb.widths["right forearm"]), np.median(eb.widths["right forearm"])
+    assert 5 <= thin <= 7.5 and fat == pytest.approx(2 * thin, rel=0.25)  # lines drawn 10 and 20 px thick
+    chart = body_chart(src, ex)
+    a, d, n = limb_frame(src_kp, 3, 4)
+    ea, ed, en = limb_frame(ex_kp, 3, 4)
+    x, y = a + 0.5 * d + 4.0 * n  # near the forearm's edge on one side
+    col, row = int(round(x)), int(round(y))
+    p = np.array([col, row], float)
+    t = (p - a) @ d / (d @ d)
+    samples = np.linspace(0.1, 0.9, body.WIDTH_SAMPLES)
+    s = ((p - a) @ n) / np.interp(t, samples, sb.widths["right forearm"])
+    expected = ea + t * ed + s * np.interp(t, samples, eb.widths["right forearm"]) * en
+    np.testing.assert_allclose(chart.positions[row, col], expected[::-1], atol=1e-3)
+    offset_ex = (chart.positions[row, col][::-1] - (ea + t * ed)) @ en
+    assert offset_ex == pytest.approx(2 * ((p - a) @ n), rel=0.35)  # twice as far out on the fat arm
+
+
+def test_torso_corners_map_to_corners():
+    quad = np.array([[100.0, 70], [150, 75], [145, 140], [110, 138]])
+    other = np.array([[40.0, 20], [90, 30], [80, 120], [30, 100]])
+    uv = quad_local(quad, quad)
+    np.testing.assert_allclose(uv, [[0, 0], [1, 0], [1, 1], [0, 1]], atol=1e-9)
+    np.testing.assert_allclose(quad_place(quad_local(quad, quad), other), other, atol=1e-9)
+    inner = np.array([[120.0, 100], [140, 90], [101, 71]])  # round trip inside and near an edge
+    np.testing.assert_allclose(quad_place(quad_local(inner, quad), quad), inner, atol=1e-6)
+    # through the chart builder: the torso's corner pixels land on the exemplar's corners
+    src_kp, ex_kp = full_body(), exemplar_keypoints()
+    chart = body_chart(from_keypoints("pose", src_kp, SIZE), from_keypoints("pose", ex_kp, SIZE))
+    for j in body.TORSO:
+        col, row = src_kp[j, :2].astype(int)
+        assert chart.defined[row, col]
+        np.testing.assert_allclose(chart.positions[row, col], ex_kp[j, 1::-1], atol=0.5)
+    centre = src_kp[list(body.TORSO), :2].mean(axis=0).round().astype(int)
+    assert chart.region[centre[1], centre[0]] == PART_ID["torso"]
+
+
+def test_arm_in_front_of_torso_owns_its_pixels():
+    kp = full_body()
+    kp[4, :2] = (140, 120)  # right wrist across the belly: the forearm crosses the torso quad
+    chart = body_chart(from_keypoints("pose", kp, SIZE), from_keypoints("pose", full_body(), SIZE))
+    mid = ((kp[3, :2] + kp[4, :2]) / 2).round().astype(int)
+    assert chart.region[mid[1], mid[0]] == PART_ID["right forearm"]
+    inside_torso = np.array([112, 130])  # torso, away from the arm
+    assert chart.region[inside_torso[1], inside_torso[0]] == PART_ID["torso"]
+
+
+def test_head_and_shoulders_exemplar_is_refused_for_a_full_body():
+    src = from_keypoints("pose", full_body(), SIZE)
+    bust = full_body()
+    bust[[3, 4, 6, 7, 8, 9, 10, 11, 12, 13], :] = 0  # head and shoulders only
+    ex = from_keypoints("pose", bust, SIZE)
+    with pytest.raises(InputError) as err:
+        body_chart(src, ex)
+    message = str(err.value)
+    for part in ("right forearm", "left thigh", "right shin"):
+        assert part in message
+    assert "right knee" in message and "left ankle" in message
+    assert "allow a partial" in message
+    chart = body_chart(src, ex, allow_partial=True)
+    assert set(chart.missing) == {"right forearm", "left forearm", "right upper arm", "left upper arm",
+                                  "right shin", "left shin", "right thigh", "left thigh"}
+    knee = full_body()[9, :2].astype(int)
+    assert chart.region[knee[1], knee[0]] in (PART_ID["right thigh"], PART_ID["right shin"])
+    assert not chart.defined[knee[1], knee[0]]  # missing parts are left undefined
+    # the head and the (shoulder-anchored) torso still map
+    assert chart.defined[40, 128] and chart.defined[90, 128]
+
+
+def test_same_pose_is_the_identity():
+    kp = full_body()
+    cond = from_keypoints("pose", kp, SIZE)
+    chart = body_chart(cond, cond)
+    rows, cols = np.nonzero(chart.defined)
+    err = np.hypot(chart.positions[rows, cols, 0] - rows, chart.positions[rows, cols, 1] - cols)
+    assert chart.defined.mean() > 0.1
+    assert np.percentile(err, 99) < 1e-3
+
+
+def test_hands_map_through_their_21_points():
+    src_kp, ex_kp = full_body(), full_body(shift=(4, -3))
+    rng = np.random.default_rng(0)
+    hand = np.c_[rng.uniform(-9, 9, (21, 2)), np.ones(21)]
+    hands_src = np.zeros((2, 21, 3))
+    hands_ex = np.zeros((2, 21, 3))
+    hands_src[0] = hand + np.r_[src_kp[4, :2] + (0, 12), 0]
+    hands_ex[0] = hand * [1.3, 1.3, 1] + np.r_[ex_kp[4, :2] + (0, 15), 0]
+    hands_src[0, 0, :2], hands_ex[0, 0, :2] = src_kp[4, :2], ex_kp[4, :2]  # point 0 is the wrist
+    src, ex = from_keypoints("pose", src_kp, SIZE), from_keypoints("pose", ex_kp, SIZE)
+    src.hands, ex.hands = hands_src, hands_ex
+    chart = body_chart(src, ex)
+    checked = 0
+    for k in range(1, 21):
+        x, y = hands_src[0, k, :2]
+        col, row = int(round(x)), int(round(y))
+        if chart.region[row, col] != PART_ID["right hand"]:
+            continue
+        checked += 1
+        expected = piecewise_affine(hands_src[0, :, :2], hands_ex[0, :, :2], np.array([[col, row]], float))[0]
+        np.testing.assert_allclose(chart.positions[row, col], expected[::-1], atol=1e-6)
+    assert checked >= 15  # (the forearm, in front of nothing, may own the points next to the wrist)
+    x, y = hands_src[0, 5, :2]
+    assert chart.region[int(round(y)), int(round(x))] == PART_ID["right hand"]
+    # piecewise affine is exact on the points themselves
+    np.testing.assert_allclose(piecewise_affine(hands_src[0, :, :2], hands_ex[0, :, :2], hands_src[0, :, :2]),
+                               hands_ex[0, :, :2], atol=1e-6)
+    # the exemplar without hands: a note, and the forearm covers the hand instead
+    ex.hands = None
+    chart = body_chart(src, ex)
+    assert any("right hand: no match" in note for note in chart.notes)
+    assert chart.region[int(round(y)), int(round(x))] == PART_ID["right forearm"]
+
+
+def test_similarity_recovers_a_rotation_and_scale():
+    src = np.array([[0.0, 0], [10, 0], [0, 5], [4, 4]])
+    ang, k, shift = 0.3, 1.7, np.array([5.0, -2])
+    rot = k * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    m = similarity(src, src @ rot.T + shift)
+    np.testing.assert_allclose(m[:, :2], rot, atol=1e-9)
+    np.testing.assert_allclose(m[:, 2], shift, atol=1e-9)
+
+
+def test_detected_hands_go_to_the_nearer_wrist(monkeypatch):
+    from types import SimpleNamespace
+
+    from core.conditions import detectors, pose
+
+    kp = full_body()
+    photo = np.zeros((*SIZE, 3), np.uint8)
+
+    def fake_hand(x, y):  # normalised landmarks around a pixel position of SIZE
+        return SimpleNamespace(landmark=[SimpleNamespace(x=(x + k % 3) / SIZE[1], y=(y + k // 3) / SIZE[0])
+                                         for k in range(21)])
+
+    # Holistic calls the hand near the subject's LEFT wrist (7) "right": the wrist decides, not the name.
+    result = SimpleNamespace(right_hand_landmarks=fake_hand(*kp[7, :2]), left_hand_landmarks=None)
+    monkeypatch.setattr(detectors, "run", lambda name, image: result)
+    hands = pose.detect_hands(photo, SIZE, kp)
+    assert hands.shape == (2, 21, 3)
+    assert hands[0, 0, 2] == 0 and hands[1, 0, 2] == 1
+    np.testing.assert_allclose(hands[1, 0, :2], kp[7, :2], atol=1e-6)
+    kp_no_wrists = kp.copy()
+    kp_no_wrists[[4, 7]] = 0
+    assert pose.detect_hands(photo, SIZE, kp_no_wrists) is None

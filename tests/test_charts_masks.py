@@ -1,0 +1,99 @@
+"""core.charts.masks: shape charts for things (centre -> centre, border -> border), texture synthesis for stuff."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from core.charts.masks import mask_chart, shape_map, synthesize
+from core.conditions import masks
+from core.conditions.ade20k import class_index
+from core.errors import InputError
+
+SKY, GRASS, CAR, WALL = (class_index(n) for n in ("sky", "grass", "car", "wall"))
+S = 128
+
+
+def condition(index: np.ndarray, image: np.ndarray | None = None):
+    return masks.from_index(index, index.shape, image=image)
+
+
+def test_shape_chart_maps_centre_to_centre_and_border_to_border():
+    yy, xx = np.mgrid[0:S, 0:S]
+    src = ((xx - 40) / 30) ** 2 + ((yy - 70) / 18) ** 2 < 1  # a wide ellipse, left
+    ex = (xx > 70) & (xx < 110) & (yy > 20) & (yy < 90)  # a tall rectangle, right
+    pos = shape_map(src, ex)
+    assert np.isfinite(pos[src]).all() and not np.isfinite(pos[~src]).any()
+    # centre -> centre
+    np.testing.assert_allclose(pos[70, 40], (90, 55), atol=4)
+    # border -> border: every border pixel of the ellipse lands within 2 px of the rectangle's border
+    border = src & ~ndimage.binary_erosion(src)
+    ex_dist = ndimage.distance_transform_edt(ex)
+    bx, by = np.round(pos[border]).astype(int).T
+    assert np.percentile(ex_dist[by, bx], 95) <= 2.0
+    # relative position: the ellipse's left end maps to the rectangle's left side, its top to the top
+    assert pos[70, 11, 0] < 76 and pos[53, 40, 1] < 28
+    # everything lands inside the exemplar's region
+    px, py = np.round(pos[src]).astype(int).T
+    assert ex[py, px].all()
+
+
+def test_stuff_is_synthesised_from_the_exemplars_region_at_its_scale():
+    rng = np.random.default_rng(1)
+    ex_index = np.full((S, S), GRASS, np.uint8)
+    ex_index[: S // 4] = SKY  # a thin strip of sky in the exemplar
+    ex_image = rng.integers(0, 256, (S, S, 3), dtype=np.uint8)
+    src_index = np.full((S, S), GRASS, np.uint8)
+    src_index[: 3 * S // 4] = SKY  # a tall sky in the input: a stretch would blow the texture up 3x
+    chart = mask_chart(condition(src_index), condition(ex_index, ex_image))
+    sky = src_index == SKY
+    assert chart.defined[sky].all()
+    rows, cols = chart.positions[sky][:, 0], chart.positions[sky][:, 1]
+    # every synthesised pixel, and its bilinear neighbours, comes from the exemplar's sky
+    assert (np.floor(rows) >= 0).all() and (np.ceil(rows) < S // 4).all()
+    assert (np.floor(cols) >= 0).all() and (np.ceil(cols) < S).all()
+    # texture kept at its scale: one output pixel down is one exemplar pixel down inside a tile
+    step = np.diff(chart.positions[..., 0], axis=0)[sky[1:] & sky[:-1]]
+    assert np.median(step) == pytest.approx(1.0, abs=1e-6)
+    # the layout follows the guide: the top of the input's sky copies from the top of the exemplar's
+    assert chart.positions[:8, :, 0][sky[:8]].mean() < chart.positions[80:96, :, 0][sky[80:96]].mean()
+
+
+def test_synthesis_joins_tiles_on_matching_colours():
+    """Quilting picks tiles whose overlaps agree (and cuts seams along them): on a smooth gradient
+    its output has far smaller jumps than tiles laid at random."""
+    yy, xx = np.mgrid[0:S, 0:S]
+    grad = np.stack([xx * 2, yy * 2, np.full_like(xx, 100)], axis=-1).astype(np.uint8)
+    region = np.ones((S, S), bool)
+
+    def roughness(pos):
+        out = grad[np.round(pos[..., 1]).astype(int), np.round(pos[..., 0]).astype(int)].astype(float)
+        return np.abs(np.diff(out, axis=1)).sum(axis=2).mean() + np.abs(np.diff(out, axis=0)).sum(axis=2).mean()
+
+    quilted = roughness(synthesize(region, region, grad, guide=None, seed=0))
+    random_tiles = roughness(synthesize(region, region, None, guide=None, seed=0))  # no colours to agree on
+    assert quilted < 0.5 * random_tiles
+
+
+def test_missing_class_is_refused_or_reported():
+    src = np.full((S, S), GRASS, np.uint8)
+    src[60:90, 30:80] = CAR
+    ex = np.full((S, S), GRASS, np.uint8)
+    with pytest.raises(InputError, match="has no car"):
+        mask_chart(condition(src), condition(ex))
+    chart = mask_chart(condition(src), condition(ex), allow_partial=True)
+    assert chart.missing == ["car"]
+    assert not chart.defined[60:90, 30:80].any() and chart.defined[:50].all()
+    assert (chart.region[60:90, 30:80] == CAR).all() and (chart.region[:50] == GRASS).all()
+
+
+def test_things_keep_to_their_class():
+    src = np.full((S, S), WALL, np.uint8)
+    src[70:110, 10:60] = CAR
+    ex = np.full((S, S), WALL, np.uint8)
+    ex[20:50, 80:120] = CAR
+    chart = mask_chart(condition(src), condition(ex))
+    car = chart.positions[70:110, 10:60].reshape(-1, 2)
+    assert (car[:, 0] >= 19.5).all() and (car[:, 0] <= 49.5).all()
+    assert (car[:, 1] >= 79.5).all() and (car[:, 1] <= 119.5).all()
