@@ -97,30 +97,22 @@ def pseudo_exemplar(image: torch.Tensor, label: torch.Tensor | None = None,
     return PseudoPair(apply_grid(image, grid), warped_label, grid, valid, inverse, visible)
 
 
-def _affine_fit(grid: torch.Tensor) -> torch.Tensor:
-    """(B, 2, 3) least-squares affine map from pixel centres to grid values (normalised units)."""
-    b, h, w, _ = grid.shape
-    step = max(1, min(h, w) // 32)  # about a thousand pixels are plenty for 6 unknowns
-    base = _centres(h, w, grid.device, grid.dtype)[:, ::step, ::step].reshape(1, -1, 2).expand(b, -1, -1)
-    design = torch.cat([base, torch.ones_like(base[..., :1])], -1)  # (B, N, 3)
-    values = grid[:, ::step, ::step].reshape(b, -1, 2)
-    return torch.linalg.lstsq(design, values).solution.transpose(1, 2)
-
-
 def _centres(h: int, w: int, device, dtype) -> torch.Tensor:
     """(1, H, W, 2) pixel centres in normalised (x, y) units, align_corners=False."""
     base = create_meshgrid(h, w, normalized_coordinates=True, device=device, dtype=dtype)
     return base * torch.tensor([(w - 1) / w, (h - 1) / h], device=device, dtype=dtype)
 
 
-def invert_grid(grid: torch.Tensor, iterations: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+def invert_grid(grid: torch.Tensor, iterations: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each pixel of x lies in T(x) = grid_sample(x, grid): (B, H, W, 2) normalised (x, y),
     and (B, 1, H, W) bool where that lies within T(x)'s pixel centres and was found (residual
     under 0.05 px).
 
-    Newton's method on grid(q) = p, from the grid's best affine fit, with the grid's local
-    Jacobian (central differences, sampled bilinearly); outside the frame the grid is extended
-    linearly. Exact for affine grids; the smooth elastic part converges in a few steps.
+    Newton's method on grid(q) = p from q = p, with the grid's local Jacobian (central
+    differences, sampled bilinearly); outside the frame the grid is extended linearly. The first
+    step solves the affine part (crop, rotation, flip) exactly, the smooth elastic part converges
+    in a few more. Elementwise arithmetic and ``grid_sample`` only (no LAPACK), so the result is
+    bit-identical from run to run, as resumable training needs.
     """
     b, h, w, _ = grid.shape
     g = grid.float().permute(0, 3, 1, 2)  # (B, 2, H, W) as an image
@@ -129,9 +121,7 @@ def invert_grid(grid: torch.Tensor, iterations: int = 3) -> tuple[torch.Tensor, 
     jac = torch.cat([dgx, dgy], 1)  # (B, 4, H, W): [dgx/dqx, dgy/dqx, dgx/dqy, dgy/dqy]
     field = torch.cat([g, jac], 1)
     target = _centres(h, w, grid.device, torch.float32).expand(b, -1, -1, -1)  # (B, H, W, 2)
-    affine = _affine_fit(grid.float())
-    lin, shift = affine[:, :, :2], affine[:, :, 2]
-    q = torch.einsum("bij,bhwj->bhwi", torch.linalg.inv(lin), target - shift.view(b, 1, 1, 2))
+    q = target
     half = torch.tensor([1 / w, 1 / h], device=grid.device)  # the outermost pixel centres: +-(1 - half)
     for _ in range(iterations):
         inside = torch.maximum(torch.minimum(q, 1 - half), half - 1)
