@@ -8,7 +8,11 @@ Settings come from the environment: GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (def
 
 import sys
 
-from app.server import main
+from core.environment import set_process_defaults
+
+set_process_defaults()  # before anything loads torch
+
+from app.server import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

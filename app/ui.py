@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import drawing, handlers, settings
+from app import drawing, handlers, settings, video
 from app.components import mask_editor, photo_input
 from app.engine import ENGINES, checkpoint_paths, engine_plan, friendly_errors
 from app.palette import editor_to_mask, legend_html, make_brush
@@ -232,6 +232,8 @@ def build_demo() -> gr.Blocks:
                     engine, checkpoint, plan = build_tab(spec)
                 # On each page load: list the checkpoints present now, and say which engine auto picks.
                 demo.load(_load_checkpoints(spec.task), [engine], [checkpoint, plan], api_visibility="private")
+            with gr.Tab("Pose video", id="video", elem_id="tab-video"):
+                video.build_video_tab(HEAVY)
         gr.Markdown(f"Limits: {settings.MAX_FILE_SIZE} per upload, {settings.MAX_PIXELS / 1e6:.0f} MP per picture, "
                     f"{settings.CONCURRENCY} translation(s) at a time. See docs/app.md.")
         build_api()

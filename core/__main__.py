@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from core.environment import set_process_defaults
+
 # command name -> (module under core.commands, one-line help). Each module defines
 # ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only when used.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv[:1] or ["--help"])
         return 2
     name, rest = argv[0], argv[1:]
+    set_process_defaults()  # before the command imports torch
     module = importlib.import_module(f"core.commands.{COMMANDS[name][0]}")
     sub = argparse.ArgumentParser(prog=f"python -m core {name}", description=COMMANDS[name][1])
     module.add_arguments(sub)

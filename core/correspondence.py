@@ -4,37 +4,52 @@ level -> PatchMatch at every finer level, each seeded by the one below."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.checkpointing import run_block
 from core.config import WarpaintConfig
-from core.corr import dense_attention, full_precision, normalize_features, pixel_grid
+from core.corr import dense_attention, full_precision, normalize_features
 from core.extractor import PyramidEncoder
-from core.patchmatch import LevelMatch, PatchMatch, index_to_offsets, seed_offsets
+from core.patchmatch import MATCHERS, LevelMatch, PatchMatch, seed_offsets
 from core.timing import stage
+
+OnLevel = Callable[[int, LevelMatch], None]  # (level index, coarsest = 0; its match) after every level
 
 
 def match_pyramid(left: Sequence[torch.Tensor], right: Sequence[torch.Tensor], exemplar: torch.Tensor,
-                  patchmatch: PatchMatch, temperature: float, window: int, dilation: int,
-                  orders: Sequence[Sequence[bool]] | None = None, cycle: bool = False) -> list[LevelMatch]:
+                  patch_match: PatchMatch, *, iterations: int, temperature: float, window: int, dilation: int,
+                  orders: Sequence[Sequence[bool]] | None = None, cycle: bool = False,
+                  on_level: OnLevel | None = None, run: Callable = run_block) -> list[LevelMatch]:
     """Match unit-length feature pyramids (coarsest first) and warp the exemplar at every level.
 
-    Used with learned features (Correspondence) and hand-made ones (the training-free engine).
-    ``orders[i]`` gives level i+1's propagation orders (True = horizontal first).
+    Used with learned features (``Warpaint``) and hand-made ones (the training-free engine).
+    ``orders[i]`` gives level i+1's propagation orders (True = horizontal first); ``on_level``
+    is called after every level; ``run(module, *args, **kwargs)`` calls ``patch_match`` (the
+    model passes a checkpointing runner there).
     """
     levels: list[LevelMatch] = []
     for i, (lf, rf) in enumerate(zip(left, right)):
         with stage(f"level_{lf.shape[-2]}x{lf.shape[-1]}", lf.device):
             ref = _pool_to(exemplar, lf.shape[-2:])
             if i == 0:
-                levels.append(_dense_level(lf, rf, ref, temperature, patchmatch.k, cycle))
-                continue
-            seeds = seed_offsets(_best_offsets(levels[-1], patchmatch.official), window, dilation)
-            levels.append(patchmatch(lf, rf, ref, seeds, orders[i - 1] if orders is not None else None))
+                levels.append(_dense_level(lf, rf, ref, temperature, patch_match.k, cycle))
+            else:
+                seeds = seed_offsets(patch_match.best_offsets(levels[-1]), window, dilation)
+                levels.append(run(patch_match, lf, rf, ref, seeds, iterations=iterations, temperature=temperature,
+                                  horizontal_first=orders[i - 1] if orders is not None else None))
+        if on_level is not None:
+            on_level(i, levels[-1])
     return levels
+
+
+def random_orders(seed: int, levels: int, iterations: int) -> list[list[bool]]:
+    """Propagation orders for every PatchMatch level (True = horizontal first), drawn from ``seed``."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return [[bool(b) for b in torch.rand(iterations, generator=gen) < 0.5] for _ in range(levels - 1)]
 
 
 def _dense_level(left: torch.Tensor, right: torch.Tensor, exemplar: torch.Tensor, temperature: float,
@@ -54,18 +69,9 @@ def _pool_to(x: torch.Tensor, size) -> torch.Tensor:
     return x if factor == 1 else F.avg_pool2d(x, factor, stride=factor)
 
 
-def _best_offsets(level: LevelMatch, official: bool) -> torch.Tensor:
-    """(B, 2, H, W) offsets of a level's best candidate: what seeds the next level."""
-    h, w = level.weights.shape[-2:]
-    if official:  # slot 0 of the final indices (at the coarsest level: the top-1 of attention)
-        return index_to_offsets(level.indices[:, :, :1], h, w)[:, :, 0]
-    best = level.weights.argmax(1, keepdim=True)  # (B, 1, H, W)
-    pos = torch.gather(level.positions, 1, best.unsqueeze(2).expand(-1, -1, 2, -1, -1))[:, 0]
-    return pos.detach().round() - pixel_grid(h, w, pos.device)
-
-
 class Correspondence(nn.Module):
-    """Two domain-alignment encoders, per-level projections and the shared PatchMatch."""
+    """Two domain-alignment encoders, per-level projections and the shared PatchMatch (learned or
+    official, chosen once from ``config.matching``)."""
 
     def __init__(self, config: WarpaintConfig):
         super().__init__()
@@ -77,23 +83,38 @@ class Correspondence(nn.Module):
         widths = self.condition_encoder.out_channels
         self.theta = nn.ModuleList(nn.Conv2d(ch, c.nef, 1) for ch in widths)
         self.phi = nn.ModuleList(nn.Conv2d(ch, c.nef, 1) for ch in widths)
-        self.patch_match = PatchMatch(c.nef, c.candidates, c.iterations, c.temperature, c.gru_hidden,
-                                      c.gru_motion, use_gru=True, official=c.matching == "official",
-                                      chunk_pixels=c.chunk_pixels)
+        self.patch_match = MATCHERS[c.matching](c.nef, c.candidates, c.gru_hidden, c.gru_motion, use_gru=True,
+                                                chunk_pixels=c.chunk_pixels)
+        self.gradient_checkpointing = False  # set by Warpaint.enable_gradient_checkpointing()
 
-    # Under bf16/fp16 autocast the encoders still run in fp32 unless this is True: their features
-    # decide the discrete matches (in bf16 the official model's 512 warp drops from 46 to 15 dB
-    # PSNR against fp32 on the fixture, versus 27 dB with fp32 encoders).
-    lower_encoders: bool = False
+    def run(self, module: nn.Module, *args, **kwargs):
+        """Call a block, checkpointed when gradient checkpointing is on."""
+        return run_block(module, *args, checkpointing=self.gradient_checkpointing, **kwargs)
 
-    def encode(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor):
+    def encoder_precision(self, device: torch.device, lower: bool = False):
+        """The one place that decides the encoders' precision: under bf16/fp16 autocast they still
+        run in fp32 unless ``lower``: their features decide the discrete matches (in bf16 the
+        official model's 512 warp drops from 46 to 15 dB PSNR against fp32 on the fixture, versus
+        27 dB with fp32 encoders). Inference and training alike."""
+        return contextlib.nullcontext() if lower else full_precision(device)
+
+    def encode(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor,
+               lower_precision: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Unit-length encoder features (coarsest first) of the input and of the exemplar."""
-        precision = contextlib.nullcontext() if self.lower_encoders else full_precision(condition.device)
-        with precision:
-            cond = [normalize_features(f) for f in self.condition_encoder(condition.float())]
-            ex_input = torch.cat([exemplar, exemplar_condition], 1).float()
-            ex = [normalize_features(f) for f in self.exemplar_encoder(ex_input)]
-        return cond, ex
+        return (self.encode_condition(condition, lower_precision),
+                self.encode_exemplar(exemplar, exemplar_condition, lower_precision))
+
+    def encode_condition(self, condition: torch.Tensor, lower_precision: bool = False) -> list[torch.Tensor]:
+        with self.encoder_precision(condition.device, lower_precision):
+            return [normalize_features(f) for f in self.run(self.condition_encoder, condition.float())]
+
+    def encode_exemplar(self, image: torch.Tensor, label: torch.Tensor, lower_precision: bool = False
+                        ) -> list[torch.Tensor]:
+        """The exemplar encoder's unit features of a picture with its label (also the training
+        target's, for the feature-pair loss)."""
+        with self.encoder_precision(image.device, lower_precision):
+            x = torch.cat([image, label], 1).float()
+            return [normalize_features(f) for f in self.run(self.exemplar_encoder, x)]
 
     def match_features(self, cond, ex):
         """Project encoder features to matching features: 1x1 conv, centre, unit length."""
@@ -102,12 +123,11 @@ class Correspondence(nn.Module):
             right = [normalize_features(p(f.float()), center=True) for p, f in zip(self.phi, ex)]
         return left, right
 
-    def forward(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor,
-                orders: Sequence[Sequence[bool]] | None = None, cycle: bool = False) -> list[LevelMatch]:
-        with stage("encoders", condition.device):
-            cond, ex = self.encode(condition, exemplar, exemplar_condition)
-            left, right = self.match_features(cond, ex)
-            del cond, ex  # the encoder pyramids are not needed any more: free them before matching
+    def match(self, left: Sequence[torch.Tensor], right: Sequence[torch.Tensor], exemplar: torch.Tensor, *,
+              iterations: int, temperature: float, orders: Sequence[Sequence[bool]] | None = None,
+              cycle: bool = False, on_level: OnLevel | None = None) -> list[LevelMatch]:
+        """``match_pyramid`` with this model's PatchMatch and seed window."""
         c = self.config
-        return match_pyramid(left, right, exemplar, self.patch_match, c.temperature, c.search_window,
-                             c.dilation, orders, cycle)
+        return match_pyramid(left, right, exemplar, self.patch_match, iterations=iterations, temperature=temperature,
+                             window=c.search_window, dilation=c.dilation, orders=orders, cycle=cycle,
+                             on_level=on_level, run=self.run)

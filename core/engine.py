@@ -7,14 +7,20 @@
 
 No learned parameters, so it works on a fresh install. Its levels are ordinary ``LevelMatch``
 objects, so the UI shows them exactly like the learned engine's.
+
+It implements the engine protocol of core/protocol.py (as ``core.learned.LearnedEngine`` does):
+``engine(sources, exemplar, exemplar_conditions, *, iterations=None, temperature=None, seed=0,
+progress=None) -> EngineOutput`` for a batch (lists of Conditions, exemplar (B, 3, H, W) in
+[-1, 1]); attributes ``name``, ``stride`` (output sides are multiples of it) and ``resolution``
+(default side). Per-call settings are arguments, never stored; positions follow the protocol's
+pixel convention (``upsample_positions``, ``sample_positions``).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -24,53 +30,36 @@ from kornia.filters import gaussian_blur2d
 
 from core.conditions.condition import Condition
 from core.corr import pixel_grid, sample_at
-from core.correspondence import match_pyramid
+from core.correspondence import match_pyramid, random_orders
 from core.descriptors import compress, describe_pair, descriptor_pyramid
 from core.patchmatch import LevelMatch, PatchMatch
-
-Progress = Callable[[float, str], None]
+from core.protocol import EngineOutput, Progress, sample_positions, upsample_positions
 
 
 class PlainPatchMatch(PatchMatch):
     """Plain PatchMatch (no GRU, no learned parameters, continuous positions), with fewer
-    iterations on the largest levels and a per-level progress hook."""
+    iterations on levels larger than ``fine_pixels`` (speed)."""
 
-    def __init__(self, candidates: int, iterations: int, temperature: float, fine_iterations: int = 1,
-                 fine_pixels: int = 256 * 256, chunk_pixels: int = 16384):
-        super().__init__(0, candidates, iterations, temperature, use_gru=False, chunk_pixels=chunk_pixels)
+    def __init__(self, candidates: int, fine_iterations: int = 1, fine_pixels: int = 256 * 256,
+                 chunk_pixels: int = 16384):
+        super().__init__(0, candidates, use_gru=False, chunk_pixels=chunk_pixels)
         self.fine_iterations = fine_iterations
         self.fine_pixels = fine_pixels
-        self.on_level: Callable[[int, int], None] | None = None
 
-    def forward(self, left, right, exemplar, offsets, horizontal_first: Sequence[bool] | None = None) -> LevelMatch:
-        h, w = left.shape[-2:]
-        full = self.iterations
-        if h * w > self.fine_pixels:
-            self.iterations = min(full, self.fine_iterations)
-        try:
-            match = super().forward(left, right, exemplar, offsets, horizontal_first)
-        finally:
-            self.iterations = full
-        if self.on_level is not None:
-            self.on_level(h, w)
-        return match
-
-
-@dataclass
-class EngineOutput:
-    """The training-free engine's result: full-resolution output plus every level's match."""
-
-    image: torch.Tensor  # (1, 3, H, W) in [-1, 1]: warp with low-confidence regions filled
-    warped: torch.Tensor  # (1, 3, H, W): the exemplar sampled at ``positions`` (before filling)
-    positions: torch.Tensor  # (1, 2, H, W): (row, col) in exemplar pixels for every output pixel
-    confidence: torch.Tensor  # (1, 1, H, W) in [0, 1]
-    fill: torch.Tensor  # (1, 1, H, W) in [0, 1]: how much of each pixel comes from the fill
-    levels: list[LevelMatch]  # coarsest first, as from ``match_pyramid``
-    seconds: dict[str, float] = field(default_factory=dict)
+    def forward(self, left, right, exemplar, offsets, *, iterations: int, temperature: float,
+                horizontal_first: Sequence[bool] | None = None) -> LevelMatch:
+        if left.shape[-2] * left.shape[-1] > self.fine_pixels:
+            iterations = min(iterations, self.fine_iterations)
+        return super().forward(left, right, exemplar, offsets, iterations=iterations, temperature=temperature,
+                               horizontal_first=horizontal_first)
 
 
 class TrainingFreeEngine:
     """Descriptor matching with the hierarchical PatchMatch core; stateless apart from its settings."""
+
+    name = "training-free"
+    stride = 32  # output sides are rounded down to a multiple of this
+    resolution = 512  # the default output side
 
     def __init__(self, iterations: int = 2, fine_iterations: int = 1, temperature: float = 0.01,
                  window: int = 3, dilation: int = 2, coarsest: int = 64, max_match_side: int = 256,
@@ -106,15 +95,33 @@ class TrainingFreeEngine:
         return levels
 
     @torch.no_grad()
-    def __call__(self, source: Condition, exemplar: torch.Tensor, exemplar_condition: Condition, *,
-                 iterations: int | None = None, temperature: float | None = None, seed: int = 0,
-                 progress: Progress | None = None, weights: dict[str, float] | None = None,
-                 init: torch.Tensor | None = None) -> EngineOutput:
-        """Warp ``exemplar`` (1, 3, H, W) in [-1, 1] to ``source``; both conditions at (H, W).
+    def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
+                 exemplar_conditions: Sequence[Condition], *, iterations: int | None = None,
+                 temperature: float | None = None, seed: int = 0, progress: Progress | None = None,
+                 weights: dict[str, float] | None = None, init: torch.Tensor | None = None) -> EngineOutput:
+        """Warp ``exemplar`` (B, 3, H, W) in [-1, 1] to ``sources``; every condition at (H, W). Items
+        run one by one.
 
-        ``init`` (temporal seeding, video): (1, K, 2, h, w) candidate exemplar positions at the finest
-        matched level (``levels[-1].positions`` of an earlier output, moved to this source's pixels);
-        matching then starts there instead of from dense attention and the coarser levels."""
+        ``init`` (temporal seeding, video; this engine only): (B, K, 2, h, w) candidate exemplar
+        positions at the finest matched level (``levels[-1].positions`` of an earlier output, moved
+        to this source's pixels); matching then starts there instead of from dense attention and
+        the coarser levels."""
+        n = len(sources)
+        if n != exemplar.shape[0] or len(exemplar_conditions) != n:
+            raise ValueError("one source and one exemplar condition per exemplar")
+
+        def item_progress(i: int) -> Progress | None:
+            return None if progress is None else lambda f, text: progress((i + f) / n, text)
+
+        return EngineOutput.concat([
+            self._one(src, exemplar[i:i + 1], ex, iterations, temperature, seed, item_progress(i), weights,
+                      None if init is None else init[i:i + 1])
+            for i, (src, ex) in enumerate(zip(sources, exemplar_conditions))])
+
+    def _one(self, source: Condition, exemplar: torch.Tensor, exemplar_condition: Condition,
+             iterations: int | None, temperature: float | None, seed: int, progress: Progress | None,
+             weights: dict[str, float] | None, init: torch.Tensor | None) -> EngineOutput:
+        """One item: exemplar (1, 3, H, W), init None or (1, K, 2, h, w)."""
         size = source.size
         if tuple(exemplar.shape[-2:]) != size or exemplar_condition.size != size:
             raise ValueError(f"exemplar {tuple(exemplar.shape[-2:])} and conditions must share the size {size}")
@@ -145,40 +152,37 @@ class TrainingFreeEngine:
         seconds["output"] = time.perf_counter() - t2
         seconds["total"] = time.perf_counter() - t0
         report(1.0, "warped at full resolution")
-        return EngineOutput(image, warped, positions, confidence.clamp(0, 1), fill, matches, seconds)
+        return EngineOutput(image, warped, positions, confidence.clamp(0, 1), matches, seconds, fill)
 
     def _match(self, left, right, exemplar, iterations, temperature, seed, report, seconds) -> list[LevelMatch]:
         """``match_pyramid`` with plain PatchMatch; propagation orders drawn from ``seed``."""
         levels = len(left)
         temp = float(temperature if temperature is not None else self.temperature)
         iters = int(iterations if iterations is not None else self.iterations)
-        pm = PlainPatchMatch(self.window**2, iters, temp, fine_iterations=min(iters, self.fine_iterations))
-        gen = torch.Generator().manual_seed(int(seed))
-        orders = [[bool(b) for b in torch.rand(iters, generator=gen) < 0.5] for _ in range(levels - 1)]
+        pm = PlainPatchMatch(self.window**2, fine_iterations=min(iters, self.fine_iterations))
         done = [time.perf_counter()]
 
-        def on_level(h: int, w: int) -> None:
+        def on_level(i: int, match: LevelMatch) -> None:
+            h, w = match.weights.shape[-2:]
             now = time.perf_counter()
-            seconds[f"level_{h}x{w}"] = now - done[0]  # the first includes the coarsest (dense) level
+            seconds[f"level_{h}x{w}"] = now - done[0]
             done[0] = now
-            n = sum(k.startswith("level_") for k in seconds) + 1
-            report(n / (levels + 1), f"matched level {n}/{levels} ({w}x{h})")
+            report((i + 1) / (levels + 1), f"matched level {i + 1}/{levels} ({w}x{h})")
 
-        pm.on_level = on_level
-        return match_pyramid(left, right, exemplar, pm, temp, self.window, self.dilation, orders)
+        return match_pyramid(left, right, exemplar, pm, iterations=iters, temperature=temp, window=self.window,
+                             dilation=self.dilation, orders=random_orders(seed, levels, iters), on_level=on_level)
 
     def _match_from(self, init, left, right, exemplar, iterations, temperature, seed) -> LevelMatch:
         """PatchMatch at the finest matched level only, seeded with ``init`` (1, K, 2, h, w) positions."""
         temp = float(temperature if temperature is not None else self.temperature)
         iters = int(iterations if iterations is not None else self.iterations)
-        pm = PlainPatchMatch(self.window**2, iters, temp, fine_iterations=min(iters, self.fine_iterations))
-        gen = torch.Generator().manual_seed(int(seed))
-        order = [bool(b) for b in torch.rand(iters, generator=gen) < 0.5]
+        pm = PlainPatchMatch(self.window**2, fine_iterations=min(iters, self.fine_iterations))
+        order = random_orders(seed, 2, iters)[0]
         h, w = left.shape[-2:]
         offsets = (init.to(left.device) - pixel_grid(h, w, left.device)).transpose(1, 2)  # (1, 2, K, h, w)
         factor = exemplar.shape[-1] // w
         ref = exemplar if factor == 1 else F.avg_pool2d(exemplar, factor, stride=factor)
-        return pm(left, right, ref, offsets.round(), order)
+        return pm(left, right, ref, offsets.round(), iterations=iters, temperature=temp, horizontal_first=order)
 
     def _positions(self, pair, left, right, match: LevelMatch, size: tuple[int, int]) -> torch.Tensor:
         """Full-resolution (row, col) exemplar positions: the keypoint prior, corrected by the matches
@@ -231,25 +235,6 @@ def smooth_correction(correction: torch.Tensor, trust: torch.Tensor, sigma: floa
     num = gaussian_blur2d(correction * trust, (k, k), (sigma, sigma), border_type="replicate")
     den = gaussian_blur2d(trust, (k, k), (sigma, sigma), border_type="replicate")
     return num / (den + 0.05 * float(trust.amax().clamp_min(1e-12)))
-
-
-def upsample_positions(positions: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Positions at a level (B, 2, h, w) -> (B, 2, H, W) in full-resolution pixels (pixel centres)."""
-    h, w = positions.shape[-2:]
-    if (h, w) == tuple(size):
-        return positions
-    scale = torch.tensor([size[0] / h, size[1] / w], device=positions.device).view(1, 2, 1, 1)
-    full = (positions + 0.5) * scale - 0.5
-    return F.interpolate(full, size=size, mode="bilinear", align_corners=False)
-
-
-def sample_positions(image: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples of image (B, C, H, W) at (row, col) positions (B, 2, H', W')."""
-    h, w = image.shape[-2:]
-    gx = (positions[:, 1] + 0.5) / w * 2 - 1
-    gy = (positions[:, 0] + 0.5) / h * 2 - 1
-    grid = torch.stack([gx, gy], dim=-1).to(image.dtype)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def fill_low_confidence(warped: torch.Tensor, fill: torch.Tensor, work_side: int = 128) -> torch.Tensor:

@@ -13,8 +13,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from core.checkpointing import run_block
 from core.config import WarpaintConfig
-from core.correspondence import Correspondence
+from core.correspondence import Correspondence, OnLevel
 from core.errors import CheckpointError
 from core.generator import Generator
 from core.patchmatch import LevelMatch
@@ -30,6 +31,7 @@ class WarpaintOutput:
 
     image: torch.Tensor | None  # (B, 3, H, W) in [-1, 1]; None when synthesis was skipped
     levels: list[LevelMatch]
+    source_features: list[torch.Tensor] | None = None  # unit encoder features of the input (return_features)
 
     @property
     def warps(self) -> list[torch.Tensor]:
@@ -37,26 +39,57 @@ class WarpaintOutput:
 
 
 class Warpaint(nn.Module):
-    """Exemplar-based translation with hierarchical correspondence (after CoCosNet v2)."""
+    """Exemplar-based translation with hierarchical correspondence (after CoCosNet v2).
+
+    ``model(source_label, exemplar, exemplar_label, iterations=..., ...)`` is the one forward that
+    the pipeline, the trainer, bench and eval call. The config is the architecture plus defaults
+    of the per-call settings; a call never writes into the model.
+    """
 
     def __init__(self, config: WarpaintConfig):
         super().__init__()
         self.config = config
         self.correspondence = Correspondence(config)
         self.generator = Generator(config)
+        self.gradient_checkpointing = False
 
-    def forward(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor,
-                orders: Sequence[Sequence[bool]] | None = None, cycle: bool = False,
-                synthesize: bool = True) -> WarpaintOutput:
-        """condition (B, label, H, W); exemplar (B, 3, H, W) in [-1, 1] and its condition.
-        H and W must be multiples of ``config.stride``."""
-        self.check_size(condition.shape[-2:], synthesize)
-        levels = self.correspondence(condition, exemplar, exemplar_condition, orders, cycle)
+    def enable_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Trade compute for memory in training: the encoders, every PatchMatch level and the
+        generator keep only their inputs and run again in the backward pass (same gradients)."""
+        self.gradient_checkpointing = self.correspondence.gradient_checkpointing = enabled
+
+    def forward(self, source_label: torch.Tensor, exemplar: torch.Tensor, exemplar_label: torch.Tensor, *,
+                iterations: int | None = None, temperature: float | None = None,
+                orders: Sequence[Sequence[bool]] | None = None, on_level: OnLevel | None = None,
+                cycle: bool = False, synthesize: bool = True, return_features: bool = False,
+                lower_encoders: bool = False) -> WarpaintOutput:
+        """source_label (B, label, H, W); exemplar (B, 3, H, W) in [-1, 1] and its label. H and W
+        must be multiples of ``config.stride``.
+
+        iterations, temperature: PatchMatch iterations per fine level and softmax temperature
+            (None: the config's); orders[i]: level i+1's propagation orders (True = horizontal
+            first; default alternating); on_level(i, match): called after every level.
+        cycle: also warp the coarsest level back (training's cycle loss); synthesize: run the
+            generator; return_features: keep the input's encoder features (feature-pair loss);
+            lower_encoders: let bf16/fp16 autocast reach the encoders (see ``encoder_precision``).
+        """
+        self.check_size(source_label.shape[-2:], synthesize)
+        c, corr = self.config, self.correspondence
+        with stage("encoders", source_label.device):
+            source_feats, exemplar_feats = corr.encode(source_label, exemplar, exemplar_label, lower_encoders)
+            left, right = corr.match_features(source_feats, exemplar_feats)
+            kept = source_feats if return_features else None
+            del source_feats, exemplar_feats  # free the encoder pyramids before matching
+        levels = corr.match(left, right, exemplar, iterations=c.iterations if iterations is None else int(iterations),
+                            temperature=c.temperature if temperature is None else float(temperature),
+                            orders=orders, cycle=cycle, on_level=on_level)
         image = None
         if synthesize:
-            with stage("generator", condition.device):
-                image = self.generator([lv.warp for lv in levels], condition).float()  # fp32 under autocast too
-        return WarpaintOutput(image, levels)
+            with stage("generator", source_label.device):
+                warps = [lv.warp for lv in levels]
+                image = run_block(self.generator, warps, source_label,
+                                  checkpointing=self.gradient_checkpointing).float()  # fp32 under autocast too
+        return WarpaintOutput(image, levels, kept)
 
     def check_size(self, size, synthesize: bool = True) -> None:
         """Refuse sizes the correspondence (or, when synthesizing, the generator) cannot take."""
@@ -74,7 +107,7 @@ class Warpaint(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu",
                         **config_overrides) -> Warpaint:
-        """Load a model folder. ``config_overrides`` may change inference settings (e.g. iterations)."""
+        """Load a model folder. ``config_overrides`` change config fields (e.g. the default iterations)."""
         folder = Path(folder)
         cfg_path, w_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
         for p in (cfg_path, w_path):

@@ -1,11 +1,11 @@
 """GRU-assisted PatchMatch at one correspondence level: seed, propagate, evaluate, refine, warp.
 
 Candidates are offsets (B, 2, K, H, W): for each pixel, K (row, col) displacements into the
-exemplar grid of the same level. Two ways to turn offsets into exemplar pixels:
-- ``official``: CoCosNet v2's integer indices (row and col clamped, combined as row * W + col in
-  float32 and truncated), reproducing its released checkpoint exactly. Its GRU gets no gradient.
-- ``learned``: continuous positions; the final warp samples features and exemplar bilinearly
-  at them, so the loss reaches the GRU through the offsets.
+exemplar grid of the same level. The matching mode is chosen once, by class (``MATCHERS``):
+- ``PatchMatch`` (learned): continuous positions; the final warp samples features and exemplar
+  bilinearly at them, so the loss reaches the GRU through the offsets.
+- ``OfficialPatchMatch``: CoCosNet v2's integer indices (row and col clamped, combined as
+  row * W + col in float32 and truncated), reproducing its released checkpoint exactly.
 """
 
 from __future__ import annotations
@@ -32,19 +32,6 @@ class LevelMatch:
     cycle: torch.Tensor | None = None  # coarsest level only, when asked: warp mapped back
 
 
-def offsets_to_index(offsets: torch.Tensor, official: bool) -> torch.Tensor:
-    """(B, 2, M, H, W) offsets -> (B, H*W, M) long flat indices into the same-size grid."""
-    _, _, m, h, w = offsets.shape
-    grid = pixel_grid(h, w, offsets.device, offsets.dtype).unsqueeze(1)  # (2, 1, H, W)
-    row = (grid[0] + offsets[:, 0]).clamp(0, h - 1)
-    col = (grid[1] + offsets[:, 1]).clamp(0, w - 1)
-    if official:  # float32 arithmetic then truncation, as the released code does
-        flat = (row.float() * w + col.float()).long()
-    else:
-        flat = row.round().long() * w + col.round().long()
-    return flat.flatten(2).transpose(1, 2)
-
-
 def index_to_offsets(index: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """(B, H*W, M) flat indices -> (B, 2, M, H, W) integer-valued float offsets."""
     b, _, m = index.shape
@@ -66,85 +53,63 @@ def seed_offsets(best: torch.Tensor, window: int, dilation: int) -> torch.Tensor
     return F.interpolate(cand.view(b, 2 * k, h, w), scale_factor=2, mode="nearest").view(b, 2, k, 2 * h, 2 * w)
 
 
-def propagate(offsets: torch.Tensor, horizontal: bool) -> torch.Tensor:
-    """Add the neighbours' candidates: (B, 2, K, H, W) -> (B, 2, 3K, H, W) as
-    [from previous neighbour, own, from next neighbour]; zero offsets at the border."""
-    dim = -1 if horizontal else -2
-    n = offsets.shape[dim]
-    zero = torch.zeros_like(offsets.narrow(dim, 0, 1))
-    prev = torch.cat([zero, offsets.narrow(dim, 0, n - 1)], dim=dim)
-    nxt = torch.cat([offsets.narrow(dim, 1, n - 1), zero], dim=dim)
-    return torch.cat([prev, offsets, nxt], dim=2)
-
-
 class PatchMatch(torch.nn.Module):
-    """PatchMatch with an optional ConvGRU refinement; one instance serves every fine level.
+    """Learned-mode PatchMatch with an optional ConvGRU refinement; one instance serves every fine level.
+
+    Candidates are continuous positions: the final warp samples features and exemplar bilinearly
+    at them, so the loss reaches the GRU through the offsets. ``OfficialPatchMatch`` is the
+    released checkpoint's integer-index variant. Iterations and temperature are call arguments.
 
     Internally candidates live pixel-major, (B, H, W, 2, K): that is the GRU's NHWC input as it
     is, and it makes the flat indices (B, H*W, M) contiguous without any transpose.
     """
 
-    def __init__(self, feature_channels: int, candidates: int, iterations: int, temperature: float,
-                 hidden: int = 32, motion: int = 64, use_gru: bool = True, official: bool = False,
-                 chunk_pixels: int = 16384):
+    def __init__(self, feature_channels: int, candidates: int, hidden: int = 32, motion: int = 64,
+                 use_gru: bool = True, chunk_pixels: int = 16384):
         super().__init__()
         self.k = candidates
-        self.iterations = iterations
-        self.temperature = temperature
-        self.official = official
         self.chunk = chunk_pixels
         self.initial_layer = HiddenInit(feature_channels, hidden) if use_gru else None
         self.refine_net = UpdateBlock(candidates, hidden, motion) if use_gru else None
 
-    def evaluate(self, left, right, offsets):
-        """Score all candidates (B, 2, M, H, W), keep the best K: returns (offsets, top-K probabilities)."""
-        b, _, _, h, w = offsets.shape
-        best, top_prob = self._select(left, right, offsets.permute(0, 3, 4, 1, 2).contiguous())
-        return best.permute(0, 3, 4, 1, 2), top_prob.transpose(1, 2).reshape(b, self.k, h, w)
-
-    def _select(self, left, right, cand):
-        """cand (B, H, W, 2, M) -> best K (B, H, W, 2, K) and their probabilities (B, H*W, K)."""
-        index = _flat_index(cand, self.official)  # (B, N, M)
-        prob = F.softmax(score_indices(left, right, index, self.temperature, self.chunk), dim=-1)
-        top_prob, top = torch.topk(prob, self.k, dim=-1)
-        return _index_offsets(torch.gather(index, -1, top), *cand.shape[1:3]), top_prob
-
-    def forward(self, left: torch.Tensor, right: torch.Tensor, exemplar: torch.Tensor,
-                offsets: torch.Tensor, horizontal_first: Sequence[bool] | None = None) -> LevelMatch:
+    def forward(self, left: torch.Tensor, right: torch.Tensor, exemplar: torch.Tensor, offsets: torch.Tensor, *,
+                iterations: int, temperature: float, horizontal_first: Sequence[bool] | None = None) -> LevelMatch:
         """left/right: (B, C, H, W) unit features of input and exemplar; exemplar (B, V, H, W);
         offsets (B, 2, K, H, W) seeds. ``horizontal_first[i]`` picks iteration i's order."""
         b, c, h, w = left.shape
         k = self.k
-        order = list(horizontal_first) if horizontal_first is not None else [
-            i % 2 == 0 for i in range(self.iterations)]
+        order = list(horizontal_first) if horizontal_first is not None else [i % 2 == 0 for i in range(iterations)]
         left_flat, right_flat = left.flatten(2), right.flatten(2)  # views for channels_last features
         cand = offsets.permute(0, 3, 4, 1, 2).contiguous()  # (B, H, W, 2, K)
         hidden = self.initial_layer(left, right) if self.refine_net is not None else None
-        for it in range(self.iterations):
+        for it in range(iterations):
             with torch.no_grad():
                 for horizontal in (order[it], not order[it]):
-                    cand, top_prob = self._select(left_flat, right_flat, _propagate(cand.detach(), horizontal))
+                    cand, top_prob = self._select(left_flat, right_flat, _propagate(cand.detach(), horizontal),
+                                                  temperature)
             if self.refine_net is not None:
                 scores = top_prob.view(b, h, w, k).permute(0, 3, 1, 2)  # (B, K, H, W), NHWC memory
                 flow = cand.view(b, h, w, 2 * k).permute(0, 3, 1, 2)  # (B, 2K, H, W): K rows, then K cols
                 hidden, delta = self.refine_net(hidden, scores.to(hidden.dtype), flow.to(hidden.dtype))
                 cand = cand + delta.float().permute(0, 2, 3, 1).reshape(b, h, w, 2, k)
-        return self._warp(left, right, exemplar, cand)
+        return self.warp(left, right, exemplar, cand, temperature)
 
-    def _warp(self, left, right, exemplar, cand) -> LevelMatch:
-        """Final soft warp over the K candidates ``cand`` (B, H, W, 2, K)."""
+    def _select(self, left, right, cand, temperature: float):
+        """cand (B, H, W, 2, M) -> best K (B, H, W, 2, K) and their probabilities (B, H*W, K)."""
+        index = self.flat_index(cand)  # (B, N, M)
+        prob = F.softmax(score_indices(left, right, index, temperature, self.chunk), dim=-1)
+        top_prob, top = torch.topk(prob, self.k, dim=-1)
+        return _index_offsets(torch.gather(index, -1, top), *cand.shape[1:3]), top_prob
+
+    @staticmethod
+    def flat_index(cand: torch.Tensor) -> torch.Tensor:
+        """Offsets (B, H, W, 2, M) -> flat exemplar indices (B, H*W, M): the nearest pixel."""
+        return _nearest_index(cand)
+
+    def warp(self, left, right, exemplar, cand, temperature: float) -> LevelMatch:
+        """Final soft warp over the K continuous candidates ``cand`` (B, H, W, 2, K)."""
         b, h, w, _, k = cand.shape
         grid = pixel_grid(h, w, cand.device).view(1, 2, 1, h, w)
-        if self.official:
-            index = _flat_index(cand, official=True)  # (B, N, K)
-            cost = score_indices(left.flatten(2), right.flatten(2), index, self.temperature, self.chunk)
-            weights = F.softmax(cost, dim=-1)  # (B, N, K)
-            warp = gather_values(exemplar.flatten(2), index, weights.to(exemplar.dtype)).view(b, -1, h, w)
-            positions = _index_offsets(index, h, w).permute(0, 4, 3, 1, 2) + grid.transpose(1, 2)
-            weights_map = weights.transpose(1, 2).reshape(b, k, h, w)
-            cost_map = cost.transpose(1, 2).reshape(b, k, h, w)
-            return LevelMatch(warp, positions.contiguous(), weights_map,
-                              _confidence(cost_map, weights_map, self.temperature), indices=index.long())
         offsets = cand.permute(0, 3, 4, 1, 2)  # (B, 2, K, H, W)
         positions = (grid + offsets).clamp_min(0)
         positions = torch.stack([positions[:, 0].clamp_max(h - 1), positions[:, 1].clamp_max(w - 1)], 1)
@@ -154,13 +119,53 @@ class PatchMatch(torch.nn.Module):
         # unit length, or every fractional position would score lower than the integer ones
         costs = torch.cat([
             (normalize_features(sample_at(right, positions[:, s:s + group])) * left.unsqueeze(2)).sum(1)
-            for s in range(0, k, group)], dim=1) / self.temperature  # (B, K, H, W)
+            for s in range(0, k, group)], dim=1) / temperature  # (B, K, H, W)
         weights = F.softmax(costs.float(), dim=1)
         warp = 0
         for s in range(0, k, group):
             warp = warp + (sample_at(exemplar, positions[:, s:s + group])
                            * weights[:, None, s:s + group].to(exemplar.dtype)).sum(2)
-        return LevelMatch(warp, positions, weights, _confidence(costs, weights, self.temperature))
+        return LevelMatch(warp, positions, weights, _confidence(costs, weights, temperature))
+
+    @staticmethod
+    def best_offsets(level: LevelMatch) -> torch.Tensor:
+        """(B, 2, H, W) offsets of a level's best candidate, rounded: what seeds the next level."""
+        h, w = level.weights.shape[-2:]
+        best = level.weights.argmax(1, keepdim=True)  # (B, 1, H, W)
+        pos = torch.gather(level.positions, 1, best.unsqueeze(2).expand(-1, -1, 2, -1, -1))[:, 0]
+        return pos.detach().round() - pixel_grid(h, w, pos.device)
+
+
+class OfficialPatchMatch(PatchMatch):
+    """CoCosNet v2's PatchMatch: integer indices (row and col clamped, combined as row * W + col in
+    float32 and truncated), reproducing its released checkpoint exactly. Its GRU gets no gradient."""
+
+    @staticmethod
+    def flat_index(cand: torch.Tensor) -> torch.Tensor:
+        return _truncated_index(cand)
+
+    def warp(self, left, right, exemplar, cand, temperature: float) -> LevelMatch:
+        """Final soft warp over the K integer candidates: scores and values gathered by index."""
+        b, h, w, _, k = cand.shape
+        grid = pixel_grid(h, w, cand.device).view(1, 2, 1, h, w)
+        index = self.flat_index(cand)  # (B, N, K)
+        cost = score_indices(left.flatten(2), right.flatten(2), index, temperature, self.chunk)
+        weights = F.softmax(cost, dim=-1)  # (B, N, K)
+        warp = gather_values(exemplar.flatten(2), index, weights.to(exemplar.dtype)).view(b, -1, h, w)
+        positions = _index_offsets(index, h, w).permute(0, 4, 3, 1, 2) + grid.transpose(1, 2)
+        weights_map = weights.transpose(1, 2).reshape(b, k, h, w)
+        cost_map = cost.transpose(1, 2).reshape(b, k, h, w)
+        return LevelMatch(warp, positions.contiguous(), weights_map, _confidence(cost_map, weights_map, temperature),
+                          indices=index.long())
+
+    @staticmethod
+    def best_offsets(level: LevelMatch) -> torch.Tensor:
+        """Slot 0 of the final indices (at the coarsest level: the top-1 of attention)."""
+        h, w = level.weights.shape[-2:]
+        return index_to_offsets(level.indices[:, :, :1], h, w)[:, :, 0]
+
+
+MATCHERS: dict[str, type[PatchMatch]] = {"learned": PatchMatch, "official": OfficialPatchMatch}
 
 
 def _propagate(cand: torch.Tensor, horizontal: bool) -> torch.Tensor:
@@ -179,20 +184,30 @@ def _propagate(cand: torch.Tensor, horizontal: bool) -> torch.Tensor:
     return out
 
 
-def _flat_index(cand: torch.Tensor, official: bool) -> torch.Tensor:
-    """``offsets_to_index`` in the pixel-major layout: (B, H, W, 2, M) -> (B, H*W, M) int32
-    (int64 beyond 2**24 pixels, where float32 stops holding every index exactly)."""
-    b, h, w, _, m = cand.shape
+def _clamped_pixels(cand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Offsets (B, H, W, 2, M) -> the exemplar (row, col) they point at, clamped to the grid."""
+    _, h, w, _, _ = cand.shape
     rows = torch.arange(h, device=cand.device, dtype=cand.dtype).view(1, h, 1, 1)
     cols = torch.arange(w, device=cand.device, dtype=cand.dtype).view(1, 1, w, 1)
-    row = (rows + cand[..., 0, :]).clamp_(0, h - 1)
-    col = (cols + cand[..., 1, :]).clamp_(0, w - 1)
-    if official:  # float32 row * W + col, then truncation, as the released code does
-        flat = row.float().mul_(w).add_(col.float())
-    elif h * w <= _EXACT:
-        flat = row.round_().mul_(w).add_(col.round_())  # exact integers in float32
-    else:
+    return (rows + cand[..., 0, :]).clamp_(0, h - 1), (cols + cand[..., 1, :]).clamp_(0, w - 1)
+
+
+def _nearest_index(cand: torch.Tensor) -> torch.Tensor:
+    """Offsets (B, H, W, 2, M) -> flat index (B, H*W, M) of the nearest pixel: int32, int64 beyond
+    2**24 pixels (where float32 stops holding every index exactly)."""
+    b, h, w, _, m = cand.shape
+    row, col = _clamped_pixels(cand)
+    if h * w > _EXACT:
         return row.round_().long().mul_(w).add_(col.round_().long()).view(b, h * w, m)
+    return row.round_().mul_(w).add_(col.round_()).int().view(b, h * w, m)  # exact integers in float32
+
+
+def _truncated_index(cand: torch.Tensor) -> torch.Tensor:
+    """Offsets (B, H, W, 2, M) -> flat index (B, H*W, M) as the released code computes it: float32
+    row * W + col, then truncation."""
+    b, h, w, _, m = cand.shape
+    row, col = _clamped_pixels(cand)
+    flat = row.float().mul_(w).add_(col.float())
     return (flat.int() if h * w <= _EXACT else flat.long()).view(b, h * w, m)
 
 

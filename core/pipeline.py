@@ -4,23 +4,16 @@
     result = translator.translate(photo, exemplar)    # TranslationResult (numpy, ready to show)
     translator.engine_name                            # "learned (checkpoints/deepfashionHD)" or "training-free"
 
-Models are loaded once per process and shared between threads (each behind its own lock).
+The translator picks its engine once (``translator.engine``); every engine follows the protocol
+of core/protocol.py and returns the same ``EngineOutput``, which becomes a ``TranslationResult``
+here. Learned models are loaded once per process and shared between threads (core/learned.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-
-# OpenMP threads that spin while waiting fight MediaPipe's threads (and other processes) for the
-# cores: on a busy 2-core machine a 512x512 translation took ~5 s instead of ~1.4 s. This only
-# takes effect when it runs before torch is first imported (the app and CLIs import us first);
-# a value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import cv2
 import numpy as np
@@ -32,20 +25,17 @@ from core.corr import pixel_grid
 from core.engine import TrainingFreeEngine
 from core.errors import CheckpointError, InputError, WarpaintError
 from core.imageio import fit_image, from_tensor, to_tensor
+from core.learned import LearnedEngine
 from core.patchmatch import LevelMatch
-from core.precision import PRECISIONS, inference_context, resolve_device
+from core.precision import PRECISIONS, resolve_device
+from core.protocol import Engine, EngineOutput, Progress, mean_positions
 from core.results import LevelView, TranslationResult
 from core.utils.flow_viz import flow_to_image
 
-Progress = Callable[[float, str], None]
 TASKS = ("pose", "face", "mask")
 ENGINES = ("auto", "learned", "training-free")
 DEFAULT_RESOLUTION = 512
 CHECKPOINT_FILES = ("config.json", "model.safetensors")
-
-_models: dict[tuple, tuple[torch.nn.Module, threading.Lock]] = {}
-_models_lock = threading.Lock()
-
 
 def find_checkpoints(root: Path = Path("checkpoints"), task: str | None = None) -> list[Path]:
     """Model folders (config.json + model.safetensors) directly under ``root``, sorted by name;
@@ -89,8 +79,9 @@ class Translator:
         self.checkpoint: Path | None = None
         if engine != "training-free":
             self.checkpoint = self._resolve_checkpoint(engine, checkpoint, Path(checkpoints_root))
-        self.engine_name = f"learned ({self.checkpoint})" if self.checkpoint is not None else "training-free"
-        self.engine = TrainingFreeEngine()
+        self.engine: Engine = (TrainingFreeEngine() if self.checkpoint is None
+                               else LearnedEngine(self.checkpoint, self.device, precision))
+        self.engine_name = self.engine.name
 
     def _resolve_checkpoint(self, engine: str, checkpoint: str | Path | None, root: Path) -> Path | None:
         if checkpoint is not None:
@@ -124,12 +115,8 @@ class Translator:
     # -- translation -----------------------------------------------------------------------------
     def output_size(self, resolution: int | None) -> tuple[int, int]:
         """Square output size, rounded down to what the engine's pyramid accepts."""
-        stride = 32
-        res = int(resolution) if resolution else DEFAULT_RESOLUTION
-        if self.checkpoint is not None:
-            config = self._model().config
-            stride = config.stride
-            res = int(resolution) if resolution else config.resolution
+        stride = self.engine.stride
+        res = int(resolution) if resolution else self.engine.resolution
         if not 64 <= res <= 2048:
             raise InputError(f"Resolution {res} is out of range: use 64 to 2048 (512 is the usual size).")
         res = max(stride, res - res % stride)
@@ -202,136 +189,30 @@ class Translator:
     def _translate_conditions(self, srcs: list[Condition], ex_conds: list[Condition], iterations: int | None,
                               temperature: float | None, seed: int, progress: Progress | None
                               ) -> list[TranslationResult]:
-        report = progress or (lambda fraction, text: None)
         size = srcs[0].size
-        seconds: dict[str, float] = {}
         exemplars = torch.cat([to_tensor(c.image) for c in ex_conds]).to(self.device)
-        if self.checkpoint is None:
-            outs = [self.engine(src, exemplars[i:i + 1], ex, iterations=iterations, temperature=temperature,
-                                seed=seed, progress=report if len(srcs) == 1 else None)
-                    for i, (src, ex) in enumerate(zip(srcs, ex_conds))]
-            image = torch.cat([o.image for o in outs])
-            warped = torch.cat([o.warped for o in outs])
-            positions = torch.cat([o.positions for o in outs])
-            confidence = torch.cat([o.confidence for o in outs])
-            per_item = [o.levels for o in outs]
-            for o in outs:
-                for k, v in o.seconds.items():
-                    if k != "total":
-                        seconds[k] = seconds.get(k, 0.0) + v / len(outs)
-        else:
-            image, levels, times = self._run_learned(srcs, exemplars, ex_conds, iterations, temperature, seed, report)
-            seconds.update(times)
-            warped = F.interpolate(levels[-1].warp.float(), size=size, mode="bilinear", align_corners=False)
-            positions = _upsample_positions(_mean_positions(levels[-1]), size)
-            confidence = F.interpolate(levels[-1].confidence.float(), size=size, mode="bilinear", align_corners=False)
-            per_item = [[_item(lv, i) for lv in levels] for i in range(len(srcs))]
-        results = []
-        for i, (src, ex_cond) in enumerate(zip(srcs, ex_conds)):
-            t1 = time.perf_counter()
-            final_flow = positions[i].cpu() - pixel_grid(*size, "cpu")
-            messages = ([f"Engine: {self.engine_name}."] + list(src.messages)
-                        + [f"Exemplar: {m}" for m in ex_cond.messages])
-            result = TranslationResult(
-                image=from_tensor(image[i]), warped=from_tensor(warped[i]), input_condition=src.preview,
-                exemplar_condition=ex_cond.preview, levels=level_views(per_item[i], size), engine=self.engine_name,
-                messages=messages, seconds=dict(seconds),
-                confidence=confidence[i, 0].float().cpu().numpy(),
-                flow=flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy()))
-            result.seconds["views"] = time.perf_counter() - t1
-            results.append(result)
-        return results
+        out = self.engine(srcs, exemplars, ex_conds, iterations=iterations, temperature=temperature, seed=seed,
+                          progress=progress)
+        return [self._result(out.item(i), src, ex_cond, size) for i, (src, ex_cond) in enumerate(zip(srcs, ex_conds))]
 
-    # -- the learned engine ----------------------------------------------------------------------
-    def _model(self) -> torch.nn.Module:
-        return self._model_and_lock()[0]
-
-    def _model_and_lock(self) -> tuple[torch.nn.Module, threading.Lock]:
-        key = (str(Path(self.checkpoint).resolve()), str(self.device))
-        with _models_lock:
-            if key not in _models:
-                from core.model import Warpaint
-
-                model = Warpaint.from_pretrained(self.checkpoint, device=self.device)
-                if self.device.type == "cpu" or self.device.type == "cuda":
-                    model = model.to(memory_format=torch.channels_last)
-                _models[key] = (model, threading.Lock())
-            return _models[key]
-
-    def _run_learned(self, srcs: list[Condition], exemplar: torch.Tensor, ex_conds: list[Condition],
-                     iterations: int | None, temperature: float | None, seed: int, progress: Progress):
-        model, lock = self._model_and_lock()
-        config = model.config
-        for name, cond in (("input", srcs[0]), ("exemplar", ex_conds[0])):
-            if cond.label.shape[0] != config.label_channels:
-                raise CheckpointError(
-                    f"{self.checkpoint} expects a {config.label_channels}-channel label but the {name} condition "
-                    f"has {cond.label.shape[0]}: this checkpoint was made for another kind of condition.")
-        try:
-            model.check_size(srcs[0].size)
-        except ValueError as exc:
-            raise InputError(f"{self.checkpoint}: {exc}; translate at a resolution that is a multiple of "
-                             f"{config.stride}.") from exc
-        cond = torch.stack([c.label for c in srcs]).to(self.device)
-        ex_label = torch.stack([c.label for c in ex_conds]).to(self.device)
-        iters = int(iterations) if iterations else config.iterations
-        gen = torch.Generator().manual_seed(int(seed))
-        orders = [[bool(b) for b in torch.rand(iters, generator=gen) < 0.5] for _ in range(config.levels - 1)]
-        times: dict[str, float] = {}
-        with lock:
-            corr = model.correspondence
-            saved = (corr.config, corr.patch_match.iterations, corr.patch_match.temperature)
-            temp = float(temperature) if temperature else config.temperature
-            corr.config = config.replace(temperature=temp, iterations=iters)
-            corr.patch_match.iterations, corr.patch_match.temperature = iters, temp
-            done = [0]
-
-            def hook(*_):
-                done[0] += 1
-                progress(0.1 + 0.7 * done[0] / max(config.levels - 1, 1),
-                         f"matched level {done[0] + 1}/{config.levels}")
-
-            handle = corr.patch_match.register_forward_hook(hook)
-            try:
-                with inference_context(self.device, self.precision):
-                    progress(0.0, f"encoding and matching {config.levels} levels ({self.engine_name})")
-                    t = time.perf_counter()
-                    levels = corr(cond, exemplar, ex_label, orders)
-                    times["matching"] = time.perf_counter() - t
-                    progress(0.85, "synthesizing")
-                    t = time.perf_counter()
-                    image = model.generator([lv.warp for lv in levels], cond)
-                    times["synthesis"] = time.perf_counter() - t
-            finally:
-                handle.remove()
-                corr.config, corr.patch_match.iterations, corr.patch_match.temperature = saved
-        levels = [_float_level(lv) for lv in levels]
-        return image.float(), levels, times
-
-
-def _item(level: LevelMatch, i: int) -> LevelMatch:
-    """Batch item ``i`` of a level."""
-    return LevelMatch(level.warp[i:i + 1], level.positions[i:i + 1], level.weights[i:i + 1],
-                      level.confidence[i:i + 1], None if level.indices is None else level.indices[i:i + 1])
-
-
-def _float_level(level: LevelMatch) -> LevelMatch:
-    return LevelMatch(level.warp.float(), level.positions.float(), level.weights.float(),
-                      level.confidence.float(), level.indices, level.cycle)
+    def _result(self, out: EngineOutput, src: Condition, ex_cond: Condition, size: tuple[int, int]
+                ) -> TranslationResult:
+        t1 = time.perf_counter()
+        final_flow = out.positions[0].cpu() - pixel_grid(*size, "cpu")
+        messages = [f"Engine: {self.engine_name}."] + list(src.messages) + [f"Exemplar: {m}" for m in ex_cond.messages]
+        result = TranslationResult(
+            image=from_tensor(out.image[0]), warped=from_tensor(out.warped[0]), input_condition=src.preview,
+            exemplar_condition=ex_cond.preview, levels=level_views(out.levels, size), engine=self.engine_name,
+            messages=messages, seconds={k: v for k, v in out.seconds.items() if k != "total"},
+            confidence=out.confidence[0, 0].float().cpu().numpy(),
+            flow=flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy()),
+            positions=out.positions[0].float().cpu().permute(1, 2, 0).contiguous().numpy(),
+            mapped=None if out.fill is None else (out.fill[0, 0] < 0.5).cpu().numpy())
+        result.seconds["views"] = time.perf_counter() - t1
+        return result
 
 
 # -- views for the UI ------------------------------------------------------------------------------
-
-def _mean_positions(level: LevelMatch) -> torch.Tensor:
-    """(B, 2, h, w): the candidates' weighted mean position (row, col) at the level."""
-    return (level.weights.unsqueeze(2) * level.positions).sum(1)
-
-
-def _upsample_positions(positions: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    h, w = positions.shape[-2:]
-    scale = torch.tensor([size[0] / h, size[1] / w], device=positions.device).view(1, 2, 1, 1)
-    return F.interpolate((positions + 0.5) * scale - 0.5, size=size, mode="bilinear", align_corners=False)
-
 
 def level_views(levels: list[LevelMatch], size: tuple[int, int]) -> list[LevelView]:
     """Every level's warp and flow picture at the output size, its confidence, and its candidates
@@ -340,7 +221,7 @@ def level_views(levels: list[LevelMatch], size: tuple[int, int]) -> list[LevelVi
     for lv in levels:
         h, w = lv.weights.shape[-2:]
         scale = torch.tensor([size[0] / h, size[1] / w]).view(2, 1, 1)
-        disp = (_mean_positions(lv)[0].cpu() - pixel_grid(h, w, "cpu")) * scale  # (2, h, w) output pixels
+        disp = (mean_positions(lv)[0].cpu() - pixel_grid(h, w, "cpu")) * scale  # (2, h, w) output pixels
         flows.append(disp)
     radius = max(float(torch.sqrt((f**2).sum(0)).amax()) for f in flows) if flows else 1.0
     views = []

@@ -21,7 +21,7 @@ class LevelView:
 
 @dataclass
 class TranslationResult:
-    """Output of ``Warpaint.translate``."""
+    """Output of ``Translator.translate``: one picture and its correspondence, ready to show."""
 
     image: np.ndarray  # (H, W, 3) uint8 RGB: the synthesized output
     warped: np.ndarray  # (H, W, 3) uint8 RGB: exemplar warped at the finest level
@@ -33,3 +33,9 @@ class TranslationResult:
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     confidence: np.ndarray | None = None  # (H, W) float32 in [0, 1]: the output's match confidence
     flow: np.ndarray | None = None  # (H, W, 3) uint8: the output's flow (output -> exemplar) as a colour wheel
+    # The final map, for evaluation (fold-overs) and tools: for every output pixel, the (row, col) it
+    # samples in the exemplar picture the engine sampled (pixel centres at integer coordinates) ...
+    positions: np.ndarray | None = None  # (H, W, 2) float32
+    # ... and where the output really comes from that map (False: filled / synthesized / composited
+    # from elsewhere; the engine's ``fill`` is under 0.5). None means everywhere.
+    mapped: np.ndarray | None = None  # (H, W) bool

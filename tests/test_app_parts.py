@@ -149,7 +149,7 @@ def test_layout_tabs_advanced_closed_and_api_names():
     for comp in config["components"]:
         by_type.setdefault(comp["type"], []).append(comp.get("props", {}))
     tabs = [p.get("label") for p in by_type["tabitem"]]
-    assert tabs == ["Pose to body", "Edge to face", "Mask to image", "Oil portrait"]
+    assert tabs == ["Pose to body", "Edge to face", "Mask to image", "Oil portrait", "Pose video"]
     accordions = [p for p in by_type["accordion"] if p.get("label") == "Advanced"]
     assert len(accordions) == 4 and not any(p.get("open") for p in accordions)
     api_names = {d.get("api_name") for d in config["dependencies"] if d.get("api_visibility", "public") == "public"}

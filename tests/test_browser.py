@@ -94,3 +94,31 @@ def _upload_run_inspect(page, url: str) -> None:
     page.locator("#pose-output img").click()  # click-to-inspect, at the picture's centre
     page.wait_for_selector("#pose-inspect img", timeout=30_000)
     page.wait_for_function("document.body.innerText.includes('candidates')", timeout=30_000)
+
+
+def test_pose_video_tab_shows_progress_then_both_videos(page, url, tmp_path):
+    from skimage import data
+
+    from core.video.encode import write_video
+    from core.video.samples import moving_photo
+
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, moving_photo(data.astronaut(), 6, side=192), 10)
+    page.goto(url)
+    page.wait_for_selector("#pose-run", timeout=60_000)
+    page.get_by_role("tab", name="Pose video").click()
+    page.set_input_files("#video-clip input[type=file]", str(clip))
+    page.set_input_files("#video-exemplar input[type=file]", str(ASSETS / "grace_hopper.jpg"))
+    field = page.locator("#video-resolution input[type=number]")
+    field.fill("128")
+    field.press("Enter")
+    page.wait_for_selector("#video-clip video", timeout=60_000)  # the upload plays
+    page.click("#video-run")
+    page.wait_for_function("/(rendering frame|finding the pose|encoding)/.test(document.body.innerText)",
+                           timeout=120_000)  # progress while it runs
+    page.wait_for_selector("#video-result video", timeout=240_000)
+    page.wait_for_selector("#video-skeleton video", timeout=30_000)
+    assert "6 frames" in page.locator("#video-status").inner_text()
+    duration = page.locator("#video-result video").evaluate(
+        "v => new Promise(r => v.readyState >= 1 ? r(v.duration) : (v.onloadedmetadata = () => r(v.duration)))")
+    assert duration > 0.4  # the browser decodes it: 6 frames at 10 fps

@@ -119,6 +119,36 @@ def test_torso_corners_map_to_corners():
     assert chart.region[centre[1], centre[0]] == PART_ID["torso"]
 
 
+def test_torso_edge_maps_to_the_other_torsos_edge():
+    """A slim input, a broad exemplar: the torso's silhouette edge lands on the exemplar's edge."""
+    src_kp, ex_kp = full_body(), full_body(shift=(3, 2))
+    for kp in (src_kp, ex_kp):  # arms out sideways, clear of the flanks
+        kp[[3, 4, 6, 7], :2] = kp[[2, 2, 5, 5], :2] + np.array([[-35, 8], [-70, 12], [35, 8], [70, 12]])
+    photo = np.full((*SIZE, 3), 128, np.uint8)
+    src = from_keypoints("pose", src_kp, SIZE, image=photo)
+    ex = from_keypoints("pose", ex_kp, SIZE, image=photo)
+
+    def torso(kp, flank):  # the joint quad widened sideways by ``flank`` pixels
+        mask = np.zeros(SIZE, np.uint8)
+        quad = kp[list(body.TORSO), :2] + np.array([[-flank, 0], [flank, 0], [flank, 0], [-flank, 0]])
+        cv2.fillConvexPoly(mask, np.round(quad).astype(np.int32), 1)
+        return mask > 0
+
+    src.subject_mask, ex.subject_mask = torso(src_kp, 10), torso(ex_kp, 15)
+    sb, eb = body_of(src), body_of(ex)
+    ratio = np.median(eb.flanks, axis=1) / np.median(sb.flanks, axis=1)
+    assert ((ratio > 1.3) & (ratio < 1.6)).all()  # 15 px / 10 px flanks, both sides
+    chart = body_chart(src, ex)
+    row = 105
+    edge = int(np.flatnonzero(src.subject_mask[row])[0])  # the input's leftmost torso pixel
+    assert chart.region[row, edge] == PART_ID["torso"] and chart.defined[row, edge]
+    ex_edge = np.flatnonzero(ex.subject_mask[row + 2])[0]
+    assert abs(chart.positions[row, edge, 1] - ex_edge) <= 2.0  # not 5 px inside it
+    # and with no silhouette on one side (a skeleton), the plain quad extrapolation
+    plain = body_chart(src, from_keypoints("pose", ex_kp, SIZE))
+    assert plain.positions[row, edge, 1] - ex_edge > 3.5
+
+
 def test_arm_in_front_of_torso_owns_its_pixels():
     kp = full_body()
     kp[4, :2] = (140, 120)  # right wrist across the belly: the forearm crosses the torso quad

@@ -88,6 +88,22 @@ def test_missing_class_is_refused_or_reported():
     assert (chart.region[60:90, 30:80] == CAR).all() and (chart.region[:50] == GRASS).all()
 
 
+def test_absent_class_comes_from_the_exemplars_unlabeled_part():
+    """An exemplar mask segmented from a photo: person + unlabeled. The input's sky comes from there."""
+    person = class_index("person")
+    src = np.full((S, S), SKY, np.uint8)
+    src[50:, 40:90] = person
+    ex = np.zeros((S, S), np.uint8)
+    ex[30:, 60:100] = person
+    chart = mask_chart(condition(src), condition(ex, np.zeros((S, S, 3), np.uint8)))
+    assert chart.missing == [] and any("sky" in note for note in chart.notes)
+    sky = src == SKY
+    assert chart.defined[sky].all()
+    rows, cols = np.round(chart.positions[sky]).astype(int).T
+    assert (ex[rows, cols] == 0).all()  # from the unlabeled part only
+    assert chart.confidence[sky].max() < chart.confidence[src == person].min()
+
+
 def test_things_keep_to_their_class():
     src = np.full((S, S), WALL, np.uint8)
     src[70:110, 10:60] = CAR

@@ -64,7 +64,7 @@ def test_smooth_tps_interpolates_and_smooths():
 def test_engine_outputs_everything_promised(pose_pair):
     _, t, cx, ct = pose_pair
     seen = []
-    out = TrainingFreeEngine()(cx, to_tensor(t), ct, progress=lambda f, m: seen.append(f))
+    out = TrainingFreeEngine()([cx], to_tensor(t), [ct], progress=lambda f, m: seen.append(f))
     assert out.image.shape == out.warped.shape == (1, 3, *SIZE)
     assert out.image.abs().max() <= 1 + 1e-5
     assert out.positions.shape == (1, 2, *SIZE) and torch.isfinite(out.positions).all()
@@ -83,7 +83,7 @@ def test_same_condition_gives_identity():
     """Matching a picture to itself must find every pixel where it is."""
     x = fit_image(_photo("astronaut"), SIZE)
     cx = extract("pose", x, SIZE)
-    out = TrainingFreeEngine()(cx, to_tensor(x), cx)
+    out = TrainingFreeEngine()([cx], to_tensor(x), [cx])
     err = (out.positions[0] - pixel_grid(*SIZE, "cpu")).abs()
     assert float(err.median()) < 0.5 and float(err.mean()) < 1.5
     assert _psnr(from_tensor(out.image), x) > 25
@@ -98,7 +98,7 @@ def test_warp_closer_than_identity_on_pseudo_pairs(task):
         x = fit_image(_photo(name), size)
         t = from_tensor(pseudo_exemplar(to_tensor(x), generator=torch.Generator().manual_seed(seed)).image)
         cx, ct = extract(task, x, size), extract(task, t, size)
-        out = from_tensor(engine(cx, to_tensor(t), ct).image)
+        out = from_tensor(engine([cx], to_tensor(t), [ct]).image)
         region = cx.subject_mask
         assert _psnr(out, x, region) > _psnr(t, x, region) + 0.5, (task, name)
         assert _psnr(out, x) > _psnr(t, x), (task, name)
@@ -107,7 +107,7 @@ def test_warp_closer_than_identity_on_pseudo_pairs(task):
 def test_engine_rejects_mismatched_sizes(pose_pair):
     x, t, cx, ct = pose_pair
     with pytest.raises(ValueError):
-        TrainingFreeEngine()(cx, to_tensor(fit_image(t, (64, 64))), ct)
+        TrainingFreeEngine()([cx], to_tensor(fit_image(t, (64, 64))), [ct])
 
 
 def test_flow_picture_colour_wheel():

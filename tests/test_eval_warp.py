@@ -61,3 +61,49 @@ def test_synthetic_scene_is_deterministic():
 def test_no_images_is_a_clear_error(tmp_path, capsys):
     assert main(["eval-warp", "--task", "pose", "--images", str(tmp_path)]) == 1
     assert "No photos" in capsys.readouterr().err
+
+
+def test_cross_pairs_report_every_figure_and_draw_the_sheet(tmp_path, capsys):
+    from PIL import Image
+
+    from core.utils.contact_sheet import CAPTION, HEADER
+
+    sheet = tmp_path / "sheet.png"
+    rc = main(["eval-warp", "--task", "face", "--cross", "--cross-limit", "1", "--resolution", "128",
+               "--sheet", str(sheet), "--sheet-tile", "96"])
+    assert rc == 0
+    report = _report(capsys)
+    assert "warp" not in report  # no --images: cross pairs only
+    cross = report["cross"]
+    assert cross["task"] == "face" and cross["pairs"] == 1 and set(cross["engines"]) == {"v1"}
+    (row,) = cross["engines"]["v1"]["rows"]
+    assert row["pair"] == "grace_hopper -> astronaut" and not row["painted_exemplar"]
+    assert 0 <= row["nme"] < 0.2 and 0.5 < row["coherence"] < 5 and 0 <= row["folds"] < 1 and row["seconds"] > 0
+    summary = cross["engines"]["v1"]["summary"]
+    assert summary["translated"] == 1 and summary["nme_photo_exemplars"]["max"] == row["nme"]
+    with Image.open(sheet) as im:  # input | exemplar | v1, one row
+        assert im.size == (3 * 96, HEADER + CAPTION + 96)
+
+
+def test_unknown_engine_version_is_a_clear_error(capsys):
+    assert main(["eval-warp", "--task", "face", "--cross", "--versions", "v9"]) == 1
+    assert "v9" in capsys.readouterr().err
+
+
+def test_result_positions_are_the_map_the_output_samples():
+    """The contract eval-warp's fold-over fraction relies on: ``positions`` (row, col) in the
+    exemplar picture the engine sampled, ``mapped`` where the output comes from it."""
+    import cv2
+
+    from core.eval_pairs import picture
+    from core.imageio import fit_image
+    from core.pipeline import Translator
+
+    exemplar = picture("astronaut")
+    result = Translator("face", engine="training-free").translate(picture("grace_hopper"), exemplar, resolution=128)
+    assert result.positions.shape == (128, 128, 2) and result.mapped.shape == (128, 128)
+    fitted = fit_image(exemplar, (128, 128))
+    resampled = cv2.remap(fitted, result.positions[..., 1], result.positions[..., 0], cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    diff = np.abs(resampled.astype(float) - result.warped.astype(float)).mean(-1)
+    assert result.mapped.mean() > 0.3 and np.median(diff[result.mapped]) < 2.0

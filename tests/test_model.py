@@ -148,9 +148,9 @@ def test_patchmatch_recovers_a_known_mapping_exactly(name):
         dilation = 1
     left, right = pyramids(mapping, h, w, levels)
     exemplar = torch.zeros(1, 3, h, w)
-    pm = PatchMatch(left[0].shape[1], candidates=16, iterations=3, temperature=0.01, use_gru=False)
+    pm = PatchMatch(left[0].shape[1], candidates=16, use_gru=False)
     with torch.no_grad():
-        out = match_pyramid(left, right, exemplar, pm, 0.01, window=4, dilation=dilation)
+        out = match_pyramid(left, right, exemplar, pm, iterations=3, temperature=0.01, window=4, dilation=dilation)
     for i, level in enumerate(out):
         s = 2 ** (levels - 1 - i)
         lh, lw = h // s, w // s
@@ -186,6 +186,50 @@ def test_seeded_runs_are_deterministic():
     assert torch.equal(a.image, b.image)
     for la, lb in zip(a.levels, b.levels, strict=True):
         assert torch.equal(la.warp, lb.warp) and torch.equal(la.positions, lb.positions)
+
+
+@pytest.mark.parametrize("matching", ["learned", "official"])
+def test_per_call_settings_are_arguments_and_leave_the_model_as_it_was(matching):
+    """iterations / temperature given to one call act like a config with those values, and
+    nothing of that call stays in the model: the next default call is bit-identical."""
+    config = tiny(matching=matching)
+    torch.manual_seed(2)
+    model = Warpaint(config).eval()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = inputs(config, 64, 64)
+    seen = []
+    with torch.no_grad():
+        default = model(*x)
+        changed = model(*x, iterations=1, temperature=0.05,
+                        on_level=lambda i, match: seen.append((i, tuple(match.warp.shape[-2:]))))
+        again = model(*x)
+        same_as_config = Warpaint(config.replace(iterations=1, temperature=0.05)).eval()
+        same_as_config.load_state_dict(state)
+        reference = same_as_config(*x)
+    assert seen == [(0, (16, 16)), (1, (32, 32)), (2, (64, 64))]
+    assert torch.equal(default.image, again.image)
+    assert not torch.equal(default.image, changed.image)
+    assert torch.equal(changed.image, reference.image)
+    assert model.config == config
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    config = tiny()
+    x = inputs(config, 32, 32)
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(3)
+        model = Warpaint(config).eval()
+        if checkpointing:
+            model.enable_gradient_checkpointing()
+        out = model(*x, cycle=True, return_features=True)
+        assert out.levels[0].cycle is not None and len(out.source_features) == config.levels
+        (out.image.square().mean() + sum(lv.warp.abs().mean() for lv in out.levels)).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    plain, ckpt = grads
+    assert plain.keys() == ckpt.keys() and len(plain) > 10
+    assert all(torch.allclose(plain[n], ckpt[n], atol=1e-6) for n in plain)
 
 
 def test_save_and_load_round_trip_is_bit_exact(tmp_path):
@@ -276,7 +320,7 @@ def test_fractional_candidates_score_as_high_as_integer_ones(delta):
     g = torch.Generator().manual_seed(0)
     h, w, k = 12, 14, 4
     right = normalize_features(torch.nn.functional.avg_pool2d(torch.randn(1, 16, h + 2, w + 2, generator=g), 3, 1))
-    pm = PatchMatch(16, candidates=k, iterations=0, temperature=0.01, use_gru=False)
+    pm = PatchMatch(16, candidates=k, use_gru=False)
     exemplar = torch.zeros(1, 3, h, w)
 
     def score(dr: float, dc: float) -> torch.Tensor:
@@ -286,7 +330,7 @@ def test_fractional_candidates_score_as_high_as_integer_ones(delta):
         positions = (pixel_grid(h, w, "cpu") + offsets[:, :, 0]).unsqueeze(1)  # (1, 1, 2, H, W)
         left = normalize_features(sample_at(right, positions)[:, :, 0])  # the exemplar's feature there
         with torch.no_grad():
-            return pm(left, right, exemplar, offsets).confidence[0, 0, :-1, :-1]  # away from the clamped edge
+            return pm(left, right, exemplar, offsets, iterations=0, temperature=0.01).confidence[0, 0, :-1, :-1]
 
     integer, fractional = score(0.0, 0.0), score(*delta)
     assert float(integer.min()) > 0.999

@@ -126,9 +126,39 @@ def test_learned_model_is_shared_between_threads(tiny_root, photos):
         t.start()
     for t in threads:
         t.join()
-    assert translator._model() is Translator("pose", checkpoints_root=tiny_root)._model()
+    assert translator.engine.model is Translator("pose", checkpoints_root=tiny_root).engine.model
     for r in results:
         assert np.array_equal(r.image, first.image)
+
+
+def test_both_engines_follow_one_protocol(tiny_root, photos):
+    """The same call, the same output type, the same shapes: Translator needs no branch per engine."""
+    import dataclasses
+
+    import torch
+
+    from core.imageio import to_tensor
+    from core.protocol import EngineOutput
+
+    learned = Translator("pose", checkpoints_root=tiny_root)
+    free = Translator("pose", engine="training-free")
+    src, ex = learned.prepare(photos[0], photos[1], (64, 64))
+    outputs = []
+    for translator in (learned, free):
+        engine = translator.engine
+        assert isinstance(engine.name, str) and engine.stride >= 1 and engine.resolution >= 64
+        seen = []
+        out = engine([src, src], torch.cat([to_tensor(ex.image)] * 2), [ex, ex], iterations=1, temperature=0.02,
+                     seed=1, progress=lambda f, m, seen=seen: seen.append(f))
+        assert type(out) is EngineOutput and seen and seen == sorted(seen)
+        assert out.image.shape == out.warped.shape == (2, 3, 64, 64)
+        assert out.positions.shape == (2, 2, 64, 64) and out.confidence.shape == (2, 1, 64, 64)
+        for level in out.levels:
+            k = level.weights.shape[1]
+            assert level.positions.shape[:3] == (2, k, 2) and level.warp.shape[:2] == (2, 3)
+        assert [f.name for f in dataclasses.fields(out)] == [f.name for f in dataclasses.fields(EngineOutput)]
+        outputs.append(out)
+    assert torch.equal(outputs[1].item(0).image, outputs[1].item(1).image)  # same pair, same result
 
 
 def test_batch_keeps_going_past_a_bad_pair(photos):

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from core.config import get_preset
-from core.corr import gather_values, normalize_features, score_indices
+from core.corr import gather_values, normalize_features, pixel_grid, score_indices
 from core.errors import InputError
 from core.layers import ModulatedNorm, instance_norm, positional_norm, resize_nearest
 from core.model import Warpaint
-from core.patchmatch import PatchMatch, index_to_offsets, offsets_to_index, propagate, seed_offsets
+from core.patchmatch import MATCHERS, index_to_offsets, seed_offsets
 from core.precision import (
     autocast_dtype,
     bf16_support,
@@ -144,16 +144,40 @@ def test_score_indices_equals_brute_force(dtype):
     assert torch.allclose(gather_values(values, index.to(dtype), weights), brute.transpose(1, 2), atol=1e-5)
 
 
-def _reference_level(pm: PatchMatch, left, right, exemplar, offsets, order):
-    """PatchMatch without a GRU written with the public per-step functions (the readable form)."""
+def propagate(offsets: torch.Tensor, horizontal: bool) -> torch.Tensor:
+    """Channel-major propagation, the readable form: (B, 2, K, H, W) -> (B, 2, 3K, H, W) as
+    [from previous neighbour, own, from next neighbour]; zero offsets at the border."""
+    dim = -1 if horizontal else -2
+    n = offsets.shape[dim]
+    zero = torch.zeros_like(offsets.narrow(dim, 0, 1))
+    prev = torch.cat([zero, offsets.narrow(dim, 0, n - 1)], dim=dim)
+    nxt = torch.cat([offsets.narrow(dim, 1, n - 1), zero], dim=dim)
+    return torch.cat([prev, offsets, nxt], dim=2)
+
+
+def offsets_to_index(offsets: torch.Tensor, official: bool) -> torch.Tensor:
+    """Channel-major (B, 2, M, H, W) offsets -> (B, H*W, M) long flat indices, the readable form."""
+    _, _, m, h, w = offsets.shape
+    grid = pixel_grid(h, w, offsets.device, offsets.dtype).unsqueeze(1)  # (2, 1, H, W)
+    row = (grid[0] + offsets[:, 0]).clamp(0, h - 1)
+    col = (grid[1] + offsets[:, 1]).clamp(0, w - 1)
+    if official:  # float32 arithmetic then truncation, as the released code does
+        flat = (row.float() * w + col.float()).long()
+    else:
+        flat = row.round().long() * w + col.round().long()
+    return flat.flatten(2).transpose(1, 2)
+
+
+def _reference_level(k: int, official: bool, temperature: float, left, right, offsets, order):
+    """PatchMatch without a GRU written channel-major with plain per-step functions (the readable form)."""
     b, _, h, w = left.shape
     lf, rf = left.flatten(2), right.flatten(2)
     for horizontal_first in order:
         for horizontal in (horizontal_first, not horizontal_first):
             cand = propagate(offsets, horizontal)
-            index = offsets_to_index(cand, pm.official)
-            prob = F.softmax(score_indices(lf, rf, index, pm.temperature, chunk=97), -1)
-            _, top = torch.topk(prob, pm.k, dim=-1)
+            index = offsets_to_index(cand, official)
+            prob = F.softmax(score_indices(lf, rf, index, temperature, chunk=97), -1)
+            _, top = torch.topk(prob, k, dim=-1)
             offsets = index_to_offsets(torch.gather(index, -1, top), h, w)
     return offsets
 
@@ -166,10 +190,10 @@ def test_pixel_major_patchmatch_equals_the_readable_form(official):
     exemplar = torch.rand(2, 3, 24, 20, generator=g)
     seeds = seed_offsets(torch.randint(-3, 4, (2, 2, 12, 10), generator=g).float(), 3, 2)
     order = [True, False, False]
-    pm = PatchMatch(8, 9, len(order), 0.01, use_gru=False, official=official)
+    pm = MATCHERS["official" if official else "learned"](8, 9, use_gru=False)
     with torch.no_grad():
-        got = pm(left, right, exemplar, seeds, order)
-    ref = _reference_level(pm, left, right, exemplar, seeds, order)
+        got = pm(left, right, exemplar, seeds, iterations=len(order), temperature=0.01, horizontal_first=order)
+    ref = _reference_level(9, official, 0.01, left, right, seeds, order)
     grid = torch.stack(torch.meshgrid(torch.arange(24.0), torch.arange(20.0), indexing="ij")).view(1, 2, 1, 24, 20)
     ref_pos = torch.maximum(grid + ref, torch.zeros(())).transpose(1, 2)
     ref_pos = torch.stack([ref_pos[:, :, 0].clamp_max(23), ref_pos[:, :, 1].clamp_max(19)], 2)

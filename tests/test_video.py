@@ -5,8 +5,10 @@ scikit-image's astronaut (moved and rotated) or from her skeleton with waving ar
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -117,8 +119,8 @@ def test_engine_seeded_with_its_own_matches_keeps_them(exemplar):
     src, ex = translator.prepare(data.astronaut(), exemplar, size)
     from core.imageio import to_tensor
 
-    first = translator.engine(src, to_tensor(ex.image), ex)
-    again = translator.engine(src, to_tensor(ex.image), ex, init=first.levels[-1].positions, iterations=0)
+    first = translator.engine([src], to_tensor(ex.image), [ex])
+    again = translator.engine([src], to_tensor(ex.image), [ex], init=first.levels[-1].positions, iterations=0)
     assert len(again.levels) == 1  # only the finest matched level ran
     assert torch.equal(again.levels[0].positions, first.levels[-1].positions)
     assert (again.image - first.image).abs().max() < 1e-4
@@ -167,6 +169,21 @@ def test_cli_refuses_bad_arguments_clearly(tmp_path, photo_clip):
     assert "Traceback" not in bad_output.stderr + missing.stderr
 
 
+def test_a_phone_clip_is_read_upright(tmp_path):
+    import av
+
+    picture = np.zeros((64, 96, 3), np.uint8)
+    picture[:8, :8] = 255  # stored sideways, a white top-left corner
+    with av.open(str(tmp_path / "phone.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.set_display_rotation(90)  # what a phone writes: "show it turned a quarter counter-clockwise"
+        for packet in [*stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")), *stream.encode()]:
+            container.mux(packet)
+    (frame,) = open_clip(tmp_path / "phone.mp4").frames()
+    assert frame.shape == (96, 64, 3) and frame[-8:, :8].mean() > 200 and frame[:8, :8].mean() < 50
+
+
 def test_clip_without_a_person_is_refused(tmp_path, exemplar):
     frames = tmp_path / "frames"
     frames.mkdir()
@@ -205,6 +222,27 @@ def test_a_killed_run_continues_where_it_stopped(tmp_path, pose_clip, exemplar):
     assert again.resumed == 0
 
 
+def test_cli_killed_with_sigkill_continues_where_it_stopped(tmp_path, pose_clip, exemplar):
+    ex_path = tmp_path / "exemplar.png"
+    save_image(ex_path, exemplar)
+    out = tmp_path / "out.mp4"
+    cmd = [sys.executable, "-m", "core", "video", "--task", "pose", "--input", str(pose_clip), "--exemplar",
+           str(ex_path), "--output", str(out), "--resolution", "128"]
+    frames = tmp_path / ".out.mp4.partial" / "frames"
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and len(list(frames.glob("0?????.png"))) < 3:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done = len(list(frames.glob("0?????.png")))
+    assert 3 <= done < FRAMES and not out.exists()
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{done} reused from the interrupted run" in again.stdout
+    assert read_video_info(out).frames == FRAMES
+
+
 def test_seeded_frames_are_no_less_stable_than_independent(tmp_path, pose_clip, exemplar):
     retargeter = VideoRetargeter(Translator("pose", engine="training-free"))
     runs = {}
@@ -231,5 +269,28 @@ def test_flicker_is_zero_for_a_still_picture_and_grows_with_noise():
     shifted = np.roll(frame, 3, axis=1)  # moved 3 px right: the backward flow points 3 px left
     flow[..., 0] = -3
     assert stability.flicker(frame, shifted, flow, region[:, :] & (np.arange(64) >= 3)[None]) == 0.0
-    ref = np.array([[10, 10, 1], [110, 10, 1]] + [[0, 0, 0]] * 16, float)
+    ref = np.zeros((18, 3))
+    ref[[0, 2, 5, 8, 11]] = [[50, 10, 1], [40, 30, 1], [60, 30, 1], [45, 90, 1], [55, 90, 1]]
     assert stability.pck(ref, ref) == 1.0 and stability.pck(None, ref) == 0.0
+    moved = ref.copy()
+    moved[0, 0] += 30  # the nose 30 px off: beyond 0.2 x head-to-hip (80 px)
+    assert stability.pck(moved, ref) == pytest.approx(0.8)
+
+
+def test_a_learned_model_renders_every_frame_too(tmp_path, pose_clip, exemplar):
+    from core.config import get_preset
+    from core.model import Warpaint
+
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny-pose"
+    Warpaint(get_preset("tiny", task="pose", label_channels=20)).save_pretrained(folder)
+    translator = Translator("pose", engine="learned", checkpoint=folder)
+    clip = open_clip(pose_clip, max_frames=5)
+    one = VideoRetargeter(translator).run(clip, exemplar, tmp_path / "one.webm", VideoOptions(resolution=64))
+    assert one.engine.startswith("learned") and all(i == -1 for i in one.iterations)  # no seeding there
+    info = read_video_info(tmp_path / "one.webm")
+    assert (info.frames, info.width, info.codec) == (5, 64, "vp9")
+    batched = VideoRetargeter(translator).run(clip, exemplar, tmp_path / "batched.mp4",
+                                              VideoOptions(resolution=64, batch_size=2, frames_dir=tmp_path / "b"))
+    assert batched.seconds["rendered_frames"] == 5 and read_video_info(tmp_path / "batched.mp4").frames == 5
+    assert len(list((tmp_path / "b").glob("*.png"))) == 5

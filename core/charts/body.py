@@ -53,6 +53,8 @@ class Body:
     measured: bool  # silhouette from segmentation (True) or nominal widths (False)
     scale: float  # body size in pixels (neck to mid-hip, or its estimate)
     widths: dict[str, np.ndarray]  # limb -> (WIDTH_SAMPLES,) half-width along the bone, pixels
+    flanks: np.ndarray | None  # (2, WIDTH_SAMPLES): the torso's silhouette past the quad's right / left
+    # side, in units of the quad's width, down the torso (None: nominal outline, the quad itself)
 
 
 WIDTH_SAMPLES = 9
@@ -186,7 +188,58 @@ def body_of(cond: Condition) -> Body:
             nominal = frac * scale
             widths[name] = (_measure_widths(silhouette, joints[a], joints[b], nominal) if measured
                             else np.full(WIDTH_SAMPLES, nominal))
-    return Body(joints, found, hands, silhouette, measured, scale, widths)
+    flanks = _measure_flanks(silhouette, joints, found, widths) if measured and found[2] and found[5] else None
+    return Body(joints, found, hands, silhouette, measured, scale, widths, flanks)
+
+
+FLANK_RANGE = (0.02, 0.8)  # torso flank widths kept within these fractions of the quad's width
+
+
+def _measure_flanks(silhouette: np.ndarray, joints: np.ndarray, found: np.ndarray,
+                    widths: dict[str, np.ndarray]) -> np.ndarray:
+    """How far the torso's silhouette reaches past the quad's two sides (u < 0 and u > 1), at
+    WIDTH_SAMPLES heights: marching outward along the quad's rows until the background or an arm
+    (a hanging arm touches the torso), in units of the row's width; a 3-tap median."""
+    h, w = silhouette.shape
+    quad = joints[list(TORSO)]
+    v = np.linspace(0.1, 0.9, WIDTH_SAMPLES)
+    right_side = quad_place(np.c_[np.zeros_like(v), v], quad)  # u = 0: the right shoulder / hip side
+    left_side = quad_place(np.c_[np.ones_like(v), v], quad)
+    row = np.hypot(*(left_side - right_side).T)[:, None]  # (T, 1)
+    arms = [n for n in ("right upper arm", "right forearm", "left upper arm", "left forearm") if n in widths]
+    out = np.empty((2, WIDTH_SAMPLES))
+    for k, (start, away) in enumerate(((right_side, right_side - left_side), (left_side, left_side - right_side))):
+        unit = away / np.maximum(row, 1e-6)
+        cap = int(np.ceil(FLANK_RANGE[1] * row.max())) + 1
+        steps = np.arange(cap + 1)
+        pts = start[:, None, :] + steps[None, :, None] * unit[:, None, :]  # (T, S, 2)
+        flat = pts.reshape(-1, 2)
+        x = np.clip(np.round(flat[:, 0]).astype(int), 0, w - 1)
+        y = np.clip(np.round(flat[:, 1]).astype(int), 0, h - 1)
+        free = silhouette[y, x] & (flat[:, 0] >= 0) & (flat[:, 0] < w) & (flat[:, 1] >= 0) & (flat[:, 1] < h)
+        for name in arms:
+            a, b, _ = LIMBS[name]
+            free &= _limb_cost(flat, joints[a], joints[b], widths[name], 0.0) > 1.0
+        free = free.reshape(pts.shape[:2])
+        reach = np.where(free.all(axis=1), cap, np.argmin(free, axis=1)) / row[:, 0]
+        padded = np.pad(reach, 1, mode="edge")
+        out[k] = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    return np.clip(out, *FLANK_RANGE)
+
+
+def torso_local(p: np.ndarray, body: Body, other: Body) -> np.ndarray:
+    """(u, v) in ``body``'s torso quad, with the flanks (u < 0, u > 1) rescaled to ``other``'s:
+    the edge of one torso's silhouette lands on the edge of the other's."""
+    uv = quad_local(p, body.joints[list(TORSO)])
+    if body.flanks is None or other.flanks is None:
+        return uv
+    v = np.clip(uv[:, 1], 0.1, 0.9)
+    samples = np.linspace(0.1, 0.9, WIDTH_SAMPLES)
+    right = np.clip(np.interp(v, samples, other.flanks[0]) / np.interp(v, samples, body.flanks[0]), 2 / 3, 1.5)
+    left = np.clip(np.interp(v, samples, other.flanks[1]) / np.interp(v, samples, body.flanks[1]), 2 / 3, 1.5)
+    u = uv[:, 0]
+    uv[:, 0] = np.where(u < 0, u * right, np.where(u > 1, 1 + (u - 1) * left, u))
+    return uv
 
 
 # --- the charts: local coordinates on one side, placed on the other ------------------------------
@@ -361,7 +414,7 @@ def _map_part(name: str, src: Body, ex: Body, p: np.ndarray) -> np.ndarray:
         t, s = _limb_local(p, src.joints[a], src.joints[b], src.widths[name])
         return _limb_place(t, s, ex.joints[a], ex.joints[b], ex.widths[name])
     if name == "torso":
-        return quad_place(quad_local(p, src.joints[list(TORSO)]), ex.joints[list(TORSO)])
+        return quad_place(torso_local(p, src, ex), ex.joints[list(TORSO)])
     if name == "head":
         common = [i for i in (*HEAD_JOINTS, 1) if src.found[i] and ex.found[i]]
         m = similarity(src.joints[common], ex.joints[common])
@@ -415,19 +468,21 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         if name in missing:
             continue
         q = _map_part(name, src, ex, p[sel])  # (n, 2) x, y in the exemplar
-        inside = (q[:, 0] > -0.5) & (q[:, 0] < ew - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < eh - 0.5)
-        positions[py[inside], px[inside]] = q[inside, ::-1]
         qx = np.clip(np.round(q[:, 0]).astype(int), 0, ew - 1)
         qy = np.clip(np.round(q[:, 1]).astype(int), 0, eh - 1)
-        # The exemplar shows this part there (not another part in front of it, not background)?
+        # Where the exemplar shows this part (not another part in front of it, not its background):
+        # on its background (a silhouette wider in the input) the map is left to the engine's fill.
+        on_body = ex_owner[qy, qx] >= 0
         shown = ex_owner[qy, qx] == ex_order.index(name)
+        inside = (q[:, 0] > -0.5) & (q[:, 0] < ew - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < eh - 0.5)
+        keep = inside & (on_body | (not ex.measured))
+        positions[py[keep], px[keep]] = q[keep, ::-1]
         conf = (1.0 if src.measured and ex.measured else 0.7) * np.clip(2.0 - cost[sel], 0.2, 1.0)
-        conf = np.where(shown, conf, 0.05)
-        confidence[py[inside], px[inside]] = conf[inside]
+        confidence[py[keep], px[keep]] = np.where(shown, conf, 0.3)[keep]
         hidden = 1.0 - shown.mean()
         if hidden > 0.2:
-            notes.append(f"{name}: {hidden:.0%} of it is hidden or off the silhouette in the exemplar "
-                         "(filled from its surroundings).")
+            notes.append(f"{name}: {hidden:.0%} of it falls outside the exemplar's {name} (hidden, off its "
+                         "frame or off its silhouette); those pixels are left to the fill or marked unsure.")
     for name in hands_unmatched:
         notes.append(f"{name}: no match (the exemplar's {name} was not found); left to the fill.")
     defined = ~np.isnan(positions[..., 0])

@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 import torch
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from core.charts.base import ChartMap
 from core.conditions.ade20k import NAMES, STUFF, UNLABELED
@@ -27,10 +26,8 @@ from core.conditions.masks import onehot_to_index
 from core.errors import InputError
 
 MIN_CLASS_FRACTION = 0.0005  # classes smaller than this share of the output are ignored (stray pixels)
+UNKNOWN_MIN_FRACTION = 0.05  # an exemplar's unlabeled part at least this large stands in for absent classes
 STUFF_MIN_FRACTION = 0.02  # a stuff region is synthesised when at least this share of the output
-BORDER_WEIGHT = 2.0  # shape-chart feature weights: distance to the border, relative position, frame position
-POSITION_WEIGHT = 1.0
-FRAME_WEIGHT = 0.5
 TILE_FRACTION = 1 / 10  # quilting tile side as a fraction of the output's shorter side
 GUIDE_WEIGHT = 0.15  # pull of the shape chart's layout against the tiles' colour agreement
 CANDIDATES = 32  # random tile origins tried per tile (plus the guided one)
@@ -48,72 +45,79 @@ def class_index_map(cond: Condition) -> np.ndarray:
     return onehot_to_index(cond.label).astype(np.int64)
 
 
-def _shape_features(region: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels (N, 2) x, y of a class region and their shape coordinates (N, 4), per connected piece:
-    distance to the border / its maximum, position relative to the centroid / 2 std, and the piece's
-    centroid in frame units."""
-    h, w = size
+ANGLE_BINS = 180  # directions of the polar shape chart
+ANGLE_SMOOTH = 2.0  # Gaussian smoothing of the outline radius over directions, in bins
+MIN_PIECE_FRACTION = 0.1  # exemplar pieces under this share of the class's largest are not paired
+
+
+def _pieces(region: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Connected pieces of a region: (pixels (N, 2) x, y, centroid (2,), spread (2,), outline radius
+    (ANGLE_BINS,)). Coordinates are normalised by the piece's spread (2 std per axis); the outline
+    radius is, per direction from the centroid, the farthest normalised radius of the piece."""
     labels, count = ndimage.label(region)
-    dist = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
-    ys, xs = np.nonzero(region)
-    lab = labels[ys, xs] - 1
-    n = np.bincount(lab, minlength=count).astype(np.float64)
-    cx, cy = np.bincount(lab, xs, count) / n, np.bincount(lab, ys, count) / n
-    sx = np.sqrt(np.bincount(lab, (xs - cx[lab]) ** 2, count) / n) * 2 + 1
-    sy = np.sqrt(np.bincount(lab, (ys - cy[lab]) ** 2, count) / n) * 2 + 1
-    d = dist[ys, xs]
-    dmax = np.zeros(count)
-    np.maximum.at(dmax, lab, d)
-    d = d / dmax[lab]
-    feats = np.stack([BORDER_WEIGHT * d, POSITION_WEIGHT * (xs - cx[lab]) / sx[lab],
-                      POSITION_WEIGHT * (ys - cy[lab]) / sy[lab], FRAME_WEIGHT * cx[lab] / w,
-                      FRAME_WEIGHT * cy[lab] / h], axis=1)
-    return np.stack([xs, ys], axis=1).astype(np.float64), feats
+    out = []
+    for k, sl in enumerate(ndimage.find_objects(labels)):
+        ys, xs = np.nonzero(labels[sl] == k + 1)
+        xs, ys = xs + sl[1].start, ys + sl[0].start
+        p = np.stack([xs, ys], axis=1).astype(np.float64)
+        centre = p.mean(axis=0)
+        spread = 2 * p.std(axis=0) + 1.0
+        q = (p - centre) / spread
+        radius = np.zeros(ANGLE_BINS)
+        np.maximum.at(radius, _angle_bin(q), np.hypot(q[:, 0], q[:, 1]) + 0.7 / spread.min())
+        empty = radius == 0  # directions with no pixel (thin pieces): from the neighbouring directions
+        if empty.any() and not empty.all():
+            idx = np.arange(ANGLE_BINS)
+            radius[empty] = np.interp(idx[empty], idx[~empty], radius[~empty], period=ANGLE_BINS)
+        radius = ndimage.gaussian_filter1d(np.log(np.maximum(radius, 1e-3)), ANGLE_SMOOTH, mode="wrap")
+        out.append((p, centre, spread, np.exp(radius)))
+    return out
 
 
-def shape_map(src_region: np.ndarray, ex_region: np.ndarray, grid: int = 160) -> np.ndarray:
+def _angle_bin(q: np.ndarray) -> np.ndarray:
+    theta = np.arctan2(q[:, 1], q[:, 0])
+    return np.clip(((theta + np.pi) / (2 * np.pi) * ANGLE_BINS).astype(int), 0, ANGLE_BINS - 1)
+
+
+def _outline_at(radius: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The outline radius in the directions of (N, 2) normalised points (linear between bins)."""
+    theta = np.arctan2(q[:, 1], q[:, 0])
+    pos = (theta + np.pi) / (2 * np.pi) * ANGLE_BINS - 0.5
+    return np.interp(pos, np.arange(ANGLE_BINS), radius, period=ANGLE_BINS)
+
+
+def shape_map(src_region: np.ndarray, ex_region: np.ndarray) -> np.ndarray:
     """(H, W, 2) x, y exemplar positions for the pixels of ``src_region`` (NaN elsewhere), one class.
 
-    The nearest exemplar pixel in shape coordinates, found on a grid of about ``grid`` points a
-    side and interpolated bilinearly in between (smooth, no pixel steps); a pixel whose position
-    leaves the exemplar's region there takes its own nearest match instead."""
+    A polar chart per connected piece, paired with the exemplar's piece nearest in the frame:
+    normalised by each piece's centroid and spread, a pixel keeps its direction and its radius as
+    a fraction of the piece's outline radius in that direction. Centroid goes to centroid, outline
+    to outline, left to left; continuous and monotone along every ray (no folds on star-shaped
+    pieces). A position that a concave exemplar piece does not cover snaps to its nearest pixel."""
     h, w = src_region.shape
-    stride = max(1, int(round(max(h, w) / grid)))
-    p, fp = _shape_features(src_region, src_region.shape)
-    q, fq = _shape_features(ex_region, ex_region.shape)
-    thin = max(1, int(np.ceil(len(q) / 30000)))  # a large exemplar region: a subset is enough
-    tree = cKDTree(fq[::thin])
-    q = q[::thin]
-    on_grid = (p[:, 0] % stride == 0) & (p[:, 1] % stride == 0)
-    coarse = np.full((-(-h // stride), -(-w // stride), 2), np.nan)
-    if on_grid.any():
-        _, nearest = tree.query(fp[on_grid])
-        gx, gy = (p[on_grid] // stride).astype(int).T
-        coarse[gy, gx] = q[nearest]
-    known = np.isfinite(coarse[..., 0])
-    out = np.full((h, w, 2), np.nan)
-    xs, ys = p[:, 0].astype(int), p[:, 1].astype(int)
-    if known.any():
-        _, (iy, ix) = ndimage.distance_transform_edt(~known, return_indices=True)
-        coarse = coarse[iy, ix]  # fill off-region grid points from their neighbours (interpolation only)
-        # pixel centres: full-res x = stride * coarse x, so sample the coarse field at x / stride
-        fx = (np.arange(w) / stride).astype(np.float32)
-        fy = (np.arange(h) / stride).astype(np.float32)
-        mx, my = np.meshgrid(fx, fy)
-        for k in range(2):
-            out[..., k] = cv2.remap(coarse[..., k].astype(np.float32), mx, my, cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REPLICATE)
-    mapped = out[ys, xs]
-    rx, ry = np.round(mapped[:, 0]), np.round(mapped[:, 1])
     eh, ew = ex_region.shape
-    ok = np.isfinite(rx) & (rx >= 0) & (rx < ew) & (ry >= 0) & (ry < eh)
-    ok[ok] = ex_region[ry[ok].astype(int), rx[ok].astype(int)]
-    if (~ok).any():
-        _, nearest = tree.query(fp[~ok])
-        mapped[~ok] = q[nearest]
-    result = np.full((h, w, 2), np.nan)
-    result[ys, xs] = mapped
-    return result
+    out = np.full((h, w, 2), np.nan)
+    ex_pieces = _pieces(ex_region)
+    if not ex_pieces:
+        return out
+    sizes = np.array([len(piece[0]) for piece in ex_pieces])
+    usable = [piece for piece, n in zip(ex_pieces, sizes) if n >= MIN_PIECE_FRACTION * sizes.max()]
+    ex_centres = np.array([piece[1] / (ew, eh) for piece in usable])
+    for p, centre, spread, radius in _pieces(src_region):
+        k = int(np.argmin(np.hypot(*(ex_centres - centre / (w, h)).T)))
+        _, ex_centre, ex_spread, ex_radius = usable[k]
+        q = (p - centre) / spread
+        scale = _outline_at(ex_radius, q) / _outline_at(radius, q)
+        out[p[:, 1].astype(int), p[:, 0].astype(int)] = ex_centre + q * scale[:, None] * ex_spread
+    rows, cols = np.nonzero(src_region)
+    q = out[rows, cols]
+    qx = np.clip(np.round(q[:, 0]).astype(int), 0, ew - 1)
+    qy = np.clip(np.round(q[:, 1]).astype(int), 0, eh - 1)
+    off = ~ex_region[qy, qx]
+    if off.any():
+        _, (ny, nx) = ndimage.distance_transform_edt(~ex_region, return_indices=True)
+        out[rows[off], cols[off]] = np.stack([nx[qy[off], qx[off]], ny[qy[off], qx[off]]], axis=1)
+    return out
 
 
 def _seam(error: np.ndarray) -> np.ndarray:
@@ -244,15 +248,22 @@ def synthesize(src_region: np.ndarray, ex_region: np.ndarray, ex_image: np.ndarr
 def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = False, seed: int = 0) -> ChartMap:
     """Dense map from the output's labelled pixels to the exemplar's pixels of the same class.
 
-    Raises InputError naming the classes the input has and the exemplar lacks, unless
-    ``allow_partial`` (then they are listed in ``missing`` and left undefined). Unlabeled pixels
-    (index 0) are left to the engine's background."""
+    A class the exemplar lacks is taken from the exemplar's unlabeled part when it has one (a mask
+    segmented from a photo labels only the person); otherwise the classes are named in an
+    InputError, unless ``allow_partial`` (then they are listed in ``missing`` and left undefined).
+    The input's unlabeled pixels are left to the engine's background."""
     src_idx, ex_idx = class_index_map(source), class_index_map(exemplar)
     h, w = src_idx.shape
     src_count = np.bincount(src_idx.ravel(), minlength=len(NAMES))
     ex_count = np.bincount(ex_idx.ravel(), minlength=len(NAMES))
     classes = [c for c in np.flatnonzero(src_count >= max(1, MIN_CLASS_FRACTION * h * w)) if c != UNLABELED]
-    missing = [NAMES[c] for c in classes if ex_count[c] == 0]
+    eh, ew = ex_idx.shape
+    # An exemplar mask from a photo labels only the person (offline segmentation): its unlabeled part
+    # is "unknown", not "absent", so a class it lacks is taken from there (with a note).
+    unknown = ex_idx == UNLABELED if ex_count[UNLABELED] >= UNKNOWN_MIN_FRACTION * eh * ew else None
+    absent = [c for c in classes if ex_count[c] == 0]
+    borrowed = [NAMES[c] for c in absent if unknown is not None]
+    missing = [NAMES[c] for c in absent if unknown is None]
     if missing and not allow_partial:
         raise InputError(
             f"The exemplar has no {', '.join(missing)}: the input's mask needs "
@@ -266,9 +277,9 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     for c in classes:
         src_region = src_idx == c
         region[src_region] = c
-        if ex_count[c] == 0:
+        if ex_count[c] == 0 and unknown is None:
             continue
-        ex_region = ex_idx == c
+        ex_region = ex_idx == c if ex_count[c] else unknown
         guide = shape_map(src_region, ex_region)
         synthesised = None
         if NAMES[c] in STUFF and src_count[c] >= STUFF_MIN_FRACTION * h * w:
@@ -281,6 +292,11 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         else:
             positions[src_region] = guide[src_region][:, ::-1]
             confidence[src_region] = 0.8
+    if borrowed:
+        notes.append(f"Not labelled in the exemplar: {', '.join(borrowed)}; taken from its unlabeled part "
+                     "(paint the exemplar's mask too for an exact match).")
+        for c in absent:
+            confidence[src_idx == c] *= 0.5
     defined = np.isfinite(positions).all(axis=2)
     positions[~defined] = 0.0
     confidence[~defined] = 0.0

@@ -196,7 +196,6 @@ def _bench_learned(args, device, size, precisions):
     from core.precision import inference_context, to_channels_last
 
     model = _learned_model(args, device)
-    model.correspondence.lower_encoders = args.lower_encoders
     config = model.config
     try:
         model.check_size(size)
@@ -209,7 +208,7 @@ def _bench_learned(args, device, size, precisions):
     for precision in precisions:
         def run(precision=precision):
             with inference_context(device, precision):
-                return model(condition, exemplar, exemplar_condition)
+                return model(condition, exemplar, exemplar_condition, lower_encoders=args.lower_encoders)
         out, timings, stages, (peak, kind) = _time_runs(run, device, args.repeats, args.warmup)
         report[precision] = _summary(timings, stages, peak, kind, args.batch_size)
         outputs[precision] = [lv.warp.float().cpu() for lv in out.levels] + [out.image.float().cpu()]
@@ -306,7 +305,7 @@ def _bench_training_free(args, device, size, precisions):
     report = {}
     for precision in [p for p in precisions if p == "fp32"] or ["fp32"]:
         def run():
-            return engine(source, exemplar, target)
+            return engine([source], exemplar, [target])
         out, timings, _, (peak, kind) = _time_runs(run, device, args.repeats, args.warmup)
         report[precision] = _summary(timings, dict(out.seconds), peak, kind, 1)
     report["note"] = "the training-free engine runs in fp32 (no convolutions to lower); batch 1"

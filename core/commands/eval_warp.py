@@ -11,6 +11,13 @@ keypoints matched between x and T(x) (pose, face; masks have no keypoints). One 
 Masks: a photo with a sibling ``<name>_mask.png`` (ADE20K palette or index map) uses that mask;
 other photos get person / background from selfie segmentation. ``--synthetic N`` adds N scenes
 made here: regions of scikit-image textures (brick, grass, gravel), tinted, with their masks.
+
+``--cross`` adds cross-identity pairs (``core.eval_pairs``: real photos from installed packages,
+mirrored, tilted, close-up, zoomed-out and oil-painted) run through every engine version of
+``ENGINE_VERSIONS``: structure fidelity (face NME / pose PCK@0.2 of landmarks re-extracted from
+the output), the patch-coherence ratio, the fold-over fraction of the final map and seconds per
+translation (``core.metrics``). ``--sheet out.png`` also draws them: input | exemplar | one
+column per engine version.
 """
 
 from __future__ import annotations
@@ -19,16 +26,30 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
-from skimage.metrics import structural_similarity
 
-from core.errors import WarpaintError
+from core.errors import NoSubjectError, WarpaintError
+from core.metrics import psnr_ssim
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 SCENE_CLASSES = (2, 3, 5, 7, 10, 13)  # ADE20K: building, sky, tree, road, grass, person
+
+
+def _translator(task: str, **options):
+    from core.pipeline import Translator  # first: it sets OpenMP's wait policy before torch is loaded
+
+    return Translator(task, engine="training-free", **options)
+
+
+# Engine versions compared on the cross-identity pairs and drawn side by side on the sheet:
+# name -> a Translator for a task. A new engine version is one more line here.
+ENGINE_VERSIONS: dict[str, Callable[[str], object]] = {
+    "v1": lambda task: _translator(task),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,17 +63,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strength", type=float, default=1.0, help="augmentation strength (0 = identity)")
     parser.add_argument("--pairs", type=int, default=1, help="pseudo pairs per photo (different random transforms)")
     parser.add_argument("--synthetic", type=int, default=0, help="mask task: add N generated textured scenes")
+    parser.add_argument("--cross", action="store_true",
+                        help="also run the built-in cross-identity pairs through every engine version")
+    parser.add_argument("--versions", default=",".join(ENGINE_VERSIONS),
+                        help=f"engine versions for --cross, comma-separated (default: {','.join(ENGINE_VERSIONS)})")
+    parser.add_argument("--cross-limit", type=int, default=None, help="use only the first N cross-identity pairs")
+    parser.add_argument("--sheet", type=Path, help="write a contact sheet of the cross-identity pairs (PNG); "
+                        "implies --cross")
+    parser.add_argument("--sheet-tile", type=int, default=160, help="side of a sheet's picture in pixels")
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.pipeline import Translator  # first: it sets OpenMP's wait policy before torch is loaded
+    from core.pipeline import Translator
 
-    items = _load_items(args)
-    translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint)
+    cross = args.cross or args.sheet is not None
     if args.pairs < 1:
         raise WarpaintError("--pairs must be at least 1.")
-    report = evaluate(translator, [item for item in items for _ in range(args.pairs)], args.resolution, args.seed,
-                      args.strength)
+    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
+    unknown = [v for v in versions if v not in ENGINE_VERSIONS]
+    if cross and (unknown or not versions):
+        raise WarpaintError(f"Unknown engine version(s) {', '.join(unknown) or '(none)'}: "
+                            f"choose from {', '.join(ENGINE_VERSIONS)}.")
+    if args.sheet is not None and args.sheet.suffix.lower() != ".png":
+        raise WarpaintError(f"--sheet {args.sheet}: the contact sheet is a PNG, name it <something>.png.")
+    report: dict = {}
+    if args.images is not None or args.synthetic or not cross:
+        items = _load_items(args)
+        translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint)
+        report = evaluate(translator, [item for item in items for _ in range(args.pairs)], args.resolution,
+                          args.seed, args.strength)
+    if cross:
+        from core.eval_pairs import cross_pairs
+
+        pairs = cross_pairs(args.task, args.cross_limit)
+        engines = {v: ENGINE_VERSIONS[v](args.task) for v in versions}
+        report["cross"], outputs = evaluate_cross(engines, pairs, args.resolution, args.seed)
+        if args.sheet is not None:
+            from core.imageio import save_image
+
+            args.sheet.parent.mkdir(parents=True, exist_ok=True)
+            save_image(args.sheet, cross_sheet(pairs, outputs, report["cross"], args.resolution, args.sheet_tile))
+            report["sheet"] = str(args.sheet)
     print(json.dumps(report))
     return 0
 
@@ -82,7 +133,8 @@ def _load_items(args: argparse.Namespace) -> list[tuple[str, np.ndarray, np.ndar
             raise WarpaintError("--synthetic makes mask scenes: use it with --task mask.")
         items += [(f"synthetic-{i}", *synthetic_scene(args.resolution, args.seed + i)) for i in range(args.synthetic)]
     if not items:
-        raise WarpaintError("No photos to evaluate: give --images DIR (and/or --synthetic N for masks).")
+        raise WarpaintError("No photos to evaluate: give --images DIR (and/or --synthetic N for masks), "
+                            "or --cross for the built-in cross-identity pairs.")
     return items
 
 
@@ -97,8 +149,8 @@ def evaluate(translator, items: list[tuple[str, np.ndarray, np.ndarray | None]],
     from core.conditions import extract
     from core.conditions.masks import from_index
     from core.descriptors import map_grid
-    from core.engine import sample_positions
     from core.imageio import fit_image, from_tensor, to_tensor
+    from core.protocol import sample_positions
 
     size = translator.output_size(resolution)
     scores: dict[str, list[dict[str, float]]] = {"warp": [], "identity": [], "tps": []}
@@ -127,12 +179,12 @@ def evaluate(translator, items: list[tuple[str, np.ndarray, np.ndarray | None]],
         seconds.append(time.perf_counter() - start)
         warp = result.image if translator.checkpoint is None else result.warped
         region = cx.subject_mask if cx.subject_mask is not None and cx.subject_mask.any() else np.ones(size, bool)
-        scores["identity"].append(_metrics(t, x, region))
-        scores["warp"].append(_metrics(warp, x, region))
+        scores["identity"].append(psnr_ssim(t, x, region))
+        scores["warp"].append(psnr_ssim(warp, x, region))
         if cx.keypoints is not None and ct.keypoints is not None:
             grid = map_grid(cx, ct)  # x pixel -> (x, y) in T(x)
             tps = sample_positions(to_tensor(t), torch.from_numpy(grid[::-1].copy()).unsqueeze(0))
-            scores["tps"].append(_metrics(from_tensor(tps), x, region))
+            scores["tps"].append(psnr_ssim(from_tensor(tps), x, region))
 
     def mean(rows: list[dict[str, float]]) -> dict[str, float] | None:
         return {k: round(float(np.mean([r[k] for r in rows])), 3) for k in rows[0]} if rows else None
@@ -149,18 +201,112 @@ def evaluate(translator, items: list[tuple[str, np.ndarray, np.ndarray | None]],
     return report
 
 
-def _metrics(warp: np.ndarray, target: np.ndarray, region: np.ndarray) -> dict[str, float]:
-    """PSNR and SSIM of ``warp`` against ``target`` (uint8 RGB): whole picture and inside ``region``."""
-    a, b = warp.astype(np.float64), target.astype(np.float64)
-    err = ((a - b) ** 2).mean(-1)
-    _, ssim_map = structural_similarity(a, b, data_range=255, channel_axis=2, full=True)
-    ssim_map = ssim_map.mean(-1)
+def evaluate_cross(engines: dict, pairs: list, resolution: int = 512, seed: int = 0
+                   ) -> tuple[dict, dict[str, list[np.ndarray | str]]]:
+    """Every engine (name -> Translator) on every cross-identity pair: per-pair rows and a summary
+    per engine, and the outputs (an image, or the message of a refusal) for the sheet.
 
-    def psnr(mse: float) -> float:
-        return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+    Structure: the output's landmarks (face, 68 iBUG) or keypoints (pose, COCO-18) re-extracted
+    with the project's extractors at the output size against the input's at that size.
+    Seconds: one ``translate`` call (extraction of both pictures included), after one untimed
+    warm-up call per engine (detector and allocator start-up)."""
+    from core.conditions import extract
+    from core.metrics import PatchCoherence, face_nme, fold_fraction, pose_pck
 
-    return {"psnr": psnr(err.mean()), "ssim": float(ssim_map.mean()),
-            "psnr_subject": psnr(err[region].mean()), "ssim_subject": float(ssim_map[region].mean())}
+    rows: dict[str, list[dict]] = {name: [] for name in engines}
+    outputs: dict[str, list[np.ndarray | str]] = {name: [] for name in engines}
+    warm = set()
+    coherence: tuple[str, PatchCoherence] | None = None  # the last exemplar's (bank is ~150 MB)
+    first = next(iter(engines.values()))
+    task, size = first.task, first.output_size(resolution)
+    for pair in pairs:
+        try:
+            reference = extract(task, pair.input, size).keypoints if task in ("face", "pose") else None
+        except WarpaintError as exc:
+            reference, ref_error = None, str(exc)
+        else:
+            ref_error = None
+        for name, translator in engines.items():
+            row: dict = {"pair": pair.name, "painted_exemplar": pair.painted_exemplar}
+            try:
+                if name not in warm:
+                    translator.translate(pair.input, pair.exemplar, resolution=resolution, seed=seed)
+                    warm.add(name)
+                start = time.perf_counter()
+                result = translator.translate(pair.input, pair.exemplar, resolution=resolution, seed=seed)
+                row["seconds"] = round(time.perf_counter() - start, 3)
+            except WarpaintError as exc:
+                row["refused"] = str(exc)
+                rows[name].append(row)
+                outputs[name].append(f"refused: {exc}")
+                continue
+            outputs[name].append(result.image)
+            if coherence is None or coherence[0] != pair.exemplar_name:
+                coherence = (pair.exemplar_name, PatchCoherence(pair.exemplar))
+            row["coherence"] = round(coherence[1](result.image), 3)
+            if result.positions is not None:
+                row["folds"] = round(fold_fraction(result.positions, result.mapped), 5)
+            if reference is not None:
+                try:
+                    found = extract(task, result.image, size).keypoints
+                except NoSubjectError as exc:
+                    row["structure_error"] = f"nothing found in the output: {exc}"
+                else:
+                    if task == "face":
+                        row["nme"] = round(face_nme(found, reference), 4)
+                    else:
+                        row["pck"] = round(pose_pck(found, reference), 3)
+            elif ref_error is not None:
+                row["structure_error"] = f"nothing found in the input: {ref_error}"
+            rows[name].append(row)
+    report = {"task": task, "resolution": size[0], "pairs": len(pairs),
+              "engines": {name: {"summary": _summary(rows[name]), "rows": rows[name]} for name in engines}}
+    return report, outputs
+
+
+def _summary(rows: list[dict]) -> dict:
+    """The figures the goals are stated in, over one engine's rows."""
+
+    def values(key: str, keep=lambda row: True) -> list[float]:
+        return [row[key] for row in rows if key in row and keep(row)]
+
+    def stats(xs: list[float], digits: int = 3) -> dict | None:
+        return {"mean": round(float(np.mean(xs)), digits), "max": round(float(np.max(xs)), digits),
+                "min": round(float(np.min(xs)), digits)} if xs else None
+
+    photo = values("nme", lambda row: not row["painted_exemplar"])
+    return {
+        "translated": len(values("seconds")), "refused": len(values("refused")),
+        "structure_failed": len(values("structure_error")),
+        "nme_photo_exemplars": stats(photo, 4), "nme_painted_exemplars": stats(values(
+            "nme", lambda row: row["painted_exemplar"]), 4),
+        "pck": stats(values("pck")), "coherence": stats(values("coherence")),
+        "folds": stats(values("folds"), 5), "seconds": stats(values("seconds")),
+        "seconds_median": round(float(np.median(values("seconds"))), 3) if values("seconds") else None,
+    }
+
+
+def cross_sheet(pairs: list, outputs: dict[str, list[np.ndarray | str]], report: dict, resolution: int,
+                tile: int = 160) -> np.ndarray:
+    """The contact sheet: per pair, the input as the output frames it (its centre square) | the
+    exemplar as given | each engine version's output (or its refusal); the caption gives the
+    pair and each version's structure and coherence figures."""
+    from core.imageio import fit_image
+    from core.utils.contact_sheet import contact_sheet
+
+    names = list(outputs)
+    rows = []
+    for i, pair in enumerate(pairs):
+        side = min(pair.input.shape[:2])
+        figures = []
+        for name in names:
+            row = report["engines"][name]["rows"][i]
+            parts = [f"NME {row['nme']:.3f}" if "nme" in row else f"PCK {row['pck']:.2f}" if "pck" in row else "",
+                     f"coh {row['coherence']:.2f}" if "coherence" in row else "refused" if "refused" in row else ""]
+            figures.append(f"{name}: " + ", ".join(p for p in parts if p))
+        caption = f"{pair.name}   " + "   ".join(figures)
+        rows.append((caption, [fit_image(pair.input, (side, side)), pair.exemplar] + [outputs[n][i] for n in names]))
+    return contact_sheet(["input (centre)", "exemplar"] + names, rows, tile)
 
 
 def synthetic_scene(side: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,17 +10,13 @@ on CUDA (bf16, or fp16 with loss scaling), gradient clipping, optional EMA of th
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.nn.utils.parametrizations import _SpectralNorm
-from torch.utils.checkpoint import checkpoint
 
 from core.config import WarpaintConfig
-from core.corr import normalize_features
-from core.correspondence import match_pyramid
 from core.discriminator import MultiScaleDiscriminator
 from core.model import Warpaint, WarpaintOutput
 from core.train import losses
@@ -29,85 +25,22 @@ from core.train.vgg import VGG19
 
 
 class GeneratorStep(nn.Module):
-    """The model's forward (with the cycle warp) plus the exemplar encoder on (target, condition)
-    for the feature-pair loss, in one call so DistributedDataParallel sees every parameter used.
-    Same computation as ``Warpaint.forward``, but the condition features are kept for that loss.
+    """The model's one forward (with the cycle warp and the input's encoder features) plus the
+    exemplar encoder on (target, condition) for the feature-pair loss, in one call so
+    DistributedDataParallel sees every parameter used."""
 
-    ``checkpointing`` trades compute for memory: the encoders, every PatchMatch level and the
-    generator keep only their inputs and run again in the backward pass (about a third more
-    compute; activations several times smaller), with the same gradients."""
-
-    def __init__(self, model: Warpaint, checkpointing: bool = False, cycle: bool = True):
+    def __init__(self, model: Warpaint, cycle: bool = True):
         super().__init__()
         self.model = model
-        self.checkpointing = checkpointing
         self.cycle = cycle  # build the coarsest level's full matrix for the cycle warp (its loss is on)
 
     def forward(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor,
                 target: torch.Tensor | None = None):
-        model, corr, c = self.model, self.model.correspondence, self.model.config
-        run = self._run
-        model.check_size(condition.shape[-2:])
-        cond_feats = [normalize_features(f) for f in run(corr.condition_encoder, condition)]
-        ex_feats = [normalize_features(f) for f in run(corr.exemplar_encoder,
-                                                       torch.cat([exemplar, exemplar_condition], 1))]
-        left, right = corr.match_features(cond_feats, ex_feats)
-        patch_match = _Checkpointed(corr.patch_match, run) if self.checkpointing else corr.patch_match
-        levels = match_pyramid(left, right, exemplar, patch_match, c.temperature, c.search_window, c.dilation,
-                               cycle=self.cycle)
-        image = run(model.generator, [lv.warp for lv in levels], condition).float()  # fp32 as Warpaint.forward
+        out = self.model(condition, exemplar, exemplar_condition, cycle=self.cycle, return_features=True)
         pair = None
         if target is not None:  # x with its own condition, through the exemplar encoder
-            pair = [normalize_features(f) for f in run(corr.exemplar_encoder, torch.cat([target, condition], 1))]
-        return WarpaintOutput(image, levels), cond_feats, pair
-
-    def _run(self, module: nn.Module, *args):
-        if not (self.checkpointing and torch.is_grad_enabled()):
-            return module(*args)
-        return checkpoint(module, *args, use_reentrant=False, context_fn=lambda: _spectral_norm_contexts(module))
-
-
-class _Checkpointed:
-    """A PatchMatch whose calls are checkpointed; ``match_pyramid`` also reads ``k`` and ``official``."""
-
-    def __init__(self, patch_match: nn.Module, run):
-        self.patch_match, self.run = patch_match, run
-        self.k, self.official = patch_match.k, patch_match.official
-
-    def __call__(self, *args):
-        return self.run(self.patch_match, *args)
-
-
-def _spectral_norm_contexts(module: nn.Module):
-    """Contexts for the first run and the re-run of a checkpointed block. A spectral norm takes a
-    power-iteration step at every training-mode call, so the re-run must not: it reuses the
-    singular vectors that this very call used (a block called twice per step, like the exemplar
-    encoder, has moved them on since), in eval mode. The gradients are then exactly those of the
-    plain forward."""
-    norms = [m for m in module.modules() if isinstance(m, _SpectralNorm)]
-    used: list[tuple[torch.Tensor, torch.Tensor]] = []
-
-    @contextmanager
-    def first_run():
-        yield
-        used[:] = [(m._u.clone(), m._v.clone()) for m in norms]
-
-    @contextmanager
-    def rerun():
-        current = [(m._u.clone(), m._v.clone(), m.training) for m in norms]
-        for m, (u, v) in zip(norms, used):
-            m._u.copy_(u)
-            m._v.copy_(v)
-            m.training = False
-        try:
-            yield
-        finally:
-            for m, (u, v, training) in zip(norms, current):
-                m._u.copy_(u)
-                m._v.copy_(v)
-                m.training = training
-
-    return first_run(), rerun()
+            pair = self.model.correspondence.encode_exemplar(target, condition)
+        return out, out.source_features, pair
 
 
 class EMA:
@@ -141,7 +74,9 @@ class TrainingStep:
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=d_lr, betas=betas)
         self.amp_dtype = amp_dtype(cfg.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.g_step: nn.Module = GeneratorStep(self.model, cfg.checkpointing, cycle=cfg.weight_cycle > 0)
+        if cfg.checkpointing:
+            self.model.enable_gradient_checkpointing()
+        self.g_step: nn.Module = GeneratorStep(self.model, cycle=cfg.weight_cycle > 0)
         self.d_net: nn.Module = self.discriminator
 
     def distribute(self) -> None:

@@ -143,7 +143,9 @@ def _decode(path: Path, count: int) -> Iterator[np.ndarray]:
     try:
         done = 0
         for frame in container.decode(stream):
-            yield frame.to_ndarray(format="rgb24")
+            picture = frame.to_ndarray(format="rgb24")
+            turns = round(frame.rotation / 90) % 4  # phones store portrait clips sideways plus a display rotation
+            yield np.ascontiguousarray(np.rot90(picture, turns)) if turns else picture
             done += 1
             if done >= count:
                 return

@@ -28,7 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.conditions import detectors, pose
+from core.conditions import Condition, detectors, pose
+from core.engine import TrainingFreeEngine
 from core.errors import InputError, NoSubjectError, WarpaintError
 from core.imageio import fit_image, fit_points, from_tensor, to_tensor
 from core.video import seeding, stability
@@ -48,6 +49,7 @@ class VideoOptions:
     resolution: int | None = None  # square output side (default: the engine's)
     seeding: bool = True  # training-free engine: start each frame from the previous frame's matches
     iterations: int | None = None  # PatchMatch iterations of an unseeded frame (engine default)
+    batch_size: int = 1  # frames per engine call when frames are independent (learned engine on a GPU)
     seed: int = 0
     measure: bool = False  # flicker and PCK per frame (re-detects the pose on every output)
     frames_dir: Path | None = None  # also keep the output frames (PNG) here
@@ -110,7 +112,9 @@ class VideoRetargeter:
         state = _State(output, _fingerprint(clip, exemplar, size, self.translator.engine_name, opts))
         result = VideoResult(output, clip.count, clip.fps, size, self.translator.engine_name)
 
+        w0, c0 = time.perf_counter(), time.process_time()
         raw = self._poses(clip, size, state, report)
+        poses_seconds = (time.perf_counter() - w0, time.process_time() - c0)
         try:
             track, track_report = smooth_track(raw, clip.fps, size)
         except ValueError as exc:
@@ -122,7 +126,12 @@ class VideoRetargeter:
             self._measure(clip, track, size, state, result)
 
         report("encoding", 0, 1)
+        w0, c0 = time.perf_counter(), time.process_time()
         write_video(output, (state.read(t) for t in range(clip.count)), clip.fps)
+        result.seconds.update(wall_encode_per_frame=(time.perf_counter() - w0) / clip.count,
+                              cpu_encode_per_frame=(time.process_time() - c0) / clip.count,
+                              wall_poses_per_frame=poses_seconds[0] / clip.count,
+                              cpu_poses_per_frame=poses_seconds[1] / clip.count)
         if opts.skeleton_video is not None:
             write_video(opts.skeleton_video, (state.read(t, "skeletons") for t in range(clip.count)), clip.fps)
             result.skeleton_video = Path(opts.skeleton_video)
@@ -160,11 +169,14 @@ class VideoRetargeter:
     # -- pass 2: frames --------------------------------------------------------------------------
     def _render(self, clip: Clip, track: np.ndarray, ex_cond, size: tuple[int, int], opts: VideoOptions,
                 state: _State, result: VideoResult, report: VideoProgress) -> None:
-        engine = self.translator.engine if self.translator.checkpoint is None else None
+        engine = self.translator.engine  # the engine protocol (core/protocol.py): learned or training-free
+        seeded = opts.seeding and isinstance(engine, TrainingFreeEngine)  # the engine that takes ``init=``
         ex_tensor = to_tensor(ex_cond.image).to(self.translator.device)
-        full = opts.iterations if opts.iterations is not None else (engine.iterations if engine else 0)
+        full = opts.iterations if opts.iterations is not None else getattr(engine, "iterations", 0)
+        batch = 1 if seeded else opts.batch_size  # seeded frames depend on each other: one at a time
         photos = clip.frames() if clip.kind != "poses" else iter(())
         previous = None  # (engine output, pose) of the frame before, for seeding
+        pending: list[tuple[int, Condition]] = []  # frames waiting for the next batch
         clock = _Clock()
         report("frames", 0, clip.count)
         for t in range(clip.count):
@@ -175,25 +187,28 @@ class VideoRetargeter:
                 report("frames", t + 1, clip.count)
                 continue
             with clock("condition"):
-                cond = _condition(track[t], size, photo)
+                pending.append((t, _condition(track[t], size, photo)))
+            if len(pending) < batch and t < clip.count - 1:
+                continue
             with clock("engine"):
-                if engine is None:
-                    image = self.translator.translate(cond, ex_cond, iterations=opts.iterations, seed=opts.seed).image
-                    result.iterations.append(-1)
-                else:
-                    init, iters = None, opts.iterations
-                    if opts.seeding and previous is not None:
-                        init = seeding.carry_matches(previous[0].levels[-1].positions, previous[1], track[t], size)
-                        if init is not None:
-                            iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
-                    out = engine(cond, ex_tensor, ex_cond, iterations=iters, seed=opts.seed, init=init)
-                    image = from_tensor(out.image)
-                    clock.add_parts(out.seconds)
-                    previous = (out, track[t])
-                    result.iterations.append(iters if init is not None else -1)
+                init, iters = None, opts.iterations
+                if seeded and previous is not None:
+                    init = seeding.carry_matches(previous[0].levels[-1].positions, previous[1], track[t], size)
+                    if init is not None:
+                        iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
+                extra = {"init": init} if seeded else {}
+                n = len(pending)
+                out = engine([c for _, c in pending], ex_tensor.expand(n, -1, -1, -1), [ex_cond] * n,
+                             iterations=iters, seed=opts.seed, **extra)
+                # the training-free engine averages its batch's seconds per item, the learned one sums them
+                clock.add_parts(out.seconds, n if isinstance(engine, TrainingFreeEngine) else 1)
+                previous = (out, track[t])
             with clock("write"):
-                state.write(t, image, cond.preview, track[t], size)
-            clock.frames += 1
+                for i, (done, cond) in enumerate(pending):
+                    state.write(done, from_tensor(out.image[i]), cond.preview, track[done], size)
+                    result.iterations.append(iters if init is not None else -1)
+            clock.frames += n
+            pending.clear()
             report("frames", t + 1, clip.count)
         result.seconds = clock.per_frame()
 
@@ -277,10 +292,11 @@ class _Clock:
         self._stage = ""
         self.parts: dict[str, float] = {}  # the engine's own stages (wall)
 
-    def add_parts(self, seconds: dict[str, float]) -> None:
-        for key in ("descriptors", "matching", "output"):
+    def add_parts(self, seconds: dict[str, float], items: int = 1) -> None:
+        """An engine call's own stage times (per item, for ``items`` items)."""
+        for key in ("descriptors", "matching", "output", "synthesis"):
             if key in seconds:
-                self.parts[key] = self.parts.get(key, 0.0) + seconds[key]
+                self.parts[key] = self.parts.get(key, 0.0) + seconds[key] * items
 
     def __call__(self, stage: str) -> _Clock:
         self._stage = stage
@@ -323,6 +339,8 @@ class _State:
                 shutil.rmtree(self.root)
         for sub in ("frames", "skeletons"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+            for stale in (self.root / sub).glob("*.tmp.*"):  # a write the kill interrupted
+                stale.unlink()
         stamp.write_text(json.dumps(fingerprint))
 
     def _path(self, t: int, kind: str = "frames", suffix: str = ".png") -> Path:

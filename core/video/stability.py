@@ -5,9 +5,9 @@
   A perfectly stable result moves exactly as the input does and scores ~0 (up to resampling);
   matches that jump from frame to frame score high. The motion is the dense optical flow of the
   input frames (OpenCV's DIS) when there are photos, else the joints' thin-plate map.
-- **PCK** (per frame): the fraction of the input's joints that MediaPipe finds again in the output
-  within 0.1 of the person's bounding-box longer side (structure fidelity: does the output show
-  the pose it was asked for?).
+- **PCK** (per frame): ``core.metrics.pose_pck``, the fraction of the input's joints that MediaPipe
+  finds again in the output within 0.2 of the person's head-to-hip size (structure fidelity: does
+  the output show the pose it was asked for?).
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.metrics import pose_pck
 from core.video.seeding import pose_flow
-
-PCK_ALPHA = 0.1
 
 
 def input_flow(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
@@ -64,15 +63,10 @@ def person_region(mask: np.ndarray, grow: float = 0.03) -> np.ndarray:
     return cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
 
 
-def pck(found: np.ndarray | None, reference: np.ndarray, alpha: float = PCK_ALPHA) -> float:
-    """Fraction of ``reference``'s joints (18, 3) that ``found`` has within ``alpha`` x the reference
-    bounding box's longer side (a joint not found counts as a miss; no detection at all is 0)."""
-    ref = reference[:, 2] > 0
-    if ref.sum() < 2:
+def pck(found: np.ndarray | None, reference: np.ndarray) -> float:
+    """``core.metrics.pose_pck`` of the joints re-detected in an output frame (None: nobody found, 0)
+    against the frame's input joints; NaN when the input gives no body size."""
+    try:
+        return pose_pck(found if found is not None else np.zeros((18, 3)), reference)
+    except ValueError:
         return float("nan")
-    if found is None:
-        return 0.0
-    pts = reference[ref, :2]
-    scale = alpha * float(np.ptp(pts, axis=0).max())
-    hit = (found[:, 2] > 0) & ref & (np.linalg.norm(found[:, :2] - reference[:, :2], axis=1) <= scale)
-    return float(hit.sum() / ref.sum())

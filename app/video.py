@@ -1,0 +1,132 @@
+"""The "Pose video" tab: upload a clip, pick an exemplar, get the retargeted video beside the skeletons.
+
+The handler (``retarget``) takes plain values and returns file paths, so the tab, its API event and
+the tests share it. Every value from the client is checked here before any work starts; the
+clip's limits (file size, frames, seconds, resolution) are the app's (``settings``), each
+overridable by an environment variable.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import gradio as gr
+
+from app import settings
+from app.engine import ENGINES, friendly_errors, gpu, load_picture, translators
+from core.errors import InputError
+
+Progress = Callable[[float, str], None]
+PROGRESS = gr.Progress()  # marks the handler's progress parameter; Gradio gives each call its own tracker
+STAGES = {"poses": (0.0, 0.2, "finding the pose in frame"), "frames": (0.2, 0.95, "rendering frame"),
+          "encoding": (0.95, 1.0, "encoding the video")}
+
+INTRO = """### Pose video: one exemplar person through a whole clip
+Upload a short clip of a person moving (a dance, a wave) and a photo of another person: every frame's pose
+is found and smoothed over time, and the exemplar person is drawn in it, frame after frame (each frame's
+matching starts from the previous frame's, so the result stays steady). The skeleton video shows the poses
+that were used. Limits on this server: {limits}. Longer clips: `python -m core video` (docs/video.md)."""
+
+
+def limits_text() -> str:
+    return (f"{settings.VIDEO_MAX_MB} MB, {settings.VIDEO_MAX_FRAMES} frames and {settings.VIDEO_MAX_SECONDS} s "
+            f"per clip, up to {settings.VIDEO_MAX_RESOLUTION} pixels")
+
+
+def check_clip(path: str | Path | None):
+    """The uploaded clip, opened and within the app's limits (else InputError naming the limit)."""
+    from core.video.clip import open_clip
+
+    if path is None:
+        raise InputError("No clip given: upload a video (MP4, WebM, MOV, GIF...).")
+    path = Path(str(path))
+    if not path.is_file():
+        raise InputError("The clip could not be read: upload it again.")
+    megabytes = path.stat().st_size / 2**20
+    if megabytes > settings.VIDEO_MAX_MB:
+        raise InputError(f"The clip is {megabytes:.0f} MB: this server takes up to {settings.VIDEO_MAX_MB} MB. "
+                         "Trim or shrink it first.")
+    try:
+        clip = open_clip(path, max_frames=settings.VIDEO_MAX_FRAMES + 1)
+    except InputError as exc:  # name the upload, not the server's temporary path
+        raise InputError(str(exc).replace(str(path), "the clip").replace(path.name, "the clip")) from exc
+    if clip.count > settings.VIDEO_MAX_FRAMES or clip.count / clip.fps > settings.VIDEO_MAX_SECONDS:
+        raise InputError(f"The clip is longer than this server takes ({settings.VIDEO_MAX_FRAMES} frames, "
+                         f"{settings.VIDEO_MAX_SECONDS} s): trim it, or run `python -m core video` locally.")
+    return clip
+
+
+def check_video_resolution(resolution: object) -> int:
+    if isinstance(resolution, bool) or not isinstance(resolution, (int, float)) or resolution != resolution:
+        raise InputError(f"Resolution must be a number from 128 to {settings.VIDEO_MAX_RESOLUTION}.")
+    res = int(resolution)
+    if not 128 <= res <= settings.VIDEO_MAX_RESOLUTION:
+        raise InputError(f"Resolution {res} is out of range for videos: use 128 to {settings.VIDEO_MAX_RESOLUTION}.")
+    return res
+
+
+@gpu
+@friendly_errors
+def retarget(clip_path, exemplar, resolution: float = 256, engine: str = "training-free",
+             progress: Progress | None = None) -> tuple[str, str, str]:
+    """(result video, skeleton video, status markdown) for one clip and one exemplar photo."""
+    from core.video.retarget import VideoOptions, VideoRetargeter
+
+    if not isinstance(engine, str) or engine not in ENGINES:
+        raise InputError(f"Unknown engine: choose one of {', '.join(ENGINES)}.")
+    res = check_video_resolution(resolution)
+    clip = check_clip(clip_path)
+    picture = load_picture(exemplar, "exemplar")
+    report = progress or (lambda fraction, text: None)
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        start, end, words = STAGES[stage]
+        text = words if stage == "encoding" else f"{words} {min(done + 1, total)}/{total}"
+        report(start + (end - start) * done / max(total, 1), text)
+
+    translator = translators.get("pose", engine, None)
+    folder = Path(tempfile.mkdtemp(prefix="video-", dir=settings.TEMP_DIR))
+    t0 = time.perf_counter()
+    try:
+        result = VideoRetargeter(translator).run(
+            clip, picture, folder / "result.mp4",
+            VideoOptions(resolution=res, skeleton_video=folder / "skeleton.mp4"), on_progress)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - t0
+    notes = "".join(f"\n- {m}" for m in result.messages)
+    status = (f"**{result.frames} frames**, {result.size[1]}x{result.size[0]} at {result.fps:g} fps, "
+              f"{result.engine}, {seconds:.1f} s ({seconds / max(result.frames, 1):.2f} s per frame).{notes}")
+    return str(result.output), str(result.skeleton_video), status
+
+
+def build_video_tab(heavy: dict) -> None:
+    """The tab's layout and its one heavy event (``heavy``: the app's shared concurrency settings)."""
+    gr.Markdown(INTRO.format(limits=limits_text()))
+    with gr.Row():
+        clip = gr.Video(label="Clip (a person moving)", sources=["upload"], include_audio=True, format=None,
+                        elem_id="video-clip", height=320)
+        exemplar = gr.Image(label="Exemplar (the person to show)", type="filepath", sources=["upload", "clipboard"],
+                            elem_id="video-exemplar", height=320)
+    with gr.Row():
+        resolution = gr.Slider(128, settings.VIDEO_MAX_RESOLUTION, value=min(256, settings.VIDEO_MAX_RESOLUTION),
+                               step=64, label="Resolution (output side, pixels)", elem_id="video-resolution")
+        engine = gr.Radio(list(ENGINES), value="training-free", label="Engine",
+                          info="training-free is fastest and is seeded frame to frame")
+    run = gr.Button("Make the video", variant="primary", elem_id="video-run")
+    with gr.Row():
+        result = gr.Video(label="Result", interactive=False, format=None, elem_id="video-result", height=384)
+        skeleton = gr.Video(label="Skeletons (smoothed poses)", interactive=False, format=None,
+                            elem_id="video-skeleton", height=384)
+    status = gr.Markdown(elem_id="video-status")
+
+    def run_video(clip_value, exemplar_value, res, engine_name, progress=PROGRESS):
+        return retarget(clip_value, exemplar_value, res, engine_name, lambda f, text: progress(f, desc=text))
+
+    run.click(run_video, [clip, exemplar, resolution, engine], [result, skeleton, status], api_name="video",
+              **heavy)
