@@ -23,7 +23,7 @@ def _path_through(self: gr.Image, payload):
     try:  # webcam / clipboard data URLs: Gradio writes them to its cache folder
         return gr.Image.preprocess(self, payload)
     except Exception as exc:
-        raise gr.Error(f"This upload could not be read as a picture ({exc}). Use a PNG, JPEG or WebP file.",
+        raise gr.Error("This upload could not be read as a picture. Use a PNG, JPEG or WebP file.",
                        title="Unreadable picture") from exc
 
 
@@ -41,7 +41,7 @@ def _editor_preprocess(self: gr.ImageEditor, payload):
     except gr.Error:
         raise
     except Exception as exc:
-        raise gr.Error(f"The mask editor's picture could not be read ({exc}). Upload a PNG mask or paint one.",
+        raise gr.Error("The mask editor's picture could not be read. Upload a PNG mask or paint one.",
                        title="Unreadable mask") from exc
 
 
@@ -49,4 +49,16 @@ def mask_editor(**kwargs) -> gr.ImageEditor:
     """A ``gr.ImageEditor`` whose preprocessing failures (a corrupt background upload) become a clear error."""
     component = gr.ImageEditor(**kwargs)
     component.preprocess = types.MethodType(_editor_preprocess, component)
+    return component
+
+
+def _untouched(self, payload):
+    return payload
+
+
+def raw(component: gr.components.Component) -> gr.components.Component:
+    """``component`` handing the client's value to the handler untouched: the handlers check every
+    value (``core.limits``, model names) and refuse a bad one with a message naming what is allowed,
+    where Gradio's own preprocessing would fail on a wrong type with a bare "Error"."""
+    component.preprocess = types.MethodType(_untouched, component)
     return component

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -16,17 +17,15 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from app import settings
+from app import models, settings
+from core.budget import BudgetExceeded, Cancelled
 from core.errors import CheckpointError, InputError, NoSubjectError, WarpaintError
+from core.vocabulary import ENGINES, LEARNED, TRAINING_FREE, unknown
 
 log = logging.getLogger("warpaint.app")
 
-ENGINES = ("auto", "learned", "training-free")
-_TITLES = {InputError: "Input problem", NoSubjectError: "Nothing found", CheckpointError: "Checkpoint problem"}
-# core's messages name CLI options; in the app the same choices live in the Advanced accordion.
-_CLI_WORDS = {"pass --checkpoint DIR": "pick one in Advanced > Checkpoint",
-              "use --engine training-free": "choose Advanced > Engine > training-free",
-              "--engine training-free": "Engine: training-free (Advanced)"}
+_TITLES = {InputError: "Input problem", NoSubjectError: "Nothing found", CheckpointError: "Checkpoint problem",
+           BudgetExceeded: "Too long", Cancelled: "Cancelled"}
 
 try:  # Hugging Face Spaces (ZeroGPU): heavy functions borrow a GPU while they run
     import spaces  # type: ignore[import-not-found]
@@ -39,7 +38,8 @@ except ImportError:  # everywhere else: a no-op decorator
 
 
 def friendly_errors(fn: Callable) -> Callable:
-    """Turn every ``WarpaintError`` into a ``gr.Error`` with its message; never show a traceback to users."""
+    """Turn every ``WarpaintError`` into a ``gr.Error`` with its message (server folders left out);
+    anything else into a short generic message with an id that is also in the server log."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -48,17 +48,20 @@ def friendly_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except WarpaintError as exc:
+            if isinstance(exc, (BudgetExceeded, Cancelled)):
+                log.warning("request stopped (%s): %s", type(exc).__name__, exc)
             title = next((t for cls, t in _TITLES.items() if isinstance(exc, cls)), "Cannot do that")
-            message = str(exc)
-            for cli, ui in _CLI_WORDS.items():
-                message = message.replace(cli, ui)
+            # core's messages name the user's options in the app's words (Advanced accordion)
+            message = models.public_text(exc.for_front_end("app"))
             raise gr.Error(message, title=title) from exc
         except MemoryError as exc:
             raise gr.Error("Out of memory: choose a smaller resolution in Advanced.", title="Too large") from exc
-        except Exception as exc:  # a bug: log it in full, tell the user briefly
-            log.exception("unexpected error in %s", getattr(fn, "__name__", fn))
-            raise gr.Error(f"Unexpected error ({type(exc).__name__}: {exc}). Try another picture or a smaller "
-                           "resolution; if it persists, please report it.", title="Internal error") from exc
+        except Exception as exc:  # a bug: log it in full under an id, tell the user only the id
+            error_id = uuid.uuid4().hex[:12]
+            log.exception("unexpected error %s in %s", error_id, getattr(fn, "__name__", fn))
+            raise gr.Error(f"Something went wrong on the server (error id {error_id}). Try another picture or a "
+                           "smaller resolution; if it persists, report the error id.", title="Internal error"
+                           ) from exc
 
     return wrapper
 
@@ -82,25 +85,16 @@ def load_picture(source: str | Path | np.ndarray | None, what: str) -> np.ndarra
         raise InputError(str(exc).replace(path, f"The {what} ({Path(path).name})")) from exc
 
 
-def checkpoint_paths(task: str) -> list[str]:
-    """Checkpoint folders for ``task`` found under the app's checkpoints folder (newest rules are core's)."""
-    from core.pipeline import find_checkpoints
-
-    if not settings.CHECKPOINTS.is_dir():
-        return []
-    return [str(p) for p in find_checkpoints(settings.CHECKPOINTS, task)]
-
-
 def engine_plan(task: str, engine: str, checkpoint: str | None) -> str:
-    """What will run, in words, before anything is loaded."""
-    if engine == "training-free":
-        return "training-free (hand-made descriptors, no weights)"
-    found = [checkpoint] if checkpoint else checkpoint_paths(task)
-    if engine == "learned":
-        return f"learned ({Path(found[0]).name})" if found else "learned: no checkpoint found (the run will fail)"
+    """What will run, in words, before anything is loaded (``checkpoint``: a model name)."""
+    if engine == TRAINING_FREE:
+        return f"{TRAINING_FREE} (hand-made descriptors, no weights)"
+    found = [checkpoint] if checkpoint else models.names(task)
+    if engine == LEARNED:
+        return f"{LEARNED} ({found[0]})" if found else f"{LEARNED}: no checkpoint found (the run will fail)"
     if found:
-        return f"auto: learned ({Path(found[0]).name})"
-    return "auto: training-free (no checkpoint for this task under checkpoints/)"
+        return f"auto: {LEARNED} ({found[0]})"
+    return f"auto: {TRAINING_FREE} (no checkpoint for this task under checkpoints/)"
 
 
 class _TranslatorCache:
@@ -111,11 +105,12 @@ class _TranslatorCache:
         self.items: OrderedDict[tuple, Any] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, task: str, engine: str, checkpoint: str | None) -> Any:
+    def get(self, task: str, engine: str, checkpoint: Path | None) -> Any:
+        """The translator for ``checkpoint``, a folder the server chose (``models.resolve``), never a client's."""
         if engine not in ENGINES:
-            raise InputError(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
+            raise InputError(unknown("engine", engine, ENGINES))
         # "auto" decides at construction: a checkpoint added later must give a new translator.
-        key = (task, engine, checkpoint or None, tuple(checkpoint_paths(task)) if engine == "auto" else ())
+        key = (task, engine, checkpoint or None, tuple(models.names(task)) if engine == "auto" else ())
         with self.lock:
             if key in self.items:
                 self.items.move_to_end(key)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app import drawing
+from app import drawing, models, settings
 from app.engine import friendly_errors, gpu, load_picture, translators
-from app.tasks import TASKS
-from core.errors import InputError
+from core import budget
+from core.limits import check_choice, check_flag
 from core.results import LevelView, TranslationResult
+from core.vocabulary import ENGINES, TASKS, TRAINING_FREE
 
 Progress = Callable[[float, str], None]
 
@@ -48,21 +49,9 @@ class Outcome:
                 "seconds": {k: round(v, 3) for k, v in r.seconds.items()}, "levels": [list(lv.size) for lv in r.levels]}
 
 
-def check_task(task: str) -> str:
-    if task not in TASKS:
-        raise InputError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
-    return task
-
-
-def check_resolution(resolution: float | None) -> int | None:
-    from app.settings import RESOLUTION_MAX, RESOLUTION_MIN
-
-    if resolution is None or resolution == 0:
-        return None
-    res = int(resolution)
-    if not RESOLUTION_MIN <= res <= RESOLUTION_MAX:
-        raise InputError(f"Resolution {res} is outside {RESOLUTION_MIN}..{RESOLUTION_MAX}.")
-    return res
+def check_resolution(resolution: object) -> int | None:
+    """The app's resolution limit (``settings.RESOLUTION``); None = the engine's default."""
+    return settings.RESOLUTION.check_optional(resolution)
 
 
 def oil_paint(picture: np.ndarray) -> np.ndarray:
@@ -77,11 +66,12 @@ def oil_paint(picture: np.ndarray) -> np.ndarray:
 @friendly_errors
 def extract(task: str, image, ready_condition: bool = False, resolution: float | None = 256) -> tuple[np.ndarray, str]:
     """A photo (or a ready condition) -> the picture of its condition, and the extractor's messages."""
-    task = check_task(task)
+    task = check_choice("task", task, TASKS)
+    ready = check_flag("ready_condition", ready_condition)
     res = check_resolution(resolution) or 256
     picture = load_picture(image, "picture")
-    condition = translators.get(task, "training-free", None).extract(picture, (res, res),
-                                                                       ready_condition=bool(ready_condition))
+    budget.check()
+    condition = translators.get(task, TRAINING_FREE, None).extract(picture, (res, res), ready_condition=ready)
     return condition.preview, "\n".join(condition.messages)
 
 
@@ -91,21 +81,31 @@ def translate(task: str, source, exemplar, *, source_is_condition: bool = False,
               engine: str = "auto", checkpoint: str | None = None, iterations: float | None = None,
               temperature: float | None = None, seed: float | None = 0, oil_paint_exemplar: bool = False,
               progress: Progress | None = None) -> Outcome:
-    """Translate ``source`` (photo or condition) to the looks of ``exemplar``; everything the UI shows."""
+    """Translate ``source`` (photo or condition) to the looks of ``exemplar``; everything the UI shows.
+    Every value is checked first (``settings`` limits, model names), before any picture is read."""
     start = time.perf_counter()
-    task = check_task(task)
-    res = check_resolution(resolution)
-    report = progress or (lambda fraction, text: None)
+    task = check_choice("task", task, TASKS)
+    options = dict(source_is_condition=check_flag("source_is_condition", source_is_condition),
+                   resolution=check_resolution(resolution), iterations=settings.ITERATIONS.check_optional(iterations),
+                   temperature=settings.TEMPERATURE.check_optional(temperature),
+                   seed=settings.SEED.check(0 if seed is None else seed))
+    oil = check_flag("oil_paint_exemplar", oil_paint_exemplar)
+    engine = check_choice("engine", engine, ENGINES)
+    folder = models.resolve(task, checkpoint)
+    user_report = progress or (lambda fraction, text: None)
+
+    def report(fraction: float, text: str) -> None:
+        budget.check()  # also between the stages that do not check themselves
+        user_report(fraction, text)
+
     report(0.0, "reading pictures")
     src = load_picture(source, "input")
     ex = load_picture(exemplar, "exemplar")
-    if oil_paint_exemplar:
+    if oil:
         ex = oil_paint(ex)
-    translator = translators.get(task, engine, checkpoint or None)
-    result = translator.translate(
-        src, ex, resolution=res, iterations=int(iterations) if iterations else None,
-        temperature=float(temperature) if temperature else None, seed=int(seed or 0),
-        source_is_condition=bool(source_is_condition), progress=report)
+    result = translators.get(task, engine, folder).translate(src, ex, progress=report, **options)
+    result.engine = models.public_text(result.engine)
+    result.messages = [models.public_text(m) for m in result.messages]
     return Outcome(result, inspect_state(result, ex), time.perf_counter() - start)
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import drawing, handlers, settings, video
-from app.components import mask_editor, photo_input
-from app.engine import ENGINES, checkpoint_paths, engine_plan, friendly_errors
+from app import atomic_cache, drawing, handlers, models, settings, video
+from app.components import mask_editor, photo_input, raw
+from app.engine import engine_plan, friendly_errors
+from app.jobs import run_heavy
 from app.palette import editor_to_mask, legend_html, make_brush
-from app.tasks import TABS, TASKS, TabSpec
+from app.tasks import TABS, TabSpec
+from core.vocabulary import ENGINES, TASKS
 
 PHOTO, READY = "Photo", "Ready condition"
 PROGRESS = gr.Progress()  # marks a handler's progress parameter; Gradio gives each call its own tracker
@@ -32,10 +34,10 @@ def _source(spec: TabSpec, kind: str, photo, condition):
 
 def _checkpoint_choices(task: str) -> list[tuple[str, str]]:
     try:
-        found = checkpoint_paths(task)
+        found = models.names(task)
     except Exception:  # no pipeline yet / unreadable folder: offer none rather than break the page
         found = []
-    return [("none (auto picks)", "")] + [(p.split("/")[-1], p) for p in found]
+    return [("none (auto picks)", "")] + [(name, name) for name in found]
 
 
 def _plan_updater(task: str):
@@ -51,7 +53,7 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
     gr.Markdown(spec.intro)
     with gr.Row():
         with gr.Column():
-            kind = gr.Radio([PHOTO, READY], value=PHOTO, label="Input is", elem_id=f"{key}-kind")
+            kind = raw(gr.Radio([PHOTO, READY], value=PHOTO, label="Input is", elem_id=f"{key}-kind"))
             photo = photo_input(label="Input photo", elem_id=f"{key}-photo", height=320)
             if spec.task == "mask":
                 condition = mask_editor(label=spec.condition_label, type="numpy", image_mode="RGBA",
@@ -65,8 +67,8 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
                 legend = gr.Markdown(spec.condition_help, visible=False)
         with gr.Column():
             exemplar = photo_input(label="Exemplar", elem_id=f"{key}-exemplar", height=320)
-            oil = gr.Checkbox(value=spec.oil_paint, visible=key == "oil", elem_id=f"{key}-oil",
-                              label="Oil-paint the exemplar first (OpenCV xphoto.oilPainting)")
+            oil = raw(gr.Checkbox(value=spec.oil_paint, visible=key == "oil", elem_id=f"{key}-oil",
+                                  label="Oil-paint the exemplar first (OpenCV xphoto.oilPainting)"))
     with gr.Row():
         gr.Examples(spec.example_paths(), inputs=[photo, exemplar], label="Examples: photos (public domain, offline)",
                     cache_examples=False)
@@ -83,16 +85,17 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
             exemplar_notes = gr.Markdown(elem_id=f"{key}-exemplar-notes")
     with gr.Accordion("Advanced", open=False, elem_id=f"{key}-advanced"):
         with gr.Row():
-            resolution = gr.Slider(settings.RESOLUTION_MIN, settings.RESOLUTION_MAX, value=spec.resolution,
-                                   step=settings.RESOLUTION_STEP, label="Resolution (output side, pixels)",
-                                   elem_id=f"{key}-resolution")
-            engine = gr.Radio(list(ENGINES), value="auto", label="Engine",
-                              info="auto: a learned checkpoint when one is found, else training-free")
-            checkpoint = gr.Dropdown(_checkpoint_choices(spec.task), value="", label="Checkpoint (under checkpoints/)")
+            resolution = raw(_slider(settings.RESOLUTION, spec.resolution, "Resolution (output side, pixels)",
+                                     elem_id=f"{key}-resolution"))
+            engine = raw(gr.Radio(list(ENGINES), value="auto", label="Engine",
+                                  info="auto: a learned checkpoint when one is found, else training-free"))
+            checkpoint = raw(gr.Dropdown(_checkpoint_choices(spec.task), value="",
+                                         label="Checkpoint (under checkpoints/)"))
         with gr.Row():
-            iterations = gr.Slider(1, 10, value=5, step=1, label="PatchMatch iterations per level")
-            temperature = gr.Slider(0.001, 0.1, value=0.01, step=0.001, label="Softmax temperature")
-            seed = gr.Number(value=0, precision=0, label="Seed")
+            iterations = raw(_slider(settings.ITERATIONS, 5, "PatchMatch iterations per level"))
+            temperature = raw(_slider(settings.TEMPERATURE, 0.01, "Softmax temperature"))
+            seed = raw(gr.Number(value=0, precision=0, minimum=settings.SEED.minimum, maximum=settings.SEED.maximum,
+                                 label="Seed"))
     plan = gr.Markdown("**Engine:** auto", elem_id=f"{key}-engine")
     run = gr.Button("Run", variant="primary", elem_id=f"{key}-run")
     with gr.Row():
@@ -121,29 +124,32 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
 
     kind.change(toggle, kind, [photo, condition, legend], queue=False, api_visibility="private")
 
-    def preview(picture, ready, res):
-        if picture is None:
-            return None, ""
-        return handlers.extract(spec.task, picture, ready, res)
+    def previewer(ready: bool):
+        async def preview(picture, res):
+            if picture is None:
+                return None, ""
+            return await run_heavy(handlers.extract, spec.task, picture, ready, res)
 
-    photo.change(lambda p, r: preview(p, False, r), [photo, resolution], [input_preview, input_notes],
-                 show_progress="minimal", **HEAVY)
-    exemplar.change(lambda p, r: preview(p, False, r), [exemplar, resolution], [exemplar_preview, exemplar_notes],
+        return preview
+
+    photo.change(previewer(False), [photo, resolution], [input_preview, input_notes], show_progress="minimal",
+                 **HEAVY)
+    exemplar.change(previewer(False), [exemplar, resolution], [exemplar_preview, exemplar_notes],
                     show_progress="minimal", **HEAVY)
     if spec.task != "mask":  # a painted mask previews on Run (the editor changes at every stroke)
-        condition.change(lambda p, r: preview(p, True, r), [condition, resolution], [input_preview, input_notes],
+        condition.change(previewer(True), [condition, resolution], [input_preview, input_notes],
                          show_progress="minimal", **HEAVY)
 
     for trigger in (engine.change, checkpoint.change):
         trigger(_plan_updater(spec.task), [engine, checkpoint], plan, queue=False, api_visibility="private")
 
-    def run_tab(kind_value, photo_value, condition_value, exemplar_value, oil_value, res, engine_name, ckpt,
-                iters, temp, seed_value, progress=PROGRESS):
+    async def run_tab(kind_value, photo_value, condition_value, exemplar_value, oil_value, res, engine_name, ckpt,
+                      iters, temp, seed_value, progress=PROGRESS):
         source, is_condition = _source(spec, kind_value, photo_value, condition_value)
-        outcome = handlers.translate(
-            spec.task, source, exemplar_value, source_is_condition=is_condition, resolution=res,
-            engine=engine_name, checkpoint=ckpt or None, iterations=iters, temperature=temp, seed=seed_value,
-            oil_paint_exemplar=bool(oil_value), progress=lambda f, text: progress(f, desc=text))
+        outcome = await run_heavy(
+            handlers.translate, spec.task, source, exemplar_value, source_is_condition=is_condition,
+            resolution=res, engine=engine_name, checkpoint=ckpt, iterations=iters, temperature=temp,
+            seed=seed_value, oil_paint_exemplar=oil_value, progress=lambda f, text: progress(f, desc=text))
         r = outcome.result
         flow_pic, conf_pic = handlers.level_pictures(outcome.state, None)
         return (r.image, r.input_condition, r.exemplar_condition, drawing.warp_gallery(r.levels), flow_pic,
@@ -170,41 +176,53 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
     return engine, checkpoint, plan
 
 
-def api_extract(task: str, image: str, ready_condition: bool, resolution: float):
+def _slider(limit, value: float, label: str, **kwargs) -> gr.Slider:
+    """A slider spanning exactly what the server accepts (``limit``: see app/settings.py)."""
+    return gr.Slider(limit.minimum, limit.maximum, value=value, step=limit.step, label=label, **kwargs)
+
+
+async def api_extract(task: str, image: str, ready_condition: bool, resolution: float):
     """API ``/extract``: the condition picture of ``image`` (a photo, or a ready condition) and messages."""
-    return handlers.extract(task, image, ready_condition, resolution)
+    return await run_heavy(handlers.extract, task, image, ready_condition, resolution)
 
 
-def api_translate(task: str, source: str, exemplar: str, source_is_condition: bool, resolution: float, engine: str,
-                  checkpoint: str, iterations: float, temperature: float, seed: float, oil_paint_exemplar: bool,
-                  progress=PROGRESS):
+async def api_translate(task: str, source: str, exemplar: str, source_is_condition: bool, resolution: float,
+                        engine: str, checkpoint: str, iterations: float, temperature: float, seed: float,
+                        oil_paint_exemplar: bool, progress=PROGRESS):
     """API ``/translate``: output, per-level warps, flow and confidence (finest level), and an info dict."""
-    outcome = handlers.translate(
-        task, source, exemplar, source_is_condition=source_is_condition, resolution=resolution, engine=engine,
-        checkpoint=checkpoint or None, iterations=iterations, temperature=temperature, seed=seed,
-        oil_paint_exemplar=bool(oil_paint_exemplar), progress=lambda f, text: progress(f, desc=text))
+    outcome = await run_heavy(
+        handlers.translate, task, source, exemplar, source_is_condition=source_is_condition, resolution=resolution,
+        engine=engine, checkpoint=checkpoint, iterations=iterations, temperature=temperature, seed=seed,
+        oil_paint_exemplar=oil_paint_exemplar, progress=lambda f, text: progress(f, desc=text))
     flow, confidence = handlers.level_pictures(outcome.state, None)
     return outcome.result.image, drawing.warp_gallery(outcome.result.levels), flow, confidence, outcome.info()
 
 
+def api_models() -> dict[str, list[str]]:
+    """API ``/models``: the model names each task accepts as ``checkpoint`` ("" = auto)."""
+    return {task: models.names(task) for task in TASKS}
+
+
 def build_api() -> None:
-    """Hidden components behind the two public endpoints, ``/extract`` and ``/translate`` (see docs/app.md)."""
+    """Hidden components behind the public endpoints ``/extract``, ``/translate`` and ``/models`` (see
+    docs/app.md). Their values reach the handlers untouched (``raw``): the handlers check each one."""
     api = dict(concurrency_id="heavy", concurrency_limit=settings.CONCURRENCY)
     with gr.Group(visible=False):
-        task = gr.Dropdown(list(TASKS), value="pose", label="task")
-        resolution = gr.Number(256, precision=0, label="resolution")
+        task = raw(gr.Dropdown(list(TASKS), value="pose", label="task"))
+        resolution = raw(gr.Number(256, precision=0, label="resolution"))
         image = photo_input(label="image")
-        ready = gr.Checkbox(False, label="ready_condition")
+        ready = raw(gr.Checkbox(False, label="ready_condition"))
         gr.Button("extract").click(
             api_extract, [task, image, ready, resolution],
             [gr.Image(label="condition", format="png"), gr.Textbox(label="messages")], api_name="extract",
             api_description="Photo (or ready condition) -> picture of its condition, and the extractor's messages.",
             **api)
         inputs = [task, photo_input(label="source"), photo_input(label="exemplar"),
-                  gr.Checkbox(False, label="source_is_condition"), resolution,
-                  gr.Dropdown(list(ENGINES), value="auto", label="engine"), gr.Textbox("", label="checkpoint"),
-                  gr.Number(5, precision=0, label="iterations"), gr.Number(0.01, label="temperature"),
-                  gr.Number(0, precision=0, label="seed"), gr.Checkbox(False, label="oil_paint_exemplar")]
+                  raw(gr.Checkbox(False, label="source_is_condition")), resolution,
+                  raw(gr.Dropdown(list(ENGINES), value="auto", label="engine")),
+                  raw(gr.Textbox("", label="checkpoint")), raw(gr.Number(5, precision=0, label="iterations")),
+                  raw(gr.Number(0.01, label="temperature")), raw(gr.Number(0, precision=0, label="seed")),
+                  raw(gr.Checkbox(False, label="oil_paint_exemplar"))]
         outputs = [gr.Image(label="image", format="png"), gr.Gallery(label="warps", format="png"),
                    gr.Image(label="flow", format="png"), gr.Image(label="confidence", format="png"),
                    gr.JSON(label="info")]
@@ -213,6 +231,8 @@ def build_api() -> None:
             api_description="Translate source to the looks of exemplar: image, per-level warps (coarsest first), "
                             "flow and confidence of the finest level, info (engine used, messages, seconds).",
             **api)
+        gr.Button("models").click(api_models, None, gr.JSON(label="models"), api_name="models", queue=False,
+                                  api_description="The model names each task accepts as checkpoint.")
 
 
 def _load_checkpoints(task: str):
@@ -224,6 +244,7 @@ def _load_checkpoints(task: str):
 
 def build_demo() -> gr.Blocks:
     """The whole app (not launched: see ``app.server``)."""
+    atomic_cache.install()  # identical outputs of simultaneous requests must not break each other's downloads
     with gr.Blocks(title="Warpaint", delete_cache=(settings.CACHE_SECONDS, settings.CACHE_SECONDS)) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
@@ -235,6 +256,7 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Pose video", id="video", elem_id="tab-video"):
                 video.build_video_tab(HEAVY)
         gr.Markdown(f"Limits: {settings.MAX_FILE_SIZE} per upload, {settings.MAX_PIXELS / 1e6:.0f} MP per picture, "
-                    f"{settings.CONCURRENCY} translation(s) at a time. See docs/app.md.")
+                    f"{settings.CONCURRENCY} translation(s) at a time, {settings.REQUEST_SECONDS:g} s per request. "
+                    "See docs/app.md.")
         build_api()
     return demo

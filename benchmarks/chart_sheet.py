@@ -4,8 +4,9 @@
 
 Body rows: input | exemplar | the exemplar's pixels at the chart's positions (grey where the chart
 leaves the map to the engine's fill) | the chart's parts. The pose of that warp is re-extracted with
-the project's own extractor and compared with the input's (PCK@0.2 of the head-to-hip size, or of
-2.5 x nose-to-neck on head-and-shoulders shots), over the joints the input and the exemplar both have.
+the project's own extractor and compared with the input's (``core.metrics.pose_pck``: PCK@0.2 of the
+head-to-hip size, 2 x the shoulder width on head-and-shoulders shots), over the joints the input and
+the exemplar both have.
 Mask rows: input mask | exemplar photo | exemplar mask | warp. Photos: skimage / matplotlib only.
 """
 
@@ -29,6 +30,7 @@ from core.conditions import masks, pose  # noqa: E402
 from core.conditions.ade20k import PALETTE, class_index  # noqa: E402
 from core.errors import WarpaintError  # noqa: E402
 from core.imageio import load_image  # noqa: E402
+from core.metrics import pose_pck  # noqa: E402
 
 ASSETS = ROOT / "assets"
 
@@ -72,14 +74,9 @@ def colour_parts(region: np.ndarray, count: int) -> np.ndarray:
 
 
 def pck(src_kp: np.ndarray, out_kp: np.ndarray, needed: np.ndarray, threshold: float = 0.2) -> tuple[int, int]:
-    """Joints of ``needed`` re-found within threshold x body size of the input's."""
-    if src_kp[8, 2] > 0 and src_kp[11, 2] > 0 and src_kp[0, 2] > 0:
-        size = float(np.hypot(*(src_kp[[8, 11], :2].mean(axis=0) - src_kp[0, :2])))
-    else:
-        size = 2.5 * float(np.hypot(*(src_kp[0, :2] - src_kp[1, :2])))
-    dist = np.hypot(*(src_kp[:, :2] - out_kp[:, :2]).T)
-    ok = needed & (out_kp[:, 2] > 0) & (dist <= threshold * size)
-    return int(ok.sum()), int(needed.sum())
+    """Joints of ``needed`` re-found (``core.metrics.pose_pck``: within threshold x head-to-hip size)."""
+    reference = np.where(needed[:, None], src_kp, 0.0)
+    return round(pose_pck(out_kp, reference, threshold) * int(needed.sum())), int(needed.sum())
 
 
 def body_rows(size: tuple[int, int]) -> tuple[list[np.ndarray], list[str]]:

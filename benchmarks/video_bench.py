@@ -53,12 +53,35 @@ def make_clips(folder: Path, frames: int) -> dict[str, Path]:
     return {"photo": folder / "photo.mp4", "poses": poses, "exemplar": exemplar}
 
 
+def save_sheet(path: Path, folder: Path, frames: int) -> None:
+    """Four frames per clip: the input (the photo frame, or the skeleton) | independent | seeded."""
+    import cv2
+    import numpy as np
+
+    from core.video.clip import open_clip
+
+    photos = list(open_clip(folder / "photo.mp4").frames())
+    rows = []
+    for name in ("photo", "poses"):
+        for t in np.linspace(1, frames - 1, 4).round().astype(int):
+            outs = [cv2.imread(str(folder / f"{name}-{seeded}" / f"{t:06d}.png")) for seeded in (False, True)]
+            side = outs[0].shape[0]
+            first = (cv2.cvtColor(cv2.resize(photos[t], (side, side)), cv2.COLOR_RGB2BGR) if name == "photo"
+                     else cv2.imread(str(folder / f"{name}-skeletons" / f"{t:06d}.png")))
+            rows.append(np.concatenate([first, *outs], 1))
+    sheet = np.concatenate(rows, 0)
+    scale = min(1.0, 1600 / sheet.shape[0])
+    cv2.imwrite(str(path), cv2.resize(sheet, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--sheet", type=Path,
+                        help="also save a contact sheet (PNG): per clip, rows of input | independent | seeded")
     args = parser.parse_args()
 
     import torch
@@ -78,12 +101,16 @@ def main() -> int:
             for seeded in (False, True):
                 clip = open_clip(clips[name])
                 out = folder / f"{name}-{'seeded' if seeded else 'independent'}.mp4"
-                result = retargeter.run(clip, exemplar, out, VideoOptions(resolution=args.resolution, seeding=seeded,
-                                                                          measure=True))
+                frames = folder / f"{name}-{seeded}"
+                result = retargeter.run(clip, exemplar, out, VideoOptions(
+                    resolution=args.resolution, seeding=seeded, measure=True, frames_dir=frames,
+                    skeletons_dir=folder / f"{name}-skeletons"))
                 summary = {k: v for k, v in result.summary().items() if k not in ("flicker", "pck")}
                 summary.update(clip=name, seeded=seeded, threads=args.threads)
                 results[f"{name}-{'seeded' if seeded else 'independent'}"] = summary
                 print(json.dumps(summary), flush=True)
+        if args.sheet is not None:
+            save_sheet(args.sheet, folder, args.frames)
     for name in ("photo", "poses"):
         a, b = results[f"{name}-independent"], results[f"{name}-seeded"]
 

@@ -3,23 +3,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from core.precision import full_precision, in_place_inference
+
 DENSE_CHUNK_ELEMENTS = 1 << 24  # similarity entries per chunk of dense attention (64 MB in fp32)
-
-
-def full_precision(device: torch.device | str):
-    """A context that switches autocast off: similarities, softmax over candidates and the warps
-    stay float32 even when the convolutions around them run in bf16 / fp16."""
-    kind = torch.device(device).type
-    if kind in ("cpu", "cuda", "mps", "xpu"):
-        return torch.autocast(device_type=kind, enabled=False)
-    return contextlib.nullcontext()
 
 
 def normalize_features(x: torch.Tensor, eps: float = 1e-10, center: bool = False) -> torch.Tensor:
@@ -71,6 +63,7 @@ def _dense_attention(query, key, value, temperature, topk, cycle) -> DenseMatch:
     v = value.flatten(2).transpose(1, 2)  # (B, Nk, V)
     n, nk = q.shape[1], k.shape[2]
     topk = min(topk, nk)
+    in_place = in_place_inference()
     rows = n if cycle else dense_chunk_rows(b, nk)
     # outputs allocated once and filled chunk by chunk (no small allocations between big ones)
     warp = q.new_empty(b, n, v.shape[-1])
@@ -82,7 +75,7 @@ def _dense_attention(query, key, value, temperature, topk, cycle) -> DenseMatch:
         attn = F.softmax(logits, dim=-1)
         warp[:, s:s + rows] = torch.matmul(attn, v)
         top_weight[:, s:s + rows], top_index[:, s:s + rows] = torch.topk(attn, topk, dim=-1)
-        expected = attn * logits if torch.is_grad_enabled() else attn.mul_(logits)  # softmax backward needs attn
+        expected = attn.mul_(logits) if in_place else attn * logits  # softmax backward needs attn
         confidence[:, s:s + rows] = expected.sum(-1, keepdim=True) * temperature
         del attn, expected
 

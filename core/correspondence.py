@@ -10,11 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core import budget
 from core.checkpointing import run_block
 from core.config import WarpaintConfig
-from core.corr import dense_attention, full_precision, normalize_features
+from core.corr import dense_attention, normalize_features
 from core.extractor import PyramidEncoder
 from core.patchmatch import MATCHERS, LevelMatch, PatchMatch, seed_offsets
+from core.precision import full_precision
 from core.timing import stage
 
 OnLevel = Callable[[int, LevelMatch], None]  # (level index, coarsest = 0; its match) after every level
@@ -33,6 +35,7 @@ def match_pyramid(left: Sequence[torch.Tensor], right: Sequence[torch.Tensor], e
     """
     levels: list[LevelMatch] = []
     for i, (lf, rf) in enumerate(zip(left, right)):
+        budget.check()  # a request's time budget (app) is checked between levels
         with stage(f"level_{lf.shape[-2]}x{lf.shape[-1]}", lf.device):
             ref = _pool_to(exemplar, lf.shape[-2:])
             if i == 0:

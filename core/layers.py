@@ -7,16 +7,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from core.precision import in_place_inference
+
 BAND_ELEMENTS = 1 << 22  # modulation maps are computed this many elements at a time at inference
 
 
-def positional_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Positional normalisation (PONO): zero mean, unit (unbiased) std over channels, per pixel."""
+def positional_norm(x: torch.Tensor, eps: float = 1e-8, in_place: bool = False) -> torch.Tensor:
+    """Positional normalisation (PONO): zero mean, unit (unbiased) std over channels, per pixel.
+    ``in_place`` (inference only): one full-size temporary instead of two."""
     var, mean = torch.var_mean(x, dim=1, keepdim=True)
     std = var.add_(eps).sqrt_()  # (B, 1, H, W)
-    if torch.is_grad_enabled():
-        return (x - mean) / std
-    return (x - mean).div_(std)  # inference: one full-size temporary instead of two
+    return (x - mean).div_(std) if in_place else (x - mean) / std
 
 
 def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -72,12 +73,12 @@ class ModulatedNorm(nn.Module):
         # the "1 +" of the scale folded into its bias
         g, b = self.mlp_gamma, self.mlp_beta
         weight, bias = torch.cat([g.weight, b.weight]), torch.cat([g.bias + 1, b.bias])
-        if torch.is_grad_enabled():
+        if not in_place_inference():
             scale, shift = F.conv2d(actv, weight, bias).chunk(2, 1)
             return torch.addcmul(shift, positional_norm(x), scale)
         # inference: modulate in place, on CPU band of rows by band, so the 2C-channel scale/shift
         # map never exists at full size (the largest tensor of the generator otherwise)
-        out = positional_norm(x)
+        out = positional_norm(x, in_place=True)
         rows = x.shape[-2]
         if x.device.type == "cpu":
             rows = max(1, BAND_ELEMENTS // (weight.shape[0] * x.shape[0] * x.shape[-1]))

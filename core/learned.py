@@ -21,6 +21,7 @@ from core.model import Warpaint
 from core.patchmatch import LevelMatch
 from core.precision import inference_context, prepare_model
 from core.protocol import EngineOutput, Progress, mean_positions, upsample_positions
+from core.vocabulary import LEARNED
 
 _models: dict[tuple[str, str], Warpaint] = {}
 _models_lock = threading.Lock()
@@ -42,7 +43,7 @@ class LearnedEngine:
         self.checkpoint = Path(checkpoint)
         self.device = device
         self.precision = precision
-        self.name = f"learned ({self.checkpoint})"
+        self.name = f"{LEARNED} ({self.checkpoint})"
         self._model: Warpaint | None = None
 
     @property

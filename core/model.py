@@ -1,4 +1,5 @@
-"""Warpaint = correspondence + generator. A model is a folder: config.json + model.safetensors."""
+"""Warpaint = correspondence + generator. A model is a folder: config.json + model.safetensors
+(``core.vocabulary.MODEL_FILES``)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,7 @@ from core.errors import CheckpointError
 from core.generator import Generator
 from core.patchmatch import LevelMatch
 from core.timing import stage
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+from core.vocabulary import CONFIG_FILE, WEIGHTS_FILE
 
 
 @dataclass
@@ -97,22 +96,22 @@ class Warpaint(nn.Module):
 
     # -- config + weights folder -----------------------------------------------------------
     def save_pretrained(self, folder: str | Path) -> None:
-        """Write config.json and model.safetensors (atomically: temp file, then rename)."""
+        """Write the config and the weights (atomically: temp file, then rename)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        _atomic(folder / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
-        _atomic(folder / CONFIG_NAME, lambda p: self.config.save(p))
+        _atomic(folder / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+        _atomic(folder / CONFIG_FILE, lambda p: self.config.save(p))
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu",
                         **config_overrides) -> Warpaint:
         """Load a model folder. ``config_overrides`` change config fields (e.g. the default iterations)."""
         folder = Path(folder)
-        cfg_path, w_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
         for p in (cfg_path, w_path):
             if not p.is_file():
-                raise CheckpointError(f"{p} is missing: a model folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+                raise CheckpointError(f"{p} is missing: a model folder holds {CONFIG_FILE} and {WEIGHTS_FILE}")
         try:
             config = WarpaintConfig.load(cfg_path)
         except (ValueError, TypeError) as exc:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from core import budget
 from core.corr import gather_values, normalize_features, pixel_grid, sample_at, score_indices
 from core.update import HiddenInit, UpdateBlock
 
@@ -83,6 +84,7 @@ class PatchMatch(torch.nn.Module):
         cand = offsets.permute(0, 3, 4, 1, 2).contiguous()  # (B, H, W, 2, K)
         hidden = self.initial_layer(left, right) if self.refine_net is not None else None
         for it in range(iterations):
+            budget.check()  # a request's time budget (app) is checked between iterations
             with torch.no_grad():
                 for horizontal in (order[it], not order[it]):
                     cand, top_prob = self._select(left_flat, right_flat, _propagate(cand.detach(), horizontal),

@@ -23,29 +23,40 @@ import torch.nn.functional as F
 from core.conditions import Condition, extract, from_user_condition
 from core.corr import pixel_grid
 from core.engine import TrainingFreeEngine
-from core.errors import CheckpointError, InputError, WarpaintError
+from core.engine_v2 import V2_DEFAULT, V2_TASKS, TrainingFreeEngineV2
+from core.errors import CheckpointError, InputError, NoSubjectError, WarpaintError
 from core.imageio import fit_image, from_tensor, to_tensor
 from core.learned import LearnedEngine
+from core.limits import ITERATIONS, RESOLUTION, SEED, TEMPERATURE
 from core.patchmatch import LevelMatch
-from core.precision import PRECISIONS, resolve_device
+from core.precision import resolve_device
 from core.protocol import Engine, EngineOutput, Progress, mean_positions
 from core.results import LevelView, TranslationResult
 from core.utils.flow_viz import flow_to_image
+from core.vocabulary import (
+    AUTO,
+    CHECKPOINTS_HELP,
+    CONFIG_FILE,
+    ENGINES,
+    LEARNED,
+    MODEL_FILES,
+    PRECISIONS,
+    TASKS,
+    TRAINING_FREE,
+    WEIGHTS_FILE,
+    unknown,
+)
 
-TASKS = ("pose", "face", "mask")
-ENGINES = ("auto", "learned", "training-free")
-DEFAULT_RESOLUTION = 512
-CHECKPOINT_FILES = ("config.json", "model.safetensors")
 
 def find_checkpoints(root: Path = Path("checkpoints"), task: str | None = None) -> list[Path]:
-    """Model folders (config.json + model.safetensors) directly under ``root``, sorted by name;
+    """Model folders (``MODEL_FILES``: config + weights) directly under ``root``, sorted by name;
     with ``task``, only those whose config says that task. Unreadable configs are skipped."""
     root = Path(root)
     if not root.is_dir():
         return []
     found = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        if not all((folder / name).is_file() for name in CHECKPOINT_FILES):
+        if not all((folder / name).is_file() for name in MODEL_FILES):
             continue
         if task is not None and _checkpoint_task(folder) != task:
             continue
@@ -55,7 +66,7 @@ def find_checkpoints(root: Path = Path("checkpoints"), task: str | None = None) 
 
 def _checkpoint_task(folder: Path) -> str | None:
     try:
-        return json.loads((folder / "config.json").read_text()).get("task", "pose")
+        return json.loads((folder / CONFIG_FILE).read_text()).get("task", "pose")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -63,33 +74,40 @@ def _checkpoint_task(folder: Path) -> str | None:
 class Translator:
     """One task, one engine: extracts conditions and translates inputs to exemplars' looks."""
 
-    def __init__(self, task: str, engine: str = "auto", checkpoint: str | Path | None = None,
-                 device: str | None = None, precision: str = "fp32", checkpoints_root: Path = Path("checkpoints")):
+    def __init__(self, task: str, engine: str = AUTO, checkpoint: str | Path | None = None,
+                 device: str | None = None, precision: str = "fp32", checkpoints_root: Path = Path("checkpoints"),
+                 version: int | None = None):
         if task not in TASKS:
-            raise InputError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
+            raise InputError(unknown("task", task, TASKS))
         if engine not in ENGINES:
-            raise InputError(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
+            raise InputError(unknown("engine", engine, ENGINES))
         if precision not in PRECISIONS:
-            raise InputError(f"Unknown precision {precision!r}: choose fp32, bf16 or fp16.")
+            raise InputError(unknown("precision", precision, PRECISIONS))
         self.task = task
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type == "cpu":
             raise InputError("fp16 needs a GPU; on CPU use bf16 (fast with AMX) or fp32.")
         self.precision = precision
         self.checkpoint: Path | None = None
-        if engine != "training-free":
+        if engine != TRAINING_FREE:
             self.checkpoint = self._resolve_checkpoint(engine, checkpoint, Path(checkpoints_root))
-        self.engine: Engine = (TrainingFreeEngine() if self.checkpoint is None
-                               else LearnedEngine(self.checkpoint, self.device, precision))
+        if version not in (None, 1, 2):
+            raise InputError(f"Unknown training-free engine version {version!r}: use 2 or 1 (default: per task).")
+        # v2 (charts, full-resolution sampling, compositing) by default where it is ready (face, see
+        # core.engine_v2.V2_DEFAULT); v1 elsewhere and on request (``version=1``: for comparisons).
+        self.v2 = self.checkpoint is None and task in (V2_DEFAULT if version is None else V2_TASKS if version == 2
+                                                       else ())
+        self.engine: Engine = (LearnedEngine(self.checkpoint, self.device, precision) if self.checkpoint is not None
+                               else TrainingFreeEngineV2() if self.v2 else TrainingFreeEngine())
         self.engine_name = self.engine.name
 
     def _resolve_checkpoint(self, engine: str, checkpoint: str | Path | None, root: Path) -> Path | None:
         if checkpoint is not None:
             folder = Path(checkpoint)
-            missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
+            missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
             if missing:
                 raise CheckpointError(f"{folder} is not a model folder (missing {', '.join(missing)}): a model "
-                                      "folder holds config.json + model.safetensors; see checkpoints/README.md.")
+                                      f"folder holds {CONFIG_FILE} + {WEIGHTS_FILE}; see {CHECKPOINTS_HELP}.")
             found_task = _checkpoint_task(folder)
             if found_task != self.task:
                 raise CheckpointError(f"{folder} is a model for the {found_task!r} task, not {self.task!r}: "
@@ -98,11 +116,11 @@ class Translator:
         found = find_checkpoints(root, self.task)
         if found:
             return found[0]
-        if engine == "learned":
+        if engine == LEARNED:
             raise CheckpointError(
                 f"No learned checkpoint for the {self.task} task under {root}/: put a model folder there "
-                f"(config.json + model.safetensors, e.g. {root}/deepfashionHD from the official weights, "
-                "see checkpoints/README.md), pass --checkpoint DIR, or use --engine training-free.")
+                f"({CONFIG_FILE} + {WEIGHTS_FILE}, e.g. {root}/deepfashionHD from the official weights, "
+                f"see {CHECKPOINTS_HELP}), $choose_checkpoint, or $choose_training_free.")
         return None
 
     # -- conditions ------------------------------------------------------------------------------
@@ -116,58 +134,68 @@ class Translator:
     def output_size(self, resolution: int | None) -> tuple[int, int]:
         """Square output size, rounded down to what the engine's pyramid accepts."""
         stride = self.engine.stride
-        res = int(resolution) if resolution else self.engine.resolution
-        if not 64 <= res <= 2048:
-            raise InputError(f"Resolution {res} is out of range: use 64 to 2048 (512 is the usual size).")
+        res = RESOLUTION.check(resolution) if resolution else self.engine.resolution
         res = max(stride, res - res % stride)
         return res, res
 
     def prepare(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, size: tuple[int, int],
-                source_is_condition: bool = False) -> tuple[Condition, Condition]:
-        """Both conditions at ``size``; the exemplar's carries its photo (``.image``)."""
+                source_is_condition: bool = False, allow_partial: bool = False) -> tuple[Condition, Condition]:
+        """Both conditions; the exemplar's carries its photo (``.image``). The input's is at ``size``; the
+        exemplar's too, except for engine v2: at its own working size (its whole frame), carrying the
+        original photo (``.photo``) so the output samples the original pixels."""
         if isinstance(source, Condition):
             src = source
             if src.size != size:
                 raise InputError(f"The input condition is {src.size[1]}x{src.size[0]}, not {size[1]}x{size[0]}: "
                                  "extract it at the size you translate at.")
         else:
-            src = self.extract(source, size, ready_condition=source_is_condition)
+            try:
+                src = self.extract(source, size, ready_condition=source_is_condition)
+            except NoSubjectError as exc:
+                raise NoSubjectError(f"The input: {exc}") from exc
         if isinstance(exemplar, Condition):
             ex_cond = exemplar
             if ex_cond.image is None:
                 raise InputError("The exemplar must be a photo (or a Condition extracted from one, with its image).")
-            if ex_cond.size != size:
+            if ex_cond.size != size and not self.v2:
                 raise InputError(f"The exemplar condition is {ex_cond.size}, the input {size}: "
                                  "extract both at one size.")
+        elif self.v2:
+            ex_cond = exemplar_condition(self.task, exemplar, max(size), allow_partial)
         else:
-            ex_cond = extract(self.task, exemplar, size)
+            try:
+                ex_cond = extract(self.task, exemplar, size)
+            except NoSubjectError as exc:
+                raise NoSubjectError(f"The exemplar: {exc}") from exc
             if ex_cond.image is None:
                 ex_cond.image = fit_image(exemplar, size)
         return src, ex_cond
 
     def translate(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, *,
                   resolution: int | None = None, iterations: int | None = None, temperature: float | None = None,
-                  seed: int = 0, source_is_condition: bool = False,
+                  seed: int = 0, source_is_condition: bool = False, allow_partial: bool = False,
                   progress: Progress | None = None) -> TranslationResult:
         """Translate ``source`` (photo, condition picture or Condition) to the looks of ``exemplar``
         (photo, or a Condition extracted from one). Progress goes through extraction, every level
-        and synthesis."""
+        and synthesis. ``allow_partial``: engine v2 maps what it can when the exemplar lacks a part
+        the input needs (e.g. no face) instead of refusing."""
         report = progress or (lambda fraction, text: None)
         t0 = time.perf_counter()
         size = source.size if isinstance(source, Condition) else self.output_size(resolution)
         report(0.02, "extracting the conditions of the input and the exemplar")
-        src, ex_cond = self.prepare(source, exemplar, size, source_is_condition)
+        src, ex_cond = self.prepare(source, exemplar, size, source_is_condition, allow_partial)
         extract_s = time.perf_counter() - t0
         report(0.2, "conditions ready")
         result = self._translate_conditions([src], [ex_cond], iterations, temperature, seed,
-                                            lambda f, text: report(0.2 + 0.78 * f, text))[0]
+                                            lambda f, text: report(0.2 + 0.78 * f, text), allow_partial)[0]
         result.seconds = {"extract": extract_s, **result.seconds}
         report(1.0, "done")
         return result
 
     def translate_batch(self, sources: list, exemplars: list, *, resolution: int | None = None,
                         iterations: int | None = None, temperature: float | None = None, seed: int = 0,
-                        source_is_condition: bool = False) -> list[TranslationResult | WarpaintError]:
+                        source_is_condition: bool = False, allow_partial: bool = False
+                        ) -> list[TranslationResult | WarpaintError]:
         """Translate pairs; a pair that fails (unreadable, no subject...) yields its error instead of a
         result, the others go on. The learned engine runs the good pairs as one batch."""
         size = self.output_size(resolution)
@@ -175,31 +203,36 @@ class Translator:
         ready, conds = [], []
         for i, (source, exemplar) in enumerate(zip(sources, exemplars)):
             try:
-                conds.append(self.prepare(source, exemplar, size, source_is_condition))
+                conds.append(self.prepare(source, exemplar, size, source_is_condition, allow_partial))
                 ready.append(i)
             except WarpaintError as exc:
                 out[i] = exc
         if ready:
             results = self._translate_conditions([c[0] for c in conds], [c[1] for c in conds], iterations,
-                                                 temperature, seed, None)
+                                                 temperature, seed, None, allow_partial)
             for i, result in zip(ready, results):
                 out[i] = result
         return out  # type: ignore[return-value]
 
     def _translate_conditions(self, srcs: list[Condition], ex_conds: list[Condition], iterations: int | None,
-                              temperature: float | None, seed: int, progress: Progress | None
-                              ) -> list[TranslationResult]:
+                              temperature: float | None, seed: int, progress: Progress | None,
+                              allow_partial: bool = False) -> list[TranslationResult]:
+        iterations, temperature = ITERATIONS.check_optional(iterations), TEMPERATURE.check_optional(temperature)
+        seed = SEED.check(seed)
         size = srcs[0].size
-        exemplars = torch.cat([to_tensor(c.image) for c in ex_conds]).to(self.device)
+        # v2's exemplar conditions keep their own size (and photo); the tensor is the fitted view.
+        exemplars = torch.cat([to_tensor(fit_image(c.image, size)) for c in ex_conds]).to(self.device)
+        extra = {"allow_partial": allow_partial} if self.v2 else {}
         out = self.engine(srcs, exemplars, ex_conds, iterations=iterations, temperature=temperature, seed=seed,
-                          progress=progress)
+                          progress=progress, **extra)
         return [self._result(out.item(i), src, ex_cond, size) for i, (src, ex_cond) in enumerate(zip(srcs, ex_conds))]
 
     def _result(self, out: EngineOutput, src: Condition, ex_cond: Condition, size: tuple[int, int]
                 ) -> TranslationResult:
         t1 = time.perf_counter()
         final_flow = out.positions[0].cpu() - pixel_grid(*size, "cpu")
-        messages = [f"Engine: {self.engine_name}."] + list(src.messages) + [f"Exemplar: {m}" for m in ex_cond.messages]
+        messages = ([f"Engine: {self.engine_name}."] + list(src.messages) + [f"Exemplar: {m}" for m in ex_cond.messages]
+                    + [m for notes in out.notes for m in notes])
         result = TranslationResult(
             image=from_tensor(out.image[0]), warped=from_tensor(out.warped[0]), input_condition=src.preview,
             exemplar_condition=ex_cond.preview, levels=level_views(out.levels, size), engine=self.engine_name,
@@ -210,6 +243,29 @@ class Translator:
             mapped=None if out.fill is None else (out.fill[0, 0] < 0.5).cpu().numpy())
         result.seconds["views"] = time.perf_counter() - t1
         return result
+
+
+def exemplar_condition(task: str, photo: np.ndarray, side: int, allow_partial: bool = False) -> Condition:
+    """The exemplar's condition over its whole frame, at a working size with the longer side ``side``,
+    carrying the original photo (``.photo``) for full-resolution sampling. With ``allow_partial``, an
+    exemplar without a face still gives a condition (photo only) that engine v2 maps around."""
+    h, w = photo.shape[:2]
+    scale = side / max(h, w)
+    size = (max(32, round(h * scale)), max(32, round(w * scale)))
+    try:
+        cond = extract(task, photo, size)
+    except NoSubjectError as exc:
+        if not allow_partial:
+            what = "face" if task == "face" else "subject"
+            raise NoSubjectError(f"The exemplar has no {what} to paint the input with ({exc}) Choose an exemplar "
+                                 f"that shows a {what}, or allow a partial result (--allow-partial).") from exc
+        image = fit_image(photo, size)
+        cond = Condition(task=task, label=torch.zeros(1, *size), preview=image, image=image,
+                         messages=[f"No subject found ({exc})."])
+    if cond.image is None:
+        cond.image = fit_image(photo, size)
+    cond.photo = photo
+    return cond
 
 
 # -- views for the UI ------------------------------------------------------------------------------

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from core.errors import InputError
+from core.vocabulary import PRECISIONS, unknown
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # CPU flags (as /proc/cpuinfo spells them) that make bf16 matmuls fast
 _BF16_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
@@ -39,9 +39,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     except RuntimeError as exc:
         raise InputError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("CUDA was asked for but this torch has no usable GPU: use --device cpu")
+        raise InputError("CUDA was asked for but this torch has no usable GPU: $choose_cpu")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise InputError("MPS was asked for but is not available here: use --device cpu")
+        raise InputError("MPS was asked for but is not available here: $choose_cpu")
     return dev
 
 
@@ -85,10 +85,27 @@ def amx_used(device: str | torch.device, precisions) -> bool:
             and any(p != "fp32" for p in precisions) and (cap == "ALL" or "AMX" in cap))
 
 
+def full_precision(device: torch.device | str):
+    """A context that switches autocast off: similarities, softmax over candidates and the warps
+    stay float32 even when the convolutions around them run in bf16 / fp16."""
+    kind = torch.device(device).type
+    if kind in ("cpu", "cuda", "mps", "xpu"):
+        return torch.autocast(device_type=kind, enabled=False)
+    return contextlib.nullcontext()
+
+
+def in_place_inference() -> bool:
+    """The one switch between the training and the inference body of a hot path (each module
+    asks once per call): True when autograd is not recording, so temporaries may be overwritten
+    in place and buffers filled without concatenations; while training, autograd needs the
+    plain ops (it keeps their inputs for the backward pass)."""
+    return not torch.is_grad_enabled()
+
+
 def autocast_dtype(precision: str) -> torch.dtype | None:
     """'fp32' -> None (no autocast), 'bf16' -> torch.bfloat16, 'fp16' -> torch.float16."""
     if precision not in _DTYPES:
-        raise InputError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+        raise InputError(unknown("precision", precision, PRECISIONS))
     return _DTYPES[precision]
 
 
@@ -190,7 +207,7 @@ def configure_allocator(mode: str = "default") -> bool:
     False where it does not apply (not glibc).
     """
     if mode not in ALLOCATOR_MODES:
-        raise InputError(f"unknown allocator mode {mode!r}: choose one of {', '.join(ALLOCATOR_MODES)}")
+        raise InputError(unknown("allocator mode", mode, ALLOCATOR_MODES))
     if mode == "default" or platform.system() != "Linux":
         return False
     try:

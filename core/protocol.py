@@ -42,13 +42,15 @@ class EngineOutput:
     levels: list[LevelMatch]  # coarsest first: warps, candidates (positions) and their weights per level
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds (for the whole batch)
     fill: torch.Tensor | None = None  # (B, 1, H, W) in [0, 1]: share of an inpainted fill, where an engine has one
+    notes: list[list[str]] = field(default_factory=list)  # per item, what the user should know (v2: zoom, fills)
+    stats: list[dict[str, float]] = field(default_factory=list)  # per item, measured figures (v2: folds, fills)
 
     def item(self, i: int) -> EngineOutput:
         """Batch item ``i`` (every tensor keeps its batch dimension)."""
         one = slice(i, i + 1)
         return EngineOutput(self.image[one], self.warped[one], self.positions[one], self.confidence[one],
                             [level_item(lv, i) for lv in self.levels], dict(self.seconds),
-                            None if self.fill is None else self.fill[one])
+                            None if self.fill is None else self.fill[one], self.notes[one], self.stats[one])
 
     @staticmethod
     def concat(outputs: Sequence[EngineOutput]) -> EngineOutput:
@@ -64,7 +66,8 @@ class EngineOutput:
             torch.cat([o.image for o in outputs]), torch.cat([o.warped for o in outputs]),
             torch.cat([o.positions for o in outputs]), torch.cat([o.confidence for o in outputs]),
             [_cat_levels(lvs) for lvs in zip(*(o.levels for o in outputs))], seconds,
-            None if any(f is None for f in fills) else torch.cat(fills))
+            None if any(f is None for f in fills) else torch.cat(fills),
+            [n for o in outputs for n in o.notes], [st for o in outputs for st in o.stats])
 
 
 class Engine(Protocol):

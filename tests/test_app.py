@@ -12,7 +12,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from app.settings import ASSETS, ROOT  # noqa: E402
-from app.testing import running_app  # noqa: E402
+from tests.app_server import running_app  # noqa: E402
 
 RES = 128  # small: the point is the plumbing, not the picture
 
@@ -81,18 +81,23 @@ def test_a_painted_mask_is_a_ready_condition(client, tmp_path):
     assert _picture(image).shape == (RES, RES, 3) and len(warps) == len(info["levels"])
 
 
-def test_a_learned_checkpoint_is_used_when_chosen(client, tmp_path):
+def test_a_learned_checkpoint_is_used_when_chosen(client, server):
+    import shutil
+
     import torch
 
     from core.config import get_preset
     from core.model import Warpaint
 
     torch.manual_seed(0)
-    folder = tmp_path / "tiny-pose"
+    folder = server[1] / "checkpoints" / "tiny-pose"  # the server's own folder: clients choose by name
     Warpaint(get_preset("tiny", task="pose", label_channels=20)).save_pretrained(folder)
-    image, warps, _, _, info = client.predict(
-        "pose", handle_file(str(ASSETS / "astronaut.jpg")), handle_file(str(ASSETS / "grace_hopper.jpg")), False, RES,
-        "learned", str(folder), 2, 0.01, 0, False, api_name="/translate")
+    try:
+        image, warps, _, _, info = client.predict(
+            "pose", handle_file(str(ASSETS / "astronaut.jpg")), handle_file(str(ASSETS / "grace_hopper.jpg")), False,
+            RES, "learned", "tiny-pose", 2, 0.01, 0, False, api_name="/translate")
+    finally:
+        shutil.rmtree(folder)  # the other tests expect auto = training-free
     assert info["engine"].startswith("learned") and "tiny-pose" in info["engine"]
     assert _picture(image).shape == (RES, RES, 3) and len(warps) == 3  # the tiny preset has 3 levels
 
@@ -131,7 +136,7 @@ def test_bad_uploads_get_clear_errors_and_the_server_keeps_serving(client, tmp_p
     with pytest.raises(AppError, match="No learned checkpoint .* choose Advanced > Engine > training-free"):
         client.predict("pose", handle_file(str(good)), handle_file(str(good)), False, RES, "learned", "", 2, 0.01, 0,
                        False, api_name="/translate")
-    with pytest.raises(AppError, match="is not a model folder"):
+    with pytest.raises(AppError, match="paths are not accepted"):
         client.predict("pose", handle_file(str(good)), handle_file(str(good)), False, RES, "learned",
                        str(tmp_path), 2, 0.01, 0, False, api_name="/translate")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -109,13 +111,49 @@ def test_warpaint_errors_become_gradio_errors(error, title):
     assert info.value.message == str(error) and info.value.title == title
 
 
-def test_unexpected_errors_become_a_short_gradio_error():
+def test_library_messages_name_options_in_each_front_ends_words(tmp_path):
+    """One message in core, worded for the CLI by str() and for the app by friendly_errors."""
+    from core.pipeline import Translator
+    from core.vocabulary import OPTION_WORDS
+
+    with pytest.raises(CheckpointError) as info:
+        Translator("pose", engine="learned", checkpoints_root=tmp_path)
+    cli, app = OPTION_WORDS["cli"], OPTION_WORDS["app"]
+    assert cli["choose_checkpoint"] in str(info.value) and cli["choose_training_free"] in str(info.value)
+
+    @engine.friendly_errors
+    def fail():
+        raise info.value
+
+    with pytest.raises(gr.Error) as shown:
+        fail()
+    assert app["choose_checkpoint"] in shown.value.message and app["choose_training_free"] in shown.value.message
+    assert "--" not in shown.value.message and "$" not in shown.value.message
+
+
+def test_unexpected_errors_become_a_generic_message_with_an_id_that_is_in_the_log(caplog):
     @engine.friendly_errors
     def boom():
-        raise RuntimeError("kaput")
+        raise OSError(36, "File name too long", "/srv/secret/" + "x" * 300)
 
-    with pytest.raises(gr.Error, match="Unexpected error .RuntimeError: kaput"):
+    with caplog.at_level("ERROR", logger="warpaint.app"), pytest.raises(gr.Error) as info:
         boom()
+    message = info.value.message
+    assert "Something went wrong" in message and "secret" not in message and "OSError" not in message
+    error_id = re.search(r"error id ([0-9a-f]{12})", message).group(1)
+    assert error_id in caplog.text and "File name too long" in caplog.text  # the full story is in the log
+
+
+def test_error_messages_never_name_server_folders(monkeypatch, tmp_path):
+    monkeypatch.setattr(settings, "CHECKPOINTS", tmp_path / "ckpts")
+
+    @engine.friendly_errors
+    def fail():
+        raise CheckpointError(f"{tmp_path}/ckpts/tiny is a model for the 'mask' task; see /etc/warpaint/x.json")
+
+    with pytest.raises(gr.Error) as info:
+        fail()
+    assert info.value.message == "checkpoints/tiny is a model for the 'mask' task; see (a server path)"
 
 
 def test_bad_pictures_are_refused_clearly(tmp_path, monkeypatch):
@@ -157,7 +195,7 @@ def test_layout_tabs_advanced_closed_and_api_names():
     assert not any(d.get("api_name") in (None, "") and d.get("api_visibility") == "public"
                    for d in config["dependencies"])
     endpoints = demo.get_api_info()["named_endpoints"]
-    assert set(endpoints) == {"/extract", "/translate"}  # the UI's own events stay out of the API docs
+    assert set(endpoints) == {"/extract", "/translate", "/models"}  # the UI's own events stay out of the API docs
     assert [p["parameter_name"] for p in endpoints["/translate"]["parameters"]] == [
         "task", "source", "exemplar", "source_is_condition", "resolution", "engine", "checkpoint", "iterations",
         "temperature", "seed", "oil_paint_exemplar"]

@@ -11,9 +11,9 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from skimage import data  # noqa: E402
 
 from app.settings import ASSETS  # noqa: E402
-from app.testing import running_app  # noqa: E402
 from core.video.encode import read_video_info, write_video  # noqa: E402
 from core.video.samples import moving_photo  # noqa: E402
+from tests.app_server import running_app  # noqa: E402
 
 MAX_FRAMES = 10  # this server's clip limit (set below)
 
@@ -50,7 +50,7 @@ def test_clip_limits_and_bad_values_are_refused_clearly(client, tmp_path):
     with pytest.raises(AppError, match=f"longer than this server takes \\({MAX_FRAMES} frames"):
         _video(client, _clip(tmp_path / "long.mp4", MAX_FRAMES + 2))
     clip = _clip(tmp_path / "ok.mp4", 3)
-    with pytest.raises(AppError, match="(greater than maximum value 256|out of range for videos: use 128 to 256)"):
+    with pytest.raises(AppError, match="(greater than maximum value 256|out of range: use 128 to 256)"):
         _video(client, clip, resolution=1024)
     with pytest.raises(AppError, match="(Unknown engine|not in the list of choices)"):
         _video(client, clip, engine="../../etc")

@@ -181,6 +181,24 @@ def test_head_and_shoulders_exemplar_is_refused_for_a_full_body():
     assert chart.defined[40, 128] and chart.defined[90, 128]
 
 
+def test_exemplar_without_a_person_or_shared_head_joints():
+    src = from_keypoints("pose", full_body(), SIZE)
+    empty = from_keypoints("pose", full_body(), SIZE)
+    empty.keypoints = None  # what an exemplar with no person found carries (allow_partial)
+    with pytest.raises(InputError, match="head"):
+        body_chart(src, empty)
+    chart = body_chart(src, empty, allow_partial=True)
+    assert not chart.defined.any() and "torso" in chart.missing and "head" in chart.missing
+    # the head seen by its ears on one side and its nose and eyes on the other: disc to disc
+    ears = full_body()
+    ears[[0, 14, 15]] = 0
+    face = full_body(shift=(6, 0))
+    face[[16, 17]] = 0
+    chart = body_chart(from_keypoints("pose", ears, SIZE), from_keypoints("pose", face, SIZE))
+    col, row = np.round(ears[[16, 17], :2].mean(axis=0)).astype(int)
+    assert chart.region[row, col] == PART_ID["head"] and chart.defined[row, col]
+
+
 def test_same_pose_is_the_identity():
     kp = full_body()
     cond = from_keypoints("pose", kp, SIZE)
@@ -256,3 +274,30 @@ def test_detected_hands_go_to_the_nearer_wrist(monkeypatch):
     kp_no_wrists = kp.copy()
     kp_no_wrists[[4, 7]] = 0
     assert pose.detect_hands(photo, SIZE, kp_no_wrists) is None
+
+
+@pytest.fixture(scope="module")
+def photo_poses():
+    import matplotlib.cbook
+    import skimage.data
+
+    from core.conditions import extract
+    from core.imageio import load_image
+
+    grace = load_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    return {"grace": extract("pose", grace, SIZE), "astronaut": extract("pose", skimage.data.astronaut(), SIZE)}
+
+
+def test_real_photos_map_head_to_head_and_refuse_a_missing_arm(photo_poses):
+    grace, astronaut = photo_poses["grace"], photo_poses["astronaut"]
+    assert body_of(grace).measured and body_of(astronaut).measured  # selfie silhouettes on both sides
+    chart = body_chart(grace, astronaut)
+    assert chart.defined.mean() > 0.25 and not chart.missing
+    for joint in (0, 14, 15):  # nose and eyes land on the exemplar's
+        col, row = np.round(grace.keypoints[joint, :2]).astype(int)
+        assert chart.region[row, col] == PART_ID["head"]
+        eye_gap = np.hypot(*(astronaut.keypoints[14, :2] - astronaut.keypoints[15, :2]))
+        assert np.hypot(*(chart.positions[row, col][::-1] - astronaut.keypoints[joint, :2])) < 0.25 * eye_gap
+    # the astronaut shows her right elbow; Grace Hopper's portrait does not
+    with pytest.raises(InputError, match="right upper arm"):
+        body_chart(astronaut, grace)

@@ -75,14 +75,15 @@ def test_cross_pairs_report_every_figure_and_draw_the_sheet(tmp_path, capsys):
     report = _report(capsys)
     assert "warp" not in report  # no --images: cross pairs only
     cross = report["cross"]
-    assert cross["task"] == "face" and cross["pairs"] == 1 and set(cross["engines"]) == {"v1"}
-    (row,) = cross["engines"]["v1"]["rows"]
-    assert row["pair"] == "grace_hopper -> astronaut" and not row["painted_exemplar"]
-    assert 0 <= row["nme"] < 0.2 and 0.5 < row["coherence"] < 5 and 0 <= row["folds"] < 1 and row["seconds"] > 0
-    summary = cross["engines"]["v1"]["summary"]
-    assert summary["translated"] == 1 and summary["nme_photo_exemplars"]["max"] == row["nme"]
-    with Image.open(sheet) as im:  # input | exemplar | v1, one row
-        assert im.size == (3 * 96, HEADER + CAPTION + 96)
+    assert cross["task"] == "face" and cross["pairs"] == 1 and set(cross["engines"]) == {"v1", "v2"}
+    for version in ("v1", "v2"):
+        (row,) = cross["engines"][version]["rows"]
+        assert row["pair"] == "grace_hopper -> astronaut" and not row["painted_exemplar"]
+        assert 0 <= row["nme"] < 0.2 and 0.5 < row["coherence"] < 5 and 0 <= row["folds"] < 1 and row["seconds"] > 0
+        summary = cross["engines"][version]["summary"]
+        assert summary["translated"] == 1 and summary["nme_photo_exemplars"]["max"] == row["nme"]
+    with Image.open(sheet) as im:  # input | exemplar | v1 | v2, one row
+        assert im.size == (4 * 96, HEADER + CAPTION + 96)
 
 
 def test_unknown_engine_version_is_a_clear_error(capsys):

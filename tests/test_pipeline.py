@@ -97,9 +97,15 @@ def test_training_free_translation_has_every_part(photos):
 
 def test_ready_condition_input(photos):
     skeleton = load_image(os.path.join(ASSETS, "skeleton_raised_arm.png"))
-    result = Translator("pose", engine="training-free").translate(skeleton, photos[1], resolution=128,
-                                                                 source_is_condition=True)
+    translator = Translator("pose", engine="training-free", version=2)
+    # The exemplar (head and shoulders) lacks the raised arm: refused by name unless partial results are allowed.
+    with pytest.raises(InputError, match="does not show parts of the body"):
+        translator.translate(skeleton, photos[1], resolution=128, source_is_condition=True)
+    result = translator.translate(skeleton, photos[1], resolution=128, source_is_condition=True, allow_partial=True)
     _check_result(result, (128, 128), "training-free")
+    v1 = Translator("pose", engine="training-free").translate(skeleton, photos[1], resolution=128,
+                                                              source_is_condition=True)  # v1 (the default) maps it
+    _check_result(v1, (128, 128), "training-free")
 
 
 def test_auto_uses_learned_checkpoint(tiny_root, photos):

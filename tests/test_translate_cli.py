@@ -33,7 +33,7 @@ def test_one_picture_with_warps(tmp_path, capsys):
     names = {p.name for p in warps.iterdir()}
     assert {"warped.png", "flow.png", "confidence.png", "input_condition.png", "exemplar_condition.png"} <= names
     for kind in ("warp", "flow", "confidence"):
-        assert len([n for n in names if n.startswith("level") and n.endswith(f"_{kind}.png")]) >= 2
+        assert len([n for n in names if n.startswith("level") and n.endswith(f"_{kind}.png")]) >= 1  # v2: one
     coarsest = sorted(n for n in names if n.startswith("level0_") and n.endswith("_warp.png"))[0]
     assert Image.open(warps / coarsest).size == (128, 128)  # upsampled to the output size
 

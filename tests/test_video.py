@@ -243,6 +243,15 @@ def test_cli_killed_with_sigkill_continues_where_it_stopped(tmp_path, pose_clip,
     assert read_video_info(out).frames == FRAMES
 
 
+def test_a_time_budget_stops_a_clip_between_frames(tmp_path, pose_clip, exemplar):
+    from core.budget import BudgetExceeded, time_budget
+
+    retargeter = VideoRetargeter(Translator("pose", engine="training-free"))
+    with pytest.raises(BudgetExceeded), time_budget(0.0):
+        retargeter.run(open_clip(pose_clip), exemplar, tmp_path / "out.mp4", VideoOptions(resolution=64))
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_seeded_frames_are_no_less_stable_than_independent(tmp_path, pose_clip, exemplar):
     retargeter = VideoRetargeter(Translator("pose", engine="training-free"))
     runs = {}
@@ -294,3 +303,21 @@ def test_a_learned_model_renders_every_frame_too(tmp_path, pose_clip, exemplar):
                                               VideoOptions(resolution=64, batch_size=2, frames_dir=tmp_path / "b"))
     assert batched.seconds["rendered_frames"] == 5 and read_video_info(tmp_path / "batched.mp4").frames == 5
     assert len(list((tmp_path / "b").glob("*.png"))) == 5
+
+
+def test_openpose_files_fit_the_output_like_a_photo(tmp_path):
+    from core.video.retarget import _fitted_pose
+
+    kp = np.zeros((18, 3))
+    kp[:4] = [[0.5, 0.25, 1], [0.5, 0.5, 1], [0.25, 0.5, 1], [0.75, 0.5, 1]]
+    doc = {"people": [{"pose_keypoints_2d": kp.ravel().tolist()}]}  # normalised, no canvas
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    doc.update(canvas_width=400, canvas_height=200)  # a wide canvas: its centre square is kept
+    doc["people"][0]["pose_keypoints_2d"] = (kp * [400, 200, 1]).ravel().tolist()
+    (tmp_path / "b.json").write_text(json.dumps(doc))
+    clip = open_clip(tmp_path)
+    assert clip.kind == "poses" and clip.count == 2 and clip.fps == 25
+    plain, wide = (_fitted_pose(item, (100, 100)) for item in clip.poses())
+    assert np.allclose(plain[:4, :2], [[50, 25], [50, 50], [25, 50], [75, 50]])
+    assert np.allclose(wide[:4, :2], [[50, 25], [50, 50], [0, 50], [100, 50]])
+    assert (wide[4:] == 0).all()

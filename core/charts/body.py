@@ -74,6 +74,8 @@ def _body_scale(joints: np.ndarray, found: np.ndarray) -> float:
     if found[0] and found[1]:
         return 2.5 * float(np.hypot(*(joints[0] - joints[1])))
     pts = joints[found]
+    if not len(pts):
+        return 8.0
     return float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1]), 8.0))
 
 
@@ -169,9 +171,12 @@ def _width_at(widths: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def body_of(cond: Condition) -> Body:
     """The body geometry of a pose condition (photo: measured silhouette; skeleton: nominal)."""
-    if cond.keypoints is None or len(cond.keypoints) != 18:
+    if cond.keypoints is None:  # an exemplar with no person found (kept with allow_partial): no parts
+        kp = np.zeros((18, 3))
+    elif len(cond.keypoints) != 18:
         raise InputError("Body charts need a pose condition with 18 COCO keypoints.")
-    kp = np.asarray(cond.keypoints, np.float64)
+    else:
+        kp = np.asarray(cond.keypoints, np.float64)
     found = kp[:, 2] > 0
     joints = _complete_torso(kp[:, :2].copy(), found)
     scale = max(_body_scale(joints, found), 8.0)
@@ -381,6 +386,8 @@ def assign(body: Body, p: np.ndarray, parts: list[str]) -> tuple[np.ndarray, np.
 
     Inside a part's outline (distance <= 1) the earliest part in depth order wins; elsewhere the
     nearest part, up to FAR."""
+    if not parts or not len(p):
+        return np.full(len(p), -1), np.full(len(p), np.inf)
     costs = np.full((len(parts), len(p)), np.inf)
     for k, name in enumerate(parts):
         costs[k] = _part_cost(body, name, p, parts)
@@ -417,8 +424,11 @@ def _map_part(name: str, src: Body, ex: Body, p: np.ndarray) -> np.ndarray:
         return quad_place(torso_local(p, src, ex), ex.joints[list(TORSO)])
     if name == "head":
         common = [i for i in (*HEAD_JOINTS, 1) if src.found[i] and ex.found[i]]
-        m = similarity(src.joints[common], ex.joints[common])
-        return p @ m[:, :2].T + m[:, 2]
+        if common:
+            m = similarity(src.joints[common], ex.joints[common])
+            return p @ m[:, :2].T + m[:, 2]
+        (c_src, r_src), (c_ex, r_ex) = _head_centre(src.joints, src.found), _head_centre(ex.joints, ex.found)
+        return c_ex + (p - c_src) * (r_ex / r_src)  # no joint in common (e.g. ears vs eyes): disc to disc
     k = HANDS.index(name)
     return piecewise_affine(src.hands[k, :, :2], ex.hands[k, :, :2], p)
 

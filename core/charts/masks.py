@@ -27,7 +27,9 @@ from core.errors import InputError
 
 MIN_CLASS_FRACTION = 0.0005  # classes smaller than this share of the output are ignored (stray pixels)
 UNKNOWN_MIN_FRACTION = 0.05  # an exemplar's unlabeled part at least this large stands in for absent classes
-STUFF_MIN_FRACTION = 0.02  # a stuff region is synthesised when at least this share of the output
+STUFF_MIN_FRACTION = 0.02  # a stuff region is synthesised when at least this share of the output ...
+MAX_STRETCH = 1.25  # ... and mapping it as it is would stretch its texture more than this
+MAX_OFF = 0.02  # ... or land this share of it on other classes of the exemplar (smears once snapped)
 TILE_FRACTION = 1 / 10  # quilting tile side as a fraction of the output's shorter side
 GUIDE_WEIGHT = 0.15  # pull of the shape chart's layout against the tiles' colour agreement
 CANDIDATES = 32  # random tile origins tried per tile (plus the guided one)
@@ -109,7 +111,39 @@ def shape_map(src_region: np.ndarray, ex_region: np.ndarray) -> np.ndarray:
         q = (p - centre) / spread
         scale = _outline_at(ex_radius, q) / _outline_at(radius, q)
         out[p[:, 1].astype(int), p[:, 0].astype(int)] = ex_centre + q * scale[:, None] * ex_spread
+    return _snap(out, src_region, ex_region)
+
+
+def moment_map(src_region: np.ndarray, ex_region: np.ndarray, raw: bool = False) -> np.ndarray:
+    """(H, W, 2) x, y exemplar positions for the pixels of ``src_region``: the axis-aligned affine map
+    taking the class's centroid and spread (all its pieces together) onto the exemplar's. For stuff
+    (a sky, a lawn: wide, holed by the things in front of it) where a polar chart would shear."""
+    out = np.full((*src_region.shape, 2), np.nan)
+    ys, xs = np.nonzero(src_region)
+    eys, exs = np.nonzero(ex_region)
+    if not len(eys):
+        return out
+    p = np.stack([xs, ys], axis=1).astype(np.float64)
+    q = np.stack([exs, eys], axis=1).astype(np.float64)
+    out[ys, xs] = q.mean(axis=0) + (p - p.mean(axis=0)) * (q.std(axis=0) + 1.0) / (p.std(axis=0) + 1.0)
+    return out if raw else _snap(out, src_region, ex_region)
+
+
+def off_region(positions: np.ndarray, src_region: np.ndarray, ex_region: np.ndarray) -> float:
+    """Share of the region's positions that fall off the exemplar's region (before snapping)."""
+    eh, ew = ex_region.shape
+    q = positions[src_region]
+    qx = np.clip(np.round(q[:, 0]), 0, ew - 1).astype(int)
+    qy = np.clip(np.round(q[:, 1]), 0, eh - 1).astype(int)
+    return float((~ex_region[qy, qx]).mean()) if len(q) else 0.0
+
+
+def _snap(out: np.ndarray, src_region: np.ndarray, ex_region: np.ndarray) -> np.ndarray:
+    """Positions kept inside the exemplar's frame, and those off its region moved to its nearest pixel."""
+    eh, ew = ex_region.shape
     rows, cols = np.nonzero(src_region)
+    out[..., 0] = np.clip(out[..., 0], 0, ew - 1)  # (NaN stays NaN)
+    out[..., 1] = np.clip(out[..., 1], 0, eh - 1)
     q = out[rows, cols]
     qx = np.clip(np.round(q[:, 0]).astype(int), 0, ew - 1)
     qy = np.clip(np.round(q[:, 1]).astype(int), 0, eh - 1)
@@ -245,6 +279,19 @@ def synthesize(src_region: np.ndarray, ex_region: np.ndarray, ex_image: np.ndarr
     return out
 
 
+def stretch(src_region: np.ndarray, ex_region: np.ndarray) -> float:
+    """How much the shape chart would stretch (>= 1) or squeeze the exemplar's texture along either
+    axis, relative to the exemplar's own scale (its frame fitted to the output's area)."""
+    (h, w), (eh, ew) = src_region.shape, ex_region.shape
+    k = np.sqrt(eh * ew / (h * w))
+    ratios = []
+    for axis in (0, 1):
+        src_spread = np.nonzero(src_region)[axis].std() + 1.0
+        ex_spread = np.nonzero(ex_region)[axis].std() + 1.0
+        ratios.append(ex_spread / (k * src_spread))
+    return float(max(max(r, 1 / r) for r in ratios))
+
+
 def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = False, seed: int = 0) -> ChartMap:
     """Dense map from the output's labelled pixels to the exemplar's pixels of the same class.
 
@@ -280,12 +327,18 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         if ex_count[c] == 0 and unknown is None:
             continue
         ex_region = ex_idx == c if ex_count[c] else unknown
-        guide = shape_map(src_region, ex_region)
+        is_stuff = NAMES[c] in STUFF
+        if is_stuff:  # mapped as it is when that neither stretches it nor lands on other classes
+            raw = moment_map(src_region, ex_region, raw=True)
+            plain = stretch(src_region, ex_region) <= MAX_STRETCH and off_region(raw, src_region, ex_region) <= MAX_OFF
+            guide = _snap(raw, src_region, ex_region)
+        else:
+            plain, guide = True, shape_map(src_region, ex_region)
         synthesised = None
-        if NAMES[c] in STUFF and src_count[c] >= STUFF_MIN_FRACTION * h * w:
+        if is_stuff and src_count[c] >= STUFF_MIN_FRACTION * h * w and not plain:
             synthesised = synthesize(src_region, ex_region, ex_image, guide, seed=seed + int(c))
             if synthesised is None:
-                notes.append(f"{NAMES[c]}: the exemplar's region is too thin to copy texture from; stretched.")
+                notes.append(f"{NAMES[c]}: the exemplar's region is too thin to copy texture from; mapped as it is.")
         if synthesised is not None:
             positions[src_region] = synthesised[src_region][:, ::-1]
             confidence[src_region] = 0.9

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from core.errors import InputError
+from core.vocabulary import ENGINE_KINDS
 
 PRECISION_CHOICES = ("fp32", "bf16", "fp16", "both", "all")
 
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="both",
                         help="fp32, bf16, fp16, both (= fp32,bf16), all, or a comma list (e.g. fp32,fp16)")
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--engine", default="learned", choices=["learned", "training-free"])
+    parser.add_argument("--engine", default="learned", choices=ENGINE_KINDS)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per precision (the median is reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (allocations, autotuning)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import InputError
+from core.vocabulary import TASKS
 
 LABEL_FORMATS = (".npy", ".pt", ".safetensors")
 PICTURE_FORMATS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -41,7 +42,7 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    parser.add_argument("--task", required=True, choices=("pose", "face", "mask"), help="condition kind")
+    parser.add_argument("--task", required=True, choices=TASKS, help="condition kind")
     parser.add_argument("--input", type=Path, help="photo (or, with --from-condition, a condition picture)")
     parser.add_argument("--output", type=Path, required=True, help="where to write the condition picture (PNG)")
     parser.add_argument("--resolution", default="512",
@@ -65,10 +66,12 @@ def parse_resolution(text: str) -> tuple[int, int]:
         values = [int(p) for p in parts]
     except ValueError:
         values = []
-    if len(values) == 1:
-        return values[0], values[0]
-    if len(values) == 2:
-        return values[1], values[0]
+    if len(values) in (1, 2):
+        from core.limits import RESOLUTION
+
+        for side in values:
+            RESOLUTION.check(side)
+        return (values[0], values[0]) if len(values) == 1 else (values[1], values[0])
     raise InputError(f"--resolution must be N or WxH (e.g. 512 or 768x512), got {text!r}.")
 
 

@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import InputError, WarpaintError
+from core.vocabulary import ENGINES, PRECISIONS, TASKS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", required=True, choices=("pose", "face", "mask"))
+    parser.add_argument("--task", required=True, choices=TASKS)
     single = parser.add_argument_group("one picture")
     single.add_argument("--input", type=Path, help="the input photo (or, with --input-is-condition, a condition)")
     single.add_argument("--output", type=Path, help="where to write the result (PNG, JPEG, WebP...)")
@@ -38,7 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "with its own file stem, or the folder's only picture)")
     parser.add_argument("--input-is-condition", action="store_true",
                         help="the input is a ready skeleton picture / face sketch / painted ADE20K mask")
-    parser.add_argument("--engine", default="auto", choices=("auto", "learned", "training-free"))
+    parser.add_argument("--engine", default="auto", choices=ENGINES)
+    parser.add_argument("--engine-version", type=int, default=None, choices=(1, 2),
+                        help="training-free engine: 2 (charts, full resolution, compositing; the default for face) "
+                             "or 1 (the default for pose and masks)")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="map what can be mapped when the exemplar lacks a part the input needs (e.g. no "
+                             "face) instead of refusing")
     parser.add_argument("--checkpoint", type=Path, help="a model folder (config.json + model.safetensors)")
     parser.add_argument("--warps-dir", type=Path,
                         help="also write every level's warp, flow picture and confidence map here")
@@ -47,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=None, help="softmax temperature of the matching")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="auto (default), cpu or cuda")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="learned engine: autocast precision (bf16 is fast on CPUs with AMX)")
 
 
@@ -62,16 +69,25 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("Folder mode needs both --input-dir and --output-dir.")
     elif args.input is None or args.output is None:
         raise InputError("Give --input and --output (or --input-dir and --output-dir for a folder).")
-    if args.batch_size < 1:
-        raise InputError("--batch-size must be at least 1.")
+    _check_numbers(args)
     translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint, device=args.device,
-                            precision=args.precision)
+                            precision=args.precision, version=args.engine_version)
     print(f"engine: {translator.engine_name}", file=sys.stderr)
     options = dict(resolution=args.resolution, iterations=args.iterations, temperature=args.temperature,
-                   seed=args.seed, source_is_condition=args.input_is_condition)
+                   seed=args.seed, source_is_condition=args.input_is_condition, allow_partial=args.allow_partial)
     if folder_mode:
         return _run_folder(translator, args, options)
     return _run_one(translator, args, options)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """The app's number checks (core.limits), before any model is loaded; the CLI may use their full ranges."""
+    from core.limits import BATCH_SIZE, ITERATIONS, RESOLUTION, SEED, TEMPERATURE
+
+    for limit in (RESOLUTION, ITERATIONS, TEMPERATURE):
+        limit.check_optional(getattr(args, limit.name))
+    SEED.check(args.seed)
+    BATCH_SIZE.check(args.batch_size)
 
 
 def _run_one(translator, args: argparse.Namespace, options: dict) -> int:

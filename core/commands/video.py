@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from core.errors import InputError
+from core.vocabulary import ENGINES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exemplar", type=Path, required=True, help="photo of the person to drive")
     parser.add_argument("--output", type=Path, required=True, help="the video to write (.mp4 H.264 or .webm VP9)")
     parser.add_argument("--resolution", type=int, default=None, help="square output side (default: 512 or the model's)")
-    parser.add_argument("--engine", default="auto", choices=("auto", "learned", "training-free"))
+    parser.add_argument("--engine", default="auto", choices=ENGINES)
     parser.add_argument("--checkpoint", type=Path, help="a model folder (config.json + model.safetensors)")
     parser.add_argument("--fps", type=float, default=None,
                         help="output frame rate (default: the video's; 25 for frames and poses folders)")
@@ -58,10 +59,12 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.output, args.skeleton_video):  # before any work: a wrong name fails at once
         if path is not None:
             check_output(path)
-    if args.iterations is not None and not 0 <= args.iterations <= 50:
-        raise InputError("--iterations must be between 0 and 50.")
-    if not 1 <= args.batch_size <= 64:
-        raise InputError("--batch-size must be between 1 and 64.")
+    from core.limits import BATCH_SIZE, ITERATIONS, RESOLUTION, SEED
+
+    ITERATIONS.check_optional(args.iterations)  # the same number checks as translate and the app
+    RESOLUTION.check_optional(args.resolution)
+    SEED.check(args.seed)
+    BATCH_SIZE.check(args.batch_size)
     if args.stats is not None and not args.stats.parent.is_dir():
         raise InputError(f"Cannot write {args.stats}: the folder {args.stats.parent} does not exist.")
     clip = open_clip(args.input, max_frames=args.max_frames, fps=args.fps)

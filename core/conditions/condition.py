@@ -26,6 +26,9 @@ class Condition:
     hands: np.ndarray | None = None  # pose from a photo: (2, 21, 3) MediaPipe hand points, subject's right
     # then left, x, y in pixels and confidence (0 = that hand not found); None when no hand was found
     parts: np.ndarray | None = None  # (P, H, W) float32 in [0, 1]
+    mesh: np.ndarray | None = None  # face: (478, 3) FaceMesh points with irises, x, y, z in pixels (smaller z = nearer)
+    photo: np.ndarray | None = None  # the ORIGINAL photo (any size) ``image`` was fitted from, for full-resolution
+    # sampling; ``core.imageio.fit_geometry(photo.shape[:2], size)`` relates the two
     messages: list[str] = field(default_factory=list)
 
     @property

@@ -36,8 +36,9 @@ def _factories() -> dict[str, Callable[[], Any]]:
         # model_complexity=1 is the only Pose model shipped inside the wheel.
         "pose": lambda: s.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False,
                                     min_detection_confidence=0.5),
+        # refine_landmarks: 478 points (the 468 + 2 x 5 iris points), eyes and lips refined.
         "face_mesh": lambda: s.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
-                                                  refine_landmarks=False, min_detection_confidence=0.5),
+                                                  refine_landmarks=True, min_detection_confidence=0.5),
         # model 1 = full range: also finds small faces in wide shots; model 0 = close-ups.
         "face_detection_far": lambda: s.face_detection.FaceDetection(model_selection=1,
                                                                      min_detection_confidence=0.5),

@@ -129,12 +129,17 @@ def from_keypoints(keypoints: np.ndarray, size: tuple[int, int], image: np.ndarr
 
 
 def detect_keypoints(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The largest face's (68, 3) iBUG points and its outline, in pixels of the photo fitted to ``size``."""
+    """The largest face's (68, 3) iBUG points and its outline (FaceMesh: (478, 3) x, y, z), in pixels of
+    the photo fitted to ``size``."""
     view, sx, sy = detection_view(image, size, long_side=2048)
     found = find_face(view)
     scale = np.array([sx, sy])
     kp = np.concatenate([found.ibug * scale, np.ones((68, 1))], axis=1)
-    return kp, found.outline * scale, found.messages
+    outline = np.array(found.outline, np.float64)
+    outline[:, :2] *= scale
+    if outline.shape[1] > 2:
+        outline[:, 2] *= sx  # depth in the x unit, as FaceMesh gives it
+    return kp, outline, found.messages
 
 
 def extract(image: np.ndarray, size: tuple[int, int], canny: tuple[int, int] = (CANNY_LOW, CANNY_HIGH)
@@ -153,7 +158,10 @@ def extract(image: np.ndarray, size: tuple[int, int], canny: tuple[int, int] = (
     outside = (kp[:, 0] < 0) | (kp[:, 0] >= size[1]) | (kp[:, 1] < 0) | (kp[:, 1] >= size[0])
     if outside.any():
         messages.append(f"{int(outside.sum())} of the 68 face points fall outside the picture (face cut off).")
-    return from_keypoints(kp, size, image, canny, outline=outline, messages=messages)
+    cond = from_keypoints(kp, size, image, canny, outline=outline, messages=messages)
+    if outline.shape == (478, 3):
+        cond.mesh = outline.astype(np.float32)
+    return cond
 
 
 def normalize_sketch(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -33,7 +33,7 @@ class FaceFind:
     """One face: iBUG-68 points and the outline of the whole face, in pixels of the searched picture."""
 
     ibug: np.ndarray  # (68, 2)
-    outline: np.ndarray  # (N, 2) points whose convex hull is the face (FaceMesh: all 468)
+    outline: np.ndarray  # (N, 2+) points whose convex hull is the face (FaceMesh: all 478 as x, y, z)
     width: float  # face width in pixels (jaw end to jaw end)
     messages: list[str] = field(default_factory=list)
 
@@ -84,12 +84,12 @@ def _boxes(image: np.ndarray) -> list[Box]:
 
 
 def _mesh(image: np.ndarray) -> np.ndarray | None:
-    """FaceMesh on a picture -> (468, 2) pixels, or None."""
+    """FaceMesh on a picture -> (478, 3) x, y, z in pixels (z in the x unit, smaller = nearer), or None."""
     result = detectors.run("face_mesh", image)
     if not result.multi_face_landmarks:
         return None
     h, w = image.shape[:2]
-    return np.array([(p.x * w, p.y * h) for p in result.multi_face_landmarks[0].landmark])
+    return np.array([(p.x * w, p.y * h, p.z * w) for p in result.multi_face_landmarks[0].landmark])
 
 
 def _mesh_in_box(image: np.ndarray, box: Box) -> np.ndarray | None:
@@ -106,7 +106,8 @@ def _mesh_in_box(image: np.ndarray, box: Box) -> np.ndarray | None:
     pts = _mesh(crop)
     if pts is None:
         return None
-    return (pts - m[:, 2]) / scale
+    pts[:, :2] -= m[:, 2]
+    return pts / scale
 
 
 _fa_lock = threading.Lock()

@@ -40,6 +40,7 @@ from core.train.monitor import Monitor, sample_grid
 from core.train.presets import TrainConfig
 from core.train.step import TrainingStep
 from core.train.vgg import VGG19, find_vgg_weights
+from core.vocabulary import CONFIG_FILE
 
 TRAIN_CONFIG = "train.json"
 
@@ -206,7 +207,7 @@ class Trainer:
             self.notes.append(f"--resume: no checkpoint in {self.out}; starting from scratch.")
             return
         saved = ckpt.load_checkpoint(folder)
-        config = WarpaintConfig.load(folder / "config.json")
+        config = WarpaintConfig.load(folder / CONFIG_FILE)
         if config != self.model_config:
             raise CheckpointError(f"{folder} was trained with another model config; resume with the same "
                                   "--config, or start a new --out.")

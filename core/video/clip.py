@@ -50,8 +50,8 @@ class Clip:
             raise ValueError("a poses folder has no frames")
 
     def poses(self) -> Iterator[tuple[np.ndarray, tuple[int, int] | None]]:
-        """(18, 3) COCO-18 keypoints in the file's pixels (normalised ones scaled when the canvas is
-        known) and the canvas (H, W) they refer to, or None when the file does not say."""
+        """(18, 3) COCO-18 keypoints in the file's pixels and the canvas (H, W) they refer to, or None
+        when the file does not say (then they are taken as pixels of the output)."""
         from core.conditions.openpose_io import read_openpose_json
 
         for path in self.files[: self.count]:
@@ -60,10 +60,12 @@ class Clip:
                 yield np.zeros((18, 3)), found.frame
                 continue
             kp = np.array(found.pose, np.float64)
-            if found.normalized and found.frame is not None:
-                kp[:, 0] *= found.frame[1]
-                kp[:, 1] *= found.frame[0]
-            yield kp, found.frame
+            frame = found.frame
+            if found.normalized:  # fractions of the canvas (of a square one when the file names none)
+                frame = frame or (1, 1)
+                kp[:, 0] *= frame[1]
+                kp[:, 1] *= frame[0]
+            yield kp, frame
 
 
 def open_clip(path: str | Path, max_frames: int | None = None, fps: float | None = None) -> Clip:

@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core import budget
 from core.conditions import Condition, detectors, pose
 from core.engine import TrainingFreeEngine
 from core.errors import InputError, NoSubjectError, WarpaintError
@@ -156,6 +157,7 @@ class VideoRetargeter:
         for t, item in enumerate(source):
             if t < done:
                 continue
+            budget.check()  # the app's time budget per request (a no-op in the CLI)
             rows.append(_fitted_pose(item, size) if clip.kind == "poses" else _detect(item, size))
             if len(rows) % 16 == 0:
                 state.save_poses(np.stack(rows))
@@ -186,6 +188,7 @@ class VideoRetargeter:
                 previous = None
                 report("frames", t + 1, clip.count)
                 continue
+            budget.check()
             with clock("condition"):
                 pending.append((t, _condition(track[t], size, photo)))
             if len(pending) < batch and t < clip.count - 1:

@@ -1,0 +1,259 @@
+"""Compositing for the training-free engine v2: exemplar-based completion, full-resolution sampling of
+the original photo, and multi-band blending of the mapped person over the completed background.
+
+``complete`` fills a hole with patches from the rest of a picture (Wexler-style, coarse to fine) using
+the project's own ``PatchMatch`` (core/patchmatch.py, no GRU) on patch descriptors; the coarsest level
+is matched densely. It returns a *shift map* (where each pixel copies from), not colours, so the fill
+is finally sampled from the full-resolution picture: sharp, never a blurred inpaint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.corr import pixel_grid
+from core.patchmatch import PatchMatch, seed_offsets
+
+PATCH_RADIUS = 2  # 5x5 patches
+COARSEST = 24  # the dense level's longer side
+CHANNELS = 16  # principal directions kept of the 75-dimensional patches
+
+
+def _features(image: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """(1, 3, h, w) in [0, 1] -> (1, CHANNELS + 1, h, w) unit patch descriptors (zero where not allowed):
+    5x5 colour patches projected on their principal directions (matching cost grows with channels)."""
+    k = 2 * PATCH_RADIUS + 1
+    h, w = image.shape[-2:]
+    padded = F.pad(image - image.mean((2, 3), keepdim=True), (PATCH_RADIUS,) * 4, mode="replicate")
+    patches = F.unfold(padded, k)[0].t()  # (N, 75)
+    sample = patches[:: max(1, len(patches) // 4096)]
+    centred = (sample - sample.mean(0)).double()
+    _, vecs = torch.linalg.eigh(centred.t() @ centred)  # ascending eigenvalues (torch's LAPACK: numpy's
+    # OpenBLAS threads would fight torch's for the cores)
+    basis = vecs.flip(1)[:, :CHANNELS].float()  # (75, CHANNELS)
+    proj = patches @ basis  # (N, CHANNELS)
+    # Lift onto a sphere (x -> [x, sqrt(R^2 - |x|^2)] / R): cosine similarity then ranks by L2 distance.
+    radius = proj.norm(dim=1).max().clamp_min(1e-6) * 1.01
+    lift = (radius**2 - proj.square().sum(1, keepdim=True)).clamp_min(0).sqrt()
+    feats = (torch.cat([proj, lift], 1) / radius).t().reshape(1, -1, h, w)
+    if allowed is not None:
+        feats = feats * allowed
+    return feats
+
+
+VOTES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # a work cell and its four neighbours
+
+
+@dataclass
+class Completion:
+    """Where the pixels of a hole copy from: offsets on a work grid, evaluated at any point.
+
+    ``sources(points)`` gives V source positions per point (its own work cell's offset and each
+    neighbouring cell's, at full resolution): averaging the V samples hides the seams between cells
+    that copy from different places (patch voting at full resolution). Identity outside the hole."""
+
+    offsets: np.ndarray  # (wh, ww, 2) (row, col) offsets in work pixels; 0 outside the hole
+    hole_work: np.ndarray  # (wh, ww) bool
+    hole: np.ndarray  # (H, W) bool, full resolution
+
+    def sources(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) (row, col) full-resolution points -> (V, N, 2) where to copy each from."""
+        h, w = self.hole.shape
+        wh, ww = self.hole_work.shape
+        r = np.clip(np.round(points[:, 0]).astype(np.int64), 0, h - 1)
+        c = np.clip(np.round(points[:, 1]).astype(np.int64), 0, w - 1)
+        inside = self.hole[r, c]
+        cr = np.clip((r * wh) // h, 0, wh - 1)
+        cc = np.clip((c * ww) // w, 0, ww - 1)
+        scale = np.array([h / wh, w / ww], np.float32)
+        own = self.offsets[cr, cc]
+        out = np.empty((len(VOTES), len(points), 2), np.float32)
+        for v, (dr, dc) in enumerate(VOTES):
+            nr, nc = np.clip(cr + dr, 0, wh - 1), np.clip(cc + dc, 0, ww - 1)
+            off = np.where(self.hole_work[nr, nc][:, None], self.offsets[nr, nc], own)
+            src = points + np.where(inside[:, None], off * scale, 0)
+            out[v, :, 0] = src[:, 0].clip(0, h - 1)
+            out[v, :, 1] = src[:, 1].clip(0, w - 1)
+        return out
+
+
+def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
+             iterations: int = 2) -> Completion:
+    """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
+    is filled with the texture of ``allowed`` (default: everything outside the hole)."""
+    h, w = hole.shape
+    none = Completion(np.zeros((1, 1, 2), np.float32), np.zeros((1, 1), bool), np.zeros_like(hole))
+    allowed = ~hole if allowed is None else allowed & ~hole
+    if not hole.any() or allowed.sum() < 16:
+        return none
+    s = min(1.0, side / max(h, w))
+    wh, ww = max(8, round(h * s)), max(8, round(w * s))
+    levels = 1
+    while max(wh, ww) / 2 ** levels >= COARSEST and min(wh, ww) / 2 ** levels >= 8:
+        levels += 1
+    # Sides divisible by 2**(levels-1) so each level is exactly twice the coarser one.
+    unit = 2 ** (levels - 1)
+    wh, ww = max(unit, round(wh / unit) * unit), max(unit, round(ww / unit) * unit)
+    img = torch.from_numpy(cv2.resize(image, (ww, wh), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
+    img = img.float() / 255
+    hole_t = torch.from_numpy(cv2.resize(hole.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST) > 0)
+    ok_t = torch.from_numpy(cv2.resize(allowed.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST) > 0)
+    ok_t &= ~hole_t
+    if int(ok_t.sum()) < 4:
+        return none
+    pm = PatchMatch(0, 9, use_gru=False)
+    offsets = None
+    for level in reversed(range(levels)):
+        f = 2 ** level
+        lh, lw = wh // f, ww // f
+        im = F.avg_pool2d(img, f) if f > 1 else img.clone()
+        hl = F.max_pool2d(hole_t[None, None].float(), f)[0, 0] > 0 if f > 1 else hole_t
+        ok = (F.avg_pool2d(ok_t[None, None].float(), f)[0, 0] > 0.99 if f > 1 else ok_t) & ~hl
+        if int(ok.sum()) < 4:
+            continue
+        src_ok = F.max_pool2d((~ok)[None, None].float(), 2 * PATCH_RADIUS + 1, 1, PATCH_RADIUS)[0, 0] == 0
+        src_ok = src_ok if int(src_ok.sum()) >= 4 else ok
+        grid = pixel_grid(lh, lw, "cpu")  # (2, lh, lw)
+        if offsets is None:  # coarsest: a smooth first guess, then dense matching
+            small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+            im = torch.from_numpy(cv2.inpaint(small, hl.numpy().astype(np.uint8), 3, cv2.INPAINT_TELEA))
+            im = im.permute(2, 0, 1)[None].float() / 255
+            feats = _features(im)
+            cand = _window(_dense(feats, feats * src_ok[None, None], src_ok))
+        else:  # seeds from the coarser level: its best offset x2 and a 3x3 window around it
+            cand = seed_offsets(offsets, 3, 1)
+        cand = _keep_valid(cand, grid, src_ok)
+        for _ in range(iterations):
+            im = _fill(im, cand, hl, grid)
+            left = _features(im)
+            match = pm(left, left * src_ok[None, None], im, cand, iterations=iterations, temperature=0.01)
+            cand = match.positions.transpose(1, 2) - grid.view(1, 2, 1, lh, lw)  # (1, 2, K, lh, lw)
+            cand = _keep_valid(cand, grid, src_ok)
+        offsets = _best(match, grid)  # (1, 2, lh, lw)
+        offsets[:, :, ~hl] = 0
+    if offsets is None:
+        return none
+    return Completion(offsets[0].permute(1, 2, 0).numpy(), hl.numpy(), hole)
+
+
+def _dense(left: torch.Tensor, right: torch.Tensor, src_ok: torch.Tensor) -> torch.Tensor:
+    """(1, 2, h, w) offsets to each pixel's most similar allowed pixel (exhaustive, coarsest level)."""
+    _, c, h, w = left.shape
+    sim = left.view(c, -1).t() @ right.view(c, -1)  # (N, N)
+    sim[:, ~src_ok.view(-1)] = -2
+    best = sim.argmax(1)
+    grid = pixel_grid(h, w, "cpu")
+    rows = torch.div(best, w, rounding_mode="floor").float().view(h, w)
+    cols = (best % w).float().view(h, w)
+    return torch.stack([rows - grid[0], cols - grid[1]])[None]
+
+
+def _window(best: torch.Tensor) -> torch.Tensor:
+    """(1, 2, h, w) offsets -> (1, 2, 9, h, w): the offset and its 3x3 neighbours."""
+    d = torch.tensor([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=best.dtype).t().view(1, 2, 9, 1, 1)
+    return best.unsqueeze(2) + d
+
+
+def _fill(im, cand, hole, grid):
+    """Patch voting (Wexler et al. 2007): each hole pixel becomes the mean of what the 5x5 patches
+    covering it propose, each patch copied from where its best candidate points."""
+    h, w = im.shape[-2:]
+    off = cand[0, :, 0].round().long()  # (2, h, w) best offset per pixel
+    r = PATCH_RADIUS
+    pad = F.pad(off[None].float(), (r, r, r, r), mode="replicate")[0].long()
+    total = torch.zeros_like(im)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            # The patch centred at p + d copies p from (p + d + offset(p + d)) - d = p + offset(p + d).
+            o = pad[:, r + dy:r + dy + h, r + dx:r + dx + w]
+            rows = (grid[0].long() + o[0]).clamp_(0, h - 1)
+            cols = (grid[1].long() + o[1]).clamp_(0, w - 1)
+            total += im[:, :, rows, cols]
+    return torch.where(hole[None, None], total / (2 * r + 1) ** 2, im)
+
+
+def _keep_valid(cand, grid, src_ok):
+    """Candidates pointing at disallowed pixels take the first candidate's offset instead."""
+    h, w = src_ok.shape
+    pos = (grid.unsqueeze(1) + cand[0]).round().long()
+    pos[0].clamp_(0, h - 1)
+    pos[1].clamp_(0, w - 1)
+    valid = src_ok[pos[0], pos[1]]  # (K, h, w)
+    first = cand[:, :, :1].expand_as(cand)
+    return torch.where(valid[None, None], cand, first)
+
+
+def _best(match, grid) -> torch.Tensor:
+    """(1, 2, h, w): the offset of each pixel's highest-weighted candidate."""
+    top = match.weights.argmax(1, keepdim=True)  # (1, 1, h, w)
+    pos = torch.gather(match.positions, 1, top.unsqueeze(2).expand(-1, -1, 2, -1, -1))[:, 0]
+    return pos - grid[None]
+
+
+def photo_level(photo: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, float]:
+    """The picture to sample for a map (H, W, 2) into ``photo``: the original, or where the map shrinks
+    it by more than 1.5x (median), a matching level of its area-filtered pyramid (no aliasing); and the
+    factor from original pixels to that picture's."""
+    det = np.abs(_det(positions))
+    shrink = float(np.sqrt(np.median(det))) if det.size else 1.0
+    if shrink <= 1.5:
+        return photo, 1.0
+    sh, sw = max(1, round(photo.shape[0] / shrink)), max(1, round(photo.shape[1] / shrink))
+    return cv2.resize(photo, (sw, sh), interpolation=cv2.INTER_AREA), sh / photo.shape[0]
+
+
+def sample(photo: np.ndarray, positions: np.ndarray, level: tuple[np.ndarray, float] | None = None) -> np.ndarray:
+    """The photo (any size, uint8) sampled bicubically at ``positions`` (..., 2) (row, col) in its own
+    pixels, from ``level`` (default: ``photo_level`` of these positions)."""
+    src, factor = level if level is not None else photo_level(photo, positions)
+    pos = positions if factor == 1.0 else (positions + 0.5) * factor - 0.5
+    if pos.ndim == 2:  # a list of points: remap them as rows of 1024 (OpenCV caps sides at 32767)
+        n = len(pos)
+        flat = np.zeros((-(-n // 1024) * 1024, 2), np.float32)
+        flat[:n] = pos
+        flat = flat.reshape(-1, 1024, 2)
+    else:
+        flat = pos
+    out = cv2.remap(src, np.ascontiguousarray(flat[..., 1], np.float32), np.ascontiguousarray(flat[..., 0], np.float32),
+                    cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    if pos.ndim == 2:
+        return out.reshape(-1, out.shape[-1])[:len(pos)]
+    return out
+
+
+def sample_votes(photo: np.ndarray, votes: np.ndarray, level: tuple[np.ndarray, float]) -> np.ndarray:
+    """The mean of ``sample`` at each of (V, N, 2) vote positions: (N, 3) uint8."""
+    total = sum(sample(photo, v, level).astype(np.float32) for v in votes)
+    return np.clip(total / len(votes) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _det(positions: np.ndarray) -> np.ndarray:
+    r_y, r_x = np.gradient(positions[..., 0])
+    c_y, c_x = np.gradient(positions[..., 1])
+    return r_y * c_x - r_x * c_y
+
+
+def blend(front: np.ndarray, back: np.ndarray, alpha: np.ndarray, levels: int = 3) -> np.ndarray:
+    """Multi-band (Laplacian pyramid) blend of two (H, W, 3) uint8 pictures by ``alpha`` (H, W) in [0, 1]:
+    low frequencies mix over a wide seam, fine detail over a narrow one (Burt & Adelson 1983)."""
+    a = [front.astype(np.float32)]
+    b = [back.astype(np.float32)]
+    m = [alpha.astype(np.float32)]
+    for _ in range(levels):
+        if min(a[-1].shape[:2]) < 16:
+            break
+        a.append(cv2.pyrDown(a[-1]))
+        b.append(cv2.pyrDown(b[-1]))
+        m.append(cv2.pyrDown(m[-1]))
+    out = a[-1] * m[-1][..., None] + b[-1] * (1 - m[-1][..., None])
+    for i in range(len(a) - 2, -1, -1):
+        size = (a[i].shape[1], a[i].shape[0])
+        la = a[i] - cv2.pyrUp(a[i + 1], dstsize=size)
+        lb = b[i] - cv2.pyrUp(b[i + 1], dstsize=size)
+        out = cv2.pyrUp(out, dstsize=size) + la * m[i][..., None] + lb * (1 - m[i][..., None])
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,309 @@
+"""The training-free engine v2: dense charts, a fold-free surround, full-resolution sampling of the
+ORIGINAL exemplar photo, and real compositing.
+
+    face chart (FaceMesh piecewise-affine)  ─┐
+    silhouettes (selfie segmentation)        ├─ person map: chart inside, harmonic surround outside
+    frame                                    ┘     (snapped to the exemplar's silhouette), unfolded
+    exemplar minus its person ── PatchMatch completion ── background map (frame to frame)
+    person regions the exemplar does not show ── PatchMatch completion from the person's own texture
+    ── both sampled from the original photo ── multi-band blend by the input's silhouette
+
+No learned parameters. It refuses pairs it cannot do (no face on either side for the face task)
+with a message naming what is missing, unless ``allow_partial``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from core.charts.base import ChartMap
+from core.charts.body import PART_ID as BODY_PART_ID
+from core.charts.body import body_chart
+from core.charts.face import face_chart, face_points
+from core.charts.folds import fold_fraction, unfold
+from core.charts.masks import mask_chart
+from core.charts.surround import apply_affine, fit_similarity, surround_map
+from core.compose import blend, complete, photo_level, sample, sample_votes
+from core.conditions import detectors
+from core.conditions.condition import Condition
+from core.errors import InputError
+from core.imageio import fit_geometry, to_tensor
+from core.patchmatch import LevelMatch
+from core.protocol import EngineOutput, Progress
+
+CHARTS = {"face": face_chart, "pose": body_chart, "mask": mask_chart}
+V2_TASKS = tuple(CHARTS)  # tasks v2 can run
+# Tasks where v2 is the default. Pose and mask run v2 on request (``version=2``): the body chart refuses
+# pairs the app's examples and the video tests use (head-and-shoulders exemplars lack elbows), video's
+# temporal seeding is v1's, and on masks v2 still measures below v1 (docs/engine.md).
+V2_DEFAULT = ("face",)
+ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
+PERSON_THRESHOLD = 0.5
+
+
+def person_mask(photo: np.ndarray) -> np.ndarray:
+    """(H, W) bool person silhouette of an RGB photo (MediaPipe selfie segmentation)."""
+    seg = detectors.run("selfie", photo).segmentation_mask
+    return np.asarray(seg) > PERSON_THRESHOLD
+
+
+class TrainingFreeEngineV2:
+    """Charts + surround + compositing; stateless apart from its settings. Follows the engine
+    protocol (core/protocol.py); ``allow_partial`` is its own per-call argument."""
+
+    name = "training-free"  # the default training-free engine (v1 stays as ``version=1``)
+    version = 2
+    stride = 32  # output sides are rounded down to a multiple of this (as v1: same sizes either way)
+    resolution = 512  # the default output side
+    iterations = 0  # no PatchMatch iterations of its own (callers that read v1's setting get 0)
+
+    def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5):
+        self.completion_side = completion_side  # working size of the PatchMatch completion
+        self.seam_sigma = seam_sigma  # feather of the person's edge (output pixels) before multi-band blending
+
+    @torch.no_grad()
+    def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
+                 exemplar_conditions: Sequence[Condition], *, iterations: int | None = None,
+                 temperature: float | None = None, seed: int = 0, progress: Progress | None = None,
+                 allow_partial: bool = False, **_: object) -> EngineOutput:
+        """``sources`` at the output size (H, W); ``exemplar_conditions`` at their own working sizes,
+        carrying their photo (``.image``) and, for full resolution, the original (``.photo``).
+        ``exemplar`` (the fitted view, for the protocol), ``iterations`` and ``temperature`` are unused:
+        nothing here is matched iteratively."""
+        n = len(sources)
+        if len(exemplar_conditions) != n:
+            raise ValueError("one source and one exemplar condition per item")
+
+        def item_progress(i: int) -> Progress | None:
+            return None if progress is None else lambda f, text: progress((i + f) / n, text)
+
+        return EngineOutput.concat([self.one(src, ex, allow_partial=allow_partial, progress=item_progress(i))
+                                    for i, (src, ex) in enumerate(zip(sources, exemplar_conditions))])
+
+    def one(self, source: Condition, exemplar: Condition, *, allow_partial: bool = False,
+            progress: Progress | None = None) -> EngineOutput:
+        """One item (see ``__call__``)."""
+        report = progress or (lambda fraction, text: None)
+        if exemplar.image is None:
+            raise InputError("The exemplar must be a photo (or a Condition extracted from one, with its image).")
+        task = source.task
+        if task not in V2_TASKS:
+            raise InputError(f"The training-free engine v2 has no charts for the {task} task.")
+        t0 = time.perf_counter()
+        seconds: dict[str, float] = {}
+        messages: list[str] = []
+        size = source.size
+        photo = exemplar.photo if exemplar.photo is not None else exemplar.image
+        ex_size = exemplar.size
+
+        # 1. Charts and silhouettes.
+        report(0.05, f"{task} charts")
+        chart = CHARTS[task](source, exemplar, allow_partial=allow_partial)
+        messages += chart.notes
+        if chart.missing:
+            messages.append(f"The exemplar lacks: {', '.join(chart.missing)} (filled from nearby texture).")
+        src_person, ex_person, protect = _subjects(task, source, exemplar, chart)
+        seconds["charts"] = time.perf_counter() - t0
+
+        # 2. The person map: the chart inside, a harmonic surround outside, no folds.
+        t = time.perf_counter()
+        report(0.25, "mapping the surroundings (silhouettes, frame)")
+        similarity = _similarity(task, source, exemplar, chart, size, ex_size)
+        if src_person is None:  # a sketch: the exemplar's silhouette carried over by the similarity
+            src_person = cv2.remap(ex_person.astype(np.uint8), *_xy(apply_affine(similarity, size)),
+                                   cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
+        src_person = src_person | chart.defined
+        whole_frame = task == "mask"  # a mask labels the whole scene: no person/background split
+        zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))
+        face_side = max(1.0, float(np.sqrt(chart.defined.sum())))
+        positions = surround_map(size, similarity, chart.positions, chart.defined, src_person, ex_person,
+                                 reach=1.0 * face_side * zoom)
+        feather = cv2.GaussianBlur(chart.defined.astype(np.float32), (0, 0), 1.0)[..., None]
+        feather = np.where(chart.defined[..., None], np.maximum(feather, 0.999 * (feather > 0.5)), feather)
+        positions = feather * chart.positions + (1 - feather) * positions
+        positions, folded = unfold(positions, apply_affine(similarity, size), used=src_person)
+        folds_left = fold_fraction(positions, src_person)
+        seconds["map"] = time.perf_counter() - t
+
+        # 3. Where the exemplar does not show the person (outside its frame, or on its background):
+        # the person's own texture (face excluded), by PatchMatch completion in the output.
+        t = time.perf_counter()
+        report(0.45, "completing what the exemplar does not show")
+        ex_h, ex_w = ex_size
+        inside = ((positions[..., 0] >= -0.5) & (positions[..., 0] <= ex_h - 0.5)
+                  & (positions[..., 1] >= -0.5) & (positions[..., 1] <= ex_w - 0.5))
+        core = cv2.erode(ex_person.astype(np.uint8), _disk(max(1, round(0.01 * max(ex_size)))))
+        on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
+        person_hole = src_person & ~(inside & on_person) & ~chart.defined
+        to_photo = photo_scale(photo.shape[:2], ex_size)
+        level = photo_level(photo, to_photo(positions))
+        person_img = sample(photo, to_photo(positions), level)
+        if person_hole.any():
+            face_zone = cv2.dilate(protect.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+            fill = complete(person_img, person_hole, src_person & ~person_hole & ~face_zone, self.completion_side)
+            holes = np.argwhere(person_hole).astype(np.float32)
+            votes = _at(positions, fill.sources(holes))  # (V, N, 2) exemplar pixels
+            positions[person_hole] = votes[0]
+            person_img[person_hole] = sample_votes(photo, to_photo(votes), level)
+        background = frame_map(size, ex_size)
+        back_img = person_img
+        ex_hole = np.zeros(ex_size, bool)
+        covered = np.zeros(size, bool)
+        if not whole_frame:
+            # The exemplar's background with its person removed, mapped frame to frame.
+            ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
+            ex_fill = complete(exemplar.image, ex_hole, None, self.completion_side)
+            bg_level = photo_level(photo, to_photo(background))
+            back_img = sample(photo, to_photo(background), bg_level)
+            r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
+            c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
+            covered = ex_hole[r, c]
+            if covered.any():
+                votes = ex_fill.sources(background[covered])
+                background[covered] = votes[0]
+                back_img[covered] = sample_votes(photo, to_photo(votes), bg_level)
+        seconds["completion"] = time.perf_counter() - t
+
+        # 4. Composite.
+        t = time.perf_counter()
+        report(0.85, "compositing")
+        alpha = cv2.GaussianBlur(src_person.astype(np.float32), (0, 0), self.seam_sigma)
+        image = person_img if whole_frame else blend(person_img, back_img, alpha)
+        seconds["compose"] = time.perf_counter() - t
+        seconds["total"] = time.perf_counter() - t0
+
+        # What the output shows, layer by layer (no blending), and where it does not come from one smooth
+        # map (fills, completed background, the person/background seam): ``fill`` for evaluation.
+        used = np.where(src_person[..., None], positions, background)
+        layered = person_img if whole_frame else np.where(src_person[..., None], person_img, back_img)
+        seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
+        not_mapped = np.where(src_person, person_hole, covered) | seam
+        person_px = max(1, int(src_person.sum()))
+        stats = {
+            "zoom": zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx)))),  # exemplar photo px / output px
+            "folds_fixed": folded,
+            "folds_left": folds_left,
+            "person_filled": float(person_hole.sum()) / person_px,
+            "background_completed": float(ex_hole.mean()),
+        }
+        enlarge = 1.0 / max(stats["zoom"], 1e-6)
+        if chart.defined.any() and enlarge > ZOOM_WARN:
+            messages.append(f"The exemplar's face is {enlarge:.1f}x smaller than the output's: its pixels are "
+                            "enlarged that much (soft). Use a larger exemplar photo or crop it closer to the face.")
+        if stats["person_filled"] > 0.05:
+            messages.append(f"{stats['person_filled']:.0%} of the person is not shown by the exemplar (outside its "
+                            "frame or hidden) and was filled from the exemplar's clothing/hair texture.")
+        if folded > 0:
+            messages.append(f"{folded:.2%} of the map folded over and was smoothed.")
+        report(1.0, "composited at full resolution")
+        chart_img = sample(photo, to_photo(chart.positions), level)
+        chart_img[~chart.defined] = 128
+        chart_view = _level(chart_img, chart.positions, chart.confidence, ex_size)
+        return _output(image, layered, used, not_mapped, chart_view, ex_size, seconds, messages, stats)
+
+
+def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
+              ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """The input's and the exemplar's person silhouettes (the input's None: a sketch or skeleton, carried
+    over from the exemplar) and the region whose texture must not be copied elsewhere (the face)."""
+    if task == "mask":
+        return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
+    if task == "pose":
+        ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
+        src_person = source.subject_mask if source.image is not None and source.subject_mask is not None \
+            else chart.defined.copy()
+        return src_person, ex_person, chart.region == BODY_PART_ID["head"]
+    src_person = person_mask(source.image) if source.image is not None else None
+    return src_person, person_mask(exemplar.image), chart.defined
+
+
+def _similarity(task: str, source: Condition, exemplar: Condition, chart: ChartMap, size: tuple[int, int],
+                ex_size: tuple[int, int]) -> np.ndarray:
+    """(2, 3) output x, y -> exemplar x, y: the similarity closest to the chart (the face mesh's points,
+    or a sample of the chart's pixels), or the frame's when there is no chart."""
+    if task == "face":
+        src_pts, ex_pts = face_points(source), face_points(exemplar)
+        if chart.defined.any() and src_pts is not None and ex_pts is not None:
+            n = min(len(src_pts[0]), len(ex_pts[0]))
+            return fit_similarity(src_pts[0][:n], ex_pts[0][:n])
+    elif chart.defined.sum() >= 3:
+        rows, cols = np.nonzero(chart.defined)
+        pick = np.linspace(0, len(rows) - 1, min(len(rows), 4000)).astype(int)
+        src = np.stack([cols[pick], rows[pick]], 1).astype(np.float64)
+        return fit_similarity(src, chart.positions[rows[pick], cols[pick]][:, ::-1].astype(np.float64))
+    return frame_affine(size, ex_size)
+
+
+class _PhotoScale:
+    """Exemplar condition pixels -> original photo pixels (the fit_image crop and scale, undone)."""
+
+    def __init__(self, photo_hw: tuple[int, int], cond_hw: tuple[int, int]):
+        self.top, self.left, _, _, self.sx, self.sy = fit_geometry(photo_hw, cond_hw)
+
+    def __call__(self, positions: np.ndarray) -> np.ndarray:
+        out = np.empty_like(positions)
+        out[..., 0] = (positions[..., 0] + 0.5) / self.sy - 0.5 + self.top
+        out[..., 1] = (positions[..., 1] + 0.5) / self.sx - 0.5 + self.left
+        return out
+
+
+def photo_scale(photo_hw: tuple[int, int], cond_hw: tuple[int, int]) -> _PhotoScale:
+    return _PhotoScale(photo_hw, cond_hw)
+
+
+def frame_affine(size: tuple[int, int], ex_size: tuple[int, int]) -> np.ndarray:
+    """(2, 3) output x, y -> exemplar x, y: the exemplar's centre crop with the output's aspect, scaled."""
+    top, left, ch, cw, _, _ = fit_geometry(ex_size, size)
+    h, w = size
+    return np.array([[cw / w, 0, (0.5 * cw / w - 0.5) + left], [0, ch / h, (0.5 * ch / h - 0.5) + top]])
+
+
+def frame_map(size: tuple[int, int], ex_size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 2) (row, col) in exemplar pixels: the output's frame onto the exemplar's."""
+    return apply_affine(frame_affine(size, ex_size), size)
+
+
+def _xy(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (np.ascontiguousarray(positions[..., 1], dtype=np.float32),
+            np.ascontiguousarray(positions[..., 0], dtype=np.float32))
+
+
+def _at(positions: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """positions (H, W, 2) read at (..., 2) (row, col) points (nearest pixel)."""
+    r = np.clip(np.round(points[..., 0]).astype(np.int64), 0, positions.shape[0] - 1)
+    c = np.clip(np.round(points[..., 1]).astype(np.int64), 0, positions.shape[1] - 1)
+    return positions[r, c]
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def _level(picture: np.ndarray, positions: np.ndarray, confidence: np.ndarray, ex_size: tuple[int, int],
+           side_div: int = 4) -> LevelMatch:
+    """A view for the app, at 1/``side_div`` of the output: the picture, the map (one candidate, exemplar
+    positions scaled to the level like the learned engine's) and its confidence."""
+    h, w = confidence.shape
+    small = (max(1, h // side_div), max(1, w // side_div))
+    pos = cv2.resize(positions, (small[1], small[0]), interpolation=cv2.INTER_AREA)
+    pos = (pos + 0.5) * np.array([small[0] / ex_size[0], small[1] / ex_size[1]], np.float32) - 0.5
+    conf = cv2.resize(confidence.astype(np.float32), (small[1], small[0]), interpolation=cv2.INTER_AREA)
+    return LevelMatch(warp=to_tensor(cv2.resize(picture, (small[1], small[0]), interpolation=cv2.INTER_AREA)),
+                      positions=torch.from_numpy(np.ascontiguousarray(pos.transpose(2, 0, 1)))[None, None].float(),
+                      weights=torch.ones(1, 1, *small), confidence=torch.from_numpy(conf)[None, None])
+
+
+def _output(image, warped, positions, hole, chart_view, ex_size, seconds, messages, stats) -> EngineOutput:
+    """Pack into the engine output type. Two views stand for the levels: the charts alone, then the
+    final map (so the app shows what the charts give and what the surround, fill and compositing add)."""
+    confidence = 1 - hole.astype(np.float32)
+    levels = [chart_view, _level(image, positions, confidence, ex_size, side_div=1)]
+    return EngineOutput(image=to_tensor(image), warped=to_tensor(warped),
+                        positions=torch.from_numpy(np.ascontiguousarray(positions.transpose(2, 0, 1)))[None].float(),
+                        confidence=torch.from_numpy(confidence)[None, None], levels=levels, seconds=seconds,
+                        fill=torch.from_numpy(hole.astype(np.float32))[None, None], notes=[messages], stats=[stats])

@@ -1,0 +1,245 @@
+"""The public API under hostile use: the real app (``python app.py``) driven with gradio_client.
+
+Every hostile call is refused fast with a clear message and the server keeps serving; models
+are chosen by name only; a request over the time budget, a cancelled one and an abandoned one
+all give their slot back; eight simultaneous users are all served.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio")
+pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from app.settings import ASSETS  # noqa: E402
+from tests.app_server import running_app  # noqa: E402
+
+RES = 128
+PHOTO, EXEMPLAR = ASSETS / "astronaut.jpg", ASSETS / "grace_hopper.jpg"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    work = tmp_path_factory.mktemp("safe-app")
+    (work / "checkpoints").mkdir()
+    with running_app(work, env={"WARPAINT_CHECKPOINTS": str(work / "checkpoints")}) as url:
+        client = Client(url, download_files=str(work / "downloads"), verbose=False)
+        _normal(client)  # warm up: the first request imports torch and MediaPipe
+        yield url, work, client
+
+
+def _translate(client, **changes):
+    """/translate with the normal values, some replaced by ``changes``."""
+    values = dict(task="mask", source=handle_file(str(PHOTO)), exemplar=handle_file(str(EXEMPLAR)),
+                  source_is_condition=False, resolution=RES, engine="auto", checkpoint="", iterations=2,
+                  temperature=0.01, seed=0, oil_paint_exemplar=False)
+    values.update(changes)
+    return client.predict(*values.values(), api_name="/translate")
+
+
+def _normal(client) -> dict:
+    image, warps, _, _, info = _translate(client)
+    assert Path(image).is_file() and len(warps) == len(info["levels"])
+    return info
+
+
+HOSTILE = [  # (what is sent, words the message must hold)
+    (dict(iterations=1_000_000), "iterations 1000000 is out of range: use 1 to 16"),
+    (dict(iterations="lots"), "iterations must be a whole number from 1 to 16"),
+    (dict(temperature=-1), "temperature -1 is out of range: use 0.001 to 0.1"),
+    (dict(seed=2**80), "seed 1208925819614629174706176 is out of range: use 0 to 4294967295"),
+    (dict(resolution=100_000), "resolution 100000 is out of range: use 128 to 1024"),
+    (dict(resolution=64), "use 128 to 1024"),
+    (dict(resolution=[512]), "resolution must be a whole number"),
+    (dict(task="cartoon"), "Unknown task 'cartoon': choose one of 'pose', 'face', 'mask'"),
+    (dict(engine={"x": 1}), "Unknown engine {'x': 1}: choose one of 'auto', 'learned', 'training-free'"),
+    (dict(oil_paint_exemplar="yes"), "oil_paint_exemplar must be true or false"),
+    (dict(checkpoint="../../../../etc"), "No model named '../../../../etc' for the mask task"),
+    (dict(checkpoint="/etc", engine="learned"), "paths are not accepted"),
+    (dict(checkpoint="x" * 5000), "No model named 'xxxxxxxx"),
+]
+
+
+@pytest.mark.parametrize("changes, words", HOSTILE, ids=[next(iter(c)) + "-" + str(i) for i, (c, _) in
+                                                         enumerate(HOSTILE)])
+def test_hostile_values_are_refused_fast_and_clearly(server, changes, words):
+    client = server[2]
+    start = time.monotonic()
+    with pytest.raises(AppError) as info:
+        _translate(client, **changes)
+    assert time.monotonic() - start < 2.0
+    message = str(info.value)
+    assert words in message and len(message) < 400
+    assert "Error" not in message.split(":")[0] and "Traceback" not in message
+
+
+def _raw_call(url: str, api_name: str, body: str) -> str:
+    """POST a hand-written JSON body to Gradio's REST API (``NaN`` included, which gradio_client
+    cannot send) and return the event stream's text."""
+    import httpx
+
+    posted = httpx.post(f"{url}gradio_api/call/{api_name}", content=body,
+                        headers={"Content-Type": "application/json"}, timeout=30)
+    posted.raise_for_status()
+    event_id = posted.json()["event_id"]
+    return httpx.get(f"{url}gradio_api/call/{api_name}/{event_id}", timeout=30).text
+
+
+@pytest.mark.parametrize("value, words", [("NaN", "finite"), ("-Infinity", "finite"), ("1e400", "finite")])
+def test_non_finite_numbers_sent_as_raw_json_are_refused(server, value, words):
+    start = time.monotonic()
+    stream = _raw_call(server[0], "translate",
+                       f'{{"data": ["mask", null, null, false, 128, "auto", "", 2, {value}, 0, false]}}')
+    assert time.monotonic() - start < 2.0
+    assert "event: error" in stream and f"temperature must be a {words} number" in stream, stream
+
+
+def test_extract_refuses_hostile_values_too(server):
+    client = server[2]
+    for args, words in [(("pose", handle_file(str(PHOTO)), False, "big"), "resolution must be a whole number"),
+                        (("pose", handle_file(str(PHOTO)), "no", RES), "ready_condition must be true or false"),
+                        (("x" * 5000, handle_file(str(PHOTO)), False, RES), "Unknown task 'xxx")]:
+        start = time.monotonic()
+        with pytest.raises(AppError, match=words):
+            client.predict(*args, api_name="/extract")
+        assert time.monotonic() - start < 2.0
+    _normal(client)
+
+
+def test_models_are_chosen_by_name_and_paths_reveal_nothing(server, tmp_path):
+    import torch
+
+    from core.config import get_preset
+    from core.model import Warpaint
+
+    url, work, client = server
+    torch.manual_seed(0)
+    outside = tmp_path / "run"  # a real model folder outside the app's: its task must not leak
+    Warpaint(get_preset("tiny", task="mask", label_channels=151)).save_pretrained(outside)
+    for given in (str(outside), str(tmp_path), f"{work}/checkpoints/../../run", "tiny-pose"):
+        with pytest.raises(AppError) as info:
+            _translate(client, engine="learned", checkpoint=given)
+        message = str(info.value)
+        assert "paths are not accepted" in message and "this server has none" in message
+        assert "'mask' task" not in message and "config" not in message and "not a model folder" not in message
+
+    inside = work / "checkpoints" / "tiny-pose"
+    Warpaint(get_preset("tiny", task="pose", label_channels=20)).save_pretrained(inside)
+    try:
+        assert client.predict(api_name="/models") == {"pose": ["tiny-pose"], "face": [], "mask": []}
+        image, warps, _, _, info = _translate(client, task="pose", engine="learned", checkpoint="tiny-pose")
+        assert info["engine"] == "learned (checkpoints/tiny-pose)"  # the name, not the server's folder
+        assert str(work) not in str(info) and len(warps) == 3
+        with pytest.raises(AppError, match="No model named 'tiny-pose' for the mask task"):
+            _translate(client, engine="learned", checkpoint="tiny-pose")  # a pose model offered for pose only
+    finally:
+        for f in inside.iterdir():
+            f.unlink()
+        inside.rmdir()
+    _normal(client)
+
+
+def test_eight_simultaneous_users_are_all_served(server):
+    url = server[0]
+    results: list[object] = [None] * 8
+
+    def user(i: int) -> None:
+        try:
+            results[i] = _normal(Client(url, verbose=False, download_files=str(server[1] / f"user{i}")))
+        except Exception as exc:  # noqa: BLE001 - collected and reported below
+            results[i] = exc
+
+    threads = [threading.Thread(target=user, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert all(isinstance(r, dict) for r in results), [r for r in results if not isinstance(r, dict)]
+
+
+def _slow(client):
+    """A long request: pose at 1024 with the most iterations (about 10 s on 2 cores)."""
+    return client.submit("pose", handle_file(str(PHOTO)), handle_file(str(EXEMPLAR)), False, 1024, "auto", "",
+                         16, 0.01, 0, False, api_name="/translate")
+
+
+def _wait_processing(job, timeout: float = 60.0) -> None:
+    from gradio_client.utils import Status
+
+    deadline = time.monotonic() + timeout
+    while job.status().code not in (Status.PROCESSING, Status.PROGRESS):
+        assert time.monotonic() < deadline, "the slow job never started"
+        time.sleep(0.05)
+    time.sleep(0.5)
+
+
+def _log_count(work: Path, words: str) -> int:
+    return (work / "app.log").read_text(errors="replace").count(words)
+
+
+def test_a_cancelled_request_stops_and_frees_its_slot(server):
+    url, work, client = server
+    before = _log_count(work, "request stopped (Cancelled)")
+    slow_client = Client(url, verbose=False, download_files=str(work / "slow"))
+    job = _slow(slow_client)
+    _wait_processing(job)
+    job.cancel()
+    _normal(client)  # queued behind the slow one: served once it has stopped
+    assert _log_count(work, "request stopped (Cancelled)") == before + 1
+
+
+def test_an_abandoned_request_stops_and_frees_its_slot(server):
+    url, work, client = server
+    before = _log_count(work, "request stopped (Cancelled)")
+    script = (f"import sys, time; from gradio_client import Client, handle_file; c = Client({url!r}, verbose=False); "
+              f"j = c.submit('pose', handle_file({str(PHOTO)!r}), handle_file({str(EXEMPLAR)!r}), False, 1024, "
+              "'auto', '', 16, 0.01, 0, False, api_name='/translate'); "
+              "[time.sleep(0.05) for _ in iter(lambda: j.status().code.name in ('PROCESSING', 'PROGRESS'), True)]; "
+              "print('processing', flush=True); time.sleep(600)")
+    user = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert user.stdout.readline().strip() == "processing"
+        time.sleep(0.5)
+    finally:
+        user.kill()  # the user closes the script: the connection goes away
+        user.wait(timeout=20)
+    deadline = time.monotonic() + 60
+    while _log_count(work, "request stopped (Cancelled)") == before:
+        assert time.monotonic() < deadline, "the abandoned request was not stopped"
+        time.sleep(0.2)
+    _normal(client)
+
+
+def test_a_request_over_the_time_budget_is_stopped_and_the_next_is_served(tmp_path_factory):
+    work = tmp_path_factory.mktemp("budget-app")
+    (work / "checkpoints").mkdir()
+    env = {"WARPAINT_CHECKPOINTS": str(work / "checkpoints"), "WARPAINT_REQUEST_SECONDS": "2"}
+    with running_app(work, env=env) as url:
+        client = Client(url, verbose=False, download_files=str(work / "downloads"))
+        for _ in range(3):  # warm up: imports are not charged, building the mask extractor is
+            try:
+                _normal(client)
+                break
+            except AppError:
+                pass
+        slow = _slow(client)
+        follower = threading.Thread(target=lambda: results.append(_normal(
+            Client(url, verbose=False, download_files=str(work / "follower")))))
+        results: list[dict] = []
+        start = time.monotonic()
+        with pytest.raises(AppError, match="took longer than 2 s, this server's limit per request"):
+            _wait_processing(slow)
+            follower.start()  # queued behind the slow request
+            slow.result()
+        follower.join(timeout=120)
+        assert results and time.monotonic() - start < 60  # served once the slot was freed
+        assert _log_count(work, "request stopped (BudgetExceeded)") == 1
