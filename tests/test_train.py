@@ -53,6 +53,7 @@ def test_presets_cover_the_tasks_and_build_models():
     official = TRAIN_PRESETS["pose-512"]
     assert (official.lr, official.beta1, official.beta2, official.ttur) == (1e-4, 0.0, 0.9, True)
     assert (official.weight_warp, official.weight_cycle, official.weight_featpair) == (250.0, 1.0, 10.0)
+    assert all(p.weight_correspondence == 1.0 for p in TRAIN_PRESETS.values())  # documented in docs/training.md
 
 
 def test_yaml_config(tmp_path):
