@@ -92,6 +92,8 @@ def translate(task: str, source, exemplar, *, source_is_condition: bool = False,
     oil = check_flag("oil_paint_exemplar", oil_paint_exemplar)
     engine = check_choice("engine", engine, ENGINES)
     folder = models.resolve(task, checkpoint)
+    if folder is None and engine != "training-free":
+        folder = models.default(task)  # a Hub model the operator allowed counts as much as a local folder
     user_report = progress or (lambda fraction, text: None)
 
     def report(fraction: float, text: str) -> None:

@@ -90,7 +90,7 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
             engine = raw(gr.Radio(list(ENGINES), value="auto", label="Engine",
                                   info="auto: a learned checkpoint when one is found, else training-free"))
             checkpoint = raw(gr.Dropdown(_checkpoint_choices(spec.task), value="",
-                                         label="Checkpoint (under checkpoints/)"))
+                                         label="Model (checkpoints/ folders, allowed Hub ids)"))
         with gr.Row():
             iterations = raw(_slider(settings.ITERATIONS, 5, "PatchMatch iterations per level"))
             temperature = raw(_slider(settings.TEMPERATURE, 0.01, "Softmax temperature"))

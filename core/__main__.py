@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("translate", "translate an input to the style of an exemplar"),
     "video": ("video", "drive one exemplar person through a whole clip (pose)"),
     "convert-official": ("convert_official", "convert the official CoCosNet v2 checkpoint"),
+    "push": ("push", "upload a model folder and its model card to the Hugging Face Hub"),
     "eval-warp": ("eval_warp", "measure warp quality on pseudo pairs"),
     "train": ("train", "train a model on a folder of images"),
     "retrieve": ("retrieve", "rank exemplars for each training image"),

@@ -14,6 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from core import hub
 from core.checkpointing import run_block
 from core.config import WarpaintConfig
 from core.correspondence import Correspondence, OnLevel
@@ -61,7 +62,8 @@ class Warpaint(nn.Module):
                 iterations: int | None = None, temperature: float | None = None,
                 orders: Sequence[Sequence[bool]] | None = None, on_level: OnLevel | None = None,
                 cycle: bool = False, synthesize: bool = True, return_features: bool = False,
-                lower_encoders: bool = False) -> WarpaintOutput:
+                lower_encoders: bool = False, exemplar_features: Sequence[torch.Tensor] | None = None
+                ) -> WarpaintOutput:
         """source_label (B, label, H, W); exemplar (B, 3, H, W) in [-1, 1] and its label. H and W
         must be multiples of ``config.stride``.
 
@@ -71,11 +73,17 @@ class Warpaint(nn.Module):
         cycle: also warp the coarsest level back (training's cycle loss); synthesize: run the
             generator; return_features: keep the input's encoder features (feature-pair loss);
             lower_encoders: let bf16/fp16 autocast reach the encoders (see ``encoder_precision``).
+        exemplar_features: the exemplar's ``correspondence.encode_exemplar`` pyramid when it is already
+            known (one exemplar for many inputs: a video's frames); a batch of one serves every item.
         """
         self.check_size(source_label.shape[-2:], synthesize)
         c, corr = self.config, self.correspondence
         with stage("encoders", source_label.device):
-            source_feats, exemplar_feats = corr.encode(source_label, exemplar, exemplar_label, lower_encoders)
+            if exemplar_features is None:
+                source_feats, exemplar_feats = corr.encode(source_label, exemplar, exemplar_label, lower_encoders)
+            else:
+                source_feats = corr.encode_condition(source_label, lower_encoders)
+                exemplar_feats = [f.expand(source_label.shape[0], -1, -1, -1) for f in exemplar_features]
             left, right = corr.match_features(source_feats, exemplar_feats)
             kept = source_feats if return_features else None
             del source_feats, exemplar_feats  # free the encoder pyramids before matching
@@ -95,19 +103,26 @@ class Warpaint(nn.Module):
         check_size(self.config, size, synthesize)
 
     # -- config + weights folder -----------------------------------------------------------
-    def save_pretrained(self, folder: str | Path) -> None:
-        """Write the config and the weights (atomically: temp file, then rename)."""
+    def save_pretrained(self, folder: str | Path, push_to_hub: bool = False, repo_id: str | None = None,
+                        **push_options) -> None:
+        """Write the config and the weights (atomically: temp file, then rename); with ``push_to_hub``,
+        also a model card and an upload to ``repo_id`` (``core.hub.push_model``)."""
+        if push_to_hub and not repo_id:
+            raise ValueError("push_to_hub needs repo_id='org/name'")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         _atomic(folder / WEIGHTS_FILE, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
         _atomic(folder / CONFIG_FILE, lambda p: self.config.save(p))
+        if push_to_hub:
+            hub.push_model(folder, repo_id, **push_options)
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu",
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu", revision: str | None = None,
                         **config_overrides) -> Warpaint:
-        """Load a model folder. ``config_overrides`` change config fields (e.g. the default iterations)."""
-        folder = Path(folder)
+        """Load a model folder, or a Hub id ``org/name`` (+ ``revision``) through the Hugging Face cache
+        (``core.hub``). ``config_overrides`` change config fields (e.g. the default iterations)."""
+        folder = hub.resolve_model(folder, revision)
         cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
         for p in (cfg_path, w_path):
             if not p.is_file():

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core import hub
 from core.conditions import Condition, extract, from_user_condition
 from core.corr import pixel_grid
 from core.engine import TrainingFreeEngine
@@ -99,11 +100,13 @@ class Translator:
                                                        else ())
         self.engine: Engine = (LearnedEngine(self.checkpoint, self.device, precision) if self.checkpoint is not None
                                else TrainingFreeEngineV2() if self.v2 else TrainingFreeEngine())
+        if checkpoint is not None and self.checkpoint is not None and hub.is_hub_id(checkpoint):
+            self.engine.name = f"{LEARNED} ({checkpoint})"  # the id, not the cache folder
         self.engine_name = self.engine.name
 
     def _resolve_checkpoint(self, engine: str, checkpoint: str | Path | None, root: Path) -> Path | None:
         if checkpoint is not None:
-            folder = Path(checkpoint)
+            folder = hub.resolve_model(checkpoint)  # a Hub id -> its folder in the Hugging Face cache
             missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
             if missing:
                 raise CheckpointError(f"{folder} is not a model folder (missing {', '.join(missing)}): a model "
@@ -153,6 +156,12 @@ class Translator:
                 src = self.extract(source, size, ready_condition=source_is_condition)
             except NoSubjectError as exc:
                 raise NoSubjectError(f"The input: {exc}") from exc
+        return src, self.prepare_exemplar(exemplar, size, allow_partial)
+
+    def prepare_exemplar(self, exemplar: np.ndarray | Condition, size: tuple[int, int],
+                         allow_partial: bool = False) -> Condition:
+        """The exemplar's condition for an output of ``size`` (see ``prepare``); made once, it serves
+        any number of inputs (a video's frames)."""
         if isinstance(exemplar, Condition):
             ex_cond = exemplar
             if ex_cond.image is None:
@@ -169,7 +178,7 @@ class Translator:
                 raise NoSubjectError(f"The exemplar: {exc}") from exc
             if ex_cond.image is None:
                 ex_cond.image = fit_image(exemplar, size)
-        return src, ex_cond
+        return ex_cond
 
     def translate(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, *,
                   resolution: int | None = None, iterations: int | None = None, temperature: float | None = None,

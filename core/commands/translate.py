@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-partial", action="store_true",
                         help="map what can be mapped when the exemplar lacks a part the input needs (e.g. no "
                              "face) instead of refusing")
-    parser.add_argument("--checkpoint", type=Path, help="a model folder (config.json + model.safetensors)")
+    parser.add_argument("--checkpoint", help="a model folder (config.json + model.safetensors), or a Hugging Face "
+                                             "Hub id org/name[@revision] (cached; HF_HUB_OFFLINE=1 honoured)")
     parser.add_argument("--warps-dir", type=Path,
                         help="also write every level's warp, flow picture and confidence map here")
     parser.add_argument("--resolution", type=int, default=None, help="square output size (default: 512 or the model's)")
