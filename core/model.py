@@ -62,7 +62,8 @@ class Warpaint(nn.Module):
                 iterations: int | None = None, temperature: float | None = None,
                 orders: Sequence[Sequence[bool]] | None = None, on_level: OnLevel | None = None,
                 cycle: bool = False, synthesize: bool = True, return_features: bool = False,
-                lower_encoders: bool = False) -> WarpaintOutput:
+                lower_encoders: bool = False, exemplar_features: Sequence[torch.Tensor] | None = None
+                ) -> WarpaintOutput:
         """source_label (B, label, H, W); exemplar (B, 3, H, W) in [-1, 1] and its label. H and W
         must be multiples of ``config.stride``.
 
@@ -72,11 +73,17 @@ class Warpaint(nn.Module):
         cycle: also warp the coarsest level back (training's cycle loss); synthesize: run the
             generator; return_features: keep the input's encoder features (feature-pair loss);
             lower_encoders: let bf16/fp16 autocast reach the encoders (see ``encoder_precision``).
+        exemplar_features: the exemplar's ``correspondence.encode_exemplar`` pyramid when it is already
+            known (one exemplar for many inputs: a video's frames); a batch of one serves every item.
         """
         self.check_size(source_label.shape[-2:])
         c, corr = self.config, self.correspondence
         with stage("encoders", source_label.device):
-            source_feats, exemplar_feats = corr.encode(source_label, exemplar, exemplar_label, lower_encoders)
+            if exemplar_features is None:
+                source_feats, exemplar_feats = corr.encode(source_label, exemplar, exemplar_label, lower_encoders)
+            else:
+                source_feats = corr.encode_condition(source_label, lower_encoders)
+                exemplar_feats = [f.expand(source_label.shape[0], -1, -1, -1) for f in exemplar_features]
             left, right = corr.match_features(source_feats, exemplar_feats)
             kept = source_feats if return_features else None
             del source_feats, exemplar_feats  # free the encoder pyramids before matching

@@ -165,7 +165,7 @@ class OfficialPatchMatch(PatchMatch):
         return index_to_offsets(level.indices[:, :, :1], h, w)[:, :, 0]
 
 
-MATCHERS: dict[str, type[PatchMatch]] = {"learned": PatchMatch, "official": OfficialPatchMatch}
+MATCHERS: dict[str, type[PatchMatch]] = {"learned": PatchMatch, "official": OfficialPatchMatch}  # MATCHING_MODES
 
 
 def _propagate(cand: torch.Tensor, horizontal: bool) -> torch.Tensor:

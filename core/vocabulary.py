@@ -20,6 +20,7 @@ ENGINE_KINDS = (LEARNED, TRAINING_FREE)
 ENGINES = (AUTO, *ENGINE_KINDS)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+MATCHING_MODES = ("learned", "official")  # PatchMatch: continuous positions, or the released integer indices
 
 CONFIG_FILE = "config.json"  # a model folder: its architecture...
 WEIGHTS_FILE = "model.safetensors"  # ...and its weights

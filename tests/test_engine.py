@@ -121,3 +121,17 @@ def test_flow_picture_colour_wheel():
     assert not np.array_equal(left[:, 4:], pic[:, 4:])  # direction changes the hue
     faint = flow_to_image(flow, max_radius=30.0)
     assert faint[:, 4:].astype(int).sum() > pic[:, 4:].astype(int).sum()  # shorter relative length: paler
+
+
+def test_one_pixel_convention():
+    """Positions are (row, col) pixel centres everywhere: sampling at a pixel's own position gives
+    that pixel; a level's identity field upsampled is the full-size identity (inside the outer
+    half-level-pixel, where bilinear upsampling clamps)."""
+    from core.protocol import sample_positions, upsample_positions
+
+    image = torch.arange(2 * 5 * 7, dtype=torch.float32).view(1, 2, 5, 7)
+    assert torch.allclose(sample_positions(image, pixel_grid(5, 7, "cpu")[None]), image)
+    half = sample_positions(image, pixel_grid(5, 7, "cpu")[None] + torch.tensor([0.0, 0.5]).view(1, 2, 1, 1))
+    assert torch.allclose(half[..., :-1], (image[..., :-1] + image[..., 1:]) / 2)  # between two columns
+    up = upsample_positions(pixel_grid(8, 6, "cpu")[None], (32, 24))
+    assert torch.allclose(up[..., 2:-2, 2:-2], pixel_grid(32, 24, "cpu")[None, :, 2:-2, 2:-2], atol=1e-4)
