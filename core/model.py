@@ -77,7 +77,7 @@ class Warpaint(nn.Module):
         exemplar_features: the exemplar's ``correspondence.encode_exemplar`` pyramid when it is already
             known (one exemplar for many inputs: a video's frames); a batch of one serves every item.
         """
-        self.check_size(source_label.shape[-2:])
+        self.check_size(source_label.shape[-2:], synthesize)
         c, corr = self.config, self.correspondence
         with stage("encoders", source_label.device):
             if exemplar_features is None:
@@ -99,10 +99,9 @@ class Warpaint(nn.Module):
                                   checkpointing=self.gradient_checkpointing).float()  # fp32 under autocast too
         return WarpaintOutput(image, levels, kept)
 
-    def check_size(self, size) -> None:
-        s = self.config.stride
-        if any(side % s for side in size) or any(side < s for side in size):
-            raise ValueError(f"input sides must be multiples of {s} (got {tuple(size)})")
+    def check_size(self, size, synthesize: bool = True) -> None:
+        """Refuse sizes the correspondence (or, when synthesizing, the generator) cannot take."""
+        check_size(self.config, size, synthesize)
 
     # -- config + weights folder -----------------------------------------------------------
     def save_pretrained(self, folder: str | Path, push_to_hub: bool = False, repo_id: str | None = None,
@@ -156,6 +155,17 @@ class Warpaint(nn.Module):
                     parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
             raise CheckpointError(f"{source} does not fit this model config: " + "; ".join(parts))
         self.load_state_dict(state, strict=True)
+
+
+def check_size(config: WarpaintConfig, size, synthesize: bool = True) -> None:
+    """ValueError, saying which sizes work, for an input (H, W) this model config cannot take."""
+    s, up = config.stride, config.generator_upsamples
+    if any(side % s for side in size) or any(side < s for side in size):
+        raise ValueError(f"input sides must be multiples of {s} (got {tuple(size)})")
+    # the generator starts at ceil(side / 2**up) and reflection-pads by 1 there: it needs 2 pixels
+    if synthesize and any(side <= 2**up for side in size):
+        raise ValueError(f"input sides must be at least {(2**up // s + 1) * s} for this model (got {tuple(size)}): "
+                         f"its generator starts at 1/{2**up} of the size and needs 2 pixels there")
 
 
 def _atomic(path: Path, write) -> None:

@@ -144,9 +144,8 @@ class PatchMatch(torch.nn.Module):
         positions = torch.stack([positions[:, 0].clamp_max(h - 1), positions[:, 1].clamp_max(w - 1)], 1)
         positions = positions.transpose(1, 2).contiguous()  # (B, K, 2, H, W)
         group = max(1, (self.chunk * 16) // (h * w))  # candidates sampled at once (bounded memory)
-        costs = torch.cat([
-            (sample_at(right, positions[:, s:s + group]) * left.unsqueeze(2)).sum(1)
-            for s in range(0, k, group)], dim=1) / temperature  # (B, K, H, W)
+        costs = torch.cat([_sampled_cosine(left, right, positions[:, s:s + group])
+                           for s in range(0, k, group)], dim=1) / temperature  # (B, K, H, W)
         weights = F.softmax(costs.float(), dim=1)
         warp = 0
         for s in range(0, k, group):
@@ -199,6 +198,18 @@ class OfficialPatchMatch(PatchMatch):
 
 
 MATCHERS: dict[str, type[PatchMatch]] = {"learned": PatchMatch, "official": OfficialPatchMatch}  # MATCHING_MODES
+
+
+def _sampled_cosine(left: torch.Tensor, right: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """<left, right sampled bilinearly at positions (B, k, 2, H, W)> -> (B, k, H, W). A bilinear
+    sample between unit features is shorter than 1 (0.87 at half a pixel), so it is brought back
+    to unit length, or every fractional position would score lower than the integer ones.
+    Samples at integer positions are used as they are (bit for bit the plain dot product)."""
+    sampled = sample_at(right, positions)  # (B, C, k, H, W)
+    dot = (sampled * left.unsqueeze(2)).sum(1)
+    on_grid = (positions == positions.round()).all(2)
+    norm = torch.linalg.vector_norm(sampled, dim=1).clamp_min(1e-10)
+    return torch.where(on_grid, dot, dot / norm)
 
 
 def _propagate(cand: torch.Tensor, horizontal: bool) -> torch.Tensor:

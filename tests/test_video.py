@@ -5,6 +5,7 @@ scikit-image's astronaut (moved and rotated) or from her skeleton with waving ar
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -302,6 +303,21 @@ def test_a_learned_model_renders_every_frame_too(tmp_path, pose_clip, exemplar):
     batched = VideoRetargeter(translator).run(clip, exemplar, tmp_path / "batched.mp4",
                                               VideoOptions(resolution=64, batch_size=2, frames_dir=tmp_path / "b"))
     assert batched.seconds["rendered_frames"] == 5 and read_video_info(tmp_path / "batched.mp4").frames == 5
+    partial = tmp_path / ".resumed.mp4.partial" / "frames"  # resumed with the last frame already done:
+    interrupted = VideoRetargeter(translator)  # the batch still flushes before it
+
+    def stop_at_four(stage, done, total):
+        if stage == "frames" and done == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run(clip, exemplar, tmp_path / "resumed.mp4", VideoOptions(resolution=64, batch_size=4),
+                        stop_at_four)
+    (partial / "000001.png").unlink()  # frames 1-2 to redo, 0, 3 and (say) 4 done
+    (partial / "000002.png").unlink()
+    shutil.copyfile(partial / "000003.png", partial / "000004.png")
+    again = interrupted.run(clip, exemplar, tmp_path / "resumed.mp4", VideoOptions(resolution=64, batch_size=4))
+    assert again.resumed == 3 and read_video_info(tmp_path / "resumed.mp4").frames == 5
     assert len(list((tmp_path / "b").glob("*.png"))) == 5
 
     # the exemplar's features, computed once, give the very frames the per-call encoder gives

@@ -118,6 +118,7 @@ class VideoRetargeter:
         w0, c0 = time.perf_counter(), time.process_time()
         raw = self._poses(clip, size, state, report)
         poses_seconds = (time.perf_counter() - w0, time.process_time() - c0)
+        result.frames = clip.count  # the decoded count, should the container have promised more
         try:
             track, track_report = smooth_track(raw, clip.fps, size)
         except ValueError as exc:
@@ -184,6 +185,7 @@ class VideoRetargeter:
         photos = clip.frames() if clip.kind != "poses" else iter(())
         previous = None  # (engine output, pose) of the frame before, for seeding
         pending: list[tuple[int, Condition]] = []  # frames waiting for the next batch
+        last = max((t for t in range(clip.count) if not state.has(t)), default=-1)  # the last frame to render
         clock = _Clock()
         report("frames", 0, clip.count)
         for t in range(clip.count):
@@ -196,7 +198,7 @@ class VideoRetargeter:
             budget.check()
             with clock("condition"):
                 pending.append((t, _condition(track[t], size, photo)))
-            if len(pending) < batch and t < clip.count - 1:
+            if len(pending) < batch and t < last:
                 continue
             with clock("engine"):
                 init, iters = None, opts.iterations
