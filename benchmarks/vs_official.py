@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             head = head or result
             print(f"round {rnd}: {name} {result[precision]['seconds_per_image']:.2f} s, load {load}",
                   file=sys.stderr, flush=True)
-    keep = ("resolution", "device", "device_name", "threads", "cpu_count", "bf16_support", "amx_used",
+    keep = ("resolution", "device", "device_name", "threads", "cpu_count", "bf16_support", "amx_used", "huge_pages",
             "cpu_features", "torch", "nef", "ngf", "levels", "iterations", "matching")
     report = {"benchmark": "vs_official", "rounds": args.rounds, "official_resolution": OFFICIAL_RESOLUTION,
               **{k: head.get(k) for k in keep}, **summarize(official_runs, ours_runs)}
