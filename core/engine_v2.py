@@ -126,7 +126,8 @@ class TrainingFreeEngineV2:
         feather = cv2.GaussianBlur(chart.defined.astype(np.float32), (0, 0), 1.0)[..., None]
         feather = np.where(chart.defined[..., None], np.maximum(feather, 0.999 * (feather > 0.5)), feather)
         positions = feather * chart.positions + (1 - feather) * positions
-        positions, folded = unfold(positions, apply_affine(similarity, size), used=src_person)
+        exact = cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 if task == "face" else None
+        positions, folded = unfold(positions, apply_affine(similarity, size), used=src_person, keep=exact)
         folds_left = fold_fraction(positions, src_person)
         seconds["map"] = time.perf_counter() - t
 
