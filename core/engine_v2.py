@@ -128,6 +128,9 @@ class TrainingFreeEngineV2:
         positions = feather * chart.positions + (1 - feather) * positions
         exact = cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 if task == "face" else None
         positions, folded = unfold(positions, apply_affine(similarity, size), used=src_person, keep=exact)
+        if exact is not None and fold_fraction(positions, src_person) > 0:  # folds inside the mesh (a turned
+            # face's triangles flip): smoothed with the smallest radii only, so the rest of the face stays exact
+            positions, _ = unfold(positions, apply_affine(similarity, size), used=src_person, rounds=2)
         folds_left = fold_fraction(positions, src_person)
         seconds["map"] = time.perf_counter() - t
 
