@@ -20,16 +20,12 @@ import numpy as np
 from app import models, settings
 from core.budget import BudgetExceeded, Cancelled
 from core.errors import CheckpointError, InputError, NoSubjectError, WarpaintError
+from core.vocabulary import ENGINES, LEARNED, TRAINING_FREE, unknown
 
 log = logging.getLogger("warpaint.app")
 
-ENGINES = ("auto", "learned", "training-free")
 _TITLES = {InputError: "Input problem", NoSubjectError: "Nothing found", CheckpointError: "Checkpoint problem",
            BudgetExceeded: "Too long", Cancelled: "Cancelled"}
-# core's messages name CLI options; in the app the same choices live in the Advanced accordion.
-_CLI_WORDS = {"pass --checkpoint DIR": "pick one in Advanced > Checkpoint",
-              "use --engine training-free": "choose Advanced > Engine > training-free",
-              "--engine training-free": "Engine: training-free (Advanced)"}
 
 try:  # Hugging Face Spaces (ZeroGPU): heavy functions borrow a GPU while they run
     import spaces  # type: ignore[import-not-found]
@@ -55,9 +51,8 @@ def friendly_errors(fn: Callable) -> Callable:
             if isinstance(exc, (BudgetExceeded, Cancelled)):
                 log.warning("request stopped (%s): %s", type(exc).__name__, exc)
             title = next((t for cls, t in _TITLES.items() if isinstance(exc, cls)), "Cannot do that")
-            message = models.public_text(str(exc))
-            for cli, ui in _CLI_WORDS.items():
-                message = message.replace(cli, ui)
+            # core's messages name the user's options in the app's words (Advanced accordion)
+            message = models.public_text(exc.for_front_end("app"))
             raise gr.Error(message, title=title) from exc
         except MemoryError as exc:
             raise gr.Error("Out of memory: choose a smaller resolution in Advanced.", title="Too large") from exc
@@ -92,14 +87,14 @@ def load_picture(source: str | Path | np.ndarray | None, what: str) -> np.ndarra
 
 def engine_plan(task: str, engine: str, checkpoint: str | None) -> str:
     """What will run, in words, before anything is loaded (``checkpoint``: a model name)."""
-    if engine == "training-free":
-        return "training-free (hand-made descriptors, no weights)"
+    if engine == TRAINING_FREE:
+        return f"{TRAINING_FREE} (hand-made descriptors, no weights)"
     found = [checkpoint] if checkpoint else models.names(task)
-    if engine == "learned":
-        return f"learned ({found[0]})" if found else "learned: no checkpoint found (the run will fail)"
+    if engine == LEARNED:
+        return f"{LEARNED} ({found[0]})" if found else f"{LEARNED}: no checkpoint found (the run will fail)"
     if found:
-        return f"auto: learned ({found[0]})"
-    return "auto: training-free (no checkpoint for this task under checkpoints/)"
+        return f"auto: {LEARNED} ({found[0]})"
+    return f"auto: {TRAINING_FREE} (no checkpoint for this task under checkpoints/)"
 
 
 class _TranslatorCache:
@@ -113,7 +108,7 @@ class _TranslatorCache:
     def get(self, task: str, engine: str, checkpoint: Path | None) -> Any:
         """The translator for ``checkpoint``, a folder the server chose (``models.resolve``), never a client's."""
         if engine not in ENGINES:
-            raise InputError(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
+            raise InputError(unknown("engine", engine, ENGINES))
         # "auto" decides at construction: a checkpoint added later must give a new translator.
         key = (task, engine, checkpoint or None, tuple(models.names(task)) if engine == "auto" else ())
         with self.lock:

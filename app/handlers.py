@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from app import drawing, models, settings
-from app.engine import ENGINES, friendly_errors, gpu, load_picture, translators
-from app.tasks import TASKS
+from app.engine import friendly_errors, gpu, load_picture, translators
 from core import budget
 from core.limits import check_choice, check_flag
 from core.results import LevelView, TranslationResult
+from core.vocabulary import ENGINES, TASKS, TRAINING_FREE
 
 Progress = Callable[[float, str], None]
 
@@ -71,7 +71,7 @@ def extract(task: str, image, ready_condition: bool = False, resolution: float |
     res = check_resolution(resolution) or 256
     picture = load_picture(image, "picture")
     budget.check()
-    condition = translators.get(task, "training-free", None).extract(picture, (res, res), ready_condition=ready)
+    condition = translators.get(task, TRAINING_FREE, None).extract(picture, (res, res), ready_condition=ready)
     return condition.preview, "\n".join(condition.messages)
 
 
@@ -92,6 +92,8 @@ def translate(task: str, source, exemplar, *, source_is_condition: bool = False,
     oil = check_flag("oil_paint_exemplar", oil_paint_exemplar)
     engine = check_choice("engine", engine, ENGINES)
     folder = models.resolve(task, checkpoint)
+    if folder is None and engine != "training-free":
+        folder = models.default(task)  # a Hub model the operator allowed counts as much as a local folder
     user_report = progress or (lambda fraction, text: None)
 
     def report(fraction: float, text: str) -> None:

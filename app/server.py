@@ -44,5 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     from app.ui import build_demo
 
     print(f"Warpaint app: temporary files in {settings.TEMP_DIR}", flush=True)
+    if settings.HUB_MODELS:
+        from app.models import hub_models
+
+        print(f"Hub models offered: {', '.join(hub_models()) or 'none'} (of {', '.join(settings.HUB_MODELS)})",
+              flush=True)
     launch(build_demo(), server_name=args.host, server_port=args.port, share=args.share or None)
     return 0

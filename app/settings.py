@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from app import TEMP_DIR as TEMP_DIR  # re-exported: the app's own temporary folder
-from core import limits
+from core import hub, limits
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
@@ -44,6 +44,13 @@ CACHE_SECONDS = _int("WARPAINT_CACHE_SECONDS", 3600)  # uploads and results olde
 # Each request's heavy work stops after this long ("took longer than N s"); a 1024 learned run takes
 # about 2 minutes on 2 CPU cores (docs/performance.md), so the default leaves room for it and a queue.
 REQUEST_SECONDS = _seconds("WARPAINT_REQUEST_SECONDS", 300)
+
+# Hugging Face Hub models the operator allows (WARPAINT_MODELS=org/a,org/b@rev): fetched at start-up
+# when online, else read from the Hugging Face cache; offered to clients by id, beside CHECKPOINTS' folders.
+HUB_MODELS = tuple(dict.fromkeys(m.strip() for m in os.environ.get("WARPAINT_MODELS", "").split(",") if m.strip()))
+if not all(hub.looks_like_hub_id(m) for m in HUB_MODELS):
+    raise SystemExit(f"WARPAINT_MODELS={os.environ['WARPAINT_MODELS']!r}: give Hub ids org/name[@revision], "
+                     "separated by commas")
 
 # What clients may set (UI sliders and API checks alike): core.limits, narrowed by the operator.
 RESOLUTION = limits.RESOLUTION.narrowed(minimum=128, maximum=_int("WARPAINT_MAX_RESOLUTION", 1024), step=64)

@@ -74,5 +74,3 @@ TABS: list[TabSpec] = [
         condition_examples=[("sketch_grace_hopper.png", "oil_astronaut.jpg")],
     ),
 ]
-
-TASKS = ("pose", "face", "mask")

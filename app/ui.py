@@ -6,10 +6,11 @@ import gradio as gr
 
 from app import atomic_cache, drawing, handlers, models, settings, video
 from app.components import mask_editor, photo_input, raw
-from app.engine import ENGINES, engine_plan, friendly_errors
+from app.engine import engine_plan, friendly_errors
 from app.jobs import run_heavy
 from app.palette import editor_to_mask, legend_html, make_brush
-from app.tasks import TABS, TASKS, TabSpec
+from app.tasks import TABS, TabSpec
+from core.vocabulary import ENGINES, TASKS
 
 PHOTO, READY = "Photo", "Ready condition"
 PROGRESS = gr.Progress()  # marks a handler's progress parameter; Gradio gives each call its own tracker
@@ -89,7 +90,7 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
             engine = raw(gr.Radio(list(ENGINES), value="auto", label="Engine",
                                   info="auto: a learned checkpoint when one is found, else training-free"))
             checkpoint = raw(gr.Dropdown(_checkpoint_choices(spec.task), value="",
-                                         label="Checkpoint (under checkpoints/)"))
+                                         label="Model (checkpoints/ folders, allowed Hub ids)"))
         with gr.Row():
             iterations = raw(_slider(settings.ITERATIONS, 5, "PatchMatch iterations per level"))
             temperature = raw(_slider(settings.TEMPERATURE, 0.01, "Softmax temperature"))

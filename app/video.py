@@ -17,9 +17,11 @@ from pathlib import Path
 import gradio as gr
 
 from app import settings
-from app.engine import ENGINES, friendly_errors, gpu, load_picture, translators
+from app.engine import friendly_errors, gpu, load_picture, translators
 from app.jobs import run_heavy
 from core.errors import InputError
+from core.limits import check_choice
+from core.vocabulary import ENGINES, TRAINING_FREE
 
 Progress = Callable[[float, str], None]
 PROGRESS = gr.Progress()  # marks the handler's progress parameter; Gradio gives each call its own tracker
@@ -68,13 +70,12 @@ def check_video_resolution(resolution: object) -> int:
 
 @gpu
 @friendly_errors
-def retarget(clip_path, exemplar, resolution: float = 256, engine: str = "training-free",
+def retarget(clip_path, exemplar, resolution: float = 256, engine: str = TRAINING_FREE,
              progress: Progress | None = None) -> tuple[str, str, str]:
     """(result video, skeleton video, status markdown) for one clip and one exemplar photo."""
     from core.video.retarget import VideoOptions, VideoRetargeter
 
-    if not isinstance(engine, str) or engine not in ENGINES:
-        raise InputError(f"Unknown engine: choose one of {', '.join(ENGINES)}.")
+    engine = check_choice("engine", engine, ENGINES)
     res = check_video_resolution(resolution)
     clip = check_clip(clip_path)
     picture = load_picture(exemplar, "exemplar")
@@ -110,11 +111,14 @@ def build_video_tab(heavy: dict) -> None:
                         elem_id="video-clip", height=320)
         exemplar = gr.Image(label="Exemplar (the person to show)", type="filepath", sources=["upload", "clipboard"],
                             elem_id="video-exemplar", height=320)
+    gr.Examples([[str(settings.ASSETS / "clip_astronaut.mp4"), str(settings.ASSETS / "grace_hopper.jpg")]],
+                inputs=[clip, exemplar], label="Example: a swaying camera films the astronaut (public domain, offline)",
+                cache_examples=False)
     with gr.Row():
         limit = settings.VIDEO_RESOLUTION
         resolution = gr.Slider(limit.minimum, limit.maximum, value=min(256, limit.maximum), step=limit.step,
                                label="Resolution (output side, pixels)", elem_id="video-resolution")
-        engine = gr.Radio(list(ENGINES), value="training-free", label="Engine",
+        engine = gr.Radio(list(ENGINES), value=TRAINING_FREE, label="Engine",
                           info="training-free is fastest and is seeded frame to frame")
     run = gr.Button("Make the video", variant="primary", elem_id="video-run")
     with gr.Row():

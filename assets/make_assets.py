@@ -53,6 +53,16 @@ def condition_pictures() -> None:
     save_image(HERE / "skeleton_raised_arm.png", skeleton.preview)
 
 
+def example_clip() -> None:
+    """The Pose video tab's example: the astronaut filmed by a swaying camera (2 s, 320x320, H.264)."""
+    sys.path.insert(0, str(HERE.parent))
+    from core.imageio import load_image
+    from core.video.encode import write_video
+    from core.video.samples import moving_photo
+
+    write_video(HERE / "clip_astronaut.mp4", moving_photo(load_image(HERE / "astronaut.jpg"), 20, side=320), 10)
+
+
 def main() -> None:
     shutil.copyfile(MPL_DATA / "grace_hopper.jpg", HERE / "grace_hopper.jpg")
     shutil.copyfile(SKIMAGE_DATA / "camera.png", HERE / "cameraman.png")
@@ -62,7 +72,8 @@ def main() -> None:
         photo = np.asarray(Image.open(HERE / f"{name}.jpg").convert("RGB"))
         Image.fromarray(oil_paint(photo)).save(HERE / f"oil_{name}.jpg", quality=92)
     condition_pictures()
-    print("wrote", ", ".join(sorted(p.name for p in HERE.iterdir() if p.suffix in (".jpg", ".png"))))
+    example_clip()
+    print("wrote", ", ".join(sorted(p.name for p in HERE.iterdir() if p.suffix in (".jpg", ".png", ".mp4"))))
 
 
 if __name__ == "__main__":

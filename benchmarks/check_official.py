@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.official import load_official  # noqa: E402
 from core.precision import inference_context, prepare_model  # noqa: E402
+from core.vocabulary import PRECISIONS  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "cocosnet2_official"
 
@@ -33,7 +34,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--fixture", default=str(FIXTURE))
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--no-channels-last", action="store_true")
     args = parser.parse_args()

@@ -64,7 +64,7 @@ def save_sheet(path: Path, folder: Path, frames: int) -> None:
     rows = []
     for name in ("photo", "poses"):
         for t in np.linspace(1, frames - 1, 4).round().astype(int):
-            outs = [cv2.imread(str(folder / f"{name}-{seeded}" / f"{t:06d}.png")) for seeded in (False, True)]
+            outs = [cv2.imread(str(folder / f"{name}-{mode}" / f"{t:06d}.png")) for mode in ("independent", "seeded")]
             side = outs[0].shape[0]
             first = (cv2.cvtColor(cv2.resize(photos[t], (side, side)), cv2.COLOR_RGB2BGR) if name == "photo"
                      else cv2.imread(str(folder / f"{name}-skeletons" / f"{t:06d}.png")))
@@ -80,6 +80,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--v2", action="store_true", help="also run engine v2 (charts; no seeding, partial allowed)")
     parser.add_argument("--sheet", type=Path,
                         help="also save a contact sheet (PNG): per clip, rows of input | independent | seeded")
     args = parser.parse_args()
@@ -96,18 +97,21 @@ def main() -> int:
         folder = Path(tmp)
         clips = make_clips(folder, args.frames)
         exemplar = load_image(clips["exemplar"])
-        retargeter = VideoRetargeter(Translator("pose", engine="training-free"))
+        v1 = VideoRetargeter(Translator("pose", engine="training-free", version=1))
+        v2 = VideoRetargeter(Translator("pose", engine="training-free", version=2))
+        modes = {"independent": (v1, False), "seeded": (v1, True)}
+        if args.v2:
+            modes["v2"] = (v2, False)
         for name in ("photo", "poses"):
-            for seeded in (False, True):
+            for mode, (retargeter, seeded) in modes.items():
                 clip = open_clip(clips[name])
-                out = folder / f"{name}-{'seeded' if seeded else 'independent'}.mp4"
-                frames = folder / f"{name}-{seeded}"
-                result = retargeter.run(clip, exemplar, out, VideoOptions(
+                frames = folder / f"{name}-{mode}"
+                result = retargeter.run(clip, exemplar, folder / f"{name}-{mode}.mp4", VideoOptions(
                     resolution=args.resolution, seeding=seeded, measure=True, frames_dir=frames,
-                    skeletons_dir=folder / f"{name}-skeletons"))
+                    skeletons_dir=folder / f"{name}-skeletons", allow_partial=mode == "v2"))
                 summary = {k: v for k, v in result.summary().items() if k not in ("flicker", "pck")}
-                summary.update(clip=name, seeded=seeded, threads=args.threads)
-                results[f"{name}-{'seeded' if seeded else 'independent'}"] = summary
+                summary.update(clip=name, mode=mode, threads=args.threads)
+                results[f"{name}-{mode}"] = summary
                 print(json.dumps(summary), flush=True)
         if args.sheet is not None:
             save_sheet(args.sheet, folder, args.frames)
@@ -117,6 +121,10 @@ def main() -> int:
         def whole(r, kind):  # poses pass + rendering + encoding, per frame
             return r[f"{kind}_poses_per_frame"] + r[f"{kind}_per_frame"] + r[f"{kind}_encode_per_frame"]
 
+        if f"{name}-v2" in results:
+            c = results[f"{name}-v2"]
+            print(f"{name} v2: engine {c['wall_engine']:.3f} s/frame wall, {c['cpu_engine']:.3f} CPU; "
+                  f"flicker {c['flicker_mean']}; PCK {c['pck_mean']}")
         print(f"{name}: engine {a['wall_engine']:.3f} -> {b['wall_engine']:.3f} s/frame wall "
               f"({a['wall_engine'] / b['wall_engine']:.2f}x), {a['cpu_engine']:.3f} -> {b['cpu_engine']:.3f} CPU "
               f"({a['cpu_engine'] / b['cpu_engine']:.2f}x); whole pipeline {whole(a, 'wall'):.3f} -> "

@@ -6,12 +6,13 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-MATCHING_MODES = ("learned", "official")
+from core.vocabulary import MATCHING_MODES
 
 
 @dataclass(frozen=True)
 class WarpaintConfig:
-    """Everything that shapes a Warpaint model. Nothing here fixes the input resolution."""
+    """Everything that shapes a Warpaint model (plus the defaults of the per-call settings: a call to
+    the model may pass its own iterations and temperature). Nothing here fixes the input resolution."""
 
     task: str = "pose"  # which condition the model consumes: pose | face | mask
     label_channels: int = 20  # channels of the condition label (pose: official 20)
@@ -20,8 +21,8 @@ class WarpaintConfig:
     levels: int = 4  # correspondence levels; the coarsest is resolution / 2**(levels-1)
     nef: int = 32  # encoder width (official 32); matching features have nef channels
     ngf: int = 64  # generator width (official 64)
-    temperature: float = 0.01  # softmax temperature of every similarity
-    iterations: int = 5  # PatchMatch iterations per fine level
+    temperature: float = 0.01  # softmax temperature of every similarity (default of the call argument)
+    iterations: int = 5  # PatchMatch iterations per fine level (default of the call argument)
     search_window: int = 4  # seeds: a search_window x search_window window per pixel...
     dilation: int = 2  # ...with this dilation, around 2x the coarser match
     gru_hidden: int = 32

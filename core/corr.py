@@ -3,23 +3,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from core.precision import full_precision, in_place_inference
+
 DENSE_CHUNK_ELEMENTS = 1 << 24  # similarity entries per chunk of dense attention (64 MB in fp32)
-
-
-def full_precision(device: torch.device | str):
-    """A context that switches autocast off: similarities, softmax over candidates and the warps
-    stay float32 even when the convolutions around them run in bf16 / fp16."""
-    kind = torch.device(device).type
-    if kind in ("cpu", "cuda", "mps", "xpu"):
-        return torch.autocast(device_type=kind, enabled=False)
-    return contextlib.nullcontext()
 
 
 def normalize_features(x: torch.Tensor, eps: float = 1e-10, center: bool = False) -> torch.Tensor:
@@ -58,6 +50,12 @@ def dense_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
         return _dense_attention(query.float(), key.float(), value.float(), temperature, topk, cycle)
 
 
+def dense_chunk_rows(batch: int, keys: int) -> int:
+    """Query pixels per chunk so that one chunk's (batch, rows, keys) similarities hold at most
+    ``DENSE_CHUNK_ELEMENTS`` entries."""
+    return max(1, DENSE_CHUNK_ELEMENTS // max(batch * keys, 1))
+
+
 def _dense_attention(query, key, value, temperature, topk, cycle) -> DenseMatch:
     b, c, h, w = query.shape
     q = query.flatten(2).transpose(1, 2)  # (B, N, C)
@@ -65,7 +63,8 @@ def _dense_attention(query, key, value, temperature, topk, cycle) -> DenseMatch:
     v = value.flatten(2).transpose(1, 2)  # (B, Nk, V)
     n, nk = q.shape[1], k.shape[2]
     topk = min(topk, nk)
-    rows = n if cycle else max(1, DENSE_CHUNK_ELEMENTS // max(nk, 1))
+    in_place = in_place_inference()
+    rows = n if cycle else dense_chunk_rows(b, nk)
     # outputs allocated once and filled chunk by chunk (no small allocations between big ones)
     warp = q.new_empty(b, n, v.shape[-1])
     top_weight, top_index = q.new_empty(b, n, topk), torch.empty(b, n, topk, dtype=torch.long, device=q.device)
@@ -76,7 +75,7 @@ def _dense_attention(query, key, value, temperature, topk, cycle) -> DenseMatch:
         attn = F.softmax(logits, dim=-1)
         warp[:, s:s + rows] = torch.matmul(attn, v)
         top_weight[:, s:s + rows], top_index[:, s:s + rows] = torch.topk(attn, topk, dim=-1)
-        expected = attn * logits if torch.is_grad_enabled() else attn.mul_(logits)  # softmax backward needs attn
+        expected = attn.mul_(logits) if in_place else attn * logits  # softmax backward needs attn
         confidence[:, s:s + rows] = expected.sum(-1, keepdim=True) * temperature
         del attn, expected
 
@@ -96,12 +95,13 @@ def score_indices(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, 
     left (B, C, N) and right (B, C, Nr) features; index (B, N, M) integer (int64 or int32) into Nr.
     Returns (B, N, M) = <left[:, n], right[:, index[n, m]]> / T. No Python loop over candidates.
     On CPU this is one sampled matrix product (SDDMM: only the asked-for entries of left^T right,
-    never materialising the gathered features); elsewhere whole feature rows are gathered in
-    chunks of ``chunk`` query pixels.
+    never materialising the gathered features); elsewhere, and whenever a gradient is needed (the
+    sparse product has no autograd), whole feature rows are gathered in chunks of ``chunk`` query pixels.
     """
     with full_precision(left.device):
         left, right = left.float(), right.float()
-        if left.device.type == "cpu":
+        needs_grad = torch.is_grad_enabled() and (left.requires_grad or right.requires_grad)
+        if left.device.type == "cpu" and not needs_grad:
             return _score_sddmm(left, right, index).div_(temperature)
         return _score_gather(left, right, index, chunk).div_(temperature)
 

@@ -34,6 +34,7 @@ from core.correspondence import match_pyramid, random_orders
 from core.descriptors import compress, describe_pair, descriptor_pyramid
 from core.patchmatch import LevelMatch, PatchMatch
 from core.protocol import EngineOutput, Progress, sample_positions, upsample_positions
+from core.vocabulary import TRAINING_FREE
 
 
 class PlainPatchMatch(PatchMatch):
@@ -57,7 +58,7 @@ class PlainPatchMatch(PatchMatch):
 class TrainingFreeEngine:
     """Descriptor matching with the hierarchical PatchMatch core; stateless apart from its settings."""
 
-    name = "training-free"
+    name = TRAINING_FREE
     stride = 32  # output sides are rounded down to a multiple of this
     resolution = 512  # the default output side
 

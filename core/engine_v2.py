@@ -126,12 +126,15 @@ class TrainingFreeEngineV2:
         feather = cv2.GaussianBlur(chart.defined.astype(np.float32), (0, 0), 1.0)[..., None]
         feather = np.where(chart.defined[..., None], np.maximum(feather, 0.999 * (feather > 0.5)), feather)
         positions = feather * chart.positions + (1 - feather) * positions
+        # Folds are looked for inside the person, off its edge: across the edge the map meets the
+        # surround, but the output there is the composite of two pictures, not one map.
+        inner = cv2.erode(src_person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         exact = cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 if task == "face" else None
-        positions, folded = unfold(positions, apply_affine(similarity, size), used=src_person, keep=exact)
-        if exact is not None and fold_fraction(positions, src_person) > 0:  # folds inside the mesh (a turned
+        positions, folded = unfold(positions, apply_affine(similarity, size), used=inner, keep=exact)
+        if exact is not None and fold_fraction(positions, inner) > 0:  # folds inside the mesh (a turned
             # face's triangles flip): smoothed with the smallest radii only, so the rest of the face stays exact
-            positions, _ = unfold(positions, apply_affine(similarity, size), used=src_person, rounds=2)
-        folds_left = fold_fraction(positions, src_person)
+            positions, _ = unfold(positions, apply_affine(similarity, size), used=inner, rounds=2)
+        folds_left = fold_fraction(positions, inner)
         seconds["map"] = time.perf_counter() - t
 
         # 3. Where the exemplar does not show the person (outside its frame, or on its background):

@@ -17,17 +17,9 @@ import numbers
 from dataclasses import dataclass, replace
 
 from core.errors import InputError
+from core.vocabulary import shown, unknown
 
 MAX_TEXT = 200  # longest name (checkpoint, task, engine) a client may send
-
-
-def shown(value: object, width: int = 40) -> str:
-    """A short, safe rendering of a client's value for a message."""
-    try:
-        text = repr(value)
-    except ValueError:  # an integer too long to print (Python refuses over 4300 digits)
-        return "a very large number"
-    return text if len(text) <= width else text[:width] + "..."
 
 
 @dataclass(frozen=True)
@@ -84,8 +76,7 @@ def _number(x: float) -> str:
 def check_choice(name: str, value: object, choices: tuple[str, ...] | list[str]) -> str:
     """``value`` when it is one of ``choices`` (exact string); else InputError listing them."""
     if not isinstance(value, str) or len(value) > MAX_TEXT or value not in choices:
-        listed = ", ".join(repr(c) for c in choices) or "(none)"
-        raise InputError(f"Unknown {name} {shown(value)}: choose one of {listed}.")
+        raise InputError(unknown(name, value, choices))
     return value
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core import hub
 from core.conditions import Condition, extract, from_user_condition
 from core.corr import pixel_grid
 from core.engine import TrainingFreeEngine
@@ -29,25 +30,34 @@ from core.imageio import fit_image, from_tensor, to_tensor
 from core.learned import LearnedEngine
 from core.limits import ITERATIONS, RESOLUTION, SEED, TEMPERATURE
 from core.patchmatch import LevelMatch
-from core.precision import PRECISIONS, resolve_device
+from core.precision import resolve_device
 from core.protocol import Engine, EngineOutput, Progress, mean_positions
 from core.results import LevelView, TranslationResult
 from core.utils.flow_viz import flow_to_image
+from core.vocabulary import (
+    AUTO,
+    CHECKPOINTS_HELP,
+    CONFIG_FILE,
+    ENGINES,
+    LEARNED,
+    MODEL_FILES,
+    PRECISIONS,
+    TASKS,
+    TRAINING_FREE,
+    WEIGHTS_FILE,
+    unknown,
+)
 
-TASKS = ("pose", "face", "mask")
-ENGINES = ("auto", "learned", "training-free")
-DEFAULT_RESOLUTION = 512
-CHECKPOINT_FILES = ("config.json", "model.safetensors")
 
 def find_checkpoints(root: Path = Path("checkpoints"), task: str | None = None) -> list[Path]:
-    """Model folders (config.json + model.safetensors) directly under ``root``, sorted by name;
+    """Model folders (``MODEL_FILES``: config + weights) directly under ``root``, sorted by name;
     with ``task``, only those whose config says that task. Unreadable configs are skipped."""
     root = Path(root)
     if not root.is_dir():
         return []
     found = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        if not all((folder / name).is_file() for name in CHECKPOINT_FILES):
+        if not all((folder / name).is_file() for name in MODEL_FILES):
             continue
         if task is not None and _checkpoint_task(folder) != task:
             continue
@@ -57,7 +67,7 @@ def find_checkpoints(root: Path = Path("checkpoints"), task: str | None = None) 
 
 def _checkpoint_task(folder: Path) -> str | None:
     try:
-        return json.loads((folder / "config.json").read_text()).get("task", "pose")
+        return json.loads((folder / CONFIG_FILE).read_text()).get("task", "pose")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -65,22 +75,22 @@ def _checkpoint_task(folder: Path) -> str | None:
 class Translator:
     """One task, one engine: extracts conditions and translates inputs to exemplars' looks."""
 
-    def __init__(self, task: str, engine: str = "auto", checkpoint: str | Path | None = None,
+    def __init__(self, task: str, engine: str = AUTO, checkpoint: str | Path | None = None,
                  device: str | None = None, precision: str = "fp32", checkpoints_root: Path = Path("checkpoints"),
                  version: int | None = None):
         if task not in TASKS:
-            raise InputError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
+            raise InputError(unknown("task", task, TASKS))
         if engine not in ENGINES:
-            raise InputError(f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
+            raise InputError(unknown("engine", engine, ENGINES))
         if precision not in PRECISIONS:
-            raise InputError(f"Unknown precision {precision!r}: choose fp32, bf16 or fp16.")
+            raise InputError(unknown("precision", precision, PRECISIONS))
         self.task = task
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type == "cpu":
             raise InputError("fp16 needs a GPU; on CPU use bf16 (fast with AMX) or fp32.")
         self.precision = precision
         self.checkpoint: Path | None = None
-        if engine != "training-free":
+        if engine != TRAINING_FREE:
             self.checkpoint = self._resolve_checkpoint(engine, checkpoint, Path(checkpoints_root))
         if version not in (None, 1, 2):
             raise InputError(f"Unknown training-free engine version {version!r}: use 2 or 1 (default: per task).")
@@ -90,15 +100,17 @@ class Translator:
                                                        else ())
         self.engine: Engine = (LearnedEngine(self.checkpoint, self.device, precision) if self.checkpoint is not None
                                else TrainingFreeEngineV2() if self.v2 else TrainingFreeEngine())
+        if checkpoint is not None and self.checkpoint is not None and hub.is_hub_id(checkpoint):
+            self.engine.name = f"{LEARNED} ({checkpoint})"  # the id, not the cache folder
         self.engine_name = self.engine.name
 
     def _resolve_checkpoint(self, engine: str, checkpoint: str | Path | None, root: Path) -> Path | None:
         if checkpoint is not None:
-            folder = Path(checkpoint)
-            missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
+            folder = hub.resolve_model(checkpoint)  # a Hub id -> its folder in the Hugging Face cache
+            missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
             if missing:
                 raise CheckpointError(f"{folder} is not a model folder (missing {', '.join(missing)}): a model "
-                                      "folder holds config.json + model.safetensors; see checkpoints/README.md.")
+                                      f"folder holds {CONFIG_FILE} + {WEIGHTS_FILE}; see {CHECKPOINTS_HELP}.")
             found_task = _checkpoint_task(folder)
             if found_task != self.task:
                 raise CheckpointError(f"{folder} is a model for the {found_task!r} task, not {self.task!r}: "
@@ -107,11 +119,11 @@ class Translator:
         found = find_checkpoints(root, self.task)
         if found:
             return found[0]
-        if engine == "learned":
+        if engine == LEARNED:
             raise CheckpointError(
                 f"No learned checkpoint for the {self.task} task under {root}/: put a model folder there "
-                f"(config.json + model.safetensors, e.g. {root}/deepfashionHD from the official weights, "
-                "see checkpoints/README.md), pass --checkpoint DIR, or use --engine training-free.")
+                f"({CONFIG_FILE} + {WEIGHTS_FILE}, e.g. {root}/deepfashionHD from the official weights, "
+                f"see {CHECKPOINTS_HELP}), $choose_checkpoint, or $choose_training_free.")
         return None
 
     # -- conditions ------------------------------------------------------------------------------
@@ -144,6 +156,12 @@ class Translator:
                 src = self.extract(source, size, ready_condition=source_is_condition)
             except NoSubjectError as exc:
                 raise NoSubjectError(f"The input: {exc}") from exc
+        return src, self.prepare_exemplar(exemplar, size, allow_partial)
+
+    def prepare_exemplar(self, exemplar: np.ndarray | Condition, size: tuple[int, int],
+                         allow_partial: bool = False) -> Condition:
+        """The exemplar's condition for an output of ``size`` (see ``prepare``); made once, it serves
+        any number of inputs (a video's frames)."""
         if isinstance(exemplar, Condition):
             ex_cond = exemplar
             if ex_cond.image is None:
@@ -160,7 +178,7 @@ class Translator:
                 raise NoSubjectError(f"The exemplar: {exc}") from exc
             if ex_cond.image is None:
                 ex_cond.image = fit_image(exemplar, size)
-        return src, ex_cond
+        return ex_cond
 
     def translate(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, *,
                   resolution: int | None = None, iterations: int | None = None, temperature: float | None = None,

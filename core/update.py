@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.layers import InstanceNorm
-from core.precision import same_layout
+from core.precision import in_place_inference, same_layout
 
 
 class MotionEncoder(nn.Module):
@@ -118,7 +118,7 @@ class UpdateBlock(nn.Module):
         # offsets: (B, 2K, H, W) = K row offsets then K column offsets; scores: (B, K, H, W)
         ref = self.gru.convq1.weight  # channels_last weights (prepare_model): keep every input NHWC
         hidden, offsets, scores = same_layout(hidden, ref), same_layout(offsets, ref), same_layout(scores, ref)
-        if torch.is_grad_enabled():  # autograd keeps inputs alive: plain concatenations
+        if not in_place_inference():  # training: autograd keeps inputs alive, plain concatenations
             hidden = self.gru(hidden, self.encoder(offsets, scores))
         else:  # inference: one buffer [hidden | motion | offsets] filled in place, no concatenation
             b, c, h, w = hidden.shape

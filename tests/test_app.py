@@ -12,7 +12,7 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from app.settings import ASSETS, ROOT  # noqa: E402
-from app.testing import running_app  # noqa: E402
+from tests.app_server import running_app  # noqa: E402
 
 RES = 128  # small: the point is the plumbing, not the picture
 

@@ -111,6 +111,26 @@ def test_warpaint_errors_become_gradio_errors(error, title):
     assert info.value.message == str(error) and info.value.title == title
 
 
+def test_library_messages_name_options_in_each_front_ends_words(tmp_path):
+    """One message in core, worded for the CLI by str() and for the app by friendly_errors."""
+    from core.pipeline import Translator
+    from core.vocabulary import OPTION_WORDS
+
+    with pytest.raises(CheckpointError) as info:
+        Translator("pose", engine="learned", checkpoints_root=tmp_path)
+    cli, app = OPTION_WORDS["cli"], OPTION_WORDS["app"]
+    assert cli["choose_checkpoint"] in str(info.value) and cli["choose_training_free"] in str(info.value)
+
+    @engine.friendly_errors
+    def fail():
+        raise info.value
+
+    with pytest.raises(gr.Error) as shown:
+        fail()
+    assert app["choose_checkpoint"] in shown.value.message and app["choose_training_free"] in shown.value.message
+    assert "--" not in shown.value.message and "$" not in shown.value.message
+
+
 def test_unexpected_errors_become_a_generic_message_with_an_id_that_is_in_the_log(caplog):
     @engine.friendly_errors
     def boom():

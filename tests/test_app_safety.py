@@ -21,7 +21,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from app.settings import ASSETS  # noqa: E402
-from app.testing import running_app  # noqa: E402
+from tests.app_server import running_app  # noqa: E402
 
 RES = 128
 PHOTO, EXEMPLAR = ASSETS / "astronaut.jpg", ASSETS / "grace_hopper.jpg"

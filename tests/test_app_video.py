@@ -11,9 +11,9 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from skimage import data  # noqa: E402
 
 from app.settings import ASSETS  # noqa: E402
-from app.testing import running_app  # noqa: E402
 from core.video.encode import read_video_info, write_video  # noqa: E402
 from core.video.samples import moving_photo  # noqa: E402
+from tests.app_server import running_app  # noqa: E402
 
 MAX_FRAMES = 10  # this server's clip limit (set below)
 

@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from app.settings import ASSETS, ROOT
-from app.testing import running_app
+from tests.app_server import running_app
 
 pytestmark = pytest.mark.browser
 
@@ -107,6 +107,7 @@ def test_pose_video_tab_shows_progress_then_both_videos(page, url, tmp_path):
     page.goto(url)
     page.wait_for_selector("#pose-run", timeout=60_000)
     page.get_by_role("tab", name="Pose video").click()
+    page.get_by_text("Example: a swaying camera").wait_for(timeout=30_000)  # the offline example row
     page.set_input_files("#video-clip input[type=file]", str(clip))
     page.set_input_files("#video-exemplar input[type=file]", str(ASSETS / "grace_hopper.jpg"))
     field = page.locator("#video-resolution input[type=number]")

@@ -227,10 +227,11 @@ def test_hands_map_through_their_21_points():
         col, row = int(round(x)), int(round(y))
         if chart.region[row, col] != PART_ID["right hand"]:
             continue
-        checked += 1
         expected = piecewise_affine(hands_src[0, :, :2], hands_ex[0, :, :2], np.array([[col, row]], float))[0]
-        np.testing.assert_allclose(chart.positions[row, col], expected[::-1], atol=1e-6)
-    assert checked >= 15  # (the forearm, in front of nothing, may own the points next to the wrist)
+        err = np.abs(chart.positions[row, col] - expected[::-1]).max()
+        assert err < 1.0  # next to the wrist the forearm's map is blended in (no tear at the seam)
+        checked += err < 0.05
+    assert checked >= 12  # (the forearm, in front of nothing, may own the points next to the wrist)
     x, y = hands_src[0, 5, :2]
     assert chart.region[int(round(y)), int(round(x))] == PART_ID["right hand"]
     # piecewise affine is exact on the points themselves
@@ -301,3 +302,28 @@ def test_real_photos_map_head_to_head_and_refuse_a_missing_arm(photo_poses):
     # the astronaut shows her right elbow; Grace Hopper's portrait does not
     with pytest.raises(InputError, match="right upper arm"):
         body_chart(astronaut, grace)
+
+
+def test_wider_input_silhouette_stays_defined_and_engine_keeps_the_head(photo_poses):
+    """Grace Hopper's hat is wider than the astronaut's hair: those pixels map onto the exemplar's
+    background and stay defined (unsure), so engine v2 meets no seam inside the person and leaves
+    the head's map as the chart made it (its fold repair used to smooth the face away)."""
+    import skimage.data
+
+    from core.engine_v2 import TrainingFreeEngineV2
+    from core.pipeline import exemplar_condition
+
+    grace, astronaut = photo_poses["grace"], photo_poses["astronaut"]
+    chart = body_chart(grace, astronaut)
+    inside = grace.subject_mask & (chart.region > 0)
+    assert chart.defined[inside].mean() > 0.95
+    unsure = chart.defined & (chart.confidence == np.float32(0.1))
+    rows, cols = np.clip(np.round(chart.positions[unsure]).astype(int), 0, SIZE[0] - 1).T
+    assert unsure.sum() > 100 and astronaut.subject_mask[rows, cols].mean() < 0.2  # on its background
+
+    ex = exemplar_condition("pose", skimage.data.astronaut(), SIZE[0])
+    out = TrainingFreeEngineV2().one(grace, ex)
+    final = out.positions[0].permute(1, 2, 0).numpy()
+    head = (chart.region == PART_ID["head"]) & chart.defined
+    err = np.abs(final - chart.positions).max(axis=2)[head]
+    assert np.percentile(err, 99) < 1.0

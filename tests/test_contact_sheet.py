@@ -29,3 +29,10 @@ def test_letterbox_keeps_the_whole_picture_centred():
     wide = np.zeros((40, 80, 3), np.uint8)
     tile = letterbox(wide, 64)
     assert (tile[:16] == BACKGROUND).all() and (tile[16:48] == 0).all() and (tile[48:] == BACKGROUND).all()
+
+
+def test_a_labelled_cell_keeps_its_picture_above_the_label():
+    picture = np.full((64, 64, 3), 90, np.uint8)
+    sheet = contact_sheet(["v1"], [("a", [(picture, "NME 0.02")])], tile=64)
+    cell = sheet[HEADER + CAPTION:HEADER + CAPTION + 64]
+    assert (cell[:48] == 90).all() and (cell[48:] == 255).mean() > 0.5 and (cell[48:] < 100).any()

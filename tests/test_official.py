@@ -103,6 +103,8 @@ def test_convert_cli_writes_a_loadable_folder(tmp_path, fixture_data, official_r
     assert converted.config == model.config
     ours, theirs = converted.state_dict(), model.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    card = (out_dir / "README.md").read_text()  # the model card, as `push` would write it
+    assert card.startswith("---\n") and "task: pose" in card and "Converted from the official CoCosNet v2" in card
 
 
 def test_module_prefix_is_accepted(tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 from scipy.spatial import Delaunay
 
 from core.charts.base import ChartMap
@@ -436,6 +437,36 @@ def _map_part(name: str, src: Body, ex: Body, p: np.ndarray) -> np.ndarray:
 # --- the chart builder ------------------------------------------------------------------------
 
 
+HALO = 0.08  # positions this close (x the exemplar's body size) to its silhouette stay defined (hair, hat)
+BLEND = 0.025  # parts' maps are blended across their borders over this fraction of the body scale (sigma)
+
+
+def _blend_parts(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order: list[str], missing: list[str],
+                 size: tuple[int, int]) -> np.ndarray:
+    """(N, 2) exemplar x, y for the silhouette pixels ``p``: every part's map, weighted by its
+    Gaussian-blurred ownership (a partition of unity). Each part's map is smooth, so the sum is
+    continuous across the parts' borders: no tear (and no fold) where the head meets the torso."""
+    import cv2
+
+    sigma = max(1.0, BLEND * src.scale)
+    acc = np.zeros((len(p), 2))
+    total = np.zeros(len(p))
+    xs, ys = p[:, 0].astype(int), p[:, 1].astype(int)
+    for k, name in enumerate(order):
+        sel = owner == k
+        if name in missing or not sel.any():
+            continue
+        own = np.zeros(size, np.float32)
+        own[ys[sel], xs[sel]] = 1.0
+        weight = cv2.GaussianBlur(own, (0, 0), sigma)[ys, xs]
+        weight[sel] = np.maximum(weight[sel], 1e-6)  # a part's own pixels always have its map
+        band = weight > 1e-4
+        acc[band] += weight[band, None] * _map_part(name, src, ex, p[band])
+        total[band] += weight[band]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return acc / total[:, None]
+
+
 def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = False) -> ChartMap:
     """Dense map from the output's body pixels to the exemplar's (see the module docstring).
 
@@ -469,6 +500,8 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     ex_owner = np.full((eh, ew), -1, np.int16)
     ex_order = [n for n in PARTS if not ex_lacks[n]]
     ex_owner[ex_ys, ex_xs] = assign(ex, np.stack([ex_xs, ex_ys], axis=1).astype(np.float64), ex_order)[0]
+    blended = _blend_parts(src, ex, p, owner, order, missing, (h, w))
+    ex_off = ndimage.distance_transform_edt(~ex.silhouette) if ex.measured else None  # off its silhouette
     for k, name in enumerate(order):
         sel = owner == k
         if not sel.any():
@@ -477,18 +510,23 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         region[py, px] = PART_ID[name]
         if name in missing:
             continue
-        q = _map_part(name, src, ex, p[sel])  # (n, 2) x, y in the exemplar
+        q = blended[sel]  # (n, 2) x, y in the exemplar
         qx = np.clip(np.round(q[:, 0]).astype(int), 0, ew - 1)
         qy = np.clip(np.round(q[:, 1]).astype(int), 0, eh - 1)
-        # Where the exemplar shows this part (not another part in front of it, not its background):
-        # on its background (a silhouette wider in the input) the map is left to the engine's fill.
+        # Where the exemplar shows this part (not another part in front of it, not its background).
+        # Positions on its background (the input's silhouette is wider there) are kept, unsure: an
+        # undefined band inside the person would put a seam (and folds) between chart and surround.
         on_body = ex_owner[qy, qx] >= 0
         shown = ex_owner[qy, qx] == ex_order.index(name)
         inside = (q[:, 0] > -0.5) & (q[:, 0] < ew - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < eh - 0.5)
-        keep = inside & (on_body | (not ex.measured))
+        # (Only near it, though: far off, e.g. a long coat mapped onto a short jacket's surroundings,
+        # the background would show inside the person; those are left to the engine's fill.)
+        near = on_body | (ex_off[qy, qx] <= HALO * ex.scale) if ex_off is not None else np.ones(len(q), bool)
+        keep = inside & near
         positions[py[keep], px[keep]] = q[keep, ::-1]
         conf = (1.0 if src.measured and ex.measured else 0.7) * np.clip(2.0 - cost[sel], 0.2, 1.0)
-        confidence[py[keep], px[keep]] = np.where(shown, conf, 0.3)[keep]
+        conf = np.where(shown, conf, np.where(on_body | (not ex.measured), 0.3, 0.1))
+        confidence[py[keep], px[keep]] = conf[keep]
         hidden = 1.0 - shown.mean()
         if hidden > 0.2:
             notes.append(f"{name}: {hidden:.0%} of it falls outside the exemplar's {name} (hidden, off its "

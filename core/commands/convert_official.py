@@ -15,12 +15,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.hub import CONVERTED, write_model_card
     from core.official import load_official
 
     model = load_official(args.corr, args.gen, iterations=args.iterations)
     model.save_pretrained(args.out)
+    card = write_model_card(args.out, model.config, provenance=CONVERTED, overwrite=True,
+                            license="other")  # the official release's own terms apply to the weights
     c = model.config
     params = sum(p.numel() for p in model.parameters()) / 1e6
     print(f"wrote {args.out}/config.json and model.safetensors: task {c.task}, {c.label_channels}-channel label, "
-          f"{c.levels} levels, nef {c.nef}, ngf {c.ngf}, {params:.1f} M parameters, matching '{c.matching}'")
+          f"{c.levels} levels, nef {c.nef}, ngf {c.ngf}, {params:.1f} M parameters, matching '{c.matching}'; "
+          f"model card {card}")
     return 0

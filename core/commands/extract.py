@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import InputError
+from core.vocabulary import TASKS
 
 LABEL_FORMATS = (".npy", ".pt", ".safetensors")
 PICTURE_FORMATS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -41,7 +42,7 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    parser.add_argument("--task", required=True, choices=("pose", "face", "mask"), help="condition kind")
+    parser.add_argument("--task", required=True, choices=TASKS, help="condition kind")
     parser.add_argument("--input", type=Path, help="photo (or, with --from-condition, a condition picture)")
     parser.add_argument("--output", type=Path, required=True, help="where to write the condition picture (PNG)")
     parser.add_argument("--resolution", default="512",

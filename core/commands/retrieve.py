@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 
+from core.vocabulary import TASKS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="folder of photos (the training data)")
     parser.add_argument("--top-k", type=int, default=20, help="exemplars listed per photo (default 20)")
-    parser.add_argument("--task", choices=("pose", "face", "mask"), default="pose",
+    parser.add_argument("--task", choices=TASKS, default="pose",
                         help="condition kind, for label histograms (default pose)")
     parser.add_argument("--method", choices=("auto", "vgg", "labels"), default="auto",
                         help="auto: VGG19 when its weights are found, else label histograms")

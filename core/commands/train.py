@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from core.vocabulary import TASKS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from core.train.presets import TRAIN_PRESETS
@@ -18,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder: checkpoints, logs, and the trained model")
     parser.add_argument("--steps", type=int, help="total training steps (counting resumed ones)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--task", choices=("pose", "face", "mask"), help="condition kind (default: the preset's)")
+    parser.add_argument("--task", choices=TASKS, help="condition kind (default: the preset's)")
     parser.add_argument("--pairs", help="list of real exemplars, 'image,ref1,ref2,...' per line "
                                         "(default: DATA/pairs.txt when present)")
     parser.add_argument("--cache", help="where to cache extracted conditions (default: DATA/.warpaint_cache)")

@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import InputError, WarpaintError
+from core.vocabulary import ENGINES, PRECISIONS, TASKS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", required=True, choices=("pose", "face", "mask"))
+    parser.add_argument("--task", required=True, choices=TASKS)
     single = parser.add_argument_group("one picture")
     single.add_argument("--input", type=Path, help="the input photo (or, with --input-is-condition, a condition)")
     single.add_argument("--output", type=Path, help="where to write the result (PNG, JPEG, WebP...)")
@@ -38,14 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "with its own file stem, or the folder's only picture)")
     parser.add_argument("--input-is-condition", action="store_true",
                         help="the input is a ready skeleton picture / face sketch / painted ADE20K mask")
-    parser.add_argument("--engine", default="auto", choices=("auto", "learned", "training-free"))
+    parser.add_argument("--engine", default="auto", choices=ENGINES)
     parser.add_argument("--engine-version", type=int, default=None, choices=(1, 2),
                         help="training-free engine: 2 (charts, full resolution, compositing; the default for face) "
                              "or 1 (the default for pose and masks)")
     parser.add_argument("--allow-partial", action="store_true",
                         help="map what can be mapped when the exemplar lacks a part the input needs (e.g. no "
                              "face) instead of refusing")
-    parser.add_argument("--checkpoint", type=Path, help="a model folder (config.json + model.safetensors)")
+    parser.add_argument("--checkpoint", help="a model folder (config.json + model.safetensors), or a Hugging Face "
+                                             "Hub id org/name[@revision] (cached; HF_HUB_OFFLINE=1 honoured)")
     parser.add_argument("--warps-dir", type=Path,
                         help="also write every level's warp, flow picture and confidence map here")
     parser.add_argument("--resolution", type=int, default=None, help="square output size (default: 512 or the model's)")
@@ -53,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=None, help="softmax temperature of the matching")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="auto (default), cpu or cuda")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="learned engine: autocast precision (bf16 is fast on CPUs with AMX)")
 
 

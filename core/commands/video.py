@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from core.errors import InputError
+from core.vocabulary import ENGINES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exemplar", type=Path, required=True, help="photo of the person to drive")
     parser.add_argument("--output", type=Path, required=True, help="the video to write (.mp4 H.264 or .webm VP9)")
     parser.add_argument("--resolution", type=int, default=None, help="square output side (default: 512 or the model's)")
-    parser.add_argument("--engine", default="auto", choices=("auto", "learned", "training-free"))
-    parser.add_argument("--checkpoint", type=Path, help="a model folder (config.json + model.safetensors)")
+    parser.add_argument("--engine", default="auto", choices=ENGINES)
+    parser.add_argument("--engine-version", type=int, default=None, choices=(1, 2),
+                        help="training-free engine: 1 (matching, seeded frame to frame) or 2 (charts); "
+                             "default per task")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="engine v2: map what it can when the exemplar lacks a body part the clip needs")
+    parser.add_argument("--checkpoint", help="a model folder (config.json + model.safetensors), or a Hugging Face "
+                                             "Hub id org/name[@revision]")
     parser.add_argument("--fps", type=float, default=None,
                         help="output frame rate (default: the video's; 25 for frames and poses folders)")
     parser.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
@@ -68,13 +75,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"Cannot write {args.stats}: the folder {args.stats.parent} does not exist.")
     clip = open_clip(args.input, max_frames=args.max_frames, fps=args.fps)
     exemplar = load_image(args.exemplar)
-    translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint, device=args.device)
+    translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint, device=args.device,
+                            version=args.engine_version)
     print(f"engine: {translator.engine_name}; {clip.count} frames at {clip.fps:g} fps from {clip.kind} "
           f"{args.input}", file=sys.stderr)
     options = VideoOptions(resolution=args.resolution, seeding=not args.no_seeding, iterations=args.iterations,
-                           seed=args.seed, batch_size=args.batch_size, measure=args.stats is not None,
-                           frames_dir=args.frames_dir, skeletons_dir=args.skeletons_dir,
-                           skeleton_video=args.skeleton_video)
+                           seed=args.seed, batch_size=args.batch_size, allow_partial=args.allow_partial,
+                           measure=args.stats is not None, frames_dir=args.frames_dir,
+                           skeletons_dir=args.skeletons_dir, skeleton_video=args.skeleton_video)
     bars: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:

@@ -16,8 +16,8 @@ import numpy as np
 from core.conditions import face, masks, pose
 from core.conditions.condition import Condition
 from core.errors import InputError
+from core.vocabulary import TASKS, unknown
 
-TASKS = ("pose", "face", "mask")
 LABEL_CHANNELS: dict[str, int] = {
     "pose": 20,  # exactly the official DeepFashionHD label: RGB skeleton + 17 limb distances
     "face": face.FACE_CHANNELS,  # 10: all edges + 8 part distances + landmark lines
@@ -27,7 +27,7 @@ LABEL_CHANNELS: dict[str, int] = {
 
 def _task(task: str) -> str:
     if task not in TASKS:
-        raise InputError(f"Unknown task {task!r}: choose one of {', '.join(TASKS)}.")
+        raise InputError(unknown("task", task, TASKS))
     return task
 
 

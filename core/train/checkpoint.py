@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from core.errors import CheckpointError
+from core.vocabulary import MODEL_FILES, WEIGHTS_FILE
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -105,7 +106,7 @@ def _complete(root: Path) -> list[tuple[int, Path]]:
     found = []
     for p in root.iterdir() if root.is_dir() else []:
         m = _STEP_DIR.match(p.name)
-        if m and all((p / f).is_file() for f in ("config.json", "model.safetensors", DISCRIMINATOR, STATE)):
+        if m and all((p / f).is_file() for f in (*MODEL_FILES, DISCRIMINATOR, STATE)):
             found.append((int(m.group(1)), p))
     return found
 
@@ -135,7 +136,7 @@ def load_checkpoint(folder: Path) -> dict:
     folder = Path(folder)
     try:
         state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
-        model = load_file(str(folder / "model.safetensors"))
+        model = load_file(str(folder / WEIGHTS_FILE))
         disc = load_file(str(folder / DISCRIMINATOR))
         ema = load_file(str(folder / EMA)) if (folder / EMA).is_file() else None
     except Exception as exc:

@@ -42,10 +42,21 @@ def _message_tile(message: str, side: int) -> np.ndarray:
     return tile
 
 
-def contact_sheet(columns: list[str], rows: list[tuple[str, list[np.ndarray | str]]], tile: int = 192
-                  ) -> np.ndarray:
+def _label(tile: np.ndarray, label: str) -> np.ndarray:
+    """``label`` on a white strip along the tile's bottom edge."""
+    tile = tile.copy()
+    tile[-16:] = (255, 255, 255)
+    _text(tile, label, 2, tile.shape[0] - 4, 0.3)
+    return tile
+
+
+Cell = np.ndarray | str | tuple[np.ndarray, str]
+
+
+def contact_sheet(columns: list[str], rows: list[tuple[str, list[Cell]]], tile: int = 192) -> np.ndarray:
     """(H, W, 3) uint8: a header of ``columns`` titles, then per row its caption and its cells,
-    each a picture (letterboxed into ``tile``) or a message (a grey tile with the text).
+    each a picture (letterboxed into ``tile``), a (picture, label) pair (the label on a strip along
+    the tile's bottom), or a message (a grey tile with the text).
 
     Layout: width = len(columns) * tile; height = HEADER + len(rows) * (CAPTION + tile); row r's
     cell c starts at (HEADER + r * (CAPTION + tile) + CAPTION, c * tile)."""
@@ -58,6 +69,11 @@ def contact_sheet(columns: list[str], rows: list[tuple[str, list[np.ndarray | st
         top = HEADER + r * (CAPTION + tile)
         _text(sheet, caption, 4, top + CAPTION - 6)
         for c, cell in enumerate(cells):
-            sheet[top + CAPTION:top + CAPTION + tile, c * tile:(c + 1) * tile] = (
-                _message_tile(cell, tile) if isinstance(cell, str) else letterbox(cell, tile))
+            if isinstance(cell, str):
+                picture = _message_tile(cell, tile)
+            elif isinstance(cell, tuple):
+                picture = _label(letterbox(cell[0], tile), cell[1])
+            else:
+                picture = letterbox(cell, tile)
+            sheet[top + CAPTION:top + CAPTION + tile, c * tile:(c + 1) * tile] = picture
     return sheet

@@ -33,6 +33,7 @@ from core.conditions import Condition, detectors, pose
 from core.engine import TrainingFreeEngine
 from core.errors import InputError, NoSubjectError, WarpaintError
 from core.imageio import fit_image, fit_points, from_tensor, to_tensor
+from core.learned import LearnedEngine
 from core.video import seeding, stability
 from core.video.clip import Clip
 from core.video.encode import check_output, write_video
@@ -41,6 +42,7 @@ from core.video.track import smooth_track
 # progress(stage, done, total): stage is "poses", "frames" or "encoding"
 VideoProgress = Callable[[str, int, int], None]
 STATE_VERSION = 1
+FRAME_SETTINGS = ("seeding", "iterations", "seed", "allow_partial")  # the options that change the frames
 
 
 @dataclass
@@ -50,6 +52,7 @@ class VideoOptions:
     resolution: int | None = None  # square output side (default: the engine's)
     seeding: bool = True  # training-free engine: start each frame from the previous frame's matches
     iterations: int | None = None  # PatchMatch iterations of an unseeded frame (engine default)
+    allow_partial: bool = False  # engine v2: map what it can when the exemplar lacks a body part a frame needs
     batch_size: int = 1  # frames per engine call when frames are independent (learned engine on a GPU)
     seed: int = 0
     measure: bool = False  # flicker and PCK per frame (re-detects the pose on every output)
@@ -107,15 +110,15 @@ class VideoRetargeter:
             if extra is not None:
                 check_output(Path(extra))
         size = self.translator.output_size(opts.resolution)
-        ex_cond = self.translator.extract(exemplar, size)  # once per clip
-        if ex_cond.image is None:
-            ex_cond.image = fit_image(exemplar, size)
-        state = _State(output, _fingerprint(clip, exemplar, size, self.translator.engine_name, opts))
+        ex_cond = self.translator.prepare_exemplar(exemplar, size, opts.allow_partial)  # once per clip
+        engine_id = f"{self.translator.engine_name} ({type(self.translator.engine).__name__})"
+        state = _State(output, _fingerprint(clip, exemplar, size, engine_id, opts))
         result = VideoResult(output, clip.count, clip.fps, size, self.translator.engine_name)
 
         w0, c0 = time.perf_counter(), time.process_time()
         raw = self._poses(clip, size, state, report)
         poses_seconds = (time.perf_counter() - w0, time.process_time() - c0)
+        result.frames = clip.count  # the decoded count, should the container have promised more
         try:
             track, track_report = smooth_track(raw, clip.fps, size)
         except ValueError as exc:
@@ -173,12 +176,16 @@ class VideoRetargeter:
                 state: _State, result: VideoResult, report: VideoProgress) -> None:
         engine = self.translator.engine  # the engine protocol (core/protocol.py): learned or training-free
         seeded = opts.seeding and isinstance(engine, TrainingFreeEngine)  # the engine that takes ``init=``
-        ex_tensor = to_tensor(ex_cond.image).to(self.translator.device)
+        ex_tensor = to_tensor(fit_image(ex_cond.image, size)).to(self.translator.device)
         full = opts.iterations if opts.iterations is not None else getattr(engine, "iterations", 0)
+        # the learned engine's exemplar encoder runs once per clip, not once per frame
+        once = ({"exemplar_features": engine.encode_exemplar(ex_tensor, ex_cond)}
+                if isinstance(engine, LearnedEngine) else {})
         batch = 1 if seeded else opts.batch_size  # seeded frames depend on each other: one at a time
         photos = clip.frames() if clip.kind != "poses" else iter(())
         previous = None  # (engine output, pose) of the frame before, for seeding
         pending: list[tuple[int, Condition]] = []  # frames waiting for the next batch
+        last = max((t for t in range(clip.count) if not state.has(t)), default=-1)  # the last frame to render
         clock = _Clock()
         report("frames", 0, clip.count)
         for t in range(clip.count):
@@ -191,7 +198,7 @@ class VideoRetargeter:
             budget.check()
             with clock("condition"):
                 pending.append((t, _condition(track[t], size, photo)))
-            if len(pending) < batch and t < clip.count - 1:
+            if len(pending) < batch and t < last:
                 continue
             with clock("engine"):
                 init, iters = None, opts.iterations
@@ -199,7 +206,7 @@ class VideoRetargeter:
                     init = seeding.carry_matches(previous[0].levels[-1].positions, previous[1], track[t], size)
                     if init is not None:
                         iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
-                extra = {"init": init} if seeded else {}
+                extra = {"init": init} if seeded else {"allow_partial": True} if opts.allow_partial else once
                 n = len(pending)
                 out = engine([c for _, c in pending], ex_tensor.expand(n, -1, -1, -1), [ex_cond] * n,
                              iterations=iters, seed=opts.seed, **extra)
@@ -282,7 +289,7 @@ def _fingerprint(clip: Clip, exemplar: np.ndarray, size, engine: str, opts: Vide
             "source": hashlib.sha256(json.dumps(source).encode()).hexdigest(),
             "exemplar": hashlib.sha256(np.ascontiguousarray(exemplar).tobytes()).hexdigest(),
             "size": list(size), "engine": engine,
-            "settings": {k: v for k, v in asdict(opts).items() if k in ("seeding", "iterations", "seed")}}
+            "settings": {k: v for k, v in asdict(opts).items() if k in FRAME_SETTINGS}}
 
 
 class _Clock:

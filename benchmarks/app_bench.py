@@ -1,6 +1,6 @@
 """Time the app as users see it: start-up, and /translate per tab through gradio_client.
 
-    .venv/bin/python -m app.bench [--resolutions 256 512] [--repeats 3]
+    .venv/bin/python benchmarks/app_bench.py [--resolutions 256 512] [--repeats 3]
 
 Starts ``python app.py`` on a free port (no checkpoints: the training-free engine), warms
 each task up once, then prints one JSON line: seconds to first page, and per task and
@@ -12,12 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from app.settings import ASSETS
-from app.testing import running_app
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.settings import ASSETS  # noqa: E402
+from tests.app_server import running_app  # noqa: E402
 
 CASES = {  # tab -> (task, input photo, exemplar, oil-paint the exemplar)
     "Pose to body": ("pose", "astronaut.jpg", "grace_hopper.jpg", False),
@@ -28,7 +32,7 @@ CASES = {  # tab -> (task, input photo, exemplar, oil-paint the exemplar)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="benchmarks/app_bench.py", description=__doc__.split("\n")[0])
     parser.add_argument("--resolutions", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
-"""Start the real app (``python app.py``) in a child process on a free port: for tests and manual checks."""
+"""Start the real app (``python app.py``) in a child process on a free port: for the app tests and
+``benchmarks/app_bench.py`` (a harness, so it lives outside the app package)."""
 
 from __future__ import annotations
 

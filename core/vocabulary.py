@@ -1,0 +1,66 @@
+"""Names used in many places, spelled once: tasks, engines, precisions, the files of a model folder,
+and the wording of the common user errors. Imported by the library, the CLI (``choices``) and the
+app alike; no torch here (the app imports it at start-up).
+
+Library messages name the user's options as ``$placeholders`` (``OPTION_WORDS``): the command line
+and the app word them differently, and ``core.errors.WarpaintError`` fills them in for each.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+TASKS = ("pose", "face", "mask")  # condition kinds: the tasks a model or engine translates
+
+LEARNED = "learned"
+TRAINING_FREE = "training-free"
+AUTO = "auto"  # learned when a checkpoint for the task is found, else training-free
+ENGINE_KINDS = (LEARNED, TRAINING_FREE)
+ENGINES = (AUTO, *ENGINE_KINDS)
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+MATCHING_MODES = ("learned", "official")  # PatchMatch: continuous positions, or the released integer indices
+
+CONFIG_FILE = "config.json"  # a model folder: its architecture...
+WEIGHTS_FILE = "model.safetensors"  # ...and its weights
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+CHECKPOINTS_HELP = "checkpoints/README.md"  # where to get weights and how a model folder looks
+
+FRONT_ENDS = ("cli", "app")
+OPTION_WORDS: dict[str, dict[str, str]] = {
+    "cli": {
+        "choose_checkpoint": "pass --checkpoint DIR",
+        "choose_training_free": "use --engine training-free",
+        "choose_cpu": "use --device cpu",
+        "choose_resolution": "choose --resolution",
+    },
+    "app": {
+        "choose_checkpoint": "pick one in Advanced > Checkpoint",
+        "choose_training_free": "choose Advanced > Engine > training-free",
+        "choose_cpu": "run on the CPU",
+        "choose_resolution": "choose the resolution in Advanced",
+    },
+}
+_PLACEHOLDER = re.compile(r"\$(" + "|".join(OPTION_WORDS["cli"]) + r")\b")
+
+
+def worded(message: str, front_end: str = "cli") -> str:
+    """``message`` with its option placeholders in the words of ``front_end`` (cli or app)."""
+    words = OPTION_WORDS[front_end]
+    return _PLACEHOLDER.sub(lambda m: words[m.group(1)], message)
+
+
+def shown(value: object, width: int = 40) -> str:
+    """A short, safe rendering of a user's value for a message."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print (Python refuses over 4300 digits)
+        return "a very large number"
+    return text if len(text) <= width else text[:width] + "..."
+
+
+def unknown(what: str, value: object, choices: Iterable[str]) -> str:
+    """The one wording of an unknown choice: "Unknown task 'cats': choose one of 'pose', 'face', 'mask'." """
+    listed = ", ".join(repr(c) for c in choices) or "(none)"
+    return f"Unknown {what} {shown(value)}: choose one of {listed}."
