@@ -62,7 +62,7 @@ class Warpaint(nn.Module):
                 iterations: int | None = None, temperature: float | None = None,
                 orders: Sequence[Sequence[bool]] | None = None, on_level: OnLevel | None = None,
                 cycle: bool = False, synthesize: bool = True, return_features: bool = False,
-                lower_encoders: bool = False, exemplar_features: Sequence[torch.Tensor] | None = None
+                lower_encoders: bool | None = None, exemplar_features: Sequence[torch.Tensor] | None = None
                 ) -> WarpaintOutput:
         """source_label (B, label, H, W); exemplar (B, 3, H, W) in [-1, 1] and its label. H and W
         must be multiples of ``config.stride``.
@@ -72,7 +72,8 @@ class Warpaint(nn.Module):
             first; default alternating); on_level(i, match): called after every level.
         cycle: also warp the coarsest level back (training's cycle loss); synthesize: run the
             generator; return_features: keep the input's encoder features (feature-pair loss);
-            lower_encoders: let bf16/fp16 autocast reach the encoders (see ``encoder_precision``).
+            lower_encoders: let bf16/fp16 autocast reach the encoders (None: by matching mode, see
+                ``encoder_precision``).
         exemplar_features: the exemplar's ``correspondence.encode_exemplar`` pyramid when it is already
             known (one exemplar for many inputs: a video's frames); a batch of one serves every item.
         """
