@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/chart_sheet.py [--out docs/charts_sheet.png] [--size 512]
 
-Body rows: input | exemplar | the exemplar's pixels at the chart's positions (grey where the chart
-leaves the map to the engine's fill) | the chart's parts. The pose of that warp is re-extracted with
+Body rows: input | exemplar | the exemplar's pixels at the chart's positions (on the exemplar's
+background with its person inpainted, where the chart leaves the map to the engine) | the chart's
+parts | engine v2's output. The pose of that warp is re-extracted with
 the project's own extractor and compared with the input's (``core.metrics.pose_pck``: PCK@0.2 of the
 head-to-hip size, 2 x the shoulder width on head-and-shoulders shots), over the joints the input and
 the exemplar both have.
@@ -28,9 +29,11 @@ from core.charts.body import PARTS, body_chart  # noqa: E402
 from core.charts.masks import mask_chart  # noqa: E402
 from core.conditions import masks, pose  # noqa: E402
 from core.conditions.ade20k import PALETTE, class_index  # noqa: E402
+from core.engine_v2 import TrainingFreeEngineV2  # noqa: E402
 from core.errors import WarpaintError  # noqa: E402
 from core.imageio import load_image  # noqa: E402
 from core.metrics import pose_pck  # noqa: E402
+from core.pipeline import exemplar_condition  # noqa: E402
 
 ASSETS = ROOT / "assets"
 
@@ -94,7 +97,7 @@ def body_rows(size: tuple[int, int]) -> tuple[list[np.ndarray], list[str]]:
              ("astronaut rotated", a[" rotated"], "grace", g[""]),
              ("skeleton (no photo)", None, "astronaut", a[""])]
     skeleton = pose.from_picture(load_image(ASSETS / "skeleton_raised_arm.png"), size)
-    rows, lines, hits, total = [], [], 0, 0
+    rows, lines, hits, hits_v2, total = [], [], 0, 0, 0
     for src_name, src_img, ex_name, ex_img in pairs:
         try:
             src = skeleton if src_img is None else pose.extract(src_img, size)
@@ -111,18 +114,26 @@ def body_rows(size: tuple[int, int]) -> tuple[list[np.ndarray], list[str]]:
             partial = f" refused without --allow-partial ({str(err).split(':')[1].split('(')[0].strip()})"
         seconds = time.perf_counter() - t
         out = warp(ex.image, chart, person_removed(ex, size))
+        engine = TrainingFreeEngineV2().one(src, exemplar_condition("pose", ex_img, max(size)), allow_partial=True)
+        final = ((engine.image[0].permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
         needed = (src.keypoints[:, 2] > 0) & (ex.keypoints[:, 2] > 0)
-        try:
-            found = pose.detect_keypoints(out, size)
-        except WarpaintError:
-            found = np.zeros((18, 3))
-        ok, n = pck(src.keypoints, found, needed)
+        scores = []
+        for picture in (out, final):
+            try:
+                found = pose.detect_keypoints(picture, size)
+            except WarpaintError:
+                found = np.zeros((18, 3))
+            scores.append(pck(src.keypoints, found, needed))
+        (ok, n), (ok_v2, _) = scores
         if not partial:
-            hits, total = hits + ok, total + n
-        lines.append(f"{src_name} <- {ex_name}: PCK@0.2 {ok}/{n}, chart {seconds:.2f} s{partial}")
+            hits, hits_v2, total = hits + ok, hits_v2 + ok_v2, total + n
+        lines.append(f"{src_name} <- {ex_name}: PCK@0.2 chart {ok}/{n}, engine v2 {ok_v2}/{n}, "
+                     f"chart {seconds:.2f} s{partial}")
         shown = src.preview if src_img is None else src.image
-        rows.append(np.concatenate([shown, ex.image, out, colour_parts(chart.region, len(PARTS))], axis=1))
-    lines.append(f"pose PCK@0.2 over the pairs that are not refused: {hits}/{total} = {hits / max(total, 1):.3f}")
+        rows.append(np.concatenate([shown, ex.image, out, colour_parts(chart.region, len(PARTS)),
+                                    cv2.resize(final, (size[1], size[0]))], axis=1))
+    lines.append(f"pose PCK@0.2 over the pairs that are not refused: chart {hits}/{total} = "
+                 f"{hits / max(total, 1):.3f}, engine v2 {hits_v2}/{total} = {hits_v2 / max(total, 1):.3f}")
     return rows, lines
 
 
@@ -170,11 +181,12 @@ def mask_rows(size: tuple[int, int]) -> tuple[list[np.ndarray], list[str]]:
         t = time.perf_counter()
         chart = mask_chart(src, ex)
         lines.append(f"mask {name}: chart {time.perf_counter() - t:.2f} s, defined {chart.defined.mean():.0%}")
-        rows.append(np.concatenate([src.preview, img, PALETTE[idx], warp(img, chart)], axis=1))
+        rows.append(np.concatenate([src.preview, img, PALETTE[idx], warp(img, chart), np.zeros_like(img)], axis=1))
     t = time.perf_counter()
     chart = mask_chart(person, astro)
     lines.append(f"mask cameraman <- astronaut (person class): chart {time.perf_counter() - t:.2f} s")
-    rows.append(np.concatenate([person.preview, astro.image, astro.preview, warp(astro.image, chart)], axis=1))
+    rows.append(np.concatenate([person.preview, astro.image, astro.preview, warp(astro.image, chart),
+                                np.zeros_like(astro.image)], axis=1))
     return rows, lines
 
 

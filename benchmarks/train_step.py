@@ -36,8 +36,12 @@ def synthetic_batch(channels: int, size: int, batch: int, device: torch.device) 
     g = torch.Generator().manual_seed(0)
     image = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
     label = (torch.rand(batch, channels, size, size, generator=g) > 0.9).float()
+    rows, cols = torch.meshgrid(torch.arange(float(size)), torch.arange(float(size)), indexing="ij")
+    mirrored = torch.stack([rows, size - 1 - cols]).expand(batch, -1, -1, -1)  # x's pixels in the flipped exemplar
+    ones = torch.ones(batch, 1, size, size, device=device)
     return {"condition": label.to(device), "image": image.to(device), "exemplar": image.flip(-1).to(device),
-            "exemplar_condition": label.flip(-1).to(device), "sample_weight": torch.ones(batch, device=device)}
+            "exemplar_condition": label.flip(-1).to(device), "sample_weight": torch.ones(batch, device=device),
+            "correspondence": mirrored.to(device), "correspondence_mask": ones, "warp_mask": ones}
 
 
 def bench(preset: str, batch_size: int | None, steps: int, device: torch.device, amp: str, with_vgg: bool,

@@ -33,6 +33,23 @@ OFFICIAL = ROOT.parent / "shared" / "bench" / "official" / "bench_official.py"
 OFFICIAL_RESOLUTION = 512  # bench_official.py times 512x512 only
 
 
+# Runs the official script unchanged, noting the process CPU time at each of its perf_counter()
+# calls (two per timed run): its per-run CPU seconds then come out on stderr beside its wall times.
+_CPU_PROBE = """
+import json, runpy, sys, time
+wall, marks = time.perf_counter, []
+def probe():
+    marks.append(time.process_time())
+    return wall()
+time.perf_counter = probe
+sys.argv = [sys.argv[1]]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    print("CPU_PROBE " + json.dumps([b - a for a, b in zip(marks[::2], marks[1::2])]), file=sys.stderr)
+"""
+
+
 def parse_variant(text: str) -> tuple[str, list[str]]:
     """'name=--flag value ...' -> (name, bench arguments). The name labels the block in the report."""
     name, sep, rest = text.partition("=")
@@ -76,12 +93,11 @@ def configurations(args) -> list[tuple[str, list[str]]]:
     return runs
 
 
-def run_process(cmd: list[str], cwd: Path, env: dict, timeout: float) -> tuple[dict, float, float]:
-    """Run one benchmark process; return (its last JSON line, peak RSS in GiB, wall seconds)."""
+def run_process(cmd: list[str], cwd: Path, env: dict, timeout: float) -> tuple[dict, float, str]:
+    """Run one benchmark process; return (its last JSON line, peak RSS in GiB, its stderr)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
-        deadline = start + timeout
+        deadline = time.perf_counter() + timeout
         while True:  # wait4 gives this child's own rusage (ru_maxrss: KiB on Linux)
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
@@ -92,13 +108,12 @@ def run_process(cmd: list[str], cwd: Path, env: dict, timeout: float) -> tuple[d
                 raise RuntimeError(f"{shlex.join(cmd)} timed out after {timeout:.0f} s")
             time.sleep(0.2)
         proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - start
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
     lines = [ln for ln in stdout.splitlines() if ln.strip().startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{shlex.join(cmd)} failed (exit {proc.returncode}): {stderr.strip()[-2000:]}")
-    return json.loads(lines[-1]), usage.ru_maxrss / 2**20, wall
+    return json.loads(lines[-1]), usage.ru_maxrss / 2**20, stderr
 
 
 def _load() -> float:
@@ -113,6 +128,7 @@ def summarize(official_runs: list[dict], ours_runs: dict[str, list[dict]]) -> di
         report["official"] = {
             "seconds_per_image": round(min(seconds), 3), "seconds_runs": seconds,
             "median_seconds_per_image": round(statistics.median(seconds), 3),
+            "cpu_seconds_per_image": _min([c for r in official_runs for c in r.get("cpu_seconds_runs", [])]),
             "peak_memory_gib": round(max(r["peak_rss_process_gib"] for r in official_runs), 3),
             "load_average": [r["load_average"] for r in official_runs],
             "parameters_m": round((official_runs[0]["params_corr"] + official_runs[0]["params_g"]) / 1e6, 2),
@@ -122,6 +138,7 @@ def summarize(official_runs: list[dict], ours_runs: dict[str, list[dict]]) -> di
         seconds = [s for r in runs for s in r["block"]["seconds_runs"]]
         block = dict(best["block"])
         block.update(seconds_per_image=round(min(seconds), 3), seconds_runs=seconds,
+                     cpu_seconds_per_image=_min([r["block"].get("cpu_seconds_per_image") for r in runs]),
                      median_seconds_per_image=round(statistics.median(seconds), 3),
                      peak_memory_gib=round(max(r["peak_rss_process_gib"] for r in runs), 3),
                      memory="rss_process", peak_memory_in_run_gib=max(r["block"]["peak_memory_gib"] for r in runs),
@@ -132,20 +149,36 @@ def summarize(official_runs: list[dict], ours_runs: dict[str, list[dict]]) -> di
         report["ratios"] = {name: {
             "speedup": round(off["seconds_per_image"] / report[name]["seconds_per_image"], 2),
             "speedup_median": round(off["median_seconds_per_image"] / report[name]["median_seconds_per_image"], 2),
+            # CPU seconds (all threads) per image: steadier than wall time when others share the cores
+            "speedup_cpu_time": _ratio(off["cpu_seconds_per_image"], report[name]["cpu_seconds_per_image"]),
             "peak_memory": round(report[name]["peak_memory_gib"] / off["peak_memory_gib"], 2)}
             for name in ours_runs}
     return report
 
 
+def _min(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(min(values), 3) if values else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
 def table(report: dict) -> str:
     """The report as a small text table (stderr)."""
-    rows = [f"{'':<12}{'s / image':>11}{'median':>9}{'peak RSS':>10}{'speedup':>9}{'memory':>8}"]
-    for name in ["official", *[k for k in report.get("ratios", {})]] if "official" in report else [
-            k for k, v in report.items() if isinstance(v, dict) and "seconds_per_image" in v]:
+    def num(x, unit=""):
+        return f"{x:.2f}{unit}" if isinstance(x, (int, float)) else "-"
+
+    names = [k for k, v in report.items() if isinstance(v, dict) and "seconds_per_image" in v]
+    rows = [f"{'':<14}{'s/image':>9}{'median':>9}{'CPU s':>9}{'peak RSS':>10}{'speedup':>9}{'CPU-time':>9}"
+            f"{'memory':>8}"]
+    for name in names:
         block, ratio = report[name], report.get("ratios", {}).get(name, {})
-        rows.append(f"{name:<12}{block['seconds_per_image']:>11.2f}{block['median_seconds_per_image']:>9.2f}"
-                    f"{block['peak_memory_gib']:>9.2f}G"
-                    + (f"{ratio['speedup']:>8.2f}x{ratio['peak_memory']:>7.2f}x" if ratio else ""))
+        rows.append(f"{name:<14}{num(block['seconds_per_image']):>9}{num(block['median_seconds_per_image']):>9}"
+                    f"{num(block.get('cpu_seconds_per_image')):>9}{num(block['peak_memory_gib'], 'G'):>10}"
+                    f"{num(ratio.get('speedup'), 'x'):>9}{num(ratio.get('speedup_cpu_time'), 'x'):>9}"
+                    f"{num(ratio.get('peak_memory'), 'x'):>8}")
     return "\n".join(rows)
 
 
@@ -163,8 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     for rnd in range(args.rounds):
         if not args.skip_official:
             load = _load()
-            result, peak, _ = run_process([args.python, official.name], official.parent, env, args.timeout)
-            result.update(peak_rss_process_gib=round(peak, 3), load_average=[load, _load()])
+            result, peak, stderr = run_process([args.python, "-c", _CPU_PROBE, official.name], official.parent,
+                                               env, args.timeout)
+            probe = [ln for ln in stderr.splitlines() if ln.startswith("CPU_PROBE ")]
+            cpu = json.loads(probe[-1].split(" ", 1)[1]) if probe else []
+            result.update(peak_rss_process_gib=round(peak, 3), load_average=[load, _load()],
+                          cpu_seconds_runs=[round(c, 3) for c in cpu[-len(result["official_seconds_runs"]):]])
             official_runs.append(result)
             print(f"round {rnd}: official {min(result['official_seconds_runs']):.2f} s, load {load}",
                   file=sys.stderr, flush=True)

@@ -50,6 +50,12 @@ def dense_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
         return _dense_attention(query.float(), key.float(), value.float(), temperature, topk, cycle)
 
 
+def dense_chunk_rows(batch: int, keys: int) -> int:
+    """Query pixels per chunk so that one chunk's (batch, rows, keys) similarities hold at most
+    ``DENSE_CHUNK_ELEMENTS`` entries."""
+    return max(1, DENSE_CHUNK_ELEMENTS // max(batch * keys, 1))
+
+
 def _dense_attention(query, key, value, temperature, topk, cycle) -> DenseMatch:
     b, c, h, w = query.shape
     q = query.flatten(2).transpose(1, 2)  # (B, N, C)
@@ -58,7 +64,7 @@ def _dense_attention(query, key, value, temperature, topk, cycle) -> DenseMatch:
     n, nk = q.shape[1], k.shape[2]
     topk = min(topk, nk)
     in_place = in_place_inference()
-    rows = n if cycle else max(1, DENSE_CHUNK_ELEMENTS // max(nk, 1))
+    rows = n if cycle else dense_chunk_rows(b, nk)
     # outputs allocated once and filled chunk by chunk (no small allocations between big ones)
     warp = q.new_empty(b, n, v.shape[-1])
     top_weight, top_index = q.new_empty(b, n, topk), torch.empty(b, n, topk, dtype=torch.long, device=q.device)
@@ -89,12 +95,13 @@ def score_indices(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, 
     left (B, C, N) and right (B, C, Nr) features; index (B, N, M) integer (int64 or int32) into Nr.
     Returns (B, N, M) = <left[:, n], right[:, index[n, m]]> / T. No Python loop over candidates.
     On CPU this is one sampled matrix product (SDDMM: only the asked-for entries of left^T right,
-    never materialising the gathered features); elsewhere whole feature rows are gathered in
-    chunks of ``chunk`` query pixels.
+    never materialising the gathered features); elsewhere, and whenever a gradient is needed (the
+    sparse product has no autograd), whole feature rows are gathered in chunks of ``chunk`` query pixels.
     """
     with full_precision(left.device):
         left, right = left.float(), right.float()
-        if left.device.type == "cpu":
+        needs_grad = torch.is_grad_enabled() and (left.requires_grad or right.requires_grad)
+        if left.device.type == "cpu" and not needs_grad:
             return _score_sddmm(left, right, index).div_(temperature)
         return _score_gather(left, right, index, chunk).div_(temperature)
 

@@ -94,24 +94,28 @@ class Correspondence(nn.Module):
         """Call a block, checkpointed when gradient checkpointing is on."""
         return run_block(module, *args, checkpointing=self.gradient_checkpointing, **kwargs)
 
-    def encoder_precision(self, device: torch.device, lower: bool = False):
-        """The one place that decides the encoders' precision: under bf16/fp16 autocast they still
-        run in fp32 unless ``lower``: their features decide the discrete matches (in bf16 the
-        official model's 512 warp drops from 46 to 15 dB PSNR against fp32 on the fixture, versus
-        27 dB with fp32 encoders). Inference and training alike."""
+    def encoder_precision(self, device: torch.device, lower: bool | None = None):
+        """The one place that decides the encoders' precision under bf16/fp16 autocast: lowered
+        when ``lower`` is True; in fp32 when it is False. None (the default) picks by matching mode:
+        learned matching lowers them (continuous positions: a bf16 rounding moves a match a
+        little); official matching keeps them fp32, because its integer indices decide the warp
+        (in bf16 the official model's 512 warp drops from 46 to 15 dB PSNR against fp32 on the
+        fixture, versus 27 dB with fp32 encoders). Inference and training alike."""
+        if lower is None:
+            lower = self.config.matching != "official"
         return contextlib.nullcontext() if lower else full_precision(device)
 
     def encode(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor,
-               lower_precision: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+               lower_precision: bool | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Unit-length encoder features (coarsest first) of the input and of the exemplar."""
         return (self.encode_condition(condition, lower_precision),
                 self.encode_exemplar(exemplar, exemplar_condition, lower_precision))
 
-    def encode_condition(self, condition: torch.Tensor, lower_precision: bool = False) -> list[torch.Tensor]:
+    def encode_condition(self, condition: torch.Tensor, lower_precision: bool | None = None) -> list[torch.Tensor]:
         with self.encoder_precision(condition.device, lower_precision):
             return [normalize_features(f) for f in self.run(self.condition_encoder, condition.float())]
 
-    def encode_exemplar(self, image: torch.Tensor, label: torch.Tensor, lower_precision: bool = False
+    def encode_exemplar(self, image: torch.Tensor, label: torch.Tensor, lower_precision: bool | None = None
                         ) -> list[torch.Tensor]:
         """The exemplar encoder's unit features of a picture with its label (also the training
         target's, for the feature-pair loss)."""

@@ -9,19 +9,20 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 
 class PatchDiscriminator(nn.Module):
-    """Spectral-normalised conv stack; returns every layer's features (for feature matching)."""
+    """Spectral-normalised conv stack; returns every layer's features (for feature matching).
+    4x4 kernels with padding 1, as the official discriminator (a 256 input gives 30x30 patch logits with 4 layers)."""
 
     def __init__(self, in_channels: int, ndf: int = 64, layers: int = 4):
         super().__init__()
-        blocks = [nn.Sequential(nn.Conv2d(in_channels, ndf, 4, 2, 2), nn.LeakyReLU(0.2))]
+        blocks = [nn.Sequential(nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2))]
         ch = ndf
         for i in range(1, layers):
             out = min(ch * 2, 512)
             stride = 1 if i == layers - 1 else 2
-            blocks.append(nn.Sequential(spectral_norm(nn.Conv2d(ch, out, 4, stride, 2, bias=False)),
+            blocks.append(nn.Sequential(spectral_norm(nn.Conv2d(ch, out, 4, stride, 1, bias=False)),
                                         nn.InstanceNorm2d(out), nn.LeakyReLU(0.2)))
             ch = out
-        blocks.append(nn.Sequential(nn.Conv2d(ch, 1, 4, 1, 2)))
+        blocks.append(nn.Sequential(nn.Conv2d(ch, 1, 4, 1, 1)))
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

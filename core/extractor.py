@@ -40,8 +40,13 @@ class PyramidEncoder(nn.Module):
         for down in self.downs:
             h = down(leaky(h))
             skips.append(h)
+        del h
         feats = [self.ups[0](skips[-1], resize_nearest(guide, skips[-1].shape[-2:]))]
-        for up, skip in zip(self.ups[1:], reversed(skips[:-1])):
+        skips.pop()
+        for up in self.ups[1:]:
+            skip = skips.pop()  # dropped as soon as it is used (the finest is the largest tensor)
             h = F.interpolate(feats[-1], scale_factor=2, mode="bilinear", align_corners=True)
-            feats.append(up(h + skip, resize_nearest(guide, skip.shape[-2:])))  # resized once per level
+            # in place on the fresh upsampled map (its backward does not need it)
+            feats.append(up(h.add_(skip), resize_nearest(guide, skip.shape[-2:])))  # resized once per level
+            del h, skip
         return feats

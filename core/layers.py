@@ -68,24 +68,40 @@ class ModulatedNorm(nn.Module):
         self.mlp_beta = nn.Conv2d(hidden, channels, 3)
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        actv = self.pad(self.mlp_shared(resize_nearest(guide, x.shape[-2:])))  # (B, hidden, H + 2, W + 2)
         # gamma and beta read the same activation: one conv with 2C outputs (names unchanged),
         # the "1 +" of the scale folded into its bias
         g, b = self.mlp_gamma, self.mlp_beta
         weight, bias = torch.cat([g.weight, b.weight]), torch.cat([g.bias + 1, b.bias])
-        if not in_place_inference():
+        guide = resize_nearest(guide, x.shape[-2:])
+        h = x.shape[-2]
+        if not in_place_inference() or x.device.type != "cpu" or h < 2:
+            actv = self.pad(self.mlp_shared(guide))  # (B, hidden, H + 2, W + 2)
             scale, shift = F.conv2d(actv, weight, bias).chunk(2, 1)
-            return torch.addcmul(shift, positional_norm(x), scale)
-        # inference: modulate in place, on CPU band of rows by band, so the 2C-channel scale/shift
-        # map never exists at full size (the largest tensor of the generator otherwise)
+            if not in_place_inference():
+                return torch.addcmul(shift, positional_norm(x), scale)
+            return positional_norm(x, in_place=True).mul_(scale).add_(shift)
+        # CPU inference: modulate in place, band of rows by band, so neither the hidden activation
+        # nor the 2C-channel scale/shift map ever exists at full size (the largest tensors of the
+        # encoders and the generator otherwise)
         out = positional_norm(x, in_place=True)
-        rows = x.shape[-2]
-        if x.device.type == "cpu":
-            rows = max(1, BAND_ELEMENTS // (weight.shape[0] * x.shape[0] * x.shape[-1]))
-        for r in range(0, x.shape[-2], rows):
-            scale, shift = F.conv2d(actv[:, :, r:r + rows + 2], weight, bias).chunk(2, 1)
+        padded_guide = self.mlp_shared[0](guide)  # (B, guide, H + 2, W + 2): few channels
+        rows = max(2, BAND_ELEMENTS // (weight.shape[0] * x.shape[0] * x.shape[-1]))
+        for r in range(0, h, rows):
+            scale, shift = F.conv2d(self._hidden_rows(padded_guide, r - 1, r + rows + 1, h), weight, bias).chunk(2, 1)
             out[:, :, r:r + rows].mul_(scale).add_(shift)
         return out
+
+    def _hidden_rows(self, padded_guide: torch.Tensor, lo: int, hi: int, h: int) -> torch.Tensor:
+        """Rows lo..hi-1 of the hidden activation, reflection-padded as ``self.pad`` would pad the
+        whole map (row -1 is row 1, row h is row h - 2), with the columns padded too."""
+        a, b = max(lo, 0), min(hi, h)
+        band = self.mlp_shared[2](self.mlp_shared[1](padded_guide[:, :, a:b + 2]))  # hidden rows a..b-1
+        parts = [band[:, :, 1:2]] if lo < 0 else []
+        parts.append(band)
+        if hi > h:
+            parts.append(band[:, :, h - 2 - a:h - 1 - a])
+        band = torch.cat(parts, 2) if len(parts) > 1 else band
+        return F.pad(band, (1, 1, 0, 0), mode="reflect")
 
 
 class ModulatedResBlock(nn.Module):
@@ -105,9 +121,10 @@ class ModulatedResBlock(nn.Module):
             self.norm_s = ModulatedNorm(fin, guide_channels, hidden)
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        shortcut = self.conv_s(self.norm_s(x, guide)) if self.learned_shortcut else x
         dx = self.conv_0(self.pad(F.leaky_relu(self.norm_0(x, guide), 0.2, inplace=True)))
         dx = self.conv_1(self.pad(F.leaky_relu(self.norm_1(dx, guide), 0.2, inplace=True)))
+        # the shortcut last: it is not alive while the main branch's padded maps are (lower peak)
+        shortcut = self.conv_s(self.norm_s(x, guide)) if self.learned_shortcut else x
         return dx.add_(shortcut)  # in place on the fresh conv output (autograd-safe)
 
 

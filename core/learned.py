@@ -63,7 +63,10 @@ class LearnedEngine:
 
     def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
                  exemplar_conditions: Sequence[Condition], *, iterations: int | None = None,
-                 temperature: float | None = None, seed: int = 0, progress: Progress | None = None) -> EngineOutput:
+                 temperature: float | None = None, seed: int = 0, progress: Progress | None = None,
+                 exemplar_features: Sequence[torch.Tensor] | None = None) -> EngineOutput:
+        """The engine protocol's call; ``exemplar_features`` (from ``encode_exemplar``) skips the exemplar
+        encoder when one exemplar serves many calls (a video's frames)."""
         report = progress or (lambda fraction, text: None)
         model = self.model
         config = model.config
@@ -84,7 +87,8 @@ class LearnedEngine:
         with inference_context(self.device, self.precision):
             out = model(source_label, exemplar, exemplar_label, iterations=iters,
                         temperature=float(temperature) if temperature else None,
-                        orders=random_orders(seed, config.levels, iters), on_level=on_level)
+                        orders=random_orders(seed, config.levels, iters), on_level=on_level,
+                        exemplar_features=exemplar_features)
         done = time.perf_counter()
         finest = out.levels[-1]
         levels = [_float(lv) for lv in out.levels]
@@ -94,6 +98,13 @@ class LearnedEngine:
             positions=upsample_positions(mean_positions(levels[-1]), size),
             confidence=F.interpolate(finest.confidence.float(), size=size, mode="bilinear", align_corners=False),
             levels=levels, seconds={"matching": marks[-1] - marks[0], "synthesis": done - marks[-1]})
+
+    def encode_exemplar(self, exemplar: torch.Tensor, exemplar_condition: Condition) -> list[torch.Tensor]:
+        """The exemplar encoder's pyramid of ``exemplar`` (1, 3, H, W) and its condition, for
+        ``exemplar_features=`` (computed once, reused for every input)."""
+        label = exemplar_condition.label.unsqueeze(0).to(self.device)
+        with inference_context(self.device, self.precision):
+            return self.model.correspondence.encode_exemplar(exemplar, label)
 
     def _check(self, source: Condition, exemplar_condition: Condition) -> None:
         config = self.model.config

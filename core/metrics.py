@@ -119,7 +119,9 @@ class NearestPatch:
     one (the triangle inequality on the rest). The tree's nearest few get their true distance;
     when the next bound does not rule out every other candidate, the query asks for 8x more, and
     after a few rounds scans the whole bank. So the result is the exact nearest distance (bounds
-    get a 1e-6 margin for rounding), at about a twentieth of an exhaustive search's cost."""
+    get a 1e-6 margin for rounding). Measured on the astronaut's bank (185 526 patches) at this
+    machine's load: 6 s per 160 px output against 18 s for an exhaustive float32 matrix-product
+    search, whose arg-min is not even exact; white noise (no bound prunes) falls back to the scan."""
 
     def __init__(self, bank: np.ndarray, dims: int = 12, candidates: int = 16, rounds: int = 2):
         centred = np.asarray(bank, np.float64)

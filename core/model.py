@@ -62,7 +62,8 @@ class Warpaint(nn.Module):
                 iterations: int | None = None, temperature: float | None = None,
                 orders: Sequence[Sequence[bool]] | None = None, on_level: OnLevel | None = None,
                 cycle: bool = False, synthesize: bool = True, return_features: bool = False,
-                lower_encoders: bool = False) -> WarpaintOutput:
+                lower_encoders: bool | None = None, exemplar_features: Sequence[torch.Tensor] | None = None
+                ) -> WarpaintOutput:
         """source_label (B, label, H, W); exemplar (B, 3, H, W) in [-1, 1] and its label. H and W
         must be multiples of ``config.stride``.
 
@@ -71,12 +72,19 @@ class Warpaint(nn.Module):
             first; default alternating); on_level(i, match): called after every level.
         cycle: also warp the coarsest level back (training's cycle loss); synthesize: run the
             generator; return_features: keep the input's encoder features (feature-pair loss);
-            lower_encoders: let bf16/fp16 autocast reach the encoders (see ``encoder_precision``).
+            lower_encoders: let bf16/fp16 autocast reach the encoders (None: by matching mode, see
+                ``encoder_precision``).
+        exemplar_features: the exemplar's ``correspondence.encode_exemplar`` pyramid when it is already
+            known (one exemplar for many inputs: a video's frames); a batch of one serves every item.
         """
-        self.check_size(source_label.shape[-2:])
+        self.check_size(source_label.shape[-2:], synthesize)
         c, corr = self.config, self.correspondence
         with stage("encoders", source_label.device):
-            source_feats, exemplar_feats = corr.encode(source_label, exemplar, exemplar_label, lower_encoders)
+            if exemplar_features is None:
+                source_feats, exemplar_feats = corr.encode(source_label, exemplar, exemplar_label, lower_encoders)
+            else:
+                source_feats = corr.encode_condition(source_label, lower_encoders)
+                exemplar_feats = [f.expand(source_label.shape[0], -1, -1, -1) for f in exemplar_features]
             left, right = corr.match_features(source_feats, exemplar_feats)
             kept = source_feats if return_features else None
             del source_feats, exemplar_feats  # free the encoder pyramids before matching
@@ -92,10 +100,9 @@ class Warpaint(nn.Module):
                                   checkpointing=self.gradient_checkpointing).float()  # fp32 under autocast too
         return WarpaintOutput(image, levels, kept)
 
-    def check_size(self, size) -> None:
-        s = self.config.stride
-        if any(side % s for side in size) or any(side < s for side in size):
-            raise ValueError(f"input sides must be multiples of {s} (got {tuple(size)})")
+    def check_size(self, size, synthesize: bool = True) -> None:
+        """Refuse sizes the correspondence (or, when synthesizing, the generator) cannot take."""
+        check_size(self.config, size, synthesize)
 
     # -- config + weights folder -----------------------------------------------------------
     def save_pretrained(self, folder: str | Path, push_to_hub: bool = False, repo_id: str | None = None,
@@ -149,6 +156,17 @@ class Warpaint(nn.Module):
                     parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
             raise CheckpointError(f"{source} does not fit this model config: " + "; ".join(parts))
         self.load_state_dict(state, strict=True)
+
+
+def check_size(config: WarpaintConfig, size, synthesize: bool = True) -> None:
+    """ValueError, saying which sizes work, for an input (H, W) this model config cannot take."""
+    s, up = config.stride, config.generator_upsamples
+    if any(side % s for side in size) or any(side < s for side in size):
+        raise ValueError(f"input sides must be multiples of {s} (got {tuple(size)})")
+    # the generator starts at ceil(side / 2**up) and reflection-pads by 1 there: it needs 2 pixels
+    if synthesize and any(side <= 2**up for side in size):
+        raise ValueError(f"input sides must be at least {(2**up // s + 1) * s} for this model (got {tuple(size)}): "
+                         f"its generator starts at 1/{2**up} of the size and needs 2 pixels there")
 
 
 def _atomic(path: Path, write) -> None:

@@ -34,7 +34,9 @@ class TranslationResult:
     confidence: np.ndarray | None = None  # (H, W) float32 in [0, 1]: the output's match confidence
     flow: np.ndarray | None = None  # (H, W, 3) uint8: the output's flow (output -> exemplar) as a colour wheel
     # The final map, for evaluation (fold-overs) and tools: for every output pixel, the (row, col) it
-    # samples in the exemplar picture the engine sampled (pixel centres at integer coordinates) ...
+    # samples in the exemplar, in the pixels of the exemplar view the engine matched (v1: the exemplar
+    # fitted to the output size; v2: its condition's working size, a scale of the original photo),
+    # pixel centres at integer coordinates ...
     positions: np.ndarray | None = None  # (H, W, 2) float32
     # ... and where the output really comes from that map (False: filled / synthesized / composited
     # from elsewhere; the engine's ``fill`` is under 0.5). None means everywhere.

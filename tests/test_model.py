@@ -82,6 +82,35 @@ def test_gru_receives_gradients_from_a_warp_loss():
         assert sum(g.abs().sum() for g in grads) > 0, f"{name} got no gradient"
 
 
+def test_training_the_gru_alone_lowers_the_correspondence_error():
+    """Not only non-zero gradients: a few optimiser steps on the PatchMatch GRU (everything else
+    frozen) bring the finer levels' candidates closer to a known mapping (a pseudo exemplar's)."""
+    from core.augment import grid_to_pixels, pseudo_exemplar
+    from core.train.losses import correspondence_loss
+
+    torch.manual_seed(0)
+    model = Warpaint(tiny(label_channels=4))
+    rows, cols = pixel_grid(32, 32, "cpu")
+    image = torch.stack([torch.sin(rows / 3), torch.cos(cols / 4), torch.sin((rows + cols) / 5)])[None]
+    label = torch.stack([torch.sin(rows / 6), torch.cos(cols / 5), torch.sin((rows - cols) / 7),
+                         torch.cos((rows + cols) / 9)])[None] * 0.5 + 0.5
+    pair = pseudo_exemplar(image, label, generator=torch.Generator().manual_seed(3))
+    truth, known = grid_to_pixels(pair.inverse), pair.visible.float()
+    gru = model.correspondence.patch_match
+    model.requires_grad_(False)
+    gru.requires_grad_(True)
+    optimizer = torch.optim.Adam(gru.parameters(), lr=1e-2)
+    errors = []
+    for _ in range(8):
+        out = model(label, pair.image, pair.label, synthesize=False)
+        total, terms = correspondence_loss(out.levels, truth, known)
+        errors.append(float(terms[-1]))
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+    assert errors[-1] < 0.75 * errors[0], errors
+
+
 def coordinate_features(rows: torch.Tensor, cols: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """Unit features whose cosine similarity peaks only where the coordinates agree."""
     feats = []
@@ -236,3 +265,99 @@ def test_config_json_round_trip(tmp_path):
     assert WarpaintConfig.load(tmp_path / "c.json") == config
     with pytest.raises(ValueError, match="unknown config keys"):
         WarpaintConfig.from_dict({"nope": 1})
+
+
+# -- issue 14: sizes beyond the tiny preset, official mode with gradients, sampled features ---------
+
+def small_official(**overrides) -> WarpaintConfig:
+    """The official architecture (4 levels, generator from 1/32) at small widths, for speed."""
+    return get_preset("official", nef=8, ngf=8, spade_hidden=16, gru_hidden=16, **overrides)
+
+
+@pytest.mark.parametrize("size", [(32, 64), (64, 24)])
+def test_official_generator_sizes_too_small_are_refused_clearly(size):
+    """Multiples of the stride (8) that the generator (starting at 1/32) cannot take: a clear
+    message instead of a crash in reflection padding."""
+    config = small_official()
+    with torch.no_grad(), pytest.raises(ValueError, match="at least 40"):
+        Warpaint(config).eval()(*inputs(config, *size))
+    with torch.no_grad():  # the correspondence alone takes them
+        out = Warpaint(config).eval()(*inputs(config, *size), synthesize=False)
+    assert out.levels[-1].warp.shape[-2:] == size
+
+
+@pytest.mark.parametrize("size", [(40, 40), (40, 72)])
+def test_official_architecture_at_the_smallest_sizes(size):
+    config = small_official()
+    with torch.no_grad():
+        out = Warpaint(config).eval()(*inputs(config, *size))
+    assert out.image.shape[-2:] == size and torch.isfinite(out.image).all()
+
+
+def test_official_matching_trains_on_cpu():
+    """The sparse candidate scorer has no autograd: with gradients the scores take the gather path."""
+    config = tiny(matching="official")
+    model = Warpaint(config).eval()  # eval: spectral norms do not step between the two calls
+    out = model(*inputs(config, 64, 64), synthesize=False)
+    sum(lv.warp.square().mean() for lv in out.levels).backward()
+    corr = model.correspondence
+    for name, convs in (("theta", corr.theta), ("phi", corr.phi)):
+        assert all(c.weight.grad is not None and c.weight.grad.abs().sum() > 0 for c in convs[1:]), name
+    from core.corr import score_indices  # the gather path (with gradients) scores as the sparse one
+
+    g = torch.Generator().manual_seed(0)
+    left, right = torch.randn(2, 8, 50, generator=g, requires_grad=True), torch.randn(2, 8, 40, generator=g)
+    index = torch.randint(0, 40, (2, 50, 6), generator=g)
+    with torch.no_grad():
+        sparse = score_indices(left, right, index, 0.01)
+    assert torch.allclose(score_indices(left, right, index, 0.01), sparse, atol=1e-4)
+
+
+@pytest.mark.parametrize("delta", [(0.25, 0.0), (0.5, 0.5), (0.0, 0.75)])
+def test_fractional_candidates_score_as_high_as_integer_ones(delta):
+    """A feature matched with itself at a fractional position scores what it scores at an integer one
+    (bilinear samples are renormalised), so matches are not pulled to integer positions."""
+    g = torch.Generator().manual_seed(0)
+    h, w, k = 12, 14, 4
+    right = normalize_features(torch.nn.functional.avg_pool2d(torch.randn(1, 16, h + 2, w + 2, generator=g), 3, 1))
+    pm = PatchMatch(16, candidates=k, use_gru=False)
+    exemplar = torch.zeros(1, 3, h, w)
+
+    def score(dr: float, dc: float) -> torch.Tensor:
+        from core.corr import sample_at
+
+        offsets = torch.tensor([dr, dc]).view(1, 2, 1, 1, 1).expand(1, 2, k, h, w).contiguous()
+        positions = (pixel_grid(h, w, "cpu") + offsets[:, :, 0]).unsqueeze(1)  # (1, 1, 2, H, W)
+        left = normalize_features(sample_at(right, positions)[:, :, 0])  # the exemplar's feature there
+        with torch.no_grad():
+            return pm(left, right, exemplar, offsets, iterations=0, temperature=0.01).confidence[0, 0, :-1, :-1]
+
+    integer, fractional = score(0.0, 0.0), score(*delta)
+    assert float(integer.min()) > 0.999
+    assert float((fractional - integer).abs().max()) < 1e-3
+
+
+def test_dense_attention_chunks_count_the_batch(monkeypatch):
+    """A chunk's similarity matrix stays within DENSE_CHUNK_ELEMENTS whatever the batch, and the
+    chunked result equals the unchunked one."""
+    import core.corr as corr
+
+    g = torch.Generator().manual_seed(0)
+    q = normalize_features(torch.randn(4, 8, 8, 8, generator=g))
+    k = normalize_features(torch.randn(4, 8, 8, 8, generator=g))
+    v = torch.randn(4, 3, 8, 8, generator=g)
+    whole = corr.dense_attention(q, k, v, 0.01, topk=2)
+    monkeypatch.setattr(corr, "DENSE_CHUNK_ELEMENTS", 64 * 16)  # 16 query rows of one item
+    sizes = []
+    matmul = torch.matmul
+
+    def spy(a, b):
+        out = matmul(a, b)
+        sizes.append(out.numel())
+        return out
+
+    monkeypatch.setattr(torch, "matmul", spy)
+    chunked = corr.dense_attention(q, k, v, 0.01, topk=2)
+    monkeypatch.undo()
+    assert len(sizes) > 2 and max(sizes) <= 64 * 16
+    assert torch.allclose(whole.warp, chunked.warp, atol=1e-6) and torch.equal(whole.top_index, chunked.top_index)

@@ -53,6 +53,7 @@ def test_presets_cover_the_tasks_and_build_models():
     official = TRAIN_PRESETS["pose-512"]
     assert (official.lr, official.beta1, official.beta2, official.ttur) == (1e-4, 0.0, 0.9, True)
     assert (official.weight_warp, official.weight_cycle, official.weight_featpair) == (250.0, 1.0, 10.0)
+    assert all(p.weight_correspondence == 1.0 for p in TRAIN_PRESETS.values())  # documented in docs/training.md
 
 
 def test_yaml_config(tmp_path):
@@ -93,6 +94,47 @@ def test_warp_loss_pools_the_target_and_weights_samples():
     assert float(losses.warp_loss(mixed, target, torch.tensor([0.0, 1.0]))[0]) == pytest.approx(9, abs=1e-4)
 
 
+def test_warp_loss_ignores_what_the_exemplar_does_not_show():
+    target = torch.rand(1, 3, 16, 16) * 2 - 1
+    warp = target.clone()
+    warp[..., :4] += 1.0  # wrong only in the left quarter...
+    mask = torch.ones(1, 1, 16, 16)
+    mask[..., :4] = 0  # ...which the crop removed from the exemplar
+    assert float(losses.warp_loss([_level(warp)], target)[0]) == pytest.approx(0.25, abs=1e-5)
+    assert float(losses.warp_loss([_level(warp)], target, mask=mask)[0]) < 1e-6
+    pooled = losses.warp_loss([_level(F.avg_pool2d(warp, 4))], target, mask=mask)[0]
+    assert float(pooled) < 1e-6  # pooled to the level, the mask keeps only whole shown blocks' weight
+
+
+def _candidates(positions, weights):
+    from core.patchmatch import LevelMatch
+
+    b, k, _, h, w = positions.shape
+    return LevelMatch(torch.zeros(b, 3, h, w), positions, weights, torch.ones(b, 1, h, w))
+
+
+def test_correspondence_loss_measures_each_level_in_its_own_pixels():
+    from core.corr import pixel_grid
+
+    h = w = 16
+    truth = (pixel_grid(h, w, "cpu") + torch.tensor([2.0, -4.0]).view(2, 1, 1))[None]  # shift (2, -4) px
+    mask = torch.ones(1, 1, h, w)
+    levels = []
+    for s in (4, 2, 1):  # exact candidate in slot 0 (weight 0.75), one 3 px off below it (weight 0.25)
+        exact = pixel_grid(h // s, w // s, "cpu") + torch.tensor([2.0 / s, -4.0 / s]).view(2, 1, 1)
+        positions = torch.stack([exact, exact + torch.tensor([3.0, 0.0]).view(2, 1, 1)])[None]
+        weights = torch.tensor([0.75, 0.25]).view(1, 2, 1, 1).expand(1, 2, h // s, w // s)
+        levels.append(_candidates(positions, weights))
+    total, terms = losses.correspondence_loss(levels, truth, mask)
+    assert [float(t) for t in terms] == pytest.approx([0.75 * 0.01 + 0.25 * 3.0] * 3, abs=1e-3)
+    assert float(losses.correspondence_loss(levels, truth, torch.zeros_like(mask))[0]) == 0  # nothing known
+    # gradients reach both the positions and the weights
+    positions = levels[-1].positions.clone().requires_grad_(True)
+    weights = levels[-1].weights.clone().requires_grad_(True)
+    losses.correspondence_loss([_candidates(positions, weights)], truth, mask)[0].backward()
+    assert positions.grad.abs().sum() > 0 and weights.grad[:, 1].mean() > weights.grad[:, 0].mean()
+
+
 def test_cycle_and_feature_pair_losses():
     exemplar = torch.rand(1, 3, 16, 16)
     lv = _level(torch.zeros(1, 3, 4, 4))
@@ -122,6 +164,37 @@ def test_contextual_loss_prefers_the_same_features_in_any_order():
     same, perm, diff = (float(losses.contextual_loss(x, y)) for x in (y, shuffled, other))
     assert same == pytest.approx(perm, abs=1e-5)  # position-free
     assert same < 1e-3 < 0.2 < diff
+
+
+def test_contextual_loss_centres_each_position_on_the_exemplar_channel_mean():
+    """The official PONO variant: both feature sets lose y's per-pixel channel mean, so a per-pixel
+    offset shared by x and y changes nothing (a spatial-mean centring would change the loss)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(1, 16, 6, 6), torch.randn(1, 16, 6, 6)
+    shift = torch.randn(1, 1, 6, 6) * 3
+    assert float(losses.contextual_loss(x + shift, y + shift)) == pytest.approx(
+        float(losses.contextual_loss(x, y)), abs=1e-5)
+
+
+def test_vgg_input_scaling_defaults_to_what_the_loss_weights_were_tuned_for():
+    from core.train.presets import TrainConfig
+
+    assert TrainConfig().vgg_input == "caffe" and all(p.vgg_input == "caffe" for p in TRAIN_PRESETS.values())
+    grey = torch.full((1, 3, 2, 2), 0.2)  # 0.6 in [0, 1]
+    caffe = VGG19().preprocess(grey)[0, :, 0, 0]
+    assert torch.allclose(caffe, (0.6 - torch.tensor([0.485, 0.456, 0.406])) * 255, atol=1e-4)
+    tv = VGG19("torchvision").preprocess(grey)[0, :, 0, 0]
+    assert torch.allclose(tv, (0.6 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225]))
+    with pytest.raises(InputError, match="vgg_input"):
+        TrainConfig(vgg_input="rgb")
+
+
+def test_discriminator_pads_as_the_official():
+    from core.discriminator import MultiScaleDiscriminator
+
+    d = MultiScaleDiscriminator(4, ndf=8, layers=4, scales=2)
+    logits = [s[-1].shape[-2:] for s in d(torch.rand(1, 4, 256, 256))]
+    assert logits == [(30, 30), (14, 14)]  # 4x4 kernels, padding 1: 256 -> 128 -> 64 -> 32 -> 31 -> 30
 
 
 def test_vgg_layout_losses_and_loading(tmp_path):
@@ -229,6 +302,104 @@ def test_training_set_samples_are_reproducible(toy):
     assert torch.equal(pseudo["exemplar_condition"].sum(0), torch.ones(64, 64))
     batch = collate(draws[:3])
     assert batch["condition"].shape == (3, 151, 64, 64) and batch["preview"].dtype == torch.uint8
+
+
+def test_pseudo_pairs_carry_their_ground_truth_correspondence(toy):
+    """Every pseudo sample says where each pixel of x lies in T(x): T(x)'s label read there is x's
+    label (one-hot masks, nearest), wherever T(x) shows the pixel; real pairs carry no such truth."""
+    from core.corr import sample_at
+
+    items = find_images(toy)
+    cache = ConditionCache(toy, "mask", (64, 64))
+    for rel in items:
+        cache.build(rel)
+    ds = TrainingSet(toy, items, cache, seed=2, pairs={items[0]: [items[1]]}, pair_probability=1.0)
+    for index in (1, 2, 3):
+        s = ds[(index, 4)]
+        known = s["correspondence_mask"][0] > 0
+        assert 0.5 < float(known.float().mean()) < 1 and torch.equal(s["warp_mask"], s["correspondence_mask"])
+        positions = s["correspondence"].round().unsqueeze(0).unsqueeze(0)  # (1, 1, 2, H, W)
+        seen = sample_at(s["exemplar_condition"][None], positions)[0, :, 0].argmax(0)
+        agree = (seen == s["condition"].argmax(0))[known].float().mean()
+        assert float(agree) > 0.97, index  # (class borders may round to the neighbour)
+    pair = ds[(0, 4)]  # a listed real exemplar
+    assert float(pair["correspondence_mask"].sum()) == 0 and bool(pair["warp_mask"].all())
+
+
+POSE_JOINTS = [(40, 20), (40, 35), (28, 35), (24, 55), (22, 75), (52, 35), (56, 55), (58, 75), (33, 70),
+               (32, 90), (32, 110), (47, 70), (48, 90), (48, 110), (37, 17), (43, 17), (0, 0), (0, 0)]
+
+
+def test_keypoints_move_with_the_grid_and_keep_their_names():
+    """A moved keypoint lands on the T(x) pixel that the grid says comes from it; points T(x) does
+    not show are dropped; names stay (also when T mirrors), so labels agree with the ground truth."""
+    from core.augment import grid_to_pixels, pseudo_exemplar
+    from core.train.labels import transform_keypoints
+
+    kp = np.array([(x, y, 1.0 if x else 0.0) for x, y in POSE_JOINTS]) * np.array([1.0, 0.5, 1.0])  # 64x64
+    image = torch.zeros(1, 3, 64, 64)
+    for seed in range(6):
+        pair = pseudo_exemplar(image, generator=torch.Generator().manual_seed(seed))
+        moved = transform_keypoints(kp, pair)
+        source = grid_to_pixels(pair.grid)[0]  # (2, H, W): where each T(x) pixel comes from in x
+        for i in np.flatnonzero(moved[:, 2] > 0):
+            x, y = moved[i, :2]
+            r, c = int(round(y)), int(round(x))
+            assert abs(float(source[0, r, c]) - kp[i, 1]) < 1.0 and abs(float(source[1, r, c]) - kp[i, 0]) < 1.0
+        assert 10 <= (moved[:, 2] > 0).sum() <= (kp[:, 2] > 0).sum()
+    edge = kp.copy()
+    edge[0, :2] = (1, 1)  # a corner of x: a crop removes it
+    gone = [transform_keypoints(edge, pseudo_exemplar(image, generator=torch.Generator().manual_seed(s)))[0, 2]
+            for s in range(6)]
+    assert 0 in gone
+
+
+def test_pose_pseudo_exemplar_labels_are_redrawn_not_warped(tmp_path):
+    """Limb widths and distance values of T(x)'s label are those the extractor draws (redrawn from the
+    moved keypoints), not x's label stretched by the zoom and the elastic warp."""
+    from core.augment import pseudo_exemplar
+    from core.conditions.skeleton import render_pose
+    from core.imageio import save_image
+    from core.train.labels import transform_keypoints
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "poses").mkdir()
+    save_image(tmp_path / "images" / "a.png", np.full((128, 128, 3), 200, np.uint8))
+    flat = [v for x, y in POSE_JOINTS for v in (x, y, 1.0 if x else 0.0)]
+    (tmp_path / "poses" / "a.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": flat}]}))
+    cache = ConditionCache(tmp_path, "pose", (64, 64))
+    assert cache.build("images/a.png") == "ok"
+    cond = cache.load("images/a.png")
+    assert cond.keypoints is not None and cond.keypoints.shape == (18, 3)
+    ds = TrainingSet(tmp_path, ["images/a.png"], cache, seed=0)
+    for draw in range(3):
+        sample = ds[(0, draw)]
+        rng = torch.Generator().manual_seed(draw)  # the sample's own draws, replayed
+        pair = pseudo_exemplar(sample["image"][None], cond.label[None], generator=rng)
+        assert torch.equal(pair.image[0], sample["exemplar"])
+        expected = render_pose(transform_keypoints(cond.keypoints, pair), (64, 64))[0]
+        assert torch.equal(sample["exemplar_condition"], expected)
+        assert not torch.allclose(sample["exemplar_condition"], pair.label[0], atol=0.05)  # not the warped label
+
+
+def test_face_pseudo_exemplar_labels_are_redrawn():
+    from core.augment import pseudo_exemplar
+    from core.conditions.face import render_face
+    from core.train.labels import redraw_label, transform_keypoints
+
+    angle = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    kp = np.stack([32 + 14 * np.cos(angle), 30 + 18 * np.sin(angle), np.ones(68)], 1)  # 68 points in 64x64
+    region = np.zeros((64, 64), bool)
+    region[12:50, 18:47] = True
+    photo = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x_label = render_face(kp, (64, 64))[0][None]
+    for seed in range(3):
+        pair = pseudo_exemplar(photo, x_label, generator=torch.Generator().manual_seed(seed))
+        label = redraw_label("face", kp, pair, region=region)
+        assert label.shape == (10, 64, 64)
+        moved_lines = render_face(transform_keypoints(kp, pair), (64, 64))[0][9]
+        assert torch.equal(label[9], moved_lines)  # landmark lines drawn from the moved points
+        assert not torch.allclose(label[1:9], pair.label[0, 1:9], atol=0.05)  # not the warped distances
 
 
 def test_pair_list_and_holdout(tmp_path):
@@ -367,3 +538,19 @@ def test_activation_checkpointing_gives_the_same_step():
     assert ckpt_v["grad_norm_g"] == pytest.approx(plain["grad_norm_g"], rel=1e-5)
     for a, b in ((plain_g, ckpt_g), (plain_d, ckpt_d)):
         assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_cycle_matrix_is_built_only_when_its_loss_is_on():
+    """The cycle warp needs the coarsest level's whole similarity matrix: not built at weight 0."""
+    from core.train.step import TrainingStep
+
+    cfg = TRAIN_PRESETS["tiny"].replace(batch_size=1, weight_gan=0, weight_gan_feat=0)
+    model_cfg = cfg.model_config(label_channels=5, task="mask")
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
+    label = (torch.rand(1, 5, 32, 32, generator=g) > 0.5).float()
+    batch = {"condition": label, "image": image, "exemplar": image.flip(-1), "exemplar_condition": label.flip(-1),
+             "sample_weight": torch.ones(1)}
+    for weight in (0.0, 1.0):
+        values, out = TrainingStep(cfg.replace(weight_cycle=weight), model_cfg, torch.device("cpu"))(batch)
+        assert (out.levels[0].cycle is not None) == (weight > 0) == ("cycle" in values)

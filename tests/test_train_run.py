@@ -17,8 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from core.model import Warpaint
-from core.train import Trainer, load_train_config, losses
-from core.train.data import collate
+from core.train import Trainer, load_train_config
 from core.train.synthetic import make_mask_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,26 +62,26 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return found
 
 
-def test_warp_loss_falls(data, tmp_path):
-    cfg = load_train_config("tiny", steps=12, lr=1e-3, holdout=0, checkpoint_every=12, image_every=12)
+def test_short_run_improves_the_held_out_warp(tmp_path):
+    """12 steps (seeded, one thread) on 4 generated photos: on 2 held-out photos' pseudo pairs the
+    finest warp gains at least 2 dB PSNR over step 0 (measured: 10.4 -> 14.3 dB) and the
+    correspondence end-point error falls by at least 1.5 px (31.1 -> 27.1 px at 64x64)."""
+    data = make_mask_dataset(tmp_path / "toy", count=6, size=(64, 64), seed=1)
+    cfg = load_train_config("tiny", steps=12, lr=1e-3, holdout=2, checkpoint_every=12, image_every=12)
     trainer = Trainer(cfg, data, tmp_path / "run", task="mask")
-    fixed = collate([trainer.dataset[(i, 10**6 + i)] for i in range(4)])  # pseudo pairs never trained on
-
-    def warp_error() -> float:
-        with torch.no_grad():
-            out = trainer.model(fixed["condition"], fixed["exemplar"], fixed["exemplar_condition"], synthesize=False)
-        return float(losses.warp_loss(out.levels, fixed["image"])[0])
-
-    before = warp_error()
+    assert len(trainer.heldout) == 2 and not set(trainer.heldout) & set(trainer.dataset.items)
+    before = trainer.evaluate_warp()
     result = trainer.fit()
-    after = warp_error()
-    assert after < 0.75 * before, (before, after)
-    terms = {"warp", "cycle", "featpair", "gan", "gan_feat", "d_fake", "d_real", "grad_norm_g", "loss_g"}
+    after = trainer.evaluate_warp()
+    assert after["psnr"] > before["psnr"] + 2.0, (before, after)
+    assert after["epe"] < before["epe"] - 1.5, (before, after)
+    terms = {"warp", "correspondence", "cycle", "featpair", "gan", "gan_feat", "d_fake", "d_real", "grad_norm_g",
+             "loss_g"}
     assert terms <= set(result.last) and all(torch.isfinite(torch.tensor(result.last[k])) for k in terms)
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines if x["kind"] == "train"] == list(range(1, 13))
-    evaluation = [x for x in lines if x["kind"] == "eval"][-1]
-    assert evaluation["psnr"] > 0 and "identity_psnr" in evaluation
+    evaluation = [x for x in lines if x["kind"] == "eval"][-1]  # the logged figures are the same evaluation
+    assert evaluation["psnr"] == pytest.approx(after["psnr"], abs=1e-4) and "identity_psnr" in evaluation
     assert (tmp_path / "run" / "samples" / "samples-00000012.png").is_file()
     assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))
 

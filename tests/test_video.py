@@ -5,6 +5,7 @@ scikit-image's astronaut (moved and rotated) or from her skeleton with waving ar
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from skimage import data
 from core.conditions import pose
 from core.conditions.openpose_io import write_keypoints_json
 from core.errors import InputError, NoSubjectError
-from core.imageio import load_image, save_image
+from core.imageio import load_image, save_image, to_tensor
 from core.pipeline import Translator
 from core.video import seeding, stability
 from core.video.clip import open_clip
@@ -302,7 +303,41 @@ def test_a_learned_model_renders_every_frame_too(tmp_path, pose_clip, exemplar):
     batched = VideoRetargeter(translator).run(clip, exemplar, tmp_path / "batched.mp4",
                                               VideoOptions(resolution=64, batch_size=2, frames_dir=tmp_path / "b"))
     assert batched.seconds["rendered_frames"] == 5 and read_video_info(tmp_path / "batched.mp4").frames == 5
+    partial = tmp_path / ".resumed.mp4.partial" / "frames"  # resumed with the last frame already done:
+    interrupted = VideoRetargeter(translator)  # the batch still flushes before it
+
+    def stop_at_four(stage, done, total):
+        if stage == "frames" and done == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run(clip, exemplar, tmp_path / "resumed.mp4", VideoOptions(resolution=64, batch_size=4),
+                        stop_at_four)
+    (partial / "000001.png").unlink()  # frames 1-2 to redo, 0, 3 and (say) 4 done
+    (partial / "000002.png").unlink()
+    shutil.copyfile(partial / "000003.png", partial / "000004.png")
+    again = interrupted.run(clip, exemplar, tmp_path / "resumed.mp4", VideoOptions(resolution=64, batch_size=4))
+    assert again.resumed == 3 and read_video_info(tmp_path / "resumed.mp4").frames == 5
     assert len(list((tmp_path / "b").glob("*.png"))) == 5
+
+    # the exemplar's features, computed once, give the very frames the per-call encoder gives
+    engine, size = translator.engine, (64, 64)
+    ex_cond = translator.prepare_exemplar(exemplar, size)
+    ex = to_tensor(ex_cond.image)
+    frames = [pose.from_keypoints(k * [0.125, 0.125, 1], size) for k in waving_poses(
+        pose.detect_keypoints(data.astronaut(), (512, 512)), 2)]
+    plain = engine(frames, ex.expand(2, -1, -1, -1), [ex_cond] * 2)
+    cached = engine(frames, ex.expand(2, -1, -1, -1), [ex_cond] * 2,
+                    exemplar_features=engine.encode_exemplar(ex, ex_cond))
+    assert torch.allclose(plain.image, cached.image, atol=1e-5)
+    encoder = engine.model.correspondence.exemplar_encoder
+    calls = []
+    handle = encoder.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        VideoRetargeter(translator).run(clip, exemplar, tmp_path / "once.mp4", VideoOptions(resolution=64))
+    finally:
+        handle.remove()
+    assert len(calls) == 1  # once for the clip's 5 frames
 
 
 def test_openpose_files_fit_the_output_like_a_photo(tmp_path):

@@ -15,7 +15,9 @@ import vs_official  # noqa: E402
 
 FAKE_OFFICIAL = """
 import json, os
-assert os.environ["REPEATS"] == "1"
+import sys, time
+assert os.environ["REPEATS"] == "1" and sys.argv[1:] == []
+t = time.perf_counter(); sum(range(10**6)); dt = time.perf_counter() - t  # one timed "run"
 print("----------------- Options ---------------")  # the official script prints its options too
 print(json.dumps({"official_seconds_runs": [4.0], "median": 4.0, "min": 4.0, "peak_rss_gib": 0.1,
                   "params_corr": 1000000, "params_g": 2000000, "torch": "x"}))
@@ -35,6 +37,7 @@ def test_side_by_side_report(tmp_path, repo_root):
     assert json.loads(out.read_text()) == report
     assert report["device_name"] and report["amx_used"] in (True, False) and report["bf16_support"]
     assert report["official"]["seconds_per_image"] == 4.0 and report["official"]["parameters_m"] == 3.0
+    assert 0 < report["official"]["cpu_seconds_per_image"] < 4.0  # the probe's CPU time of the timed run
     for name in ("fp32", "bf16", "fp32_lean"):
         block = report[name]  # bench's block shape, plus the process peak and the load average
         assert block["seconds_per_image"] > 0 and set(block["stages"]) >= {"encoders", "generator"}
@@ -42,6 +45,8 @@ def test_side_by_side_report(tmp_path, repo_root):
         assert len(block["load_average"]) == 1 and len(block["load_average"][0]) == 2
         ratio = report["ratios"][name]
         assert ratio["speedup"] == pytest.approx(4.0 / block["seconds_per_image"], rel=0.02)
+        assert ratio["speedup_cpu_time"] == pytest.approx(
+            report["official"]["cpu_seconds_per_image"] / block["cpu_seconds_per_image"], rel=0.05)
         assert ratio["peak_memory"] == pytest.approx(block["peak_memory_gib"] / report["official"]["peak_memory_gib"],
                                                      rel=0.05)
     assert "--allocator" in report["fp32_lean"]["bench_flags"] and "fp32" in report["fp32_lean"]["bench_flags"]
@@ -75,7 +80,8 @@ def test_summary_takes_the_fastest_run_and_the_highest_peak():
     report = vs_official.summarize(official, ours)
     assert report["official"]["seconds_per_image"] == 8.0 and report["official"]["peak_memory_gib"] == 2.2
     assert report["fp32"]["seconds_per_image"] == 4.0 and report["fp32"]["median_seconds_per_image"] == 4.5
-    assert report["ratios"]["fp32"] == {"speedup": 2.0, "speedup_median": 2.0, "peak_memory": 0.5}
+    assert report["ratios"]["fp32"] == {"speedup": 2.0, "speedup_median": 2.0, "speedup_cpu_time": None,
+                                        "peak_memory": 0.5}
 
 
 def test_amx_used_needs_the_flag_a_lower_precision_and_no_isa_cap(monkeypatch):

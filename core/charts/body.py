@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 from scipy.spatial import Delaunay
 
 from core.charts.base import ChartMap
@@ -436,6 +437,7 @@ def _map_part(name: str, src: Body, ex: Body, p: np.ndarray) -> np.ndarray:
 # --- the chart builder ------------------------------------------------------------------------
 
 
+HALO = 0.08  # positions this close (x the exemplar's body size) to its silhouette stay defined (hair, hat)
 BLEND = 0.025  # parts' maps are blended across their borders over this fraction of the body scale (sigma)
 
 
@@ -499,6 +501,7 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     ex_order = [n for n in PARTS if not ex_lacks[n]]
     ex_owner[ex_ys, ex_xs] = assign(ex, np.stack([ex_xs, ex_ys], axis=1).astype(np.float64), ex_order)[0]
     blended = _blend_parts(src, ex, p, owner, order, missing, (h, w))
+    ex_off = ndimage.distance_transform_edt(~ex.silhouette) if ex.measured else None  # off its silhouette
     for k, name in enumerate(order):
         sel = owner == k
         if not sel.any():
@@ -516,10 +519,14 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         on_body = ex_owner[qy, qx] >= 0
         shown = ex_owner[qy, qx] == ex_order.index(name)
         inside = (q[:, 0] > -0.5) & (q[:, 0] < ew - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < eh - 0.5)
-        positions[py[inside], px[inside]] = q[inside, ::-1]
+        # (Only near it, though: far off, e.g. a long coat mapped onto a short jacket's surroundings,
+        # the background would show inside the person; those are left to the engine's fill.)
+        near = on_body | (ex_off[qy, qx] <= HALO * ex.scale) if ex_off is not None else np.ones(len(q), bool)
+        keep = inside & near
+        positions[py[keep], px[keep]] = q[keep, ::-1]
         conf = (1.0 if src.measured and ex.measured else 0.7) * np.clip(2.0 - cost[sel], 0.2, 1.0)
         conf = np.where(shown, conf, np.where(on_body | (not ex.measured), 0.3, 0.1))
-        confidence[py[inside], px[inside]] = conf[inside]
+        confidence[py[keep], px[keep]] = conf[keep]
         hidden = 1.0 - shown.mean()
         if hidden > 0.2:
             notes.append(f"{name}: {hidden:.0%} of it falls outside the exemplar's {name} (hidden, off its "

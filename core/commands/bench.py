@@ -41,9 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-channels-last", action="store_true", help="keep convolutions in NCHW")
     parser.add_argument("--compile", action="store_true", help="torch.compile the encoders and generator")
-    parser.add_argument("--allocator", default="default", choices=["default", "fast", "lean"],
-                        help="CPU allocator mode (core.precision.configure_allocator): default (glibc as is), "
-                             "fast (reuse freed memory), lean (lowest peak RSS)")
+    parser.add_argument("--allocator", default="default", choices=["default", "fast", "lean", "system"],
+                        help="CPU allocator mode (core.precision.configure_allocator): default (every big "
+                             "block returned when freed: lowest peak), fast (freed memory kept for reuse: "
+                             "fewer page faults, higher peak), lean (= default), system (glibc as is)")
     parser.add_argument("--lower-encoders", action="store_true",
                         help="encoders in bf16/fp16 too (faster; the matches move: docs/performance.md)")
     parser.add_argument("--no-dense", action="store_true", help="skip the dense-attention comparison")
@@ -209,7 +210,8 @@ def _bench_learned(args, device, size, precisions):
     for precision in precisions:
         def run(precision=precision):
             with inference_context(device, precision):
-                return model(condition, exemplar, exemplar_condition, lower_encoders=args.lower_encoders)
+                # without --lower-encoders: the model's choice (lowered for learned matching only)
+                return model(condition, exemplar, exemplar_condition, lower_encoders=args.lower_encoders or None)
         out, timings, stages, (peak, kind) = _time_runs(run, device, args.repeats, args.warmup)
         report[precision] = _summary(timings, stages, peak, kind, args.batch_size)
         outputs[precision] = [lv.warp.float().cpu() for lv in out.levels] + [out.image.float().cpu()]
@@ -316,7 +318,7 @@ def _bench_training_free(args, device, size, precisions):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from core.precision import amx_used, bf16_support, cpu_features, resolve_device
+    from core.precision import amx_used, bf16_support, cpu_features, huge_pages, resolve_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -336,10 +338,11 @@ def run(args: argparse.Namespace) -> int:
         "resolution": list(size), "batch_size": args.batch_size, "device": str(device),
         "device_name": _device_name(device), "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(), "bf16_support": bf16_support(device),
-        "amx_used": amx_used(device, precisions),
+        "amx_used": amx_used(device, precisions), "huge_pages": huge_pages(),
         "cpu_features": cpu_features() if device.type == "cpu" else None, "torch": torch.__version__,
         "channels_last": not args.no_channels_last, "compile": args.compile, "allocator": args.allocator,
-        "lower_encoders": args.lower_encoders, "repeats": args.repeats,
+        "lower_encoders": args.lower_encoders or (config is not None and config.matching != "official"),
+        "repeats": args.repeats,
         "warmup": args.warmup,
     }
     if config is not None:

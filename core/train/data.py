@@ -28,8 +28,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from core.augment import pseudo_exemplar
+from core.augment import grid_to_pixels, pseudo_exemplar
 from core.errors import InputError, WarpaintError
+from core.train.labels import redraw_label
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 # task -> (folder, file endings) searched in order for a photo's ready-made condition
@@ -40,6 +41,7 @@ CONDITION_FILES = {
     + [(f, (".json",)) for f in ("keypoints", "openpose")],
 }
 CACHE_FOLDER = ".warpaint_cache"
+CACHE_FORMAT = 2  # 2: keypoints (and the face region) are kept, to redraw pseudo-exemplar labels
 PAIR_LIST = "pairs.txt"
 RETRIEVED_KIND = "retrieved"  # the kind line ``# kind: retrieved`` marks other-subject exemplars
 
@@ -129,6 +131,8 @@ def _unpack_label(data: dict[str, torch.Tensor], channels: int) -> torch.Tensor:
 class CachedCondition:
     label: torch.Tensor  # (C, H, W) float32
     preview: np.ndarray  # (H, W, 3) uint8
+    keypoints: np.ndarray | None = None  # pose (18, 3) / face (68, 3) in pixels of the cached size
+    region: np.ndarray | None = None  # face: (H, W) bool face region
 
 
 class ConditionCache:
@@ -144,7 +148,7 @@ class ConditionCache:
 
     def _stamp(self, rel: str) -> str:
         files = [self.root / rel] + [p for p in [condition_file(self.root, rel, self.task)] if p]
-        return json.dumps([[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files])
+        return json.dumps([CACHE_FORMAT] + [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files])
 
     def status(self, rel: str) -> str:
         """``ok`` (cached), ``skip`` (no subject: left out of training) or ``missing``."""
@@ -174,6 +178,10 @@ class ConditionCache:
             return "skip"
         tensors = {k: v.contiguous() for k, v in _pack_label(cond.label.float()).items()}
         tensors["preview"] = torch.from_numpy(np.array(cond.preview, dtype=np.uint8))
+        if cond.keypoints is not None and self.task in ("pose", "face"):
+            tensors["keypoints"] = torch.from_numpy(np.array(cond.keypoints, dtype=np.float32))
+            if self.task == "face" and cond.subject_mask is not None:
+                tensors["region"] = torch.from_numpy(np.array(cond.subject_mask, dtype=np.uint8))
         meta = {"stamp": stamp, "channels": str(cond.label.shape[0]), "task": self.task}
         tmp = path.with_name(path.name + ".tmp")
         save_file(tensors, str(tmp), metadata=meta)
@@ -217,7 +225,9 @@ class ConditionCache:
         except (OSError, SafetensorError, KeyError) as exc:
             raise InputError(f"Condition cache entry of {rel} is missing or damaged ({exc}); "
                              f"delete {self.folder} to rebuild it.") from exc
-        return CachedCondition(_unpack_label(data, channels), data["preview"].numpy())
+        keypoints = data["keypoints"].double().numpy() if "keypoints" in data else None
+        region = data["region"].numpy() > 0 if "region" in data else None
+        return CachedCondition(_unpack_label(data, channels), data["preview"].numpy(), keypoints, region)
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -264,19 +274,33 @@ class TrainingSet(Dataset):
         if use_pair:
             ref = refs[int(torch.randint(len(refs), (), generator=rng))]
             exemplar, ex_label, weight = self.photo(ref), self.cache.load(ref).label, self.pair_weight
+            h, w = image.shape[-2:]
+            positions, known, shown = torch.zeros(2, h, w), torch.zeros(1, h, w), torch.ones(1, h, w)
         else:
-            pair = pseudo_exemplar(image[None], cond.label[None], generator=rng, strength=self.augment_strength,
-                                   label_mode=self.label_mode)
-            exemplar, ex_label, weight = pair.image[0], pair.label[0], 1.0
+            exemplar, ex_label, positions, known = self.pseudo_exemplar(image, cond, rng)
+            weight, shown = 1.0, known
         return {
             "condition": cond.label,  # (C, H, W)
             "image": image,  # (3, H, W) the target x
             "exemplar": exemplar,  # (3, H, W)
             "exemplar_condition": ex_label,  # (C, H, W)
             "sample_weight": torch.tensor(float(weight)),  # 1: the target is the warp's ground truth
+            "correspondence": positions,  # (2, H, W): (row, col) in the exemplar of each pixel of x
+            "correspondence_mask": known,  # (1, H, W): 1 where that is known (pseudo exemplars only)
+            "warp_mask": shown,  # (1, H, W): 1 where the exemplar shows x's pixel (the warp loss counts)
             "preview": torch.from_numpy(np.ascontiguousarray(cond.preview)).permute(2, 0, 1),  # (3, H, W) uint8
             "index": torch.tensor(index),
         }
+
+    def pseudo_exemplar(self, image: torch.Tensor, cond: CachedCondition, rng: torch.Generator):
+        """T(x), its label (redrawn from the moved keypoints where there are any), and the ground-truth
+        correspondence: (2, H, W) (row, col) in T(x) of each pixel of x, and where it is known."""
+        pair = pseudo_exemplar(image[None], cond.label[None], generator=rng, strength=self.augment_strength,
+                               label_mode=self.label_mode)
+        label = pair.label[0]
+        if cond.keypoints is not None and self.cache.task in ("pose", "face"):
+            label = redraw_label(self.cache.task, cond.keypoints, pair, region=cond.region)
+        return pair.image[0], label, grid_to_pixels(pair.inverse)[0], pair.visible[0].float()
 
 
 class ResumableSampler(Sampler):

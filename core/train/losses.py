@@ -33,11 +33,61 @@ def l1_per_sample(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.float() - b.float()).abs().flatten(1).mean(1)
 
 
-def warp_loss(levels: Sequence[LevelMatch], target: torch.Tensor,
-              sample_weight: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Sum over levels of L1(warp, target average-pooled to that level). Also returns each level's term."""
-    terms = [weighted_mean(l1_per_sample(lv.warp, pool_to(target, lv.warp.shape[-2:])), sample_weight)
-             for lv in levels]
+def masked_mean_per_sample(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """(B, C, H, W) values, (B, 1, H, W) weights in [0, 1] (None: all 1) -> (B,) weighted means."""
+    if mask is None:
+        return values.flatten(1).mean(1)
+    mask = mask.to(values.dtype)
+    total = (values * mask).flatten(1).sum(1)
+    return total / (mask.flatten(1).sum(1) * values.shape[1]).clamp_min(1e-5)
+
+
+def warp_loss(levels: Sequence[LevelMatch], target: torch.Tensor, sample_weight: torch.Tensor | None = None,
+              mask: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Sum over levels of L1(warp, target average-pooled to that level). ``mask`` (B, 1, H, W): the
+    pixels of the target the exemplar shows (a pseudo exemplar's crop removes some; they have no
+    right answer), pooled to each level as a weight. Also returns each level's term."""
+    terms = []
+    for lv in levels:
+        size = lv.warp.shape[-2:]
+        error = (lv.warp.float() - pool_to(target, size).float()).abs()
+        terms.append(weighted_mean(masked_mean_per_sample(error, pool_to(mask, size) if mask is not None else None),
+                                   sample_weight))
+    return torch.stack(terms).sum(), terms
+
+
+def level_positions(positions: torch.Tensor, mask: torch.Tensor, size: Sequence[int]
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-size (B, 2, H, W) (row, col) positions and their (B, 1, H, W) mask -> the same at a
+    level of ``size``: block means, in that level's pixels (centres at (p + 0.5) / s - 0.5), and
+    a mask that keeps only blocks whose every pixel is valid."""
+    s = positions.shape[-1] // size[-1]
+    if s == 1:
+        return positions, mask.to(positions.dtype)
+    pooled = F.avg_pool2d(positions, s, stride=s)
+    valid = -F.max_pool2d(-mask.to(positions.dtype), s, stride=s)  # 1 where the whole block is valid
+    return (pooled + 0.5) / s - 0.5, valid
+
+
+def correspondence_loss(levels: Sequence[LevelMatch], positions: torch.Tensor, mask: torch.Tensor,
+                        eps: float = 0.01) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Supervise every level's match with the augmentation's ground truth.
+
+    ``positions`` (B, 2, H, W): where each pixel of the input lies in the exemplar, in full-size
+    (row, col) pixels (a pseudo exemplar's inverse grid); ``mask`` (B, 1, H, W): where that is
+    known (0 for real pairs). Per level, the robust L1 (Charbonnier) end-point error of each of
+    the K candidates, in that level's pixels, averaged under the candidates' weights: the loss
+    moves the learned positions (through the GRU) and the weights (through the features) at
+    once. Sum over levels; also returns each level's term (masked mean over pixels and samples).
+    """
+    terms = []
+    for lv in levels:
+        target, valid = level_positions(positions.float(), mask, lv.weights.shape[-2:])
+        error = (lv.positions.float() - target.unsqueeze(1)).square().sum(2).add(eps * eps).sqrt()  # (B, K, h, w)
+        expected = (lv.weights.float() * error).sum(1, keepdim=True)  # (B, 1, h, w)
+        counted = valid.flatten(1).sum(1)
+        per_sample = masked_mean_per_sample(expected, valid)
+        terms.append(weighted_mean(per_sample, (counted > 0).float()))
     return torch.stack(terms).sum(), terms
 
 
@@ -104,7 +154,7 @@ def contextual_loss(x: torch.Tensor, y: torch.Tensor, bandwidth: float = 0.1) ->
     feature of y matches, relative to the others; position-free, so it transfers the exemplar's
     style without aligning it. x, y (B, C, H, W) -> scalar (mean over the batch)."""
     x, y = x.float(), y.detach().float()
-    mu = y.mean(dim=(2, 3), keepdim=True)  # centre both on y's mean feature
+    mu = y.mean(dim=1, keepdim=True)  # centre both on y's per-pixel channel mean (the official PONO variant)
     x = F.normalize((x - mu).flatten(2), dim=1)  # (B, C, N)
     y = F.normalize((y - mu).flatten(2), dim=1)
     dist = 1 - torch.bmm(x.transpose(1, 2), y)  # (B, N, M) cosine distances

@@ -20,6 +20,7 @@ import yaml
 
 from core.config import WarpaintConfig, get_preset
 from core.errors import InputError
+from core.train.vgg import VGG_INPUTS
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 
@@ -51,6 +52,7 @@ class TrainConfig:
     # terms divide by the per-GPU batch (2 in its run: --weight_warp_self 500, --weight_fm_ratio 1);
     # ours are true means over the samples, hence 250 and 0.5 for the same strength.
     weight_warp: float = 250.0  # per-level warp L1 against the downsampled target
+    weight_correspondence: float = 1.0  # every level's candidates vs the augmentation's ground truth (pixels)
     weight_cycle: float = 1.0  # coarsest-level warp mapped back onto the exemplar
     weight_featpair: float = 10.0  # domain alignment: condition features vs (target + condition) features
     weight_gan: float = 10.0  # hinge GAN
@@ -60,6 +62,7 @@ class TrainConfig:
     weight_perceptual: float = 0.001  # MSE of VGG relu4_2 features
     weight_contextual: float = 1.0
     vgg_weights: str | None = None  # path to vgg19-dcbb9e9d.pth; None = look in the torch cache
+    vgg_input: str = "caffe"  # VGG input scaling the VGG loss weights were tuned for (core/train/vgg.py)
     # exemplars
     pair_probability: float = 0.5  # chance to use a listed real exemplar when the image has one
     pair_warp_weight: float | None = None  # warp/feature-matching weight of listed pairs; None = from the list kind
@@ -75,6 +78,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.amp not in AMP_MODES:
             raise InputError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.vgg_input not in VGG_INPUTS:
+            raise InputError(f"vgg_input must be one of {VGG_INPUTS}, got {self.vgg_input!r}")
         if self.batch_size < 1 or self.steps < 0:
             raise InputError("batch_size must be >= 1 and steps >= 0")
 

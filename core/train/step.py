@@ -29,13 +29,14 @@ class GeneratorStep(nn.Module):
     exemplar encoder on (target, condition) for the feature-pair loss, in one call so
     DistributedDataParallel sees every parameter used."""
 
-    def __init__(self, model: Warpaint):
+    def __init__(self, model: Warpaint, cycle: bool = True):
         super().__init__()
         self.model = model
+        self.cycle = cycle  # build the coarsest level's full matrix for the cycle warp (its loss is on)
 
     def forward(self, condition: torch.Tensor, exemplar: torch.Tensor, exemplar_condition: torch.Tensor,
                 target: torch.Tensor | None = None):
-        out = self.model(condition, exemplar, exemplar_condition, cycle=True, return_features=True)
+        out = self.model(condition, exemplar, exemplar_condition, cycle=self.cycle, return_features=True)
         pair = None
         if target is not None:  # x with its own condition, through the exemplar encoder
             pair = self.model.correspondence.encode_exemplar(target, condition)
@@ -75,7 +76,7 @@ class TrainingStep:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         if cfg.checkpointing:
             self.model.enable_gradient_checkpointing()
-        self.g_step: nn.Module = GeneratorStep(self.model)
+        self.g_step: nn.Module = GeneratorStep(self.model, cycle=cfg.weight_cycle > 0)
         self.d_net: nn.Module = self.discriminator
 
     def distribute(self) -> None:
@@ -109,8 +110,13 @@ class TrainingStep:
         with self.autocast():
             out, cond_feats, pair = self.g_step(cond, exemplar, ex_cond, target if cfg.weight_featpair > 0 else None)
             terms: dict[str, torch.Tensor] = {}
-            warp_total, per_level = losses.warp_loss(out.levels, target, weight)
+            warp_total, per_level = losses.warp_loss(out.levels, target, weight, batch.get("warp_mask"))
             terms["warp"] = cfg.weight_warp * warp_total
+            corr_levels: list[torch.Tensor] = []
+            if cfg.weight_correspondence > 0 and "correspondence" in batch:
+                corr_total, corr_levels = losses.correspondence_loss(out.levels, batch["correspondence"],
+                                                                     batch["correspondence_mask"])
+                terms["correspondence"] = cfg.weight_correspondence * corr_total
             if cfg.weight_cycle > 0:
                 terms["cycle"] = cfg.weight_cycle * losses.cycle_loss(out.levels[0], exemplar)
             if pair is not None:
@@ -137,6 +143,7 @@ class TrainingStep:
         self.scaler.scale(loss_g).backward()
         values = {k: float(v.detach()) for k, v in terms.items()}
         values.update({f"warp_level{i}": float(t.detach()) for i, t in enumerate(per_level)})
+        values.update({f"correspondence_level{i}": float(t.detach()) for i, t in enumerate(corr_levels)})
         values["grad_norm_g"] = self._clip_and_step(self.opt_g, self.model.parameters())
         if self.ema is not None:
             self.ema.update(self.model)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,10 +21,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader
 
-from core.augment import pseudo_exemplar
 from core.config import WarpaintConfig
 from core.errors import CheckpointError, InputError
-from core.model import Warpaint
+from core.model import Warpaint, check_size
 from core.train import checkpoint as ckpt
 from core.train.data import (
     PAIR_LIST,
@@ -112,9 +112,10 @@ class Trainer:
         self.notes: list[str] = []  # messages for the user, shown once training starts
         images = find_images(self.data)
         base_model = config.model_config()
-        if config.size % base_model.stride:
-            raise InputError(f"Training size {config.size} must be a multiple of {base_model.stride} "
-                             f"for this model ({base_model.levels} levels).")
+        try:
+            check_size(base_model, (config.size, config.size))
+        except ValueError as exc:
+            raise InputError(f"Training size {config.size} does not suit this model: {exc}.") from exc
         self._check_out(resume)
         torch.manual_seed(config.seed + self.dist.rank)
 
@@ -198,7 +199,7 @@ class Trainer:
                               "--vgg-weights PATH to turn them on (see docs/training.md).")
             return None
         self.notes.append(f"VGG19 losses on ({path}).")
-        return VGG19.from_file(path).to(self.device)
+        return VGG19.from_file(path, cfg.vgg_input).to(self.device)
 
     def _resume(self) -> None:
         folder = ckpt.latest_checkpoint(self.out)
@@ -229,27 +230,37 @@ class Trainer:
     # -- evaluation and checkpoints ----------------------------------------------------------------
     @torch.no_grad()
     def evaluate_warp(self, model: Warpaint | None = None) -> dict[str, float]:
-        """Warp quality on held-out pseudo pairs (fixed seeds): PSNR / SSIM of the finest warp against x,
-        beside the identity baseline (T(x) itself)."""
+        """Warp quality on held-out pseudo pairs (fixed seeds, made as in training): PSNR / SSIM of the
+        finest warp against x, beside the identity baseline (T(x) itself); PSNR over the pixels T(x)
+        shows (``visible_psnr``); and ``epe``, the finest level's mean end-point error in pixels
+        (weighted mean of the candidates' positions vs the augmentation's ground truth)."""
         import kornia.metrics as km
 
         model = model or (self.learner.ema.model if self.learner.ema is not None else self.model)
         items = self.heldout or self.dataset.items[: max(1, self.cfg.holdout)]
         was_training = model.training
         model.eval()
-        scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "identity_psnr": [], "identity_ssim": []}
+        scores: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "identity_psnr", "identity_ssim",
+                                                          "visible_psnr", "epe")}
         for i, rel in enumerate(items):
-            image = self.dataset.photo(rel)[None].to(self.device)
-            label = self.cache.load(rel).label[None].to(self.device)
-            pair = pseudo_exemplar(image.cpu(), label.cpu(), generator=torch.Generator().manual_seed(10_000 + i),
-                                   strength=self.cfg.augment_strength, label_mode=self.dataset.label_mode)
+            image, cond = self.dataset.photo(rel), self.cache.load(rel)
+            exemplar, ex_label, positions, known = self.dataset.pseudo_exemplar(
+                image, cond, torch.Generator().manual_seed(10_000 + i))
             with self.learner.autocast():
-                out = model(label, pair.image.to(self.device), pair.label.to(self.device), synthesize=False)
-            x = (image.float() + 1) / 2
-            for name, y in (("", out.levels[-1].warp.float()), ("identity_", pair.image.to(self.device))):
-                y = ((y + 1) / 2).clamp(0, 1)
+                out = model(cond.label[None].to(self.device), exemplar[None].to(self.device),
+                            ex_label[None].to(self.device), synthesize=False)
+            x = (image[None].to(self.device).float() + 1) / 2
+            warp = ((out.levels[-1].warp.float() + 1) / 2).clamp(0, 1)
+            for name, y in (("", warp), ("identity_", (exemplar[None].to(self.device) + 1) / 2)):
                 scores[f"{name}psnr"].append(float(km.psnr(y, x, 1.0)))
                 scores[f"{name}ssim"].append(float(km.ssim(y, x, 11).mean()))
+            shown = known.to(self.device).bool().expand_as(x[0])
+            mse = float((warp[0] - x[0])[shown].square().mean()) if shown.any() else float("nan")
+            scores["visible_psnr"].append(10 * math.log10(1 / max(mse, 1e-10)))
+            finest = out.levels[-1]
+            mean = (finest.weights.float().unsqueeze(2) * finest.positions.float()).sum(1)[0]  # (2, H, W)
+            error = (mean - positions.to(self.device)).norm(dim=0)[known[0].to(self.device) > 0]
+            scores["epe"].append(float(error.mean()) if error.numel() else float("nan"))
         model.train(was_training)
         result = {k: sum(v) / len(v) for k, v in scores.items()}
         result["images"] = len(items)
@@ -326,7 +337,8 @@ class Trainer:
                         evaluation = self.evaluate_warp()
                         monitor.log(self.step, {**evaluation, "ranks_agree": agree}, prefix="eval")
                         monitor.message(f"step {self.step}: eval-warp PSNR {evaluation['psnr']:.2f} dB "
-                                        f"(identity {evaluation['identity_psnr']:.2f}), checkpoint saved")
+                                        f"(identity {evaluation['identity_psnr']:.2f}), correspondence error "
+                                        f"{evaluation['epe']:.2f} px, checkpoint saved")
                     if not agree:
                         raise RuntimeError("processes hold different weights: distributed training diverged")
                     self.dist.barrier()

@@ -22,6 +22,12 @@ _CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512,
 LAYERS = {"relu1_2": 3, "relu2_2": 8, "relu3_2": 13, "relu4_2": 22, "relu5_2": 31}
 _MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics torchvision's weights expect (RGB in [0, 1])
 _STD = (0.229, 0.224, 0.225)
+# How images are scaled before the first convolution. The official CoCosNet losses feed Caffe-style
+# input (BGR to Caffe weights, ImageNet mean subtracted, x255, no division by the deviation), and
+# their weights (weight_vgg, weight_perceptual, ...) were tuned on features of that magnitude:
+# about 255 x 0.23 = 58 times those of torchvision-style input. "caffe" gives torchvision's RGB
+# weights that scale (each channel in the order its weights expect); "torchvision" is their own.
+VGG_INPUTS = ("caffe", "torchvision")
 
 
 def _features(last: int) -> nn.Sequential:
@@ -38,21 +44,29 @@ def _features(last: int) -> nn.Sequential:
 
 class VGG19(nn.Module):
     """Frozen VGG19 trunk up to relu5_2; ``forward`` takes images in [-1, 1] and returns the
-    relu{1..5}_2 features (shallowest first)."""
+    relu{1..5}_2 features (shallowest first). ``input_scaling``: see ``VGG_INPUTS``."""
 
-    def __init__(self):
+    def __init__(self, input_scaling: str = "caffe"):
         super().__init__()
+        if input_scaling not in VGG_INPUTS:
+            raise ValueError(f"VGG input scaling must be one of {VGG_INPUTS}, got {input_scaling!r}")
+        self.input_scaling = input_scaling
         self.features = _features(max(LAYERS.values()))
+        std = torch.tensor(_STD) if input_scaling == "torchvision" else torch.full((3,), 1 / 255)
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
 
     def train(self, mode: bool = True) -> VGG19:  # always frozen
         return super().train(False)
 
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in [-1, 1] -> the first convolution's input."""
+        return ((image + 1) / 2 - self.mean.to(image.dtype)) / self.std.to(image.dtype)
+
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        x = ((image + 1) / 2 - self.mean.to(image.dtype)) / self.std.to(image.dtype)  # (B, 3, H, W)
+        x = self.preprocess(image)  # (B, 3, H, W)
         outs, taps = [], set(LAYERS.values())
         for i, layer in enumerate(self.features):
             x = layer(x)
@@ -61,14 +75,14 @@ class VGG19(nn.Module):
         return outs
 
     @classmethod
-    def from_file(cls, path: str | Path) -> VGG19:
+    def from_file(cls, path: str | Path, input_scaling: str = "caffe") -> VGG19:
         """Load torchvision's ``vgg19-*.pth`` (a state dict; the classifier is ignored)."""
         path = Path(path)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # truncated file, not a torch file, pickled objects...
             raise CheckpointError(f"{path} cannot be read as torchvision's VGG19 weights: {exc}") from exc
-        model = cls()
+        model = cls(input_scaling)
         own = model.state_dict()
         missing = [k for k in own if k not in state]
         wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]

@@ -46,7 +46,7 @@ def _label(tile: np.ndarray, label: str) -> np.ndarray:
     """``label`` on a white strip along the tile's bottom edge."""
     tile = tile.copy()
     tile[-16:] = (255, 255, 255)
-    _text(tile, label, 3, tile.shape[0] - 4, 0.35)
+    _text(tile, label, 2, tile.shape[0] - 4, 0.3)
     return tile
 
 

@@ -33,6 +33,7 @@ from core.conditions import Condition, detectors, pose
 from core.engine import TrainingFreeEngine
 from core.errors import InputError, NoSubjectError, WarpaintError
 from core.imageio import fit_image, fit_points, from_tensor, to_tensor
+from core.learned import LearnedEngine
 from core.video import seeding, stability
 from core.video.clip import Clip
 from core.video.encode import check_output, write_video
@@ -117,6 +118,7 @@ class VideoRetargeter:
         w0, c0 = time.perf_counter(), time.process_time()
         raw = self._poses(clip, size, state, report)
         poses_seconds = (time.perf_counter() - w0, time.process_time() - c0)
+        result.frames = clip.count  # the decoded count, should the container have promised more
         try:
             track, track_report = smooth_track(raw, clip.fps, size)
         except ValueError as exc:
@@ -176,10 +178,14 @@ class VideoRetargeter:
         seeded = opts.seeding and isinstance(engine, TrainingFreeEngine)  # the engine that takes ``init=``
         ex_tensor = to_tensor(fit_image(ex_cond.image, size)).to(self.translator.device)
         full = opts.iterations if opts.iterations is not None else getattr(engine, "iterations", 0)
+        # the learned engine's exemplar encoder runs once per clip, not once per frame
+        once = ({"exemplar_features": engine.encode_exemplar(ex_tensor, ex_cond)}
+                if isinstance(engine, LearnedEngine) else {})
         batch = 1 if seeded else opts.batch_size  # seeded frames depend on each other: one at a time
         photos = clip.frames() if clip.kind != "poses" else iter(())
         previous = None  # (engine output, pose) of the frame before, for seeding
         pending: list[tuple[int, Condition]] = []  # frames waiting for the next batch
+        last = max((t for t in range(clip.count) if not state.has(t)), default=-1)  # the last frame to render
         clock = _Clock()
         report("frames", 0, clip.count)
         for t in range(clip.count):
@@ -192,7 +198,7 @@ class VideoRetargeter:
             budget.check()
             with clock("condition"):
                 pending.append((t, _condition(track[t], size, photo)))
-            if len(pending) < batch and t < clip.count - 1:
+            if len(pending) < batch and t < last:
                 continue
             with clock("engine"):
                 init, iters = None, opts.iterations
@@ -200,7 +206,7 @@ class VideoRetargeter:
                     init = seeding.carry_matches(previous[0].levels[-1].positions, previous[1], track[t], size)
                     if init is not None:
                         iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
-                extra = {"init": init} if seeded else {"allow_partial": True} if opts.allow_partial else {}
+                extra = {"init": init} if seeded else {"allow_partial": True} if opts.allow_partial else once
                 n = len(pending)
                 out = engine([c for _, c in pending], ex_tensor.expand(n, -1, -1, -1), [ex_cond] * n,
                              iterations=iters, seed=opts.seed, **extra)
