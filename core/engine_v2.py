@@ -129,7 +129,11 @@ class TrainingFreeEngineV2:
         # Folds are looked for inside the person, off its edge: across the edge the map meets the
         # surround, but the output there is the composite of two pictures, not one map.
         inner = cv2.erode(src_person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-        positions, folded = unfold(positions, apply_affine(similarity, size), used=inner)
+        exact = cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 if task == "face" else None
+        positions, folded = unfold(positions, apply_affine(similarity, size), used=inner, keep=exact)
+        if exact is not None and fold_fraction(positions, inner) > 0:  # folds inside the mesh (a turned
+            # face's triangles flip): smoothed with the smallest radii only, so the rest of the face stays exact
+            positions, _ = unfold(positions, apply_affine(similarity, size), used=inner, rounds=2)
         folds_left = fold_fraction(positions, inner)
         seconds["map"] = time.perf_counter() - t
 
@@ -153,7 +157,7 @@ class TrainingFreeEngineV2:
             votes = _at(positions, fill.sources(holes))  # (V, N, 2) exemplar pixels
             positions[person_hole] = votes[0]
             person_img[person_hole] = sample_votes(photo, to_photo(votes), level)
-        background = frame_map(size, ex_size)
+        background = apply_affine(background_affine(similarity, size, ex_size), size)
         back_img = person_img
         ex_hole = np.zeros(ex_size, bool)
         covered = np.zeros(size, bool)
@@ -266,9 +270,23 @@ def frame_affine(size: tuple[int, int], ex_size: tuple[int, int]) -> np.ndarray:
     return np.array([[cw / w, 0, (0.5 * cw / w - 0.5) + left], [0, ch / h, (0.5 * ch / h - 0.5) + top]])
 
 
-def frame_map(size: tuple[int, int], ex_size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 2) (row, col) in exemplar pixels: the output's frame onto the exemplar's."""
-    return apply_affine(frame_affine(size, ex_size), size)
+def background_affine(similarity: np.ndarray, size: tuple[int, int], ex_size: tuple[int, int]) -> np.ndarray:
+    """(2, 3) output x, y -> exemplar x, y for the background: the person's zoom (the similarity's scale,
+    centred where it sends the output's centre) while the output's frame then fits inside the exemplar's,
+    else the largest view that fits (the frame map); shifted to stay inside. So a closer input shows the
+    exemplar's real surroundings at the person's scale, and a wider one the exemplar's whole frame."""
+    h, w = size
+    eh, ew = ex_size
+    top, left, ch, cw, _, _ = fit_geometry(ex_size, size)
+    fit = min(cw / w, ch / h)
+    scale = min(float(np.sqrt(abs(np.linalg.det(similarity[:, :2])))), fit)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    px = similarity[0, 0] * cx + similarity[0, 1] * cy + similarity[0, 2]
+    py = similarity[1, 0] * cx + similarity[1, 1] * cy + similarity[1, 2]
+    half_w, half_h = scale * w / 2, scale * h / 2
+    px = float(np.clip(px, half_w - 0.5, ew - 0.5 - half_w)) if 2 * half_w <= ew else (ew - 1) / 2
+    py = float(np.clip(py, half_h - 0.5, eh - 0.5 - half_h)) if 2 * half_h <= eh else (eh - 1) / 2
+    return np.array([[scale, 0, px - scale * cx], [0, scale, py - scale * cy]])
 
 
 def _xy(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

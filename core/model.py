@@ -91,6 +91,7 @@ class Warpaint(nn.Module):
         levels = corr.match(left, right, exemplar, iterations=c.iterations if iterations is None else int(iterations),
                             temperature=c.temperature if temperature is None else float(temperature),
                             orders=orders, cycle=cycle, on_level=on_level)
+        del left, right  # the matching features too: the generator's activations can take their memory
         image = None
         if synthesize:
             with stage("generator", source_label.device):

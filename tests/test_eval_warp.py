@@ -106,5 +106,8 @@ def test_result_positions_are_the_map_the_output_samples():
     fitted = fit_image(exemplar, (128, 128))
     resampled = cv2.remap(fitted, result.positions[..., 1], result.positions[..., 0], cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
-    diff = np.abs(resampled.astype(float) - result.warped.astype(float)).mean(-1)
+    # Compared a little blurred: engine v2 samples the original (larger) photo, so its warp has detail
+    # the fitted picture lacks; the map itself must agree.
+    diff = np.abs(cv2.GaussianBlur(resampled.astype(float), (0, 0), 1.0)
+                  - cv2.GaussianBlur(result.warped.astype(float), (0, 0), 1.0)).mean(-1)
     assert result.mapped.mean() > 0.3 and np.median(diff[result.mapped]) < 2.0

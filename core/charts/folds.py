@@ -28,10 +28,13 @@ def fold_fraction(positions: np.ndarray, used: np.ndarray | None = None) -> floa
 
 
 def unfold(positions: np.ndarray, fallback: np.ndarray, used: np.ndarray | None = None,
-           rounds: int = 5) -> tuple[np.ndarray, float]:
+           keep: np.ndarray | None = None, rounds: int = 5) -> tuple[np.ndarray, float]:
     """Smooth ``positions`` (H, W, 2) where they fold; returns the fixed map and the fraction of
-    used pixels that folded before. ``fallback`` (H, W, 2) is taken where smoothing cannot fix it."""
+    used pixels that folded before. ``fallback`` (H, W, 2) is taken where smoothing cannot fix it.
+    ``keep`` (H, W) bool: pixels never changed (a chart that is exact by construction, e.g. the face
+    mesh: smoothing the surround next to it must not move the eyes)."""
     used = np.ones(positions.shape[:2], bool) if used is None else used
+    free = np.ones(positions.shape[:2], np.float32) if keep is None else (~keep).astype(np.float32)
     det = jacobian_det(positions)
     bad = (det <= 0) & used
     before = float(bad[used].mean()) if used.any() else 0.0
@@ -50,11 +53,11 @@ def unfold(positions: np.ndarray, fallback: np.ndarray, used: np.ndarray | None 
         box = out[r0:r1, c0:c1]
         area = cv2.dilate(bad[r0:r1, c0:c1].astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
         smooth = cv2.GaussianBlur(box, (0, 0), sigma)
-        blend = cv2.GaussianBlur(area.astype(np.float32), (0, 0), sigma / 2)[..., None]
+        blend = (cv2.GaussianBlur(area.astype(np.float32), (0, 0), sigma / 2) * free[r0:r1, c0:c1])[..., None]
         out[r0:r1, c0:c1] = box * (1 - blend) + smooth * blend
-        bad = (jacobian_det(out) <= 0.01 * scale) & used
+        bad = (jacobian_det(out) <= 0.01 * scale) & used & (free > 0)
         if not bad.any():
             return out, before
-    area = cv2.dilate(bad.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    area = (cv2.dilate(bad.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & (free > 0)
     out[area] = fallback[area]
     return out, before
