@@ -92,7 +92,7 @@ def translate(task: str, source, exemplar, *, source_is_condition: bool = False,
     oil = check_flag("oil_paint_exemplar", oil_paint_exemplar)
     engine = check_choice("engine", engine, ENGINES)
     folder = models.resolve(task, checkpoint)
-    if folder is None and engine != "training-free":
+    if folder is None and engine != TRAINING_FREE:
         folder = models.default(task)  # a Hub model the operator allowed counts as much as a local folder
     user_report = progress or (lambda fraction, text: None)
 

@@ -35,6 +35,7 @@ from core.errors import InputError
 from core.imageio import fit_geometry, to_tensor
 from core.patchmatch import LevelMatch
 from core.protocol import EngineOutput, Progress
+from core.vocabulary import TRAINING_FREE
 
 CHARTS = {"face": face_chart, "pose": body_chart, "mask": mask_chart}
 V2_TASKS = tuple(CHARTS)  # tasks v2 can run
@@ -56,7 +57,7 @@ class TrainingFreeEngineV2:
     """Charts + surround + compositing; stateless apart from its settings. Follows the engine
     protocol (core/protocol.py); ``allow_partial`` is its own per-call argument."""
 
-    name = "training-free"  # the default training-free engine (v1 stays as ``version=1``)
+    name = TRAINING_FREE  # the default training-free engine (v1 stays as ``version=1``)
     version = 2
     stride = 32  # output sides are rounded down to a multiple of this (as v1: same sizes either way)
     resolution = 512  # the default output side

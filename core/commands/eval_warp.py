@@ -59,7 +59,7 @@ ENGINE_VERSIONS: dict[str, Callable[[str], object]] = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument("--images", type=Path, help="folder of photos (x); masks may sit beside as <name>_mask.png")
-    parser.add_argument("--engine", default="training-free", choices=ENGINES)
+    parser.add_argument("--engine", default=TRAINING_FREE, choices=ENGINES)
     parser.add_argument("--checkpoint", type=Path, help="model folder for the learned engine")
     parser.add_argument("--limit", type=int, default=None, help="use at most N photos (sorted by name)")
     parser.add_argument("--resolution", type=int, default=None,
