@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -97,32 +95,11 @@ def engine_plan(task: str, engine: str, checkpoint: str | None) -> str:
     return f"auto: {TRAINING_FREE} (no checkpoint for this task under checkpoints/)"
 
 
-class _TranslatorCache:
-    """A few ``core.pipeline.Translator`` objects, keyed by (task, engine, checkpoint), built once each."""
+def translator_for(task: str, engine: str, checkpoint: Path | None) -> Any:
+    """A ``core.pipeline.Translator`` for ``checkpoint``, a folder the server chose (``models.resolve``),
+    never a client's. Cheap to build: the weights live in core's one per-process model cache."""
+    if engine not in ENGINES:
+        raise InputError(unknown("engine", engine, ENGINES))
+    from core.pipeline import Translator
 
-    def __init__(self, size: int = 4):
-        self.size = size
-        self.items: OrderedDict[tuple, Any] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, task: str, engine: str, checkpoint: Path | None) -> Any:
-        """The translator for ``checkpoint``, a folder the server chose (``models.resolve``), never a client's."""
-        if engine not in ENGINES:
-            raise InputError(unknown("engine", engine, ENGINES))
-        # "auto" decides at construction: a checkpoint added later must give a new translator.
-        key = (task, engine, checkpoint or None, tuple(models.names(task)) if engine == "auto" else ())
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-            from core.pipeline import Translator
-
-            translator = Translator(task, engine=engine, checkpoint=checkpoint or None,
-                                    checkpoints_root=settings.CHECKPOINTS)
-            self.items[key] = translator
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-            return translator
-
-
-translators = _TranslatorCache()
+    return Translator(task, engine=engine, checkpoint=checkpoint or None, checkpoints_root=settings.CHECKPOINTS)

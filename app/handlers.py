@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app import drawing, models, settings
-from app.engine import friendly_errors, gpu, load_picture, translators
+from app.engine import friendly_errors, gpu, load_picture, translator_for
 from core import budget
 from core.limits import check_choice, check_flag
 from core.results import LevelView, TranslationResult
@@ -71,7 +71,7 @@ def extract(task: str, image, ready_condition: bool = False, resolution: float |
     res = check_resolution(resolution) or 256
     picture = load_picture(image, "picture")
     budget.check()
-    condition = translators.get(task, TRAINING_FREE, None).extract(picture, (res, res), ready_condition=ready)
+    condition = translator_for(task, TRAINING_FREE, None).extract(picture, (res, res), ready_condition=ready)
     return condition.preview, "\n".join(condition.messages)
 
 
@@ -105,7 +105,7 @@ def translate(task: str, source, exemplar, *, source_is_condition: bool = False,
     ex = load_picture(exemplar, "exemplar")
     if oil:
         ex = oil_paint(ex)
-    result = translators.get(task, engine, folder).translate(src, ex, progress=report, **options)
+    result = translator_for(task, engine, folder).translate(src, ex, progress=report, **options)
     result.engine = models.public_text(result.engine)
     result.messages = [models.public_text(m) for m in result.messages]
     return Outcome(result, inspect_state(result, ex), time.perf_counter() - start)

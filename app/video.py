@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 from app import settings
-from app.engine import friendly_errors, gpu, load_picture, translators
+from app.engine import friendly_errors, gpu, load_picture, translator_for
 from app.jobs import run_heavy
 from core.errors import InputError
 from core.limits import check_choice
@@ -86,7 +86,7 @@ def retarget(clip_path, exemplar, resolution: float = 256, engine: str = TRAININ
         text = words if stage == "encoding" else f"{words} {min(done + 1, total)}/{total}"
         report(start + (end - start) * done / max(total, 1), text)
 
-    translator = translators.get("pose", engine, None)
+    translator = translator_for("pose", engine, None)
     folder = Path(tempfile.mkdtemp(prefix="video-", dir=settings.TEMP_DIR))
     t0 = time.perf_counter()
     try:
