@@ -1,4 +1,5 @@
-"""The app's only door into ``core``: cached translators, safe picture loading, error translation.
+"""The app's only door into ``core``: translators per request (weights cached in core), safe
+picture loading, error translation.
 
 ``core.pipeline`` (torch, MediaPipe) is imported on first use, not when the app starts.
 """
