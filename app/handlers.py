@@ -56,10 +56,9 @@ def check_resolution(resolution: object) -> int | None:
 
 def oil_paint(picture: np.ndarray) -> np.ndarray:
     """The oil-paint look of assets/make_assets.py (OpenCV contrib's xphoto.oilPainting), scaled to the picture."""
-    import cv2
+    from core.imageio import oil_paint as oil_filter  # torch and cv2 load on first use, not at start-up
 
-    size = max(2, round(4 * min(picture.shape[:2]) / 512))
-    return np.ascontiguousarray(cv2.xphoto.oilPainting(np.ascontiguousarray(picture[..., ::-1]), size, 1)[..., ::-1])
+    return oil_filter(picture, max(2, round(4 * min(picture.shape[:2]) / 512)))
 
 
 @gpu  # outermost: on ZeroGPU the gr.Error raised inside travels back to the UI

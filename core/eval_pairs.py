@@ -141,9 +141,9 @@ def zoomed_out(photo: np.ndarray, keep: float = ZOOM_OUT) -> np.ndarray:
 
 def oil(photo: np.ndarray) -> np.ndarray:
     """OpenCV contrib's oil-paint filter, its neighbourhood scaled with the picture."""
-    size = max(2, round(OIL_SIZE_AT_512 * max(photo.shape[:2]) / 512))
-    bgr = np.ascontiguousarray(photo[..., ::-1])
-    return np.ascontiguousarray(cv2.xphoto.oilPainting(bgr, size, 1)[..., ::-1])
+    from core.imageio import oil_paint
+
+    return oil_paint(photo, max(2, round(OIL_SIZE_AT_512 * max(photo.shape[:2]) / 512)))
 
 
 VARIANTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {

@@ -191,6 +191,12 @@ def fit_image(image: np.ndarray, size: tuple[int, int], *, nearest: bool = False
     return cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=interp)
 
 
+def oil_paint(picture: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB with OpenCV contrib's oil-paint filter (``size``: its neighbourhood in pixels)."""
+    bgr = np.ascontiguousarray(picture[..., ::-1])
+    return np.ascontiguousarray(cv2.xphoto.oilPainting(bgr, size, 1)[..., ::-1])
+
+
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
                  ".tif": "TIFF", ".tiff": "TIFF"}
 

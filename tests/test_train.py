@@ -516,6 +516,15 @@ def test_retrieve_cli_writes_the_list_the_trainer_reads(toy, capsys):
 
 # -- one iteration ---------------------------------------------------------------------------
 
+def _flipped_mask_batch() -> dict[str, torch.Tensor]:
+    """One random 32x32 mask sample (5 classes) whose exemplar is its own mirror image."""
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
+    label = (torch.rand(1, 5, 32, 32, generator=g) > 0.5).float()
+    return {"condition": label, "image": image, "exemplar": image.flip(-1), "exemplar_condition": label.flip(-1),
+            "sample_weight": torch.ones(1)}
+
+
 def test_activation_checkpointing_gives_the_same_step():
     """Checkpointed blocks run again in the backward pass; their spectral norms must not move
     (the exemplar encoder runs twice per step), so one step lands on the same weights."""
@@ -523,11 +532,7 @@ def test_activation_checkpointing_gives_the_same_step():
 
     cfg = TRAIN_PRESETS["tiny"].replace(batch_size=1)
     model_cfg = cfg.model_config(label_channels=5, task="mask")
-    g = torch.Generator().manual_seed(0)
-    image = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
-    label = (torch.rand(1, 5, 32, 32, generator=g) > 0.5).float()
-    batch = {"condition": label, "image": image, "exemplar": image.flip(-1), "exemplar_condition": label.flip(-1),
-             "sample_weight": torch.ones(1)}
+    batch = _flipped_mask_batch()
     results = []
     for checkpointing in (False, True):
         torch.manual_seed(0)
@@ -546,11 +551,7 @@ def test_cycle_matrix_is_built_only_when_its_loss_is_on():
 
     cfg = TRAIN_PRESETS["tiny"].replace(batch_size=1, weight_gan=0, weight_gan_feat=0)
     model_cfg = cfg.model_config(label_channels=5, task="mask")
-    g = torch.Generator().manual_seed(0)
-    image = torch.rand(1, 3, 32, 32, generator=g) * 2 - 1
-    label = (torch.rand(1, 5, 32, 32, generator=g) > 0.5).float()
-    batch = {"condition": label, "image": image, "exemplar": image.flip(-1), "exemplar_condition": label.flip(-1),
-             "sample_weight": torch.ones(1)}
+    batch = _flipped_mask_batch()
     for weight in (0.0, 1.0):
         values, out = TrainingStep(cfg.replace(weight_cycle=weight), model_cfg, torch.device("cpu"))(batch)
         assert (out.levels[0].cycle is not None) == (weight > 0) == ("cycle" in values)
