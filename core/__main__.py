@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 from core.environment import set_process_defaults
@@ -48,7 +47,4 @@ def main(argv: list[str] | None = None) -> int:
 from core.errors import WarpaintError  # noqa: E402  (kept light: no torch import)
 
 if __name__ == "__main__":
-    # before torch is imported (it reads this once): huge pages for big CPU tensors, so the default
-    # allocator mode (every big block returned when freed) page-faults ~4x less (core/precision.py)
-    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     sys.exit(main())

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from core.environment import HUGE_PAGES_ENV
 from core.errors import InputError
 from core.vocabulary import PRECISIONS, unknown
 
@@ -195,9 +196,6 @@ _ALLOCATOR_SETTINGS = {
     # big blocks come from the heap and stay there: no page faults on reuse, higher peak RSS
     "fast": {"mmap_max": 0, "trim_threshold": 2**31 - 1},
 }
-# Entry points (``python -m core``) set this before torch is imported: torch then backs every
-# allocation >= 2 MiB with transparent huge pages, ~4x fewer page faults for the default mode.
-HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
 
 
 def configure_allocator(mode: str = "default") -> bool:
@@ -206,7 +204,8 @@ def configure_allocator(mode: str = "default") -> bool:
     ``default``: every block >= 128 KiB is its own mapping, returned to the system when freed, so
     resident memory is the live tensors and nothing else (the lowest peak: fragmentation cannot
     build up, whatever the sizes); the cost is a page fault per page of each new activation, cut
-    ~4x by huge pages where ``THP_MEM_ALLOC_ENABLE=1`` was set before torch started (the CLI does).
+    ~4x by huge pages where ``THP_MEM_ALLOC_ENABLE=1`` was set before torch started
+    (the entry points set it: core.environment).
     ``fast``: big blocks come from the heap and are kept for reuse (no faults, ~1.3x faster at 512;
     peak RSS ~1.9x, and a loop that keeps small results between big temporaries can grow the heap).
     ``lean``: the old name of ``default``. ``system``: glibc as is (a dynamic threshold: mid-sized
