@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from core.environment import set_process_defaults
+from core.environment import set_malloc, set_process_defaults
 
 # command name -> (module under core.commands, one-line help). Each module defines
 # ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only when used.
@@ -32,11 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv[:1] or ["--help"])
         return 2
     name, rest = argv[0], argv[1:]
-    set_process_defaults()  # before the command imports torch
+    set_process_defaults(allocator=None)  # before the command imports torch
     module = importlib.import_module(f"core.commands.{COMMANDS[name][0]}")
     sub = argparse.ArgumentParser(prog=f"python -m core {name}", description=COMMANDS[name][1])
     module.add_arguments(sub)
     args = sub.parse_args(rest)
+    set_malloc(getattr(args, "allocator", "default"))  # before the command allocates anything big
     try:
         return int(module.run(args) or 0)
     except WarpaintError as exc:  # a clear message for the user, not a traceback

@@ -46,5 +46,5 @@ class Generator(nn.Module):
                     ("up_2", 4), ("up_3", 5)]
         for name, stage in schedule:
             size = sizes[min(stage, self.upsamples)]
-            x = b[name](resize_nearest(x, size), guides[size])
+            x = b[name](x, guides[size], size)  # the block resizes x (nearest): on CPU, band by band
         return torch.tanh(self.conv_img(leaky(x)))

@@ -8,7 +8,6 @@ and optional ``torch.compile``. CPU features (AMX, AVX512-BF16) are read at run 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import os
 import platform
@@ -18,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.environment import HUGE_PAGES_ENV
+from core.environment import HUGE_PAGES_ENV, set_malloc
 from core.errors import InputError
 from core.vocabulary import PRECISIONS, unknown
 
@@ -187,15 +186,6 @@ def same_layout(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
 
 ALLOCATOR_MODES = ("default", "fast", "lean", "system")
-_MALLOPT = {"trim_threshold": -1, "mmap_threshold": -3, "mmap_max": -4}  # glibc's parameter numbers
-# every block >= 128 KiB is its own mapping, returned when freed: RSS = live tensors
-_OWN_MAPPINGS = {"mmap_max": 1 << 16, "mmap_threshold": 1 << 17, "trim_threshold": 1 << 17}
-_ALLOCATOR_SETTINGS = {
-    "default": _OWN_MAPPINGS,
-    "lean": _OWN_MAPPINGS,  # the former name of the default
-    # big blocks come from the heap and stay there: no page faults on reuse, higher peak RSS
-    "fast": {"mmap_max": 0, "trim_threshold": 2**31 - 1},
-}
 
 
 def configure_allocator(mode: str = "default") -> bool:
@@ -214,13 +204,7 @@ def configure_allocator(mode: str = "default") -> bool:
     """
     if mode not in ALLOCATOR_MODES:
         raise InputError(unknown("allocator mode", mode, ALLOCATOR_MODES))
-    if mode == "system" or platform.system() != "Linux":
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    return all(mallopt(_MALLOPT[name], value) == 1 for name, value in _ALLOCATOR_SETTINGS[mode].items())
+    return set_malloc(mode)
 
 
 def huge_pages() -> bool:

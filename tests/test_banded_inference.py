@@ -48,3 +48,29 @@ def test_modulated_norm_in_bands_matches_the_whole_map(size, monkeypatch, one_th
         out = norm(x, guide)
     assert (out - expected).abs().max() < 1e-5
 
+
+
+@pytest.mark.parametrize("fin, fout", [(12, 6), (6, 6)])  # learned shortcut, identity shortcut
+@pytest.mark.parametrize("size", [None, (10, 14), (9, 13)])  # no resize, x2, an uneven nearest resize
+def test_modulated_block_in_bands_matches_the_plain_block(fin, fout, size, monkeypatch, one_thread):
+    """The CPU inference path (x resized band by band, modulation written into its padded buffer,
+    the shortcut added band by band) gives the plain block's numbers."""
+    torch.manual_seed(0)
+    block = layers.ModulatedResBlock(fin, fout, 5, 8).eval()
+    x, guide = torch.randn(2, fin, 5, 7), torch.randn(2, 5, 4, 4)
+    x, guide = x.contiguous(memory_format=torch.channels_last), guide.contiguous(memory_format=torch.channels_last)
+    expected = block(x, guide, size).detach()  # autograd on: the plain path
+    monkeypatch.setattr(layers, "BAND_ELEMENTS", 150)  # bands of 2-6 rows: every border case
+    with torch.inference_mode():
+        assert layers.banded_inference(x, size)
+        out = block(x, guide, size)
+    assert out.shape == expected.shape == (2, fout, *(size or (5, 7)))
+    assert (out - expected).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("size", [(5, 7), (10, 14), (9, 13), (3, 2)])
+def test_nearest_rows_are_the_rows_of_the_resized_map(size):
+    x = torch.randn(1, 3, 5, 7)
+    whole = layers.resize_nearest(x, size)
+    for r, e in [(0, 1), (1, size[0]), (size[0] - 1, size[0])]:
+        assert torch.equal(layers.nearest_rows(x, size, r, e), whole[:, :, r:e])

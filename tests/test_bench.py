@@ -83,3 +83,24 @@ def test_training_free_engine_is_benchable(capsys):
     pytest.importorskip("core.engine")
     report = _bench(capsys, "--engine", "training-free", "--resolution", "64", "--repeats", "1")
     assert report["engine"] == "training-free" and report["fp32"]["seconds_per_image"] > 0
+
+
+def test_one_translation_at_a_time():
+    """A run's outputs are freed before the next run starts: the peak is one translation's."""
+    import weakref
+
+    from core.commands.bench import _time_runs
+
+    class Output:
+        pass
+
+    outputs, seen_alive = [], []
+
+    def translate():
+        seen_alive.append(any(ref() is not None for ref in outputs))
+        out = Output()
+        outputs.append(weakref.ref(out))
+        return out
+
+    _time_runs(translate, torch.device("cpu"), repeats=2, warmup=1)
+    assert seen_alive == [False, False, False]

@@ -157,11 +157,13 @@ def _time_runs(fn, device, repeats: int, warmup: int):
 
     out = None
     for _ in range(warmup):
+        out = None  # one translation at a time: the last one's outputs are freed before the next
         out = fn()
         synchronize(device)
     seconds, cpu_seconds, stages = [], [], []
     _reset_peak(device)
     for _ in range(repeats):
+        out = None
         with record_stages() as times:
             start, cpu_start = time.perf_counter(), time.process_time()
             out = fn()
