@@ -221,7 +221,7 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.act(self.norm(self.conv1(self.pad(x))))
         y = self.norm(self.conv2(self.pad(y)))
-        return self.act(x + y)
+        return self.act(y.add_(x) if in_place_inference() else x + y)  # inference: no third full-size map
 
 
 def conv_norm(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

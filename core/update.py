@@ -24,16 +24,17 @@ class MotionEncoder(nn.Module):
     def forward(self, offsets: torch.Tensor, scores: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 2K, H, W), (B, K, H, W) -> (B, motion, H, W). ``out`` (inference only): write the
         result there instead of concatenating (the GRU's input buffer)."""
-        cor = self.convc2(self.convc1(scores).relu_())
-        flo = self.convf2(self.convf1(offsets).relu_())
         if out is None:
+            cor = self.convc2(self.convc1(scores).relu_())
+            flo = self.convf2(self.convf1(offsets).relu_())
             features = torch.cat([cor.relu_(), flo.relu_()], dim=1)
             return torch.cat([self.conv(features).relu_(), offsets], dim=1)
-        features = torch.empty(cor.shape[0], 128, *cor.shape[2:], dtype=cor.dtype, device=cor.device,
-                               memory_format=_layout(cor))
-        torch.clamp_min(cor, 0, out=features[:, :64])  # ReLU straight into the concatenation
-        torch.clamp_min(flo, 0, out=features[:, 64:])
-        del cor, flo
+        # the two branches one after the other, each ReLU'd straight into the concatenation and freed
+        # there: at most one branch's two 64-channel maps beside it (not both branches' and it)
+        b, _, h, w = scores.shape
+        features = torch.empty(b, 128, h, w, dtype=out.dtype, device=out.device, memory_format=_layout(out))
+        torch.clamp_min(self.convc2(self.convc1(scores).relu_()), 0, out=features[:, :64])
+        torch.clamp_min(self.convf2(self.convf1(offsets).relu_()), 0, out=features[:, 64:])
         motion = self.conv(features)
         del features
         torch.clamp_min(motion, 0, out=out[:, :motion.shape[1]])
@@ -72,10 +73,12 @@ class SepConvGRU(nn.Module):
         channels; h and then r * h are written in front of it (inference only: in place)."""
         c = h.shape[1]
         hx[:, :c].copy_(h)
-        z, r = _gates(hx, convz, convr).split(c, dim=1)
+        z, r = _gates(hx, convz, convr, in_place=True).split(c, dim=1)
         torch.mul(r, h, out=hx[:, :c])
-        q = torch.tanh(convq(hx))
-        return torch.lerp(h, q.to(h.dtype), z.to(h.dtype))
+        q = convq(hx).tanh_()
+        if q.dtype != h.dtype:
+            return torch.lerp(h, q.to(h.dtype), z.to(h.dtype))
+        return torch.lerp(h, q, z.to(h.dtype), out=q)  # the new state takes q's memory
 
     def forward(self, h: torch.Tensor, x: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
         """h (B, hidden, H, W), x (B, inputs, H, W). ``hx``: an inference buffer
@@ -87,10 +90,12 @@ class SepConvGRU(nn.Module):
         return self._step(h, x, self.convz2, self.convr2, self.convq2)
 
 
-def _gates(hx: torch.Tensor, convz: nn.Conv2d, convr: nn.Conv2d) -> torch.Tensor:
-    """sigmoid([z; r]): both gates read the same input, so one conv with both weights (names unchanged)."""
+def _gates(hx: torch.Tensor, convz: nn.Conv2d, convr: nn.Conv2d, in_place: bool = False) -> torch.Tensor:
+    """sigmoid([z; r]): both gates read the same input, so one conv with both weights (names
+    unchanged); ``in_place`` (inference): the sigmoid overwrites the conv's output."""
     weight, bias = torch.cat([convz.weight, convr.weight]), torch.cat([convz.bias, convr.bias])
-    return torch.sigmoid(F.conv2d(hx, weight, bias, padding=convz.padding))
+    gates = F.conv2d(hx, weight, bias, padding=convz.padding)
+    return gates.sigmoid_() if in_place else torch.sigmoid(gates)
 
 
 class OffsetHead(nn.Module):
