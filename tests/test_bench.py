@@ -41,6 +41,8 @@ def test_fp32_and_bf16_side_by_side(capsys):
         assert list(run["stages"]) == ["encoders", "level_8x12", "level_16x24", "level_32x48", "generator"]
         assert sum(run["stages"].values()) <= run["seconds_per_image"] * 1.05 + 0.01
         assert run["peak_memory_gib"] > 0.05 and run["memory"].startswith("rss")
+        # no warm-up here: the first call is the first timed run
+        assert run["first_call_seconds"] == run["seconds_runs"][0] and run["first_call_cpu_seconds"] > 0
     psnr = report["psnr_vs_fp32"]["bf16"]
     assert set(psnr) == {"warp_8x12", "warp_16x24", "warp_32x48", "image"}
     assert all(v == "inf" or v > 5 for v in psnr.values())  # bf16 moves outputs, but not to noise
