@@ -64,10 +64,18 @@ def resize_nearest(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def nearest_rows(x: torch.Tensor, size: tuple[int, int], r: int, e: int) -> torch.Tensor:
     """Rows r..e-1 of ``resize_nearest(x, size)`` without resizing the whole map (a view at the
     same size); the source rows and columns are the ones ``F.interpolate`` picks."""
-    if tuple(x.shape[-2:]) == tuple(size):
+    (h, w), (hs, ws) = x.shape[-2:], size
+    if (h, w) == (hs, ws):
         return x[:, :, r:e]
-    rows, cols = (_nearest_source(n, m, x.device) for n, m in zip(x.shape[-2:], size))
-    return x.index_select(2, rows[r:e]).index_select(3, cols)
+    f = hs // h
+    if hs == f * h and ws == f * w:  # an integer factor: resize just the source rows of the band
+        lo, hi = r // f, -(-e // f)
+        band = F.interpolate(x[:, :, lo:hi], size=(f * (hi - lo), ws), mode="nearest")
+        return band[:, :, r - f * lo:e - f * lo]
+    rows, cols = _nearest_source(h, hs, x.device)[r:e], _nearest_source(w, ws, x.device)
+    if x.is_contiguous(memory_format=torch.channels_last):  # gather whole pixels, keep the layout
+        return x.permute(0, 2, 3, 1).index_select(1, rows).index_select(2, cols).permute(0, 3, 1, 2)
+    return x.index_select(2, rows).index_select(3, cols)
 
 
 def _nearest_source(n: int, m: int, device) -> torch.Tensor:
@@ -78,9 +86,12 @@ def _nearest_source(n: int, m: int, device) -> torch.Tensor:
 
 def banded_inference(x: torch.Tensor, size: tuple[int, int] | None = None) -> bool:
     """Whether a modulated block takes its CPU inference path (bands of rows, in place): no
-    autograd, on CPU, and at least 2 x 2 pixels (reflection padding needs 2)."""
+    autograd, on CPU, at least 2 x 2 pixels (reflection padding needs 2), and not while
+    ``torch.compile`` traces (the band loop would break its graph; the compiled graph plans its
+    own memory)."""
     h, w = size or x.shape[-2:]
-    return in_place_inference() and x.device.type == "cpu" and h >= 2 and w >= 2
+    return (in_place_inference() and x.device.type == "cpu" and h >= 2 and w >= 2
+            and not torch.compiler.is_compiling())
 
 
 def _layout(x: torch.Tensor) -> torch.memory_format:

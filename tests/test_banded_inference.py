@@ -68,9 +68,14 @@ def test_modulated_block_in_bands_matches_the_plain_block(fin, fout, size, monke
     assert (out - expected).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("size", [(5, 7), (10, 14), (9, 13), (3, 2)])
-def test_nearest_rows_are_the_rows_of_the_resized_map(size):
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("size", [(5, 7), (10, 14), (15, 21), (9, 13), (3, 2)])
+def test_nearest_rows_are_the_rows_of_the_resized_map(size, channels_last):
     x = torch.randn(1, 3, 5, 7)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
     whole = layers.resize_nearest(x, size)
-    for r, e in [(0, 1), (1, size[0]), (size[0] - 1, size[0])]:
-        assert torch.equal(layers.nearest_rows(x, size, r, e), whole[:, :, r:e])
+    for r, e in [(0, 1), (1, size[0]), (size[0] - 1, size[0]), (1, 4)]:
+        band = layers.nearest_rows(x, size, r, e)
+        assert torch.equal(band, whole[:, :, r:e])
+        if channels_last:  # the layout is kept (a mixed layout makes every later op slow)
+            assert band.is_contiguous(memory_format=torch.channels_last)
