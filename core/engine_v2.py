@@ -138,7 +138,9 @@ class TrainingFreeEngineV2:
             pieces = np.where(chart.defined, chart.pieces, 0) if chart.pieces is not None else None
             exact = (cv2.erode((chart.region == MASK_FACE_REGION).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) \
                 | (chart.defined & (chart.confidence >= 0.9) & (chart.region != MASK_FACE_REGION))
-        positions, folded = unfold(positions, apply_affine(similarity, size), used=inner, keep=exact, pieces=pieces)
+        # The last resort where smoothing cannot unfold: the similarity; in a painted scene it would cross classes.
+        fallback = positions.copy() if whole_frame else apply_affine(similarity, size)
+        positions, folded = unfold(positions, fallback, used=inner, keep=exact, pieces=pieces)
         if exact is not None and fold_fraction(positions, inner, pieces) > 0:  # folds inside the mesh (a turned
             # face's triangles flip): smoothed with the smallest radii only, so the rest of the face stays exact
             positions, _ = unfold(positions, apply_affine(similarity, size), used=inner, rounds=2, pieces=pieces)

@@ -97,6 +97,18 @@ def _cells_to_pixels(cells: np.ndarray) -> np.ndarray:
     return out
 
 
+def _smooth_within(box: np.ndarray, pieces: np.ndarray, which: np.ndarray, sigma: float) -> np.ndarray:
+    """``box`` (h, w, 2) blurred inside each of the pieces ``which`` on its own (a normalised Gaussian:
+    no position is averaged with another piece's, which would land between two places); elsewhere as it is."""
+    out = box.copy()
+    for piece in which:
+        inside = (pieces == piece).astype(np.float32)
+        weight = cv2.GaussianBlur(inside, (0, 0), sigma)
+        blurred = cv2.GaussianBlur(box * inside[..., None], (0, 0), sigma) / np.maximum(weight, 1e-6)[..., None]
+        out[inside > 0] = blurred[inside > 0]
+    return out
+
+
 def unfold(positions: np.ndarray, fallback: np.ndarray, used: np.ndarray | None = None,
            keep: np.ndarray | None = None, rounds: int = 5, pieces: np.ndarray | None = None
            ) -> tuple[np.ndarray, float]:
@@ -126,7 +138,8 @@ def unfold(positions: np.ndarray, fallback: np.ndarray, used: np.ndarray | None 
         c0, c1 = max(0, cols.min() - pad), min(out.shape[1], cols.max() + pad + 1)
         box = out[r0:r1, c0:c1]
         area = cv2.dilate(bad[r0:r1, c0:c1].astype(np.uint8), np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
-        smooth = cv2.GaussianBlur(box, (0, 0), sigma)
+        smooth = cv2.GaussianBlur(box, (0, 0), sigma) if pieces is None else \
+            _smooth_within(box, pieces[r0:r1, c0:c1], np.unique(pieces[rows, cols]), sigma)
         blend = (cv2.GaussianBlur(area.astype(np.float32), (0, 0), sigma / 2) * free[r0:r1, c0:c1])[..., None]
         out[r0:r1, c0:c1] = box * (1 - blend) + smooth * blend
         bad = _cells_to_pixels(folded_cells(out, used, pieces, 0.01 * scale)) & (free > 0)

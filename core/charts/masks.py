@@ -40,7 +40,7 @@ UNKNOWN_MIN_FRACTION = 0.05  # an exemplar's unlabeled part at least this large 
 STUFF_MIN_FRACTION = 0.02  # a stuff region is synthesised when at least this share of the output ...
 MAX_STRETCH = 1.25  # ... and mapping it as it is would stretch its texture more than this
 MAX_OFF = 0.02  # ... or land this share of it on other classes of the exemplar (smears once snapped)
-TILE_FRACTION = 1 / 10  # quilting tile side as a fraction of the output's shorter side
+TILE_FRACTION = 1 / 6  # quilting tile side as a fraction of the output's shorter side
 GUIDE_WEIGHT = 0.15  # pull of the shape chart's layout against the tiles' colour agreement
 CANDIDATES = 32  # random tile origins tried per tile (plus the guided one)
 FACE_REGION = NUM_INDICES  # ChartMap.region id of a face mapped by its mesh (after the 151 class ids)
@@ -377,9 +377,15 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         else:
             positions[src_region] = guide[src_region][:, ::-1]
             confidence[src_region] = 0.8
-            if in_layers:  # what the exemplar's region does not cover: the engine completes it from the subject
-                off = src_region & ~_on_region(raw, ex_region)
+            off = src_region & ~_on_region(raw, ex_region)  # what the exemplar's region does not cover
+            if in_layers:  # the engine completes it from the subject
                 positions[off] = np.nan
+            elif off.sum() >= STUFF_MIN_FRACTION * h * w / 4:  # texture from the region, not a smear of its edge
+                filled = synthesize(off, ex_region, ex_image, guide, seed=seed + int(c))
+                if filled is not None:
+                    positions[off] = filled[off][:, ::-1]
+                    confidence[off] = 0.9
+                    pieces[off] = pieces.max() + 1 + _tiles(filled, off, (h, w), (eh, ew))[off]
     if borrowed:
         notes.append(f"Not labelled in the exemplar: {', '.join(borrowed)}; taken from its unlabeled part "
                      "(paint the exemplar's mask too for an exact match).")
@@ -450,7 +456,7 @@ def _tiles(synthesised: np.ndarray, src_region: np.ndarray, size: tuple[int, int
     k = float(np.sqrt(eh * ew / (h * w)))
     ys, xs = np.nonzero(src_region)
     offset = np.round(1000 * (synthesised[ys, xs] - k * np.stack([xs, ys], axis=1))).astype(np.int64)
-    _, ids = np.unique(offset, axis=0, return_inverse=True)
+    _, ids = np.unique(offset[:, 0] * (1 << 31) + offset[:, 1], return_inverse=True)  # one key: a 1-D sort
     out = np.zeros((h, w), np.int32)
     out[ys, xs] = ids.ravel()
     return out
