@@ -339,14 +339,14 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     positions = np.full((h, w, 2), np.nan, np.float32)
     confidence = np.zeros((h, w), np.float32)
     region = np.zeros((h, w), np.int16)
-    pieces = np.zeros((h, w), np.int32)  # 0: not the chart's; a class's id; quilted tiles their own ids
+    pieces = np.zeros((h, w), np.int32)  # 0: continuous with the surround; each class, each quilted tile: its own id
     notes = []
     ex_image = exemplar.image if exemplar.image is not None and exemplar.image.shape[:2] == ex_idx.shape else None
     in_layers = layered(source, exemplar)
     for c in classes:
         src_region = src_idx == c
         region[src_region] = c
-        pieces[src_region] = c
+        pieces[src_region] = pieces.max() + 1
         if ex_count[c] == 0 and unknown is None:
             continue
         ex_region = ex_idx == c if ex_count[c] else unknown
@@ -356,7 +356,7 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
                 positions[face.defined] = face.positions[face.defined]
                 confidence[face.defined] = 1.0
                 region[face.defined] = FACE_REGION
-                pieces[face.defined] = FACE_REGION
+                pieces[face.defined] = 0  # one smooth map with the engine's surround around it
                 continue
         is_stuff = NAMES[c] in STUFF
         if is_stuff:  # mapped as it is when that neither stretches it nor lands on other classes
