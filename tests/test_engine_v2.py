@@ -73,7 +73,8 @@ def test_face_chart_maps_exemplar_landmarks_onto_input_landmarks(astronaut, grac
     assert np.median(err) < 0.5 * scale + 0.2 and err.max() < 1.5 * scale + 0.5  # rounding to the pixel only
     for iris in (468, 473):  # the irises map exactly
         assert err[np.nonzero(inside)[0] == iris].max() < scale + 0.5
-    assert fold_fraction(chart.positions, cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5))) > 0) < 0.01
+    # (the one fold measure reads every corner of every cell: 1.4% here, where central differences per pixel saw < 1%)
+    assert fold_fraction(chart.positions, cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5))) > 0) < 0.02
 
 
 def test_unfold_removes_every_fold():
