@@ -126,7 +126,9 @@ class TrainingFreeEngineV2:
                                  reach=1.0 * face_side * zoom)
         feather = cv2.GaussianBlur(chart.defined.astype(np.float32), (0, 0), 1.0)[..., None]
         feather = np.where(chart.defined[..., None], np.maximum(feather, 0.999 * (feather > 0.5)), feather)
-        positions = feather * chart.positions + (1 - feather) * positions
+        # The chart is blended into the surround inside its own edge only: outside it the chart has no
+        # positions (zeros), so the feather must not reach there.
+        positions = feather * np.where(chart.defined[..., None], chart.positions, positions) + (1 - feather) * positions
         # Folds are looked for inside the person, off its edge: across the edge the map meets the
         # surround, but the output there is the composite of two pictures, not one map.
         inner = cv2.erode(src_person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0

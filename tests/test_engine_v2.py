@@ -173,3 +173,23 @@ def test_refuses_an_exemplar_without_a_face_unless_partial(translator, astronaut
     result = translator.translate(astronaut, data.coffee(), resolution=128, allow_partial=True)
     assert result.image.shape == (128, 128, 3)
     assert any("no face" in m for m in result.messages)
+
+
+def test_final_map_keeps_the_face_chart_and_meets_it_without_folds(astronaut):
+    """Inside the face the engine's final map is the chart itself (not smoothed by the fold repair),
+    and the surround meets the chart's edge without folding (the chart has no positions outside
+    itself: blending them in would pull the edge towards the exemplar's corner)."""
+    from core.engine_v2 import TrainingFreeEngineV2
+
+    src = extract("face", fit_image(astronaut, SIZE), SIZE)
+    turn = cv2.getRotationMatrix2D((256, 230), 6, 1.15)
+    ex = exemplar_condition("face", cv2.warpAffine(astronaut, turn, (512, 512), borderMode=cv2.BORDER_REFLECT), 256)
+    chart = face_chart(src, ex)
+    out = TrainingFreeEngineV2().one(src, ex)
+    final = out.positions[0].numpy().transpose(1, 2, 0)
+    inner = cv2.erode(chart.defined.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert np.abs(final - chart.positions)[inner].max() < 0.05
+    mapped = cv2.erode((out.fill[0, 0].numpy() < 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # not filled
+    ring = (cv2.dilate(chart.defined.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & ~inner & mapped
+    assert (jacobian_det(final)[ring] > 0).all()
+    assert out.stats[0]["folds_fixed"] == 0.0
