@@ -96,9 +96,14 @@ def prefers_mirror(source: Condition, exemplar: Condition) -> bool:
     ex, flipped = ex[:468], flipped[:468]
     if _shape_misfit(src, flipped) < MIRROR_SHAPE_RATIO * _shape_misfit(src, ex):
         return True
-    exemplar_image = np.asarray(exemplar.image)
-    as_given = _edge_misfit(source, exemplar_image, fit_similarity(src, ex))
-    mirrored = _edge_misfit(source, np.ascontiguousarray(exemplar_image[:, ::-1]), fit_similarity(src, flipped))
+    from core.conditions.face import photo_edges
+
+    face = source.subject_mask if source.subject_mask is not None else np.zeros(source.size, bool)
+    near_face = cv2.dilate(face.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    edges = photo_edges(np.asarray(source.image)) & ~near_face  # the input's surroundings
+    ex_edges = photo_edges(np.asarray(exemplar.image)).astype(np.uint8)
+    as_given = _edge_misfit(edges, ex_edges, fit_similarity(src, ex))
+    mirrored = _edge_misfit(edges, np.ascontiguousarray(ex_edges[:, ::-1]), fit_similarity(src, flipped))
     return mirrored < MIRROR_EDGE_RATIO * as_given
 
 
@@ -111,27 +116,22 @@ def _shape_misfit(src: np.ndarray, dst: np.ndarray) -> float:
     return float(np.sqrt((rest**2).sum(1).mean() / max(abs(np.linalg.det(m[:, :2])), 1e-12)))
 
 
-def _edge_misfit(source: Condition, exemplar_image: np.ndarray, similarity: np.ndarray, reach: float = 0.05) -> float:
-    """Mean distance (over the output's longer side, capped at ``reach``) from the input's photo edges
-    outside the face to the exemplar's photo edges carried over by ``similarity`` (output x, y ->
+def _edge_misfit(edges: np.ndarray, ex_edges: np.ndarray, similarity: np.ndarray, reach: float = 0.05) -> float:
+    """Mean distance (over the output's longer side, capped at ``reach``) from the input's ``edges`` (H, W)
+    bool to the exemplar's ``ex_edges`` (h, w) uint8 carried over by ``similarity`` (output x, y ->
     exemplar x, y), over the input edges that land inside the exemplar's frame."""
     from core.charts.surround import apply_affine
-    from core.conditions.face import photo_edges
 
-    h, w = source.size
-    eh, ew = exemplar_image.shape[:2]
+    h, w = edges.shape
+    eh, ew = ex_edges.shape
     at = apply_affine(similarity, (h, w))
     ys, xs = np.ascontiguousarray(at[..., 0]), np.ascontiguousarray(at[..., 1])
-    carried = cv2.remap(photo_edges(exemplar_image).astype(np.uint8), xs, ys, cv2.INTER_NEAREST,
-                        borderMode=cv2.BORDER_CONSTANT) > 0
+    carried = cv2.remap(ex_edges, xs, ys, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
     inside = (xs >= 0) & (xs <= ew - 1) & (ys >= 0) & (ys <= eh - 1)
-    face = source.subject_mask if source.subject_mask is not None else np.zeros((h, w), bool)
-    near_face = cv2.dilate(face.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
-    edges = photo_edges(np.asarray(source.image)) & inside & ~near_face
-    if not edges.any():
+    if not (edges & inside).any():
         return reach
     distance = cv2.distanceTransform((~carried).astype(np.uint8), cv2.DIST_L2, 5) / max(h, w)
-    return float(np.minimum(distance[edges], reach).mean())
+    return float(np.minimum(distance[edges & inside], reach).mean())
 
 
 @lru_cache(maxsize=1)
