@@ -94,7 +94,8 @@ def banded_inference(x: torch.Tensor, size: tuple[int, int] | None = None) -> bo
             and not torch.compiler.is_compiling())
 
 
-def _layout(x: torch.Tensor) -> torch.memory_format:
+def memory_layout(x: torch.Tensor) -> torch.memory_format:
+    """channels_last when x is stored NHWC, else contiguous: for buffers that must match x."""
     return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
 
 
@@ -208,7 +209,7 @@ class ModulatedResBlock(nn.Module):
         """``pad(leaky_relu(norm(resize_nearest(x, size), guide)))`` written into one buffer
         (B, C, H + 2, W + 2): the bands go inside, then the reflection rows and columns are copied."""
         (b, c), (h, w) = x.shape[:2], size
-        buf = torch.empty(b, c, h + 2, w + 2, dtype=x.dtype, device=x.device, memory_format=_layout(x))
+        buf = torch.empty(b, c, h + 2, w + 2, dtype=x.dtype, device=x.device, memory_format=memory_layout(x))
         for _, _, band in norm.bands(x, guide, size, out=buf[:, :, 1:h + 1, 1:w + 1]):
             F.leaky_relu(band, 0.2, inplace=True)
         buf[:, :, 0].copy_(buf[:, :, 2])  # row -1 is row 1, row h is row h - 2

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.layers import InstanceNorm
+from core.layers import InstanceNorm, memory_layout
 from core.precision import in_place_inference, same_layout
 
 
@@ -32,7 +32,7 @@ class MotionEncoder(nn.Module):
         # the two branches one after the other, each ReLU'd straight into the concatenation and freed
         # there: at most one branch's two 64-channel maps beside it (not both branches' and it)
         b, _, h, w = scores.shape
-        features = torch.empty(b, 128, h, w, dtype=out.dtype, device=out.device, memory_format=_layout(out))
+        features = torch.empty(b, 128, h, w, dtype=out.dtype, device=out.device, memory_format=memory_layout(out))
         torch.clamp_min(self.convc2(self.convc1(scores).relu_()), 0, out=features[:, :64])
         torch.clamp_min(self.convf2(self.convf1(offsets).relu_()), 0, out=features[:, 64:])
         motion = self.conv(features)
@@ -40,10 +40,6 @@ class MotionEncoder(nn.Module):
         torch.clamp_min(motion, 0, out=out[:, :motion.shape[1]])
         out[:, motion.shape[1]:].copy_(offsets)
         return out
-
-
-def _layout(x: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
 
 
 class SepConvGRU(nn.Module):
@@ -128,7 +124,7 @@ class UpdateBlock(nn.Module):
         else:  # inference: one buffer [hidden | motion | offsets] filled in place, no concatenation
             b, c, h, w = hidden.shape
             hx = torch.empty(b, c + self.gru.inputs, h, w, dtype=hidden.dtype, device=hidden.device,
-                             memory_format=_layout(ref))
+                             memory_format=memory_layout(ref))
             self.encoder(offsets, scores, out=hx[:, c:])
             hidden = self.gru(hidden, hx[:, c:], hx=hx)
         return hidden, self.flow_head(hidden)
