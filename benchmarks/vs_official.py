@@ -190,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_official and not official.is_file():
         raise SystemExit(f"the official timing script is not at {official}: pass --official-script "
                          "or --skip-official")
+    # the same OpenMP waiting on both sides: ours waits passively (core.environment); the official
+    # script would otherwise spin (libgomp's default), which a shared machine bills as CPU time
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), REPEATS="1", PYTHONUNBUFFERED="1")
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     official_runs, ours_runs = [], {name: [] for name, _ in configurations(args)}
     head: dict = {}
     for rnd in range(args.rounds):
