@@ -21,10 +21,13 @@ from core.patchmatch import PatchMatch, seed_offsets
 
 PATCH_RADIUS = 2  # 5x5 patches
 COARSEST = 24  # the dense level's longer side
+RANDOM = 3  # candidates replaced by random-search draws before each PatchMatch call
+COARSE_EXTRA = 1  # extra EM rounds on every level but the finest (cheap there, and they set the structure)
+LOCALITY = 2.0  # weight of where a patch is beside what it shows (see ``_features``)
 CHANNELS = 16  # principal directions kept of the 75-dimensional patches
 
 
-def _features(image: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+def _features(image: torch.Tensor, allowed: torch.Tensor | None = None, locality: float = 0.0) -> torch.Tensor:
     """(1, 3, h, w) in [0, 1] -> (1, CHANNELS + 1, h, w) unit patch descriptors (zero where not allowed):
     5x5 colour patches projected on their principal directions (matching cost grows with channels)."""
     k = 2 * PATCH_RADIUS + 1
@@ -37,6 +40,9 @@ def _features(image: torch.Tensor, allowed: torch.Tensor | None = None) -> torch
     # OpenBLAS threads would fight torch's for the cores)
     basis = vecs.flip(1)[:, :CHANNELS].float()  # (75, CHANNELS)
     proj = patches @ basis  # (N, CHANNELS)
+    if locality:  # where a patch is, as two more channels: distant sources cost more (continuation)
+        where = pixel_grid(h, w, "cpu").reshape(2, -1).t() / max(h, w)
+        proj = torch.cat([proj, where * locality * proj.norm(dim=1).mean()], 1)
     # Lift onto a sphere (x -> [x, sqrt(R^2 - |x|^2)] / R): cosine similarity then ranks by L2 distance.
     radius = proj.norm(dim=1).max().clamp_min(1e-6) * 1.01
     lift = (radius**2 - proj.square().sum(1, keepdim=True)).clamp_min(0).sqrt()
@@ -107,6 +113,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     if int(ok_t.sum()) < 4:
         return none
     pm = PatchMatch(0, 9, use_gru=False)
+    generator = torch.Generator().manual_seed(0)  # the same fill every run
     offsets = None
     for level in reversed(range(levels)):
         f = 2 ** level
@@ -123,14 +130,17 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
             small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
             im = torch.from_numpy(cv2.inpaint(small, hl.numpy().astype(np.uint8), 3, cv2.INPAINT_TELEA))
             im = im.permute(2, 0, 1)[None].float() / 255
-            feats = _features(im)
+            feats = _features(im, locality=LOCALITY)
             cand = _window(_dense(feats, feats * src_ok[None, None], src_ok))
         else:  # seeds from the coarser level: its best offset x2 and a 3x3 window around it
             cand = seed_offsets(offsets, 3, 1)
         cand = _keep_valid(cand, grid, src_ok)
-        for _ in range(iterations):
+        sources = torch.nonzero(src_ok).float()  # (S, 2) where patches may be copied from
+        rounds = iterations if level == 0 else iterations + COARSE_EXTRA
+        for i in range(rounds):
             im = _fill(im, cand, hl, grid)
-            left = _features(im)
+            left = _features(im, locality=LOCALITY)
+            cand = _keep_valid(_random_search(cand, grid, sources, max(lh, lw) / 2 ** (i + 1), generator), grid, src_ok)
             match = pm(left, left * src_ok[None, None], im, cand, iterations=iterations, temperature=0.01)
             cand = match.positions.transpose(1, 2) - grid.view(1, 2, 1, lh, lw)  # (1, 2, K, lh, lw)
             cand = _keep_valid(cand, grid, src_ok)
@@ -151,6 +161,19 @@ def _dense(left: torch.Tensor, right: torch.Tensor, src_ok: torch.Tensor) -> tor
     rows = torch.div(best, w, rounding_mode="floor").float().view(h, w)
     cols = (best % w).float().view(h, w)
     return torch.stack([rows - grid[0], cols - grid[1]])[None]
+
+
+def _random_search(cand, grid, sources, radius: float, generator) -> torch.Tensor:
+    """PatchMatch's random search, as extra seeds: the last ``RANDOM`` candidates become one allowed
+    position drawn anywhere and the rest drawn within ``radius`` of the best candidate (1, 2, K, h, w)."""
+    _, _, k, h, w = cand.shape
+    out = cand.clone()
+    pick = torch.randint(len(sources), (h * w,), generator=generator)
+    out[0, :, k - 1] = sources[pick].t().view(2, h, w) - grid
+    for j in range(2, RANDOM + 1):
+        jitter = (torch.rand(2, h, w, generator=generator) * 2 - 1) * max(1.0, radius / 2 ** (j - 2))
+        out[0, :, k - j] = (cand[0, :, 0] + jitter).round()
+    return out
 
 
 def _window(best: torch.Tensor) -> torch.Tensor:
@@ -236,6 +259,15 @@ def _det(positions: np.ndarray) -> np.ndarray:
     r_y, r_x = np.gradient(positions[..., 0])
     c_y, c_x = np.gradient(positions[..., 1])
     return r_y * c_x - r_x * c_y
+
+
+def front_layer(person: np.ndarray, hole: np.ndarray, rim: int) -> np.ndarray:
+    """The person layer of the composite: ``person`` (H, W) bool less the pixels of ``hole`` (what the
+    exemplar does not show of the person) within ``rim`` pixels of the person's outline. There the
+    background shows instead of another part's texture (no rim of suit round the hair); holes deeper
+    inside stay the person's, to be filled from its texture."""
+    depth = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
+    return person & ~(hole & (depth <= rim))
 
 
 def blend(front: np.ndarray, back: np.ndarray, alpha: np.ndarray, levels: int = 3) -> np.ndarray:

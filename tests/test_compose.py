@@ -1,0 +1,63 @@
+"""Compositing of the training-free engine v2: completion that continues nearby texture, the person
+layer's rim, and the background view that shows the exemplar's real background."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.compose import complete, front_layer
+from core.engine_v2 import background_affine, background_frame
+
+
+def _stripes(h: int, w: int, period: int) -> np.ndarray:
+    img = np.zeros((h, w, 3), np.uint8)
+    on = (np.arange(w) // (period // 2)) % 2 == 0
+    img[:, on] = (200, 40, 40)
+    img[:, ~on] = (30, 30, 180)
+    return img
+
+
+def test_completion_copies_from_near_the_hole_when_a_far_copy_fits_as_well():
+    """The same stripes on both sides of a grey band: a hole in the left ones is filled from the left
+    ones (the exemplar's texture continued where it was), not from the identical copy far away."""
+    img = np.full((96, 192, 3), 128, np.uint8)
+    img[:, :64] = _stripes(96, 64, 8)
+    img[:, 128:] = _stripes(96, 64, 8)
+    hole = np.zeros((96, 192), bool)
+    hole[32:64, 16:48] = True
+    fill = complete(img, hole, side=192)
+    src = np.round(fill.sources(np.argwhere(hole).astype(np.float32))[0]).astype(int)
+    assert not hole[src[:, 0], src[:, 1]].any()
+    assert (src[:, 1] < 128).all()  # nothing from the far copy
+    filled = img[src[:, 0], src[:, 1]]
+    assert (filled[:, 0] != 128).mean() > 0.95  # stripes, copied (not the grey band, not a blur)
+
+
+def test_front_layer_gives_the_rim_to_the_background_and_keeps_deep_holes():
+    person = np.zeros((64, 64), bool)
+    person[8:56, 8:56] = True
+    hole = np.zeros_like(person)
+    hole[8:11, 8:56] = True  # a strip along the top edge: the exemplar shows background there
+    hole[28:36, 28:36] = True  # deep inside: the person's own texture fills it
+    front = front_layer(person, hole, rim=4)
+    assert not front[8:11, 8:56].any()
+    assert front[28:36, 28:36].all()
+    assert front[20:24, 8:56].all()  # the rest of the person stays
+
+
+def test_background_frame_widens_to_show_real_background_only_when_it_must():
+    """A close-up input (the person's zoom 0.5) over an exemplar whose person fills its centre: at the
+    person's zoom the view is mostly the removed person, so the whole frame is shown; an exemplar
+    whose person is off to the side keeps the person's zoom."""
+    size, ex_size = (64, 64), (64, 64)
+    similarity = np.array([[0.5, 0, 16], [0, 0.5, 16]])  # output -> exemplar: the centre, zoomed 2x
+    front = np.zeros(size, bool)
+    front[40:, 16:48] = True  # the new person: a bust at the bottom
+    centred = np.zeros(ex_size, bool)
+    centred[8:, 12:52] = True
+    wide = background_frame(similarity, size, ex_size, centred, front)
+    assert np.allclose(wide, background_affine(similarity, size, ex_size, 1.0))
+    aside = np.zeros(ex_size, bool)
+    aside[40:, :8] = True
+    assert np.allclose(background_frame(similarity, size, ex_size, aside, front), background_affine(similarity, size,
+                                                                                                    ex_size))
