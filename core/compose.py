@@ -60,8 +60,10 @@ class Completion:
     """Where the pixels of a hole copy from: offsets on a work grid, evaluated at any point.
 
     ``sources(points)`` gives V source positions per point (its own work cell's offset and each
-    neighbouring cell's, at full resolution): averaging the V samples hides the seams between cells
-    that copy from different places (patch voting at full resolution). Identity outside the hole."""
+    neighbouring cell's, at full resolution) and ``weights(points)`` how much each counts: the own
+    cell's fully at its centre, a neighbour's rising to half at the border they share. So the seams
+    between cells that copy from different places blend, and the rest stays as sharp as the source
+    (no five-way average). Identity outside the hole."""
 
     offsets: np.ndarray  # (wh, ww, 2) (row, col) offsets in work pixels; 0 outside the hole
     hole_work: np.ndarray  # (wh, ww) bool
@@ -85,6 +87,18 @@ class Completion:
             src = points + np.where(inside[:, None], off * scale, 0)
             out[v, :, 0] = src[:, 0].clip(0, h - 1)
             out[v, :, 1] = src[:, 1].clip(0, w - 1)
+        return out
+
+
+    def weights(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) (row, col) full-resolution points -> (V, N) weights of ``sources``' votes (sum 1)."""
+        h, w = self.hole.shape
+        wh, ww = self.hole_work.shape
+        dy = np.clip((points[:, 0] + 0.5) * wh / h, 0, wh - 1e-3) % 1 - 0.5  # from the cell's centre, in cells
+        dx = np.clip((points[:, 1] + 0.5) * ww / w, 0, ww - 1e-3) % 1 - 0.5
+        out = np.empty((len(VOTES), len(points)), np.float32)
+        for v, (vr, vc) in enumerate(VOTES):
+            out[v] = 1 - np.abs(dy) - np.abs(dx) if (vr, vc) == (0, 0) else np.maximum(0, vr * dy + vc * dx)
         return out
 
 
@@ -249,10 +263,17 @@ def sample(photo: np.ndarray, positions: np.ndarray, level: tuple[np.ndarray, fl
     return out
 
 
-def sample_votes(photo: np.ndarray, votes: np.ndarray, level: tuple[np.ndarray, float]) -> np.ndarray:
-    """The mean of ``sample`` at each of (V, N, 2) vote positions: (N, 3) uint8."""
-    total = sum(sample(photo, v, level).astype(np.float32) for v in votes)
-    return np.clip(total / len(votes) + 0.5, 0, 255).astype(np.uint8)
+def sample_votes(photo: np.ndarray, votes: np.ndarray, level: tuple[np.ndarray, float],
+                 weights: np.ndarray | None = None) -> np.ndarray:
+    """``sample`` at each of (V, N, 2) vote positions, averaged by ``weights`` (V, N) (default: evenly):
+    (N, 3) uint8. Votes of no weight are not sampled."""
+    weights = np.full(votes.shape[:2], 1 / len(votes), np.float32) if weights is None else weights
+    total = np.zeros((votes.shape[1], photo.shape[-1]), np.float32)
+    for v, w in zip(votes, weights):
+        some = w > 0
+        if some.any():
+            total[some] += sample(photo, v[some], level).astype(np.float32) * w[some, None]
+    return np.clip(total + 0.5, 0, 255).astype(np.uint8)
 
 
 def _det(positions: np.ndarray) -> np.ndarray:

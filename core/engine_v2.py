@@ -166,7 +166,7 @@ class TrainingFreeEngineV2:
             holes = np.argwhere(person_hole).astype(np.float32)
             votes = _at(positions, fill.sources(holes))  # (V, N, 2) exemplar pixels
             positions[person_hole] = votes[0]
-            person_img[person_hole] = sample_votes(photo, to_photo(votes), level)
+            person_img[person_hole] = sample_votes(photo, to_photo(votes), level, fill.weights(holes))
         back_img = person_img
         background = apply_affine(frame_affine(size, ex_size), size)
         ex_hole = np.zeros(ex_size, bool)
@@ -183,9 +183,10 @@ class TrainingFreeEngineV2:
             covered = ex_hole[r, c]
             if covered.any():
                 ex_fill = complete(exemplar.image, ex_hole, None, self.completion_side)
-                votes = ex_fill.sources(background[covered])
+                seen = background[covered]
+                votes = ex_fill.sources(seen)
                 background[covered] = votes[0]
-                back_img[covered] = sample_votes(photo, to_photo(votes), bg_level)
+                back_img[covered] = sample_votes(photo, to_photo(votes), bg_level, ex_fill.weights(seen))
         seconds["completion"] = time.perf_counter() - t
 
         # 4. Composite.

@@ -61,3 +61,19 @@ def test_background_frame_widens_to_show_real_background_only_when_it_must():
     aside[40:, :8] = True
     assert np.allclose(background_frame(similarity, size, ex_size, aside, front), background_affine(similarity, size,
                                                                                                     ex_size))
+
+
+def test_fill_votes_count_the_own_cell_fully_at_its_centre_and_half_at_a_border():
+    """Full-resolution votes: sharp inside a work cell (its own offset only), blended across the
+    border between two cells (half each), never a five-way average."""
+    img = _stripes(64, 64, 8)
+    hole = np.zeros((64, 64), bool)
+    hole[16:48, 16:48] = True
+    fill = complete(img, hole, side=16)  # work cells of 4x4 pixels
+    points = np.array([[21.5, 21.5], [21.5, 23.5], [23.5, 21.5]], np.float32)  # a cell's centre, the borders
+    # with the next cell to the right and below (which then counts as the own cell: numpy's rounding)
+    w = fill.weights(points)
+    assert np.allclose(w.sum(0), 1)
+    assert np.allclose(w[:, 0], [1, 0, 0, 0, 0])
+    assert np.allclose(w[:, 1], [0.5, 0, 0, 0.5, 0])  # own and the left neighbour's (VOTES' order)
+    assert np.allclose(w[:, 2], [0.5, 0.5, 0, 0, 0])  # own and the upper neighbour's
