@@ -2,9 +2,12 @@
 the original photo, and multi-band blending of the mapped person over the completed background.
 
 ``complete`` fills a hole with patches from the rest of a picture (Wexler-style, coarse to fine) using
-the project's own ``PatchMatch`` (core/patchmatch.py, no GRU) on patch descriptors; the coarsest level
-is matched densely. It returns a *shift map* (where each pixel copies from), not colours, so the fill
-is finally sampled from the full-resolution picture: sharp, never a blurred inpaint.
+the project's own ``PatchMatch`` (core/patchmatch.py, no GRU) on patch descriptors that also carry
+where a patch is (so the hole continues the texture beside it), with random-search seeds; the coarsest
+level is matched densely. It returns a *shift map* (where each pixel copies from), not colours, so the
+fill is finally sampled from the full-resolution picture: sharp, never a blurred inpaint.
+``front_layer`` decides which of the input's person pixels the person layer keeps (docs/engine.md,
+"Engine v2 compositing").
 """
 
 from __future__ import annotations
