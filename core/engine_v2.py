@@ -47,8 +47,6 @@ V2_TASKS = tuple(CHARTS)  # tasks v2 can run
 V2_DEFAULT = ("face", "mask")
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
-WIDEN_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)  # background views tried, from the person's zoom to the whole frame
-WIDEN_COST = 0.02  # per unit of widening, in fractions of the output shown completed
 PERSON_THRESHOLD = 0.5
 
 
@@ -185,15 +183,13 @@ class TrainingFreeEngineV2:
             votes = _at(positions, fill.sources(holes))  # (V, N, 2) exemplar pixels
             positions[person_hole] = votes[0]
             person_img[person_hole] = sample_votes(photo, to_photo(votes), level, fill.weights(holes))
+        background = apply_affine(background_affine(similarity, size, ex_size), size)
         back_img = person_img
-        background = apply_affine(frame_affine(size, ex_size), size)
         ex_hole = np.zeros(ex_size, bool)
         covered = np.zeros(size, bool)
         if not whole_frame:
-            # The exemplar's background with its person removed, framed to show as much of the real
-            # background as it can beside the new person; the rest completed from that background.
+            # The exemplar's background with its person removed (completion only where the view shows it).
             ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
-            background = apply_affine(background_frame(similarity, size, ex_size, ex_hole, front), size)
             bg_level = photo_level(photo, to_photo(background))
             back_img = sample(photo, to_photo(background), bg_level)
             r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
@@ -307,8 +303,7 @@ def frame_affine(size: tuple[int, int], ex_size: tuple[int, int]) -> np.ndarray:
     return np.array([[cw / w, 0, (0.5 * cw / w - 0.5) + left], [0, ch / h, (0.5 * ch / h - 0.5) + top]])
 
 
-def background_affine(similarity: np.ndarray, size: tuple[int, int], ex_size: tuple[int, int],
-                      widen: float = 0.0) -> np.ndarray:
+def background_affine(similarity: np.ndarray, size: tuple[int, int], ex_size: tuple[int, int]) -> np.ndarray:
     """(2, 3) output x, y -> exemplar x, y for the background: the person's zoom (the similarity's scale,
     centred where it sends the output's centre) while the output's frame then fits inside the exemplar's,
     else the largest view that fits (the frame map); shifted to stay inside. So a closer input shows the
@@ -318,7 +313,6 @@ def background_affine(similarity: np.ndarray, size: tuple[int, int], ex_size: tu
     top, left, ch, cw, _, _ = fit_geometry(ex_size, size)
     fit = min(cw / w, ch / h)
     scale = min(float(np.sqrt(abs(np.linalg.det(similarity[:, :2])))), fit)
-    scale *= (fit / scale) ** widen  # widen 0: the person's zoom; 1: the largest view that fits
     cx, cy = (w - 1) / 2, (h - 1) / 2
     px = similarity[0, 0] * cx + similarity[0, 1] * cy + similarity[0, 2]
     py = similarity[1, 0] * cx + similarity[1, 1] * cy + similarity[1, 2]
@@ -326,27 +320,6 @@ def background_affine(similarity: np.ndarray, size: tuple[int, int], ex_size: tu
     px = float(np.clip(px, half_w - 0.5, ew - 0.5 - half_w)) if 2 * half_w <= ew else (ew - 1) / 2
     py = float(np.clip(py, half_h - 0.5, eh - 0.5 - half_h)) if 2 * half_h <= eh else (eh - 1) / 2
     return np.array([[scale, 0, px - scale * cx], [0, scale, py - scale * cy]])
-
-
-def background_frame(similarity: np.ndarray, size: tuple[int, int], ex_size: tuple[int, int],
-                     ex_hole: np.ndarray, front: np.ndarray) -> np.ndarray:
-    """The ``background_affine`` (person's zoom, widened up to the whole frame) that shows the least of
-    the exemplar's removed person (``ex_hole``) around the new person (``front``, output size): the
-    exemplar's real background wherever it can be, completion only where it must. Ties: the person's
-    zoom (the perspective the person is seen at)."""
-    h, w = size
-    step = max(1, max(size) // 64)
-    ys, xs = np.mgrid[0:h:step, 0:w:step].astype(np.float64)
-    seen = ~front[::step, ::step]
-    best, choice = np.inf, None
-    for widen in WIDEN_STEPS:
-        affine = background_affine(similarity, size, ex_size, widen)
-        c = np.clip(np.round(affine[0, 0] * xs + affine[0, 1] * ys + affine[0, 2]), 0, ex_size[1] - 1).astype(int)
-        r = np.clip(np.round(affine[1, 0] * xs + affine[1, 1] * ys + affine[1, 2]), 0, ex_size[0] - 1).astype(int)
-        cost = float((ex_hole[r, c] & seen).mean()) + WIDEN_COST * widen
-        if cost < best:
-            best, choice = cost, affine
-    return choice
 
 
 def _unmirror(positions: np.ndarray, width: int) -> np.ndarray:

@@ -1,12 +1,11 @@
-"""Compositing of the training-free engine v2: completion that continues nearby texture, the person
-layer's rim, and the background view that shows the exemplar's real background."""
+"""Compositing of the training-free engine v2: completion that continues nearby texture and copies
+sharply, and the person layer's rim."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from core.compose import complete, front_layer
-from core.engine_v2 import background_affine, background_frame
 
 
 def _stripes(h: int, w: int, period: int) -> np.ndarray:
@@ -43,24 +42,6 @@ def test_front_layer_gives_the_rim_to_the_background_and_keeps_deep_holes():
     assert not front[8:11, 8:56].any()
     assert front[28:36, 28:36].all()
     assert front[20:24, 8:56].all()  # the rest of the person stays
-
-
-def test_background_frame_widens_to_show_real_background_only_when_it_must():
-    """A close-up input (the person's zoom 0.5) over an exemplar whose person fills its centre: at the
-    person's zoom the view is mostly the removed person, so the whole frame is shown; an exemplar
-    whose person is off to the side keeps the person's zoom."""
-    size, ex_size = (64, 64), (64, 64)
-    similarity = np.array([[0.5, 0, 16], [0, 0.5, 16]])  # output -> exemplar: the centre, zoomed 2x
-    front = np.zeros(size, bool)
-    front[40:, 16:48] = True  # the new person: a bust at the bottom
-    centred = np.zeros(ex_size, bool)
-    centred[8:, 12:52] = True
-    wide = background_frame(similarity, size, ex_size, centred, front)
-    assert np.allclose(wide, background_affine(similarity, size, ex_size, 1.0))
-    aside = np.zeros(ex_size, bool)
-    aside[40:, :8] = True
-    assert np.allclose(background_frame(similarity, size, ex_size, aside, front), background_affine(similarity, size,
-                                                                                                    ex_size))
 
 
 def test_fill_votes_count_the_own_cell_fully_at_its_centre_and_half_at_a_border():
