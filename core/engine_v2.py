@@ -27,6 +27,7 @@ from core.charts.body import body_chart
 from core.charts.face import face_chart, face_points, mirror_condition, prefers_mirror
 from core.charts.folds import fold_fraction, unfold
 from core.charts.masks import FACE_REGION as MASK_FACE_REGION
+from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
 from core.charts.surround import apply_affine, fit_similarity, surround_map
@@ -252,7 +253,7 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
     if task == "mask":  # labelled regions are the subject when both masks leave a background unlabeled
         if not mask_layered(source, exemplar):
             return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
-        return source.subject_mask.copy(), exemplar.subject_mask.copy(), chart.region == MASK_FACE_REGION
+        return mask_labelled(source).copy(), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
         src_person = source.subject_mask if source.image is not None and source.subject_mask is not None \

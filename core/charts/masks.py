@@ -404,11 +404,13 @@ def layered(source: Condition, exemplar: Condition) -> bool:
     """Whether a mask pair is composited in layers: the input leaves part of its frame unlabeled and
     the exemplar has an unlabeled part to take a background from (masks segmented from photos:
     person / background). Otherwise the input's mask is the whole scene, one layer."""
-    def unlabeled(cond: Condition) -> float:
-        labelled = cond.subject_mask if cond.subject_mask is not None else class_index_map(cond) != UNLABELED
-        return 1.0 - float(labelled.mean())
+    return (1 - labelled(source).mean() >= LAYERED_MIN_FRACTION
+            and 1 - labelled(exemplar).mean() >= UNKNOWN_MIN_FRACTION)
 
-    return unlabeled(source) >= LAYERED_MIN_FRACTION and unlabeled(exemplar) >= UNKNOWN_MIN_FRACTION
+
+def labelled(cond: Condition) -> np.ndarray:
+    """(H, W) bool: a mask condition's labelled pixels (its subject in a layered pair)."""
+    return cond.subject_mask if cond.subject_mask is not None else class_index_map(cond) != UNLABELED
 
 
 def face_mesh(cond: Condition) -> np.ndarray | None:
