@@ -19,3 +19,5 @@ class ChartMap:
     # lets the engine fill, blend and report per part
     missing: list[str] = field(default_factory=list)  # parts the output needs that the exemplar lacks
     notes: list[str] = field(default_factory=list)  # user-facing remarks (e.g. "hands: no match")
+    pieces: np.ndarray | None = None  # (H, W) int32: where the map jumps by design (quilted tiles, mask
+    # classes): a cell across two pieces is a seam, not a fold (core.charts.folds); None: one smooth map
