@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         if drawn is not None:
             from core.utils.contact_sheet import contact_sheet
 
-            _save_sheet(contact_sheet(["photo x", "pseudo exemplar T(x)", "thin-plate spline", "engine"], drawn,
+            _save_sheet(contact_sheet(["x", "T(x)", "thin-plate", "engine"], drawn,
                                       args.sheet_tile), args.pseudo_sheet, args.sheet_palette)
             report["pseudo_sheet"] = str(args.pseudo_sheet)
     if cross:
