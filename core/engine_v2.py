@@ -109,6 +109,7 @@ class TrainingFreeEngineV2:
         if chart.missing:
             messages.append(f"The exemplar lacks: {', '.join(chart.missing)} (filled from nearby texture).")
         src_person, ex_person, protect = _subjects(task, source, exemplar, chart)
+        stand_in = chart.stand_in if chart.stand_in is not None else np.zeros(size, bool)
         seconds["charts"] = time.perf_counter() - t0
 
         # 2. The person map: the chart inside, a harmonic surround outside, no folds.
@@ -118,7 +119,7 @@ class TrainingFreeEngineV2:
         if src_person is None:  # a sketch: the exemplar's silhouette carried over by the similarity
             src_person = cv2.remap(ex_person.astype(np.uint8), *_xy(apply_affine(similarity, size)),
                                    cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
-        src_person = src_person | chart.defined
+        src_person = src_person | chart.defined | stand_in
         whole_frame = task == "mask"  # a mask labels the whole scene: no person/background split
         zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))
         face_side = max(1.0, float(np.sqrt(chart.defined.sum())))
@@ -131,11 +132,12 @@ class TrainingFreeEngineV2:
         # surround, but the output there is the composite of two pictures, not one map.
         inner = cv2.erode(src_person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         exact = cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 if task == "face" else None
-        positions, folded = unfold(positions, apply_affine(similarity, size), used=inner, keep=exact)
+        positions, folded = unfold(positions, apply_affine(similarity, size), used=inner & ~stand_in, keep=exact)
         if exact is not None and fold_fraction(positions, inner) > 0:  # folds inside the mesh (a turned
             # face's triangles flip): smoothed with the smallest radii only, so the rest of the face stays exact
-            positions, _ = unfold(positions, apply_affine(similarity, size), used=inner, rounds=2)
-        folds_left = fold_fraction(positions, inner)
+            positions, _ = unfold(positions, apply_affine(similarity, size), used=inner & ~stand_in, rounds=2)
+        folds_left = fold_fraction(positions, inner & ~stand_in)
+        positions[stand_in] = chart.positions[stand_in]  # parts the exemplar hides: a stand-in's texture
         seconds["map"] = time.perf_counter() - t
 
         # 3. Where the exemplar does not show the person (outside its frame, or on its background):
@@ -147,7 +149,7 @@ class TrainingFreeEngineV2:
                   & (positions[..., 1] >= -0.5) & (positions[..., 1] <= ex_w - 0.5))
         core = cv2.erode(ex_person.astype(np.uint8), _disk(max(1, round(0.01 * max(ex_size)))))
         on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
-        person_hole = src_person & ~(inside & on_person) & ~chart.defined
+        person_hole = src_person & ~(inside & on_person) & ~chart.defined & ~stand_in
         to_photo = photo_scale(photo.shape[:2], ex_size)
         level = photo_level(photo, to_photo(positions))
         person_img = sample(photo, to_photo(positions), level)
@@ -190,13 +192,14 @@ class TrainingFreeEngineV2:
         used = np.where(src_person[..., None], positions, background)
         layered = person_img if whole_frame else np.where(src_person[..., None], person_img, back_img)
         seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
-        not_mapped = np.where(src_person, person_hole, covered) | seam
+        not_mapped = np.where(src_person, person_hole | stand_in, covered) | seam
         person_px = max(1, int(src_person.sum()))
         stats = {
             "zoom": zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx)))),  # exemplar photo px / output px
             "folds_fixed": folded,
             "folds_left": folds_left,
             "person_filled": float(person_hole.sum()) / person_px,
+            "stand_in": float(stand_in.sum()) / person_px,
             "background_completed": float(ex_hole.mean()),
         }
         enlarge = 1.0 / max(stats["zoom"], 1e-6)
