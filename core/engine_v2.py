@@ -39,10 +39,9 @@ from core.vocabulary import TRAINING_FREE
 
 CHARTS = {"face": face_chart, "pose": body_chart, "mask": mask_chart}
 V2_TASKS = tuple(CHARTS)  # tasks v2 can run
-# Tasks where v2 is the default. Pose and mask run v2 on request (``version=2``): the body chart refuses
-# pairs the app's examples and the video tests use (head-and-shoulders exemplars lack elbows), video's
-# temporal seeding is v1's, and on masks v2 still measures below v1 (docs/engine.md).
-V2_DEFAULT = ("face",)
+# Tasks where v2 is the default (v1 stays on request, ``version=1``). Mask runs v2 on request
+# (``version=2``): on masks v2 still measures below v1 (docs/engine.md).
+V2_DEFAULT = ("face", "pose")
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 PERSON_THRESHOLD = 0.5
 
@@ -66,16 +65,22 @@ class TrainingFreeEngineV2:
     def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5):
         self.completion_side = completion_side  # working size of the PatchMatch completion
         self.seam_sigma = seam_sigma  # feather of the person's edge (output pixels) before multi-band blending
+        # The last exemplar's completed background (exemplar condition, its hole, the completion): a video's
+        # frames share one exemplar, so its background is completed once per clip, not once per frame.
+        self._background: tuple[Condition, np.ndarray, object] | None = None
 
     @torch.no_grad()
     def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
                  exemplar_conditions: Sequence[Condition], *, iterations: int | None = None,
                  temperature: float | None = None, seed: int = 0, progress: Progress | None = None,
-                 allow_partial: bool = False, **_: object) -> EngineOutput:
+                 allow_partial: bool = False, carried: Sequence[np.ndarray | None] | None = None,
+                 **_: object) -> EngineOutput:
         """``sources`` at the output size (H, W); ``exemplar_conditions`` at their own working sizes,
         carrying their photo (``.image``) and, for full resolution, the original (``.photo``).
         ``exemplar`` (the fitted view, for the protocol), ``iterations`` and ``temperature`` are unused:
-        nothing here is matched iteratively."""
+        nothing here is matched iteratively. ``carried`` (video): per item, the previous frame's final map
+        moved to this frame's pixels ((H, W, 2), NaN where it has none): what the exemplar does not show
+        is filled from it where it still lands on the exemplar's person (steady, and no completion)."""
         n = len(sources)
         if len(exemplar_conditions) != n:
             raise ValueError("one source and one exemplar condition per item")
@@ -83,11 +88,13 @@ class TrainingFreeEngineV2:
         def item_progress(i: int) -> Progress | None:
             return None if progress is None else lambda f, text: progress((i + f) / n, text)
 
-        return EngineOutput.concat([self.one(src, ex, allow_partial=allow_partial, progress=item_progress(i))
+        carried = carried if carried is not None else [None] * n
+        return EngineOutput.concat([self.one(src, ex, allow_partial=allow_partial, progress=item_progress(i),
+                                             carried=carried[i])
                                     for i, (src, ex) in enumerate(zip(sources, exemplar_conditions))])
 
     def one(self, source: Condition, exemplar: Condition, *, allow_partial: bool = False,
-            progress: Progress | None = None) -> EngineOutput:
+            progress: Progress | None = None, carried: np.ndarray | None = None) -> EngineOutput:
         """One item (see ``__call__``)."""
         report = progress or (lambda fraction, text: None)
         if exemplar.image is None:
@@ -152,6 +159,13 @@ class TrainingFreeEngineV2:
         person_hole = src_person & ~(inside & on_person) & ~chart.defined & ~stand_in
         to_photo = photo_scale(photo.shape[:2], ex_size)
         level = photo_level(photo, to_photo(positions))
+        filled = person_hole.copy()  # what the exemplar does not show: carried over, else completed
+        if carried is not None and person_hole.any():  # a video frame: the previous frame's fill, moved
+            ok = person_hole & np.isfinite(carried).all(axis=2)
+            prev = np.where(ok[..., None], carried, -1.0).astype(np.float32)
+            ok &= cv2.remap(core, *_xy(prev), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
+            positions[ok] = carried[ok]
+            person_hole &= ~ok
         person_img = sample(photo, to_photo(positions), level)
         if person_hole.any():
             face_zone = cv2.dilate(protect.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
@@ -167,7 +181,7 @@ class TrainingFreeEngineV2:
         if not whole_frame:
             # The exemplar's background with its person removed, mapped frame to frame.
             ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
-            ex_fill = complete(exemplar.image, ex_hole, None, self.completion_side)
+            ex_fill = self._completed_background(exemplar, ex_hole)
             bg_level = photo_level(photo, to_photo(background))
             back_img = sample(photo, to_photo(background), bg_level)
             r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
@@ -192,13 +206,13 @@ class TrainingFreeEngineV2:
         used = np.where(src_person[..., None], positions, background)
         layered = person_img if whole_frame else np.where(src_person[..., None], person_img, back_img)
         seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
-        not_mapped = np.where(src_person, person_hole | stand_in, covered) | seam
+        not_mapped = np.where(src_person, filled | stand_in, covered) | seam
         person_px = max(1, int(src_person.sum()))
         stats = {
             "zoom": zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx)))),  # exemplar photo px / output px
             "folds_fixed": folded,
             "folds_left": folds_left,
-            "person_filled": float(person_hole.sum()) / person_px,
+            "person_filled": float(filled.sum()) / person_px,
             "stand_in": float(stand_in.sum()) / person_px,
             "background_completed": float(ex_hole.mean()),
         }
@@ -216,6 +230,16 @@ class TrainingFreeEngineV2:
         chart_img[~chart.defined] = 128
         chart_view = _level(chart_img, chart.positions, chart.confidence, ex_size)
         return _output(image, layered, used, not_mapped, chart_view, ex_size, seconds, messages, stats)
+
+
+    def _completed_background(self, exemplar: Condition, hole: np.ndarray):
+        """The exemplar's background completed over ``hole`` (its person), reused for the same exemplar."""
+        last = self._background
+        if last is not None and last[0] is exemplar and np.array_equal(last[1], hole):
+            return last[2]
+        fill = complete(exemplar.image, hole, None, self.completion_side)
+        self._background = (exemplar, hole, fill)
+        return fill
 
 
 def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap

@@ -31,6 +31,7 @@ import numpy as np
 from core import budget
 from core.conditions import Condition, detectors, pose
 from core.engine import TrainingFreeEngine
+from core.engine_v2 import TrainingFreeEngineV2
 from core.errors import InputError, NoSubjectError, WarpaintError
 from core.imageio import fit_image, fit_points, from_tensor, to_tensor
 from core.learned import LearnedEngine
@@ -50,7 +51,7 @@ class VideoOptions:
     """Per-run settings (the CLI's flags, the app's controls)."""
 
     resolution: int | None = None  # square output side (default: the engine's)
-    seeding: bool = True  # training-free engine: start each frame from the previous frame's matches
+    seeding: bool = True  # training-free engine: start each frame from the previous frame's (v1: matches; v2: map)
     iterations: int | None = None  # PatchMatch iterations of an unseeded frame (engine default)
     allow_partial: bool = False  # engine v2: map what it can when the exemplar lacks a body part a frame needs
     batch_size: int = 1  # frames per engine call when frames are independent (learned engine on a GPU)
@@ -175,7 +176,8 @@ class VideoRetargeter:
     def _render(self, clip: Clip, track: np.ndarray, ex_cond, size: tuple[int, int], opts: VideoOptions,
                 state: _State, result: VideoResult, report: VideoProgress) -> None:
         engine = self.translator.engine  # the engine protocol (core/protocol.py): learned or training-free
-        seeded = opts.seeding and isinstance(engine, TrainingFreeEngine)  # the engine that takes ``init=``
+        v2 = isinstance(engine, TrainingFreeEngineV2)  # seeded by the previous frame's map (``carried=``)
+        seeded = opts.seeding and (v2 or isinstance(engine, TrainingFreeEngine))  # v1: ``init=`` candidates
         ex_tensor = to_tensor(fit_image(ex_cond.image, size)).to(self.translator.device)
         full = opts.iterations if opts.iterations is not None else getattr(engine, "iterations", 0)
         # the learned engine's exemplar encoder runs once per clip, not once per frame
@@ -202,11 +204,17 @@ class VideoRetargeter:
                 continue
             with clock("engine"):
                 init, iters = None, opts.iterations
-                if seeded and previous is not None:
+                if seeded and previous is not None and v2:
+                    init = seeding.carry_map(previous[0].positions[0].permute(1, 2, 0).cpu().numpy(),
+                                             previous[1], track[t], size)
+                    iters = 0
+                elif seeded and previous is not None:
                     init = seeding.carry_matches(previous[0].levels[-1].positions, previous[1], track[t], size)
                     if init is not None:
                         iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
-                extra = {"init": init} if seeded else {"allow_partial": True} if opts.allow_partial else once
+                extra = (once if isinstance(engine, LearnedEngine)
+                         else {"allow_partial": opts.allow_partial, "carried": [init] * len(pending)} if v2
+                         else {"init": init} if seeded else {})
                 n = len(pending)
                 out = engine([c for _, c in pending], ex_tensor.expand(n, -1, -1, -1), [ex_cond] * n,
                              iterations=iters, seed=opts.seed, **extra)
