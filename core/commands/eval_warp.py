@@ -61,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=Path, help="folder of photos (x); masks may sit beside as <name>_mask.png")
     parser.add_argument("--engine", default=TRAINING_FREE, choices=ENGINES)
     parser.add_argument("--checkpoint", type=Path, help="model folder for the learned engine")
+    parser.add_argument("--engine-version", type=int, default=None, choices=(1, 2),
+                        help="training-free engine version for the pseudo pairs (default: the task's default)")
     parser.add_argument("--limit", type=int, default=None, help="use at most N photos (sorted by name)")
     parser.add_argument("--resolution", type=int, default=None,
                         help="square output size (default: 256 for pseudo pairs, 512 for --cross)")
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     report: dict = {}
     if args.images is not None or args.synthetic or not cross:
         items = _load_items(args)
-        translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint)
+        translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint, version=args.engine_version)
         report = evaluate(translator, [item for item in items for _ in range(args.pairs)],
                           args.resolution or PSEUDO_RESOLUTION, args.seed, args.strength)
     if cross:
@@ -202,7 +204,8 @@ def evaluate(translator, items: list[tuple[str, np.ndarray, np.ndarray | None]],
     def mean(rows: list[dict[str, float]]) -> dict[str, float] | None:
         return {k: round(float(np.mean([r[k] for r in rows])), 3) for k in rows[0]} if rows else None
 
-    report = {"task": translator.task, "engine": translator.engine_name, "resolution": size[0],
+    report = {"task": translator.task, "engine": translator.engine_name,
+              "engine_version": getattr(translator.engine, "version", None), "resolution": size[0],
               "pairs": len(scores["warp"]), "photos": len({name for name, _, _ in items}), "strength": strength,
               "seed": seed}
     report.update({name: mean(rows) for name, rows in scores.items()})
