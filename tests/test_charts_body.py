@@ -382,3 +382,24 @@ def test_wider_input_silhouette_stays_defined_and_engine_keeps_the_head(photo_po
     head = (chart.region == PART_ID["head"]) & chart.defined
     err = np.abs(final - chart.positions).max(axis=2)[head]
     assert np.percentile(err, 99) < 1.0
+
+
+def test_the_exemplar_side_is_kept_for_the_next_frame():
+    """A video's frames share one exemplar: its body and part ownership are computed once, and the
+    charts are the same as from scratch (stand-ins change only the chart's own copy)."""
+    import copy
+
+    bust = full_body()
+    bust[[3, 4, 6, 7, 8, 9, 10, 11, 12, 13], :] = 0  # arms hang from the shoulders: the body is changed
+    ex = from_keypoints("pose", bust, SIZE)
+    first = body_chart(from_keypoints("pose", full_body(), SIZE), ex, allow_partial=True)
+    assert body._last_exemplar[0][0] is ex
+    kept = body._last_exemplar[1]
+    moved = full_body(shift=(5, 3))
+    again = body_chart(from_keypoints("pose", moved, SIZE), ex, allow_partial=True)
+    assert body._last_exemplar[1] is kept and not kept.found[3]  # reused, not changed by the hanging arm
+    fresh = body_chart(from_keypoints("pose", moved, SIZE), copy.copy(ex), allow_partial=True)
+    assert body._last_exemplar[1] is not kept
+    np.testing.assert_array_equal(again.positions, fresh.positions)
+    np.testing.assert_array_equal(again.stand_in, fresh.stand_in)
+    assert not np.array_equal(first.positions, again.positions)

@@ -22,7 +22,7 @@ in for it (legs for a head-and-shoulders exemplar) is refused when it is more th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -581,13 +581,37 @@ def _stand_ins(src: Body, ex: Body, needed: list[str]) -> tuple[dict[str, str], 
     return donors, hung, none
 
 
+_last_exemplar: tuple = ()  # (key, Body, owner, parts, distance off its silhouette) of the last exemplar
+
+
+def _exemplar_side(exemplar: Condition) -> tuple[Body, np.ndarray, list[str], np.ndarray | None]:
+    """The exemplar's body (a copy: stand-ins change it), which part shows each of its silhouette's pixels
+    (-1: none; an index into the parts list) and each pixel's distance off its silhouette (None: nominal).
+    Kept for the last exemplar: a video's frames share one."""
+    global _last_exemplar
+    key = (exemplar, exemplar.keypoints, exemplar.hands, exemplar.subject_mask, exemplar.image)
+    last = _last_exemplar
+    if not (last and all(a is b for a, b in zip(last[0], key))):  # the same objects (not equal copies)
+        ex = body_of(exemplar)
+        ex_order = [n for n in PARTS if not _lacking(ex)[n]]  # what the exemplar really shows
+        ys, xs = np.nonzero(ex.silhouette)
+        owner = np.full(exemplar.size, -1, np.int16)
+        owner[ys, xs] = assign(ex, np.stack([xs, ys], axis=1).astype(np.float64), ex_order)[0]
+        off = ndimage.distance_transform_edt(~ex.silhouette) if ex.measured else None
+        last = (key, ex, owner, ex_order, off)
+        _last_exemplar = last
+    _, ex, owner, ex_order, off = last
+    return replace(ex, joints=ex.joints.copy(), found=ex.found.copy(), widths=dict(ex.widths)), owner, ex_order, off
+
+
 def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = False) -> ChartMap:
     """Dense map from the output's body pixels to the exemplar's (see the module docstring).
 
     Parts the exemplar does not show get a stand-in (named in ``notes``). Raises InputError naming
     the body parts with none, unless they own less than ``REFUSE_SHARE`` of the input's body or
     ``allow_partial`` (then they are listed in ``missing`` and left undefined)."""
-    src, ex = body_of(source), body_of(exemplar)
+    src = body_of(source)
+    ex, ex_owner, ex_order, ex_off = _exemplar_side(exemplar)
     src_lacks, ex_lacks = _lacking(src), _lacking(ex)
     needed = [name for name in PARTS if not src_lacks[name]]
     hands_unmatched = [n for n in HANDS if n in needed and ex_lacks[n]]
@@ -617,12 +641,7 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     region = np.zeros((h, w), np.int16)
     stand_in = np.zeros((h, w), bool)
     notes = []
-    ex_ys, ex_xs = np.nonzero(ex.silhouette)
-    ex_owner = np.full((eh, ew), -1, np.int16)
-    ex_order = [n for n in PARTS if not _lacking(ex)[n] and n not in hung]  # what the exemplar really shows
-    ex_owner[ex_ys, ex_xs] = assign(ex, np.stack([ex_xs, ex_ys], axis=1).astype(np.float64), ex_order)[0]
     blended = _blend_parts(src, ex, p, owner, order, [*missing, *donors], (h, w))
-    ex_off = ndimage.distance_transform_edt(~ex.silhouette) if ex.measured else None  # off its silhouette
     for k, name in enumerate(order):
         sel = owner == k
         if not sel.any():

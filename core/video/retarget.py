@@ -312,7 +312,7 @@ class _Clock:
 
     def add_parts(self, seconds: dict[str, float], items: int = 1) -> None:
         """An engine call's own stage times (per item, for ``items`` items)."""
-        for key in ("descriptors", "matching", "output", "synthesis"):
+        for key in ("descriptors", "matching", "output", "synthesis", "charts", "map", "completion", "compose"):
             if key in seconds:
                 self.parts[key] = self.parts.get(key, 0.0) + seconds[key] * items
 
