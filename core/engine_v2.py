@@ -250,8 +250,10 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
         return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
+        # a skeleton with no photo: the chart's nominal outline of the body (parts the exemplar does not
+        # show included: they are filled, not left as background)
         src_person = source.subject_mask if source.image is not None and source.subject_mask is not None \
-            else chart.defined.copy()
+            else chart.region > 0
         return src_person, ex_person, chart.region == BODY_PART_ID["head"]
     src_person = person_mask(source.image) if source.image is not None else None
     return src_person, person_mask(exemplar.image), chart.defined

@@ -203,3 +203,10 @@ def test_pose_arm_the_exemplar_hides_is_drawn_from_a_stand_in_and_reported(grace
     rows, cols = np.round(chart.positions[stand_in]).astype(int).T
     assert ex.subject_mask[rows, cols].mean() > 0.95
     assert out.stats[0]["stand_in"] > 0.02
+    # the skeleton's whole nominal body is the person: its torso below the portrait's frame is filled
+    # with her jacket, not left as background (and its neck joins the head to the shoulders)
+    body = (chart.region == PART_ID["torso"]) | (chart.region == PART_ID["head"])
+    rows, cols = np.clip(np.round(final[body]).astype(int), 0, np.array(ex.size) - 1).T
+    assert ex.subject_mask[rows, cols].mean() > 0.9
+    neck = np.round((kp[0, :2] + kp[1, :2]) / 2).astype(int)
+    assert chart.region[neck[1], neck[0]] > 0

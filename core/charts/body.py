@@ -64,6 +64,7 @@ DONORS = {
 UPPER_ARM = 0.55  # a hanging upper arm's length, x the body scale (neck to mid-hip) ...
 HANG_MIN = 0.4  # ... shortened to stay in the exemplar's frame, down to this fraction of it
 HANG_OUT = 0.5  # ... its bone this many half-widths outside the shoulder joint (off the chest) ...
+HANG_WIDTH = 0.85  # ... and its half-width this fraction of the silhouette's there
 HANG_ON_BODY = 0.75  # a hanging arm is used when this much of it lies on the exemplar's silhouette
 REFUSE_SHARE = 0.05  # parts with no stand-in are refused when they own this much of the input's body ...
 LENGTHS = {"upper arm": 0.55, "forearm": 0.5, "thigh": 0.85, "shin": 0.85}  # typical limbs, x the body scale
@@ -147,6 +148,9 @@ def _nominal_silhouette(joints: np.ndarray, found: np.ndarray, hands: np.ndarray
     head = _head_centre(joints, found)
     if head is not None:
         cv2.circle(canvas, tuple(np.round(head[0]).astype(int)), max(1, int(round(head[1]))), 1, thickness=-1)
+        if found[1]:  # the neck, head to shoulders
+            cv2.line(canvas, tuple(np.round(head[0]).astype(int)), tuple(np.round(joints[1]).astype(int)), 1,
+                     thickness=max(1, int(round(head[1]))))
     for hand in hands if hands is not None else ():
         if hand[0, 2] > 0:
             cv2.fillConvexPoly(canvas, cv2.convexHull(np.round(hand[:, :2]).astype(np.int32)), 1)
@@ -534,7 +538,8 @@ def _hang_arm(ex: Body, name: str) -> bool:
     if _on_silhouette(ex, probe).mean() < HANG_ON_BODY:
         return False
     ex.joints[b], ex.found[b] = elbow, True
-    ex.widths[name] = _measure_widths(ex.silhouette, shoulder, elbow, half) if ex.measured \
+    # (measured on its outer side, the torso being on the other; a little inside it: a sleeve, not its edge)
+    ex.widths[name] = HANG_WIDTH * _measure_widths(ex.silhouette, shoulder, elbow, half) if ex.measured \
         else np.full(WIDTH_SAMPLES, half)
     return True
 
@@ -670,7 +675,9 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         inside = (q[:, 0] > -0.5) & (q[:, 0] < ew - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < eh - 0.5)
         # (Only near it, though: far off, e.g. a long coat mapped onto a short jacket's surroundings,
         # the background would show inside the person; those are left to the engine's fill.)
+        # (A hanging arm is a guess: none of the exemplar's background inside it.)
         near = on_body | (ex_off[qy, qx] <= HALO * ex.scale) if ex_off is not None else np.ones(len(q), bool)
+        near &= on_body | (name not in hung) | (not ex.measured)
         keep = inside & near
         positions[py[keep], px[keep]] = q[keep, ::-1]
         conf = (1.0 if src.measured and ex.measured else 0.7) * np.clip(2.0 - cost[sel], 0.2, 1.0)
