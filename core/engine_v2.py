@@ -73,14 +73,11 @@ class TrainingFreeEngineV2:
     def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
                  exemplar_conditions: Sequence[Condition], *, iterations: int | None = None,
                  temperature: float | None = None, seed: int = 0, progress: Progress | None = None,
-                 allow_partial: bool = False, carried: Sequence[np.ndarray | None] | None = None,
-                 **_: object) -> EngineOutput:
+                 allow_partial: bool = False, **_: object) -> EngineOutput:
         """``sources`` at the output size (H, W); ``exemplar_conditions`` at their own working sizes,
         carrying their photo (``.image``) and, for full resolution, the original (``.photo``).
         ``exemplar`` (the fitted view, for the protocol), ``iterations`` and ``temperature`` are unused:
-        nothing here is matched iteratively. ``carried`` (video): per item, the previous frame's final map
-        moved to this frame's pixels ((H, W, 2), NaN where it has none): what the exemplar does not show
-        is filled from it where it still lands on the exemplar's person (steady, and no completion)."""
+        nothing here is matched iteratively."""
         n = len(sources)
         if len(exemplar_conditions) != n:
             raise ValueError("one source and one exemplar condition per item")
@@ -88,13 +85,11 @@ class TrainingFreeEngineV2:
         def item_progress(i: int) -> Progress | None:
             return None if progress is None else lambda f, text: progress((i + f) / n, text)
 
-        carried = carried if carried is not None else [None] * n
-        return EngineOutput.concat([self.one(src, ex, allow_partial=allow_partial, progress=item_progress(i),
-                                             carried=carried[i])
+        return EngineOutput.concat([self.one(src, ex, allow_partial=allow_partial, progress=item_progress(i))
                                     for i, (src, ex) in enumerate(zip(sources, exemplar_conditions))])
 
     def one(self, source: Condition, exemplar: Condition, *, allow_partial: bool = False,
-            progress: Progress | None = None, carried: np.ndarray | None = None) -> EngineOutput:
+            progress: Progress | None = None) -> EngineOutput:
         """One item (see ``__call__``)."""
         report = progress or (lambda fraction, text: None)
         if exemplar.image is None:
@@ -159,13 +154,6 @@ class TrainingFreeEngineV2:
         person_hole = src_person & ~(inside & on_person) & ~chart.defined & ~stand_in
         to_photo = photo_scale(photo.shape[:2], ex_size)
         level = photo_level(photo, to_photo(positions))
-        filled = person_hole.copy()  # what the exemplar does not show: carried over, else completed
-        if carried is not None and person_hole.any():  # a video frame: the previous frame's fill, moved
-            ok = person_hole & np.isfinite(carried).all(axis=2)
-            prev = np.where(ok[..., None], carried, -1.0).astype(np.float32)
-            ok &= cv2.remap(core, *_xy(prev), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
-            positions[ok] = carried[ok]
-            person_hole &= ~ok
         person_img = sample(photo, to_photo(positions), level)
         if person_hole.any():
             face_zone = cv2.dilate(protect.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
@@ -206,13 +194,13 @@ class TrainingFreeEngineV2:
         used = np.where(src_person[..., None], positions, background)
         layered = person_img if whole_frame else np.where(src_person[..., None], person_img, back_img)
         seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
-        not_mapped = np.where(src_person, filled | stand_in, covered) | seam
+        not_mapped = np.where(src_person, person_hole | stand_in, covered) | seam
         person_px = max(1, int(src_person.sum()))
         stats = {
             "zoom": zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx)))),  # exemplar photo px / output px
             "folds_fixed": folded,
             "folds_left": folds_left,
-            "person_filled": float(filled.sum()) / person_px,
+            "person_filled": float(person_hole.sum()) / person_px,
             "stand_in": float(stand_in.sum()) / person_px,
             "background_completed": float(ex_hole.mean()),
         }

@@ -51,7 +51,7 @@ class VideoOptions:
     """Per-run settings (the CLI's flags, the app's controls)."""
 
     resolution: int | None = None  # square output side (default: the engine's)
-    seeding: bool = True  # training-free engine: start each frame from the previous frame's (v1: matches; v2: map)
+    seeding: bool = True  # training-free engine v1: start each frame from the previous frame's matches
     iterations: int | None = None  # PatchMatch iterations of an unseeded frame (engine default)
     allow_partial: bool = False  # engine v2: map what it can when the exemplar lacks a body part a frame needs
     batch_size: int = 1  # frames per engine call when frames are independent (learned engine on a GPU)
@@ -176,8 +176,9 @@ class VideoRetargeter:
     def _render(self, clip: Clip, track: np.ndarray, ex_cond, size: tuple[int, int], opts: VideoOptions,
                 state: _State, result: VideoResult, report: VideoProgress) -> None:
         engine = self.translator.engine  # the engine protocol (core/protocol.py): learned or training-free
-        v2 = isinstance(engine, TrainingFreeEngineV2)  # seeded by the previous frame's map (``carried=``)
-        seeded = opts.seeding and (v2 or isinstance(engine, TrainingFreeEngine))  # v1: ``init=`` candidates
+        # v1 takes the previous frame's matches (``init=``); v2's charts are not matched iteratively and the
+        # exemplar's side of its work (background completion, body parts) is kept by the engine for the clip
+        seeded = opts.seeding and isinstance(engine, TrainingFreeEngine)
         ex_tensor = to_tensor(fit_image(ex_cond.image, size)).to(self.translator.device)
         full = opts.iterations if opts.iterations is not None else getattr(engine, "iterations", 0)
         # the learned engine's exemplar encoder runs once per clip, not once per frame
@@ -204,16 +205,12 @@ class VideoRetargeter:
                 continue
             with clock("engine"):
                 init, iters = None, opts.iterations
-                if seeded and previous is not None and v2:
-                    init = seeding.carry_map(previous[0].positions[0].permute(1, 2, 0).cpu().numpy(),
-                                             previous[1], track[t], size)
-                    iters = 0
-                elif seeded and previous is not None:
+                if seeded and previous is not None:
                     init = seeding.carry_matches(previous[0].levels[-1].positions, previous[1], track[t], size)
                     if init is not None:
                         iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
                 extra = (once if isinstance(engine, LearnedEngine)
-                         else {"allow_partial": opts.allow_partial, "carried": [init] * len(pending)} if v2
+                         else {"allow_partial": opts.allow_partial} if isinstance(engine, TrainingFreeEngineV2)
                          else {"init": init} if seeded else {})
                 n = len(pending)
                 out = engine([c for _, c in pending], ex_tensor.expand(n, -1, -1, -1), [ex_cond] * n,

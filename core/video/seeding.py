@@ -1,5 +1,4 @@
-"""Temporal seeding: frame t's matching starts from frame t-1's matches, moved by the pose change
-(engine v1's PatchMatch candidates; engine v2's final map, which fills what the exemplar does not show).
+"""Temporal seeding (engine v1): frame t's matching starts from frame t-1's matches, moved by the pose change.
 
 A point p of frame t is the body point ``pose_flow(t -> t-1)(p)`` of frame t-1 (a smooth
 thin-plate map through the joints both frames have), which frame t-1 matched to some exemplar
@@ -75,17 +74,3 @@ def carry_matches(positions: torch.Tensor, previous_pose: np.ndarray, pose: np.n
     return positions.flatten(3).gather(3, flat.expand(1, k, 2, -1)).view(1, k, 2, h, w)
 
 
-
-def carry_map(positions: np.ndarray, previous_pose: np.ndarray, pose: np.ndarray,
-              size: tuple[int, int]) -> np.ndarray | None:
-    """Engine v2: frame t-1's final map (H, W, 2) (exemplar row, col per output pixel) moved to frame t's
-    pixels through the pose change (nearest pixel: a fill copies from several places and must not be
-    averaged across them); NaN where frame t's pixel comes from outside frame t-1. None when the poses
-    share too few joints."""
-    h, w = positions.shape[:2]
-    flow = pose_flow(pose, previous_pose, size, (h, w))
-    if flow is None:
-        return None
-    return np.stack([cv2.remap(np.ascontiguousarray(positions[..., k], dtype=np.float32), flow[0], flow[1],
-                               cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
-                     for k in range(2)], axis=-1)
