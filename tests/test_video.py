@@ -378,6 +378,8 @@ def test_engine_v2_is_the_default_and_renders_every_frame(tmp_path, pose_clip, e
     clip = open_clip(pose_clip, max_frames=3)
     result = VideoRetargeter(translator).run(clip, exemplar, tmp_path / "v2.mp4", VideoOptions(resolution=128))
     assert result.iterations == [-1, -1, -1]
+    stand_ins = [m for m in result.messages if "stands in" in m or "drawn with the texture" in m]
+    assert stand_ins and len(stand_ins) == len(set(stand_ins))  # said once per clip, not once per frame
     info = read_video_info(tmp_path / "v2.mp4")
     assert (info.frames, info.width) == (3, 128)
     exemplar_pictures = [p for p in pictures if p.shape[:2] != (128, 128)]  # the exemplar's own frame (437x512)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -218,6 +219,7 @@ class VideoRetargeter:
                 # the training-free engine averages its batch's seconds per item, the learned one sums them
                 clock.add_parts(out.seconds, n if isinstance(engine, TrainingFreeEngine) else 1)
                 previous = (out, track[t])
+                _add_notes(result.messages, out.notes)
             with clock("write"):
                 for i, (done, cond) in enumerate(pending):
                     state.write(done, from_tensor(out.image[i]), cond.preview, track[done], size)
@@ -253,6 +255,17 @@ class VideoRetargeter:
                 if flow is not None:
                     result.flicker.append(stability.flicker(before[0], out, flow, stability.person_region(region)))
             before = (out, fitted)
+
+
+def _add_notes(messages: list[str], notes: list[list[str]] | None) -> None:
+    """The engine's remarks on a batch of frames (e.g. which limb stands in for one the exemplar hides),
+    each kind once per clip: a remark that differs only in its figures is the same remark."""
+    seen = {re.sub(r"\d+(\.\d+)?", "#", m) for m in messages}
+    for note in (n for item in notes or () for n in item):
+        key = re.sub(r"\d+(\.\d+)?", "#", note)
+        if key not in seen:
+            seen.add(key)
+            messages.append(note)
 
 
 def _detect(photo: np.ndarray, size: tuple[int, int]) -> np.ndarray:
