@@ -24,7 +24,7 @@ import torch
 from core.charts.base import ChartMap
 from core.charts.body import PART_ID as BODY_PART_ID
 from core.charts.body import body_chart
-from core.charts.face import face_chart, face_points
+from core.charts.face import face_chart, face_points, mirror_condition, prefers_mirror
 from core.charts.folds import fold_fraction, unfold
 from core.charts.masks import mask_chart
 from core.charts.surround import apply_affine, fit_similarity, surround_map
@@ -101,6 +101,13 @@ class TrainingFreeEngineV2:
         seconds: dict[str, float] = {}
         messages: list[str] = []
         size = source.size
+        # A face turned the other way, or a mirror image of the input's scene: the exemplar is used mirrored
+        # (the map is built on its mirror image; positions are reported in the exemplar as given).
+        mirrored = task == "face" and prefers_mirror(source, exemplar)
+        if mirrored:
+            exemplar = mirror_condition(exemplar)
+            messages.append("The exemplar is used mirrored: its face is turned the other way, or it mirrors "
+                            "the input's scene.")
         photo = exemplar.photo if exemplar.photo is not None else exemplar.image
         ex_size = exemplar.size
 
@@ -129,7 +136,9 @@ class TrainingFreeEngineV2:
                                  reach=1.0 * face_side * zoom)
         feather = cv2.GaussianBlur(chart.defined.astype(np.float32), (0, 0), 1.0)[..., None]
         feather = np.where(chart.defined[..., None], np.maximum(feather, 0.999 * (feather > 0.5)), feather)
-        positions = feather * chart.positions + (1 - feather) * positions
+        # The chart is blended into the surround inside its own edge only: outside it the chart has no
+        # positions (zeros), so the feather must not reach there.
+        positions = feather * np.where(chart.defined[..., None], chart.positions, positions) + (1 - feather) * positions
         # Folds are looked for inside the person, off its edge: across the edge the map meets the
         # surround, but the output there is the composite of two pictures, not one map.
         inner = cv2.erode(src_person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
@@ -203,6 +212,7 @@ class TrainingFreeEngineV2:
             "person_filled": float(person_hole.sum()) / person_px,
             "stand_in": float(stand_in.sum()) / person_px,
             "background_completed": float(ex_hole.mean()),
+            "mirrored": mirrored,
         }
         enlarge = 1.0 / max(stats["zoom"], 1e-6)
         if chart.defined.any() and enlarge > ZOOM_WARN:
@@ -216,7 +226,10 @@ class TrainingFreeEngineV2:
         report(1.0, "composited at full resolution")
         chart_img = sample(photo, to_photo(chart.positions), level)
         chart_img[~chart.defined] = 128
-        chart_view = _level(chart_img, chart.positions, chart.confidence, ex_size)
+        chart_positions = chart.positions
+        if mirrored:  # back to the exemplar as given (the map reverses left and right there)
+            used, chart_positions = _unmirror(used, ex_size[1]), _unmirror(chart_positions, ex_size[1])
+        chart_view = _level(chart_img, chart_positions, chart.confidence, ex_size)
         return _output(image, layered, used, not_mapped, chart_view, ex_size, seconds, messages, stats)
 
 
@@ -305,6 +318,13 @@ def background_affine(similarity: np.ndarray, size: tuple[int, int], ex_size: tu
     px = float(np.clip(px, half_w - 0.5, ew - 0.5 - half_w)) if 2 * half_w <= ew else (ew - 1) / 2
     py = float(np.clip(py, half_h - 0.5, eh - 0.5 - half_h)) if 2 * half_h <= eh else (eh - 1) / 2
     return np.array([[scale, 0, px - scale * cx], [0, scale, py - scale * cy]])
+
+
+def _unmirror(positions: np.ndarray, width: int) -> np.ndarray:
+    """(..., 2) (row, col) positions in a mirrored picture of ``width`` -> in the picture as given."""
+    out = positions.copy()
+    out[..., 1] = width - 1 - out[..., 1]
+    return out
 
 
 def _xy(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

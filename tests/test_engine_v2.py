@@ -7,7 +7,18 @@ import numpy as np
 import pytest
 from skimage import data
 
-from core.charts.face import MESH_POINTS, face_chart, mesh_triangles, piecewise_affine
+from core.charts.face import (
+    FACE_OVAL,
+    LEFT_EYE,
+    MESH_POINTS,
+    RIGHT_EYE,
+    face_chart,
+    mesh_mirror,
+    mesh_triangles,
+    mirror_condition,
+    piecewise_affine,
+    prefers_mirror,
+)
 from core.charts.folds import fold_fraction, jacobian_det, unfold
 from core.compose import blend, complete
 from core.conditions import extract
@@ -210,3 +221,65 @@ def test_pose_arm_the_exemplar_hides_is_drawn_from_a_stand_in_and_reported(grace
     assert ex.subject_mask[rows, cols].mean() > 0.9
     neck = np.round((kp[0, :2] + kp[1, :2]) / 2).astype(int)
     assert chart.region[neck[1], neck[0]] > 0
+
+
+def test_final_map_keeps_the_face_chart_and_meets_it_without_folds(astronaut):
+    """Inside the face the engine's final map is the chart itself (not smoothed by the fold repair),
+    and the surround meets the chart's edge without folding (the chart has no positions outside
+    itself: blending them in would pull the edge towards the exemplar's corner)."""
+    from core.engine_v2 import TrainingFreeEngineV2
+
+    src = extract("face", fit_image(astronaut, SIZE), SIZE)
+    turn = cv2.getRotationMatrix2D((256, 230), 6, 1.15)
+    ex = exemplar_condition("face", cv2.warpAffine(astronaut, turn, (512, 512), borderMode=cv2.BORDER_REFLECT), 256)
+    chart = face_chart(src, ex)
+    out = TrainingFreeEngineV2().one(src, ex)
+    final = out.positions[0].numpy().transpose(1, 2, 0)
+    inner = cv2.erode(chart.defined.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert np.abs(final - chart.positions)[inner].max() < 0.05
+    mapped = cv2.erode((out.fill[0, 0].numpy() < 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # not filled
+    ring = (cv2.dilate(chart.defined.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & ~inner & mapped
+    assert (jacobian_det(final)[ring] > 0).all()
+    assert out.stats[0]["folds_fixed"] == 0.0
+
+
+def test_mesh_mirror_swaps_left_and_right():
+    mirror = mesh_mirror()
+    assert (mirror[mirror] == np.arange(MESH_POINTS)).all()  # an involution
+    assert [mirror[i] for i in RIGHT_EYE] == list(LEFT_EYE)
+    oval = list(FACE_OVAL)
+    assert [mirror[i] for i in oval] == [oval[0]] + oval[:0:-1]  # the oval, walked the other way round
+    triangles = {tuple(t) for t in mesh_triangles()}
+    mapped = {tuple(sorted(mirror[t])) for t in mesh_triangles()}
+    assert len(triangles & mapped) >= 0.98 * len(triangles)  # the tessellation is symmetric but for 6 quad diagonals
+
+
+def test_mirror_condition_is_the_flipped_photo_s_condition(astronaut):
+    photo = fit_image(astronaut, SIZE)
+    mirrored = mirror_condition(extract("face", photo, SIZE))
+    flipped = extract("face", np.ascontiguousarray(photo[:, ::-1]), SIZE)
+    assert np.median(np.linalg.norm(mirrored.mesh[:, :2] - flipped.mesh[:, :2], axis=1)) < 1.0
+    assert np.median(np.linalg.norm(mirrored.keypoints[:, :2] - flipped.keypoints[:, :2], axis=1)) < 1.0
+    assert (mirrored.image == flipped.image).all()
+    assert (mirrored.subject_mask == flipped.subject_mask).mean() > 0.98
+
+
+def test_a_mirror_image_exemplar_is_used_mirrored(translator, astronaut, grace):
+    """A mirror image of the input's own scene (the trainer's flipped pseudo exemplars) maps by picture
+    side: the output is the input again, not its mirror image; the reported map reverses orientation
+    and the note says so. Another person's photo (a cross-identity pair) still maps by anatomy."""
+    photo = fit_image(astronaut, SIZE)
+    src = extract("face", photo, SIZE)
+    zoom = cv2.getRotationMatrix2D((128, 110), 4, 1.1)
+    flipped = cv2.warpAffine(np.ascontiguousarray(photo[:, ::-1]), zoom, SIZE[::-1], borderMode=cv2.BORDER_REFLECT)
+    ex = exemplar_condition("face", flipped, SIZE[0])
+    assert prefers_mirror(src, ex)
+    assert not prefers_mirror(src, exemplar_condition("face", cv2.warpAffine(photo, zoom, SIZE[::-1]), SIZE[0]))
+    assert not prefers_mirror(src, exemplar_condition("face", grace, 256))
+    result = translator.translate(src, ex, resolution=SIZE[0])
+    face = src.subject_mask
+    err = np.abs(result.image.astype(float) - photo)[face].mean()
+    as_mirror = np.abs(photo[:, ::-1].astype(float) - photo)[face].mean()
+    assert err < 0.4 * as_mirror
+    assert any("mirrored" in m for m in result.messages)
+    assert (jacobian_det(result.positions)[face] < 0).mean() > 0.99  # in the exemplar as given: a mirror
