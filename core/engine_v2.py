@@ -26,6 +26,9 @@ from core.charts.body import PART_ID as BODY_PART_ID
 from core.charts.body import body_chart
 from core.charts.face import face_chart, face_points, mirror_condition, prefers_mirror
 from core.charts.folds import fold_fraction, unfold
+from core.charts.masks import FACE_REGION as MASK_FACE_REGION
+from core.charts.masks import labelled as mask_labelled
+from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
 from core.charts.surround import apply_affine, fit_similarity, surround_map
 from core.compose import blend, complete, photo_level, sample, sample_votes
@@ -39,9 +42,9 @@ from core.vocabulary import TRAINING_FREE
 
 CHARTS = {"face": face_chart, "pose": body_chart, "mask": mask_chart}
 V2_TASKS = tuple(CHARTS)  # tasks v2 can run
-# Tasks where v2 is the default (v1 stays on request, ``version=1``). Mask runs v2 on request
-# (``version=2``): on masks v2 still measures below v1 (docs/engine.md).
-V2_DEFAULT = ("face", "pose")
+# Tasks where v2 is the default (v1 stays on request, ``version=1``): masks (better than v1 on every
+# cross-identity pair, docs/engine.md) and pose (hidden limbs get stand-ins, video frames are v2's too).
+V2_DEFAULT = ("face", "pose", "mask")
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 PERSON_THRESHOLD = 0.5
 
@@ -129,7 +132,7 @@ class TrainingFreeEngineV2:
             src_person = cv2.remap(ex_person.astype(np.uint8), *_xy(apply_affine(similarity, size)),
                                    cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
         src_person = src_person | chart.defined | stand_in
-        whole_frame = task == "mask"  # a mask labels the whole scene: no person/background split
+        whole_frame = task == "mask" and not mask_layered(source, exemplar)  # a painted scene: one layer
         zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))
         face_side = max(1.0, float(np.sqrt(chart.defined.sum())))
         positions = surround_map(size, similarity, chart.positions, chart.defined, src_person, ex_person,
@@ -143,11 +146,19 @@ class TrainingFreeEngineV2:
         # surround, but the output there is the composite of two pictures, not one map.
         inner = cv2.erode(src_person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         exact = cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 if task == "face" else None
-        positions, folded = unfold(positions, apply_affine(similarity, size), used=inner & ~stand_in, keep=exact)
-        if exact is not None and fold_fraction(positions, inner) > 0:  # folds inside the mesh (a turned
+        pieces = None
+        if task == "mask":  # the face's mesh and quilted tiles are exact; classes and tiles meet at seams
+            pieces = np.where(chart.defined, chart.pieces, 0) if chart.pieces is not None else None
+            exact = (cv2.erode((chart.region == MASK_FACE_REGION).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) \
+                | (chart.defined & (chart.confidence >= 0.9) & (chart.region != MASK_FACE_REGION))
+        # The last resort where smoothing cannot unfold: the similarity; in a painted scene it would cross classes.
+        fallback = positions.copy() if whole_frame else apply_affine(similarity, size)
+        positions, folded = unfold(positions, fallback, used=inner & ~stand_in, keep=exact, pieces=pieces)
+        if exact is not None and fold_fraction(positions, inner, pieces) > 0:  # folds inside the mesh (a turned
             # face's triangles flip): smoothed with the smallest radii only, so the rest of the face stays exact
-            positions, _ = unfold(positions, apply_affine(similarity, size), used=inner & ~stand_in, rounds=2)
-        folds_left = fold_fraction(positions, inner & ~stand_in)
+            positions, _ = unfold(positions, apply_affine(similarity, size), used=inner & ~stand_in, rounds=2,
+                                  pieces=pieces)
+        folds_left = fold_fraction(positions, inner & ~stand_in, pieces)
         positions[stand_in] = chart.positions[stand_in]  # parts the exemplar hides: a stand-in's texture
         seconds["map"] = time.perf_counter() - t
 
@@ -203,7 +214,7 @@ class TrainingFreeEngineV2:
         used = np.where(src_person[..., None], positions, background)
         layered = person_img if whole_frame else np.where(src_person[..., None], person_img, back_img)
         seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
-        not_mapped = np.where(src_person, person_hole | stand_in, covered) | seam
+        not_mapped = np.where(src_person, person_hole | stand_in, covered) | seam | _piece_seams(pieces)
         person_px = max(1, int(src_person.sum()))
         stats = {
             "zoom": zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx)))),  # exemplar photo px / output px
@@ -215,7 +226,7 @@ class TrainingFreeEngineV2:
             "mirrored": mirrored,
         }
         enlarge = 1.0 / max(stats["zoom"], 1e-6)
-        if chart.defined.any() and enlarge > ZOOM_WARN:
+        if chart.defined.any() and enlarge > ZOOM_WARN and (task != "mask" or (chart.region == MASK_FACE_REGION).any()):
             messages.append(f"The exemplar's face is {enlarge:.1f}x smaller than the output's: its pixels are "
                             "enlarged that much (soft). Use a larger exemplar photo or crop it closer to the face.")
         if stats["person_filled"] > 0.05:
@@ -247,8 +258,10 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
               ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """The input's and the exemplar's person silhouettes (the input's None: a sketch or skeleton, carried
     over from the exemplar) and the region whose texture must not be copied elsewhere (the face)."""
-    if task == "mask":
-        return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
+    if task == "mask":  # labelled regions are the subject when both masks leave a background unlabeled
+        if not mask_layered(source, exemplar):
+            return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
+        return mask_labelled(source).copy(), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
         # a skeleton with no photo: the chart's nominal outline of the body (parts the exemplar does not
@@ -264,7 +277,7 @@ def _similarity(task: str, source: Condition, exemplar: Condition, chart: ChartM
                 ex_size: tuple[int, int]) -> np.ndarray:
     """(2, 3) output x, y -> exemplar x, y: the similarity closest to the chart (the face mesh's points,
     or a sample of the chart's pixels), or the frame's when there is no chart."""
-    if task == "face":
+    if task == "face" or (task == "mask" and (chart.region == MASK_FACE_REGION).any()):
         src_pts, ex_pts = face_points(source), face_points(exemplar)
         if chart.defined.any() and src_pts is not None and ex_pts is not None:
             n = min(len(src_pts[0]), len(ex_pts[0]))
@@ -337,6 +350,17 @@ def _at(positions: np.ndarray, points: np.ndarray) -> np.ndarray:
     r = np.clip(np.round(points[..., 0]).astype(np.int64), 0, positions.shape[0] - 1)
     c = np.clip(np.round(points[..., 1]).astype(np.int64), 0, positions.shape[1] - 1)
     return positions[r, c]
+
+
+def _piece_seams(pieces: np.ndarray | None) -> np.ndarray | bool:
+    """(H, W) bool: pixels with a 4-neighbour in another piece of the map (where it jumps by design), so
+    evaluation counts no cell across a seam; False without pieces."""
+    if pieces is None:
+        return False
+    seams = np.zeros(pieces.shape, bool)
+    seams[:, 1:] |= pieces[:, 1:] != pieces[:, :-1]
+    seams[1:] |= pieces[1:] != pieces[:-1]
+    return seams
 
 
 def _disk(radius: int) -> np.ndarray:

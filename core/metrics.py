@@ -4,7 +4,8 @@
   against the input's (the caller extracts both with the project's own extractors).
 - ``PatchCoherence``: is the output made of the exemplar's own textures, at a fair range of
   scales? About 1 when it is; melted regions, smears and duplicated faces raise it.
-- ``fold_fraction``: where the map from output pixels to exemplar pixels folds over.
+- ``fold_fraction``: where the map from output pixels to exemplar pixels folds over (the one
+  definition, ``core.charts.folds``, which engine v2's repair uses too).
 - ``psnr_ssim``: the pseudo-pair scores against a known target.
 """
 
@@ -18,6 +19,8 @@ import torch
 from scipy.spatial import cKDTree
 from skimage.metrics import structural_similarity
 
+from core.charts.folds import fold_fraction as fold_fraction  # the one definition, re-exported
+from core.charts.folds import jacobian_determinant as jacobian_determinant
 from core.imageio import fit_image
 
 # iBUG 68: outer corners of the right (36) and left (45) eye; their distance is the usual
@@ -216,28 +219,10 @@ def patch_coherence(output: np.ndarray, exemplar: np.ndarray) -> float:
 
 
 # -- fold-overs ----------------------------------------------------------------------------------
-
-def jacobian_determinant(positions: np.ndarray) -> np.ndarray:
-    """(H-1, W-1): the determinant of the map's Jacobian on each cell of the pixel grid (forward
-    differences). ``positions`` (H, W, 2) is (row, col) in the exemplar for each output pixel, so
-    the identity map gives 1 and a mirror gives -1."""
-    p = np.asarray(positions, np.float64)
-    down = p[1:, :-1] - p[:-1, :-1]  # d(row, col) / d(output row)
-    right = p[:-1, 1:] - p[:-1, :-1]  # d(row, col) / d(output col)
-    return down[..., 0] * right[..., 1] - right[..., 0] * down[..., 1]
-
-
-def fold_fraction(positions: np.ndarray, used: np.ndarray | None = None) -> float:
-    """Fraction of the grid cells where the map folds (Jacobian determinant <= 0), among the cells
-    whose four corners are ``used`` (H, W) bool: where the output really samples the map (None: all)."""
-    det = jacobian_determinant(positions)
-    if used is None:
-        cells = np.ones(det.shape, bool)
-    else:
-        u = np.asarray(used, bool)
-        cells = u[:-1, :-1] & u[1:, :-1] & u[:-1, 1:] & u[1:, 1:]
-    return float((det[cells] <= 0).mean()) if cells.any() else 0.0
-
+# One definition for the engine's repair and this figure (core/charts/folds.py): a grid cell folds when
+# the bilinear interpolation of the map reverses orientation anywhere in it (its smallest corner
+# determinant is <= 0), counted over cells whose four corners the output uses and that lie in one
+# piece of the map (a seam between quilted tiles is a jump by design, not a fold). Re-exported above.
 
 # -- pseudo pairs ----------------------------------------------------------------------------------
 

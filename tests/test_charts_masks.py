@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from core.charts.masks import mask_chart, shape_map, synthesize
+from core.charts.folds import fold_fraction
+from core.charts.masks import FACE_REGION, mask_chart, shape_map, synthesize
 from core.conditions import masks
 from core.conditions.ade20k import class_index
 from core.errors import InputError
@@ -141,3 +142,74 @@ def test_things_keep_to_their_class():
     car = chart.positions[70:110, 10:60].reshape(-1, 2)
     assert (car[:, 0] >= 19.5).all() and (car[:, 0] <= 49.5).all()
     assert (car[:, 1] >= 79.5).all() and (car[:, 1] <= 119.5).all()
+
+
+def test_things_keep_their_proportions_inside():
+    """A round piece onto a wide one twice its area: inside, one scale on both axes (a face in a person
+    region is not squeezed); a polar chart would stretch 2x across and 1x down."""
+    yy, xx = np.mgrid[0:S, 0:S]
+    src = (xx - 64) ** 2 + (yy - 64) ** 2 < 30**2
+    ex = ((xx - 64) / 60) ** 2 + ((yy - 64) / 30) ** 2 < 1
+    pos = shape_map(src, ex)
+    dx = (pos[64, 70, 0] - pos[64, 58, 0]) / 12  # exemplar x per output x, at the centre
+    dy = (pos[70, 64, 1] - pos[58, 64, 1]) / 12
+    assert dx == pytest.approx(np.sqrt(2), rel=0.1) and dy == pytest.approx(np.sqrt(2), rel=0.1)
+    border = src & ~ndimage.binary_erosion(src)
+    bx, by = np.round(pos[border]).astype(int).T
+    assert np.percentile(ndimage.distance_transform_edt(ex)[by, bx], 95) <= 2.0  # outline still to outline
+
+
+def test_quilted_tiles_are_pieces_each_a_translation():
+    """Quilting copies tiles: within a piece the map is a translation at the exemplar's scale, and the
+    pieces tell the fold measure where the seams are."""
+    rng = np.random.default_rng(1)
+    ex_index = np.full((S, S), GRASS, np.uint8)
+    ex_index[: S // 4] = SKY
+    src_index = np.full((S, S), GRASS, np.uint8)
+    src_index[: 3 * S // 4] = SKY
+    chart = mask_chart(condition(src_index), condition(ex_index, rng.integers(0, 256, (S, S, 3), dtype=np.uint8)))
+    sky = src_index == SKY
+    tiles = np.unique(chart.pieces[sky])
+    assert len(tiles) > 4 and not set(tiles) & set(np.unique(chart.pieces[~sky]))
+    rows, cols = np.nonzero(sky)
+    for tile in tiles:
+        inside = chart.pieces[rows, cols] == tile
+        offset = chart.positions[rows[inside], cols[inside]] - np.stack([rows[inside], cols[inside]], 1)
+        assert np.ptp(offset, axis=0).max() < 1e-3  # one translation (exemplar and output share the scale)
+    assert fold_fraction(chart.positions, sky, chart.pieces) == 0.0
+
+
+@pytest.fixture(scope="module")
+def photo_masks():
+    from core.eval_pairs import picture
+    from core.pipeline import Translator
+
+    translator = Translator("mask", engine="training-free")
+    source, exemplar = translator.prepare(picture("grace_hopper"), picture("astronaut"), (256, 256))
+    return translator, source, exemplar
+
+
+def test_a_face_in_photo_masks_is_mapped_by_its_mesh(photo_masks):
+    """Both masks segmented from photos (person / unlabeled): the face goes by FaceMesh, eyes to eyes."""
+    _, source, exemplar = photo_masks
+    chart = mask_chart(source, exemplar)
+    face = chart.region == FACE_REGION
+    assert face.sum() > 0.03 * face.size and (source.subject_mask[face]).all()
+    ij = np.round(source.mesh[[468, 473], :2]).astype(int)  # the irises
+    got = chart.positions[ij[:, 1], ij[:, 0]][:, ::-1]
+    assert np.linalg.norm(got - exemplar.mesh[[468, 473], :2], axis=1).max() < 3.0
+    # the rest of the person is the engine's (its surround, snapped to the two silhouettes)
+    assert not chart.defined[source.subject_mask & ~face].any()
+
+
+def test_photo_masks_translate_in_layers_with_the_face_in_place(photo_masks):
+    """The default mask engine (v2) on photo masks: the output's face is found where the input's is."""
+    from core.conditions import extract
+    from core.metrics import face_nme
+
+    translator, source, exemplar = photo_masks
+    assert translator.engine.version == 2
+    result = translator.translate(source, exemplar)
+    found = extract("face", result.image, (256, 256)).keypoints
+    reference = extract("face", source.image, (256, 256)).keypoints
+    assert face_nme(found, reference) < 0.08

@@ -19,7 +19,7 @@ from core.charts.face import (
     piecewise_affine,
     prefers_mirror,
 )
-from core.charts.folds import fold_fraction, jacobian_det, unfold
+from core.charts.folds import fold_fraction, unfold
 from core.compose import blend, complete
 from core.conditions import extract
 from core.errors import NoSubjectError
@@ -84,8 +84,8 @@ def test_face_chart_maps_exemplar_landmarks_onto_input_landmarks(astronaut, grac
     assert np.median(err) < 0.5 * scale + 0.2 and err.max() < 1.5 * scale + 0.5  # rounding to the pixel only
     for iris in (468, 473):  # the irises map exactly
         assert err[np.nonzero(inside)[0] == iris].max() < scale + 0.5
-    det = jacobian_det(chart.positions)
-    assert (det[cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5))) > 0] > 0).mean() > 0.99
+    # (the one fold measure reads every corner of every cell: 1.4% here, where central differences per pixel saw < 1%)
+    assert fold_fraction(chart.positions, cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5))) > 0) < 0.02
 
 
 def test_unfold_removes_every_fold():
@@ -239,7 +239,7 @@ def test_final_map_keeps_the_face_chart_and_meets_it_without_folds(astronaut):
     assert np.abs(final - chart.positions)[inner].max() < 0.05
     mapped = cv2.erode((out.fill[0, 0].numpy() < 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # not filled
     ring = (cv2.dilate(chart.defined.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & ~inner & mapped
-    assert (jacobian_det(final)[ring] > 0).all()
+    assert fold_fraction(final, ring) == 0.0
     assert out.stats[0]["folds_fixed"] == 0.0
 
 
@@ -282,4 +282,4 @@ def test_a_mirror_image_exemplar_is_used_mirrored(translator, astronaut, grace):
     as_mirror = np.abs(photo[:, ::-1].astype(float) - photo)[face].mean()
     assert err < 0.4 * as_mirror
     assert any("mirrored" in m for m in result.messages)
-    assert (jacobian_det(result.positions)[face] < 0).mean() > 0.99  # in the exemplar as given: a mirror
+    assert fold_fraction(result.positions, face) > 0.99  # in the exemplar as given: a mirror (every cell "folds")

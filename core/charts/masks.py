@@ -1,15 +1,24 @@
 """Mask charts (mask task): each class of the input maps onto the same class of the exemplar.
 
-    things (a car, a person, a bed)  shape chart: a pixel's distance to its region's border (over the
-                                     region's largest one) and its position relative to the region's
-                                     centroid and spread find the exemplar pixel with the same
-                                     coordinates: centre -> centre, border -> border, left -> left
+    things (a car, a person, a bed)  a similarity-preserving chart per piece: inside, a similarity
+                                     (one scale, centroid to centroid), so a face or a car keeps its
+                                     proportions; near the outline it hands over to a polar chart
+                                     (border -> border, left -> left)
+    a person with a face, both       the face by its FaceMesh (``core.charts.face``: eyes, lips exact),
+    masks from photos                the rest of the person left to the engine's surround, snapped to
+                                     the two silhouettes (the portrait path of engine v2)
     stuff  (sky, grass, wall...)     texture synthesis: guided image quilting from the exemplar's region
                                      of that class, at the exemplar's own scale (no stretch), laid out
-                                     near where the shape chart would have put each tile
+                                     near where the plain map would have put each tile
 
 Everything is expressed as exemplar positions (the ChartMap contract): a synthesised pixel is a
-position inside the exemplar's region of its class, never outside it.
+position inside the exemplar's region of its class, never outside it. ``ChartMap.pieces`` says where
+the map jumps by design (between classes, between quilted tiles): seams, not folds
+(``core.charts.folds``).
+
+Two layouts (``layered``): masks segmented from photos label the person and leave the rest
+unlabeled; then the labelled regions are the subject, composited over the exemplar's own
+background like a portrait. A painted mask that labels the whole scene is one layer.
 """
 
 from __future__ import annotations
@@ -20,19 +29,23 @@ import torch
 from scipy import ndimage
 
 from core.charts.base import ChartMap
-from core.conditions.ade20k import NAMES, STUFF, UNLABELED
+from core.charts.face import MESH_POINTS, face_chart
+from core.conditions.ade20k import NAMES, NUM_INDICES, PERSON, STUFF, UNLABELED
 from core.conditions.condition import Condition
 from core.conditions.masks import onehot_to_index
-from core.errors import InputError
+from core.errors import InputError, WarpaintError
 
 MIN_CLASS_FRACTION = 0.0005  # classes smaller than this share of the output are ignored (stray pixels)
 UNKNOWN_MIN_FRACTION = 0.05  # an exemplar's unlabeled part at least this large stands in for absent classes
 STUFF_MIN_FRACTION = 0.02  # a stuff region is synthesised when at least this share of the output ...
 MAX_STRETCH = 1.25  # ... and mapping it as it is would stretch its texture more than this
 MAX_OFF = 0.02  # ... or land this share of it on other classes of the exemplar (smears once snapped)
-TILE_FRACTION = 1 / 10  # quilting tile side as a fraction of the output's shorter side
+TILE_FRACTION = 1 / 6  # quilting tile side as a fraction of the output's shorter side
 GUIDE_WEIGHT = 0.15  # pull of the shape chart's layout against the tiles' colour agreement
 CANDIDATES = 32  # random tile origins tried per tile (plus the guided one)
+FACE_REGION = NUM_INDICES  # ChartMap.region id of a face mapped by its mesh (after the 151 class ids)
+LAYERED_MIN_FRACTION = 0.01  # an input whose unlabeled part is at least this share is composited in layers
+OUTLINE_BAND = 0.2  # things: the polar chart's band along the outline, in units of the piece's radius
 
 
 def class_index_map(cond: Condition) -> np.ndarray:
@@ -88,14 +101,16 @@ def _outline_at(radius: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.interp(pos, np.arange(ANGLE_BINS), radius, period=ANGLE_BINS)
 
 
-def shape_map(src_region: np.ndarray, ex_region: np.ndarray) -> np.ndarray:
+def shape_map(src_region: np.ndarray, ex_region: np.ndarray, snap: bool = True) -> np.ndarray:
     """(H, W, 2) x, y exemplar positions for the pixels of ``src_region`` (NaN elsewhere), one class.
 
-    A polar chart per connected piece, paired with the exemplar's piece nearest in the frame:
-    normalised by each piece's centroid and spread, a pixel keeps its direction and its radius as
-    a fraction of the piece's outline radius in that direction. Centroid goes to centroid, outline
-    to outline, left to left; continuous and monotone along every ray (no folds on star-shaped
-    pieces). A position that a concave exemplar piece does not cover snaps to its nearest pixel."""
+    Per connected piece, paired with the exemplar's piece nearest in the frame: inside, a similarity
+    (the two pieces' centroids matched, one scale: the square root of their areas' ratio), so what
+    the piece shows keeps its proportions (a face is not squeezed); along the outline (a band of
+    ``OUTLINE_BAND`` x the piece's radius), blended into a polar chart: normalised by each piece's
+    centroid and spread, a pixel keeps its direction and its radius as a fraction of the piece's
+    outline radius in that direction, so outline goes to outline and left to left. With ``snap``, a
+    position off the exemplar's region (a concave piece, a wider input) moves to its nearest pixel."""
     h, w = src_region.shape
     eh, ew = ex_region.shape
     out = np.full((h, w, 2), np.nan)
@@ -105,13 +120,18 @@ def shape_map(src_region: np.ndarray, ex_region: np.ndarray) -> np.ndarray:
     sizes = np.array([len(piece[0]) for piece in ex_pieces])
     usable = [piece for piece, n in zip(ex_pieces, sizes) if n >= MIN_PIECE_FRACTION * sizes.max()]
     ex_centres = np.array([piece[1] / (ew, eh) for piece in usable])
+    inside = ndimage.distance_transform_edt(np.pad(src_region, 1, mode="edge"))[1:-1, 1:-1]  # frame: not a border
     for p, centre, spread, radius in _pieces(src_region):
         k = int(np.argmin(np.hypot(*(ex_centres - centre / (w, h)).T)))
-        _, ex_centre, ex_spread, ex_radius = usable[k]
+        ex_p, ex_centre, ex_spread, ex_radius = usable[k]
         q = (p - centre) / spread
-        scale = _outline_at(ex_radius, q) / _outline_at(radius, q)
-        out[p[:, 1].astype(int), p[:, 0].astype(int)] = ex_centre + q * scale[:, None] * ex_spread
-    return _snap(out, src_region, ex_region)
+        polar = ex_centre + q * (_outline_at(ex_radius, q) / _outline_at(radius, q))[:, None] * ex_spread
+        similar = ex_centre + (p - centre) * np.sqrt(len(ex_p) / len(p))
+        band = OUTLINE_BAND * np.sqrt(len(p) / np.pi)
+        t = np.clip((inside[p[:, 1].astype(int), p[:, 0].astype(int)] - 1) / max(band, 1.0), 0, 1)  # 0 on the outline
+        t = (t * t * (3 - 2 * t))[:, None]  # smoothstep: the similarity inside, the polar chart at the outline
+        out[p[:, 1].astype(int), p[:, 0].astype(int)] = t * similar + (1 - t) * polar
+    return _snap(out, src_region, ex_region) if snap else out
 
 
 def moment_map(src_region: np.ndarray, ex_region: np.ndarray, raw: bool = False) -> np.ndarray:
@@ -319,21 +339,32 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     positions = np.full((h, w, 2), np.nan, np.float32)
     confidence = np.zeros((h, w), np.float32)
     region = np.zeros((h, w), np.int16)
+    pieces = np.zeros((h, w), np.int32)  # 0: continuous with the surround; each class, each quilted tile: its own id
     notes = []
     ex_image = exemplar.image if exemplar.image is not None and exemplar.image.shape[:2] == ex_idx.shape else None
+    in_layers = layered(source, exemplar)
     for c in classes:
         src_region = src_idx == c
         region[src_region] = c
+        pieces[src_region] = pieces.max() + 1
         if ex_count[c] == 0 and unknown is None:
             continue
         ex_region = ex_idx == c if ex_count[c] else unknown
+        if c == PERSON and in_layers and ex_count[c]:
+            face = _face(source, exemplar, src_region)
+            if face is not None:  # the face by its mesh; the rest of the person: the engine's surround
+                positions[face.defined] = face.positions[face.defined]
+                confidence[face.defined] = 1.0
+                region[face.defined] = FACE_REGION
+                pieces[face.defined] = 0  # one smooth map with the engine's surround around it
+                continue
         is_stuff = NAMES[c] in STUFF
         if is_stuff:  # mapped as it is when that neither stretches it nor lands on other classes
             raw = moment_map(src_region, ex_region, raw=True)
             plain = stretch(src_region, ex_region) <= MAX_STRETCH and off_region(raw, src_region, ex_region) <= MAX_OFF
-            guide = _snap(raw, src_region, ex_region)
         else:
-            plain, guide = True, shape_map(src_region, ex_region)
+            raw, plain = shape_map(src_region, ex_region, snap=False), True
+        guide = _snap(raw.copy(), src_region, ex_region)
         synthesised = None
         if is_stuff and src_count[c] >= STUFF_MIN_FRACTION * h * w and not plain:
             synthesised = synthesize(src_region, ex_region, ex_image, guide, seed=seed + int(c))
@@ -342,9 +373,19 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         if synthesised is not None:
             positions[src_region] = synthesised[src_region][:, ::-1]
             confidence[src_region] = 0.9
+            pieces[src_region] = pieces.max() + 1 + _tiles(synthesised, src_region, (h, w), (eh, ew))[src_region]
         else:
             positions[src_region] = guide[src_region][:, ::-1]
             confidence[src_region] = 0.8
+            off = src_region & ~_on_region(raw, ex_region)  # what the exemplar's region does not cover
+            if in_layers:  # the engine completes it from the subject
+                positions[off] = np.nan
+            elif off.sum() >= STUFF_MIN_FRACTION * h * w / 4:  # texture from the region, not a smear of its edge
+                filled = synthesize(off, ex_region, ex_image, guide, seed=seed + int(c))
+                if filled is not None:
+                    positions[off] = filled[off][:, ::-1]
+                    confidence[off] = 0.9
+                    pieces[off] = pieces.max() + 1 + _tiles(filled, off, (h, w), (eh, ew))[off]
     if borrowed:
         notes.append(f"Not labelled in the exemplar: {', '.join(borrowed)}; taken from its unlabeled part "
                      "(paint the exemplar's mask too for an exact match).")
@@ -356,4 +397,68 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     if missing:
         notes.append(f"No match in the exemplar for: {', '.join(missing)} (left to the fill).")
     return ChartMap(positions=positions, defined=defined, confidence=confidence, region=region,
-                    missing=missing, notes=notes)
+                    missing=missing, notes=notes, pieces=pieces)
+
+
+def layered(source: Condition, exemplar: Condition) -> bool:
+    """Whether a mask pair is composited in layers: the input leaves part of its frame unlabeled and
+    the exemplar has an unlabeled part to take a background from (masks segmented from photos:
+    person / background). Otherwise the input's mask is the whole scene, one layer."""
+    return (1 - labelled(source).mean() >= LAYERED_MIN_FRACTION
+            and 1 - labelled(exemplar).mean() >= UNKNOWN_MIN_FRACTION)
+
+
+def labelled(cond: Condition) -> np.ndarray:
+    """(H, W) bool: a mask condition's labelled pixels (its subject in a layered pair)."""
+    return cond.subject_mask if cond.subject_mask is not None else class_index_map(cond) != UNLABELED
+
+
+def face_mesh(cond: Condition) -> np.ndarray | None:
+    """(478, 3) FaceMesh points of a mask condition's photo (found once, kept on ``cond.mesh``), or None
+    without a photo or a face."""
+    if cond.mesh is not None or cond.image is None:
+        return cond.mesh
+    from core.conditions.face import detect_keypoints
+
+    photo = cond.photo if cond.photo is not None else cond.image
+    try:
+        _, outline, _ = detect_keypoints(photo, cond.size)
+    except WarpaintError:
+        return None
+    if outline.shape == (MESH_POINTS, 3):
+        cond.mesh = outline.astype(np.float32)
+    return cond.mesh
+
+
+def _face(source: Condition, exemplar: Condition, src_region: np.ndarray) -> ChartMap | None:
+    """The face chart inside the input's person region when both photos show a face, else None."""
+    if face_mesh(source) is None or face_mesh(exemplar) is None:
+        return None
+    face = face_chart(source, exemplar)
+    face.defined &= src_region
+    return face if face.defined.sum() >= 0.5 * (face.region > 0).sum() > 0 else None
+
+
+def _on_region(positions: np.ndarray, ex_region: np.ndarray) -> np.ndarray:
+    """(H, W) bool: positions (x, y) that land on the exemplar's region (False where NaN)."""
+    eh, ew = ex_region.shape
+    ok = np.isfinite(positions).all(axis=2)
+    qx = np.clip(np.round(np.nan_to_num(positions[..., 0])), 0, ew - 1).astype(int)
+    qy = np.clip(np.round(np.nan_to_num(positions[..., 1])), 0, eh - 1).astype(int)
+    inside = (positions[..., 0] > -0.5) & (positions[..., 0] < ew - 0.5) & (positions[..., 1] > -0.5) \
+        & (positions[..., 1] < eh - 0.5)
+    return ok & inside & ex_region[qy, qx]
+
+
+def _tiles(synthesised: np.ndarray, src_region: np.ndarray, size: tuple[int, int], ex_size: tuple[int, int]
+           ) -> np.ndarray:
+    """(H, W) int tile ids (from 0) of a quilted region: pixels of one tile share the offset between
+    their exemplar position and their own position at the exemplar's scale."""
+    (h, w), (eh, ew) = size, ex_size
+    k = float(np.sqrt(eh * ew / (h * w)))
+    ys, xs = np.nonzero(src_region)
+    offset = np.round(1000 * (synthesised[ys, xs] - k * np.stack([xs, ys], axis=1))).astype(np.int64)
+    _, ids = np.unique(offset[:, 0] * (1 << 31) + offset[:, 1], return_inverse=True)  # one key: a 1-D sort
+    out = np.zeros((h, w), np.int32)
+    out[ys, xs] = ids.ravel()
+    return out

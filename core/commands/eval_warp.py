@@ -62,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", default=TRAINING_FREE, choices=ENGINES)
     parser.add_argument("--checkpoint", type=Path, help="model folder for the learned engine")
     parser.add_argument("--engine-version", type=int, default=None, choices=(1, 2),
-                        help="training-free engine version for the pseudo pairs (default: the task's default)")
+                        help="training-free engine version for the pseudo pairs (default: the task's; --cross "
+                             "compares the versions of --versions)")
     parser.add_argument("--limit", type=int, default=None, help="use at most N photos (sorted by name)")
     parser.add_argument("--resolution", type=int, default=None,
                         help="square output size (default: 256 for pseudo pairs, 512 for --cross)")
@@ -206,7 +207,8 @@ def evaluate(translator, items: list[tuple[str, np.ndarray, np.ndarray | None]],
         return {k: round(float(np.mean([r[k] for r in rows])), 3) for k in rows[0]} if rows else None
 
     report = {"task": translator.task, "engine": translator.engine_name,
-              "engine_version": getattr(translator.engine, "version", None), "resolution": size[0],
+              "engine_version": getattr(translator.engine, "version", 1) if translator.checkpoint is None else None,
+              "resolution": size[0],
               "pairs": len(scores["warp"]), "photos": len({name for name, _, _ in items}), "strength": strength,
               "seed": seed}
     report.update({name: mean(rows) for name, rows in scores.items()})
