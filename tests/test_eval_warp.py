@@ -36,6 +36,10 @@ def test_pose_pairs_report_all_baselines(tmp_path, capsys):
     assert report["warp"]["psnr"] > report["identity"]["psnr"]
     assert report["warp"]["psnr_subject"] > report["identity"]["psnr_subject"]
     assert isinstance(report["beats_baselines"], bool) and report["skipped"] == []
+    assert report["engine_version"] == 2  # the pose default
+    rc = main(["eval-warp", "--task", "pose", "--images", str(tmp_path), "--resolution", "128", "--limit", "1",
+               "--engine-version", "1"])
+    assert rc == 0 and _report(capsys)["engine_version"] == 1
 
 
 def test_masks_from_sibling_files_and_synthetic_scenes(tmp_path, capsys):
