@@ -42,10 +42,9 @@ from core.vocabulary import TRAINING_FREE
 
 CHARTS = {"face": face_chart, "pose": body_chart, "mask": mask_chart}
 V2_TASKS = tuple(CHARTS)  # tasks v2 can run
-# Tasks where v2 is the default (masks: better than v1 on every cross-identity pair, docs/engine.md). Pose
-# runs v2 on request (``version=2``): the body chart refuses pairs the app's examples and the video tests
-# use (head-and-shoulders exemplars lack elbows), and video's temporal seeding is v1's.
-V2_DEFAULT = ("face", "mask")
+# Tasks where v2 is the default (v1 stays on request, ``version=1``): masks (better than v1 on every
+# cross-identity pair, docs/engine.md) and pose (hidden limbs get stand-ins, video frames are v2's too).
+V2_DEFAULT = ("face", "pose", "mask")
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 PERSON_THRESHOLD = 0.5
@@ -70,6 +69,9 @@ class TrainingFreeEngineV2:
     def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5):
         self.completion_side = completion_side  # working size of the PatchMatch completion
         self.seam_sigma = seam_sigma  # feather of the person's edge (output pixels) before multi-band blending
+        # The last exemplar's completed background (exemplar condition, its hole, the completion): a video's
+        # frames share one exemplar, so its background is completed once per clip, not once per frame.
+        self._background: tuple[Condition, np.ndarray, object] | None = None
 
     @torch.no_grad()
     def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
@@ -120,6 +122,7 @@ class TrainingFreeEngineV2:
         if chart.missing:
             messages.append(f"The exemplar lacks: {', '.join(chart.missing)} (filled from nearby texture).")
         src_person, ex_person, protect = _subjects(task, source, exemplar, chart)
+        stand_in = chart.stand_in if chart.stand_in is not None else np.zeros(size, bool)
         seconds["charts"] = time.perf_counter() - t0
 
         # 2. The person map: the chart inside, a harmonic surround outside, no folds.
@@ -129,7 +132,7 @@ class TrainingFreeEngineV2:
         if src_person is None:  # a sketch: the exemplar's silhouette carried over by the similarity
             src_person = cv2.remap(ex_person.astype(np.uint8), *_xy(apply_affine(similarity, size)),
                                    cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
-        src_person = src_person | chart.defined
+        src_person = src_person | chart.defined | stand_in
         whole_frame = task == "mask" and not mask_layered(source, exemplar)  # a painted scene: one layer
         zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))
         face_side = max(1.0, float(np.sqrt(chart.defined.sum())))
@@ -151,11 +154,13 @@ class TrainingFreeEngineV2:
                 | (chart.defined & (chart.confidence >= 0.9) & (chart.region != MASK_FACE_REGION))
         # The last resort where smoothing cannot unfold: the similarity; in a painted scene it would cross classes.
         fallback = positions.copy() if whole_frame else apply_affine(similarity, size)
-        positions, folded = unfold(positions, fallback, used=inner, keep=exact, pieces=pieces)
+        positions, folded = unfold(positions, fallback, used=inner & ~stand_in, keep=exact, pieces=pieces)
         if exact is not None and fold_fraction(positions, inner, pieces) > 0:  # folds inside the mesh (a turned
             # face's triangles flip): smoothed with the smallest radii only, so the rest of the face stays exact
-            positions, _ = unfold(positions, apply_affine(similarity, size), used=inner, rounds=2, pieces=pieces)
-        folds_left = fold_fraction(positions, inner, pieces)
+            positions, _ = unfold(positions, apply_affine(similarity, size), used=inner & ~stand_in, rounds=2,
+                                  pieces=pieces)
+        folds_left = fold_fraction(positions, inner & ~stand_in, pieces)
+        positions[stand_in] = chart.positions[stand_in]  # parts the exemplar hides: a stand-in's texture
         seconds["map"] = time.perf_counter() - t
 
         # 3. Where the exemplar does not show the person (outside its frame, or on its background):
@@ -167,7 +172,7 @@ class TrainingFreeEngineV2:
                   & (positions[..., 1] >= -0.5) & (positions[..., 1] <= ex_w - 0.5))
         core = cv2.erode(ex_person.astype(np.uint8), _disk(max(1, round(0.01 * max(ex_size)))))
         on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
-        person_hole = src_person & ~(inside & on_person) & ~chart.defined
+        person_hole = src_person & ~(inside & on_person) & ~chart.defined & ~stand_in
         # The input's silhouette reaching a little past the exemplar's person (a rim of hair, a hat's brim):
         # that rim shows the background rather than another part's texture (an orange rim of suit round hair).
         front = src_person
@@ -197,7 +202,7 @@ class TrainingFreeEngineV2:
             c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
             covered = ex_hole[r, c]
             if covered.any():
-                ex_fill = complete(exemplar.image, ex_hole, None, self.completion_side)
+                ex_fill = self._completed_background(exemplar, ex_hole)
                 seen = background[covered]
                 votes = ex_fill.sources(seen)
                 background[covered] = votes[0]
@@ -217,13 +222,14 @@ class TrainingFreeEngineV2:
         used = np.where(front[..., None], positions, background)
         layered = person_img if whole_frame else np.where(front[..., None], person_img, back_img)
         seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
-        not_mapped = np.where(front, person_hole, covered) | seam | _piece_seams(pieces)
+        not_mapped = np.where(front, person_hole | stand_in, covered) | seam | _piece_seams(pieces)
         person_px = max(1, int(src_person.sum()))
         stats = {
             "zoom": zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx)))),  # exemplar photo px / output px
             "folds_fixed": folded,
             "folds_left": folds_left,
             "person_filled": float(person_hole.sum()) / person_px,
+            "stand_in": float(stand_in.sum()) / person_px,
             "background_completed": float(ex_hole.mean()),
             "mirrored": mirrored,
         }
@@ -246,6 +252,16 @@ class TrainingFreeEngineV2:
         return _output(image, layered, used, not_mapped, chart_view, ex_size, seconds, messages, stats)
 
 
+    def _completed_background(self, exemplar: Condition, hole: np.ndarray):
+        """The exemplar's background completed over ``hole`` (its person), reused for the same exemplar."""
+        last = self._background
+        if last is not None and last[0] is exemplar and np.array_equal(last[1], hole):
+            return last[2]
+        fill = complete(exemplar.image, hole, None, self.completion_side)
+        self._background = (exemplar, hole, fill)
+        return fill
+
+
 def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
               ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """The input's and the exemplar's person silhouettes (the input's None: a sketch or skeleton, carried
@@ -256,8 +272,10 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
         return mask_labelled(source).copy(), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
+        # a skeleton with no photo: the chart's nominal outline of the body (parts the exemplar does not
+        # show included: they are filled, not left as background)
         src_person = source.subject_mask if source.image is not None and source.subject_mask is not None \
-            else chart.defined.copy()
+            else chart.region > 0
         return src_person, ex_person, chart.region == BODY_PART_ID["head"]
     src_person = person_mask(source.image) if source.image is not None else None
     return src_person, person_mask(exemplar.image), chart.defined

@@ -94,7 +94,7 @@ class Translator:
             self.checkpoint = self._resolve_checkpoint(engine, checkpoint, Path(checkpoints_root))
         if version not in (None, 1, 2):
             raise InputError(f"Unknown training-free engine version {version!r}: use 2 or 1 (default: per task).")
-        # v2 (charts, full-resolution sampling, compositing) by default where it is ready (face, see
+        # v2 (charts, full-resolution sampling, compositing) by default where it is ready (face, pose, mask:
         # core.engine_v2.V2_DEFAULT); v1 elsewhere and on request (``version=1``: for comparisons).
         self.v2 = self.checkpoint is None and task in (V2_DEFAULT if version is None else V2_TASKS if version == 2
                                                        else ())
