@@ -173,10 +173,11 @@ class TrainingFreeEngineV2:
         core = cv2.erode(ex_person.astype(np.uint8), _disk(max(1, round(0.01 * max(ex_size)))))
         on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
         person_hole = src_person & ~(inside & on_person) & ~chart.defined & ~stand_in
-        # The input's silhouette reaching a little past the exemplar's person (a rim of hair, a hat's brim):
-        # that rim shows the background rather than another part's texture (an orange rim of suit round hair).
+        # The input photo's silhouette reaching a little past the exemplar's person (a rim of hair, a hat's
+        # brim): that rim shows the background rather than another part's texture (an orange rim of suit
+        # round hair). A skeleton or sketch has no silhouette of its own: its nominal body stays whole.
         front = src_person
-        if not whole_frame:
+        if not whole_frame and source.image is not None:
             front = front_layer(src_person, person_hole, max(2, round(RIM * np.sqrt(src_person.sum()))))
             person_hole &= front
         to_photo = photo_scale(photo.shape[:2], ex_size)
