@@ -249,7 +249,8 @@ class Translator:
             confidence=out.confidence[0, 0].float().cpu().numpy(),
             flow=flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy()),
             positions=out.positions[0].float().cpu().permute(1, 2, 0).contiguous().numpy(),
-            mapped=None if out.fill is None else (out.fill[0, 0] < 0.5).cpu().numpy())
+            mapped=None if out.fill is None else (out.fill[0, 0] < 0.5).cpu().numpy(),
+            mirrored=bool(out.stats and out.stats[0].get("mirrored")))
         result.seconds["views"] = time.perf_counter() - t1
         return result
 

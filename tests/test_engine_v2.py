@@ -283,3 +283,5 @@ def test_a_mirror_image_exemplar_is_used_mirrored(translator, astronaut, grace):
     assert err < 0.4 * as_mirror
     assert any("mirrored" in m for m in result.messages)
     assert fold_fraction(result.positions, face) > 0.99  # in the exemplar as given: a mirror (every cell "folds")
+    assert result.mirrored  # ... so eval-warp measures it as its mirror image: a mirror is not a fold
+    assert fold_fraction(result.positions * np.array([1, -1], np.float32), face) < 0.01

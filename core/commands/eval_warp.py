@@ -292,7 +292,9 @@ def evaluate_cross(engines: dict, pairs: list, resolution: int = 512, seed: int 
                 coherence = (pair.exemplar_name, PatchCoherence(pair.exemplar))
             row["coherence"] = round(coherence[1](result.image), 3)
             if result.positions is not None:
-                row["folds"] = round(fold_fraction(result.positions, result.mapped), 5)
+                # A mirrored map (the exemplar used mirrored) is measured as its mirror image: a mirror is not a fold.
+                positions = result.positions * np.array([1, -1], np.float32) if result.mirrored else result.positions
+                row["folds"] = round(fold_fraction(positions, result.mapped), 5)
             if reference is not None:
                 try:
                     found = extract(task, result.image, size).keypoints
