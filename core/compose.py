@@ -25,14 +25,15 @@ from core.patchmatch import PatchMatch, seed_offsets
 PATCH_RADIUS = 2  # 5x5 patches
 COARSEST = 24  # the dense level's longer side
 RANDOM = 3  # candidates replaced by random-search draws before each PatchMatch call
-COARSE_EXTRA = 1  # extra EM rounds on every level but the finest (cheap there, and they set the structure)
+COARSE_EXTRA = 1  # extra EM rounds on every level but the finest (cheap there)
 LOCALITY = 2.0  # weight of where a patch is beside what it shows (see ``_features``)
 CHANNELS = 16  # principal directions kept of the 75-dimensional patches
 
 
 def _features(image: torch.Tensor, allowed: torch.Tensor | None = None, locality: float = 0.0) -> torch.Tensor:
     """(1, 3, h, w) in [0, 1] -> (1, CHANNELS + 1, h, w) unit patch descriptors (zero where not allowed):
-    5x5 colour patches projected on their principal directions (matching cost grows with channels)."""
+    5x5 colour patches projected on their principal directions (matching cost grows with channels);
+    with ``locality``, two more channels for where the patch is (so far sources cost more)."""
     k = 2 * PATCH_RADIUS + 1
     h, w = image.shape[-2:]
     padded = F.pad(image - image.mean((2, 3), keepdim=True), (PATCH_RADIUS,) * 4, mode="replicate")
@@ -91,7 +92,6 @@ class Completion:
             out[v, :, 0] = src[:, 0].clip(0, h - 1)
             out[v, :, 1] = src[:, 1].clip(0, w - 1)
         return out
-
 
     def weights(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) (row, col) full-resolution points -> (V, N) weights of ``sources``' votes (sum 1)."""
