@@ -30,9 +30,10 @@ STAGES = {"poses": (0.0, 0.2, "finding the pose in frame"), "frames": (0.2, 0.95
 
 INTRO = """### Pose video: one exemplar person through a whole clip
 Upload a short clip of a person moving (a dance, a wave) and a photo of another person: every frame's pose
-is found and smoothed over time, and the exemplar person is drawn in it, frame after frame (each frame's
-matching starts from the previous frame's, so the result stays steady). The skeleton video shows the poses
-that were used. Limits on this server: {limits}. Longer clips: `python -m core video` (docs/video.md)."""
+is found and smoothed over time, and the exemplar person is drawn in it, frame after frame, limb by limb
+(an arm the photo does not show is drawn with its sleeve's texture, and the status says so). The skeleton
+video shows the poses that were used. Limits on this server: {limits}. Longer clips: `python -m core video`
+(docs/video.md)."""
 
 
 def limits_text() -> str:
@@ -119,7 +120,7 @@ def build_video_tab(heavy: dict) -> None:
         resolution = gr.Slider(limit.minimum, limit.maximum, value=min(256, limit.maximum), step=limit.step,
                                label="Resolution (output side, pixels)", elem_id="video-resolution")
         engine = gr.Radio(list(ENGINES), value=TRAINING_FREE, label="Engine",
-                          info="training-free is fastest and is seeded frame to frame")
+                          info="training-free (engine v2: per-limb charts) needs no trained model")
     run = gr.Button("Make the video", variant="primary", elem_id="video-run")
     with gr.Row():
         result = gr.Video(label="Result", interactive=False, format=None, elem_id="video-result", height=384)

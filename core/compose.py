@@ -2,9 +2,12 @@
 the original photo, and multi-band blending of the mapped person over the completed background.
 
 ``complete`` fills a hole with patches from the rest of a picture (Wexler-style, coarse to fine) using
-the project's own ``PatchMatch`` (core/patchmatch.py, no GRU) on patch descriptors; the coarsest level
-is matched densely. It returns a *shift map* (where each pixel copies from), not colours, so the fill
-is finally sampled from the full-resolution picture: sharp, never a blurred inpaint.
+the project's own ``PatchMatch`` (core/patchmatch.py, no GRU) on patch descriptors that also carry
+where a patch is (so the hole continues the texture beside it), with random-search seeds; the coarsest
+level is matched densely. It returns a *shift map* (where each pixel copies from), not colours, so the
+fill is finally sampled from the full-resolution picture: sharp, never a blurred inpaint.
+``front_layer`` decides which of the input's person pixels the person layer keeps (docs/engine.md,
+"Engine v2 compositing").
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from core.patchmatch import PatchMatch, seed_offsets
 
 PATCH_RADIUS = 2  # 5x5 patches
 COARSEST = 24  # the dense level's longer side
+RANDOM = 3  # candidates replaced by random-search draws before each PatchMatch call
+COARSE_EXTRA = 1  # extra EM rounds on every level but the finest (cheap there)
+LOCALITY = 2.0  # weight of where a patch is beside what it shows (see ``_features``)
 CHANNELS = 16  # principal directions kept of the 75-dimensional patches
 
 
-def _features(image: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+def _features(image: torch.Tensor, allowed: torch.Tensor | None = None, locality: float = 0.0) -> torch.Tensor:
     """(1, 3, h, w) in [0, 1] -> (1, CHANNELS + 1, h, w) unit patch descriptors (zero where not allowed):
-    5x5 colour patches projected on their principal directions (matching cost grows with channels)."""
+    5x5 colour patches projected on their principal directions (matching cost grows with channels);
+    with ``locality``, two more channels for where the patch is (so far sources cost more)."""
     k = 2 * PATCH_RADIUS + 1
     h, w = image.shape[-2:]
     padded = F.pad(image - image.mean((2, 3), keepdim=True), (PATCH_RADIUS,) * 4, mode="replicate")
@@ -37,6 +44,9 @@ def _features(image: torch.Tensor, allowed: torch.Tensor | None = None) -> torch
     # OpenBLAS threads would fight torch's for the cores)
     basis = vecs.flip(1)[:, :CHANNELS].float()  # (75, CHANNELS)
     proj = patches @ basis  # (N, CHANNELS)
+    if locality:  # where a patch is, as two more channels: distant sources cost more (continuation)
+        where = pixel_grid(h, w, "cpu").reshape(2, -1).t() / max(h, w)
+        proj = torch.cat([proj, where * locality * proj.norm(dim=1).mean()], 1)
     # Lift onto a sphere (x -> [x, sqrt(R^2 - |x|^2)] / R): cosine similarity then ranks by L2 distance.
     radius = proj.norm(dim=1).max().clamp_min(1e-6) * 1.01
     lift = (radius**2 - proj.square().sum(1, keepdim=True)).clamp_min(0).sqrt()
@@ -54,8 +64,10 @@ class Completion:
     """Where the pixels of a hole copy from: offsets on a work grid, evaluated at any point.
 
     ``sources(points)`` gives V source positions per point (its own work cell's offset and each
-    neighbouring cell's, at full resolution): averaging the V samples hides the seams between cells
-    that copy from different places (patch voting at full resolution). Identity outside the hole."""
+    neighbouring cell's, at full resolution) and ``weights(points)`` how much each counts: the own
+    cell's fully at its centre, a neighbour's rising to half at the border they share. So the seams
+    between cells that copy from different places blend, and the rest stays as sharp as the source
+    (no five-way average). Identity outside the hole."""
 
     offsets: np.ndarray  # (wh, ww, 2) (row, col) offsets in work pixels; 0 outside the hole
     hole_work: np.ndarray  # (wh, ww) bool
@@ -79,6 +91,17 @@ class Completion:
             src = points + np.where(inside[:, None], off * scale, 0)
             out[v, :, 0] = src[:, 0].clip(0, h - 1)
             out[v, :, 1] = src[:, 1].clip(0, w - 1)
+        return out
+
+    def weights(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) (row, col) full-resolution points -> (V, N) weights of ``sources``' votes (sum 1)."""
+        h, w = self.hole.shape
+        wh, ww = self.hole_work.shape
+        dy = np.clip((points[:, 0] + 0.5) * wh / h, 0, wh - 1e-3) % 1 - 0.5  # from the cell's centre, in cells
+        dx = np.clip((points[:, 1] + 0.5) * ww / w, 0, ww - 1e-3) % 1 - 0.5
+        out = np.empty((len(VOTES), len(points)), np.float32)
+        for v, (vr, vc) in enumerate(VOTES):
+            out[v] = 1 - np.abs(dy) - np.abs(dx) if (vr, vc) == (0, 0) else np.maximum(0, vr * dy + vc * dx)
         return out
 
 
@@ -107,6 +130,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     if int(ok_t.sum()) < 4:
         return none
     pm = PatchMatch(0, 9, use_gru=False)
+    generator = torch.Generator().manual_seed(0)  # the same fill every run
     offsets = None
     for level in reversed(range(levels)):
         f = 2 ** level
@@ -123,14 +147,17 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
             small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
             im = torch.from_numpy(cv2.inpaint(small, hl.numpy().astype(np.uint8), 3, cv2.INPAINT_TELEA))
             im = im.permute(2, 0, 1)[None].float() / 255
-            feats = _features(im)
+            feats = _features(im, locality=LOCALITY)
             cand = _window(_dense(feats, feats * src_ok[None, None], src_ok))
         else:  # seeds from the coarser level: its best offset x2 and a 3x3 window around it
             cand = seed_offsets(offsets, 3, 1)
         cand = _keep_valid(cand, grid, src_ok)
-        for _ in range(iterations):
+        sources = torch.nonzero(src_ok).float()  # (S, 2) where patches may be copied from
+        rounds = iterations if level == 0 else iterations + COARSE_EXTRA
+        for i in range(rounds):
             im = _fill(im, cand, hl, grid)
-            left = _features(im)
+            left = _features(im, locality=LOCALITY)
+            cand = _keep_valid(_random_search(cand, grid, sources, max(lh, lw) / 2 ** (i + 1), generator), grid, src_ok)
             match = pm(left, left * src_ok[None, None], im, cand, iterations=iterations, temperature=0.01)
             cand = match.positions.transpose(1, 2) - grid.view(1, 2, 1, lh, lw)  # (1, 2, K, lh, lw)
             cand = _keep_valid(cand, grid, src_ok)
@@ -151,6 +178,19 @@ def _dense(left: torch.Tensor, right: torch.Tensor, src_ok: torch.Tensor) -> tor
     rows = torch.div(best, w, rounding_mode="floor").float().view(h, w)
     cols = (best % w).float().view(h, w)
     return torch.stack([rows - grid[0], cols - grid[1]])[None]
+
+
+def _random_search(cand, grid, sources, radius: float, generator) -> torch.Tensor:
+    """PatchMatch's random search, as extra seeds: the last ``RANDOM`` candidates become one allowed
+    position drawn anywhere and the rest drawn within ``radius`` of the best candidate (1, 2, K, h, w)."""
+    _, _, k, h, w = cand.shape
+    out = cand.clone()
+    pick = torch.randint(len(sources), (h * w,), generator=generator)
+    out[0, :, k - 1] = sources[pick].t().view(2, h, w) - grid
+    for j in range(2, RANDOM + 1):
+        jitter = (torch.rand(2, h, w, generator=generator) * 2 - 1) * max(1.0, radius / 2 ** (j - 2))
+        out[0, :, k - j] = (cand[0, :, 0] + jitter).round()
+    return out
 
 
 def _window(best: torch.Tensor) -> torch.Tensor:
@@ -226,16 +266,32 @@ def sample(photo: np.ndarray, positions: np.ndarray, level: tuple[np.ndarray, fl
     return out
 
 
-def sample_votes(photo: np.ndarray, votes: np.ndarray, level: tuple[np.ndarray, float]) -> np.ndarray:
-    """The mean of ``sample`` at each of (V, N, 2) vote positions: (N, 3) uint8."""
-    total = sum(sample(photo, v, level).astype(np.float32) for v in votes)
-    return np.clip(total / len(votes) + 0.5, 0, 255).astype(np.uint8)
+def sample_votes(photo: np.ndarray, votes: np.ndarray, level: tuple[np.ndarray, float],
+                 weights: np.ndarray | None = None) -> np.ndarray:
+    """``sample`` at each of (V, N, 2) vote positions, averaged by ``weights`` (V, N) (default: evenly):
+    (N, 3) uint8. Votes of no weight are not sampled."""
+    weights = np.full(votes.shape[:2], 1 / len(votes), np.float32) if weights is None else weights
+    total = np.zeros((votes.shape[1], photo.shape[-1]), np.float32)
+    for v, w in zip(votes, weights):
+        some = w > 0
+        if some.any():
+            total[some] += sample(photo, v[some], level).astype(np.float32) * w[some, None]
+    return np.clip(total + 0.5, 0, 255).astype(np.uint8)
 
 
 def _det(positions: np.ndarray) -> np.ndarray:
     r_y, r_x = np.gradient(positions[..., 0])
     c_y, c_x = np.gradient(positions[..., 1])
     return r_y * c_x - r_x * c_y
+
+
+def front_layer(person: np.ndarray, hole: np.ndarray, rim: int) -> np.ndarray:
+    """The person layer of the composite: ``person`` (H, W) bool less the pixels of ``hole`` (what the
+    exemplar does not show of the person) within ``rim`` pixels of the person's outline. There the
+    background shows instead of another part's texture (no rim of suit round the hair); holes deeper
+    inside stay the person's, to be filled from its texture."""
+    depth = cv2.distanceTransform(person.astype(np.uint8), cv2.DIST_L2, 3)
+    return person & ~(hole & (depth <= rim))
 
 
 def blend(front: np.ndarray, back: np.ndarray, alpha: np.ndarray, levels: int = 3) -> np.ndarray:

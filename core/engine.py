@@ -59,6 +59,7 @@ class TrainingFreeEngine:
     """Descriptor matching with the hierarchical PatchMatch core; stateless apart from its settings."""
 
     name = TRAINING_FREE
+    version = 1  # engine v2 (core/engine_v2.py) is the default where it is ready
     stride = 32  # output sides are rounded down to a multiple of this
     resolution = 512  # the default output side
 

@@ -31,7 +31,7 @@ from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
 from core.charts.surround import apply_affine, fit_similarity, surround_map
-from core.compose import blend, complete, photo_level, sample, sample_votes
+from core.compose import blend, complete, front_layer, photo_level, sample, sample_votes
 from core.conditions import detectors
 from core.conditions.condition import Condition
 from core.errors import InputError
@@ -42,10 +42,10 @@ from core.vocabulary import TRAINING_FREE
 
 CHARTS = {"face": face_chart, "pose": body_chart, "mask": mask_chart}
 V2_TASKS = tuple(CHARTS)  # tasks v2 can run
-# Tasks where v2 is the default (masks: better than v1 on every cross-identity pair, docs/engine.md). Pose
-# runs v2 on request (``version=2``): the body chart refuses pairs the app's examples and the video tests
-# use (head-and-shoulders exemplars lack elbows), and video's temporal seeding is v1's.
-V2_DEFAULT = ("face", "mask")
+# Tasks where v2 is the default (v1 stays on request, ``version=1``): masks (better than v1 on every
+# cross-identity pair, docs/engine.md) and pose (hidden limbs get stand-ins, video frames are v2's too).
+V2_DEFAULT = ("face", "pose", "mask")
+RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 PERSON_THRESHOLD = 0.5
 
@@ -69,6 +69,9 @@ class TrainingFreeEngineV2:
     def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5):
         self.completion_side = completion_side  # working size of the PatchMatch completion
         self.seam_sigma = seam_sigma  # feather of the person's edge (output pixels) before multi-band blending
+        # The last exemplar's completed background (exemplar condition, its hole, the completion): a video's
+        # frames share one exemplar, so its background is completed once per clip, not once per frame.
+        self._background: tuple[Condition, np.ndarray, object] | None = None
 
     @torch.no_grad()
     def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
@@ -119,6 +122,7 @@ class TrainingFreeEngineV2:
         if chart.missing:
             messages.append(f"The exemplar lacks: {', '.join(chart.missing)} (filled from nearby texture).")
         src_person, ex_person, protect = _subjects(task, source, exemplar, chart)
+        stand_in = chart.stand_in if chart.stand_in is not None else np.zeros(size, bool)
         seconds["charts"] = time.perf_counter() - t0
 
         # 2. The person map: the chart inside, a harmonic surround outside, no folds.
@@ -128,7 +132,7 @@ class TrainingFreeEngineV2:
         if src_person is None:  # a sketch: the exemplar's silhouette carried over by the similarity
             src_person = cv2.remap(ex_person.astype(np.uint8), *_xy(apply_affine(similarity, size)),
                                    cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
-        src_person = src_person | chart.defined
+        src_person = src_person | chart.defined | stand_in
         whole_frame = task == "mask" and not mask_layered(source, exemplar)  # a painted scene: one layer
         zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))
         face_side = max(1.0, float(np.sqrt(chart.defined.sum())))
@@ -150,11 +154,13 @@ class TrainingFreeEngineV2:
                 | (chart.defined & (chart.confidence >= 0.9) & (chart.region != MASK_FACE_REGION))
         # The last resort where smoothing cannot unfold: the similarity; in a painted scene it would cross classes.
         fallback = positions.copy() if whole_frame else apply_affine(similarity, size)
-        positions, folded = unfold(positions, fallback, used=inner, keep=exact, pieces=pieces)
+        positions, folded = unfold(positions, fallback, used=inner & ~stand_in, keep=exact, pieces=pieces)
         if exact is not None and fold_fraction(positions, inner, pieces) > 0:  # folds inside the mesh (a turned
             # face's triangles flip): smoothed with the smallest radii only, so the rest of the face stays exact
-            positions, _ = unfold(positions, apply_affine(similarity, size), used=inner, rounds=2, pieces=pieces)
-        folds_left = fold_fraction(positions, inner, pieces)
+            positions, _ = unfold(positions, apply_affine(similarity, size), used=inner & ~stand_in, rounds=2,
+                                  pieces=pieces)
+        folds_left = fold_fraction(positions, inner & ~stand_in, pieces)
+        positions[stand_in] = chart.positions[stand_in]  # parts the exemplar hides: a stand-in's texture
         seconds["map"] = time.perf_counter() - t
 
         # 3. Where the exemplar does not show the person (outside its frame, or on its background):
@@ -166,7 +172,14 @@ class TrainingFreeEngineV2:
                   & (positions[..., 1] >= -0.5) & (positions[..., 1] <= ex_w - 0.5))
         core = cv2.erode(ex_person.astype(np.uint8), _disk(max(1, round(0.01 * max(ex_size)))))
         on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
-        person_hole = src_person & ~(inside & on_person) & ~chart.defined
+        person_hole = src_person & ~(inside & on_person) & ~chart.defined & ~stand_in
+        # The input photo's silhouette reaching a little past the exemplar's person (a rim of hair, a hat's
+        # brim): that rim shows the background rather than another part's texture (an orange rim of suit
+        # round hair). A skeleton or sketch has no silhouette of its own: its nominal body stays whole.
+        front = src_person
+        if not whole_frame and source.image is not None:
+            front = front_layer(src_person, person_hole, max(2, round(RIM * np.sqrt(src_person.sum()))))
+            person_hole &= front
         to_photo = photo_scale(photo.shape[:2], ex_size)
         level = photo_level(photo, to_photo(positions))
         person_img = sample(photo, to_photo(positions), level)
@@ -176,46 +189,48 @@ class TrainingFreeEngineV2:
             holes = np.argwhere(person_hole).astype(np.float32)
             votes = _at(positions, fill.sources(holes))  # (V, N, 2) exemplar pixels
             positions[person_hole] = votes[0]
-            person_img[person_hole] = sample_votes(photo, to_photo(votes), level)
+            person_img[person_hole] = sample_votes(photo, to_photo(votes), level, fill.weights(holes))
         background = apply_affine(background_affine(similarity, size, ex_size), size)
         back_img = person_img
         ex_hole = np.zeros(ex_size, bool)
         covered = np.zeros(size, bool)
         if not whole_frame:
-            # The exemplar's background with its person removed, mapped frame to frame.
+            # The exemplar's background with its person removed (completion only where the view shows it).
             ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
-            ex_fill = complete(exemplar.image, ex_hole, None, self.completion_side)
             bg_level = photo_level(photo, to_photo(background))
             back_img = sample(photo, to_photo(background), bg_level)
             r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
             c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
             covered = ex_hole[r, c]
             if covered.any():
-                votes = ex_fill.sources(background[covered])
+                ex_fill = self._completed_background(exemplar, ex_hole)
+                seen = background[covered]
+                votes = ex_fill.sources(seen)
                 background[covered] = votes[0]
-                back_img[covered] = sample_votes(photo, to_photo(votes), bg_level)
+                back_img[covered] = sample_votes(photo, to_photo(votes), bg_level, ex_fill.weights(seen))
         seconds["completion"] = time.perf_counter() - t
 
         # 4. Composite.
         t = time.perf_counter()
         report(0.85, "compositing")
-        alpha = cv2.GaussianBlur(src_person.astype(np.float32), (0, 0), self.seam_sigma)
+        alpha = cv2.GaussianBlur(front.astype(np.float32), (0, 0), self.seam_sigma)
         image = person_img if whole_frame else blend(person_img, back_img, alpha)
         seconds["compose"] = time.perf_counter() - t
         seconds["total"] = time.perf_counter() - t0
 
         # What the output shows, layer by layer (no blending), and where it does not come from one smooth
         # map (fills, completed background, the person/background seam): ``fill`` for evaluation.
-        used = np.where(src_person[..., None], positions, background)
-        layered = person_img if whole_frame else np.where(src_person[..., None], person_img, back_img)
+        used = np.where(front[..., None], positions, background)
+        layered = person_img if whole_frame else np.where(front[..., None], person_img, back_img)
         seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
-        not_mapped = np.where(src_person, person_hole, covered) | seam | _piece_seams(pieces)
+        not_mapped = np.where(front, person_hole | stand_in, covered) | seam | _piece_seams(pieces)
         person_px = max(1, int(src_person.sum()))
         stats = {
             "zoom": zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx)))),  # exemplar photo px / output px
             "folds_fixed": folded,
             "folds_left": folds_left,
             "person_filled": float(person_hole.sum()) / person_px,
+            "stand_in": float(stand_in.sum()) / person_px,
             "background_completed": float(ex_hole.mean()),
             "mirrored": mirrored,
         }
@@ -238,6 +253,16 @@ class TrainingFreeEngineV2:
         return _output(image, layered, used, not_mapped, chart_view, ex_size, seconds, messages, stats)
 
 
+    def _completed_background(self, exemplar: Condition, hole: np.ndarray):
+        """The exemplar's background completed over ``hole`` (its person), reused for the same exemplar."""
+        last = self._background
+        if last is not None and last[0] is exemplar and np.array_equal(last[1], hole):
+            return last[2]
+        fill = complete(exemplar.image, hole, None, self.completion_side)
+        self._background = (exemplar, hole, fill)
+        return fill
+
+
 def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
               ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """The input's and the exemplar's person silhouettes (the input's None: a sketch or skeleton, carried
@@ -248,8 +273,10 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
         return mask_labelled(source).copy(), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
+        # a skeleton with no photo: the chart's nominal outline of the body (parts the exemplar does not
+        # show included: they are filled, not left as background)
         src_person = source.subject_mask if source.image is not None and source.subject_mask is not None \
-            else chart.defined.copy()
+            else chart.region > 0
         return src_person, ex_person, chart.region == BODY_PART_ID["head"]
     src_person = person_mask(source.image) if source.image is not None else None
     return src_person, person_mask(exemplar.image), chart.defined

@@ -94,7 +94,7 @@ class Translator:
             self.checkpoint = self._resolve_checkpoint(engine, checkpoint, Path(checkpoints_root))
         if version not in (None, 1, 2):
             raise InputError(f"Unknown training-free engine version {version!r}: use 2 or 1 (default: per task).")
-        # v2 (charts, full-resolution sampling, compositing) by default where it is ready (face, see
+        # v2 (charts, full-resolution sampling, compositing) by default where it is ready (face, pose, mask:
         # core.engine_v2.V2_DEFAULT); v1 elsewhere and on request (``version=1``: for comparisons).
         self.v2 = self.checkpoint is None and task in (V2_DEFAULT if version is None else V2_TASKS if version == 2
                                                        else ())
@@ -249,7 +249,8 @@ class Translator:
             confidence=out.confidence[0, 0].float().cpu().numpy(),
             flow=flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy()),
             positions=out.positions[0].float().cpu().permute(1, 2, 0).contiguous().numpy(),
-            mapped=None if out.fill is None else (out.fill[0, 0] < 0.5).cpu().numpy())
+            mapped=None if out.fill is None else (out.fill[0, 0] < 0.5).cpu().numpy(),
+            mirrored=bool(out.stats and out.stats[0].get("mirrored")))
         result.seconds["views"] = time.perf_counter() - t1
         return result
 

@@ -41,3 +41,6 @@ class TranslationResult:
     # ... and where the output really comes from that map (False: filled / synthesized / composited
     # from elsewhere; the engine's ``fill`` is under 0.5). None means everywhere.
     mapped: np.ndarray | None = None  # (H, W) bool
+    # True when the map reverses left and right on purpose (engine v2 used the exemplar mirrored): its
+    # orientation is then negative everywhere, which is a mirror, not a fold.
+    mirrored: bool = False

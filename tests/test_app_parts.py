@@ -244,3 +244,21 @@ def test_defaults_serve_locally_on_7860_without_share_link(tmp_path):
                          timeout=60)
     assert out.stdout.split() == ["0.0.0.0", "7999", "False", "False", "False"], out.stderr
     assert (tmp_path / "t").is_dir()  # the folder the user named is used (and kept)
+
+
+def test_every_pose_example_runs_with_the_default_engine_v2():
+    """The Pose tab's examples (photos and the ready skeleton) with the default training-free engine
+    (v2): none is refused; Grace Hopper's portrait shows no elbows, so the messages say what stands
+    in for the arms."""
+    from app.tasks import TABS
+    from core.engine_v2 import TrainingFreeEngineV2
+
+    assert isinstance(engine.translator_for("pose", "auto", None).engine, TrainingFreeEngineV2)
+    spec = next(tab for tab in TABS if tab.key == "pose")
+    runs = [(pair, False) for pair in spec.example_paths()] + [(pair, True) for pair in spec.condition_example_paths()]
+    assert len(runs) == 3
+    for (source, exemplar), ready in runs:
+        outcome = handlers.translate("pose", source, exemplar, source_is_condition=ready, resolution=256)
+        assert outcome.result.image.shape == (256, 256, 3) and outcome.result.image.std() > 10
+        if exemplar.endswith("grace_hopper.jpg"):
+            assert any("stands in" in m or "drawn with the texture" in m for m in outcome.result.messages)

@@ -160,6 +160,8 @@ def test_arm_in_front_of_torso_owns_its_pixels():
 
 
 def test_head_and_shoulders_exemplar_is_refused_for_a_full_body():
+    """Arms hang from the shoulders (the sleeve beside the torso) and forearms take their texture, but
+    nothing the exemplar shows can stand in for legs: refused, naming them, unless allow_partial."""
     src = from_keypoints("pose", full_body(), SIZE)
     bust = full_body()
     bust[[3, 4, 6, 7, 8, 9, 10, 11, 12, 13], :] = 0  # head and shoulders only
@@ -167,18 +169,65 @@ def test_head_and_shoulders_exemplar_is_refused_for_a_full_body():
     with pytest.raises(InputError) as err:
         body_chart(src, ex)
     message = str(err.value)
-    for part in ("right forearm", "left thigh", "right shin"):
+    for part in ("right thigh", "left shin"):
         assert part in message
+    assert "forearm" not in message and "upper arm" not in message
     assert "right knee" in message and "left ankle" in message
     assert "allow a partial" in message
     chart = body_chart(src, ex, allow_partial=True)
-    assert set(chart.missing) == {"right forearm", "left forearm", "right upper arm", "left upper arm",
-                                  "right shin", "left shin", "right thigh", "left thigh"}
+    assert set(chart.missing) == {"right shin", "left shin", "right thigh", "left thigh"}
     knee = full_body()[9, :2].astype(int)
     assert chart.region[knee[1], knee[0]] in (PART_ID["right thigh"], PART_ID["right shin"])
-    assert not chart.defined[knee[1], knee[0]]  # missing parts are left undefined
+    assert not chart.defined[knee[1], knee[0]] and not chart.stand_in[knee[1], knee[0]]  # left to the fill
     # the head and the (shoulder-anchored) torso still map
     assert chart.defined[40, 128] and chart.defined[90, 128]
+    assert any("right upper arm: the exemplar's right elbow was not found" in n for n in chart.notes)
+    assert any("right forearm: not shown by the exemplar" in n and "right upper arm" in n for n in chart.notes)
+    # the hanging upper arm is part of the map (continuous at the shoulder); the forearm a stand-in
+    elbow = np.round(0.4 * full_body()[2, :2] + 0.6 * full_body()[3, :2]).astype(int)  # mid upper arm
+    assert chart.defined[elbow[1], elbow[0]] and chart.region[elbow[1], elbow[0]] == PART_ID["right upper arm"]
+    wrist_side = np.round(0.3 * full_body()[3, :2] + 0.7 * full_body()[4, :2]).astype(int)
+    assert chart.stand_in[wrist_side[1], wrist_side[0]] and not chart.defined[wrist_side[1], wrist_side[0]]
+    # hanging straight down from the right shoulder, outside it: below the shoulder, on the arm's side
+    ex_point = chart.positions[elbow[1], elbow[0]]  # (row, col)
+    assert ex_point[0] > bust[2, 1] + 10 and ex_point[1] < bust[2, 0] + 3
+
+
+def test_hidden_forearm_takes_the_other_forearms_texture():
+    src_kp = full_body()
+    ex_kp = exemplar_keypoints()
+    ex_kp[7] = 0  # the exemplar's left wrist is hidden: its right forearm stands in
+    chart = body_chart(from_keypoints("pose", src_kp, SIZE), from_keypoints("pose", ex_kp, SIZE))
+    assert not chart.missing
+    assert any("left forearm: not shown" in n and "its right forearm" in n for n in chart.notes)
+    a, d, n = limb_frame(src_kp, 6, 7)
+    hw = body_of(from_keypoints("pose", src_kp, SIZE)).widths["left forearm"][0]
+    ea, ed, en = limb_frame(ex_kp, 3, 4)
+    ex_hw = body_of(from_keypoints("pose", ex_kp, SIZE)).widths["right forearm"][0]
+    for t, s in ((0.3, 0.4), (0.6, -0.5)):
+        col, row = np.round(a + t * d + s * hw * n).astype(int)
+        assert chart.region[row, col] == PART_ID["left forearm"]
+        assert chart.stand_in[row, col] and not chart.defined[row, col]
+        p = np.array([col, row], np.float64)  # the pixel centre's own coordinates, onto the right forearm
+        t_px, s_px = (p - a) @ d / (d @ d), ((p - a) @ n) / hw
+        expected = ea + (0.05 + 0.9 * t_px / (1 + body.EXTREMITY)) * ed + s_px * ex_hw * en
+        np.testing.assert_allclose(chart.positions[row, col], expected[::-1], atol=1e-3)
+    # the left upper arm is still the exemplar's own, a smooth part of the map
+    col, row = np.round(src_kp[5, :2] * 0.5 + src_kp[6, :2] * 0.5).astype(int)
+    assert chart.defined[row, col] and not chart.stand_in[row, col]
+
+
+def test_a_sliver_of_leg_at_the_frame_edge_is_filled_not_refused():
+    """Knees guessed right next to the hips (an upper-body photo cut at the waist): too short to be
+    legs the output needs, so a head-and-shoulders exemplar is not refused for them."""
+    src_kp = full_body()
+    src_kp[[10, 13]] = 0
+    src_kp[9, :2] = src_kp[8, :2] + (-4, 12)
+    src_kp[12, :2] = src_kp[11, :2] + (4, 12)
+    bust = full_body()
+    bust[[3, 4, 6, 7, 8, 9, 10, 11, 12, 13], :] = 0
+    chart = body_chart(from_keypoints("pose", src_kp, SIZE), from_keypoints("pose", bust, SIZE))
+    assert set(chart.missing) == {"right thigh", "left thigh"}
 
 
 def test_exemplar_without_a_person_or_shared_head_joints():
@@ -289,7 +338,7 @@ def photo_poses():
     return {"grace": extract("pose", grace, SIZE), "astronaut": extract("pose", skimage.data.astronaut(), SIZE)}
 
 
-def test_real_photos_map_head_to_head_and_refuse_a_missing_arm(photo_poses):
+def test_real_photos_map_head_to_head_and_hang_a_missing_arm(photo_poses):
     grace, astronaut = photo_poses["grace"], photo_poses["astronaut"]
     assert body_of(grace).measured and body_of(astronaut).measured  # selfie silhouettes on both sides
     chart = body_chart(grace, astronaut)
@@ -299,9 +348,15 @@ def test_real_photos_map_head_to_head_and_refuse_a_missing_arm(photo_poses):
         assert chart.region[row, col] == PART_ID["head"]
         eye_gap = np.hypot(*(astronaut.keypoints[14, :2] - astronaut.keypoints[15, :2]))
         assert np.hypot(*(chart.positions[row, col][::-1] - astronaut.keypoints[joint, :2])) < 0.25 * eye_gap
-    # the astronaut shows her right elbow; Grace Hopper's portrait does not
-    with pytest.raises(InputError, match="right upper arm"):
-        body_chart(astronaut, grace)
+    # the astronaut shows her right elbow; Grace Hopper's portrait does not: her sleeve beside the
+    # torso stands in, on her silhouette
+    chart = body_chart(astronaut, grace)
+    assert not chart.missing
+    assert any(n.startswith("right upper arm: the exemplar's right elbow was not found") for n in chart.notes)
+    arm = (chart.region == PART_ID["right upper arm"]) & chart.defined
+    assert arm.sum() > 200
+    rows, cols = np.clip(np.round(chart.positions[arm]).astype(int), 0, SIZE[0] - 1).T
+    assert grace.subject_mask[rows, cols].mean() > 0.9
 
 
 def test_wider_input_silhouette_stays_defined_and_engine_keeps_the_head(photo_poses):
@@ -327,3 +382,24 @@ def test_wider_input_silhouette_stays_defined_and_engine_keeps_the_head(photo_po
     head = (chart.region == PART_ID["head"]) & chart.defined
     err = np.abs(final - chart.positions).max(axis=2)[head]
     assert np.percentile(err, 99) < 1.0
+
+
+def test_the_exemplar_side_is_kept_for_the_next_frame():
+    """A video's frames share one exemplar: its body and part ownership are computed once, and the
+    charts are the same as from scratch (stand-ins change only the chart's own copy)."""
+    import copy
+
+    bust = full_body()
+    bust[[3, 4, 6, 7, 8, 9, 10, 11, 12, 13], :] = 0  # arms hang from the shoulders: the body is changed
+    ex = from_keypoints("pose", bust, SIZE)
+    first = body_chart(from_keypoints("pose", full_body(), SIZE), ex, allow_partial=True)
+    assert body._last_exemplar[0][0] is ex
+    kept = body._last_exemplar[1]
+    moved = full_body(shift=(5, 3))
+    again = body_chart(from_keypoints("pose", moved, SIZE), ex, allow_partial=True)
+    assert body._last_exemplar[1] is kept and not kept.found[3]  # reused, not changed by the hanging arm
+    fresh = body_chart(from_keypoints("pose", moved, SIZE), copy.copy(ex), allow_partial=True)
+    assert body._last_exemplar[1] is not kept
+    np.testing.assert_array_equal(again.positions, fresh.positions)
+    np.testing.assert_array_equal(again.stand_in, fresh.stand_in)
+    assert not np.array_equal(first.positions, again.positions)

@@ -186,6 +186,43 @@ def test_refuses_an_exemplar_without_a_face_unless_partial(translator, astronaut
     assert any("no face" in m for m in result.messages)
 
 
+def test_pose_arm_the_exemplar_hides_is_drawn_from_a_stand_in_and_reported(grace):
+    """A raised arm for Grace Hopper's portrait (no elbows in it): the upper arm hangs from her shoulder
+    (her sleeve), the raised forearm takes that sleeve's texture; the output samples the stand-in where
+    the chart put it, marks it as a fill (not one smooth map: no fold figure there), and says so."""
+    from core.charts.body import PART_ID, body_chart
+    from core.conditions import from_keypoints
+    from core.engine_v2 import TrainingFreeEngineV2
+
+    kp = np.zeros((18, 3))
+    joints = {0: (128, 60), 1: (128, 100), 2: (98, 102), 3: (80, 140), 5: (158, 102), 6: (185, 80), 7: (200, 40),
+              14: (122, 55), 15: (134, 55), 16: (115, 60), 17: (141, 60)}
+    for j, xy in joints.items():
+        kp[j] = (*xy, 1.0)
+    src = from_keypoints("pose", kp, SIZE)
+    ex = exemplar_condition("pose", grace, SIZE[0])
+    chart = body_chart(src, ex)
+    stand_in = chart.stand_in & (chart.region == PART_ID["left forearm"])
+    assert stand_in.sum() > 100 and not chart.missing
+    out = TrainingFreeEngineV2().one(src, ex)
+    notes = out.notes[0]
+    assert any("left forearm: not shown by the exemplar" in n and "left upper arm" in n for n in notes)
+    final = out.positions[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(final[stand_in], chart.positions[stand_in], atol=1e-4)
+    assert (out.fill[0, 0].numpy()[stand_in] == 1).all()
+    # the stand-in is her dark jacket, not the blue background or her face
+    rows, cols = np.round(chart.positions[stand_in]).astype(int).T
+    assert ex.subject_mask[rows, cols].mean() > 0.95
+    assert out.stats[0]["stand_in"] > 0.02
+    # the skeleton's whole nominal body is the person: its torso below the portrait's frame is filled
+    # with her jacket, not left as background (and its neck joins the head to the shoulders)
+    body = (chart.region == PART_ID["torso"]) | (chart.region == PART_ID["head"])
+    rows, cols = np.clip(np.round(final[body]).astype(int), 0, np.array(ex.size) - 1).T
+    assert ex.subject_mask[rows, cols].mean() > 0.9
+    neck = np.round((kp[0, :2] + kp[1, :2]) / 2).astype(int)
+    assert chart.region[neck[1], neck[0]] > 0
+
+
 def test_final_map_keeps_the_face_chart_and_meets_it_without_folds(astronaut):
     """Inside the face the engine's final map is the chart itself (not smoothed by the fold repair),
     and the surround meets the chart's edge without folding (the chart has no positions outside
@@ -246,3 +283,5 @@ def test_a_mirror_image_exemplar_is_used_mirrored(translator, astronaut, grace):
     assert err < 0.4 * as_mirror
     assert any("mirrored" in m for m in result.messages)
     assert fold_fraction(result.positions, face) > 0.99  # in the exemplar as given: a mirror (every cell "folds")
+    assert result.mirrored  # ... so eval-warp measures it as its mirror image: a mirror is not a fold
+    assert fold_fraction(result.positions * np.array([1, -1], np.float32), face) < 0.01

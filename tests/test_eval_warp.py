@@ -36,6 +36,10 @@ def test_pose_pairs_report_all_baselines(tmp_path, capsys):
     assert report["warp"]["psnr"] > report["identity"]["psnr"]
     assert report["warp"]["psnr_subject"] > report["identity"]["psnr_subject"]
     assert isinstance(report["beats_baselines"], bool) and report["skipped"] == []
+    assert report["engine_version"] == 2  # the pose default
+    rc = main(["eval-warp", "--task", "pose", "--images", str(tmp_path), "--resolution", "128", "--limit", "1",
+               "--engine-version", "1"])
+    assert rc == 0 and _report(capsys)["engine_version"] == 1
 
 
 def test_masks_from_sibling_files_and_synthetic_scenes(tmp_path, capsys):
@@ -84,6 +88,30 @@ def test_cross_pairs_report_every_figure_and_draw_the_sheet(tmp_path, capsys):
         assert summary["translated"] == 1 and summary["nme_photo_exemplars"]["max"] == row["nme"]
     with Image.open(sheet) as im:  # input | exemplar | v1 | v2, one row
         assert im.size == (4 * 96, HEADER + CAPTION + 96)
+
+
+def test_pseudo_pairs_draw_their_sheet(tmp_path, capsys):
+    """--pseudo-sheet: one row per pseudo pair (x | T(x) | TPS | engine), the engine's tile the output the
+    report scores (its PSNR on the strip); a sheet not named .png is a clear error."""
+    from PIL import Image
+
+    from core.utils.contact_sheet import CAPTION, HEADER
+
+    shutil.copy(ASSETS / "astronaut.jpg", tmp_path / "astronaut.jpg")
+    sheet = tmp_path / "out" / "pseudo.png"
+    rc = main(["eval-warp", "--task", "face", "--images", str(tmp_path), "--resolution", "128", "--pairs", "2",
+               "--pseudo-sheet", str(sheet), "--sheet-tile", "96"])
+    assert rc == 0
+    report = _report(capsys)
+    assert report["pairs"] == 2 and report["pseudo_sheet"] == str(sheet)
+    with Image.open(sheet) as im:
+        assert im.size == (4 * 96, HEADER + 2 * (CAPTION + 96))
+        pixels = np.asarray(im.convert("RGB"))
+    tiles = [pixels[HEADER + CAPTION + 10:HEADER + CAPTION + 80, c * 96:(c + 1) * 96] for c in range(4)]
+    assert all(tile.std() > 10 for tile in tiles)  # four pictures, none of them an empty cell
+    assert main(["eval-warp", "--task", "face", "--images", str(tmp_path), "--pseudo-sheet",
+                 str(tmp_path / "x.jpg")]) == 1
+    assert "PNG" in capsys.readouterr().err
 
 
 def test_unknown_engine_version_is_a_clear_error(capsys):

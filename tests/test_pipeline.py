@@ -97,15 +97,17 @@ def test_training_free_translation_has_every_part(photos):
 
 def test_ready_condition_input(photos):
     skeleton = load_image(os.path.join(ASSETS, "skeleton_raised_arm.png"))
-    translator = Translator("pose", engine="training-free", version=2)
-    # The exemplar (head and shoulders) lacks the raised arm: refused by name unless partial results are allowed.
-    with pytest.raises(InputError, match="does not show parts of the body"):
-        translator.translate(skeleton, photos[1], resolution=128, source_is_condition=True)
-    result = translator.translate(skeleton, photos[1], resolution=128, source_is_condition=True, allow_partial=True)
+    translator = Translator("pose", engine="training-free")  # v2, the default for pose
+    assert translator.v2
+    # The exemplar (the astronaut, waist up) shows no left elbow: a stand-in draws the raised arm, said so.
+    result = translator.translate(skeleton, photos[1], resolution=128, source_is_condition=True)
     _check_result(result, (128, 128), "training-free")
-    v1 = Translator("pose", engine="training-free").translate(skeleton, photos[1], resolution=128,
-                                                              source_is_condition=True)  # v1 (the default) maps it
-    _check_result(v1, (128, 128), "training-free")
+    assert any("stands in" in m for m in result.messages)
+    assert any("drawn with the texture" in m for m in result.messages)
+    v1 = Translator("pose", engine="training-free", version=1)
+    assert not v1.v2
+    _check_result(v1.translate(skeleton, photos[1], resolution=128, source_is_condition=True), (128, 128),
+                  "training-free")
 
 
 def test_auto_uses_learned_checkpoint(tiny_root, photos):

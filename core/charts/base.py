@@ -19,5 +19,8 @@ class ChartMap:
     # lets the engine fill, blend and report per part
     missing: list[str] = field(default_factory=list)  # parts the output needs that the exemplar lacks
     notes: list[str] = field(default_factory=list)  # user-facing remarks (e.g. "hands: no match")
+    stand_in: np.ndarray | None = None  # (H, W) bool, outside ``defined``: pixels of a part the exemplar does
+    # not show whose ``positions`` point at a stand-in's texture (the other arm, the same limb's other
+    # segment); not one smooth map with their neighbours, so the engine samples them as a fill
     pieces: np.ndarray | None = None  # (H, W) int32: where the map jumps by design (quilted tiles, mask
     # classes): a cell across two pieces is a seam, not a fold (core.charts.folds); None: one smooth map

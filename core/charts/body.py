@@ -10,11 +10,19 @@ a part's own outline (``|offset| <= half-width``), the part nearest the camera i
 depth order (hands, forearms, upper arms, head, torso, legs); elsewhere in the silhouette, the
 part with the smallest normalised distance. Silhouettes come from selfie segmentation (photos);
 skeletons with no photo (drawn by a user, OpenPose JSON) get nominal widths from the body size.
+
+Limbs the input shows and the exemplar does not (hidden, out of its frame) get a stand-in, reported
+in the notes: an upper arm hangs from its shoulder beside the torso where the exemplar shows its
+sleeve there (a continuous part of the map); otherwise the part takes the texture of the first
+limb in ``DONORS`` the exemplar shows (the other arm, the same limb's other segment: its own
+coordinates, a seam against its neighbours, ``ChartMap.stand_in``). A part with nothing to stand
+in for it (legs for a head-and-shoulders exemplar) is refused when it is more than
+``REFUSE_SHARE`` of the input's body (a sliver is left to the engine's fill and reported).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -41,6 +49,26 @@ TORSO = (2, 5, 11, 8)  # right shoulder, left shoulder, left hip, right hip: qua
 EXTREMITY = 0.35  # forearms and shins reach this fraction of their length past the wrist / ankle
 FAR = 2.5  # silhouette pixels further than this (normalised distance) from every part stay undefined
 WIDTH_RANGE = (0.4, 2.2)  # measured half-widths are kept within these multiples of the nominal one
+# Parts the exemplar lacks: whose texture stands in for them, in order of preference (left/right
+# counterpart first, then the same limb's other segment: sleeve for sleeve, trouser for trouser).
+DONORS = {
+    "right upper arm": ("left upper arm", "right forearm", "left forearm"),
+    "left upper arm": ("right upper arm", "left forearm", "right forearm"),
+    "right forearm": ("left forearm", "right upper arm", "left upper arm"),
+    "left forearm": ("right forearm", "left upper arm", "right upper arm"),
+    "right thigh": ("left thigh", "right shin", "left shin"),
+    "left thigh": ("right thigh", "left shin", "right shin"),
+    "right shin": ("left shin", "right thigh", "left thigh"),
+    "left shin": ("right shin", "left thigh", "right thigh"),
+}
+UPPER_ARM = 0.55  # a hanging upper arm's length, x the body scale (neck to mid-hip) ...
+HANG_MIN = 0.4  # ... shortened to stay in the exemplar's frame, down to this fraction of it
+HANG_OUT = 0.5  # ... its bone this many half-widths outside the shoulder joint (off the chest) ...
+HANG_WIDTH = 0.85  # ... and its half-width this fraction of the silhouette's there
+HANG_ON_BODY = 0.75  # a hanging arm is used when this much of it lies on the exemplar's silhouette
+REFUSE_SHARE = 0.05  # parts with no stand-in are refused when they own this much of the input's body ...
+LENGTHS = {"upper arm": 0.55, "forearm": 0.5, "thigh": 0.85, "shin": 0.85}  # typical limbs, x the body scale
+SHORT = 0.4  # ... unless shorter than this fraction of their typical length (a guess at the frame's edge)
 
 
 @dataclass
@@ -120,6 +148,9 @@ def _nominal_silhouette(joints: np.ndarray, found: np.ndarray, hands: np.ndarray
     head = _head_centre(joints, found)
     if head is not None:
         cv2.circle(canvas, tuple(np.round(head[0]).astype(int)), max(1, int(round(head[1]))), 1, thickness=-1)
+        if found[1]:  # the neck, head to shoulders
+            cv2.line(canvas, tuple(np.round(head[0]).astype(int)), tuple(np.round(joints[1]).astype(int)), 1,
+                     thickness=max(1, int(round(head[1]))))
     for hand in hands if hands is not None else ():
         if hand[0, 2] > 0:
             cv2.fillConvexPoly(canvas, cv2.convexHull(np.round(hand[:, :2]).astype(np.int32)), 1)
@@ -467,23 +498,129 @@ def _blend_parts(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order: l
         return acc / total[:, None]
 
 
+def _on_silhouette(body: Body, q: np.ndarray) -> np.ndarray:
+    """(N,) bool: exemplar points (x, y) inside its frame and on its silhouette (any point, when the
+    silhouette is nominal: a skeleton says nothing about where clothes are)."""
+    h, w = body.silhouette.shape
+    inside = (q[:, 0] > -0.5) & (q[:, 0] < w - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < h - 0.5)
+    if not body.measured:
+        return inside
+    qx = np.clip(np.round(q[:, 0]).astype(int), 0, w - 1)
+    qy = np.clip(np.round(q[:, 1]).astype(int), 0, h - 1)
+    return inside & body.silhouette[qy, qx]
+
+
+def _hang_arm(ex: Body, name: str) -> bool:
+    """Give the exemplar a hanging upper arm ``name`` (its elbow not found): from the shoulder straight
+    down the torso (across the shoulder line, away from the head), shortened to stay in the frame, when
+    it lies on the exemplar's silhouette (the sleeve beside the torso). Changes ``ex``; True when it does."""
+    a, b, frac = LIMBS[name]
+    if not (ex.found[a] and ex.found[2] and ex.found[5]):
+        return False
+    down = (ex.joints[8] + ex.joints[11] - ex.joints[2] - ex.joints[5]) / 2  # the torso's axis ...
+    across = ex.joints[5] - ex.joints[2]
+    down = down - across * (down @ across) / max(float(across @ across), 1e-9)  # ... square to the shoulders
+    down = down / max(float(np.hypot(*down)), 1e-9)
+    h, w = ex.silhouette.shape
+    half = frac * ex.scale
+    outward = ex.joints[a] - (ex.joints[2] + ex.joints[5]) / 2
+    shoulder = ex.joints[a] + HANG_OUT * half * outward / max(float(np.hypot(*outward)), 1e-9)
+    length = UPPER_ARM * ex.scale
+    with np.errstate(divide="ignore", invalid="ignore"):  # room to the frame's edge along ``down``
+        room = min(float(np.nanmin(np.where(down > 0, (np.array([w, h]) - 1 - shoulder) / down, np.inf))),
+                   float(np.nanmin(np.where(down < 0, -shoulder / down, np.inf))))
+    length = min(length, room - 0.5 * half)
+    if length < HANG_MIN * UPPER_ARM * ex.scale:
+        return False
+    elbow = shoulder + down * length
+    t, s = np.meshgrid(np.linspace(0.1, 1.0, 10), np.linspace(-0.8, 0.8, 9))
+    probe = _limb_place(t.ravel(), s.ravel(), shoulder, elbow, np.full(WIDTH_SAMPLES, half))
+    if _on_silhouette(ex, probe).mean() < HANG_ON_BODY:
+        return False
+    ex.joints[b], ex.found[b] = elbow, True
+    # (measured on its outer side, the torso being on the other; a little inside it: a sleeve, not its edge)
+    ex.widths[name] = HANG_WIDTH * _measure_widths(ex.silhouette, shoulder, elbow, half) if ex.measured \
+        else np.full(WIDTH_SAMPLES, half)
+    return True
+
+
+def _reflect(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``x`` folded back into [lo, hi] (a triangle wave): a stand-in's texture mirrored at its edges
+    rather than its edge pixels stretched into streaks."""
+    span = hi - lo
+    y = np.mod(x - lo, 2 * span)
+    return lo + np.where(y > span, 2 * span - y, y)
+
+
+def _stand_in_place(name: str, donor: str, src: Body, ex: Body, p: np.ndarray, reach: float) -> np.ndarray:
+    """(N, 2) source pixels of limb ``name`` -> exemplar pixels (x, y) on limb ``donor``: the same
+    coordinates along and across, the part's whole length (with ``reach`` past its end) onto the
+    donor's, kept inside the donor's outline."""
+    a, b, _ = LIMBS[name]
+    t, s = _limb_local(p, src.joints[a], src.joints[b], src.widths[name])
+    t = 0.05 + 0.9 * _reflect(t / (1.0 + reach), 0.0, 1.0)
+    da, db, _ = LIMBS[donor]
+    return _limb_place(t, _reflect(s, -0.85, 0.85), ex.joints[da], ex.joints[db], ex.widths[donor])
+
+
+def _length(body: Body, limb: str) -> float:
+    a, b, _ = LIMBS[limb]
+    return float(np.hypot(*(body.joints[b] - body.joints[a])))
+
+
+def _stand_ins(src: Body, ex: Body, needed: list[str]) -> tuple[dict[str, str], list[str], list[str]]:
+    """For the needed parts the exemplar lacks: {part: donor limb}, the parts given a hanging arm
+    (``ex`` changed), and the parts with no stand-in."""
+    lacks = _lacking(ex)
+    hung = [n for n in ("right upper arm", "left upper arm") if n in needed and lacks[n] and _hang_arm(ex, n)]
+    lacks = _lacking(ex)
+    donors, none = {}, []
+    for name in needed:
+        if not lacks[name] or name in HANDS:
+            continue
+        shown = [d for d in DONORS.get(name, ()) if not lacks[d]]
+        if shown:
+            donors[name] = shown[0]
+        else:
+            none.append(name)
+    return donors, hung, none
+
+
+_last_exemplar: tuple = ()  # (key, Body, owner, parts, distance off its silhouette) of the last exemplar
+
+
+def _exemplar_side(exemplar: Condition) -> tuple[Body, np.ndarray, list[str], np.ndarray | None]:
+    """The exemplar's body (a copy: stand-ins change it), which part shows each of its silhouette's pixels
+    (-1: none; an index into the parts list) and each pixel's distance off its silhouette (None: nominal).
+    Kept for the last exemplar: a video's frames share one."""
+    global _last_exemplar
+    key = (exemplar, exemplar.keypoints, exemplar.hands, exemplar.subject_mask, exemplar.image)
+    last = _last_exemplar
+    if not (last and all(a is b for a, b in zip(last[0], key))):  # the same objects (not equal copies)
+        ex = body_of(exemplar)
+        ex_order = [n for n in PARTS if not _lacking(ex)[n]]  # what the exemplar really shows
+        ys, xs = np.nonzero(ex.silhouette)
+        owner = np.full(exemplar.size, -1, np.int16)
+        owner[ys, xs] = assign(ex, np.stack([xs, ys], axis=1).astype(np.float64), ex_order)[0]
+        off = ndimage.distance_transform_edt(~ex.silhouette) if ex.measured else None
+        last = (key, ex, owner, ex_order, off)
+        _last_exemplar = last
+    _, ex, owner, ex_order, off = last
+    return replace(ex, joints=ex.joints.copy(), found=ex.found.copy(), widths=dict(ex.widths)), owner, ex_order, off
+
+
 def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = False) -> ChartMap:
     """Dense map from the output's body pixels to the exemplar's (see the module docstring).
 
-    Raises InputError naming the body parts the input shows and the exemplar lacks, unless
+    Parts the exemplar does not show get a stand-in (named in ``notes``). Raises InputError naming
+    the body parts with none, unless they own less than ``REFUSE_SHARE`` of the input's body or
     ``allow_partial`` (then they are listed in ``missing`` and left undefined)."""
-    src, ex = body_of(source), body_of(exemplar)
+    src = body_of(source)
+    ex, ex_owner, ex_order, ex_off = _exemplar_side(exemplar)
     src_lacks, ex_lacks = _lacking(src), _lacking(ex)
     needed = [name for name in PARTS if not src_lacks[name]]
     hands_unmatched = [n for n in HANDS if n in needed and ex_lacks[n]]
-    missing = [n for n in needed if ex_lacks[n] and n not in HANDS]
-    if missing and not allow_partial:
-        lost = sorted({j for n in missing for j in ex_lacks[n]})
-        raise InputError(
-            f"The exemplar does not show parts of the body the input needs: {', '.join(missing)} "
-            f"(not found in the exemplar: {', '.join(COCO18[j] for j in lost)}). Use an exemplar that shows "
-            "at least as much of the body as the input (e.g. a full-body photo for a full-body pose), "
-            "or allow a partial result.")
+    donors, hung, missing = _stand_ins(src, ex, needed)
     h, w = source.size
     eh, ew = exemplar.size
     # Missing parts still own their pixels (left undefined); an unmatched hand goes to its forearm.
@@ -491,17 +628,25 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     ys, xs = np.nonzero(src.silhouette)
     p = np.stack([xs, ys], axis=1).astype(np.float64)
     owner, cost = assign(src, p, order)
+    if missing and not allow_partial:
+        real = [n for n in missing
+                if n not in LIMBS or _length(src, n) >= SHORT * LENGTHS[n.split(" ", 1)[1]] * src.scale]
+        share = float(np.isin(owner, [order.index(n) for n in real]).mean()) if len(p) else 0.0
+        if share >= REFUSE_SHARE:
+            lost = sorted({j for n in real for j in ex_lacks[n]})
+            raise InputError(
+                f"The exemplar does not show parts of the body the input needs, and shows nothing that could "
+                f"stand in for them: {', '.join(real)} (not found in the exemplar: "
+                f"{', '.join(COCO18[j] for j in lost)}; {share:.0%} of the input's body). Use an exemplar that "
+                "shows at least as much of the body as the input (e.g. a full-body photo for a full-body pose), "
+                "or allow a partial result.")
 
     positions = np.full((h, w, 2), np.nan, np.float32)
     confidence = np.zeros((h, w), np.float32)
     region = np.zeros((h, w), np.int16)
+    stand_in = np.zeros((h, w), bool)
     notes = []
-    ex_ys, ex_xs = np.nonzero(ex.silhouette)
-    ex_owner = np.full((eh, ew), -1, np.int16)
-    ex_order = [n for n in PARTS if not ex_lacks[n]]
-    ex_owner[ex_ys, ex_xs] = assign(ex, np.stack([ex_xs, ex_ys], axis=1).astype(np.float64), ex_order)[0]
-    blended = _blend_parts(src, ex, p, owner, order, missing, (h, w))
-    ex_off = ndimage.distance_transform_edt(~ex.silhouette) if ex.measured else None  # off its silhouette
+    blended = _blend_parts(src, ex, p, owner, order, [*missing, *donors], (h, w))
     for k, name in enumerate(order):
         sel = owner == k
         if not sel.any():
@@ -510,6 +655,15 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         region[py, px] = PART_ID[name]
         if name in missing:
             continue
+        if name in donors:  # another limb's texture, where it lies on the exemplar's body
+            b = LIMBS[name][1]
+            reach = EXTREMITY if b in (10, 13) or (b in (4, 7) and HANDS[(4, 7).index(b)] not in order) else 0.0
+            q = _stand_in_place(name, donors[name], src, ex, p[sel], reach)
+            ok = _on_silhouette(ex, q)
+            positions[py[ok], px[ok]] = q[ok, ::-1]
+            stand_in[py[ok], px[ok]] = True
+            confidence[py[ok], px[ok]] = 0.2
+            continue
         q = blended[sel]  # (n, 2) x, y in the exemplar
         qx = np.clip(np.round(q[:, 0]).astype(int), 0, ew - 1)
         qy = np.clip(np.round(q[:, 1]).astype(int), 0, eh - 1)
@@ -517,26 +671,35 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         # Positions on its background (the input's silhouette is wider there) are kept, unsure: an
         # undefined band inside the person would put a seam (and folds) between chart and surround.
         on_body = ex_owner[qy, qx] >= 0
-        shown = ex_owner[qy, qx] == ex_order.index(name)
+        shown = on_body if name in hung else ex_owner[qy, qx] == ex_order.index(name)
         inside = (q[:, 0] > -0.5) & (q[:, 0] < ew - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < eh - 0.5)
         # (Only near it, though: far off, e.g. a long coat mapped onto a short jacket's surroundings,
         # the background would show inside the person; those are left to the engine's fill.)
+        # (A hanging arm is a guess: none of the exemplar's background inside it.)
         near = on_body | (ex_off[qy, qx] <= HALO * ex.scale) if ex_off is not None else np.ones(len(q), bool)
+        near &= on_body | (name not in hung) | (not ex.measured)
         keep = inside & near
         positions[py[keep], px[keep]] = q[keep, ::-1]
         conf = (1.0 if src.measured and ex.measured else 0.7) * np.clip(2.0 - cost[sel], 0.2, 1.0)
         conf = np.where(shown, conf, np.where(on_body | (not ex.measured), 0.3, 0.1))
-        confidence[py[keep], px[keep]] = conf[keep]
+        confidence[py[keep], px[keep]] = conf[keep] * (0.5 if name in hung else 1.0)
         hidden = 1.0 - shown.mean()
-        if hidden > 0.2:
+        if hidden > 0.2 and name not in hung:
             notes.append(f"{name}: {hidden:.0%} of it falls outside the exemplar's {name} (hidden, off its "
                          "frame or off its silhouette); those pixels are left to the fill or marked unsure.")
+    for name in hung:
+        notes.append(f"{name}: the exemplar's {COCO18[LIMBS[name][1]]} was not found; the sleeve beside its torso, "
+                     "where a hanging arm would be, stands in for it.")
+    for name, donor in donors.items():
+        lost = ", ".join(COCO18[j] for j in _lacking(ex)[name])
+        notes.append(f"{name}: not shown by the exemplar (its {lost} was not found); drawn with the texture of "
+                     f"its {donor}.")
     for name in hands_unmatched:
         notes.append(f"{name}: no match (the exemplar's {name} was not found); left to the fill.")
-    defined = ~np.isnan(positions[..., 0])
-    positions[~defined] = 0.0
-    confidence[~defined] = 0.0
+    defined = ~np.isnan(positions[..., 0]) & ~stand_in
+    positions[np.isnan(positions[..., 0])] = 0.0
+    confidence[~(defined | stand_in)] = 0.0
     if not (src.measured and ex.measured):
         notes.append("body charts use nominal limb widths (no photo behind the skeleton on one side).")
     return ChartMap(positions=positions, defined=defined, confidence=confidence, region=region,
-                    missing=missing, notes=notes)
+                    missing=missing, notes=notes, stand_in=stand_in)

@@ -6,11 +6,13 @@ takes the affine map of the mesh triangle it lies in (the nearest one to the cam
 triangles overlap, by FaceMesh's depth). The mesh leaves the eye openings and the mouth open; they
 are closed with a triangulation of their contour (and the iris points), so irises map exactly too.
 Without a mesh (a sketch's 68 landmarks) the same map runs over a Delaunay triangulation of the
-68 points.
+68 points. An exemplar that mirrors the input's scene, or whose face is turned the other way, is used
+mirrored (``prefers_mirror``, ``mirror_condition``: the engine flips it before the charts).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import cv2
@@ -18,7 +20,10 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from core.charts.base import ChartMap
+from core.charts.surround import apply_affine, fit_similarity
 from core.conditions.condition import Condition
+from core.conditions.face import photo_edges
+from core.conditions.ibug68 import facemesh_to_ibug68
 from core.errors import InputError, NoSubjectError
 
 FACE_REGION = 1  # ChartMap.region id of the face
@@ -57,14 +62,10 @@ def mesh_mirror() -> np.ndarray:
 def mirror_condition(cond: Condition) -> Condition:
     """A face condition of the same picture flipped left-right: every picture and mask flipped, the mesh
     (and the 68 points from it) relabelled by anatomy, so its right eye is the photo's left eye mirrored."""
-    from dataclasses import replace
-
-    from core.conditions.ibug68 import facemesh_to_ibug68
-
     def flip(picture: np.ndarray | None) -> np.ndarray | None:  # (H, W, C)
         return None if picture is None else np.ascontiguousarray(np.asarray(picture)[:, ::-1])
 
-    h, w = cond.size
+    w = cond.size[1]
     mesh = np.array(cond.mesh, np.float32)
     mesh[:, 0] = w - 1 - mesh[:, 0]
     mesh = mesh[mesh_mirror()]
@@ -84,8 +85,6 @@ def prefers_mirror(source: Condition, exemplar: Condition) -> bool:
     mirrored (a mirror image of the same scene), or the mirrored face's shape needs clearly less bending (a
     face turned the other way: mapping the near cheek onto the far one would stretch it). Otherwise, and
     without a photo and a mesh on both sides, the face maps by anatomy as given."""
-    from core.charts.surround import fit_similarity
-
     if source.mesh is None or exemplar.mesh is None or source.image is None or exemplar.image is None:
         return False
     src = np.asarray(source.mesh[:468, :2], np.float64)
@@ -96,8 +95,6 @@ def prefers_mirror(source: Condition, exemplar: Condition) -> bool:
     ex, flipped = ex[:468], flipped[:468]
     if _shape_misfit(src, flipped) < MIRROR_SHAPE_RATIO * _shape_misfit(src, ex):
         return True
-    from core.conditions.face import photo_edges
-
     face = source.subject_mask if source.subject_mask is not None else np.zeros(source.size, bool)
     near_face = cv2.dilate(face.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     edges = photo_edges(np.asarray(source.image)) & ~near_face  # the input's surroundings
@@ -109,8 +106,6 @@ def prefers_mirror(source: Condition, exemplar: Condition) -> bool:
 
 def _shape_misfit(src: np.ndarray, dst: np.ndarray) -> float:
     """RMS distance (in ``dst`` units over its scale) left after the closest similarity src -> dst."""
-    from core.charts.surround import fit_similarity
-
     m = fit_similarity(src, dst)
     rest = src @ m[:, :2].T + m[:, 2] - dst
     return float(np.sqrt((rest**2).sum(1).mean() / max(abs(np.linalg.det(m[:, :2])), 1e-12)))
@@ -120,8 +115,6 @@ def _edge_misfit(edges: np.ndarray, ex_edges: np.ndarray, similarity: np.ndarray
     """Mean distance (over the output's longer side, capped at ``reach``) from the input's ``edges`` (H, W)
     bool to the exemplar's ``ex_edges`` (h, w) uint8 carried over by ``similarity`` (output x, y ->
     exemplar x, y), over the input edges that land inside the exemplar's frame."""
-    from core.charts.surround import apply_affine
-
     h, w = edges.shape
     eh, ew = ex_edges.shape
     at = apply_affine(similarity, (h, w))
@@ -280,8 +273,6 @@ def face_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
 def _ibug(cond: Condition, pts: np.ndarray) -> np.ndarray:
     """The 68 iBUG points of a condition (from its mesh when it has one)."""
     if len(pts) == MESH_POINTS:
-        from core.conditions.ibug68 import facemesh_to_ibug68
-
         return facemesh_to_ibug68(pts)
     return pts
 

@@ -17,7 +17,7 @@ mirrored, tilted, close-up, zoomed-out and oil-painted) run through every engine
 ``ENGINE_VERSIONS``: structure fidelity (face NME / pose PCK@0.2 of landmarks re-extracted from
 the output), the patch-coherence ratio, the fold-over fraction of the final map and seconds per
 translation (``core.metrics``). ``--sheet out.png`` also draws them: input | exemplar | one
-column per engine version.
+column per engine version. ``--pseudo-sheet out.png`` draws the pseudo pairs: x | T(x) | TPS | engine.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cross-limit", type=int, default=None, help="use only the first N cross-identity pairs")
     parser.add_argument("--sheet", type=Path, help="write a contact sheet of the cross-identity pairs (PNG); "
                         "implies --cross")
+    parser.add_argument("--pseudo-sheet", type=Path, help="write a contact sheet of the pseudo pairs (PNG): "
+                        "photo | pseudo exemplar | thin-plate spline | engine, each with its PSNR")
     parser.add_argument("--sheet-tile", type=int, default=160, help="side of a sheet's picture in pixels")
     parser.add_argument("--sheet-palette", action="store_true",
                         help="write the sheet as an 8-bit palette PNG (dithered; about 3x smaller, for docs)")
@@ -96,14 +98,22 @@ def run(args: argparse.Namespace) -> int:
                             f"choose from {', '.join(ENGINE_VERSIONS)}.")
     if not 64 <= args.sheet_tile <= 512:
         raise WarpaintError(f"--sheet-tile {args.sheet_tile} is out of range: use 64 to 512 pixels.")
-    if args.sheet is not None and args.sheet.suffix.lower() != ".png":
-        raise WarpaintError(f"--sheet {args.sheet}: the contact sheet is a PNG, name it <something>.png.")
+    for flag, path in (("--sheet", args.sheet), ("--pseudo-sheet", args.pseudo_sheet)):
+        if path is not None and path.suffix.lower() != ".png":
+            raise WarpaintError(f"{flag} {path}: the contact sheet is a PNG, name it <something>.png.")
     report: dict = {}
     if args.images is not None or args.synthetic or not cross:
         items = _load_items(args)
         translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint, version=args.engine_version)
+        drawn: list[tuple[str, list]] | None = [] if args.pseudo_sheet is not None else None
         report = evaluate(translator, [item for item in items for _ in range(args.pairs)],
-                          args.resolution or PSEUDO_RESOLUTION, args.seed, args.strength)
+                          args.resolution or PSEUDO_RESOLUTION, args.seed, args.strength, drawn)
+        if drawn is not None:
+            from core.utils.contact_sheet import contact_sheet
+
+            _save_sheet(contact_sheet(["x", "T(x)", "thin-plate", "engine"], drawn,
+                                      args.sheet_tile), args.pseudo_sheet, args.sheet_palette)
+            report["pseudo_sheet"] = str(args.pseudo_sheet)
     if cross:
         from core.eval_pairs import cross_pairs
 
@@ -111,16 +121,21 @@ def run(args: argparse.Namespace) -> int:
         engines = {v: ENGINE_VERSIONS[v](args.task) for v in versions}
         report["cross"], outputs = evaluate_cross(engines, pairs, args.resolution or CROSS_RESOLUTION, args.seed)
         if args.sheet is not None:
-            from PIL import Image
-
-            args.sheet.parent.mkdir(parents=True, exist_ok=True)
-            sheet = Image.fromarray(cross_sheet(pairs, outputs, report["cross"], args.sheet_tile))
-            if args.sheet_palette:
-                sheet = sheet.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
-            sheet.save(args.sheet, optimize=True)
+            _save_sheet(cross_sheet(pairs, outputs, report["cross"], args.sheet_tile), args.sheet, args.sheet_palette)
             report["sheet"] = str(args.sheet)
     print(json.dumps(report))
     return 0
+
+
+def _save_sheet(picture: np.ndarray, path: Path, palette: bool) -> None:
+    """Write a contact sheet as PNG (``palette``: 8-bit, dithered, about 3x smaller)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet = Image.fromarray(picture)
+    if palette:
+        sheet = sheet.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
+    sheet.save(path, optimize=True)
 
 
 def _load_items(args: argparse.Namespace) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
@@ -155,10 +170,11 @@ def _load_items(args: argparse.Namespace) -> list[tuple[str, np.ndarray, np.ndar
 
 
 def evaluate(translator, items: list[tuple[str, np.ndarray, np.ndarray | None]], resolution: int = 256,
-             seed: int = 0, strength: float = 1.0) -> dict:
+             seed: int = 0, strength: float = 1.0, drawn: list | None = None) -> dict:
     """Mean PSNR / SSIM (whole picture and subject region) of the engine's warp, identity and TPS
     over pseudo pairs of ``items`` (name, photo, optional (H, W) ADE20K index mask framed like the
-    photo). Pairs whose conditions cannot be extracted are skipped and listed."""
+    photo). Pairs whose conditions cannot be extracted are skipped and listed.
+    ``drawn``, when given, receives one contact-sheet row per pair: x | T(x) | TPS | engine, with PSNRs."""
     import torch
 
     from core.augment import pseudo_exemplar
@@ -191,16 +207,22 @@ def evaluate(translator, items: list[tuple[str, np.ndarray, np.ndarray | None]],
                 skipped.append(f"{name} (pair {i}): {exc}")
                 continue
         start = time.perf_counter()
-        result = translator.translate(cx, ct, seed=seed)
+        # (a crop may cut off a part the input shows: engine v2 would refuse it; measured as the fill)
+        result = translator.translate(cx, ct, seed=seed, allow_partial=True)
         seconds.append(time.perf_counter() - start)
         warp = result.image if translator.checkpoint is None else result.warped
         region = cx.subject_mask if cx.subject_mask is not None and cx.subject_mask.any() else np.ones(size, bool)
         scores["identity"].append(psnr_ssim(t, x, region))
         scores["warp"].append(psnr_ssim(warp, x, region))
+        tps = None
         if cx.keypoints is not None and ct.keypoints is not None:
             grid = map_grid(cx, ct)  # x pixel -> (x, y) in T(x)
-            tps = sample_positions(to_tensor(t), torch.from_numpy(grid[::-1].copy()).unsqueeze(0))
-            scores["tps"].append(psnr_ssim(from_tensor(tps), x, region))
+            tps = from_tensor(sample_positions(to_tensor(t), torch.from_numpy(grid[::-1].copy()).unsqueeze(0)))
+            scores["tps"].append(psnr_ssim(tps, x, region))
+        if drawn is not None:
+            drawn.append((f"{name} (pair {i})", [x, (t, _psnr_label(scores["identity"][-1])),
+                                                 (tps, _psnr_label(scores["tps"][-1])) if tps is not None else
+                                                 "no keypoints", (warp, _psnr_label(scores["warp"][-1]))]))
 
     def mean(rows: list[dict[str, float]]) -> dict[str, float] | None:
         return {k: round(float(np.mean([r[k] for r in rows])), 3) for k in rows[0]} if rows else None
@@ -217,6 +239,10 @@ def evaluate(translator, items: list[tuple[str, np.ndarray, np.ndarray | None]],
     report["seconds_per_image"] = round(float(np.mean(seconds)), 3) if seconds else None
     report["skipped"] = skipped
     return report
+
+
+def _psnr_label(row: dict[str, float]) -> str:
+    return f"{row['psnr']:.1f} dB, subject {row['psnr_subject']:.1f}"
 
 
 def evaluate_cross(engines: dict, pairs: list, resolution: int = 512, seed: int = 0
@@ -266,7 +292,9 @@ def evaluate_cross(engines: dict, pairs: list, resolution: int = 512, seed: int 
                 coherence = (pair.exemplar_name, PatchCoherence(pair.exemplar))
             row["coherence"] = round(coherence[1](result.image), 3)
             if result.positions is not None:
-                row["folds"] = round(fold_fraction(result.positions, result.mapped), 5)
+                # A mirrored map (the exemplar used mirrored) is measured as its mirror image: a mirror is not a fold.
+                positions = result.positions * np.array([1, -1], np.float32) if result.mirrored else result.positions
+                row["folds"] = round(fold_fraction(positions, result.mapped), 5)
             if reference is not None:
                 try:
                     found = extract(task, result.image, size).keypoints

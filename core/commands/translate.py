@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the input is a ready skeleton picture / face sketch / painted ADE20K mask")
     parser.add_argument("--engine", default="auto", choices=ENGINES)
     parser.add_argument("--engine-version", type=int, default=None, choices=(1, 2),
-                        help="training-free engine: 2 (charts, full resolution, compositing; the default for face) "
-                             "or 1 (the default for pose and masks)")
+                        help="training-free engine: 2 (charts, full resolution, compositing; the default) or 1 "
+                             "(descriptor matching, for comparisons)")
     parser.add_argument("--allow-partial", action="store_true",
                         help="map what can be mapped when the exemplar lacks a part the input needs (e.g. no "
                              "face) instead of refusing")

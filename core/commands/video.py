@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=None, help="square output side (default: 512 or the model's)")
     parser.add_argument("--engine", default="auto", choices=ENGINES)
     parser.add_argument("--engine-version", type=int, default=None, choices=(1, 2),
-                        help="training-free engine: 1 (matching, seeded frame to frame) or 2 (charts); "
-                             "default per task")
+                        help="training-free engine: 2 (charts, the default; limbs the exemplar hides get a "
+                             "stand-in) or 1 (matching, seeded frame to frame)")
     parser.add_argument("--allow-partial", action="store_true",
                         help="engine v2: map what it can when the exemplar lacks a body part the clip needs")
     parser.add_argument("--checkpoint", help="a model folder (config.json + model.safetensors), or a Hugging Face "
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output frame rate (default: the video's; 25 for frames and poses folders)")
     parser.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
     parser.add_argument("--no-seeding", action="store_true",
-                        help="match every frame from scratch (training-free engine; for comparison)")
+                        help="engine v1: match every frame from scratch (for comparison)")
     parser.add_argument("--batch-size", type=int, default=1,
                         help="frames per engine call when frames are independent (learned engine, e.g. on a GPU)")
     parser.add_argument("--iterations", type=int, default=None, help="PatchMatch iterations of an unseeded frame")

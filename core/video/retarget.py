@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ import numpy as np
 from core import budget
 from core.conditions import Condition, detectors, pose
 from core.engine import TrainingFreeEngine
+from core.engine_v2 import TrainingFreeEngineV2
 from core.errors import InputError, NoSubjectError, WarpaintError
 from core.imageio import fit_image, fit_points, from_tensor, to_tensor
 from core.learned import LearnedEngine
@@ -50,7 +52,7 @@ class VideoOptions:
     """Per-run settings (the CLI's flags, the app's controls)."""
 
     resolution: int | None = None  # square output side (default: the engine's)
-    seeding: bool = True  # training-free engine: start each frame from the previous frame's matches
+    seeding: bool = True  # training-free engine v1: start each frame from the previous frame's matches
     iterations: int | None = None  # PatchMatch iterations of an unseeded frame (engine default)
     allow_partial: bool = False  # engine v2: map what it can when the exemplar lacks a body part a frame needs
     batch_size: int = 1  # frames per engine call when frames are independent (learned engine on a GPU)
@@ -175,7 +177,9 @@ class VideoRetargeter:
     def _render(self, clip: Clip, track: np.ndarray, ex_cond, size: tuple[int, int], opts: VideoOptions,
                 state: _State, result: VideoResult, report: VideoProgress) -> None:
         engine = self.translator.engine  # the engine protocol (core/protocol.py): learned or training-free
-        seeded = opts.seeding and isinstance(engine, TrainingFreeEngine)  # the engine that takes ``init=``
+        # v1 takes the previous frame's matches (``init=``); v2's charts are not matched iteratively and the
+        # exemplar's side of its work (background completion, body parts) is kept by the engine for the clip
+        seeded = opts.seeding and isinstance(engine, TrainingFreeEngine)
         ex_tensor = to_tensor(fit_image(ex_cond.image, size)).to(self.translator.device)
         full = opts.iterations if opts.iterations is not None else getattr(engine, "iterations", 0)
         # the learned engine's exemplar encoder runs once per clip, not once per frame
@@ -206,13 +210,16 @@ class VideoRetargeter:
                     init = seeding.carry_matches(previous[0].levels[-1].positions, previous[1], track[t], size)
                     if init is not None:
                         iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
-                extra = {"init": init} if seeded else {"allow_partial": True} if opts.allow_partial else once
+                extra = (once if isinstance(engine, LearnedEngine)
+                         else {"allow_partial": opts.allow_partial} if isinstance(engine, TrainingFreeEngineV2)
+                         else {"init": init} if seeded else {})
                 n = len(pending)
                 out = engine([c for _, c in pending], ex_tensor.expand(n, -1, -1, -1), [ex_cond] * n,
                              iterations=iters, seed=opts.seed, **extra)
                 # the training-free engine averages its batch's seconds per item, the learned one sums them
                 clock.add_parts(out.seconds, n if isinstance(engine, TrainingFreeEngine) else 1)
                 previous = (out, track[t])
+                _add_notes(result.messages, out.notes)
             with clock("write"):
                 for i, (done, cond) in enumerate(pending):
                     state.write(done, from_tensor(out.image[i]), cond.preview, track[done], size)
@@ -248,6 +255,17 @@ class VideoRetargeter:
                 if flow is not None:
                     result.flicker.append(stability.flicker(before[0], out, flow, stability.person_region(region)))
             before = (out, fitted)
+
+
+def _add_notes(messages: list[str], notes: list[list[str]] | None) -> None:
+    """The engine's remarks on a batch of frames (e.g. which limb stands in for one the exemplar hides),
+    each kind once per clip: a remark that differs only in its figures is the same remark."""
+    seen = {re.sub(r"\d+(\.\d+)?", "#", m) for m in messages}
+    for note in (n for item in notes or () for n in item):
+        key = re.sub(r"\d+(\.\d+)?", "#", note)
+        if key not in seen:
+            seen.add(key)
+            messages.append(note)
 
 
 def _detect(photo: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -304,7 +322,7 @@ class _Clock:
 
     def add_parts(self, seconds: dict[str, float], items: int = 1) -> None:
         """An engine call's own stage times (per item, for ``items`` items)."""
-        for key in ("descriptors", "matching", "output", "synthesis"):
+        for key in ("descriptors", "matching", "output", "synthesis", "charts", "map", "completion", "compose"):
             if key in seconds:
                 self.parts[key] = self.parts.get(key, 0.0) + seconds[key] * items
 

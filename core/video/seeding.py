@@ -1,4 +1,4 @@
-"""Temporal seeding: frame t's matching starts from frame t-1's matches, moved by the pose change.
+"""Temporal seeding (engine v1): frame t's matching starts from frame t-1's matches, moved by the pose change.
 
 A point p of frame t is the body point ``pose_flow(t -> t-1)(p)`` of frame t-1 (a smooth
 thin-plate map through the joints both frames have), which frame t-1 matched to some exemplar
@@ -72,4 +72,5 @@ def carry_matches(positions: torch.Tensor, previous_pose: np.ndarray, pose: np.n
     flat = (rows * w + cols).view(1, 1, 1, -1).to(positions.device)
     k = positions.shape[1]
     return positions.flatten(3).gather(3, flat.expand(1, k, 2, -1)).view(1, k, 2, h, w)
+
 
