@@ -32,7 +32,10 @@ class MotionEncoder(nn.Module):
         # the two branches one after the other, each ReLU'd straight into the concatenation and freed
         # there: at most one branch's two 64-channel maps beside it (not both branches' and it)
         b, _, h, w = scores.shape
-        features = torch.empty(b, 128, h, w, dtype=out.dtype, device=out.device, memory_format=memory_layout(out))
+        # the weights' layout (channels_last after prepare_model), as the GRU buffer: out is a slice of
+        # that buffer, which no layout check would call channels_last
+        features = torch.empty(b, 128, h, w, dtype=out.dtype, device=out.device,
+                               memory_format=memory_layout(self.conv.weight))
         torch.clamp_min(self.convc2(self.convc1(scores).relu_()), 0, out=features[:, :64])
         torch.clamp_min(self.convf2(self.convf1(offsets).relu_()), 0, out=features[:, 64:])
         motion = self.conv(features)

@@ -229,3 +229,16 @@ def test_fused_modulation_and_instance_norm_equal_the_plain_ops():
     got = instance_norm(y.contiguous(memory_format=CL))
     assert got.is_contiguous(memory_format=CL)
     assert torch.allclose(got, F.instance_norm(y.double()).float(), atol=1e-4)
+
+
+def test_motion_encoder_buffer_keeps_the_weights_layout():
+    """Its concatenation buffer is NHWC like the (channels_last) weights, though ``out`` is a channel
+    slice of the GRU buffer: an NCHW buffer made oneDNN copy 128 channels at full size per step."""
+    enc = MotionEncoder(4, 16).eval().to(memory_format=CL)
+    seen = []
+    enc.conv.register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous(memory_format=CL)))
+    scores, offsets = torch.rand(1, 4, 6, 5).to(memory_format=CL), torch.randn(1, 8, 6, 5).to(memory_format=CL)
+    hx = torch.empty(1, 24, 6, 5, memory_format=CL)
+    with torch.no_grad():
+        enc(offsets, scores, out=hx[:, 8:])
+    assert seen == [True]
