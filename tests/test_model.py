@@ -104,7 +104,7 @@ def test_training_the_gru_alone_lowers_the_correspondence_error():
     for _ in range(8):
         out = model(label, pair.image, pair.label, synthesize=False)
         total, terms = correspondence_loss(out.levels, truth, known)
-        errors.append(float(terms[-1]))
+        errors.append(float(terms[-1].detach()))
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
