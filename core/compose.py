@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from core.corr import pixel_grid
 from core.patchmatch import LevelMatch, PatchMatch, seed_offsets
@@ -227,10 +228,12 @@ def _complete_box(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray, s: f
         src_ok = F.max_pool2d((~ok)[None, None].float(), 2 * PATCH_RADIUS + 1, 1, PATCH_RADIUS)[0, 0] == 0
         src_ok = src_ok if int(src_ok.sum()) >= 4 else ok
         grid = pixel_grid(lh, lw, "cpu")  # (2, lh, lw)
-        if offsets is None:  # coarsest: a smooth first guess, then dense matching
-            small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-            im = torch.from_numpy(cv2.inpaint(small, hl.numpy().astype(np.uint8), 3, cv2.INPAINT_TELEA))
-            im = im.permute(2, 0, 1)[None].float() / 255
+        if offsets is None:  # coarsest: a first guess, then dense matching
+            # each hole pixel first copies its nearest source: a textured first guess (a smooth inpaint's
+            # flat patches would match the flattest sources, a grey band beside stripes)
+            _, (iy, ix) = ndimage.distance_transform_edt(~src_ok.numpy(), return_indices=True)
+            nearest = torch.stack([torch.from_numpy(iy), torch.from_numpy(ix)]).float() - grid
+            im = _fill(im, nearest[None, :, None], hl, grid)
             describe = _Describer(im, extent / f)
             feats = describe(im)
             cand = _window(_dense(feats, feats * src_ok[None, None], src_ok))
