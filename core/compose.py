@@ -32,8 +32,8 @@ CHANNELS = 16  # principal directions kept of the 75-dimensional patches
 FINE_ROUNDS = 1  # EM rounds on the finest level (the coarser levels have set the structure)
 FINE_ITERATIONS = 1  # PatchMatch iterations per round there
 MAX_PIECES = 8  # pieces of a hole completed apart (more: one box for all)
-ROW_WEIGHT = 3.0  # locality: a source's distance in rows costs this times its distance in columns (a horizon,
-# a table's edge, a shoulder line run on sideways behind a person)
+SCENE_ROWS = 3.0  # ``rows`` for a scene behind a person: a source's distance in rows costs this times its
+# distance in columns, so a horizon or a table's edge runs on sideways behind the person
 SOURCES = 3  # the completion's box holds at least this times the hole's area of sources
 
 
@@ -44,7 +44,7 @@ class _Describer:
     times the mean descriptor norm per ``extent`` pixels: distant sources cost more, so the hole
     continues the texture beside it), lifted onto a sphere so that cosine similarity ranks by L2."""
 
-    def __init__(self, first: torch.Tensor, extent: float):
+    def __init__(self, first: torch.Tensor, extent: float, rows: float = 1.0):
         self.mean = first.mean((2, 3), keepdim=True)
         patches = self._patches(first)
         sample = patches[:: max(1, len(patches) // 4096)]
@@ -54,7 +54,7 @@ class _Describer:
         self.basis = vecs.flip(1)[:, :CHANNELS].float()  # (75, CHANNELS)
         h, w = first.shape[-2:]
         self.where = pixel_grid(h, w, "cpu").reshape(2, -1).t() / max(extent, 1.0)  # (N, 2)
-        self.where *= torch.tensor([ROW_WEIGHT, 1.0])
+        self.where *= torch.tensor([rows, 1.0])
 
     def _patches(self, image: torch.Tensor) -> torch.Tensor:
         padded = F.pad(image - self.mean, (PATCH_RADIUS,) * 4, mode="replicate")
@@ -164,12 +164,13 @@ class _BestMatch(PatchMatch):
 
 
 def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
-             iterations: int = 2) -> Completion:
+             iterations: int = 2, rows: float = 1.0) -> Completion:
     """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
     is filled with the texture of ``allowed`` (default: everything outside the hole). ``side``: the
-    working size of the whole picture. Each piece of the hole (its connected parts, those nearer than
-    a few work pixels together) is worked on in its own box (``source_box``): the cost follows the
-    hole, and each piece copies from its own neighbourhood."""
+    working size of the whole picture; ``rows``: how much more a source's distance in rows costs than in
+    columns (``SCENE_ROWS`` for a scene). Each piece of the hole (its connected parts, those nearer
+    than a few work pixels together) is worked on in its own box (``source_box``): the cost follows
+    the hole, and each piece copies from its own neighbourhood."""
     h, w = hole.shape
     owner = np.full((h, w), -1, np.int32)
     allowed = ~hole if allowed is None else allowed & ~hole
@@ -184,7 +185,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     parts = []
     for piece in pieces:
         mine = hole & piece
-        part = _complete_box(image, mine, allowed, s, source_box(mine, allowed, margin), iterations)
+        part = _complete_box(image, mine, allowed, s, source_box(mine, allowed, margin), iterations, rows)
         if part is not None:
             owner[mine] = len(parts)
             parts.append(part)
@@ -192,7 +193,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
 
 
 def _complete_box(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray, s: float,
-                  box: tuple[int, int, int, int], iterations: int) -> _Part | None:
+                  box: tuple[int, int, int, int], iterations: int, rows: float) -> _Part | None:
     """``complete`` in one box (top, left, height, width) at scale ``s``: Wexler-style EM, coarse to fine,
     the coarsest level matched densely; None when the box holds too few sources."""
     h, w = hole.shape
@@ -234,12 +235,12 @@ def _complete_box(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray, s: f
             _, (iy, ix) = ndimage.distance_transform_edt(~src_ok.numpy(), return_indices=True)
             nearest = torch.stack([torch.from_numpy(iy), torch.from_numpy(ix)]).float() - grid
             im = _fill(im, nearest[None, :, None], hl, grid)
-            describe = _Describer(im, extent / f)
+            describe = _Describer(im, extent / f, rows)
             feats = describe(im)
             cand = _window(_dense(feats, feats * src_ok[None, None], src_ok))
         else:  # seeds from the coarser level: its best offset x2 and a 3x3 window around it
             cand = seed_offsets(offsets, 3, 1)
-            describe = _Describer(im, extent / f)
+            describe = _Describer(im, extent / f, rows)
         cand = _keep_valid(cand, grid, src_ok)
         sources = torch.nonzero(src_ok).float()  # (S, 2) where patches may be copied from
         rounds, steps = (FINE_ROUNDS, FINE_ITERATIONS) if level == 0 else (iterations, iterations)

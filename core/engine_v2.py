@@ -31,7 +31,7 @@ from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
 from core.charts.surround import apply_affine, fit_similarity, surround_map
-from core.compose import blend, complete, front_layer, photo_level, sample, sample_votes
+from core.compose import SCENE_ROWS, blend, complete, front_layer, photo_level, sample, sample_votes
 from core.conditions import detectors
 from core.conditions.condition import Condition
 from core.errors import InputError
@@ -263,7 +263,7 @@ class TrainingFreeEngineV2:
             return last[3]
         seen = np.zeros_like(hole)
         seen[view[0]:view[2], view[1]:view[3]] = True
-        fill = complete(exemplar.image, hole & seen, ~hole, self.completion_side)
+        fill = complete(exemplar.image, hole & seen, ~hole, self.completion_side, rows=SCENE_ROWS)
         self._background = (exemplar, hole, view, fill)
         return fill
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.compose import complete, front_layer
+from core.compose import SCENE_ROWS, complete, front_layer
 
 
 def _stripes(h: int, w: int, period: int) -> np.ndarray:
@@ -72,12 +72,12 @@ def test_completion_runs_the_horizon_on_behind_a_person():
     img = np.concatenate([_noise(60, 160, (150, 180, 230), 0), _noise(68, 160, (60, 120, 40), 1)])
     hole = np.zeros((128, 160), bool)
     hole[20:128, :90] = True
-    fill = complete(img, hole, side=128)
+    fill = complete(img, hole, side=128, rows=SCENE_ROWS)
     points = np.argwhere(hole).astype(np.float32)
     src = np.round(fill.sources(points)[0]).astype(int)
     sky_source = src[:, 0] < 60
     assert not hole[src[:, 0], src[:, 1]].any()
-    assert (sky_source == (points[:, 0] < 60))[np.abs(points[:, 0] - 60) > 6].mean() > 0.9  # 0.84 with ROW_WEIGHT 1
+    assert (sky_source == (points[:, 0] < 60))[np.abs(points[:, 0] - 60) > 6].mean() > 0.9  # 0.84 with rows=1
 
 
 def test_completion_works_in_a_box_per_piece_of_the_hole():
