@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 from core.corr import pixel_grid
 from core.patchmatch import LevelMatch, PatchMatch, seed_offsets
@@ -26,87 +25,43 @@ from core.patchmatch import LevelMatch, PatchMatch, seed_offsets
 PATCH_RADIUS = 2  # 5x5 patches
 COARSEST = 24  # the dense level's longer side
 RANDOM = 3  # candidates replaced by random-search draws before each PatchMatch call
-COARSE_EXTRA = 1  # extra EM rounds on the coarsest level (cheap there; it sets the structure)
+COARSE_EXTRA = 1  # extra EM rounds on every level but the finest (cheap there)
 LOCALITY = 2.0  # weight of where a patch is beside what it shows (see ``_features``)
 CHANNELS = 16  # principal directions kept of the 75-dimensional patches
-FINE_ROUNDS = 1  # EM rounds on the finest level (the coarser levels have set the structure)
-FINE_ITERATIONS = 1  # PatchMatch iterations per round there
-MAX_PIECES = 8  # pieces of a hole completed apart (more: one box for all)
-SCENE_ROWS = 3.0  # ``rows`` for a scene behind a person: a source's distance in rows costs this times its
-# distance in columns, so a horizon or a table's edge runs on sideways behind the person
-SOURCES = 3  # the completion's box holds at least this times the hole's area of sources
 
 
-class _Describer:
-    """(1, 3, h, w) pictures in [0, 1] -> (1, CHANNELS + 3, h, w) unit patch descriptors: 5x5 colour
-    patches projected on their principal directions (found once, on the first picture: one level's
-    rounds describe the same picture, refilled), two channels for where the patch is (``LOCALITY``
-    times the mean descriptor norm per ``extent`` pixels: distant sources cost more, so the hole
-    continues the texture beside it), lifted onto a sphere so that cosine similarity ranks by L2."""
-
-    def __init__(self, first: torch.Tensor, extent: float, rows: float = 1.0):
-        self.mean = first.mean((2, 3), keepdim=True)
-        patches = self._patches(first)
-        sample = patches[:: max(1, len(patches) // 4096)]
-        centred = (sample - sample.mean(0)).double()
-        _, vecs = torch.linalg.eigh(centred.t() @ centred)  # ascending eigenvalues (torch's LAPACK: numpy's
-        # OpenBLAS threads would fight torch's for the cores)
-        self.basis = vecs.flip(1)[:, :CHANNELS].float()  # (75, CHANNELS)
-        h, w = first.shape[-2:]
-        self.where = pixel_grid(h, w, "cpu").reshape(2, -1).t() / max(extent, 1.0)  # (N, 2)
-        self.where *= torch.tensor([rows, 1.0])
-
-    def _patches(self, image: torch.Tensor) -> torch.Tensor:
-        padded = F.pad(image - self.mean, (PATCH_RADIUS,) * 4, mode="replicate")
-        return F.unfold(padded, 2 * PATCH_RADIUS + 1)[0].t()  # (N, 75)
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        h, w = image.shape[-2:]
-        proj = self._patches(image) @ self.basis  # (N, CHANNELS)
-        proj = torch.cat([proj, self.where * (LOCALITY * proj.norm(dim=1).mean())], 1)
-        radius = proj.norm(dim=1).max().clamp_min(1e-6) * 1.01
-        lift = (radius**2 - proj.square().sum(1, keepdim=True)).clamp_min(0).sqrt()
-        return (torch.cat([proj, lift], 1) / radius).t().reshape(1, -1, h, w)
+def _features(image: torch.Tensor, allowed: torch.Tensor | None = None, locality: float = 0.0) -> torch.Tensor:
+    """(1, 3, h, w) in [0, 1] -> (1, CHANNELS + 1, h, w) unit patch descriptors (zero where not allowed):
+    5x5 colour patches projected on their principal directions (matching cost grows with channels);
+    with ``locality``, two more channels for where the patch is (so far sources cost more)."""
+    k = 2 * PATCH_RADIUS + 1
+    h, w = image.shape[-2:]
+    padded = F.pad(image - image.mean((2, 3), keepdim=True), (PATCH_RADIUS,) * 4, mode="replicate")
+    patches = F.unfold(padded, k)[0].t()  # (N, 75)
+    sample = patches[:: max(1, len(patches) // 4096)]
+    centred = (sample - sample.mean(0)).double()
+    _, vecs = torch.linalg.eigh(centred.t() @ centred)  # ascending eigenvalues (torch's LAPACK: numpy's
+    # OpenBLAS threads would fight torch's for the cores)
+    basis = vecs.flip(1)[:, :CHANNELS].float()  # (75, CHANNELS)
+    proj = patches @ basis  # (N, CHANNELS)
+    if locality:  # where a patch is, as two more channels: distant sources cost more (continuation)
+        where = pixel_grid(h, w, "cpu").reshape(2, -1).t() / max(h, w)
+        proj = torch.cat([proj, where * locality * proj.norm(dim=1).mean()], 1)
+    # Lift onto a sphere (x -> [x, sqrt(R^2 - |x|^2)] / R): cosine similarity then ranks by L2 distance.
+    radius = proj.norm(dim=1).max().clamp_min(1e-6) * 1.01
+    lift = (radius**2 - proj.square().sum(1, keepdim=True)).clamp_min(0).sqrt()
+    feats = (torch.cat([proj, lift], 1) / radius).t().reshape(1, -1, h, w)
+    if allowed is not None:
+        feats = feats * allowed
+    return feats
 
 
 VOTES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # a work cell and its four neighbours
 
 
 @dataclass
-class _Part:
-    """One box of the picture and the offsets of its work grid (a piece of a ``Completion``)."""
-
-    offsets: np.ndarray  # (wh, ww, 2) (row, col) offsets in work pixels; 0 outside the hole
-    hole_work: np.ndarray  # (wh, ww) bool
-    box: tuple[int, int, int, int]  # (top, left, height, width) of the picture the work grid covers
-
-    def cells(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(N, 2) points -> their work cell (row, col), the cell's size in full-resolution pixels
-        (2,) and each point's position from its cell's centre, in cells (N, 2)."""
-        top, left, bh, bw = self.box
-        wh, ww = self.hole_work.shape
-        y = np.clip((points[:, 0] - top + 0.5) * wh / bh, 0, wh - 1e-3)
-        x = np.clip((points[:, 1] - left + 0.5) * ww / bw, 0, ww - 1e-3)
-        cr, cc = y.astype(np.int64), x.astype(np.int64)
-        return cr, cc, np.array([bh / wh, bw / ww], np.float32), np.stack([y % 1 - 0.5, x % 1 - 0.5], 1)
-
-    def offsets_at(self, points: np.ndarray) -> np.ndarray:
-        """(N, 2) points -> (V, N, 2) full-resolution offsets of their own work cell and its neighbours
-        (a neighbour outside the hole gives the own cell's)."""
-        cr, cc, scale, _ = self.cells(points)
-        wh, ww = self.hole_work.shape
-        own = self.offsets[cr, cc]
-        out = np.empty((len(VOTES), len(points), 2), np.float32)
-        for v, (dr, dc) in enumerate(VOTES):
-            nr, nc = np.clip(cr + dr, 0, wh - 1), np.clip(cc + dc, 0, ww - 1)
-            out[v] = np.where(self.hole_work[nr, nc][:, None], self.offsets[nr, nc], own) * scale
-        return out
-
-
-@dataclass
 class Completion:
-    """Where the pixels of a hole copy from: per piece of the hole, offsets on a work grid over a box
-    of the picture, evaluated at any point.
+    """Where the pixels of a hole copy from: offsets on a work grid, evaluated at any point.
 
     ``sources(points)`` gives V source positions per point (its own work cell's offset and each
     neighbouring cell's, at full resolution) and ``weights(points)`` how much each counts: the own
@@ -114,37 +69,36 @@ class Completion:
     between cells that copy from different places blend, and the rest stays as sharp as the source
     (no five-way average). Identity outside the hole."""
 
+    offsets: np.ndarray  # (wh, ww, 2) (row, col) offsets in work pixels; 0 outside the hole
+    hole_work: np.ndarray  # (wh, ww) bool
     hole: np.ndarray  # (H, W) bool, full resolution
-    parts: list[_Part]
-    owner: np.ndarray  # (H, W) int: the part each hole pixel belongs to, -1 elsewhere
-
-    def _owners(self, points: np.ndarray) -> np.ndarray:
-        h, w = self.hole.shape
-        r = np.clip(np.round(points[:, 0]).astype(np.int64), 0, h - 1)
-        c = np.clip(np.round(points[:, 1]).astype(np.int64), 0, w - 1)
-        return self.owner[r, c]
 
     def sources(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) (row, col) full-resolution points -> (V, N, 2) where to copy each from."""
         h, w = self.hole.shape
-        owner = self._owners(points)
-        out = np.broadcast_to(points, (len(VOTES), *points.shape)).astype(np.float32)
-        for i, part in enumerate(self.parts):
-            mine = owner == i
-            if mine.any():
-                out[:, mine] += part.offsets_at(points[mine])
-        out[..., 0] = out[..., 0].clip(0, h - 1)
-        out[..., 1] = out[..., 1].clip(0, w - 1)
+        wh, ww = self.hole_work.shape
+        r = np.clip(np.round(points[:, 0]).astype(np.int64), 0, h - 1)
+        c = np.clip(np.round(points[:, 1]).astype(np.int64), 0, w - 1)
+        inside = self.hole[r, c]
+        cr = np.clip((r * wh) // h, 0, wh - 1)
+        cc = np.clip((c * ww) // w, 0, ww - 1)
+        scale = np.array([h / wh, w / ww], np.float32)
+        own = self.offsets[cr, cc]
+        out = np.empty((len(VOTES), len(points), 2), np.float32)
+        for v, (dr, dc) in enumerate(VOTES):
+            nr, nc = np.clip(cr + dr, 0, wh - 1), np.clip(cc + dc, 0, ww - 1)
+            off = np.where(self.hole_work[nr, nc][:, None], self.offsets[nr, nc], own)
+            src = points + np.where(inside[:, None], off * scale, 0)
+            out[v, :, 0] = src[:, 0].clip(0, h - 1)
+            out[v, :, 1] = src[:, 1].clip(0, w - 1)
         return out
 
     def weights(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) (row, col) full-resolution points -> (V, N) weights of ``sources``' votes (sum 1)."""
-        owner = self._owners(points)
-        dy, dx = np.zeros((2, len(points)), np.float32)  # from the cell's centre, in cells
-        for i, part in enumerate(self.parts):
-            mine = owner == i
-            if mine.any():
-                dy[mine], dx[mine] = part.cells(points[mine])[3].T
+        h, w = self.hole.shape
+        wh, ww = self.hole_work.shape
+        dy = np.clip((points[:, 0] + 0.5) * wh / h, 0, wh - 1e-3) % 1 - 0.5  # from the cell's centre, in cells
+        dx = np.clip((points[:, 1] + 0.5) * ww / w, 0, ww - 1e-3) % 1 - 0.5
         out = np.empty((len(VOTES), len(points)), np.float32)
         for v, (vr, vc) in enumerate(VOTES):
             out[v] = 1 - np.abs(dy) - np.abs(dx) if (vr, vc) == (0, 0) else np.maximum(0, vr * dy + vc * dx)
@@ -164,57 +118,29 @@ class _BestMatch(PatchMatch):
 
 
 def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
-             iterations: int = 2, rows: float = 1.0) -> Completion:
+             iterations: int = 2) -> Completion:
     """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
-    is filled with the texture of ``allowed`` (default: everything outside the hole). ``side``: the
-    working size of the whole picture; ``rows``: how much more a source's distance in rows costs than in
-    columns (``SCENE_ROWS`` for a scene). Each piece of the hole (its connected parts, those nearer
-    than a few work pixels together) is worked on in its own box (``source_box``): the cost follows
-    the hole, and each piece copies from its own neighbourhood."""
+    is filled with the texture of ``allowed`` (default: everything outside the hole)."""
     h, w = hole.shape
-    owner = np.full((h, w), -1, np.int32)
+    none = Completion(np.zeros((1, 1, 2), np.float32), np.zeros((1, 1), bool), np.zeros_like(hole))
     allowed = ~hole if allowed is None else allowed & ~hole
     if not hole.any() or allowed.sum() < 16:
-        return Completion(hole & False, [], owner)
+        return none
     s = min(1.0, side / max(h, w))
-    margin = 2 * (PATCH_RADIUS + 1) / s  # full-resolution pixels
-    reach = max(1, round(margin))
-    joined = cv2.dilate(hole.astype(np.uint8), np.ones((reach, reach), np.uint8))
-    count, labels = cv2.connectedComponents(joined, connectivity=8)
-    pieces = [labels == i for i in range(1, count)] if count - 1 <= MAX_PIECES else [joined > 0]
-    parts = []
-    for piece in pieces:
-        mine = hole & piece
-        part = _complete_box(image, mine, allowed, s, source_box(mine, allowed, margin), iterations, rows)
-        if part is not None:
-            owner[mine] = len(parts)
-            parts.append(part)
-    return Completion(hole & (owner >= 0), parts, owner)
-
-
-def _complete_box(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray, s: float,
-                  box: tuple[int, int, int, int], iterations: int, rows: float) -> _Part | None:
-    """``complete`` in one box (top, left, height, width) at scale ``s``: Wexler-style EM, coarse to fine,
-    the coarsest level matched densely; None when the box holds too few sources."""
-    h, w = hole.shape
-    top, left, bh, bw = box
-    wh, ww = max(8, round(bh * s)), max(8, round(bw * s))
+    wh, ww = max(8, round(h * s)), max(8, round(w * s))
     levels = 1
     while max(wh, ww) / 2 ** levels >= COARSEST and min(wh, ww) / 2 ** levels >= 8:
         levels += 1
     # Sides divisible by 2**(levels-1) so each level is exactly twice the coarser one.
     unit = 2 ** (levels - 1)
     wh, ww = max(unit, round(wh / unit) * unit), max(unit, round(ww / unit) * unit)
-    crop = (slice(top, top + bh), slice(left, left + bw))
-    img = torch.from_numpy(cv2.resize(image[crop], (ww, wh), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
+    img = torch.from_numpy(cv2.resize(image, (ww, wh), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)[None]
     img = img.float() / 255
-    # A work cell is in the hole if any of its pixels is, a source if all of them are allowed.
-    hole_t = torch.from_numpy(cv2.resize(hole[crop].astype(np.float32), (ww, wh), interpolation=cv2.INTER_AREA) > 0)
-    ok_t = torch.from_numpy(cv2.resize(allowed[crop].astype(np.float32), (ww, wh), interpolation=cv2.INTER_AREA) > 0.99)
+    hole_t = torch.from_numpy(cv2.resize(hole.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST) > 0)
+    ok_t = torch.from_numpy(cv2.resize(allowed.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST) > 0)
     ok_t &= ~hole_t
-    if int(ok_t.sum()) < 4 or not hole_t.any():
-        return None
-    extent = max(h, w) * s  # the locality prior's unit: the whole picture's working side (not the box's)
+    if int(ok_t.sum()) < 4:
+        return none
     pm = _BestMatch(0, 9, use_gru=False)
     generator = torch.Generator().manual_seed(0)  # the same fill every run
     offsets = None
@@ -229,52 +155,29 @@ def _complete_box(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray, s: f
         src_ok = F.max_pool2d((~ok)[None, None].float(), 2 * PATCH_RADIUS + 1, 1, PATCH_RADIUS)[0, 0] == 0
         src_ok = src_ok if int(src_ok.sum()) >= 4 else ok
         grid = pixel_grid(lh, lw, "cpu")  # (2, lh, lw)
-        if offsets is None:  # coarsest: a first guess, then dense matching
-            # each hole pixel first copies its nearest source: a textured first guess (a smooth inpaint's
-            # flat patches would match the flattest sources, a grey band beside stripes)
-            _, (iy, ix) = ndimage.distance_transform_edt(~src_ok.numpy(), return_indices=True)
-            nearest = torch.stack([torch.from_numpy(iy), torch.from_numpy(ix)]).float() - grid
-            im = _fill(im, nearest[None, :, None], hl, grid)
-            describe = _Describer(im, extent / f, rows)
-            feats = describe(im)
+        if offsets is None:  # coarsest: a smooth first guess, then dense matching
+            small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+            im = torch.from_numpy(cv2.inpaint(small, hl.numpy().astype(np.uint8), 3, cv2.INPAINT_TELEA))
+            im = im.permute(2, 0, 1)[None].float() / 255
+            feats = _features(im, locality=LOCALITY)
             cand = _window(_dense(feats, feats * src_ok[None, None], src_ok))
         else:  # seeds from the coarser level: its best offset x2 and a 3x3 window around it
             cand = seed_offsets(offsets, 3, 1)
-            describe = _Describer(im, extent / f, rows)
         cand = _keep_valid(cand, grid, src_ok)
         sources = torch.nonzero(src_ok).float()  # (S, 2) where patches may be copied from
-        rounds, steps = (FINE_ROUNDS, FINE_ITERATIONS) if level == 0 else (iterations, iterations)
-        rounds += COARSE_EXTRA if level == levels - 1 else 0
+        rounds = iterations if level == 0 else iterations + COARSE_EXTRA
         for i in range(rounds):
             im = _fill(im, cand, hl, grid)
-            left_f = describe(im)
+            left = _features(im, locality=LOCALITY)
             cand = _keep_valid(_random_search(cand, grid, sources, max(lh, lw) / 2 ** (i + 1), generator), grid, src_ok)
-            match = pm(left_f, left_f * src_ok[None, None], im, cand, iterations=steps, temperature=0.01)
+            match = pm(left, left * src_ok[None, None], im, cand, iterations=iterations, temperature=0.01)
             cand = match.positions.transpose(1, 2) - grid.view(1, 2, 1, lh, lw)  # (1, 2, K, lh, lw)
             cand = _keep_valid(cand, grid, src_ok)
-        offsets = cand[:, :, 0].clone()  # (1, 2, lh, lw): each pixel's best
+        offsets = _best(match, grid)  # (1, 2, lh, lw)
         offsets[:, :, ~hl] = 0
     if offsets is None:
-        return None
-    return _Part(offsets[0].permute(1, 2, 0).numpy(), hl.numpy(), box)
-
-
-def source_box(hole: np.ndarray, allowed: np.ndarray, margin: float) -> tuple[int, int, int, int]:
-    """(top, left, height, width): the hole's bounding box, grown by ``margin`` pixels and then by half
-    its side at a time until it holds ``SOURCES`` times the hole's area of ``allowed`` pixels (or is
-    the whole picture). The completion works there only: its cost follows the hole, and the sources
-    it copies are the hole's neighbours (the hair round a hole above the hair, not the suit below)."""
-    h, w = hole.shape
-    rows, cols = np.nonzero(hole)
-    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    need = SOURCES * len(rows)
-    grow = margin
-    while True:
-        t, b = max(0, int(r0 - grow)), min(h, int(np.ceil(r1 + grow)))
-        lft, rgt = max(0, int(c0 - grow)), min(w, int(np.ceil(c1 + grow)))
-        if (t, lft, b, rgt) == (0, 0, h, w) or allowed[t:b, lft:rgt].sum() >= need:
-            return t, lft, b - t, rgt - lft
-        grow += 0.5 * max(b - t, rgt - lft)
+        return none
+    return Completion(offsets[0].permute(1, 2, 0).numpy(), hl.numpy(), hole)
 
 
 def _dense(left: torch.Tensor, right: torch.Tensor, src_ok: torch.Tensor) -> torch.Tensor:
@@ -310,7 +213,7 @@ def _window(best: torch.Tensor) -> torch.Tensor:
 
 def _fill(im, cand, hole, grid):
     """Patch voting (Wexler et al. 2007): each hole pixel becomes the mean of what the 5x5 patches
-    covering it propose, each patch copied from where its best candidate points."""
+    covering it propose, each patch copied from where its best candidate points (hole pixels only)."""
     h, w = im.shape[-2:]
     r = PATCH_RADIUS
     at = torch.nonzero(hole)  # (n, 2) hole pixels
@@ -336,6 +239,13 @@ def _keep_valid(cand, grid, src_ok):
     valid = src_ok[pos[0], pos[1]]  # (K, h, w)
     first = cand[:, :, :1].expand_as(cand)
     return torch.where(valid[None, None], cand, first)
+
+
+def _best(match, grid) -> torch.Tensor:
+    """(1, 2, h, w): the offset of each pixel's highest-weighted candidate."""
+    top = match.weights.argmax(1, keepdim=True)  # (1, 1, h, w)
+    pos = torch.gather(match.positions, 1, top.unsqueeze(2).expand(-1, -1, 2, -1, -1))[:, 0]
+    return pos - grid[None]
 
 
 def photo_level(photo: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, float]:

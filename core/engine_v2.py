@@ -31,7 +31,7 @@ from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
 from core.charts.surround import apply_affine, fit_similarity, surround_map
-from core.compose import SCENE_ROWS, blend, complete, front_layer, photo_level, sample, sample_votes
+from core.compose import blend, complete, front_layer, photo_level, sample, sample_votes
 from core.conditions import detectors
 from core.conditions.condition import Condition
 from core.errors import InputError
@@ -48,7 +48,6 @@ V2_DEFAULT = ("face", "pose", "mask")
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 PERSON_THRESHOLD = 0.5
-VIEW_MARGIN = 0.05  # the exemplar's background is completed where the output sees it, this times its side around
 
 
 def person_mask(photo: np.ndarray) -> np.ndarray:
@@ -70,9 +69,9 @@ class TrainingFreeEngineV2:
     def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5):
         self.completion_side = completion_side  # working size of the PatchMatch completion
         self.seam_sigma = seam_sigma  # feather of the person's edge (output pixels) before multi-band blending
-        # The last exemplar's completed background (exemplar condition, its hole, the view, the completion): a
-        # video's frames share one exemplar, so its background is completed once per clip, not once per frame.
-        self._background: tuple[Condition, np.ndarray, tuple[int, int, int, int], object] | None = None
+        # The last exemplar's completed background (exemplar condition, its hole, the completion): a video's
+        # frames share one exemplar, so its background is completed once per clip, not once per frame.
+        self._background: tuple[Condition, np.ndarray, object] | None = None
 
     @torch.no_grad()
     def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
@@ -205,8 +204,8 @@ class TrainingFreeEngineV2:
             c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
             covered = ex_hole[r, c]
             if covered.any():
+                ex_fill = self._completed_background(exemplar, ex_hole)
                 seen = background[covered]
-                ex_fill = self._completed_background(exemplar, ex_hole, view_box(seen, ex_size, VIEW_MARGIN))
                 votes = ex_fill.sources(seen)
                 background[covered] = votes[0]
                 back_img[covered] = sample_votes(photo, to_photo(votes), bg_level, ex_fill.weights(seen))
@@ -255,16 +254,13 @@ class TrainingFreeEngineV2:
         return _output(image, layered, used, not_mapped, chart_view, ex_size, seconds, messages, stats)
 
 
-    def _completed_background(self, exemplar: Condition, hole: np.ndarray, view: tuple[int, int, int, int]):
-        """The exemplar's background completed over ``hole`` (its person) where the output sees it (``view``:
-        top, left, bottom, right), reused for the same exemplar and hole while the view stays inside."""
+    def _completed_background(self, exemplar: Condition, hole: np.ndarray):
+        """The exemplar's background completed over ``hole`` (its person), reused for the same exemplar."""
         last = self._background
-        if last is not None and last[0] is exemplar and np.array_equal(last[1], hole) and _inside(view, last[2]):
-            return last[3]
-        seen = np.zeros_like(hole)
-        seen[view[0]:view[2], view[1]:view[3]] = True
-        fill = complete(exemplar.image, hole & seen, ~hole, self.completion_side, rows=SCENE_ROWS)
-        self._background = (exemplar, hole, view, fill)
+        if last is not None and last[0] is exemplar and np.array_equal(last[1], hole):
+            return last[2]
+        fill = complete(exemplar.image, hole, None, self.completion_side)
+        self._background = (exemplar, hole, fill)
         return fill
 
 
@@ -344,19 +340,6 @@ def background_affine(similarity: np.ndarray, size: tuple[int, int], ex_size: tu
     px = float(np.clip(px, half_w - 0.5, ew - 0.5 - half_w)) if 2 * half_w <= ew else (ew - 1) / 2
     py = float(np.clip(py, half_h - 0.5, eh - 0.5 - half_h)) if 2 * half_h <= eh else (eh - 1) / 2
     return np.array([[scale, 0, px - scale * cx], [0, scale, py - scale * cy]])
-
-
-def view_box(points: np.ndarray, size: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right): the box of (N, 2) (row, col) ``points``, grown by ``margin`` times the
-    longer side of ``size`` and kept inside it."""
-    grow = margin * max(size)
-    top, left = np.floor(points.min(0) - grow).astype(int)
-    bottom, right = np.ceil(points.max(0) + grow).astype(int) + 1
-    return max(0, top), max(0, left), min(size[0], bottom), min(size[1], right)
-
-
-def _inside(box: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> bool:
-    return box[0] >= outer[0] and box[1] >= outer[1] and box[2] <= outer[2] and box[3] <= outer[3]
 
 
 def _unmirror(positions: np.ndarray, width: int) -> np.ndarray:

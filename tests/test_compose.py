@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.compose import SCENE_ROWS, complete, front_layer
+from core.compose import complete, front_layer
 
 
 def _stripes(h: int, w: int, period: int) -> np.ndarray:
@@ -60,38 +60,34 @@ def test_fill_votes_count_the_own_cell_fully_at_its_centre_and_half_at_a_border(
     assert np.allclose(w[:, 2], [0.5, 0.5, 0, 0, 0])  # own and the upper neighbour's
 
 
-def _noise(h: int, w: int, colour: tuple[int, int, int], seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.clip(np.array(colour, np.float32) + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+def test_completion_votes_and_best_candidates_match_the_plain_computation():
+    """The hole-only patch vote equals the mean over all 25 patches computed for every pixel, and the
+    completion's matcher (no soft warp) keeps as best what the full PatchMatch's warp weighs highest."""
+    import torch
 
+    from core.compose import _best, _BestMatch, _fill
+    from core.corr import pixel_grid
+    from core.patchmatch import PatchMatch
 
-def test_completion_runs_the_horizon_on_behind_a_person():
-    """Sky above ground, a person-shaped hole from the left edge across the horizon: the rows above the
-    horizon are filled with sky and those below with ground (a source's distance in rows costs more than
-    in columns, so layered backgrounds continue sideways instead of bending round the hole)."""
-    img = np.concatenate([_noise(60, 160, (150, 180, 230), 0), _noise(68, 160, (60, 120, 40), 1)])
-    hole = np.zeros((128, 160), bool)
-    hole[20:128, :90] = True
-    fill = complete(img, hole, side=128, rows=SCENE_ROWS)
-    points = np.argwhere(hole).astype(np.float32)
-    src = np.round(fill.sources(points)[0]).astype(int)
-    sky_source = src[:, 0] < 60
-    assert not hole[src[:, 0], src[:, 1]].any()
-    assert (sky_source == (points[:, 0] < 60))[np.abs(points[:, 0] - 60) > 6].mean() > 0.9  # 0.84 with rows=1
+    g = torch.Generator().manual_seed(0)
+    h, w = 20, 24
+    im = torch.rand(1, 3, h, w, generator=g)
+    cand = torch.randint(-4, 5, (1, 2, 9, h, w), generator=g).float()
+    hole = torch.zeros(h, w, dtype=torch.bool)
+    hole[5:15, 6:18] = True
+    grid = pixel_grid(h, w, "cpu")
+    off = cand[0, :, 0].round().long()
+    pad = torch.nn.functional.pad(off[None].float(), (2, 2, 2, 2), mode="replicate")[0].long()
+    total = torch.zeros_like(im)
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            o = pad[:, 2 + dy:2 + dy + h, 2 + dx:2 + dx + w]
+            total += im[:, :, (grid[0].long() + o[0]).clamp(0, h - 1), (grid[1].long() + o[1]).clamp(0, w - 1)]
+    expected = torch.where(hole[None, None], total / 25, im)
+    assert torch.allclose(_fill(im, cand, hole, grid), expected, atol=1e-6)
 
-
-def test_completion_works_in_a_box_per_piece_of_the_hole():
-    """Two small holes far apart are completed apart, each in a box near it (the cost follows the hole,
-    and each copies from its own neighbourhood), not over the whole picture."""
-    img = np.concatenate([_noise(128, 128, (200, 40, 40), 2), _noise(128, 128, (40, 40, 200), 3)], 1)
-    hole = np.zeros((128, 256), bool)
-    hole[20:30, 20:30] = True
-    hole[90:100, 220:230] = True
-    fill = complete(img, hole, side=128)
-    assert len(fill.parts) == 2
-    for part in fill.parts:
-        top, left, height, width = part.box
-        assert height * width < 0.2 * hole.size
-    src = np.round(fill.sources(np.argwhere(hole).astype(np.float32))[0]).astype(int)
-    red = img[src[:, 0], src[:, 1], 0] > img[src[:, 0], src[:, 1], 2]
-    assert red[np.argwhere(hole)[:, 1] < 128].all() and not red[np.argwhere(hole)[:, 1] >= 128].any()
+    feats = torch.nn.functional.normalize(torch.randn(1, 8, h, w, generator=g), dim=1)
+    seeds = cand.clamp(-3, 3)
+    best = _BestMatch(0, 9, use_gru=False)(feats, feats, im, seeds, iterations=2, temperature=0.01)
+    full = PatchMatch(0, 9, use_gru=False)(feats, feats, im, seeds, iterations=2, temperature=0.01)
+    assert torch.equal(_best(best, grid), _best(full, grid))

@@ -309,21 +309,3 @@ def test_a_face_sketch_is_mapped_by_the_landmarks_it_shares_with_the_exemplar(as
     bottom = final[-12:, 96:160].reshape(-1, 2).round().astype(int)
     bottom = np.clip(bottom, 0, np.array(ex.size) - 1)
     assert on_person[bottom[:, 0], bottom[:, 1]].mean() > 0.8
-
-
-def test_exemplar_background_is_completed_only_where_the_output_sees_it():
-    """The exemplar's person is removed only inside the view the output shows (its box), and that
-    completion is reused while the next view stays inside it (a video's frames)."""
-    from types import SimpleNamespace
-
-    from core.engine_v2 import TrainingFreeEngineV2
-
-    rng = np.random.default_rng(0)
-    exemplar = SimpleNamespace(image=rng.integers(0, 255, (128, 128, 3), dtype=np.uint8))
-    person = np.zeros((128, 128), bool)
-    person[20:, 30:100] = True
-    engine = TrainingFreeEngineV2()
-    fill = engine._completed_background(exemplar, person, (0, 0, 64, 128))  # the top half is seen
-    assert fill.hole[20:64, 30:100].all() and not fill.hole[64:].any()
-    assert engine._completed_background(exemplar, person, (10, 10, 60, 120)) is fill
-    assert engine._completed_background(exemplar, person, (0, 0, 128, 128)) is not fill
