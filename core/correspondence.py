@@ -14,7 +14,6 @@ from core import budget
 from core.checkpointing import run_block
 from core.config import WarpaintConfig
 from core.corr import dense_attention, normalize_features
-from core.environment import reuse_heap
 from core.extractor import PyramidEncoder
 from core.patchmatch import MATCHERS, LevelMatch, PatchMatch, seed_offsets
 from core.precision import full_precision
@@ -37,8 +36,7 @@ def match_pyramid(left: Sequence[torch.Tensor], right: Sequence[torch.Tensor], e
     levels: list[LevelMatch] = []
     for i, (lf, rf) in enumerate(zip(left, right)):
         budget.check()  # a request's time budget (app) is checked between levels
-        # a level's bands and iterations repeat their temporaries' sizes: reused heap pages (CPU)
-        with stage(f"level_{lf.shape[-2]}x{lf.shape[-1]}", lf.device), reuse_heap():
+        with stage(f"level_{lf.shape[-2]}x{lf.shape[-1]}", lf.device):
             ref = _pool_to(exemplar, lf.shape[-2:])
             if i == 0:
                 levels.append(_dense_level(lf, rf, ref, temperature, patch_match.k, cycle))

@@ -62,12 +62,13 @@ def set_malloc(mode: str) -> bool:
 
 @contextlib.contextmanager
 def reuse_heap() -> Iterator[bool]:
-    """In the default mode ("own mappings"), a stretch whose steps allocate and free the same
-    sizes again and again (bands of rows, PatchMatch iterations): inside it, blocks up to 32 MiB
-    come from glibc's heap, so a step reuses the pages the step before freed instead of mapping
-    and faulting in fresh ones (the default mode's system time: ~28 % of its CPU time); on leaving
-    the outermost scope, own mappings again and the heap's free pages are handed back
-    (``malloc_trim``), so resident memory is the live tensors again. Yields whether it applies
+    """In the default mode ("own mappings"), a loop whose steps allocate and free the same sizes
+    again and again (bands of rows): inside it, blocks up to 32 MiB come from glibc's heap, so a
+    band reuses the pages the band before freed instead of mapping and faulting in fresh ones (the
+    default mode's system time); on leaving the outermost scope, own mappings again and the heap's
+    free pages are handed back (``malloc_trim``), so resident memory is the live tensors again.
+    Keep it to such loops: around a whole PatchMatch level (tensors that outlive their step) the
+    heap's holes raised the 512 peak by 0.07 GiB (docs/performance.md). Yields whether it applies
     (not in another mode, nor outside glibc)."""
     with _lock:
         active = _state["mode"] in ("default", "lean")
