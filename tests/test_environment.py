@@ -62,3 +62,47 @@ def test_reuse_heap_changes_nothing_in_other_modes():
             assert not active
     finally:
         set_malloc("default")
+
+
+def test_band_loops_reuse_the_heap_with_the_same_numbers(monkeypatch):
+    """The PatchMatch bands and the modulations' bands run inside ``reuse_heap`` (CPU inference),
+    and the outputs are bit-identical to a run without it."""
+    import contextlib
+
+    import torch.nn.functional as F
+
+    import core.layers
+    import core.patchmatch
+    from core.config import get_preset
+    from core.model import Warpaint
+    from core.precision import inference_context, prepare_model
+
+    torch.manual_seed(0)
+    model = prepare_model(Warpaint(get_preset("tiny", label_channels=4, matching="official")), "cpu")
+    model.correspondence.patch_match.chunk = 64  # bands of 2 rows at 32 x 32
+    g = torch.Generator().manual_seed(0)
+    cond = F.interpolate(torch.rand(1, 4, 8, 8, generator=g), size=(32, 32), mode="bilinear")
+    exemplar = F.interpolate(torch.rand(1, 3, 8, 8, generator=g), size=(32, 32), mode="bilinear") * 2 - 1
+    inputs = (cond, exemplar, torch.roll(cond, shifts=(3, -2), dims=(2, 3)))
+    entered = {"patchmatch": 0, "layers": 0}
+
+    def counting(name):
+        @contextlib.contextmanager
+        def scope():
+            entered[name] += 1
+            with reuse_heap() as active:
+                assert active
+                yield active
+        return scope
+
+    monkeypatch.setattr(core.patchmatch, "reuse_heap", counting("patchmatch"))
+    monkeypatch.setattr(core.layers, "reuse_heap", counting("layers"))
+    with inference_context("cpu", "fp32"):
+        with_heap = model(*inputs)
+    assert entered["patchmatch"] > 0 and entered["layers"] > 0
+    for module in (core.patchmatch, core.layers):
+        monkeypatch.setattr(module, "reuse_heap", contextlib.nullcontext)
+    with inference_context("cpu", "fp32"):
+        plain = model(*inputs)
+    assert torch.equal(with_heap.image, plain.image)
+    assert all(torch.equal(a.indices, b.indices) for a, b in zip(with_heap.levels[1:], plain.levels[1:]))
