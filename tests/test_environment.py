@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import ctypes
 import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from core.environment import reuse_heap, set_malloc
 
+ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                                 reason="glibc malloc only")
 
@@ -39,20 +43,24 @@ def _mapped_by(make) -> int:
 MIB4 = lambda: torch.empty(1 << 20)  # noqa: E731  (4 MiB: its own mapping in the default mode)
 
 
-def test_reuse_heap_takes_mid_sized_blocks_from_the_heap_then_restores_own_mappings():
+def _heap_probe():
+    """Run in a fresh process (a clean heap: no free chunk left by other tests to serve the probes)."""
     assert set_malloc("default")
-    try:
-        assert _mapped_by(MIB4) >= 4 << 20  # default: a mapping of its own
-        with reuse_heap() as active:
-            assert active
-            with reuse_heap() as inner:  # nested scopes: the outermost one restores
-                assert inner and _mapped_by(MIB4) == 0
-            assert _mapped_by(MIB4) == 0  # still inside the outer scope: the heap
-            big = _mapped_by(lambda: torch.empty(12 << 20))  # 48 MiB: above the heap's limit
-            assert big >= 48 << 20
-        assert _mapped_by(MIB4) >= 4 << 20  # back to own mappings
-    finally:
-        set_malloc("default")
+    assert _mapped_by(MIB4) >= 4 << 20  # default: a mapping of its own
+    with reuse_heap() as active:
+        assert active
+        with reuse_heap() as inner:  # nested scopes: the outermost one restores
+            assert inner and _mapped_by(MIB4) == 0
+        assert _mapped_by(MIB4) == 0  # still inside the outer scope: the heap
+        big = _mapped_by(lambda: torch.empty(12 << 20))  # 48 MiB: above the heap's limit
+        assert big >= 48 << 20
+    assert _mapped_by(lambda: torch.empty(3 << 20)) >= 12 << 20  # back to own mappings (a size the heap lacks)
+
+
+def test_reuse_heap_takes_mid_sized_blocks_from_the_heap_then_restores_own_mappings():
+    code = "import tests.test_environment as t; t._heap_probe(); print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 def test_reuse_heap_changes_nothing_in_other_modes():
