@@ -46,7 +46,7 @@ GUIDE_WEIGHT = 0.15  # pull of the shape chart's layout against the tiles' colou
 CANDIDATES = 32  # random tile origins tried per tile (plus the guided one)
 FACE_REGION = NUM_INDICES  # ChartMap.region id of a face mapped by its mesh (after the 151 class ids)
 LAYERED_MIN_FRACTION = 0.01  # an input whose unlabeled part is at least this share is composited in layers
-FLIP_MARGIN = 3  # pixels round a face mesh's flipped triangles left to the surround with them
+FLIP_MARGIN = 1  # pixels round a face mesh's flipped triangles left to the surround with them
 OUTLINE_BAND = 0.2  # things: the polar chart's band along the outline, in units of the piece's radius
 
 
