@@ -287,12 +287,13 @@ def _similarity(task: str, source: Condition, exemplar: Condition, chart: ChartM
                 ex_size: tuple[int, int]) -> np.ndarray:
     """(2, 3) output x, y -> exemplar x, y: the similarity closest to the chart (the face mesh's points,
     or a sample of the chart's pixels), or the frame's when there is no chart."""
-    if task == "face" or (task == "mask" and (chart.region == MASK_FACE_REGION).any()):
-        if chart.defined.any() and face_points(source) is not None and face_points(exemplar) is not None:
-            src_pts, ex_pts, _ = corresponding_points(source, exemplar)
-            return fit_similarity(src_pts, ex_pts)
-    elif chart.defined.sum() >= 3:
-        rows, cols = np.nonzero(chart.defined)
+    face = chart.defined if task == "face" else chart.defined & (chart.region == MASK_FACE_REGION)
+    if face.any() and face_points(source) is not None and face_points(exemplar) is not None:
+        src_pts, ex_pts, _ = corresponding_points(source, exemplar)
+        return fit_similarity(src_pts, ex_pts)
+    fitted = face if face.any() else chart.defined  # a painted person's face: placed by its head
+    if task != "face" and fitted.sum() >= 3:
+        rows, cols = np.nonzero(fitted)
         pick = np.linspace(0, len(rows) - 1, min(len(rows), 4000)).astype(int)
         src = np.stack([cols[pick], rows[pick]], 1).astype(np.float64)
         return fit_similarity(src, chart.positions[rows[pick], cols[pick]][:, ::-1].astype(np.float64))
