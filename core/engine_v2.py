@@ -115,7 +115,7 @@ class TrainingFreeEngineV2:
         mirrored = task in ("face", "pose") and uses_mirror(mirror, source, exemplar)
         if mirrored:
             exemplar = mirror_condition(exemplar)
-            messages.append(MIRROR_NOTE)
+            messages.append("The exemplar is used mirrored, as asked." if mirror == "always" else MIRROR_NOTE)
         photo = exemplar.photo if exemplar.photo is not None else exemplar.image
         ex_size = exemplar.size
 

@@ -100,7 +100,8 @@ def test_a_mirror_image_pose_exemplar_is_used_mirrored(translator, astronaut, gr
         return float(np.median(np.linalg.norm(result.positions - truth, axis=-1)[person]))
 
     assert error(auto) < 0.3 * error(kept)
-    assert translator.translate(src, other, resolution=SIZE[0], mirror="always").mirrored
+    forced = translator.translate(src, other, resolution=SIZE[0], mirror="always")
+    assert forced.mirrored and any("mirrored, as asked" in m for m in forced.messages)
 
 
 def test_a_bad_mirror_setting_is_refused_by_name(translator, astronaut):
