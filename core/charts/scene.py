@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.charts.folds import unfold
+from core.charts.folds import jacobian_determinant
 from core.conditions.condition import Condition
 
 WORK_SIDE = 256  # matching runs at this longer side at most (the displacement is smooth)
@@ -77,7 +77,7 @@ def follow(positions: np.ndarray, displacement: np.ndarray) -> np.ndarray:
     h, w = positions.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     qy, qx = ys + displacement[..., 0], xs + displacement[..., 1]
-    cy, cx = np.clip(qy, 0, h - 1), np.clip(qx, 0, w - 1)
+    cy, cx = np.clip(qy, 0, h - 1).astype(np.float32), np.clip(qx, 0, w - 1).astype(np.float32)
     d_row, d_col = np.gradient(positions, axis=(0, 1))  # (H, W, 2) each: change per row, per column
     out = cv2.remap(np.concatenate([positions, d_row, d_col], -1), cx, cy, cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REPLICATE)
@@ -118,6 +118,7 @@ def match_scene(source: Condition, exemplar: Condition, current: np.ndarray, kee
     wh, ww = max(8, round(h * s)), max(8, round(w * s))
     side = max(wh, ww)
     src_edges = cv2.resize(src_edges.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_AREA) > 0
+    face = keep
     keep = cv2.resize(keep.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST) > 0
     current = cv2.resize(current, (ww, wh), interpolation=cv2.INTER_LINEAR)
     sigma = SOFT * side
@@ -135,28 +136,66 @@ def match_scene(source: Condition, exemplar: Condition, current: np.ndarray, kee
     loop = np.hypot(*(forward + carry(backward, to)).transpose(2, 0, 1))  # 0: the way back returns
     near = (src_soft > np.exp(-2)) & (carry(ex_soft, to) > np.exp(-2))  # both ends within 2 sigma of an edge
     confident = (loop < CONSISTENT * side) & near & inside
+    if confident.sum() < 32:
+        return SceneMatch(False, 1.0, zero)
+    # An affine part (another aspect, a tilt: it holds far from the matched edges too), then the rest
+    # smoothed where it was matched and fading to 0 away from that.
+    flow = forward[..., ::-1]  # (row, col)
+    affine = _fit_affine(np.argwhere(confident).astype(np.float64), flow[confident].astype(np.float64))
+    grid = np.stack([ys, xs], -1)
+    work = (grid @ affine[:, :2].T + affine[:, 2]).astype(np.float32)  # (h, w, 2)
     weight = confident.astype(np.float32)
-    flow = forward[..., ::-1] * weight[..., None]  # (row, col)
+    rest = (flow - work) * weight[..., None]
     weight[keep] = 1.0  # the face: no displacement (its chart is exact)
     mass = cv2.GaussianBlur(weight, (0, 0), SMOOTH * side)
-    work = cv2.GaussianBlur(flow, (0, 0), SMOOTH * side) / (mass + SUPPORT)[..., None]
-    ramp = np.clip(cv2.distanceTransform((~keep).astype(np.uint8), cv2.DIST_L2, 3) / (RAMP * side), 0, 1)
-    work *= (ramp * ramp * (3 - 2 * ramp))[..., None]  # from 0 at the face: no step at the chart's edge
+    work += cv2.GaussianBlur(rest, (0, 0), SMOOTH * side) / (mass + SUPPORT)[..., None]
+    work *= _ramp(keep, RAMP * side)[..., None]  # from 0 at the face: no step at the chart's edge
 
     refined = follow(current, work)
     score = agreement(src_soft, src_edges, carry(ex_soft_own, refined), _inside(refined, exemplar.size) & ~keep)
     if score > AGREE:
         return SceneMatch(False, score, zero)
     displacement = cv2.resize(work, (w, h), interpolation=cv2.INTER_LINEAR) / s
-    grid = np.stack(np.mgrid[0:h, 0:w], -1).astype(np.float32)
-    displacement = unfold(grid + displacement, grid)[0] - grid  # x + displacement does not fold
-    return SceneMatch(True, score, displacement.astype(np.float32), float(confident.mean()))
+    displacement *= _ramp(face, RAMP * max(h, w))[..., None]  # exactly 0 on the face at full size too
+    return SceneMatch(True, score, _unfolded(displacement, SMOOTH * max(h, w)), float(confident.mean()))
 
 
 def _inside(positions: np.ndarray, ex_size: tuple[int, int]) -> np.ndarray:
     eh, ew = ex_size
     return ((positions[..., 0] >= 0) & (positions[..., 0] <= eh - 1) & (positions[..., 1] >= 0)
             & (positions[..., 1] <= ew - 1))
+
+
+def _fit_affine(points: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """(2, 3) least-squares affine (row, col) -> displacement (row, col) through the matched ``points``
+    (N, 2) and their ``flow`` (N, 2); 0 where it would turn the picture over or scale it more than 2x."""
+    design = np.concatenate([points, np.ones((len(points), 1))], 1)
+    solution, *_ = np.linalg.lstsq(design, flow, rcond=None)
+    affine = solution.T  # (2, 3)
+    det = np.linalg.det(np.eye(2) + affine[:, :2])
+    return affine if 0.5 < det < 2.0 else np.zeros((2, 3))
+
+
+def _unfolded(displacement: np.ndarray, sigma: float, rounds: int = 6) -> np.ndarray:
+    """The displacement (H, W, 2) faded smoothly towards 0 round folds until x + displacement folds nowhere
+    (its Jacobian determinant above a tenth everywhere; then neither does any fold-free map read through it).
+    Fading, not replacing: a displacement of 0 is always fold-free, and a smooth fade adds no step."""
+    h, w = displacement.shape[:2]
+    grid = np.stack(np.mgrid[0:h, 0:w], -1).astype(np.float32)
+    out = displacement.astype(np.float32, copy=True)
+    for _ in range(rounds):
+        bad = np.pad(jacobian_determinant(grid + out) <= 0.1, ((0, 1), (0, 1)))
+        if not bad.any():
+            return out
+        width = max(2 * sigma, 3 * float(np.abs(out).max()))  # the fade's own slope stays under a half
+        out *= _ramp(cv2.dilate(bad.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0, width)[..., None]
+    return out if not (jacobian_determinant(grid + out) <= 0.1).any() else np.zeros_like(out)
+
+
+def _ramp(keep: np.ndarray, width: float) -> np.ndarray:
+    """(H, W) float32: 0 on ``keep``, rising smoothly (smoothstep) to 1 at ``width`` pixels from it."""
+    t = np.clip(cv2.distanceTransform((~keep).astype(np.uint8), cv2.DIST_L2, 3) / width, 0, 1)
+    return t * t * (3 - 2 * t)
 
 
 def _shift(picture: np.ndarray, dy: int, dx: int) -> np.ndarray:
