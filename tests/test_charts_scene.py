@@ -21,8 +21,8 @@ from core.metrics import psnr_ssim
 SIDE = 256
 
 
-def _drawing(seed: int) -> np.ndarray:
-    """(SIDE, SIDE) uint8 grey picture of random filled rectangles and discs (a scene with edges)."""
+def _drawing(seed: int, side: int = SIDE) -> np.ndarray:
+    """(side, side) uint8 grey picture of random filled rectangles and discs (a scene with edges)."""
     rng = np.random.default_rng(seed)
     picture = np.full((SIDE, SIDE), 128, np.uint8)
     for _ in range(40):
@@ -33,7 +33,7 @@ def _drawing(seed: int) -> np.ndarray:
             cv2.rectangle(picture, (int(x), int(y)), (int(x + w), int(y + h)), colour, -1)
         else:
             cv2.circle(picture, (int(x), int(y)), int(rng.integers(5, 30)), colour, -1)
-    return picture
+    return cv2.resize(picture, (side, side), interpolation=cv2.INTER_NEAREST)
 
 
 def _condition(picture: np.ndarray) -> Condition:
@@ -44,38 +44,45 @@ def _condition(picture: np.ndarray) -> Condition:
     return Condition(task="face", label=label, preview=np.zeros((*picture.shape, 3), np.uint8))
 
 
-# output x, y -> exemplar x, y: another aspect and a tilt about the "face" at the centre
-TRUTH = cv2.getRotationMatrix2D((128, 128), 4.0, 1.0) @ np.diag([1.08, 0.94, 1.0])
-TRUTH[:, 2] += np.array([128, 128]) - TRUTH[:, :2] @ np.array([128, 128])
+def _truth(side: int = SIDE) -> np.ndarray:
+    """(2, 3) output x, y -> exemplar x, y: another aspect and a tilt about the "face" at the centre."""
+    c = side / 2
+    truth = cv2.getRotationMatrix2D((c, c), 4.0, 1.0) @ np.diag([1.08, 0.94, 1.0])
+    truth[:, 2] += np.array([c, c]) - truth[:, :2] @ np.array([c, c])
+    return truth
 
 
-def _face() -> np.ndarray:
-    keep = np.zeros((SIDE, SIDE), bool)
-    cv2.circle(keep.view(np.uint8), (128, 128), 30, 1, -1)
-    return keep
+TRUTH = _truth()
 
 
-def test_follows_two_shots_of_one_scene_and_leaves_another_alone():
-    picture = _drawing(0)
-    # the exemplar shows the scene through TRUTH: exemplar(TRUTH x) = picture(x)
-    exemplar = cv2.warpAffine(picture, TRUTH, (SIDE, SIDE), flags=cv2.INTER_LINEAR,
+def _face(side: int = SIDE) -> np.ndarray:
+    keep = np.zeros((side, side), np.uint8)
+    cv2.circle(keep, (side // 2, side // 2), round(30 * side / SIDE), 1, -1)
+    return keep > 0
+
+
+@pytest.mark.parametrize("side", [SIDE, 384])  # 384: matched at 256, the displacement brought back up
+def test_follows_two_shots_of_one_scene_and_leaves_another_alone(side):
+    picture = _drawing(0, side)
+    # the exemplar shows the scene through the truth: exemplar(truth x) = picture(x)
+    exemplar = cv2.warpAffine(picture, _truth(side), (side, side), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REFLECT)
     # the map so far: the similarity through the face (right at the centre, wrong far from it)
-    similarity = np.array([[1.0, 0, 0], [0, 1.0, 0]])
-    current, truth, keep = apply_affine(similarity, (SIDE, SIDE)), apply_affine(TRUTH, (SIDE, SIDE)), _face()
+    current, truth = apply_affine(np.eye(2, 3), (side, side)), apply_affine(_truth(side), (side, side))
+    keep = _face(side)
     found = match_scene(_condition(picture), _condition(exemplar), current, keep)
     assert found.agrees and found.misfit < scene.AGREE
     refined = follow(current, found.displacement)
-    frame = np.zeros((SIDE, SIDE), bool)
-    frame[24:-24, 24:-24] = True  # the exemplar shows this part of the scene
+    frame = np.zeros((side, side), bool)
+    frame[side // 10:-side // 10, side // 10:-side // 10] = True  # the exemplar shows this part of the scene
     before = np.hypot(*(current - truth).transpose(2, 0, 1))[frame & ~keep]
     after = np.hypot(*(refined - truth).transpose(2, 0, 1))[frame & ~keep]
     assert np.median(after) < 0.4 * np.median(before), (np.median(before), np.median(after))
     assert np.abs(found.displacement[keep]).max() == 0  # the face's chart is exact: never moved
-    grid = np.stack(np.mgrid[0:SIDE, 0:SIDE], -1).astype(np.float32)
+    grid = np.stack(np.mgrid[0:side, 0:side], -1).astype(np.float32)
     assert fold_fraction(grid + found.displacement) == 0
 
-    other = match_scene(_condition(picture), _condition(_drawing(1)), current, keep)  # another scene
+    other = match_scene(_condition(picture), _condition(_drawing(1, side)), current, keep)  # another scene
     assert not other.agrees and other.misfit > 0.75
     assert not other.displacement.any()
 
