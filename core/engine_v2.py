@@ -24,7 +24,7 @@ import torch
 from core.charts.base import ChartMap
 from core.charts.body import PART_ID as BODY_PART_ID
 from core.charts.body import body_chart
-from core.charts.face import face_chart, face_points, mirror_condition, prefers_mirror
+from core.charts.face import corresponding_points, face_chart, face_points, mirror_condition, prefers_mirror
 from core.charts.folds import fold_fraction, unfold
 from core.charts.masks import FACE_REGION as MASK_FACE_REGION
 from core.charts.masks import labelled as mask_labelled
@@ -130,9 +130,10 @@ class TrainingFreeEngineV2:
         t = time.perf_counter()
         report(0.25, "mapping the surroundings (silhouettes, frame)")
         similarity = _similarity(task, source, exemplar, chart, size, ex_size)
-        if src_person is None:  # a sketch: the exemplar's silhouette carried over by the similarity
+        if src_person is None:  # a sketch: the exemplar's silhouette carried over by the similarity; where the
+            # exemplar's frame cuts its person (shoulders at the bottom edge), the person goes on past it
             src_person = cv2.remap(ex_person.astype(np.uint8), *_xy(apply_affine(similarity, size)),
-                                   cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
+                                   cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) > 0
         src_person = src_person | chart.defined | stand_in
         whole_frame = task == "mask" and not mask_layered(source, exemplar)  # a painted scene: one layer
         zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))
@@ -309,13 +310,13 @@ def _similarity(task: str, source: Condition, exemplar: Condition, chart: ChartM
                 ex_size: tuple[int, int]) -> np.ndarray:
     """(2, 3) output x, y -> exemplar x, y: the similarity closest to the chart (the face mesh's points,
     or a sample of the chart's pixels), or the frame's when there is no chart."""
-    if task == "face" or (task == "mask" and (chart.region == MASK_FACE_REGION).any()):
-        src_pts, ex_pts = face_points(source), face_points(exemplar)
-        if chart.defined.any() and src_pts is not None and ex_pts is not None:
-            n = min(len(src_pts[0]), len(ex_pts[0]))
-            return fit_similarity(src_pts[0][:n], ex_pts[0][:n])
-    elif chart.defined.sum() >= 3:
-        rows, cols = np.nonzero(chart.defined)
+    face = chart.defined if task == "face" else chart.defined & (chart.region == MASK_FACE_REGION)
+    if face.any() and face_points(source) is not None and face_points(exemplar) is not None:
+        src_pts, ex_pts, _ = corresponding_points(source, exemplar)
+        return fit_similarity(src_pts, ex_pts)
+    fitted = face if face.any() else chart.defined  # a painted person's face: placed by its head
+    if task != "face" and fitted.sum() >= 3:
+        rows, cols = np.nonzero(fitted)
         pick = np.linspace(0, len(rows) - 1, min(len(rows), 4000)).astype(int)
         src = np.stack([cols[pick], rows[pick]], 1).astype(np.float64)
         return fit_similarity(src, chart.positions[rows[pick], cols[pick]][:, ::-1].astype(np.float64))

@@ -250,24 +250,34 @@ def face_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         empty.missing.append("face")
         empty.notes.append("The exemplar shows no face: only the surroundings were mapped.")
         return empty
-    (src_pts, src_depth), (ex_pts, _) = src, ex
-    if len(src_pts) == MESH_POINTS and len(ex_pts) == MESH_POINTS:
+    src_pts, ex_pts, depth = corresponding_points(source, exemplar)
+    if len(src_pts) == MESH_POINTS:
         triangles = np.concatenate([mesh_triangles(), _hole_triangles(src_pts)])
-        depth = src_depth
-    else:  # a sketch's landmarks: the 68 iBUG points on both sides
-        src_pts, ex_pts = _ibug(source, src_pts), _ibug(exemplar, ex_pts)
-        both = (source.keypoints[:, 2] > 0) & (exemplar.keypoints[:, 2] > 0) if (
-            source.keypoints is not None and exemplar.keypoints is not None) else np.ones(68, bool)
-        idx = np.nonzero(both)[0]
-        if len(idx) < 10:
+    else:  # a sketch's landmarks: the 68 iBUG points shared by both sides
+        if len(src_pts) < 10:
             raise InputError("Too few face landmarks are shared by the input and the exemplar to map the face.")
-        triangles = idx[Delaunay(src_pts[idx]).simplices].astype(np.int32)
-        depth = None
+        triangles = Delaunay(src_pts).simplices.astype(np.int32)
     positions, defined, folds = piecewise_affine(src_pts, ex_pts, triangles, (h, w), depth)
     chart = ChartMap(positions, defined, defined.astype(np.float32), np.where(defined, FACE_REGION, 0).astype(np.int16))
     if folds > 0.02:
         chart.notes.append(f"The two faces are turned differently: {folds:.0%} of the face folds and is smoothed.")
     return chart
+
+
+def corresponding_points(source: Condition, exemplar: Condition
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The same face points on both sides, (N, 2) x, y each, and the input's depths: FaceMesh's 478
+    when both have a mesh, else the 68 iBUG points both show (a sketch's landmarks against a photo's
+    mesh are matched by name, never by index). Both sides must have a face (``face_points``)."""
+    (src_pts, src_depth), (ex_pts, _) = face_points(source), face_points(exemplar)
+    if len(src_pts) == MESH_POINTS and len(ex_pts) == MESH_POINTS:
+        return src_pts, ex_pts, src_depth
+    src_pts, ex_pts = _ibug(source, src_pts), _ibug(exemplar, ex_pts)
+    both = np.ones(68, bool)
+    for cond in (source, exemplar):
+        if cond.keypoints is not None and len(cond.keypoints) == 68:
+            both &= cond.keypoints[:, 2] > 0
+    return src_pts[both], ex_pts[both], None
 
 
 def _ibug(cond: Condition, pts: np.ndarray) -> np.ndarray:
