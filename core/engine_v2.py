@@ -265,6 +265,9 @@ class TrainingFreeEngineV2:
         if stats["person_filled"] > 0.05:
             messages.append(f"{stats['person_filled']:.0%} of the person is not shown by the exemplar (outside its "
                             "frame or hidden) and was filled from the exemplar's clothing/hair texture.")
+        if stats["background_synthesized"] > 0.05:
+            messages.append(f"{stats['background_synthesized']:.0%} of the picture lies beyond the exemplar's frame "
+                            "and was synthesized from the background it shows.")
         if folded > 0:
             messages.append(f"{folded:.2%} of the map folded over and was smoothed.")
         report(1.0, "composited at full resolution")
