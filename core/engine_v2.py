@@ -24,12 +24,13 @@ import torch
 from core.charts.base import ChartMap
 from core.charts.body import PART_ID as BODY_PART_ID
 from core.charts.body import body_chart
-from core.charts.face import corresponding_points, face_chart, face_points, mirror_condition, prefers_mirror
+from core.charts.face import corresponding_points, face_chart, face_points
 from core.charts.folds import fold_fraction, unfold
 from core.charts.masks import FACE_REGION as MASK_FACE_REGION
 from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
+from core.charts.mirror import mirror_condition, uses_mirror
 from core.charts.scene import follow, match_scene
 from core.charts.surround import apply_affine, fit_similarity, surround_map
 from core.compose import blend, complete, front_layer, photo_level, sample, sample_votes
@@ -49,6 +50,8 @@ V2_DEFAULT = ("face", "pose", "mask")
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 PERSON_THRESHOLD = 0.5
+MIRROR_NOTE = ("The exemplar is used mirrored (it mirrors the input's scene, or its face is turned the other way); "
+               "any text it shows is mirrored too (the mirror setting 'never' keeps it as given).")
 
 
 def person_mask(photo: np.ndarray) -> np.ndarray:
@@ -78,11 +81,12 @@ class TrainingFreeEngineV2:
     def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
                  exemplar_conditions: Sequence[Condition], *, iterations: int | None = None,
                  temperature: float | None = None, seed: int = 0, progress: Progress | None = None,
-                 allow_partial: bool = False, **_: object) -> EngineOutput:
+                 allow_partial: bool = False, mirror: str = "auto", **_: object) -> EngineOutput:
         """``sources`` at the output size (H, W); ``exemplar_conditions`` at their own working sizes,
         carrying their photo (``.image``) and, for full resolution, the original (``.photo``).
         ``exemplar`` (the fitted view, for the protocol), ``iterations`` and ``temperature`` are unused:
-        nothing here is matched iteratively."""
+        nothing here is matched iteratively. ``mirror``: use the exemplar mirrored when it mirrors the
+        input's scene or its face is turned the other way ("auto"), never, or "always" (``MIRROR_MODES``)."""
         n = len(sources)
         if len(exemplar_conditions) != n:
             raise ValueError("one source and one exemplar condition per item")
@@ -90,10 +94,11 @@ class TrainingFreeEngineV2:
         def item_progress(i: int) -> Progress | None:
             return None if progress is None else lambda f, text: progress((i + f) / n, text)
 
-        return EngineOutput.concat([self.one(src, ex, allow_partial=allow_partial, progress=item_progress(i))
+        return EngineOutput.concat([self.one(src, ex, allow_partial=allow_partial, mirror=mirror,
+                                             progress=item_progress(i))
                                     for i, (src, ex) in enumerate(zip(sources, exemplar_conditions))])
 
-    def one(self, source: Condition, exemplar: Condition, *, allow_partial: bool = False,
+    def one(self, source: Condition, exemplar: Condition, *, allow_partial: bool = False, mirror: str = "auto",
             progress: Progress | None = None) -> EngineOutput:
         """One item (see ``__call__``)."""
         report = progress or (lambda fraction, text: None)
@@ -106,13 +111,12 @@ class TrainingFreeEngineV2:
         seconds: dict[str, float] = {}
         messages: list[str] = []
         size = source.size
-        # A face turned the other way, or a mirror image of the input's scene: the exemplar is used mirrored
+        # A mirror image of the input's scene, or a face turned the other way: the exemplar is used mirrored
         # (the map is built on its mirror image; positions are reported in the exemplar as given).
-        mirrored = task == "face" and prefers_mirror(source, exemplar)
+        mirrored = task in ("face", "pose") and uses_mirror(mirror, source, exemplar)
         if mirrored:
             exemplar = mirror_condition(exemplar)
-            messages.append("The exemplar is used mirrored: its face is turned the other way, or it mirrors "
-                            "the input's scene.")
+            messages.append("The exemplar is used mirrored, as asked." if mirror == "always" else MIRROR_NOTE)
         photo = exemplar.photo if exemplar.photo is not None else exemplar.image
         ex_size = exemplar.size
 
