@@ -118,8 +118,7 @@ def match_scene(source: Condition, exemplar: Condition, current: np.ndarray, kee
     wh, ww = max(8, round(h * s)), max(8, round(w * s))
     side = max(wh, ww)
     src_edges = cv2.resize(src_edges.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_AREA) > 0
-    face = keep
-    keep = cv2.resize(keep.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST) > 0
+    face, keep = keep, cv2.resize(keep.astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST) > 0  # full, work
     current = cv2.resize(current, (ww, wh), interpolation=cv2.INTER_LINEAR)
     sigma = SOFT * side
     ex_soft_own = soft_edges(condition_edges(exemplar), sigma * _zoom(current))  # in exemplar pixels
