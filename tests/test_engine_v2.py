@@ -15,13 +15,12 @@ from core.charts.face import (
     face_chart,
     mesh_mirror,
     mesh_triangles,
-    mirror_condition,
     piecewise_affine,
-    prefers_mirror,
 )
 from core.charts.folds import fold_fraction, unfold
+from core.charts.mirror import mirror_condition, prefers_mirror
 from core.compose import blend, complete
-from core.conditions import extract
+from core.conditions import extract, from_user_condition
 from core.errors import NoSubjectError
 from core.imageio import fit_image
 from core.pipeline import Translator, exemplar_condition
@@ -285,3 +284,27 @@ def test_a_mirror_image_exemplar_is_used_mirrored(translator, astronaut, grace):
     assert fold_fraction(result.positions, face) > 0.99  # in the exemplar as given: a mirror (every cell "folds")
     assert result.mirrored  # ... so eval-warp measures it as its mirror image: a mirror is not a fold
     assert fold_fraction(result.positions * np.array([1, -1], np.float32), face) < 0.01
+
+
+def test_a_face_sketch_is_mapped_by_the_landmarks_it_shares_with_the_exemplar(astronaut, grace):
+    """A sketch's 68 landmarks against a photo's 478-point mesh: the surround's similarity pairs them
+    by name (iBUG), as the chart does. Paired by index, it took the mesh's first 68 points, zoomed the
+    surround 11x and folded over half of the map. Where the exemplar's frame cuts its person (Grace
+    Hopper's jacket at the bottom edge), the sketch's person goes on past it, filled from her clothes."""
+    from core.engine_v2 import TrainingFreeEngineV2, person_mask
+
+    sketch = extract("face", fit_image(astronaut, SIZE), SIZE)
+    sketch = from_user_condition("face", sketch.preview, SIZE)  # the drawing alone: no photo, no mesh
+    assert sketch.image is None and sketch.mesh is None
+    ex = exemplar_condition("face", grace, 256)
+    out = TrainingFreeEngineV2().one(sketch, ex)
+    assert out.stats[0]["folds_fixed"] < 0.01
+    final = out.positions[0].numpy().transpose(1, 2, 0)
+    # the surround around the face follows the faces' sizes: the exemplar's face is ~1.4x the sketch's
+    zoom = out.stats[0]["zoom"] * 256 / max(grace.shape[:2])
+    assert 0.9 < zoom < 2.5
+    # the bottom rows under the face come from Grace Hopper's person (the jacket), not her background
+    on_person = person_mask(ex.image)
+    bottom = final[-12:, 96:160].reshape(-1, 2).round().astype(int)
+    bottom = np.clip(bottom, 0, np.array(ex.size) - 1)
+    assert on_person[bottom[:, 0], bottom[:, 1]].mean() > 0.8
