@@ -17,7 +17,7 @@ from app.engine import friendly_errors, gpu, load_picture, translator_for
 from core import budget
 from core.limits import check_choice, check_flag
 from core.results import LevelView, TranslationResult
-from core.vocabulary import ENGINES, TASKS, TRAINING_FREE
+from core.vocabulary import ENGINES, MIRROR_MODES, TASKS, TRAINING_FREE
 
 Progress = Callable[[float, str], None]
 
@@ -79,15 +79,17 @@ def extract(task: str, image, ready_condition: bool = False, resolution: float |
 def translate(task: str, source, exemplar, *, source_is_condition: bool = False, resolution: float | None = None,
               engine: str = "auto", checkpoint: str | None = None, iterations: float | None = None,
               temperature: float | None = None, seed: float | None = 0, oil_paint_exemplar: bool = False,
-              progress: Progress | None = None) -> Outcome:
+              mirror: str = "auto", progress: Progress | None = None) -> Outcome:
     """Translate ``source`` (photo or condition) to the looks of ``exemplar``; everything the UI shows.
-    Every value is checked first (``settings`` limits, model names), before any picture is read."""
+    Every value is checked first (``settings`` limits, model names), before any picture is read.
+    ``mirror`` (``MIRROR_MODES``): whether engine v2 may use the exemplar mirrored (a mirror image mirrors text)."""
     start = time.perf_counter()
     task = check_choice("task", task, TASKS)
     options = dict(source_is_condition=check_flag("source_is_condition", source_is_condition),
                    resolution=check_resolution(resolution), iterations=settings.ITERATIONS.check_optional(iterations),
                    temperature=settings.TEMPERATURE.check_optional(temperature),
-                   seed=settings.SEED.check(0 if seed is None else seed))
+                   seed=settings.SEED.check(0 if seed is None else seed),
+                   mirror=check_choice("mirror setting", mirror, MIRROR_MODES))
     oil = check_flag("oil_paint_exemplar", oil_paint_exemplar)
     engine = check_choice("engine", engine, ENGINES)
     folder = models.resolve(task, checkpoint)

@@ -10,10 +10,12 @@ from app.engine import engine_plan, friendly_errors
 from app.jobs import run_heavy
 from app.palette import editor_to_mask, legend_html, make_brush
 from app.tasks import TABS, TabSpec
-from core.vocabulary import ENGINES, TASKS
+from core.vocabulary import ENGINES, MIRROR_MODES, TASKS
 
 PHOTO, READY = "Photo", "Ready condition"
 PROGRESS = gr.Progress()  # marks a handler's progress parameter; Gradio gives each call its own tracker
+MIRROR_INFO = ("auto: training-free faces and poses use a mirror-image exemplar mirrored (any text it shows "
+               "then reads backwards); never: keep it as given; always: mirror it")
 HEAVY = dict(concurrency_id="heavy", concurrency_limit=settings.CONCURRENCY, api_visibility="undocumented")
 
 INTRO = """# Warpaint
@@ -96,6 +98,8 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
             temperature = raw(_slider(settings.TEMPERATURE, 0.01, "Softmax temperature"))
             seed = raw(gr.Number(value=0, precision=0, minimum=settings.SEED.minimum, maximum=settings.SEED.maximum,
                                  label="Seed"))
+            mirror = raw(gr.Radio(list(MIRROR_MODES), value="auto", label="Mirror the exemplar",
+                                  elem_id=f"{key}-mirror", info=MIRROR_INFO))
     plan = gr.Markdown("**Engine:** auto", elem_id=f"{key}-engine")
     run = gr.Button("Run", variant="primary", elem_id=f"{key}-run")
     with gr.Row():
@@ -144,12 +148,13 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
         trigger(_plan_updater(spec.task), [engine, checkpoint], plan, queue=False, api_visibility="private")
 
     async def run_tab(kind_value, photo_value, condition_value, exemplar_value, oil_value, res, engine_name, ckpt,
-                      iters, temp, seed_value, progress=PROGRESS):
+                      iters, temp, seed_value, mirror_value, progress=PROGRESS):
         source, is_condition = _source(spec, kind_value, photo_value, condition_value)
         outcome = await run_heavy(
             handlers.translate, spec.task, source, exemplar_value, source_is_condition=is_condition,
             resolution=res, engine=engine_name, checkpoint=ckpt, iterations=iters, temperature=temp,
-            seed=seed_value, oil_paint_exemplar=oil_value, progress=lambda f, text: progress(f, desc=text))
+            seed=seed_value, oil_paint_exemplar=oil_value, mirror=mirror_value,
+            progress=lambda f, text: progress(f, desc=text))
         r = outcome.result
         flow_pic, conf_pic = handlers.level_pictures(outcome.state, None)
         return (r.image, r.input_condition, r.exemplar_condition, drawing.warp_gallery(r.levels), flow_pic,
@@ -157,7 +162,7 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
                 "Click a point of the output or of the input's condition.")
 
     run.click(run_tab, [kind, photo, condition, exemplar, oil, resolution, engine, checkpoint, iterations,
-                        temperature, seed],
+                        temperature, seed, mirror],
               [output, input_preview, exemplar_preview, gallery, flow, confidence, status, plan, state, level,
                inspect_view, inspect_text], **HEAVY)
 
@@ -188,12 +193,12 @@ async def api_extract(task: str, image: str, ready_condition: bool, resolution: 
 
 async def api_translate(task: str, source: str, exemplar: str, source_is_condition: bool, resolution: float,
                         engine: str, checkpoint: str, iterations: float, temperature: float, seed: float,
-                        oil_paint_exemplar: bool, progress=PROGRESS):
+                        oil_paint_exemplar: bool, mirror: str = "auto", progress=PROGRESS):
     """API ``/translate``: output, per-level warps, flow and confidence (finest level), and an info dict."""
     outcome = await run_heavy(
         handlers.translate, task, source, exemplar, source_is_condition=source_is_condition, resolution=resolution,
         engine=engine, checkpoint=checkpoint, iterations=iterations, temperature=temperature, seed=seed,
-        oil_paint_exemplar=oil_paint_exemplar, progress=lambda f, text: progress(f, desc=text))
+        oil_paint_exemplar=oil_paint_exemplar, mirror=mirror, progress=lambda f, text: progress(f, desc=text))
     flow, confidence = handlers.level_pictures(outcome.state, None)
     return outcome.result.image, drawing.warp_gallery(outcome.result.levels), flow, confidence, outcome.info()
 
@@ -222,7 +227,8 @@ def build_api() -> None:
                   raw(gr.Dropdown(list(ENGINES), value="auto", label="engine")),
                   raw(gr.Textbox("", label="checkpoint")), raw(gr.Number(5, precision=0, label="iterations")),
                   raw(gr.Number(0.01, label="temperature")), raw(gr.Number(0, precision=0, label="seed")),
-                  raw(gr.Checkbox(False, label="oil_paint_exemplar"))]
+                  raw(gr.Checkbox(False, label="oil_paint_exemplar")),
+                  raw(gr.Dropdown(list(MIRROR_MODES), value="auto", label="mirror"))]
         outputs = [gr.Image(label="image", format="png"), gr.Gallery(label="warps", format="png"),
                    gr.Image(label="flow", format="png"), gr.Image(label="confidence", format="png"),
                    gr.JSON(label="info")]

@@ -24,12 +24,14 @@ import torch
 from core.charts.base import ChartMap
 from core.charts.body import PART_ID as BODY_PART_ID
 from core.charts.body import body_chart
-from core.charts.face import corresponding_points, face_chart, face_points, mirror_condition, prefers_mirror
+from core.charts.face import corresponding_points, face_chart, face_points
 from core.charts.folds import fold_fraction, unfold
 from core.charts.masks import FACE_REGION as MASK_FACE_REGION
 from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
+from core.charts.mirror import mirror_condition, uses_mirror
+from core.charts.scene import follow, match_scene
 from core.charts.surround import apply_affine, fit_similarity, surround_map
 from core.compose import blend, complete, front_layer, photo_level, sample, sample_votes
 from core.conditions import detectors
@@ -48,6 +50,8 @@ V2_DEFAULT = ("face", "pose", "mask")
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 PERSON_THRESHOLD = 0.5
+MIRROR_NOTE = ("The exemplar is used mirrored (it mirrors the input's scene, or its face is turned the other way); "
+               "any text it shows is mirrored too (the mirror setting 'never' keeps it as given).")
 
 
 def person_mask(photo: np.ndarray) -> np.ndarray:
@@ -77,11 +81,12 @@ class TrainingFreeEngineV2:
     def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
                  exemplar_conditions: Sequence[Condition], *, iterations: int | None = None,
                  temperature: float | None = None, seed: int = 0, progress: Progress | None = None,
-                 allow_partial: bool = False, **_: object) -> EngineOutput:
+                 allow_partial: bool = False, mirror: str = "auto", **_: object) -> EngineOutput:
         """``sources`` at the output size (H, W); ``exemplar_conditions`` at their own working sizes,
         carrying their photo (``.image``) and, for full resolution, the original (``.photo``).
         ``exemplar`` (the fitted view, for the protocol), ``iterations`` and ``temperature`` are unused:
-        nothing here is matched iteratively."""
+        nothing here is matched iteratively. ``mirror``: use the exemplar mirrored when it mirrors the
+        input's scene or its face is turned the other way ("auto"), never, or "always" (``MIRROR_MODES``)."""
         n = len(sources)
         if len(exemplar_conditions) != n:
             raise ValueError("one source and one exemplar condition per item")
@@ -89,10 +94,11 @@ class TrainingFreeEngineV2:
         def item_progress(i: int) -> Progress | None:
             return None if progress is None else lambda f, text: progress((i + f) / n, text)
 
-        return EngineOutput.concat([self.one(src, ex, allow_partial=allow_partial, progress=item_progress(i))
+        return EngineOutput.concat([self.one(src, ex, allow_partial=allow_partial, mirror=mirror,
+                                             progress=item_progress(i))
                                     for i, (src, ex) in enumerate(zip(sources, exemplar_conditions))])
 
-    def one(self, source: Condition, exemplar: Condition, *, allow_partial: bool = False,
+    def one(self, source: Condition, exemplar: Condition, *, allow_partial: bool = False, mirror: str = "auto",
             progress: Progress | None = None) -> EngineOutput:
         """One item (see ``__call__``)."""
         report = progress or (lambda fraction, text: None)
@@ -105,13 +111,12 @@ class TrainingFreeEngineV2:
         seconds: dict[str, float] = {}
         messages: list[str] = []
         size = source.size
-        # A face turned the other way, or a mirror image of the input's scene: the exemplar is used mirrored
+        # A mirror image of the input's scene, or a face turned the other way: the exemplar is used mirrored
         # (the map is built on its mirror image; positions are reported in the exemplar as given).
-        mirrored = task == "face" and prefers_mirror(source, exemplar)
+        mirrored = task in ("face", "pose") and uses_mirror(mirror, source, exemplar)
         if mirrored:
             exemplar = mirror_condition(exemplar)
-            messages.append("The exemplar is used mirrored: its face is turned the other way, or it mirrors "
-                            "the input's scene.")
+            messages.append("The exemplar is used mirrored, as asked." if mirror == "always" else MIRROR_NOTE)
         photo = exemplar.photo if exemplar.photo is not None else exemplar.image
         ex_size = exemplar.size
 
@@ -144,6 +149,17 @@ class TrainingFreeEngineV2:
         # The chart is blended into the surround inside its own edge only: outside it the chart has no
         # positions (zeros), so the feather must not reach there.
         positions = feather * np.where(chart.defined[..., None], chart.positions, positions) + (1 - feather) * positions
+        # When the exemplar shows the input's own scene (another shot of it: its edges line up with the input's
+        # condition edges far better than chance), both layers follow those edges (core/charts/scene.py) and
+        # the background is mapped like the person, not reframed.
+        scene = None
+        if task == "face":
+            along = apply_affine(similarity, size)
+            scene = match_scene(source, exemplar, np.where(src_person[..., None], positions, along), chart.defined)
+            if scene.agrees:
+                positions = follow(positions, scene.displacement)
+                messages.append("The exemplar shows the input's own scene: its surroundings follow the input's "
+                                "edges.")
         # Folds are looked for inside the person, off its edge: across the edge the map meets the
         # surround, but the output there is the composite of two pictures, not one map.
         inner = cv2.erode(src_person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
@@ -169,8 +185,7 @@ class TrainingFreeEngineV2:
         t = time.perf_counter()
         report(0.45, "completing what the exemplar does not show")
         ex_h, ex_w = ex_size
-        inside = ((positions[..., 0] >= -0.5) & (positions[..., 0] <= ex_h - 0.5)
-                  & (positions[..., 1] >= -0.5) & (positions[..., 1] <= ex_w - 0.5))
+        inside = _in_frame(positions, ex_size)
         core = cv2.erode(ex_person.astype(np.uint8), _disk(max(1, round(0.01 * max(ex_size)))))
         on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
         person_hole = src_person & ~(inside & on_person) & ~chart.defined & ~stand_in
@@ -192,6 +207,10 @@ class TrainingFreeEngineV2:
             positions[person_hole] = votes[0]
             person_img[person_hole] = sample_votes(photo, to_photo(votes), level, fill.weights(holes))
         background = apply_affine(background_affine(similarity, size, ex_size), size)
+        beyond = np.zeros(size, bool)  # background the exemplar's frame does not show: synthesized
+        if scene is not None and scene.agrees:
+            background = follow(along, scene.displacement)
+            beyond = ~_in_frame(background, ex_size) & ~src_person
         back_img = person_img
         ex_hole = np.zeros(ex_size, bool)
         covered = np.zeros(size, bool)
@@ -202,13 +221,19 @@ class TrainingFreeEngineV2:
             back_img = sample(photo, to_photo(background), bg_level)
             r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
             c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
-            covered = ex_hole[r, c]
+            covered = ex_hole[r, c] & ~beyond
             if covered.any():
                 ex_fill = self._completed_background(exemplar, ex_hole)
                 seen = background[covered]
                 votes = ex_fill.sources(seen)
                 background[covered] = votes[0]
                 back_img[covered] = sample_votes(photo, to_photo(votes), bg_level, ex_fill.weights(seen))
+            if beyond.any():  # from the background the exemplar does show (never a stretch of its edge)
+                fill = complete(back_img, beyond, ~beyond & ~src_person, self.completion_side)
+                holes = np.argwhere(beyond).astype(np.float32)
+                votes = _at(background, fill.sources(holes))
+                background[beyond] = votes[0]
+                back_img[beyond] = sample_votes(photo, to_photo(votes), bg_level, fill.weights(holes))
         seconds["completion"] = time.perf_counter() - t
 
         # 4. Composite.
@@ -224,7 +249,7 @@ class TrainingFreeEngineV2:
         used = np.where(front[..., None], positions, background)
         layered = person_img if whole_frame else np.where(front[..., None], person_img, back_img)
         seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
-        not_mapped = np.where(front, person_hole | stand_in, covered) | seam | _piece_seams(pieces)
+        not_mapped = np.where(front, person_hole | stand_in, covered | beyond) | seam | _piece_seams(pieces)
         person_px = max(1, int(src_person.sum()))
         stats = {
             "zoom": zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx)))),  # exemplar photo px / output px
@@ -234,6 +259,8 @@ class TrainingFreeEngineV2:
             "stand_in": float(stand_in.sum()) / person_px,
             "background_completed": float(ex_hole.mean()),
             "mirrored": mirrored,
+            "scene_matched": bool(scene is not None and scene.agrees),
+            "background_synthesized": float(beyond.mean()),
         }
         enlarge = 1.0 / max(stats["zoom"], 1e-6)
         if chart.defined.any() and enlarge > ZOOM_WARN and (task != "mask" or (chart.region == MASK_FACE_REGION).any()):
@@ -242,6 +269,9 @@ class TrainingFreeEngineV2:
         if stats["person_filled"] > 0.05:
             messages.append(f"{stats['person_filled']:.0%} of the person is not shown by the exemplar (outside its "
                             "frame or hidden) and was filled from the exemplar's clothing/hair texture.")
+        if stats["background_synthesized"] > 0.05:
+            messages.append(f"{stats['background_synthesized']:.0%} of the picture lies beyond the exemplar's frame "
+                            "and was synthesized from the background it shows.")
         if folded > 0:
             messages.append(f"{folded:.2%} of the map folded over and was smoothed.")
         report(1.0, "composited at full resolution")
@@ -287,12 +317,13 @@ def _similarity(task: str, source: Condition, exemplar: Condition, chart: ChartM
                 ex_size: tuple[int, int]) -> np.ndarray:
     """(2, 3) output x, y -> exemplar x, y: the similarity closest to the chart (the face mesh's points,
     or a sample of the chart's pixels), or the frame's when there is no chart."""
-    if task == "face" or (task == "mask" and (chart.region == MASK_FACE_REGION).any()):
-        if chart.defined.any() and face_points(source) is not None and face_points(exemplar) is not None:
-            src_pts, ex_pts, _ = corresponding_points(source, exemplar)
-            return fit_similarity(src_pts, ex_pts)
-    elif chart.defined.sum() >= 3:
-        rows, cols = np.nonzero(chart.defined)
+    face = chart.defined if task == "face" else chart.defined & (chart.region == MASK_FACE_REGION)
+    if face.any() and face_points(source) is not None and face_points(exemplar) is not None:
+        src_pts, ex_pts, _ = corresponding_points(source, exemplar)
+        return fit_similarity(src_pts, ex_pts)
+    fitted = face if face.any() else chart.defined  # a painted person's face: placed by its head
+    if task != "face" and fitted.sum() >= 3:
+        rows, cols = np.nonzero(fitted)
         pick = np.linspace(0, len(rows) - 1, min(len(rows), 4000)).astype(int)
         src = np.stack([cols[pick], rows[pick]], 1).astype(np.float64)
         return fit_similarity(src, chart.positions[rows[pick], cols[pick]][:, ::-1].astype(np.float64))
@@ -347,6 +378,13 @@ def _unmirror(positions: np.ndarray, width: int) -> np.ndarray:
     out = positions.copy()
     out[..., 1] = width - 1 - out[..., 1]
     return out
+
+
+def _in_frame(positions: np.ndarray, ex_size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: positions (H, W, 2) (row, col) inside the exemplar's frame (pixel edges included)."""
+    ex_h, ex_w = ex_size
+    return ((positions[..., 0] >= -0.5) & (positions[..., 0] <= ex_h - 0.5)
+            & (positions[..., 1] >= -0.5) & (positions[..., 1] <= ex_w - 0.5))
 
 
 def _xy(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ from core.engine_v2 import V2_DEFAULT, V2_TASKS, TrainingFreeEngineV2
 from core.errors import CheckpointError, InputError, NoSubjectError, WarpaintError
 from core.imageio import fit_image, from_tensor, to_tensor
 from core.learned import LearnedEngine
-from core.limits import ITERATIONS, RESOLUTION, SEED, TEMPERATURE
+from core.limits import ITERATIONS, RESOLUTION, SEED, TEMPERATURE, check_choice
 from core.patchmatch import LevelMatch
 from core.precision import resolve_device
 from core.protocol import Engine, EngineOutput, Progress, mean_positions
@@ -40,6 +40,7 @@ from core.vocabulary import (
     CONFIG_FILE,
     ENGINES,
     LEARNED,
+    MIRROR_MODES,
     MODEL_FILES,
     PRECISIONS,
     TASKS,
@@ -183,12 +184,15 @@ class Translator:
     def translate(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, *,
                   resolution: int | None = None, iterations: int | None = None, temperature: float | None = None,
                   seed: int = 0, source_is_condition: bool = False, allow_partial: bool = False,
-                  progress: Progress | None = None) -> TranslationResult:
+                  mirror: str = "auto", progress: Progress | None = None) -> TranslationResult:
         """Translate ``source`` (photo, condition picture or Condition) to the looks of ``exemplar``
         (photo, or a Condition extracted from one). Progress goes through extraction, every level
         and synthesis. ``allow_partial``: engine v2 maps what it can when the exemplar lacks a part
-        the input needs (e.g. no face) instead of refusing."""
+        the input needs (e.g. no face) instead of refusing. ``mirror`` (engine v2, face and pose; ``MIRROR_MODES``):
+        "auto" uses the exemplar mirrored when it mirrors the input's scene or its face is turned the other
+        way, "never" keeps it as given (a mirrored exemplar mirrors any text it shows), "always" mirrors it."""
         report = progress or (lambda fraction, text: None)
+        mirror = check_choice("mirror setting", mirror, MIRROR_MODES)
         t0 = time.perf_counter()
         size = source.size if isinstance(source, Condition) else self.output_size(resolution)
         report(0.02, "extracting the conditions of the input and the exemplar")
@@ -196,17 +200,18 @@ class Translator:
         extract_s = time.perf_counter() - t0
         report(0.2, "conditions ready")
         result = self._translate_conditions([src], [ex_cond], iterations, temperature, seed,
-                                            lambda f, text: report(0.2 + 0.78 * f, text), allow_partial)[0]
+                                            lambda f, text: report(0.2 + 0.78 * f, text), allow_partial, mirror)[0]
         result.seconds = {"extract": extract_s, **result.seconds}
         report(1.0, "done")
         return result
 
     def translate_batch(self, sources: list, exemplars: list, *, resolution: int | None = None,
                         iterations: int | None = None, temperature: float | None = None, seed: int = 0,
-                        source_is_condition: bool = False, allow_partial: bool = False
+                        source_is_condition: bool = False, allow_partial: bool = False, mirror: str = "auto"
                         ) -> list[TranslationResult | WarpaintError]:
         """Translate pairs; a pair that fails (unreadable, no subject...) yields its error instead of a
         result, the others go on. The learned engine runs the good pairs as one batch."""
+        mirror = check_choice("mirror setting", mirror, MIRROR_MODES)
         size = self.output_size(resolution)
         out: list[TranslationResult | WarpaintError | None] = [None] * len(sources)
         ready, conds = [], []
@@ -218,20 +223,20 @@ class Translator:
                 out[i] = exc
         if ready:
             results = self._translate_conditions([c[0] for c in conds], [c[1] for c in conds], iterations,
-                                                 temperature, seed, None, allow_partial)
+                                                 temperature, seed, None, allow_partial, mirror)
             for i, result in zip(ready, results):
                 out[i] = result
         return out  # type: ignore[return-value]
 
     def _translate_conditions(self, srcs: list[Condition], ex_conds: list[Condition], iterations: int | None,
                               temperature: float | None, seed: int, progress: Progress | None,
-                              allow_partial: bool = False) -> list[TranslationResult]:
+                              allow_partial: bool = False, mirror: str = "auto") -> list[TranslationResult]:
         iterations, temperature = ITERATIONS.check_optional(iterations), TEMPERATURE.check_optional(temperature)
         seed = SEED.check(seed)
         size = srcs[0].size
         # v2's exemplar conditions keep their own size (and photo); the tensor is the fitted view.
         exemplars = torch.cat([to_tensor(fit_image(c.image, size)) for c in ex_conds]).to(self.device)
-        extra = {"allow_partial": allow_partial} if self.v2 else {}
+        extra = {"allow_partial": allow_partial, "mirror": mirror} if self.v2 else {}
         out = self.engine(srcs, exemplars, ex_conds, iterations=iterations, temperature=temperature, seed=seed,
                           progress=progress, **extra)
         return [self._result(out.item(i), src, ex_cond, size) for i, (src, ex_cond) in enumerate(zip(srcs, ex_conds))]

@@ -20,6 +20,10 @@ ENGINE_KINDS = (LEARNED, TRAINING_FREE)
 ENGINES = (AUTO, *ENGINE_KINDS)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+MIRROR_MODES = ("auto", "never", "always")  # engine v2: use the exemplar mirrored when it mirrors the input (auto)
+MIRROR_HELP = ("training-free engine v2, faces and poses: auto (default) uses a mirror-image exemplar (its scene "
+               "mirrors the input's, or its face is turned the other way) mirrored; never keeps it as given (a "
+               "mirrored exemplar also mirrors any text it shows); always mirrors it")
 MATCHING_MODES = ("learned", "official")  # PatchMatch: continuous positions, or the released integer indices
 
 CONFIG_FILE = "config.json"  # a model folder: its architecture...

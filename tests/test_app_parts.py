@@ -198,7 +198,7 @@ def test_layout_tabs_advanced_closed_and_api_names():
     assert set(endpoints) == {"/extract", "/translate", "/models"}  # the UI's own events stay out of the API docs
     assert [p["parameter_name"] for p in endpoints["/translate"]["parameters"]] == [
         "task", "source", "exemplar", "source_is_condition", "resolution", "engine", "checkpoint", "iterations",
-        "temperature", "seed", "oil_paint_exemplar"]
+        "temperature", "seed", "oil_paint_exemplar", "mirror"]
     assert [p["parameter_name"] for p in endpoints["/extract"]["parameters"]] == [
         "task", "image", "ready_condition", "resolution"]
 

@@ -41,7 +41,7 @@ def _translate(client, **changes):
     """/translate with the normal values, some replaced by ``changes``."""
     values = dict(task="mask", source=handle_file(str(PHOTO)), exemplar=handle_file(str(EXEMPLAR)),
                   source_is_condition=False, resolution=RES, engine="auto", checkpoint="", iterations=2,
-                  temperature=0.01, seed=0, oil_paint_exemplar=False)
+                  temperature=0.01, seed=0, oil_paint_exemplar=False, mirror="auto")
     values.update(changes)
     return client.predict(*values.values(), api_name="/translate")
 
@@ -63,6 +63,8 @@ HOSTILE = [  # (what is sent, words the message must hold)
     (dict(task="cartoon"), "Unknown task 'cartoon': choose one of 'pose', 'face', 'mask'"),
     (dict(engine={"x": 1}), "Unknown engine {'x': 1}: choose one of 'auto', 'learned', 'training-free'"),
     (dict(oil_paint_exemplar="yes"), "oil_paint_exemplar must be true or false"),
+    (dict(mirror="sideways"), "Unknown mirror setting 'sideways': choose one of 'auto', 'never', 'always'"),
+    (dict(mirror=["never"]), "Unknown mirror setting ['never']"),
     (dict(checkpoint="../../../../etc"), "No model named '../../../../etc' for the mask task"),
     (dict(checkpoint="/etc", engine="learned"), "paths are not accepted"),
     (dict(checkpoint="x" * 5000), "No model named 'xxxxxxxx"),
@@ -98,7 +100,7 @@ def _raw_call(url: str, api_name: str, body: str) -> str:
 def test_non_finite_numbers_sent_as_raw_json_are_refused(server, value, words):
     start = time.monotonic()
     stream = _raw_call(server[0], "translate",
-                       f'{{"data": ["mask", null, null, false, 128, "auto", "", 2, {value}, 0, false]}}')
+                       f'{{"data": ["mask", null, null, false, 128, "auto", "", 2, {value}, 0, false, "auto"]}}')
     assert time.monotonic() - start < 2.0
     assert "event: error" in stream and f"temperature must be a {words} number" in stream, stream
 

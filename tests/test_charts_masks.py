@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from core.charts.folds import fold_fraction
-from core.charts.masks import FACE_REGION, mask_chart, shape_map, synthesize
+from core.charts.masks import FACE_REGION, class_index_map, head_circle, mask_chart, shape_map, synthesize
 from core.conditions import masks
 from core.conditions.ade20k import class_index
 from core.errors import InputError
@@ -213,3 +213,56 @@ def test_photo_masks_translate_in_layers_with_the_face_in_place(photo_masks):
     found = extract("face", result.image, (256, 256)).keypoints
     reference = extract("face", source.image, (256, 256)).keypoints
     assert face_nme(found, reference) < 0.08
+
+
+def test_a_turned_exemplar_face_leaves_its_flipped_triangles_to_the_surround():
+    """The cameraman's face is turned behind his camera: mapped by the mesh as it is, the far cheek's
+    triangles flip (a third of the face chart folded, 0.2 % of the output). They are left to the engine's
+    surround, which does not fold: the chart keeps no fold and the output's map stays under 0.1 %."""
+    from core.eval_pairs import picture
+    from core.metrics import fold_fraction as output_folds
+    from core.pipeline import Translator
+
+    translator = Translator("mask", engine="training-free")
+    source, exemplar = translator.prepare(picture("astronaut/rotated"), picture("cameraman"), (256, 256))
+    chart = mask_chart(source, exemplar)
+    face = chart.region == FACE_REGION
+    assert face.sum() > 0.005 * face.size  # the near side of the face still goes by the mesh
+    assert fold_fraction(chart.positions, face) == 0.0
+    result = translator.translate(source, exemplar)
+    assert output_folds(result.positions, result.mapped) < 0.001
+
+
+def test_head_circle_is_the_silhouettes_head():
+    """A disk head on a neck and wide shoulders: the head circle is the disk, not the torso's larger one."""
+    yy, xx = np.mgrid[0:S, 0:S]
+    person = ((xx - 50) ** 2 + (yy - 25) ** 2 < 14**2) | ((abs(xx - 50) < 5) & (yy > 30) & (yy < 50)) \
+        | ((abs(xx - 55) < 45) & (yy >= 48))
+    centre, radius = head_circle(person)
+    np.testing.assert_allclose(centre, (50, 25), atol=2)
+    assert 12 <= radius <= 15
+
+
+def test_a_painted_person_takes_the_exemplars_face_on_its_head():
+    """A painted mask (no photo behind it) of a crouching man: the exemplar's face lands on his head
+    (the silhouette's head circle), so the output shows a face there, not a smear of the suit's ring."""
+    from PIL import Image
+
+    from core.conditions import extract, from_user_condition
+    from core.conditions.ade20k import PERSON
+    from core.eval_pairs import picture
+    from core.pipeline import Translator, exemplar_condition
+
+    painted = np.asarray(Image.open("assets/mask_cameraman.png").convert("RGB"))
+    source = from_user_condition("mask", painted, (256, 256))
+    exemplar = exemplar_condition("mask", picture("astronaut"), 256)
+    chart = mask_chart(source, exemplar)
+    face = chart.region == FACE_REGION
+    centre, radius = head_circle(class_index_map(source) == PERSON)
+    assert face.sum() > 0.5 * np.pi * radius**2
+    rows, cols = np.nonzero(face)
+    assert np.hypot(cols.mean() - centre[0], rows.mean() - centre[1]) < radius  # (the hair is above the face)
+    result = Translator("mask", engine="training-free").translate(source, exemplar)
+    found = extract("face", result.image, (256, 256)).keypoints[:, :2]
+    assert np.hypot(*(found.mean(0) - centre)) < radius
+

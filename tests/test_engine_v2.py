@@ -15,11 +15,10 @@ from core.charts.face import (
     face_chart,
     mesh_mirror,
     mesh_triangles,
-    mirror_condition,
     piecewise_affine,
-    prefers_mirror,
 )
 from core.charts.folds import fold_fraction, unfold
+from core.charts.mirror import mirror_condition, prefers_mirror
 from core.compose import blend, complete
 from core.conditions import extract, from_user_condition
 from core.errors import NoSubjectError

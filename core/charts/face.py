@@ -7,12 +7,11 @@ triangles overlap, by FaceMesh's depth). The mesh leaves the eye openings and th
 are closed with a triangulation of their contour (and the iris points), so irises map exactly too.
 Without a mesh (a sketch's 68 landmarks) the same map runs over a Delaunay triangulation of the
 68 points. An exemplar that mirrors the input's scene, or whose face is turned the other way, is used
-mirrored (``prefers_mirror``, ``mirror_condition``: the engine flips it before the charts).
+mirrored (``core.charts.mirror``; ``mesh_mirror`` below relabels the mesh).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import lru_cache
 
 import cv2
@@ -20,9 +19,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from core.charts.base import ChartMap
-from core.charts.surround import apply_affine, fit_similarity
 from core.conditions.condition import Condition
-from core.conditions.face import photo_edges
 from core.conditions.ibug68 import facemesh_to_ibug68
 from core.errors import InputError, NoSubjectError
 
@@ -44,8 +41,6 @@ FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
 # that the other points below 248, in increasing order, mirror 248..467 in increasing order.
 MIDLINE = (0, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 94, 151, 152, 164, 168, 175, 195, 197,
            199, 200)
-MIRROR_EDGE_RATIO = 0.75  # mirror when the surroundings' edges fit this much better mirrored ...
-MIRROR_SHAPE_RATIO = 0.5  # ... or the face's shape does (a face turned the other way)
 
 
 @lru_cache(maxsize=1)
@@ -57,74 +52,6 @@ def mesh_mirror() -> np.ndarray:
     for a, b in zip(RIGHT_IRIS, (473, 476, 475, 474, 477)):  # centre, then around: the sides swap
         mirror[a], mirror[b] = b, a
     return mirror
-
-
-def mirror_condition(cond: Condition) -> Condition:
-    """A face condition of the same picture flipped left-right: every picture and mask flipped, the mesh
-    (and the 68 points from it) relabelled by anatomy, so its right eye is the photo's left eye mirrored."""
-    def flip(picture: np.ndarray | None) -> np.ndarray | None:  # (H, W, C)
-        return None if picture is None else np.ascontiguousarray(np.asarray(picture)[:, ::-1])
-
-    w = cond.size[1]
-    mesh = np.array(cond.mesh, np.float32)
-    mesh[:, 0] = w - 1 - mesh[:, 0]
-    mesh = mesh[mesh_mirror()]
-    keypoints = None
-    if cond.keypoints is not None:
-        keypoints = np.array(cond.keypoints, np.float32)
-        keypoints[:, :2] = facemesh_to_ibug68(mesh)
-    return replace(cond, label=cond.label.flip(-1), preview=flip(cond.preview), image=flip(cond.image),
-                   photo=flip(cond.photo), mesh=mesh, keypoints=keypoints,
-                   subject_mask=None if cond.subject_mask is None else np.ascontiguousarray(cond.subject_mask[:, ::-1]),
-                   parts=None if cond.parts is None else np.ascontiguousarray(cond.parts[..., ::-1]))
-
-
-def prefers_mirror(source: Condition, exemplar: Condition) -> bool:
-    """Whether the exemplar should be used mirrored: when its surroundings' photo edges (hair, clothes,
-    background), carried over by the similarity closest to the faces, fit the input's edges clearly better
-    mirrored (a mirror image of the same scene), or the mirrored face's shape needs clearly less bending (a
-    face turned the other way: mapping the near cheek onto the far one would stretch it). Otherwise, and
-    without a photo and a mesh on both sides, the face maps by anatomy as given."""
-    if source.mesh is None or exemplar.mesh is None or source.image is None or exemplar.image is None:
-        return False
-    src = np.asarray(source.mesh[:468, :2], np.float64)
-    ex = np.asarray(exemplar.mesh[:, :2], np.float64)
-    flipped = ex.copy()
-    flipped[:, 0] = exemplar.size[1] - 1 - flipped[:, 0]
-    flipped = flipped[mesh_mirror()]
-    ex, flipped = ex[:468], flipped[:468]
-    if _shape_misfit(src, flipped) < MIRROR_SHAPE_RATIO * _shape_misfit(src, ex):
-        return True
-    face = source.subject_mask if source.subject_mask is not None else np.zeros(source.size, bool)
-    near_face = cv2.dilate(face.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
-    edges = photo_edges(np.asarray(source.image)) & ~near_face  # the input's surroundings
-    ex_edges = photo_edges(np.asarray(exemplar.image)).astype(np.uint8)
-    as_given = _edge_misfit(edges, ex_edges, fit_similarity(src, ex))
-    mirrored = _edge_misfit(edges, np.ascontiguousarray(ex_edges[:, ::-1]), fit_similarity(src, flipped))
-    return mirrored < MIRROR_EDGE_RATIO * as_given
-
-
-def _shape_misfit(src: np.ndarray, dst: np.ndarray) -> float:
-    """RMS distance (in ``dst`` units over its scale) left after the closest similarity src -> dst."""
-    m = fit_similarity(src, dst)
-    rest = src @ m[:, :2].T + m[:, 2] - dst
-    return float(np.sqrt((rest**2).sum(1).mean() / max(abs(np.linalg.det(m[:, :2])), 1e-12)))
-
-
-def _edge_misfit(edges: np.ndarray, ex_edges: np.ndarray, similarity: np.ndarray, reach: float = 0.05) -> float:
-    """Mean distance (over the output's longer side, capped at ``reach``) from the input's ``edges`` (H, W)
-    bool to the exemplar's ``ex_edges`` (h, w) uint8 carried over by ``similarity`` (output x, y ->
-    exemplar x, y), over the input edges that land inside the exemplar's frame."""
-    h, w = edges.shape
-    eh, ew = ex_edges.shape
-    at = apply_affine(similarity, (h, w))
-    ys, xs = np.ascontiguousarray(at[..., 0]), np.ascontiguousarray(at[..., 1])
-    carried = cv2.remap(ex_edges, xs, ys, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
-    inside = (xs >= 0) & (xs <= ew - 1) & (ys >= 0) & (ys <= eh - 1)
-    if not (edges & inside).any():
-        return reach
-    distance = cv2.distanceTransform((~carried).astype(np.uint8), cv2.DIST_L2, 5) / max(h, w)
-    return float(np.minimum(distance[edges & inside], reach).mean())
 
 
 @lru_cache(maxsize=1)

@@ -23,6 +23,8 @@ background like a portrait. A painted mask that labels the whole scene is one la
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import torch
@@ -30,6 +32,7 @@ from scipy import ndimage
 
 from core.charts.base import ChartMap
 from core.charts.face import MESH_POINTS, face_chart
+from core.charts.folds import cells_to_pixels, folded_cells
 from core.conditions.ade20k import NAMES, NUM_INDICES, PERSON, STUFF, UNLABELED
 from core.conditions.condition import Condition
 from core.conditions.masks import onehot_to_index
@@ -45,7 +48,9 @@ GUIDE_WEIGHT = 0.15  # pull of the shape chart's layout against the tiles' colou
 CANDIDATES = 32  # random tile origins tried per tile (plus the guided one)
 FACE_REGION = NUM_INDICES  # ChartMap.region id of a face mapped by its mesh (after the 151 class ids)
 LAYERED_MIN_FRACTION = 0.01  # an input whose unlabeled part is at least this share is composited in layers
+FLIP_MARGIN = 1  # pixels round a face mesh's flipped triangles left to the surround with them
 OUTLINE_BAND = 0.2  # things: the polar chart's band along the outline, in units of the piece's radius
+HEAD_TOP_SLACK = 0.15  # a head circle may stop this share of its radius short of the silhouette's top (hair)
 
 
 def class_index_map(cond: Condition) -> np.ndarray:
@@ -351,7 +356,7 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
             continue
         ex_region = ex_idx == c if ex_count[c] else unknown
         if c == PERSON and in_layers and ex_count[c]:
-            face = _face(source, exemplar, src_region)
+            face = _face(source, exemplar, src_region, ex_region)
             if face is not None:  # the face by its mesh; the rest of the person: the engine's surround
                 positions[face.defined] = face.positions[face.defined]
                 confidence[face.defined] = 1.0
@@ -430,13 +435,57 @@ def face_mesh(cond: Condition) -> np.ndarray | None:
     return cond.mesh
 
 
-def _face(source: Condition, exemplar: Condition, src_region: np.ndarray) -> ChartMap | None:
-    """The face chart inside the input's person region when both photos show a face, else None."""
-    if face_mesh(source) is None or face_mesh(exemplar) is None:
+def _face(source: Condition, exemplar: Condition, src_region: np.ndarray, ex_region: np.ndarray
+          ) -> ChartMap | None:
+    """The face chart inside the input's person region when both photos show a face, else None. A
+    painted person (no photo behind the mask) takes the exemplar's face on its head (``head_circle``)."""
+    if face_mesh(exemplar) is None:
         return None
+    if face_mesh(source) is None:
+        if source.image is not None:  # a photo with no face found: a back, a far-away person
+            return None
+        placed = _placed_mesh(src_region, ex_region, exemplar.mesh)
+        if placed is None:
+            return None
+        source = dataclasses.replace(source, mesh=placed, keypoints=None)
     face = face_chart(source, exemplar)
     face.defined &= src_region
-    return face if face.defined.sum() >= 0.5 * (face.region > 0).sum() > 0 else None
+    if not face.defined.sum() >= 0.5 * (face.region > 0).sum() > 0:
+        return None
+    # A face turned away in the exemplar (a profile behind a camera) shows its far cheek edge-on: the mesh's
+    # triangles there flip. The exemplar does not show that part: it is left to the engine's surround
+    # (a harmonic map from the face's edge, which does not fold) instead of a mirrored strip of the face.
+    flipped = cells_to_pixels(folded_cells(face.positions, face.defined))
+    if flipped.any():
+        face.defined &= ~(cv2.dilate(flipped.astype(np.uint8), np.ones((2 * FLIP_MARGIN + 1,) * 2, np.uint8)) > 0)
+    return face
+
+
+def head_circle(region: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """(x, y) centre and radius of a silhouette's head: the largest inscribed circle that reaches the top
+    of its largest piece (people stand upright; a neck or shoulders stop the circle growing), or None."""
+    labels, count = ndimage.label(region)
+    if count == 0:
+        return None
+    piece = labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
+    inside = ndimage.distance_transform_edt(np.pad(piece, 1))[1:-1, 1:-1]
+    ys, xs = np.nonzero(piece)
+    radius = inside[ys, xs]
+    reaches_top = ys - radius <= ys.min() + HEAD_TOP_SLACK * radius + 1
+    k = int(np.argmax(np.where(reaches_top, radius, -1)))
+    return np.array([xs[k], ys[k]], np.float64), float(radius[k])
+
+
+def _placed_mesh(src_region: np.ndarray, ex_region: np.ndarray, ex_mesh: np.ndarray) -> np.ndarray | None:
+    """(478, 3) the exemplar's face mesh carried onto a painted person: the similarity taking the
+    exemplar silhouette's head circle onto the input's (centre to centre, radius to radius)."""
+    src, ex = head_circle(src_region), head_circle(ex_region)
+    if src is None or ex is None or ex[1] < 1:
+        return None
+    scale = src[1] / ex[1]
+    placed = ex_mesh.astype(np.float64) * scale
+    placed[:, :2] += src[0] - ex[0] * scale
+    return placed.astype(np.float32)
 
 
 def _on_region(positions: np.ndarray, ex_region: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import InputError, WarpaintError
-from core.vocabulary import ENGINES, PRECISIONS, TASKS
+from core.vocabulary import ENGINES, MIRROR_HELP, MIRROR_MODES, PRECISIONS, TASKS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -46,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-partial", action="store_true",
                         help="map what can be mapped when the exemplar lacks a part the input needs (e.g. no "
                              "face) instead of refusing")
+    parser.add_argument("--mirror", default="auto", choices=MIRROR_MODES, help=MIRROR_HELP)
     parser.add_argument("--checkpoint", help="a model folder (config.json + model.safetensors), or a Hugging Face "
                                              "Hub id org/name[@revision] (cached; HF_HUB_OFFLINE=1 honoured)")
     parser.add_argument("--warps-dir", type=Path,
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
                             precision=args.precision, version=args.engine_version)
     print(f"engine: {translator.engine_name}", file=sys.stderr)
     options = dict(resolution=args.resolution, iterations=args.iterations, temperature=args.temperature,
-                   seed=args.seed, source_is_condition=args.input_is_condition, allow_partial=args.allow_partial)
+                   seed=args.seed, source_is_condition=args.input_is_condition, allow_partial=args.allow_partial,
+                   mirror=args.mirror)
     if folder_mode:
         return _run_folder(translator, args, options)
     return _run_one(translator, args, options)

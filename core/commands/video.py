@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from core.errors import InputError
-from core.vocabulary import ENGINES
+from core.vocabulary import ENGINES, MIRROR_HELP, MIRROR_MODES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "stand-in) or 1 (matching, seeded frame to frame)")
     parser.add_argument("--allow-partial", action="store_true",
                         help="engine v2: map what it can when the exemplar lacks a body part the clip needs")
+    parser.add_argument("--mirror", default="auto", choices=MIRROR_MODES,
+                        help=MIRROR_HELP + " (auto is decided once, on the first frame)")
     parser.add_argument("--checkpoint", help="a model folder (config.json + model.safetensors), or a Hugging Face "
                                              "Hub id org/name[@revision]")
     parser.add_argument("--fps", type=float, default=None,
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
           f"{args.input}", file=sys.stderr)
     options = VideoOptions(resolution=args.resolution, seeding=not args.no_seeding, iterations=args.iterations,
                            seed=args.seed, batch_size=args.batch_size, allow_partial=args.allow_partial,
-                           measure=args.stats is not None, frames_dir=args.frames_dir,
+                           mirror=args.mirror, measure=args.stats is not None, frames_dir=args.frames_dir,
                            skeletons_dir=args.skeletons_dir, skeleton_video=args.skeleton_video)
     bars: dict[str, tqdm] = {}
 

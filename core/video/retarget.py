@@ -30,21 +30,24 @@ import cv2
 import numpy as np
 
 from core import budget
+from core.charts.mirror import prefers_mirror
 from core.conditions import Condition, detectors, pose
 from core.engine import TrainingFreeEngine
 from core.engine_v2 import TrainingFreeEngineV2
 from core.errors import InputError, NoSubjectError, WarpaintError
 from core.imageio import fit_image, fit_points, from_tensor, to_tensor
 from core.learned import LearnedEngine
+from core.limits import check_choice
 from core.video import seeding, stability
 from core.video.clip import Clip
 from core.video.encode import check_output, write_video
 from core.video.track import smooth_track
+from core.vocabulary import MIRROR_MODES
 
 # progress(stage, done, total): stage is "poses", "frames" or "encoding"
 VideoProgress = Callable[[str, int, int], None]
 STATE_VERSION = 1
-FRAME_SETTINGS = ("seeding", "iterations", "seed", "allow_partial")  # the options that change the frames
+FRAME_SETTINGS = ("seeding", "iterations", "seed", "allow_partial", "mirror")  # the options that change the frames
 
 
 @dataclass
@@ -55,6 +58,7 @@ class VideoOptions:
     seeding: bool = True  # training-free engine v1: start each frame from the previous frame's matches
     iterations: int | None = None  # PatchMatch iterations of an unseeded frame (engine default)
     allow_partial: bool = False  # engine v2: map what it can when the exemplar lacks a body part a frame needs
+    mirror: str = "auto"  # engine v2: use the exemplar mirrored (MIRROR_MODES); "auto" decides once, on the first frame
     batch_size: int = 1  # frames per engine call when frames are independent (learned engine on a GPU)
     seed: int = 0
     measure: bool = False  # flicker and PCK per frame (re-detects the pose on every output)
@@ -105,6 +109,7 @@ class VideoRetargeter:
     def run(self, clip: Clip, exemplar: np.ndarray, output: Path, options: VideoOptions | None = None,
             progress: VideoProgress | None = None) -> VideoResult:
         opts = options or VideoOptions()
+        check_choice("mirror setting", opts.mirror, MIRROR_MODES)
         report = progress or (lambda stage, done, total: None)
         output = Path(output)
         check_output(output)
@@ -188,12 +193,15 @@ class VideoRetargeter:
         batch = 1 if seeded else opts.batch_size  # seeded frames depend on each other: one at a time
         photos = clip.frames() if clip.kind != "poses" else iter(())
         previous = None  # (engine output, pose) of the frame before, for seeding
+        mirror = opts.mirror  # "auto" is decided on the first frame, for the whole clip (no frame flips alone)
+        first_photo = None
         pending: list[tuple[int, Condition]] = []  # frames waiting for the next batch
         last = max((t for t in range(clip.count) if not state.has(t)), default=-1)  # the last frame to render
         clock = _Clock()
         report("frames", 0, clip.count)
         for t in range(clip.count):
             photo = next(photos, None) if clip.kind != "poses" else None
+            first_photo = photo if t == 0 else first_photo  # (a resumed run decides on the same frame)
             if state.has(t):
                 result.resumed += 1
                 previous = None
@@ -202,6 +210,9 @@ class VideoRetargeter:
             budget.check()
             with clock("condition"):
                 pending.append((t, _condition(track[t], size, photo)))
+                if mirror == "auto" and isinstance(engine, TrainingFreeEngineV2):
+                    first = pending[-1][1] if t == 0 else _condition(track[0], size, first_photo)
+                    mirror = "always" if prefers_mirror(first, ex_cond) else "never"
             if len(pending) < batch and t < last:
                 continue
             with clock("engine"):
@@ -211,7 +222,8 @@ class VideoRetargeter:
                     if init is not None:
                         iters = seeding.iterations_for(seeding.pose_motion(previous[1], track[t], size), full)
                 extra = (once if isinstance(engine, LearnedEngine)
-                         else {"allow_partial": opts.allow_partial} if isinstance(engine, TrainingFreeEngineV2)
+                         else {"allow_partial": opts.allow_partial, "mirror": mirror}
+                         if isinstance(engine, TrainingFreeEngineV2)
                          else {"init": init} if seeded else {})
                 n = len(pending)
                 out = engine([c for _, c in pending], ex_tensor.expand(n, -1, -1, -1), [ex_cond] * n,
