@@ -152,7 +152,7 @@ class TrainingFreeEngineV2:
         # surround, but the output there is the composite of two pictures, not one map.
         inner = cv2.erode(src_person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         exact = cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 if task == "face" else None
-        pieces = None
+        pieces = chart.pieces if task == "pose" else None  # body parts torn apart where their maps disagree
         if task == "mask":  # the face's mesh and quilted tiles are exact; classes and tiles meet at seams
             pieces = np.where(chart.defined, chart.pieces, 0) if chart.pieces is not None else None
             exact = (cv2.erode((chart.region == MASK_FACE_REGION).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) \

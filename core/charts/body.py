@@ -473,15 +473,19 @@ BLEND = 0.025  # parts' maps are blended across their borders over this fraction
 
 
 def _blend_parts(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order: list[str], missing: list[str],
-                 size: tuple[int, int]) -> np.ndarray:
+                 size: tuple[int, int], torn: frozenset = frozenset()) -> tuple[np.ndarray, np.ndarray]:
     """(N, 2) exemplar x, y for the silhouette pixels ``p``: every part's map, weighted by its
     Gaussian-blurred ownership (a partition of unity). Each part's map is smooth, so the sum is
-    continuous across the parts' borders: no tear (and no fold) where the head meets the torso."""
+    continuous across the parts' borders: no tear (and no fold) where the head meets the torso.
+    A pixel takes no weight from a part whose border with its owner is ``torn`` (pairs of indices
+    into ``order``): the map jumps there. Also returns (N,) the index of the strongest other part
+    blended into each pixel (-1: none)."""
     import cv2
 
     sigma = max(1.0, BLEND * src.scale)
     acc = np.zeros((len(p), 2))
     total = np.zeros(len(p))
+    second, second_weight = np.full(len(p), -1), np.zeros(len(p))
     xs, ys = p[:, 0].astype(int), p[:, 1].astype(int)
     for k, name in enumerate(order):
         sel = owner == k
@@ -491,11 +495,59 @@ def _blend_parts(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order: l
         own[ys[sel], xs[sel]] = 1.0
         weight = cv2.GaussianBlur(own, (0, 0), sigma)[ys, xs]
         weight[sel] = np.maximum(weight[sel], 1e-6)  # a part's own pixels always have its map
+        for j in range(len(order)):
+            if frozenset((j, k)) in torn:
+                weight[owner == j] = 0.0
+        stronger = ~sel & (weight > second_weight)
+        second[stronger], second_weight[stronger] = k, weight[stronger]
         band = weight > 1e-4
         acc[band] += weight[band, None] * _map_part(name, src, ex, p[band])
         total[band] += weight[band]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return acc / total[:, None]
+        return acc / total[:, None], second
+
+
+TEAR = 0.1  # a border between two parts is torn when their blend folds on this share of its band
+
+
+def _torn_borders(p: np.ndarray, q: np.ndarray, owner: np.ndarray, second: np.ndarray,
+                  size: tuple[int, int]) -> tuple[frozenset, set]:
+    """Pairs of parts (indices) whose blended map ``q`` (N, 2) turns over on more than ``TEAR`` of the
+    band where one is blended into the other: their maps point too far apart to be joined smoothly
+    (a frontal arm onto an arm reaching forward beside a torso seen from the side). Also returns
+    every pair that shares a border."""
+    from core.charts.folds import _cells_to_pixels, folded_cells
+
+    h, w = size
+    xs, ys = p[:, 0].astype(int), p[:, 1].astype(int)
+    grid = np.zeros((h, w, 2), np.float64)
+    grid[ys, xs] = np.nan_to_num(q[:, ::-1])
+    used = np.zeros((h, w), bool)
+    used[ys, xs] = np.isfinite(q).all(axis=1)
+    folded = _cells_to_pixels(folded_cells(grid, used))[ys, xs]
+    near = second >= 0
+    borders = {frozenset((int(a), int(b))) for a, b in zip(owner[near], second[near]) if a != b}
+    torn = set()
+    for pair in borders:
+        k, j = tuple(pair)
+        band = (owner == k) & (second == j) | (owner == j) & (second == k)
+        if folded[band].mean() > TEAR:
+            torn.add(pair)
+    return frozenset(torn), borders
+
+
+def _pieces(owner: np.ndarray, n_parts: int, torn: frozenset, borders: set) -> np.ndarray:
+    """(n_parts,) piece per part: parts joined by a border that is not torn are one piece. The pieces
+    that a tear cuts off the part with the most pixels are 2, 3, ...; everything else is 1 (the
+    piece that meets the engine's surround)."""
+    piece = np.arange(n_parts)
+    for pair in borders - torn:
+        k, j = tuple(pair)
+        piece[piece == piece[j]] = piece[k]
+    counts = np.bincount(owner[owner >= 0], minlength=n_parts)
+    main = piece[np.argmax(counts)]
+    cut = sorted({int(piece[k]) for pair in torn for k in pair} - {int(main)})
+    return np.array([cut.index(c) + 2 if c in cut else 1 for c in piece])
 
 
 def _on_silhouette(body: Body, q: np.ndarray) -> np.ndarray:
@@ -646,7 +698,16 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     region = np.zeros((h, w), np.int16)
     stand_in = np.zeros((h, w), bool)
     notes = []
-    blended = _blend_parts(src, ex, p, owner, order, [*missing, *donors], (h, w))
+    unmapped = [*missing, *donors]
+    blended, second = _blend_parts(src, ex, p, owner, order, unmapped, (h, w))
+    # Two parts whose maps point too far apart to be blended (the blend turns over) meet at a seam
+    # instead: each keeps its own map up to the border, and the parts on either side are two pieces.
+    torn, borders = _torn_borders(p, blended, owner, second, (h, w))
+    pieces = None
+    if torn:
+        blended, _ = _blend_parts(src, ex, p, owner, order, unmapped, (h, w), torn)
+        pieces = np.ones((h, w), np.int32)
+        pieces[ys, xs] = _pieces(owner, len(order), torn, borders)[owner]
     for k, name in enumerate(order):
         sel = owner == k
         if not sel.any():
@@ -702,4 +763,4 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     if not (src.measured and ex.measured):
         notes.append("body charts use nominal limb widths (no photo behind the skeleton on one side).")
     return ChartMap(positions=positions, defined=defined, confidence=confidence, region=region,
-                    missing=missing, notes=notes, stand_in=stand_in)
+                    missing=missing, notes=notes, stand_in=stand_in, pieces=pieces)
