@@ -508,9 +508,12 @@ def _blend_parts(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order: l
 
 
 TEAR = 0.1  # a border between two parts is torn when their blend folds on this share of its band
+HANGING = {"right upper arm": ("right forearm", "right hand"), "left upper arm": ("left forearm", "left hand"),
+           "right forearm": ("right hand",), "left forearm": ("left hand",),
+           "right thigh": ("right shin",), "left thigh": ("left shin",)}  # the parts a limb segment carries
 
 
-def _torn_borders(p: np.ndarray, q: np.ndarray, owner: np.ndarray, second: np.ndarray,
+def _torn_borders(p: np.ndarray, q: np.ndarray, owner: np.ndarray, second: np.ndarray, order: list[str],
                   size: tuple[int, int]) -> tuple[frozenset, set]:
     """Pairs of parts (indices) whose blended map ``q`` (N, 2) turns over on more than ``TEAR`` of the
     band where one is blended into the other: their maps point too far apart to be joined smoothly
@@ -533,21 +536,32 @@ def _torn_borders(p: np.ndarray, q: np.ndarray, owner: np.ndarray, second: np.nd
         band = (owner == k) & (second == j) | (owner == j) & (second == k)
         if folded[band].mean() > TEAR:
             torn.add(pair)
+    # The smaller part of a torn pair, with the parts that hang from it (a forearm hanging beside the
+    # torso goes with its torn upper arm), becomes a piece of its own: all its borders are torn.
+    counts = np.bincount(owner[owner >= 0], minlength=len(order))
+    for pair in list(torn):
+        k, j = tuple(pair)  # the part hanging from the other (a forearm from its upper arm), else the smaller
+        small = j if order[j] in HANGING.get(order[k], ()) else k if order[k] in HANGING.get(order[j], ()) \
+            else min(pair, key=lambda i: counts[i])
+        side = {small} | {order.index(n) for n in HANGING.get(order[small], ()) if n in order}
+        torn |= {border for border in borders if len(border & side) == 1}
     return frozenset(torn), borders
 
 
-def _pieces(owner: np.ndarray, n_parts: int, torn: frozenset, borders: set) -> np.ndarray:
+def _pieces(owner: np.ndarray, n_parts: int, torn: frozenset, borders: set) -> tuple[np.ndarray, frozenset]:
     """(n_parts,) piece per part: parts joined by a border that is not torn are one piece. The pieces
     that a tear cuts off the part with the most pixels are 2, 3, ...; everything else is 1 (the
-    piece that meets the engine's surround)."""
+    piece that meets the engine's surround). Also returns the tears that separate two pieces (a tear
+    inside one piece would be a jump of the map where the map is meant to be smooth: blended instead)."""
     piece = np.arange(n_parts)
     for pair in borders - torn:
         k, j = tuple(pair)
         piece[piece == piece[j]] = piece[k]
     counts = np.bincount(owner[owner >= 0], minlength=n_parts)
     main = piece[np.argmax(counts)]
+    torn = frozenset(pair for pair in torn if len({int(piece[k]) for k in pair}) == 2)
     cut = sorted({int(piece[k]) for pair in torn for k in pair} - {int(main)})
-    return np.array([cut.index(c) + 2 if c in cut else 1 for c in piece])
+    return np.array([cut.index(c) + 2 if c in cut else 1 for c in piece]), torn
 
 
 def _on_silhouette(body: Body, q: np.ndarray) -> np.ndarray:
@@ -702,12 +716,13 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     blended, second = _blend_parts(src, ex, p, owner, order, unmapped, (h, w))
     # Two parts whose maps point too far apart to be blended (the blend turns over) meet at a seam
     # instead: each keeps its own map up to the border, and the parts on either side are two pieces.
-    torn, borders = _torn_borders(p, blended, owner, second, (h, w))
+    torn, borders = _torn_borders(p, blended, owner, second, order, (h, w))
+    part_piece, torn = _pieces(owner, len(order), torn, borders)
     pieces = None
     if torn:
         blended, _ = _blend_parts(src, ex, p, owner, order, unmapped, (h, w), torn)
         pieces = np.ones((h, w), np.int32)
-        pieces[ys, xs] = _pieces(owner, len(order), torn, borders)[owner]
+        pieces[ys, xs] = part_piece[owner]
     for k, name in enumerate(order):
         sel = owner == k
         if not sel.any():
