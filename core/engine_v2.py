@@ -31,6 +31,7 @@ from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
 from core.charts.mirror import mirror_condition, uses_mirror
+from core.charts.scene import follow, match_scene
 from core.charts.surround import apply_affine, fit_similarity, surround_map
 from core.compose import blend, complete, front_layer, photo_level, sample, sample_votes
 from core.conditions import detectors
@@ -148,6 +149,17 @@ class TrainingFreeEngineV2:
         # The chart is blended into the surround inside its own edge only: outside it the chart has no
         # positions (zeros), so the feather must not reach there.
         positions = feather * np.where(chart.defined[..., None], chart.positions, positions) + (1 - feather) * positions
+        # When the exemplar shows the input's own scene (another shot of it: its edges line up with the input's
+        # condition edges far better than chance), both layers follow those edges (core/charts/scene.py) and
+        # the background is mapped like the person, not reframed.
+        scene = None
+        if task == "face":
+            along = apply_affine(similarity, size)
+            scene = match_scene(source, exemplar, np.where(src_person[..., None], positions, along), chart.defined)
+            if scene.agrees:
+                positions = follow(positions, scene.displacement)
+                messages.append("The exemplar shows the input's own scene: its surroundings follow the input's "
+                                "edges.")
         # Folds are looked for inside the person, off its edge: across the edge the map meets the
         # surround, but the output there is the composite of two pictures, not one map.
         inner = cv2.erode(src_person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
@@ -173,8 +185,7 @@ class TrainingFreeEngineV2:
         t = time.perf_counter()
         report(0.45, "completing what the exemplar does not show")
         ex_h, ex_w = ex_size
-        inside = ((positions[..., 0] >= -0.5) & (positions[..., 0] <= ex_h - 0.5)
-                  & (positions[..., 1] >= -0.5) & (positions[..., 1] <= ex_w - 0.5))
+        inside = _in_frame(positions, ex_size)
         core = cv2.erode(ex_person.astype(np.uint8), _disk(max(1, round(0.01 * max(ex_size)))))
         on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
         person_hole = src_person & ~(inside & on_person) & ~chart.defined & ~stand_in
@@ -196,6 +207,10 @@ class TrainingFreeEngineV2:
             positions[person_hole] = votes[0]
             person_img[person_hole] = sample_votes(photo, to_photo(votes), level, fill.weights(holes))
         background = apply_affine(background_affine(similarity, size, ex_size), size)
+        beyond = np.zeros(size, bool)  # background the exemplar's frame does not show: synthesized
+        if scene is not None and scene.agrees:
+            background = follow(along, scene.displacement)
+            beyond = ~_in_frame(background, ex_size) & ~src_person
         back_img = person_img
         ex_hole = np.zeros(ex_size, bool)
         covered = np.zeros(size, bool)
@@ -206,13 +221,19 @@ class TrainingFreeEngineV2:
             back_img = sample(photo, to_photo(background), bg_level)
             r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
             c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
-            covered = ex_hole[r, c]
+            covered = ex_hole[r, c] & ~beyond
             if covered.any():
                 ex_fill = self._completed_background(exemplar, ex_hole)
                 seen = background[covered]
                 votes = ex_fill.sources(seen)
                 background[covered] = votes[0]
                 back_img[covered] = sample_votes(photo, to_photo(votes), bg_level, ex_fill.weights(seen))
+            if beyond.any():  # from the background the exemplar does show (never a stretch of its edge)
+                fill = complete(back_img, beyond, ~beyond & ~src_person, self.completion_side)
+                holes = np.argwhere(beyond).astype(np.float32)
+                votes = _at(background, fill.sources(holes))
+                background[beyond] = votes[0]
+                back_img[beyond] = sample_votes(photo, to_photo(votes), bg_level, fill.weights(holes))
         seconds["completion"] = time.perf_counter() - t
 
         # 4. Composite.
@@ -228,7 +249,7 @@ class TrainingFreeEngineV2:
         used = np.where(front[..., None], positions, background)
         layered = person_img if whole_frame else np.where(front[..., None], person_img, back_img)
         seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
-        not_mapped = np.where(front, person_hole | stand_in, covered) | seam | _piece_seams(pieces)
+        not_mapped = np.where(front, person_hole | stand_in, covered | beyond) | seam | _piece_seams(pieces)
         person_px = max(1, int(src_person.sum()))
         stats = {
             "zoom": zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx)))),  # exemplar photo px / output px
@@ -238,6 +259,8 @@ class TrainingFreeEngineV2:
             "stand_in": float(stand_in.sum()) / person_px,
             "background_completed": float(ex_hole.mean()),
             "mirrored": mirrored,
+            "scene_matched": bool(scene is not None and scene.agrees),
+            "background_synthesized": float(beyond.mean()),
         }
         enlarge = 1.0 / max(stats["zoom"], 1e-6)
         if chart.defined.any() and enlarge > ZOOM_WARN and (task != "mask" or (chart.region == MASK_FACE_REGION).any()):
@@ -246,6 +269,9 @@ class TrainingFreeEngineV2:
         if stats["person_filled"] > 0.05:
             messages.append(f"{stats['person_filled']:.0%} of the person is not shown by the exemplar (outside its "
                             "frame or hidden) and was filled from the exemplar's clothing/hair texture.")
+        if stats["background_synthesized"] > 0.05:
+            messages.append(f"{stats['background_synthesized']:.0%} of the picture lies beyond the exemplar's frame "
+                            "and was synthesized from the background it shows.")
         if folded > 0:
             messages.append(f"{folded:.2%} of the map folded over and was smoothed.")
         report(1.0, "composited at full resolution")
@@ -352,6 +378,13 @@ def _unmirror(positions: np.ndarray, width: int) -> np.ndarray:
     out = positions.copy()
     out[..., 1] = width - 1 - out[..., 1]
     return out
+
+
+def _in_frame(positions: np.ndarray, ex_size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: positions (H, W, 2) (row, col) inside the exemplar's frame (pixel edges included)."""
+    ex_h, ex_w = ex_size
+    return ((positions[..., 0] >= -0.5) & (positions[..., 0] <= ex_h - 0.5)
+            & (positions[..., 1] >= -0.5) & (positions[..., 1] <= ex_w - 0.5))
 
 
 def _xy(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
