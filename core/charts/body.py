@@ -519,7 +519,7 @@ def _torn_borders(p: np.ndarray, q: np.ndarray, owner: np.ndarray, second: np.nd
     band where one is blended into the other: their maps point too far apart to be joined smoothly
     (a frontal arm onto an arm reaching forward beside a torso seen from the side). Also returns
     every pair that shares a border."""
-    from core.charts.folds import _cells_to_pixels, folded_cells
+    from core.charts.folds import cells_to_pixels, folded_cells
 
     h, w = size
     xs, ys = p[:, 0].astype(int), p[:, 1].astype(int)
@@ -527,7 +527,7 @@ def _torn_borders(p: np.ndarray, q: np.ndarray, owner: np.ndarray, second: np.nd
     grid[ys, xs] = np.nan_to_num(q[:, ::-1])
     used = np.zeros((h, w), bool)
     used[ys, xs] = np.isfinite(q).all(axis=1)
-    folded = _cells_to_pixels(folded_cells(grid, used))[ys, xs]
+    folded = cells_to_pixels(folded_cells(grid, used))[ys, xs]
     near = second >= 0
     borders = {frozenset((int(a), int(b))) for a, b in zip(owner[near], second[near]) if a != b}
     torn = set()
