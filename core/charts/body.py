@@ -507,14 +507,14 @@ def _blend_parts(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order: l
         return acc / total[:, None], second
 
 
-TEAR = 0.1  # a border between two parts is torn when their blend folds on this share of its band
+TEAR = 0.15  # a border between two parts is torn when their blend folds on this share of its band
 HANGING = {"right upper arm": ("right forearm", "right hand"), "left upper arm": ("left forearm", "left hand"),
            "right forearm": ("right hand",), "left forearm": ("left hand",),
            "right thigh": ("right shin",), "left thigh": ("left shin",)}  # the parts a limb segment carries
 
 
 def _torn_borders(p: np.ndarray, q: np.ndarray, owner: np.ndarray, second: np.ndarray, order: list[str],
-                  size: tuple[int, int]) -> tuple[frozenset, set]:
+                  unmapped: list[str], size: tuple[int, int]) -> tuple[frozenset, set]:
     """Pairs of parts (indices) whose blended map ``q`` (N, 2) turns over on more than ``TEAR`` of the
     band where one is blended into the other: their maps point too far apart to be joined smoothly
     (a frontal arm onto an arm reaching forward beside a torso seen from the side). Also returns
@@ -528,11 +528,13 @@ def _torn_borders(p: np.ndarray, q: np.ndarray, owner: np.ndarray, second: np.nd
     used = np.zeros((h, w), bool)
     used[ys, xs] = np.isfinite(q).all(axis=1)
     folded = cells_to_pixels(folded_cells(grid, used))[ys, xs]
-    near = second >= 0
+    near = (second >= 0) & (owner >= 0)  # (-1: a pixel far from every part, owned by none)
     borders = {frozenset((int(a), int(b))) for a, b in zip(owner[near], second[near]) if a != b}
     torn = set()
     for pair in borders:
         k, j = tuple(pair)
+        if order[k] in unmapped or order[j] in unmapped:
+            continue
         band = (owner == k) & (second == j) | (owner == j) & (second == k)
         if folded[band].mean() > TEAR:
             torn.add(pair)
@@ -716,13 +718,13 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     blended, second = _blend_parts(src, ex, p, owner, order, unmapped, (h, w))
     # Two parts whose maps point too far apart to be blended (the blend turns over) meet at a seam
     # instead: each keeps its own map up to the border, and the parts on either side are two pieces.
-    torn, borders = _torn_borders(p, blended, owner, second, order, (h, w))
+    torn, borders = _torn_borders(p, blended, owner, second, order, unmapped, (h, w))
     part_piece, torn = _pieces(owner, len(order), torn, borders)
     pieces = None
     if torn:
         blended, _ = _blend_parts(src, ex, p, owner, order, unmapped, (h, w), torn)
         pieces = np.ones((h, w), np.int32)
-        pieces[ys, xs] = part_piece[owner]
+        pieces[ys, xs] = np.where(owner >= 0, part_piece[owner], 1)
     for k, name in enumerate(order):
         sel = owner == k
         if not sel.any():
