@@ -28,6 +28,7 @@ import numpy as np
 
 from core.charts.folds import jacobian_determinant
 from core.conditions.condition import Condition
+from core.conditions.face import photo_edges
 
 WORK_SIDE = 256  # matching runs at this longer side at most (the displacement is smooth)
 SOFT = 0.008  # soft-edge falloff (times the longer side)
@@ -51,8 +52,11 @@ class SceneMatch:
 
 
 def condition_edges(cond: Condition) -> np.ndarray:
-    """(H, W) bool: the edges a face condition carries (its label's channel 0: the photo's edges outside
-    the face plus the landmark lines, or a sketch's lines)."""
+    """(H, W) bool: the edges a condition carries. A face's: its label's channel 0 (the photo's edges
+    outside the face plus the landmark lines, or a sketch's lines). A pose's label is a skeleton: the edges
+    of the photo behind it (``image``), none without one."""
+    if cond.task == "pose":
+        return photo_edges(cond.image) if cond.image is not None else np.zeros(cond.size, bool)
     return cond.label[0].numpy() > 0.5
 
 
