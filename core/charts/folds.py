@@ -86,7 +86,7 @@ def fold_fraction(positions: np.ndarray, used: np.ndarray | None = None, pieces:
     return float((jacobian_determinant(positions)[cells] <= 0).sum() / cells.sum())
 
 
-def _cells_to_pixels(cells: np.ndarray) -> np.ndarray:
+def cells_to_pixels(cells: np.ndarray) -> np.ndarray:
     """(H-1, W-1) bool cells -> (H, W) bool: the pixels at their corners."""
     h, w = cells.shape[0] + 1, cells.shape[1] + 1
     out = np.zeros((h, w), bool)
@@ -124,7 +124,7 @@ def unfold(positions: np.ndarray, fallback: np.ndarray, used: np.ndarray | None 
     counted = counted_cells(positions.shape[:2], used, pieces)
     det = jacobian_determinant(positions)
     scale = float(np.median(np.abs(det[counted])))
-    bad = _cells_to_pixels((det <= 0) & counted) & (free > 0)
+    bad = cells_to_pixels((det <= 0) & counted) & (free > 0)
     if not bad.any():  # every fold is between kept pixels: nothing may move
         return positions, before
     out = positions.astype(np.float32, copy=True)
@@ -142,7 +142,7 @@ def unfold(positions: np.ndarray, fallback: np.ndarray, used: np.ndarray | None 
             _smooth_within(box, pieces[r0:r1, c0:c1], np.unique(pieces[rows, cols]), sigma)
         blend = (cv2.GaussianBlur(area.astype(np.float32), (0, 0), sigma / 2) * free[r0:r1, c0:c1])[..., None]
         out[r0:r1, c0:c1] = box * (1 - blend) + smooth * blend
-        bad = _cells_to_pixels(folded_cells(out, used, pieces, 0.01 * scale)) & (free > 0)
+        bad = cells_to_pixels(folded_cells(out, used, pieces, 0.01 * scale)) & (free > 0)
         if not bad.any():
             return out, before
     area = (cv2.dilate(bad.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & (free > 0)

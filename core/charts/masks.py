@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from core.charts.base import ChartMap
 from core.charts.face import MESH_POINTS, face_chart
+from core.charts.folds import cells_to_pixels, folded_cells
 from core.conditions.ade20k import NAMES, NUM_INDICES, PERSON, STUFF, UNLABELED
 from core.conditions.condition import Condition
 from core.conditions.masks import onehot_to_index
@@ -47,6 +48,7 @@ GUIDE_WEIGHT = 0.15  # pull of the shape chart's layout against the tiles' colou
 CANDIDATES = 32  # random tile origins tried per tile (plus the guided one)
 FACE_REGION = NUM_INDICES  # ChartMap.region id of a face mapped by its mesh (after the 151 class ids)
 LAYERED_MIN_FRACTION = 0.01  # an input whose unlabeled part is at least this share is composited in layers
+FLIP_MARGIN = 1  # pixels round a face mesh's flipped triangles left to the surround with them
 OUTLINE_BAND = 0.2  # things: the polar chart's band along the outline, in units of the piece's radius
 HEAD_TOP_SLACK = 0.15  # a head circle may stop this share of its radius short of the silhouette's top (hair)
 
@@ -448,7 +450,15 @@ def _face(source: Condition, exemplar: Condition, src_region: np.ndarray, ex_reg
         source = dataclasses.replace(source, mesh=placed, keypoints=None)
     face = face_chart(source, exemplar)
     face.defined &= src_region
-    return face if face.defined.sum() >= 0.5 * (face.region > 0).sum() > 0 else None
+    if not face.defined.sum() >= 0.5 * (face.region > 0).sum() > 0:
+        return None
+    # A face turned away in the exemplar (a profile behind a camera) shows its far cheek edge-on: the mesh's
+    # triangles there flip. The exemplar does not show that part: it is left to the engine's surround
+    # (a harmonic map from the face's edge, which does not fold) instead of a mirrored strip of the face.
+    flipped = cells_to_pixels(folded_cells(face.positions, face.defined))
+    if flipped.any():
+        face.defined &= ~(cv2.dilate(flipped.astype(np.uint8), np.ones((2 * FLIP_MARGIN + 1,) * 2, np.uint8)) > 0)
+    return face
 
 
 def head_circle(region: np.ndarray) -> tuple[np.ndarray, float] | None:
