@@ -5,10 +5,11 @@ Inside the face the chart is exact; outside it the map is the face's similarity 
 it (another aspect, a tilt, a bend). When the exemplar shows the input's own scene, the rest is
 matched densely:
 
-    input edges (condition channel 0: photo edges outside the face, or a sketch's lines) ─┐
+    input edges (face condition channel 0: photo edges outside the face, or a sketch's lines;
+                 pose: the Canny edges of the photo behind the skeleton)                 ─┐
     exemplar edges (its condition's), carried over by the map so far                    ├─ soft-edge images
         ─> DIS optical flow both ways (OpenCV) ─> kept where forward-backward consistent, near an edge
-        ─> confidence-weighted smoothing (normalised convolution), fading to 0 at the face, unfolded
+        ─> confidence-weighted smoothing (normalised convolution), fading to 0 at the face (pose: joints), unfolded
         ─> a displacement: positions(x + displacement(x))
 
 Only edges are matched, never the input photo's colours: what a condition (or a sketch) carries.
