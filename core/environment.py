@@ -3,9 +3,13 @@ before torch is first imported. Importing a library module never changes the env
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import os
 import platform
+import threading
+from collections.abc import Iterator
 
 # The entry points set this before torch is imported: torch then backs every allocation >= 2 MiB
 # with transparent huge pages, ~4x fewer page faults for the default allocator mode.
@@ -22,17 +26,65 @@ MALLOC_SETTINGS = {
 }
 
 
+# inside ``reuse_heap``: blocks up to glibc's largest threshold (32 MiB on 64-bit) come from the heap
+_HEAP_REUSE = {"mmap_threshold": 32 << 20}
+_state = {"mode": None, "depth": 0}  # the mode set_malloc applied last; open reuse_heap scopes
+_lock = threading.Lock()
+
+
+@functools.cache
+def _libc():
+    if platform.system() != "Linux":
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018  (glibc only)
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def _apply(settings: dict[str, int]) -> bool:
+    libc = _libc()
+    return libc is not None and all(libc.mallopt(_MALLOPT[name], value) == 1 for name, value in settings.items())
+
+
 def set_malloc(mode: str) -> bool:
     """Apply one of ``MALLOC_SETTINGS`` to this process's glibc malloc (``core.precision.
     configure_allocator`` says what each mode does); "system" leaves glibc as it is. False where
     nothing was changed (that mode, or not glibc)."""
-    if mode not in MALLOC_SETTINGS or platform.system() != "Linux":
+    if mode not in MALLOC_SETTINGS or not _apply(MALLOC_SETTINGS[mode]):
+        _state["mode"] = None
         return False
+    _state["mode"] = mode
+    return True
+
+
+@contextlib.contextmanager
+def reuse_heap() -> Iterator[bool]:
+    """In the default mode ("own mappings"), a loop whose steps allocate and free the same sizes
+    again and again (bands of rows): inside it, blocks up to 32 MiB come from glibc's heap, so a
+    band reuses the pages the band before freed instead of mapping and faulting in fresh ones (the
+    default mode's system time); on leaving the outermost scope, own mappings again and the heap's
+    free pages are handed back (``malloc_trim``), so resident memory is the live tensors again.
+    Keep it to such loops: around a whole PatchMatch level (tensors that outlive their step) the
+    heap's holes raised the 512 peak by 0.07 GiB (docs/performance.md). Yields whether it applies
+    (not in another mode, nor outside glibc)."""
+    with _lock:
+        active = _state["mode"] in ("default", "lean")
+        if active:
+            if _state["depth"] == 0:
+                active = _apply(_HEAP_REUSE)
+            _state["depth"] += active
     try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    return all(mallopt(_MALLOPT[name], value) == 1 for name, value in MALLOC_SETTINGS[mode].items())
+        yield active
+    finally:
+        if active:
+            with _lock:
+                _state["depth"] -= 1
+                if _state["depth"] == 0 and _state["mode"] in ("default", "lean"):
+                    _apply(MALLOC_SETTINGS[_state["mode"]])
+                    _libc().malloc_trim(0)
 
 
 def set_process_defaults(allocator: str | None = "default") -> None:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from core.environment import reuse_heap
 from core.precision import in_place_inference
 
 BAND_ELEMENTS = 1 << 22  # modulation maps are computed this many elements at a time at inference
@@ -143,12 +144,13 @@ class ModulatedNorm(nn.Module):
         weight, bias = self._scale_shift()
         padded_guide = self.mlp_shared[0](resize_nearest(guide, (h, w)))  # (B, guide, H + 2, W + 2): few channels
         rows = max(2, BAND_ELEMENTS // (weight.shape[0] * x.shape[0] * w))
-        for r in range(0, h, rows):
-            e = min(r + rows, h)
-            scale, shift = F.conv2d(self._hidden_rows(padded_guide, r - 1, e + 1, h), weight, bias).chunk(2, 1)
-            source = nearest_rows(x, (h, w), r, e)
-            band = positional_norm(source, in_place=True, out=None if out is None else out[:, :, r:e])
-            yield r, e, band.mul_(scale).add_(shift)
+        with reuse_heap():  # every band's temporaries have the same sizes: reused heap pages
+            for r in range(0, h, rows):
+                e = min(r + rows, h)
+                scale, shift = F.conv2d(self._hidden_rows(padded_guide, r - 1, e + 1, h), weight, bias).chunk(2, 1)
+                source = nearest_rows(x, (h, w), r, e)
+                band = positional_norm(source, in_place=True, out=None if out is None else out[:, :, r:e])
+                yield r, e, band.mul_(scale).add_(shift)
 
     def _hidden_rows(self, padded_guide: torch.Tensor, lo: int, hi: int, h: int) -> torch.Tensor:
         """Rows lo..hi-1 of the hidden activation, reflection-padded as ``self.pad`` would pad the

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from core import budget
 from core.corr import gather_values, pixel_grid, sample_at, score_indices
+from core.environment import reuse_heap
 from core.precision import full_precision
 from core.update import HiddenInit, UpdateBlock
 
@@ -123,11 +124,12 @@ class PatchMatch(torch.nn.Module):
         if rows >= h:
             return self._select(left, right, _propagate(cand, horizontal), temperature)
         best, prob = torch.empty_like(cand), cand.new_empty(b, h * w, k)
-        for r in range(0, h, rows):
-            e = min(r + rows, h)
-            lo, hi = (r, e) if horizontal else (max(r - 1, 0), min(e + 1, h))  # vertical: a row of halo
-            band = _propagate(cand[:, lo:hi], horizontal)[:, r - lo:e - lo]
-            best[:, r:e], prob[:, r * w:e * w] = self._select(left, right, band, temperature, r, h)
+        with reuse_heap():  # every band's temporaries have the same sizes: reused heap pages
+            for r in range(0, h, rows):
+                e = min(r + rows, h)
+                lo, hi = (r, e) if horizontal else (max(r - 1, 0), min(e + 1, h))  # vertical: a row of halo
+                band = _propagate(cand[:, lo:hi], horizontal)[:, r - lo:e - lo]
+                best[:, r:e], prob[:, r * w:e * w] = self._select(left, right, band, temperature, r, h)
         return best, prob
 
     @staticmethod
