@@ -47,6 +47,7 @@ V2_TASKS = tuple(CHARTS)  # tasks v2 can run
 # Tasks where v2 is the default (v1 stays on request, ``version=1``): masks (better than v1 on every
 # cross-identity pair, docs/engine.md) and pose (hidden limbs get stand-ins, video frames are v2's too).
 V2_DEFAULT = ("face", "pose", "mask")
+JOINT_KEEP = 0.02  # pose: the body chart stays exact within this (times the longer side) of a found joint
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 PERSON_THRESHOLD = 0.5
@@ -153,9 +154,10 @@ class TrainingFreeEngineV2:
         # condition edges far better than chance), both layers follow those edges (core/charts/scene.py) and
         # the background is mapped like the person, not reframed.
         scene = None
-        if task == "face":
+        if task == "face" or (task == "pose" and source.image is not None):  # a pose: the edges of its photo
             along = apply_affine(similarity, size)
-            scene = match_scene(source, exemplar, np.where(src_person[..., None], positions, along), chart.defined)
+            keep = chart.defined if task == "face" else _joints(source, JOINT_KEEP)  # where the chart is exact
+            scene = match_scene(source, exemplar, np.where(src_person[..., None], positions, along), keep)
             if scene.agrees:
                 positions = follow(positions, scene.displacement)
                 messages.append("The exemplar shows the input's own scene: its surroundings follow the input's "
@@ -164,7 +166,7 @@ class TrainingFreeEngineV2:
         # surround, but the output there is the composite of two pictures, not one map.
         inner = cv2.erode(src_person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         exact = cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 if task == "face" else None
-        pieces = None
+        pieces = chart.pieces if task == "pose" else None  # body parts torn apart where their maps disagree
         if task == "mask":  # the face's mesh and quilted tiles are exact; classes and tiles meet at seams
             pieces = np.where(chart.defined, chart.pieces, 0) if chart.pieces is not None else None
             exact = (cv2.erode((chart.region == MASK_FACE_REGION).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) \
@@ -378,6 +380,17 @@ def _unmirror(positions: np.ndarray, width: int) -> np.ndarray:
     out = positions.copy()
     out[..., 1] = width - 1 - out[..., 1]
     return out
+
+
+def _joints(source: Condition, radius: float) -> np.ndarray:
+    """(H, W) bool: discs of ``radius`` (times the longer side) round the input's found joints, where the
+    body chart is exact (the scene's displacement is 0 there)."""
+    keep = np.zeros(source.size, np.uint8)
+    r = max(1, round(radius * max(source.size)))
+    for x, y, c in source.keypoints if source.keypoints is not None else ():
+        if c > 0:
+            cv2.circle(keep, (round(float(x)), round(float(y))), r, 1, -1)
+    return keep > 0
 
 
 def _in_frame(positions: np.ndarray, ex_size: tuple[int, int]) -> np.ndarray:

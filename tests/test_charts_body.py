@@ -8,6 +8,7 @@ import pytest
 
 from core.charts import body
 from core.charts.body import PART_ID, body_chart, body_of, piecewise_affine, quad_local, quad_place, similarity
+from core.charts.folds import fold_fraction
 from core.conditions import from_keypoints
 from core.errors import InputError
 
@@ -403,3 +404,39 @@ def test_the_exemplar_side_is_kept_for_the_next_frame():
     np.testing.assert_array_equal(again.positions, fresh.positions)
     np.testing.assert_array_equal(again.stand_in, fresh.stand_in)
     assert not np.array_equal(first.positions, again.positions)
+
+
+def test_parts_whose_maps_disagree_meet_at_a_seam_not_a_fold():
+    """The input's right arm hangs beside its torso; the exemplar's reaches across its chest. Blending
+    the two parts' maps across their border turned the map over there (1.1 % of the chart folded);
+    the border is torn instead: each part keeps its own map up to it, and the arm (with its forearm)
+    is a piece of its own, so the chart folds nowhere inside a piece."""
+    src_kp, ex_kp = full_body(), full_body()
+    ex_kp[3, :2], ex_kp[4, :2] = (150, 100), (170, 90)  # right elbow and wrist across the chest
+    src = from_keypoints("pose", src_kp, SIZE)
+    chart = body_chart(src, from_keypoints("pose", ex_kp, SIZE))
+    inner = cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert fold_fraction(chart.positions, inner, chart.pieces) < 0.001
+    arm, torso = chart.region == PART_ID["right upper arm"], chart.region == PART_ID["torso"]
+    forearm = chart.region == PART_ID["right forearm"]
+    assert chart.pieces is not None
+    assert set(np.unique(chart.pieces[arm])) == set(np.unique(chart.pieces[forearm])) == {2}
+    assert set(np.unique(chart.pieces[torso])) == {1}
+    # the arm's pixels next to the torso carry the arm's own map, unblended
+    others = (chart.region > 0) & ~arm & ~torso  # the forearm (blended with the arm), the head
+    border = arm & (cv2.dilate(torso.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) \
+        & ~(cv2.dilate(others.astype(np.uint8), np.ones((25, 25), np.uint8)) > 0)
+    assert border.sum() > 20
+    rows, cols = np.nonzero(border)
+    expected = body._map_part("right upper arm", body_of(src), body_of(from_keypoints("pose", ex_kp, SIZE)),
+                              np.stack([cols, rows], axis=1).astype(np.float64))
+    np.testing.assert_allclose(chart.positions[rows, cols], expected[:, ::-1], atol=1e-3)
+
+
+def test_parts_whose_maps_agree_stay_blended():
+    """A body moved, scaled and its arms turned a little: no border's blend turns over, no seam."""
+    ex_kp = full_body(shift=(-10, 8), scale=0.8)
+    ex_kp[4, :2] += (-4, 0)
+    ex_kp[7, :2] += (4, 0)
+    chart = body_chart(from_keypoints("pose", full_body(), SIZE), from_keypoints("pose", ex_kp, SIZE))
+    assert chart.pieces is None

@@ -143,3 +143,38 @@ def test_engine_follows_the_input_s_own_scene_and_not_another_person_s(translato
     other = translator.translate(src, grace, resolution=SIDE)
     assert not any("own scene" in m for m in other.messages)
     assert np.array_equal(other.image, closed.image)
+
+
+def test_pose_follows_the_input_s_own_scene_and_not_another_person_s(monkeypatch):
+    """Pose (the edges come from the photo behind the skeleton): a pseudo pair of the trainer's kind gains
+    more than 1 dB with the matching and gets the note; a different person's photo is refused (the same
+    output as without the matching); a skeleton with no photo is never matched."""
+    import dataclasses
+
+    import matplotlib.cbook as cbook
+    from PIL import Image
+
+    from core.augment import pseudo_exemplar
+    from core.conditions import extract
+    from core.imageio import from_tensor, to_tensor
+    from core.pipeline import Translator, exemplar_condition
+
+    translator = Translator("pose", engine="training-free", version=2)
+    photo = fit_image(data.astronaut(), (SIDE, SIDE))
+    shot = from_tensor(pseudo_exemplar(to_tensor(photo), generator=torch.Generator().manual_seed(1)).image)
+    src, ex = extract("pose", photo, (SIDE, SIDE)), extract("pose", shot, (SIDE, SIDE))
+    matched = translator.translate(src, ex, seed=0, allow_partial=True)
+    assert any("own scene" in m for m in matched.messages)
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        grace = exemplar_condition("pose", np.array(Image.open(f).convert("RGB")), SIDE)
+    other = translator.translate(src, grace, seed=0, allow_partial=True)
+    assert not any("own scene" in m for m in other.messages)
+    skeleton = translator.translate(dataclasses.replace(src, image=None), ex, seed=0, allow_partial=True)
+    assert not any("own scene" in m for m in skeleton.messages)
+
+    monkeypatch.setattr(scene, "AGREE", -1.0)  # the matching refused
+    given = translator.translate(src, ex, seed=0, allow_partial=True)
+    gain = psnr_ssim(matched.image, photo, src.subject_mask)["psnr"] - psnr_ssim(given.image, photo,
+                                                                               src.subject_mask)["psnr"]
+    assert gain > 1.0, gain
+    assert np.array_equal(other.image, translator.translate(src, grace, seed=0, allow_partial=True).image)

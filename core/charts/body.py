@@ -473,15 +473,19 @@ BLEND = 0.025  # parts' maps are blended across their borders over this fraction
 
 
 def _blend_parts(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order: list[str], missing: list[str],
-                 size: tuple[int, int]) -> np.ndarray:
+                 size: tuple[int, int], torn: frozenset = frozenset()) -> tuple[np.ndarray, np.ndarray]:
     """(N, 2) exemplar x, y for the silhouette pixels ``p``: every part's map, weighted by its
     Gaussian-blurred ownership (a partition of unity). Each part's map is smooth, so the sum is
-    continuous across the parts' borders: no tear (and no fold) where the head meets the torso."""
+    continuous across the parts' borders: no tear (and no fold) where the head meets the torso.
+    A pixel takes no weight from a part whose border with its owner is ``torn`` (pairs of indices
+    into ``order``): the map jumps there. Also returns (N,) the index of the strongest other part
+    blended into each pixel (-1: none)."""
     import cv2
 
     sigma = max(1.0, BLEND * src.scale)
     acc = np.zeros((len(p), 2))
     total = np.zeros(len(p))
+    second, second_weight = np.full(len(p), -1), np.zeros(len(p))
     xs, ys = p[:, 0].astype(int), p[:, 1].astype(int)
     for k, name in enumerate(order):
         sel = owner == k
@@ -491,11 +495,75 @@ def _blend_parts(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order: l
         own[ys[sel], xs[sel]] = 1.0
         weight = cv2.GaussianBlur(own, (0, 0), sigma)[ys, xs]
         weight[sel] = np.maximum(weight[sel], 1e-6)  # a part's own pixels always have its map
+        for j in range(len(order)):
+            if frozenset((j, k)) in torn:
+                weight[owner == j] = 0.0
+        stronger = ~sel & (weight > second_weight)
+        second[stronger], second_weight[stronger] = k, weight[stronger]
         band = weight > 1e-4
         acc[band] += weight[band, None] * _map_part(name, src, ex, p[band])
         total[band] += weight[band]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return acc / total[:, None]
+        return acc / total[:, None], second
+
+
+TEAR = 0.15  # a border between two parts is torn when their blend folds on this share of its band
+HANGING = {"right upper arm": ("right forearm", "right hand"), "left upper arm": ("left forearm", "left hand"),
+           "right forearm": ("right hand",), "left forearm": ("left hand",),
+           "right thigh": ("right shin",), "left thigh": ("left shin",)}  # the parts a limb segment carries
+
+
+def _torn_borders(p: np.ndarray, q: np.ndarray, owner: np.ndarray, second: np.ndarray, order: list[str],
+                  unmapped: list[str], size: tuple[int, int]) -> tuple[frozenset, set]:
+    """Pairs of parts (indices) whose blended map ``q`` (N, 2) turns over on more than ``TEAR`` of the
+    band where one is blended into the other: their maps point too far apart to be joined smoothly
+    (a frontal arm onto an arm reaching forward beside a torso seen from the side). Also returns
+    every pair that shares a border."""
+    from core.charts.folds import cells_to_pixels, folded_cells
+
+    h, w = size
+    xs, ys = p[:, 0].astype(int), p[:, 1].astype(int)
+    grid = np.zeros((h, w, 2), np.float64)
+    grid[ys, xs] = np.nan_to_num(q[:, ::-1])
+    used = np.zeros((h, w), bool)
+    used[ys, xs] = np.isfinite(q).all(axis=1)
+    folded = cells_to_pixels(folded_cells(grid, used))[ys, xs]
+    near = (second >= 0) & (owner >= 0)  # (-1: a pixel far from every part, owned by none)
+    borders = {frozenset((int(a), int(b))) for a, b in zip(owner[near], second[near]) if a != b}
+    torn = set()
+    for pair in borders:
+        k, j = tuple(pair)
+        if order[k] in unmapped or order[j] in unmapped:
+            continue
+        band = (owner == k) & (second == j) | (owner == j) & (second == k)
+        if folded[band].mean() > TEAR:
+            torn.add(pair)
+    # The smaller part of a torn pair, with the parts that hang from it (a forearm hanging beside the
+    # torso goes with its torn upper arm), becomes a piece of its own: all its borders are torn.
+    counts = np.bincount(owner[owner >= 0], minlength=len(order))
+    for pair in list(torn):
+        k, j = tuple(pair)  # the part hanging from the other (a forearm from its upper arm), else the smaller
+        small = j if order[j] in HANGING.get(order[k], ()) else k if order[k] in HANGING.get(order[j], ()) \
+            else min(pair, key=lambda i: counts[i])
+        side = {small} | {order.index(n) for n in HANGING.get(order[small], ()) if n in order}
+        torn |= {border for border in borders if len(border & side) == 1}
+    return frozenset(torn), borders
+
+
+def _pieces(owner: np.ndarray, n_parts: int, torn: frozenset, borders: set) -> tuple[np.ndarray, frozenset]:
+    """(n_parts,) piece per part: parts joined by a border that is not torn are one piece. The pieces
+    that a tear cuts off the part with the most pixels are 2, 3, ...; everything else is 1 (the
+    piece that meets the engine's surround). Also returns the tears that separate two pieces (a tear
+    inside one piece would be a jump of the map where the map is meant to be smooth: blended instead)."""
+    piece = np.arange(n_parts)
+    for pair in borders - torn:
+        k, j = tuple(pair)
+        piece[piece == piece[j]] = piece[k]
+    counts = np.bincount(owner[owner >= 0], minlength=n_parts)
+    main = piece[np.argmax(counts)]
+    torn = frozenset(pair for pair in torn if len({int(piece[k]) for k in pair}) == 2)
+    cut = sorted({int(piece[k]) for pair in torn for k in pair} - {int(main)})
+    return np.array([cut.index(c) + 2 if c in cut else 1 for c in piece]), torn
 
 
 def _on_silhouette(body: Body, q: np.ndarray) -> np.ndarray:
@@ -646,7 +714,17 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     region = np.zeros((h, w), np.int16)
     stand_in = np.zeros((h, w), bool)
     notes = []
-    blended = _blend_parts(src, ex, p, owner, order, [*missing, *donors], (h, w))
+    unmapped = [*missing, *donors]
+    blended, second = _blend_parts(src, ex, p, owner, order, unmapped, (h, w))
+    # Two parts whose maps point too far apart to be blended (the blend turns over) meet at a seam
+    # instead: each keeps its own map up to the border, and the parts on either side are two pieces.
+    torn, borders = _torn_borders(p, blended, owner, second, order, unmapped, (h, w))
+    part_piece, torn = _pieces(owner, len(order), torn, borders)
+    pieces = None
+    if torn:
+        blended, _ = _blend_parts(src, ex, p, owner, order, unmapped, (h, w), torn)
+        pieces = np.ones((h, w), np.int32)
+        pieces[ys, xs] = np.where(owner >= 0, part_piece[owner], 1)
     for k, name in enumerate(order):
         sel = owner == k
         if not sel.any():
@@ -702,4 +780,4 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     if not (src.measured and ex.measured):
         notes.append("body charts use nominal limb widths (no photo behind the skeleton on one side).")
     return ChartMap(positions=positions, defined=defined, confidence=confidence, region=region,
-                    missing=missing, notes=notes, stand_in=stand_in)
+                    missing=missing, notes=notes, stand_in=stand_in, pieces=pieces)

@@ -5,10 +5,11 @@ Inside the face the chart is exact; outside it the map is the face's similarity 
 it (another aspect, a tilt, a bend). When the exemplar shows the input's own scene, the rest is
 matched densely:
 
-    input edges (condition channel 0: photo edges outside the face, or a sketch's lines) ─┐
+    input edges (face condition channel 0: photo edges outside the face, or a sketch's lines;
+                 pose: the Canny edges of the photo behind the skeleton)                 ─┐
     exemplar edges (its condition's), carried over by the map so far                    ├─ soft-edge images
         ─> DIS optical flow both ways (OpenCV) ─> kept where forward-backward consistent, near an edge
-        ─> confidence-weighted smoothing (normalised convolution), fading to 0 at the face, unfolded
+        ─> confidence-weighted smoothing (normalised convolution), fading to 0 at the face (pose: joints), unfolded
         ─> a displacement: positions(x + displacement(x))
 
 Only edges are matched, never the input photo's colours: what a condition (or a sketch) carries.
@@ -28,6 +29,7 @@ import numpy as np
 
 from core.charts.folds import jacobian_determinant
 from core.conditions.condition import Condition
+from core.conditions.face import photo_edges
 
 WORK_SIDE = 256  # matching runs at this longer side at most (the displacement is smooth)
 SOFT = 0.008  # soft-edge falloff (times the longer side)
@@ -51,8 +53,11 @@ class SceneMatch:
 
 
 def condition_edges(cond: Condition) -> np.ndarray:
-    """(H, W) bool: the edges a face condition carries (its label's channel 0: the photo's edges outside
-    the face plus the landmark lines, or a sketch's lines)."""
+    """(H, W) bool: the edges a condition carries. A face's: its label's channel 0 (the photo's edges
+    outside the face plus the landmark lines, or a sketch's lines). A pose's label is a skeleton: the edges
+    of the photo behind it (``image``), none without one."""
+    if cond.task == "pose":
+        return photo_edges(cond.image) if cond.image is not None else np.zeros(cond.size, bool)
     return cond.label[0].numpy() > 0.5
 
 
