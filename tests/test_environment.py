@@ -69,12 +69,15 @@ def _release_probe():
     ``release_heap``."""
     assert set_malloc("default")
     with reuse_heap():
-        torch.ones(6 << 20)  # 24 MiB from the heap, touched, freed
-    x = torch.ones(5 << 20)  # 20 MiB: served from the heap's free chunk (own mappings restored)
+        block = torch.ones(6 << 20)  # 24 MiB from the heap, touched
+        pin = torch.ones(64 << 10)  # 256 KiB above it: the block is freed inside the heap, not at its top
+        del block
+    x = torch.ones(5 << 20)  # 20 MiB: served from the freed block (own mappings restored: bins come first)
     del x
     resident = _rss_mib()
     assert release_heap()
     assert resident - _rss_mib() >= 16, (resident, _rss_mib())
+    del pin
 
 
 def test_release_heap_hands_back_freed_heap_blocks():
