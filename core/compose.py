@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from core.corr import pixel_grid
-from core.patchmatch import PatchMatch, seed_offsets
+from core.patchmatch import LevelMatch, PatchMatch, seed_offsets
 
 PATCH_RADIUS = 2  # 5x5 patches
 COARSEST = 24  # the dense level's longer side
@@ -105,6 +105,18 @@ class Completion:
         return out
 
 
+class _BestMatch(PatchMatch):
+    """The project's PatchMatch (propagation and selection; no GRU) without its final soft warp: the
+    completion needs each pixel's best candidate only, which selection already keeps first."""
+
+    def warp(self, left, right, exemplar, cand, temperature: float) -> LevelMatch:
+        b, h, w, _, k = cand.shape
+        positions = pixel_grid(h, w, cand.device).view(1, 1, 2, h, w) + cand.permute(0, 4, 3, 1, 2)
+        weights = torch.zeros(b, k, h, w)
+        weights[:, 0] = 1
+        return LevelMatch(exemplar, positions, weights, weights[:, :1])
+
+
 def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
              iterations: int = 2) -> Completion:
     """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
@@ -129,7 +141,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     ok_t &= ~hole_t
     if int(ok_t.sum()) < 4:
         return none
-    pm = PatchMatch(0, 9, use_gru=False)
+    pm = _BestMatch(0, 9, use_gru=False)
     generator = torch.Generator().manual_seed(0)  # the same fill every run
     offsets = None
     for level in reversed(range(levels)):
@@ -201,20 +213,21 @@ def _window(best: torch.Tensor) -> torch.Tensor:
 
 def _fill(im, cand, hole, grid):
     """Patch voting (Wexler et al. 2007): each hole pixel becomes the mean of what the 5x5 patches
-    covering it propose, each patch copied from where its best candidate points."""
+    covering it propose, each patch copied from where its best candidate points (hole pixels only)."""
     h, w = im.shape[-2:]
-    off = cand[0, :, 0].round().long()  # (2, h, w) best offset per pixel
     r = PATCH_RADIUS
-    pad = F.pad(off[None].float(), (r, r, r, r), mode="replicate")[0].long()
-    total = torch.zeros_like(im)
-    for dy in range(-r, r + 1):
-        for dx in range(-r, r + 1):
-            # The patch centred at p + d copies p from (p + d + offset(p + d)) - d = p + offset(p + d).
-            o = pad[:, r + dy:r + dy + h, r + dx:r + dx + w]
-            rows = (grid[0].long() + o[0]).clamp_(0, h - 1)
-            cols = (grid[1].long() + o[1]).clamp_(0, w - 1)
-            total += im[:, :, rows, cols]
-    return torch.where(hole[None, None], total / (2 * r + 1) ** 2, im)
+    at = torch.nonzero(hole)  # (n, 2) hole pixels
+    d = torch.tensor([(dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)])  # (P, 2)
+    # The patch centred at p + d copies p from (p + d + offset(p + d)) - d = p + offset(p + d).
+    centre = at[None] + d[:, None]  # (P, n, 2)
+    centre[..., 0].clamp_(0, h - 1)
+    centre[..., 1].clamp_(0, w - 1)
+    off = cand[0, :, 0].round().long()[:, centre[..., 0], centre[..., 1]]  # (2, P, n)
+    rows = (at[:, 0] + off[0]).clamp_(0, h - 1)
+    cols = (at[:, 1] + off[1]).clamp_(0, w - 1)
+    out = im.clone()
+    out[0, :, at[:, 0], at[:, 1]] = im[0][:, rows, cols].mean(1)  # (3, n)
+    return out
 
 
 def _keep_valid(cand, grid, src_ok):

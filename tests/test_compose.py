@@ -58,3 +58,36 @@ def test_fill_votes_count_the_own_cell_fully_at_its_centre_and_half_at_a_border(
     assert np.allclose(w[:, 0], [1, 0, 0, 0, 0])
     assert np.allclose(w[:, 1], [0.5, 0, 0, 0.5, 0])  # own and the left neighbour's (VOTES' order)
     assert np.allclose(w[:, 2], [0.5, 0.5, 0, 0, 0])  # own and the upper neighbour's
+
+
+def test_completion_votes_and_best_candidates_match_the_plain_computation():
+    """The hole-only patch vote equals the mean over all 25 patches computed for every pixel, and the
+    completion's matcher (no soft warp) keeps as best what the full PatchMatch's warp weighs highest."""
+    import torch
+
+    from core.compose import _best, _BestMatch, _fill
+    from core.corr import pixel_grid
+    from core.patchmatch import PatchMatch
+
+    g = torch.Generator().manual_seed(0)
+    h, w = 20, 24
+    im = torch.rand(1, 3, h, w, generator=g)
+    cand = torch.randint(-4, 5, (1, 2, 9, h, w), generator=g).float()
+    hole = torch.zeros(h, w, dtype=torch.bool)
+    hole[5:15, 6:18] = True
+    grid = pixel_grid(h, w, "cpu")
+    off = cand[0, :, 0].round().long()
+    pad = torch.nn.functional.pad(off[None].float(), (2, 2, 2, 2), mode="replicate")[0].long()
+    total = torch.zeros_like(im)
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            o = pad[:, 2 + dy:2 + dy + h, 2 + dx:2 + dx + w]
+            total += im[:, :, (grid[0].long() + o[0]).clamp(0, h - 1), (grid[1].long() + o[1]).clamp(0, w - 1)]
+    expected = torch.where(hole[None, None], total / 25, im)
+    assert torch.allclose(_fill(im, cand, hole, grid), expected, atol=1e-6)
+
+    feats = torch.nn.functional.normalize(torch.randn(1, 8, h, w, generator=g), dim=1)
+    seeds = cand.clamp(-3, 3)
+    best = _BestMatch(0, 9, use_gru=False)(feats, feats, im, seeds, iterations=2, temperature=0.01)
+    full = PatchMatch(0, 9, use_gru=False)(feats, feats, im, seeds, iterations=2, temperature=0.01)
+    assert torch.equal(_best(best, grid), _best(full, grid))
