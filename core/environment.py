@@ -87,6 +87,17 @@ def reuse_heap() -> Iterator[bool]:
                     _libc().malloc_trim(0)
 
 
+def release_heap() -> bool:
+    """Hand the heap's free pages back now (``malloc_trim``; default mode, outside ``reuse_heap``).
+    After a ``reuse_heap`` scope its freed blocks stay in glibc's bins and serve later big requests,
+    which leave them resident when freed: call this before a stretch that sets the process peak."""
+    with _lock:
+        if _state["mode"] not in ("default", "lean") or _state["depth"] or _libc() is None:
+            return False
+        _libc().malloc_trim(0)
+        return True
+
+
 def set_process_defaults(allocator: str | None = "default") -> None:
     """OpenMP threads that spin while waiting fight MediaPipe's threads (and other processes) for
     the cores: on a busy 2-core machine a 512x512 translation took ~5 s instead of ~1.4 s. Passive

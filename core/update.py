@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.environment import release_heap
 from core.layers import InstanceNorm, memory_layout
 from core.precision import in_place_inference, same_layout
 
@@ -125,6 +126,7 @@ class UpdateBlock(nn.Module):
         if not in_place_inference():  # training: autograd keeps inputs alive, plain concatenations
             hidden = self.gru(hidden, self.encoder(offsets, scores))
         else:  # inference: one buffer [hidden | motion | offsets] filled in place, no concatenation
+            release_heap()  # the 512 level's GRU step sets the process peak: no free heap pages resident
             b, c, h, w = hidden.shape
             hx = torch.empty(b, c + self.gru.inputs, h, w, dtype=hidden.dtype, device=hidden.device,
                              memory_format=memory_layout(ref))

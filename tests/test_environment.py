@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.environment import reuse_heap, set_malloc
+from core.environment import release_heap, reuse_heap, set_malloc
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
@@ -57,6 +57,35 @@ def _heap_probe():
     assert _mapped_by(lambda: torch.empty(3 << 20)) >= 12 << 20  # back to own mappings (a size the heap lacks)
 
 
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def _release_probe():
+    """After a scope, a big block served from the heap's bins stays resident once freed, until
+    ``release_heap``."""
+    assert set_malloc("default")
+    with reuse_heap():
+        block = torch.ones(6 << 20)  # 24 MiB from the heap, touched
+        pin = torch.ones(64 << 10)  # 256 KiB above it: the block is freed inside the heap, not at its top
+        del block
+    x = torch.ones(5 << 20)  # 20 MiB: served from the freed block (own mappings restored: bins come first)
+    del x
+    resident = _rss_mib()
+    assert release_heap()
+    assert resident - _rss_mib() >= 16, (resident, _rss_mib())
+    del pin
+
+
+def test_release_heap_hands_back_freed_heap_blocks():
+    code = "import tests.test_environment as t; t._release_probe(); print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
 def test_reuse_heap_takes_mid_sized_blocks_from_the_heap_then_restores_own_mappings():
     code = "import tests.test_environment as t; t._heap_probe(); print('ok')"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -81,6 +110,7 @@ def test_band_loops_reuse_the_heap_with_the_same_numbers(monkeypatch):
 
     import core.layers
     import core.patchmatch
+    import core.update
     from core.config import get_preset
     from core.model import Warpaint
     from core.precision import inference_context, prepare_model
@@ -103,11 +133,13 @@ def test_band_loops_reuse_the_heap_with_the_same_numbers(monkeypatch):
                 yield active
         return scope
 
+    released = []
+    monkeypatch.setattr(core.update, "release_heap", lambda: released.append(1))
     monkeypatch.setattr(core.patchmatch, "reuse_heap", counting("patchmatch"))
     monkeypatch.setattr(core.layers, "reuse_heap", counting("layers"))
     with inference_context("cpu", "fp32"):
         with_heap = model(*inputs)
-    assert entered["patchmatch"] > 0 and entered["layers"] > 0
+    assert entered["patchmatch"] > 0 and entered["layers"] > 0 and released  # the GRU step releases first
     for module in (core.patchmatch, core.layers):
         monkeypatch.setattr(module, "reuse_heap", contextlib.nullcontext)
     with inference_context("cpu", "fp32"):
