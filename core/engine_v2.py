@@ -50,6 +50,9 @@ V2_DEFAULT = ("face", "pose", "mask")
 JOINT_KEEP = 0.02  # pose: the body chart stays exact within this (times the longer side) of a found joint
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
+# The person/background seam is an object's outline: one band (the feathered alpha). A multi-band blend
+# spreads a dark person's low frequencies ~10 px into a bright background: a halo, arms like shadows.
+SEAM_BANDS = 0
 PERSON_THRESHOLD = 0.5
 MIRROR_NOTE = ("The exemplar is used mirrored (it mirrors the input's scene, or its face is turned the other way); "
                "any text it shows is mirrored too (the mirror setting 'never' keeps it as given).")
@@ -242,7 +245,7 @@ class TrainingFreeEngineV2:
         t = time.perf_counter()
         report(0.85, "compositing")
         alpha = cv2.GaussianBlur(front.astype(np.float32), (0, 0), self.seam_sigma)
-        image = person_img if whole_frame else blend(person_img, back_img, alpha)
+        image = person_img if whole_frame else blend(person_img, back_img, alpha, levels=SEAM_BANDS)
         seconds["compose"] = time.perf_counter() - t
         seconds["total"] = time.perf_counter() - t0
 

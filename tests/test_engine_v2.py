@@ -308,3 +308,16 @@ def test_a_face_sketch_is_mapped_by_the_landmarks_it_shares_with_the_exemplar(as
     bottom = final[-12:, 96:160].reshape(-1, 2).round().astype(int)
     bottom = np.clip(bottom, 0, np.array(ex.size) - 1)
     assert on_person[bottom[:, 0], bottom[:, 1]].mean() > 0.8
+
+
+def test_the_person_meets_the_background_without_a_halo(astronaut, grace):
+    """The composite differs from its two unblended layers only on the feathered seam: a dark jacket's
+    low frequencies do not spread into the bright background around it (a multi-band blend's halo)."""
+    from core.engine_v2 import TrainingFreeEngineV2
+
+    src = extract("face", fit_image(astronaut, SIZE), SIZE)
+    ex = exemplar_condition("face", grace, 256)
+    out = TrainingFreeEngineV2().one(src, ex)
+    changed = (out.image[0] - out.warped[0]).abs().amax(0).numpy() > 6 * 2 / 255  # > 6 grey levels
+    seam = cv2.dilate((out.fill[0, 0].numpy() > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert changed.any() and (changed & ~seam).mean() < 0.001
