@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.corr import pixel_grid
+from core.corr import pixel_grid, score_indices
 from core.patchmatch import LevelMatch, PatchMatch, seed_offsets
 
 PATCH_RADIUS = 2  # 5x5 patches
@@ -107,7 +107,33 @@ class Completion:
 
 class _BestMatch(PatchMatch):
     """The project's PatchMatch (propagation and selection; no GRU) without its final soft warp: the
-    completion needs each pixel's best candidate only, which selection already keeps first."""
+    completion needs each pixel's best candidate only, which selection already keeps first. It may
+    match a ``box`` (top, left) of a larger grid ``full`` (H, W) only: its queries are that box's
+    pixels, its candidates index the whole grid (the features ``right`` are the whole grid's)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.box: tuple[int, int] = (0, 0)
+        self.full: tuple[int, int] | None = None  # None: the query grid is the whole grid
+
+    def _select(self, left, right, cand, temperature: float, row0: int = 0, height: int | None = None):
+        """``PatchMatch._select`` (nearest-pixel indices, the same arithmetic) with the query rows
+        and columns placed at ``box`` in the ``full`` grid."""
+        b, h, w, _, m = cand.shape
+        top, lft = self.box
+        full_h, full_w = self.full or (height or h, w)
+        rows = torch.arange(top + row0, top + row0 + h, dtype=cand.dtype).view(1, h, 1, 1)
+        cols = torch.arange(lft, lft + w, dtype=cand.dtype).view(1, 1, w, 1)
+        row = (rows + cand[..., 0, :]).clamp_(0, full_h - 1)
+        col = (cols + cand[..., 1, :]).clamp_(0, full_w - 1)
+        index = row.round_().mul_(full_w).add_(col.round_()).int().view(b, h * w, m)  # exact in float32
+        query = left if h == (height or h) else left[:, :, row0 * w:(row0 + h) * w]
+        prob = F.softmax(score_indices(query, right, index, temperature, self.chunk), dim=-1)
+        top_prob, top_k = torch.topk(prob, self.k, dim=-1)
+        flat = torch.gather(index, -1, top_k).float()
+        at_row = torch.div(flat, full_w, rounding_mode="floor")
+        at_col = flat - at_row * full_w
+        return torch.stack([at_row.view(b, h, w, self.k) - rows, at_col.view(b, h, w, self.k) - cols], dim=3), top_prob
 
     def warp(self, left, right, exemplar, cand, temperature: float) -> LevelMatch:
         b, h, w, _, k = cand.shape
@@ -118,9 +144,11 @@ class _BestMatch(PatchMatch):
 
 
 def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
-             iterations: int = 2) -> Completion:
+             iterations: int = 2, need: np.ndarray | None = None) -> Completion:
     """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
-    is filled with the texture of ``allowed`` (default: everything outside the hole)."""
+    is filled with the texture of ``allowed`` (default: everything outside the hole). ``need`` (H, W)
+    bool: where the caller will read the fill (default: the whole hole); the matching then works only
+    within reach of it (``_reach``), and gives the same fill there as over the whole hole."""
     h, w = hole.shape
     none = Completion(np.zeros((1, 1, 2), np.float32), np.zeros((1, 1), bool), np.zeros_like(hole))
     allowed = ~hole if allowed is None else allowed & ~hole
@@ -141,6 +169,8 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     ok_t &= ~hole_t
     if int(ok_t.sum()) < 4:
         return none
+    rounds = {level: iterations if level == 0 else iterations + COARSE_EXTRA for level in range(levels)}
+    boxes = _boxes(None if need is None else _cells(need, (wh, ww)), hole_t, levels, rounds, iterations)
     pm = _BestMatch(0, 9, use_gru=False)
     generator = torch.Generator().manual_seed(0)  # the same fill every run
     offsets = None
@@ -165,19 +195,68 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
             cand = seed_offsets(offsets, 3, 1)
         cand = _keep_valid(cand, grid, src_ok)
         sources = torch.nonzero(src_ok).float()  # (S, 2) where patches may be copied from
-        rounds = iterations if level == 0 else iterations + COARSE_EXTRA
-        for i in range(rounds):
+        top, bottom, lft, rgt = boxes[level] if boxes is not None else (0, lh, 0, lw)
+        pm.box, pm.full = (top, lft), (lh, lw)
+        window = (..., slice(top, bottom), slice(lft, rgt))  # the pixels matched (all that reach ``need``)
+        for i in range(rounds[level]):
             im = _fill(im, cand, hl, grid)
             left = _features(im, locality=LOCALITY)
             cand = _keep_valid(_random_search(cand, grid, sources, max(lh, lw) / 2 ** (i + 1), generator), grid, src_ok)
-            match = pm(left, left * src_ok[None, None], im, cand, iterations=iterations, temperature=0.01)
-            cand = match.positions.transpose(1, 2) - grid.view(1, 2, 1, lh, lw)  # (1, 2, K, lh, lw)
+            if bottom > top and rgt > lft:
+                match = pm(left[window].contiguous(), left * src_ok[None, None], im[window],
+                           cand[window].contiguous(), iterations=iterations, temperature=0.01)
+                cand[window] = match.positions.transpose(1, 2) - pixel_grid(bottom - top, rgt - lft, "cpu").view(
+                    1, 2, 1, bottom - top, rgt - lft)  # (1, 2, K, h, w)
             cand = _keep_valid(cand, grid, src_ok)
-        offsets = _best(match, grid)  # (1, 2, lh, lw)
+        offsets = cand[:, :, 0].clone()  # (1, 2, lh, lw): each pixel's best (the matcher keeps it first)
         offsets[:, :, ~hl] = 0
     if offsets is None:
         return none
     return Completion(offsets[0].permute(1, 2, 0).numpy(), hl.numpy(), hole)
+
+
+def _cells(need: np.ndarray, work: tuple[int, int]) -> np.ndarray:
+    """(wh, ww) bool: the work cells ``Completion.sources`` reads for the pixels ``need`` (H, W): each
+    one's own cell and its four neighbours."""
+    h, w = need.shape
+    rows, cols = np.nonzero(need)
+    cells = np.zeros(work, np.uint8)
+    cells[np.clip((rows * work[0]) // h, 0, work[0] - 1), np.clip((cols * work[1]) // w, 0, work[1] - 1)] = 1
+    return cv2.dilate(cells, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))) > 0
+
+
+def _reach(rounds: int, iterations: int) -> int:
+    """How far (work pixels, any direction) a level's matching carries what lies outside a box into
+    it: per round, the patch vote (a patch's radius), the descriptors (another) and each of the
+    PatchMatch's 2 x ``iterations`` propagation steps (one pixel each)."""
+    return rounds * (2 * PATCH_RADIUS + 2 * iterations)
+
+
+def _boxes(cells: np.ndarray | None, hole: torch.Tensor, levels: int, rounds: dict[int, int], iterations: int
+           ) -> dict[int, tuple[int, int, int, int]] | None:
+    """Per level, the (top, bottom, left, right) box to match so that the offsets at ``cells`` (finest
+    level's work cells; None: everywhere) come out as over the whole picture: the box round what is
+    needed, grown by ``_reach``; the coarser level needs its hole cells under that box (they seed it)."""
+    if cells is None:
+        return None
+    boxes: dict[int, tuple[int, int, int, int]] = {}
+    want = cells
+    for level in range(levels):
+        lh, lw = want.shape
+        if not want.any():
+            boxes[level] = (0, 0, 0, 0)
+        else:
+            rows, cols = np.nonzero(want)
+            grow = _reach(rounds[level], iterations)
+            boxes[level] = (max(0, int(rows.min()) - grow), min(lh, int(rows.max()) + grow + 1),
+                            max(0, int(cols.min()) - grow), min(lw, int(cols.max()) + grow + 1))
+        if level + 1 < levels:
+            coarse = (F.max_pool2d(hole[None, None].float(), 2 ** (level + 1))[0, 0] > 0).numpy()
+            top, bottom, lft, rgt = boxes[level]
+            want = np.zeros_like(coarse)
+            want[top // 2:(bottom + 1) // 2, lft // 2:(rgt + 1) // 2] = True
+            want &= coarse
+    return boxes
 
 
 def _dense(left: torch.Tensor, right: torch.Tensor, src_ok: torch.Tensor) -> torch.Tensor:

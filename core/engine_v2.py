@@ -79,7 +79,7 @@ class TrainingFreeEngineV2:
         self.seam_sigma = seam_sigma  # feather of the person's edge (output pixels) before multi-band blending
         # The last exemplar's completed background (exemplar condition, its hole, the completion): a video's
         # frames share one exemplar, so its background is completed once per clip, not once per frame.
-        self._background: tuple[Condition, np.ndarray, object] | None = None
+        self._background: tuple[Condition, np.ndarray, np.ndarray, object] | None = None
 
     @torch.no_grad()
     def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
@@ -228,8 +228,8 @@ class TrainingFreeEngineV2:
             c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
             covered = ex_hole[r, c] & ~beyond
             if covered.any():
-                ex_fill = self._completed_background(exemplar, ex_hole)
                 seen = background[covered]
+                ex_fill = self._completed_background(exemplar, ex_hole, _pixels(seen, ex_size))
                 votes = ex_fill.sources(seen)
                 background[covered] = votes[0]
                 back_img[covered] = sample_votes(photo, to_photo(votes), bg_level, ex_fill.weights(seen))
@@ -289,13 +289,17 @@ class TrainingFreeEngineV2:
         return _output(image, layered, used, not_mapped, chart_view, ex_size, seconds, messages, stats)
 
 
-    def _completed_background(self, exemplar: Condition, hole: np.ndarray):
-        """The exemplar's background completed over ``hole`` (its person), reused for the same exemplar."""
+    def _completed_background(self, exemplar: Condition, hole: np.ndarray, seen: np.ndarray):
+        """The exemplar's background completed over ``hole`` (its person), matched only within reach of
+        the pixels ``seen`` (the same fill there as over the whole hole: ``complete``'s ``need``);
+        reused for the same exemplar while it covers what is seen (a video's frames)."""
         last = self._background
         if last is not None and last[0] is exemplar and np.array_equal(last[1], hole):
-            return last[2]
-        fill = complete(exemplar.image, hole, None, self.completion_side)
-        self._background = (exemplar, hole, fill)
+            if not (seen & ~last[2]).any():
+                return last[3]
+            seen = seen | last[2]
+        fill = complete(exemplar.image, hole, None, self.completion_side, need=seen)
+        self._background = (exemplar, hole, seen, fill)
         return fill
 
 
@@ -413,6 +417,14 @@ def _at(positions: np.ndarray, points: np.ndarray) -> np.ndarray:
     r = np.clip(np.round(points[..., 0]).astype(np.int64), 0, positions.shape[0] - 1)
     c = np.clip(np.round(points[..., 1]).astype(np.int64), 0, positions.shape[1] - 1)
     return positions[r, c]
+
+
+def _pixels(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the pixels nearest to (N, 2) (row, col) points (clipped to the frame)."""
+    out = np.zeros(size, bool)
+    out[np.clip(np.round(points[:, 0]).astype(np.int64), 0, size[0] - 1),
+        np.clip(np.round(points[:, 1]).astype(np.int64), 0, size[1] - 1)] = True
+    return out
 
 
 def _piece_seams(pieces: np.ndarray | None) -> np.ndarray | bool:

@@ -33,6 +33,7 @@ from core.patchmatch import LevelMatch
 from core.precision import resolve_device
 from core.protocol import Engine, EngineOutput, Progress, mean_positions
 from core.results import LevelView, TranslationResult
+from core.utils.deferred import Deferred
 from core.utils.flow_viz import flow_to_image
 from core.vocabulary import (
     AUTO,
@@ -244,15 +245,15 @@ class Translator:
     def _result(self, out: EngineOutput, src: Condition, ex_cond: Condition, size: tuple[int, int]
                 ) -> TranslationResult:
         t1 = time.perf_counter()
-        final_flow = out.positions[0].cpu() - pixel_grid(*size, "cpu")
         messages = ([f"Engine: {self.engine_name}."] + list(src.messages) + [f"Exemplar: {m}" for m in ex_cond.messages]
                     + [m for notes in out.notes for m in notes])
         result = TranslationResult(
             image=from_tensor(out.image[0]), warped=from_tensor(out.warped[0]), input_condition=src.preview,
-            exemplar_condition=ex_cond.preview, levels=level_views(out.levels, size), engine=self.engine_name,
+            exemplar_condition=ex_cond.preview, levels=Deferred(lambda: level_views(out.levels, size)),
+            engine=self.engine_name,
             messages=messages, seconds={k: v for k, v in out.seconds.items() if k != "total"},
             confidence=out.confidence[0, 0].float().cpu().numpy(),
-            flow=flow_to_image(final_flow.flip(0).permute(1, 2, 0).numpy()),
+            flow=Deferred(lambda: flow_picture(out.positions[0], size)),
             positions=out.positions[0].float().cpu().permute(1, 2, 0).contiguous().numpy(),
             mapped=None if out.fill is None else (out.fill[0, 0] < 0.5).cpu().numpy(),
             mirrored=bool(out.stats and out.stats[0].get("mirrored")))
@@ -284,6 +285,12 @@ def exemplar_condition(task: str, photo: np.ndarray, side: int, allow_partial: b
 
 
 # -- views for the UI ------------------------------------------------------------------------------
+
+def flow_picture(positions: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """(2, H, W) (row, col) positions -> the flow (output -> exemplar) as a colour-wheel picture."""
+    flow = positions.cpu() - pixel_grid(*size, "cpu")
+    return flow_to_image(flow.flip(0).permute(1, 2, 0).numpy())
+
 
 def level_views(levels: list[LevelMatch], size: tuple[int, int]) -> list[LevelView]:
     """Every level's warp and flow picture at the output size, its confidence, and its candidates

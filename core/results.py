@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.utils.deferred import deferred_field
+
 
 @dataclass
 class LevelView:
@@ -27,12 +29,13 @@ class TranslationResult:
     warped: np.ndarray  # (H, W, 3) uint8 RGB: exemplar warped at the finest level
     input_condition: np.ndarray  # (H, W, 3) uint8 picture of the input's condition
     exemplar_condition: np.ndarray  # (H, W, 3) uint8 picture of the exemplar's condition
-    levels: list[LevelView]  # coarsest first
+    levels: list[LevelView]  # coarsest first (made when first read: a Deferred)
     engine: str  # "learned (<checkpoint>)" or "training-free"
     messages: list[str] = field(default_factory=list)  # warnings worth showing the user
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     confidence: np.ndarray | None = None  # (H, W) float32 in [0, 1]: the output's match confidence
     flow: np.ndarray | None = None  # (H, W, 3) uint8: the output's flow (output -> exemplar) as a colour wheel
+    # (made when first read, as ``levels``)
     # The final map, for evaluation (fold-overs) and tools: for every output pixel, the (row, col) it
     # samples in the exemplar, in the pixels of the exemplar view the engine matched (v1: the exemplar
     # fitted to the output size; v2: its condition's working size, a scale of the original photo),
@@ -44,3 +47,9 @@ class TranslationResult:
     # True when the map reverses left and right on purpose (engine v2 used the exemplar mirrored): its
     # orientation is then negative everywhere, which is a mirror, not a fold.
     mirrored: bool = False
+
+
+# The views for people (each level's warp and flow pictures, the flow wheel) cost about a tenth of a v2
+# translation at 512; callers that only want the picture (the API, eval-warp, video) never make them.
+deferred_field(TranslationResult, "levels")
+deferred_field(TranslationResult, "flow")

@@ -81,17 +81,19 @@ def mirror_condition(cond: Condition) -> Condition:
         keypoints = mirror_points(keypoints, w, COCO18_MIRROR)
     hands = None if cond.hands is None else np.stack([mirror_points(hand, w, range(len(hand)))
                                                      for hand in cond.hands[::-1]])  # right <-> left
-    mirrored = replace(cond, label=cond.label.flip(-1), preview=flip(cond.preview), image=flip(cond.image),
-                       photo=flip(cond.photo), mesh=mesh, keypoints=keypoints, hands=hands,
-                       subject_mask=flip(cond.subject_mask),
-                       parts=None if cond.parts is None else np.ascontiguousarray(cond.parts[..., ::-1]))
-    if cond.task == "pose" and keypoints is not None:
-        from core.conditions.skeleton import render_pose
+    shared = {"image": flip(cond.image), "photo": flip(cond.photo), "mesh": mesh, "keypoints": keypoints,
+              "hands": hands}
+    if cond.task == "pose" and keypoints is not None:  # drawn again (left and right have their own colours)
+        from core.conditions.pose import skeleton_fields
 
         drawn = cond.subject_mask is not None and np.array_equal(cond.subject_mask, cond.preview.any(axis=2))
-        label, preview, dists = render_pose(keypoints, cond.size)
-        mirrored = replace(mirrored, label=label, preview=preview, parts=1.0 - dists.astype(np.float32) / 255.0,
-                           subject_mask=preview.any(axis=2) if drawn else mirrored.subject_mask)
+        label, preview, parts = skeleton_fields(keypoints, cond.size)
+        mirrored = replace(cond, label=label, preview=preview, parts=parts,
+                           subject_mask=preview.any(axis=2) if drawn else flip(cond.subject_mask), **shared)
+    else:
+        mirrored = replace(cond, label=cond.label.flip(-1), preview=flip(cond.preview),
+                           subject_mask=flip(cond.subject_mask),
+                           parts=None if cond.parts is None else np.ascontiguousarray(cond.parts[..., ::-1]), **shared)
     _last = (cond, mirrored)
     return mirrored
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from core.utils.deferred import deferred_field, raw
+
 
 @dataclass
 class Condition:
@@ -15,10 +17,11 @@ class Condition:
     ``label`` is what the model consumes; ``preview`` is a picture of it for people.
     ``parts`` are soft per-part maps in [0, 1] (1 on the part, falling to 0 far away,
     all 0 for a part that is missing), used by the training-free matcher.
+    Either may be given as a ``Deferred``: it is computed when first read, then kept.
     """
 
     task: str
-    label: torch.Tensor  # (C, H, W) float32
+    label: torch.Tensor  # (C, H, W) float32 (may be given as a core.utils.deferred.Deferred)
     preview: np.ndarray  # (H, W, 3) uint8 RGB
     image: np.ndarray | None = None  # (H, W, 3) uint8: the photo it came from, fitted to (H, W)
     keypoints: np.ndarray | None = None  # pose (18, 3) / face (68, 3): x, y, confidence (0 = missing)
@@ -34,4 +37,10 @@ class Condition:
     @property
     def size(self) -> tuple[int, int]:
         """(H, W)."""
-        return int(self.label.shape[1]), int(self.label.shape[2])
+        shape = raw(self, "label").shape  # a Deferred label's too, without computing it
+        return int(shape[1]), int(shape[2])
+
+
+# Set after the dataclass is made: its __init__ assigns through them (defaults stay in its signature).
+deferred_field(Condition, "label")
+deferred_field(Condition, "parts")

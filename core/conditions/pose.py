@@ -8,9 +8,10 @@ import numpy as np
 from core.conditions import detectors
 from core.conditions.condition import Condition
 from core.conditions.framing import check_photo, check_size, detection_view
-from core.conditions.skeleton import COCO18, COLORS, LIMBS, render_pose
+from core.conditions.skeleton import COCO18, COLORS, LIMBS, draw_skeleton, limb_distances, pose_label
 from core.errors import InputError, NoSubjectError
 from core.imageio import fit_geometry, fit_image, fit_points
+from core.utils.deferred import Deferred
 
 VISIBILITY_THRESHOLD = 0.5  # MediaPipe "visibility" below this: the joint is treated as missing
 MIN_JOINTS = 4  # fewer confident joints than this is not a usable pose
@@ -90,12 +91,23 @@ def from_keypoints(keypoints: np.ndarray, size: tuple[int, int], image: np.ndarr
     kp = _check_keypoints(keypoints, size)
     if not (kp[:, 2] > 0).any():
         raise NoSubjectError("The keypoints contain no joint at all (every confidence is 0).")
-    label, picture, dists = render_pose(kp, size)
+    label, picture, parts = skeleton_fields(kp, size)
     photo = fit_image(check_photo(image, "person"), size) if image is not None else None
     return Condition(
         task="pose", label=label, preview=picture, image=photo, keypoints=kp.astype(np.float32),
-        subject_mask=picture.any(axis=2), parts=1.0 - dists.astype(np.float32) / 255.0,
-        messages=list(messages or []) + _missing_message(kp))
+        subject_mask=picture.any(axis=2), parts=parts, messages=list(messages or []) + _missing_message(kp))
+
+
+def skeleton_fields(keypoints: np.ndarray, size: tuple[int, int]) -> tuple[Deferred, np.ndarray, Deferred]:
+    """A pose condition's label (20, H, W) and parts (17, H, W), both ``Deferred`` (the limb distances
+    they share are computed once, when either is first read), and its skeleton picture (H, W, 3)."""
+    h, w = int(size[0]), int(size[1])
+    keypoints = np.array(keypoints, copy=True)  # the deferred channels draw these, whatever happens to the caller's
+    picture = draw_skeleton(keypoints, size)
+    dists = Deferred(lambda: limb_distances(keypoints, size), (len(LIMBS), h, w))
+    label = Deferred(lambda: pose_label(picture, dists()), (3 + len(LIMBS), h, w))
+    parts = Deferred(lambda: 1.0 - dists().astype(np.float32) / 255.0, (len(LIMBS), h, w))
+    return label, picture, parts
 
 
 def detect_keypoints(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

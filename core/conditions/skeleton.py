@@ -65,38 +65,67 @@ def render_pose(keypoints: np.ndarray, size: tuple[int, int]) -> tuple[torch.Ten
     the RGB skeleton picture (H, W, 3) uint8 (= label channels 0-2 x 255) and the
     17 limb-distance maps (17, H, W) uint8 (0 on the limb, 255 = far or limb missing).
     """
-    h, w = int(size[0]), int(size[1])
+    picture = draw_skeleton(keypoints, size)
+    dists = limb_distances(keypoints, size)
+    return pose_label(picture, dists), picture, dists
+
+
+def pose_label(picture: np.ndarray, dists: np.ndarray) -> torch.Tensor:
+    """The (20, H, W) float32 label: the skeleton picture's 3 channels, then the 17 distance maps, k/255."""
+    stacked = np.concatenate([picture.transpose(2, 0, 1), dists], axis=0)
+    return torch.from_numpy(np.ascontiguousarray(stacked)).float().div(255)
+
+
+def _limb_polygons(keypoints: np.ndarray, size: tuple[int, int]):
+    """The canvas geometry and, per limb of ``LIMBS``, its ellipse polygon on the canvas (None: a joint missing)."""
     ch, cw, scale, stroke, unit = _canvas_geometry(size)
     kp = np.asarray(keypoints, dtype=np.float64)
     present = kp[:, 2] > 0
     pts = kp[:, :2] * scale
-
-    canvas = np.zeros((ch, cw, 3), np.uint8)
-    for i in range(len(COCO18)):
-        if present[i]:
-            cv2.circle(canvas, (int(pts[i, 0]), int(pts[i, 1])), stroke, COLORS[i], thickness=-1)
-
-    dists = np.empty((len(LIMBS), h, w), np.uint8)
-    for k, (a, b) in enumerate(LIMBS):
-        if not (present[a] and present[b]):  # far everywhere: what the transform gives, once clipped
-            dists[k] = 255
+    polys = []
+    for a, b in LIMBS:
+        if not (present[a] and present[b]):
+            polys.append(None)
             continue
         xs, ys = pts[[a, b], 0], pts[[a, b], 1]
         length = math.hypot(xs[0] - xs[1], ys[0] - ys[1])
         angle = math.degrees(math.atan2(ys[0] - ys[1], xs[0] - xs[1]))
-        poly = cv2.ellipse2Poly((int(np.mean(xs)), int(np.mean(ys))), (int(length / 2), stroke),
-                                int(angle), 0, 360, 1)
-        limb = canvas.copy()
-        cv2.fillConvexPoly(limb, poly, COLORS[k])
-        canvas = cv2.addWeighted(canvas, 0.4, limb, 0.6, 0)
+        polys.append(cv2.ellipse2Poly((int(np.mean(xs)), int(np.mean(ys))), (int(length / 2), stroke),
+                                      int(angle), 0, 360, 1))
+    return (ch, cw, stroke, unit, present, pts), polys
+
+
+def draw_skeleton(keypoints: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The (H, W, 3) uint8 RGB skeleton picture of ``render_pose`` (joint discs, limbs blended 0.4 / 0.6)."""
+    h, w = int(size[0]), int(size[1])
+    (ch, cw, stroke, _, present, pts), polys = _limb_polygons(keypoints, size)
+    canvas = np.zeros((ch, cw, 3), np.uint8)
+    for i in range(len(COCO18)):
+        if present[i]:
+            cv2.circle(canvas, (int(pts[i, 0]), int(pts[i, 1])), stroke, COLORS[i], thickness=-1)
+    for k, poly in enumerate(polys):
+        if poly is not None:
+            limb = canvas.copy()
+            cv2.fillConvexPoly(limb, poly, COLORS[k])
+            canvas = cv2.addWeighted(canvas, 0.4, limb, 0.6, 0)
+    return np.ascontiguousarray(np.asarray(Image.fromarray(np.ascontiguousarray(canvas[..., ::-1])).resize(
+        (w, h), resample=Image.NEAREST)))
+
+
+def limb_distances(keypoints: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The 17 (H, W) uint8 limb-distance maps of ``render_pose`` (the label's channels 3-19, the parts):
+    most of its cost (a distance transform per limb on the 1024 canvas), so conditions compute them
+    only when asked (``Condition.label`` / ``parts``)."""
+    h, w = int(size[0]), int(size[1])
+    (ch, cw, _, unit, _, _), polys = _limb_polygons(keypoints, size)
+    dists = np.empty((len(LIMBS), h, w), np.uint8)
+    for k, poly in enumerate(polys):
+        if poly is None:  # far everywhere: what the transform gives, once clipped
+            dists[k] = 255
+            continue
         mask = np.zeros((ch, cw), np.uint8)
         cv2.fillConvexPoly(mask, poly, 255)
         far = cv2.distanceTransform(255 - mask, cv2.DIST_L1, 3)
         far = np.clip(far * unit / 3, 0, 255).astype(np.uint8)
         dists[k] = np.asarray(Image.fromarray(far).resize((w, h), resample=Image.BILINEAR))
-
-    picture = np.asarray(Image.fromarray(np.ascontiguousarray(canvas[..., ::-1])).resize(
-        (w, h), resample=Image.NEAREST))
-    stacked = np.concatenate([picture.transpose(2, 0, 1), dists], axis=0)
-    label = torch.from_numpy(np.ascontiguousarray(stacked)).float().div(255)
-    return label, np.ascontiguousarray(picture), dists
+    return dists
