@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from core.corr import pixel_grid, score_indices
-from core.patchmatch import LevelMatch, PatchMatch, seed_offsets
+from core.patchmatch import LevelMatch, PatchMatch, _propagate, seed_offsets
 
 PATCH_RADIUS = 2  # 5x5 patches
 COARSEST = 24  # the dense level's longer side
@@ -28,6 +28,7 @@ RANDOM = 3  # candidates replaced by random-search draws before each PatchMatch 
 COARSE_EXTRA = 1  # extra EM rounds on every level but the finest (cheap there)
 LOCALITY = 2.0  # weight of where a patch is beside what it shows (see ``_features``)
 CHANNELS = 16  # principal directions kept of the 75-dimensional patches
+ZONE_WORTH = 0.8  # a level matches only the zone that reaches what is read when it is under this share
 
 
 def _features(image: torch.Tensor, allowed: torch.Tensor | None = None, locality: float = 0.0) -> torch.Tensor:
@@ -107,33 +108,32 @@ class Completion:
 
 class _BestMatch(PatchMatch):
     """The project's PatchMatch (propagation and selection; no GRU) without its final soft warp: the
-    completion needs each pixel's best candidate only, which selection already keeps first. It may
-    match a ``box`` (top, left) of a larger grid ``full`` (H, W) only: its queries are that box's
-    pixels, its candidates index the whole grid (the features ``right`` are the whole grid's)."""
+    completion needs each pixel's best candidate only, which selection already keeps first. With a
+    ``zone`` (flat pixel indices), only those pixels select (the same arithmetic as ``PatchMatch``'s);
+    the others keep their candidates."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.box: tuple[int, int] = (0, 0)
-        self.full: tuple[int, int] | None = None  # None: the query grid is the whole grid
+        self.zone: torch.Tensor | None = None  # (n,) long: the pixels that match; None: all
 
-    def _select(self, left, right, cand, temperature: float, row0: int = 0, height: int | None = None):
-        """``PatchMatch._select`` (nearest-pixel indices, the same arithmetic) with the query rows
-        and columns placed at ``box`` in the ``full`` grid."""
-        b, h, w, _, m = cand.shape
-        top, lft = self.box
-        full_h, full_w = self.full or (height or h, w)
-        rows = torch.arange(top + row0, top + row0 + h, dtype=cand.dtype).view(1, h, 1, 1)
-        cols = torch.arange(lft, lft + w, dtype=cand.dtype).view(1, 1, w, 1)
-        row = (rows + cand[..., 0, :]).clamp_(0, full_h - 1)
-        col = (cols + cand[..., 1, :]).clamp_(0, full_w - 1)
-        index = row.round_().mul_(full_w).add_(col.round_()).int().view(b, h * w, m)  # exact in float32
-        query = left if h == (height or h) else left[:, :, row0 * w:(row0 + h) * w]
-        prob = F.softmax(score_indices(query, right, index, temperature, self.chunk), dim=-1)
-        top_prob, top_k = torch.topk(prob, self.k, dim=-1)
-        flat = torch.gather(index, -1, top_k).float()
-        at_row = torch.div(flat, full_w, rounding_mode="floor")
-        at_col = flat - at_row * full_w
-        return torch.stack([at_row.view(b, h, w, self.k) - rows, at_col.view(b, h, w, self.k) - cols], dim=3), top_prob
+    def _propagate_select(self, left, right, cand, horizontal: bool, temperature: float):
+        if self.zone is None:
+            return super()._propagate_select(left, right, cand, horizontal, temperature)
+        b, h, w, _, k = cand.shape
+        at = self.zone
+        prop = _propagate(cand, horizontal).view(b, h * w, 2, 3 * k)[:, at]  # (B, n, 2, 3K)
+        rows = torch.div(at, w, rounding_mode="floor").to(cand.dtype).view(1, -1, 1)
+        cols = (at % w).to(cand.dtype).view(1, -1, 1)
+        row = (rows + prop[:, :, 0]).clamp_(0, h - 1)
+        col = (cols + prop[:, :, 1]).clamp_(0, w - 1)
+        index = row.round_().mul_(w).add_(col.round_()).int()  # (B, n, 3K) nearest pixels (exact in float32)
+        prob = F.softmax(score_indices(left[:, :, at], right, index, temperature, self.chunk), dim=-1)
+        top_prob, top = torch.topk(prob, k, dim=-1)
+        flat = torch.gather(index, -1, top).float()
+        at_row = torch.div(flat, w, rounding_mode="floor")
+        best = cand.clone()
+        best.view(b, h * w, 2, k)[:, at] = torch.stack([at_row - rows, flat - at_row * w - cols], dim=2)
+        return best, top_prob  # the zone's probabilities (B, n, K): no GRU reads them
 
     def warp(self, left, right, exemplar, cand, temperature: float) -> LevelMatch:
         b, h, w, _, k = cand.shape
@@ -147,8 +147,9 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
              iterations: int = 2, need: np.ndarray | None = None) -> Completion:
     """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
     is filled with the texture of ``allowed`` (default: everything outside the hole). ``need`` (H, W)
-    bool: where the caller will read the fill (default: the whole hole); the matching then works only
-    within reach of it (``_reach``), and gives the same fill there as over the whole hole."""
+    bool: where the caller will read the fill (default: the whole hole). The matching works only within
+    reach of it (``_zones``); the fill there is the one matching everywhere gives (all but a few cells
+    where the descriptors' whole-picture projection moves a near tie; docs/engine.md, fourth session)."""
     h, w = hole.shape
     none = Completion(np.zeros((1, 1, 2), np.float32), np.zeros((1, 1), bool), np.zeros_like(hole))
     allowed = ~hole if allowed is None else allowed & ~hole
@@ -170,7 +171,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     if int(ok_t.sum()) < 4:
         return none
     rounds = {level: iterations if level == 0 else iterations + COARSE_EXTRA for level in range(levels)}
-    boxes = _boxes(None if need is None else _cells(need, (wh, ww)), hole_t, levels, rounds, iterations)
+    zones = _zones(_cells(hole if need is None else need, (wh, ww)), hole_t, levels, rounds, iterations)
     pm = _BestMatch(0, 9, use_gru=False)
     generator = torch.Generator().manual_seed(0)  # the same fill every run
     offsets = None
@@ -195,18 +196,14 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
             cand = seed_offsets(offsets, 3, 1)
         cand = _keep_valid(cand, grid, src_ok)
         sources = torch.nonzero(src_ok).float()  # (S, 2) where patches may be copied from
-        top, bottom, lft, rgt = boxes[level] if boxes is not None else (0, lh, 0, lw)
-        pm.box, pm.full = (top, lft), (lh, lw)
-        window = (..., slice(top, bottom), slice(lft, rgt))  # the pixels matched (all that reach ``need``)
+        # Matching a zone costs a gather per step: worth it when it leaves out a good part of the level.
+        pm.zone = None if zones[level].mean() > ZONE_WORTH else torch.from_numpy(np.flatnonzero(zones[level]))
         for i in range(rounds[level]):
             im = _fill(im, cand, hl, grid)
             left = _features(im, locality=LOCALITY)
             cand = _keep_valid(_random_search(cand, grid, sources, max(lh, lw) / 2 ** (i + 1), generator), grid, src_ok)
-            if bottom > top and rgt > lft:
-                match = pm(left[window].contiguous(), left * src_ok[None, None], im[window],
-                           cand[window].contiguous(), iterations=iterations, temperature=0.01)
-                cand[window] = match.positions.transpose(1, 2) - pixel_grid(bottom - top, rgt - lft, "cpu").view(
-                    1, 2, 1, bottom - top, rgt - lft)  # (1, 2, K, h, w)
+            match = pm(left, left * src_ok[None, None], im, cand, iterations=iterations, temperature=0.01)
+            cand = match.positions.transpose(1, 2) - grid.view(1, 2, 1, lh, lw)  # (1, 2, K, lh, lw)
             cand = _keep_valid(cand, grid, src_ok)
         offsets = cand[:, :, 0].clone()  # (1, 2, lh, lw): each pixel's best (the matcher keeps it first)
         offsets[:, :, ~hl] = 0
@@ -226,37 +223,28 @@ def _cells(need: np.ndarray, work: tuple[int, int]) -> np.ndarray:
 
 
 def _reach(rounds: int, iterations: int) -> int:
-    """How far (work pixels, any direction) a level's matching carries what lies outside a box into
-    it: per round, the patch vote (a patch's radius), the descriptors (another) and each of the
-    PatchMatch's 2 x ``iterations`` propagation steps (one pixel each)."""
+    """How far (work pixels, any direction) a level's matching carries a pixel's state: per round, the
+    patch vote (a patch's radius), the descriptors (another) and each of the PatchMatch's 2 x
+    ``iterations`` propagation steps (one pixel each). (The descriptors' projection and scale are the
+    whole picture's: far pixels move them a little, so a zone's fill is the same in all but a few cells.)"""
     return rounds * (2 * PATCH_RADIUS + 2 * iterations)
 
 
-def _boxes(cells: np.ndarray | None, hole: torch.Tensor, levels: int, rounds: dict[int, int], iterations: int
-           ) -> dict[int, tuple[int, int, int, int]] | None:
-    """Per level, the (top, bottom, left, right) box to match so that the offsets at ``cells`` (finest
-    level's work cells; None: everywhere) come out as over the whole picture: the box round what is
-    needed, grown by ``_reach``; the coarser level needs its hole cells under that box (they seed it)."""
-    if cells is None:
-        return None
-    boxes: dict[int, tuple[int, int, int, int]] = {}
+def _zones(cells: np.ndarray, hole: torch.Tensor, levels: int, rounds: dict[int, int], iterations: int
+           ) -> dict[int, np.ndarray]:
+    """Per level, the (h, w) bool pixels to match so that the offsets at ``cells`` (the finest level's
+    work cells) come out as over the whole picture: what is needed, grown by ``_reach``; the coarser
+    level needs its hole cells under that zone (they seed it)."""
+    zones: dict[int, np.ndarray] = {}
     want = cells
     for level in range(levels):
-        lh, lw = want.shape
-        if not want.any():
-            boxes[level] = (0, 0, 0, 0)
-        else:
-            rows, cols = np.nonzero(want)
-            grow = _reach(rounds[level], iterations)
-            boxes[level] = (max(0, int(rows.min()) - grow), min(lh, int(rows.max()) + grow + 1),
-                            max(0, int(cols.min()) - grow), min(lw, int(cols.max()) + grow + 1))
+        grow = 2 * _reach(rounds[level], iterations) + 1
+        zones[level] = cv2.dilate(want.astype(np.uint8), np.ones((grow, grow), np.uint8)) > 0
         if level + 1 < levels:
             coarse = (F.max_pool2d(hole[None, None].float(), 2 ** (level + 1))[0, 0] > 0).numpy()
-            top, bottom, lft, rgt = boxes[level]
-            want = np.zeros_like(coarse)
-            want[top // 2:(bottom + 1) // 2, lft // 2:(rgt + 1) // 2] = True
-            want &= coarse
-    return boxes
+            zone = torch.from_numpy(zones[level]).float()[None, None]
+            want = (F.max_pool2d(zone, 2)[0, 0] > 0).numpy() & coarse
+    return zones
 
 
 def _dense(left: torch.Tensor, right: torch.Tensor, src_ok: torch.Tensor) -> torch.Tensor:

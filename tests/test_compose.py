@@ -3,7 +3,9 @@ sharply, and the person layer's rim."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import torch
 
 from core.compose import complete, front_layer
 
@@ -91,3 +93,68 @@ def test_completion_votes_and_best_candidates_match_the_plain_computation():
     best = _BestMatch(0, 9, use_gru=False)(feats, feats, im, seeds, iterations=2, temperature=0.01)
     full = PatchMatch(0, 9, use_gru=False)(feats, feats, im, seeds, iterations=2, temperature=0.01)
     assert torch.equal(_best(best, grid), _best(full, grid))
+
+
+def _textured(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = cv2.resize(rng.integers(0, 255, (h // 4, w // 4, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.ascontiguousarray(img)
+
+
+def test_completion_matched_only_near_what_is_read_gives_the_same_fill_there(monkeypatch):
+    """A hole of two far pieces, only one of them read: the matching covers that piece's zone only (less
+    work), and the fill read there is the one matching the whole picture gives. Exactly so when the
+    descriptors are each patch's own (here: a fixed projection); the engine's take their projection
+    and scale from the whole picture, which the unread fill moves a little (docs/engine.md)."""
+    import torch.nn.functional as F
+
+    import core.compose as compose
+
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(75, compose.CHANNELS, generator=g))[0]
+
+    def own_patches(image, allowed=None, locality=0.0):  # unit descriptors of each patch alone
+        h, w = image.shape[-2:]
+        proj = F.unfold(F.pad(image - 0.5, (2,) * 4, mode="replicate"), 5)[0].t() @ basis
+        proj = torch.cat([proj, compose.pixel_grid(h, w, "cpu").reshape(2, -1).t() / max(h, w) * locality], 1)
+        lift = (100 - proj.square().sum(1, keepdim=True)).clamp_min(0).sqrt()
+        return (torch.cat([proj, lift], 1) / 10).t().reshape(1, -1, h, w)
+
+    monkeypatch.setattr(compose, "_features", own_patches)
+    img = _textured(96, 192)
+    hole = np.zeros((96, 192), bool)
+    hole[30:54, 12:44] = True  # read on its left half
+    hole[40:56, 160:176] = True  # not read
+    need = np.zeros_like(hole)
+    need[30:54, 12:28] = True
+    full = complete(img, hole, side=192, need=np.ones_like(hole))  # every pixel read: matched everywhere
+    part = complete(img, hole, side=192, need=need)
+    zones = compose._zones(compose._cells(need, (96, 192)), torch.from_numpy(full.hole_work), 4,
+                           {0: 2, 1: 3, 2: 3, 3: 3}, 2)
+    assert zones[0].mean() < 0.2 and not zones[0][40:56, 160:176].any()  # the unread piece is not matched
+    points = np.argwhere(need).astype(np.float32)
+    assert np.array_equal(part.sources(points), full.sources(points))
+    assert not np.array_equal(part.offsets[40:56, 160:176], full.offsets[40:56, 160:176])  # (it was left out)
+
+
+def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_yet():
+    """Engine v2 keeps the last exemplar's completed background (a video's frames share it): reused while
+    what the output sees lies within what was completed, else completed again for both views."""
+    from core.conditions.condition import Condition
+    from core.engine_v2 import TrainingFreeEngineV2
+
+    img = _textured(64, 64, 1)
+    ex = Condition(task="face", label=torch.zeros(1, 64, 64), preview=img, image=img)
+    hole = np.zeros((64, 64), bool)
+    hole[16:48, 16:48] = True
+    left, right = np.zeros_like(hole), np.zeros_like(hole)
+    left[16:48, 16:20] = True
+    right[16:48, 44:48] = True
+    engine = TrainingFreeEngineV2(completion_side=64)
+    first = engine._completed_background(ex, hole, left)
+    assert engine._completed_background(ex, hole, left & (np.arange(64) < 30)[:, None]) is first
+    both = engine._completed_background(ex, hole, right)
+    assert both is not first and np.array_equal(engine._background[2], left | right)
+    points = np.argwhere(left | right).astype(np.float32)
+    whole = complete(img, hole, side=64)
+    assert np.array_equal(both.sources(points), whole.sources(points))

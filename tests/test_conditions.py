@@ -232,3 +232,21 @@ def test_cli_help_documents_keypoint_flags():
     run = _cli("--help")
     assert run.returncode == 0
     assert "--keypoints-json" in run.stdout and "--keypoints-out" in run.stdout and "candidate" in run.stdout
+
+
+def test_pose_label_and_parts_are_drawn_when_first_read_and_equal_the_full_drawing():
+    """The 17 limb-distance channels (most of a pose extraction's cost; engine v2 never reads them) are
+    computed on the first read of ``label`` or ``parts``, once, and equal ``render_pose``'s."""
+    from core.conditions.skeleton import render_pose
+    from core.utils.deferred import Deferred, raw
+
+    kp = np.zeros((18, 3))
+    kp[[NECK, R_SHOULDER]] = [[60, 50, 1], [45, 52, 1]]
+    cond = from_keypoints("pose", kp, (96, 80))
+    assert isinstance(raw(cond, "label"), Deferred) and isinstance(raw(cond, "parts"), Deferred)
+    assert cond.size == (96, 80)  # known without drawing
+    label, picture, dists = render_pose(cond.keypoints, (96, 80))
+    assert np.array_equal(cond.preview, picture)
+    assert torch.equal(cond.label, label)
+    assert np.array_equal(cond.parts, 1.0 - dists.astype(np.float32) / 255.0)
+    assert cond.label is cond.label and not isinstance(raw(cond, "label"), Deferred)  # kept once made

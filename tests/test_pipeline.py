@@ -175,3 +175,16 @@ def test_batch_keeps_going_past_a_bad_pair(photos):
     out = translator.translate_batch([photos[0], blank], [photos[1], photos[1]], resolution=128)
     assert isinstance(out[0], TranslationResult)
     assert isinstance(out[1], WarpaintError)
+
+
+def test_views_are_made_when_first_read(photos):
+    """The per-level views and the flow picture (about a tenth of a v2 translation at 512) are made only
+    for callers that read them, and then equal what ``flow_picture`` gives for the final map."""
+    from core.pipeline import flow_picture
+    from core.utils.deferred import Deferred, raw
+
+    result = Translator("pose", engine="training-free").translate(photos[0], photos[1], resolution=128)
+    assert isinstance(raw(result, "levels"), Deferred) and isinstance(raw(result, "flow"), Deferred)
+    _check_result(result, (128, 128), "training-free")
+    assert not isinstance(raw(result, "levels"), Deferred)  # made once, then kept
+    assert np.array_equal(result.flow, flow_picture(torch.from_numpy(result.positions).permute(2, 0, 1), (128, 128)))
