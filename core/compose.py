@@ -12,7 +12,7 @@ fill is finally sampled from the full-resolution picture: sharp, never a blurred
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -73,6 +73,7 @@ class Completion:
     offsets: np.ndarray  # (wh, ww, 2) (row, col) offsets in work pixels; 0 outside the hole
     hole_work: np.ndarray  # (wh, ww) bool
     hole: np.ndarray  # (H, W) bool, full resolution
+    _shifts: np.ndarray | None = field(default=None, init=False, repr=False)  # ``_vote_shifts``, once made
 
     def sources(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) (row, col) full-resolution points -> (V, N, 2) where to copy each from."""
@@ -83,16 +84,27 @@ class Completion:
         inside = self.hole[r, c]
         cr = np.clip((r * wh) // h, 0, wh - 1)
         cc = np.clip((c * ww) // w, 0, ww - 1)
-        scale = np.array([h / wh, w / ww], np.float32)
-        own = self.offsets[cr, cc]
-        out = np.empty((len(VOTES), len(points), 2), np.float32)
-        for v, (dr, dc) in enumerate(VOTES):
-            nr, nc = np.clip(cr + dr, 0, wh - 1), np.clip(cc + dc, 0, ww - 1)
-            off = np.where(self.hole_work[nr, nc][:, None], self.offsets[nr, nc], own)
-            src = points + np.where(inside[:, None], off * scale, 0)
-            out[v, :, 0] = src[:, 0].clip(0, h - 1)
-            out[v, :, 1] = src[:, 1].clip(0, w - 1)
-        return out
+        shift = self._vote_shifts()[cr, cc]  # (N, V, 2)
+        out = points[:, None] + np.where(inside[:, None, None], shift, np.float32(0))
+        out[..., 0] = out[..., 0].clip(0, h - 1)
+        out[..., 1] = out[..., 1].clip(0, w - 1)
+        return np.ascontiguousarray(out.transpose(1, 0, 2), np.float32)
+
+    def _vote_shifts(self) -> np.ndarray:
+        """(wh, ww, V, 2) per work cell: each vote's offset in full-resolution pixels (a neighbour outside
+        the hole gives the cell's own), computed once."""
+        if self._shifts is None:
+            h, w = self.hole.shape
+            wh, ww = self.hole_work.shape
+            scale = np.array([h / wh, w / ww], np.float32)
+            cr, cc = np.mgrid[:wh, :ww]
+            own = self.offsets[cr, cc]
+            shifts = np.empty((wh, ww, len(VOTES), 2), np.float32)
+            for v, (dr, dc) in enumerate(VOTES):
+                nr, nc = np.clip(cr + dr, 0, wh - 1), np.clip(cc + dc, 0, ww - 1)
+                shifts[:, :, v] = np.where(self.hole_work[nr, nc][..., None], self.offsets[nr, nc], own) * scale
+            self._shifts = shifts
+        return self._shifts
 
     def weights(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) (row, col) full-resolution points -> (V, N) weights of ``sources``' votes (sum 1)."""

@@ -25,7 +25,7 @@ from core.charts.base import ChartMap
 from core.charts.body import PART_ID as BODY_PART_ID
 from core.charts.body import body_chart
 from core.charts.face import corresponding_points, face_chart, face_points
-from core.charts.folds import fold_fraction, unfold
+from core.charts.folds import fold_fraction, jacobian_determinant, unfold
 from core.charts.masks import FACE_REGION as MASK_FACE_REGION
 from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
@@ -177,11 +177,13 @@ class TrainingFreeEngineV2:
         # The last resort where smoothing cannot unfold: the similarity; in a painted scene it would cross classes.
         fallback = positions.copy() if whole_frame else apply_affine(similarity, size)
         positions, folded = unfold(positions, fallback, used=inner & ~stand_in, keep=exact, pieces=pieces)
-        if exact is not None and fold_fraction(positions, inner, pieces) > 0:  # folds inside the mesh (a turned
+        det = jacobian_determinant(positions)  # the map's, for the two measures below
+        if exact is not None and fold_fraction(positions, inner, pieces, det) > 0:  # folds inside the mesh (a turned
             # face's triangles flip): smoothed with the smallest radii only, so the rest of the face stays exact
             positions, _ = unfold(positions, apply_affine(similarity, size), used=inner & ~stand_in, rounds=2,
                                   pieces=pieces)
-        folds_left = fold_fraction(positions, inner & ~stand_in, pieces)
+            det = jacobian_determinant(positions)
+        folds_left = fold_fraction(positions, inner & ~stand_in, pieces, det)
         positions[stand_in] = chart.positions[stand_in]  # parts the exemplar hides: a stand-in's texture
         seconds["map"] = time.perf_counter() - t
 

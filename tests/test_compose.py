@@ -158,3 +158,27 @@ def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_
     points = np.argwhere(left | right).astype(np.float32)
     whole = complete(img, hole, side=64)
     assert np.array_equal(both.sources(points), whole.sources(points))
+
+
+def test_fill_sources_equal_the_per_vote_computation():
+    """``Completion.sources`` reads each point's five votes from a per-cell table: the same positions as
+    computing every vote for every point (own cell, neighbours outside the hole giving the own offset)."""
+    from core.compose import VOTES, Completion
+
+    rng = np.random.default_rng(0)
+    hole = np.zeros((40, 52), bool)
+    hole[8:30, 10:44] = True
+    hole_work = np.zeros((10, 13), bool)
+    hole_work[2:8, 2:11] = True
+    fill = Completion(rng.integers(-6, 7, (10, 13, 2)).astype(np.float32), hole_work, hole)
+    points = rng.uniform(-2, 54, (500, 2)).astype(np.float32)
+    r = np.clip(np.round(points[:, 0]).astype(int), 0, 39)
+    c = np.clip(np.round(points[:, 1]).astype(int), 0, 51)
+    cr, cc = (r * 10) // 40, (c * 13) // 52
+    expected = np.empty((len(VOTES), 500, 2), np.float32)
+    for v, (dr, dc) in enumerate(VOTES):
+        nr, nc = np.clip(cr + dr, 0, 9), np.clip(cc + dc, 0, 12)
+        off = np.where(hole_work[nr, nc][:, None], fill.offsets[nr, nc], fill.offsets[cr, cc]) * np.float32(4)
+        src = points + np.where(hole[r, c][:, None], off, 0)
+        expected[v] = np.stack([src[:, 0].clip(0, 39), src[:, 1].clip(0, 51)], 1)
+    assert np.array_equal(fill.sources(points), expected)

@@ -68,3 +68,16 @@ def test_unfold_smooths_inside_a_piece_and_leaves_the_others():
     assert np.abs(fixed[:, 44:48] - folded[:, 44:48]).max() < 3.0
     across, _ = unfold(folded, pos)
     assert np.abs(across[:, 44:48] - folded[:, 44:48]).max() > 10.0
+
+
+def test_fold_fraction_reads_a_given_determinant_as_its_own():
+    """Engine v2 measures one map over two masks with one determinant: the same figure as computing it."""
+    from core.charts.folds import fold_fraction, jacobian_determinant
+
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[:24, :30].astype(np.float32)
+    positions = np.stack([rows, cols], -1) + rng.normal(0, 0.6, (24, 30, 2)).astype(np.float32)
+    used = rng.uniform(size=(24, 30)) > 0.2
+    det = jacobian_determinant(positions)
+    assert 0 < fold_fraction(positions, used) == fold_fraction(positions, used, det=det)
+    assert fold_fraction(positions, used, det=np.ones_like(det)) == 0.0  # the given one is what counts

@@ -78,12 +78,15 @@ def folded_cells(positions: np.ndarray, used: np.ndarray | None = None, pieces: 
     return (jacobian_determinant(positions) <= threshold) & counted_cells(positions.shape[:2], used, pieces)
 
 
-def fold_fraction(positions: np.ndarray, used: np.ndarray | None = None, pieces: np.ndarray | None = None) -> float:
-    """The fold-over fraction: folded cells over counted cells (0 when none is counted)."""
+def fold_fraction(positions: np.ndarray, used: np.ndarray | None = None, pieces: np.ndarray | None = None,
+                  det: np.ndarray | None = None) -> float:
+    """The fold-over fraction: folded cells over counted cells (0 when none is counted). ``det``: the
+    map's ``jacobian_determinant`` when the caller has it already (measured over several masks)."""
     cells = counted_cells(positions.shape[:2], used, pieces)
     if not cells.any():
         return 0.0
-    return float((jacobian_determinant(positions)[cells] <= 0).sum() / cells.sum())
+    det = jacobian_determinant(positions) if det is None else det
+    return float((det[cells] <= 0).sum() / cells.sum())
 
 
 def cells_to_pixels(cells: np.ndarray) -> np.ndarray:
@@ -118,11 +121,11 @@ def unfold(positions: np.ndarray, fallback: np.ndarray, used: np.ndarray | None 
     construction, e.g. the face mesh or a quilted texture: smoothing next to it must not move it)."""
     used = np.ones(positions.shape[:2], bool) if used is None else used
     free = np.ones(positions.shape[:2], np.float32) if keep is None else (~keep).astype(np.float32)
-    before = fold_fraction(positions, used, pieces)
+    det = jacobian_determinant(positions)
+    before = fold_fraction(positions, used, pieces, det)
     if before == 0.0:
         return positions, before
     counted = counted_cells(positions.shape[:2], used, pieces)
-    det = jacobian_determinant(positions)
     scale = float(np.median(np.abs(det[counted])))
     bad = cells_to_pixels((det <= 0) & counted) & (free > 0)
     if not bad.any():  # every fold is between kept pixels: nothing may move
