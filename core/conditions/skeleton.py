@@ -104,10 +104,16 @@ def draw_skeleton(keypoints: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         if present[i]:
             cv2.circle(canvas, (int(pts[i, 0]), int(pts[i, 1])), stroke, COLORS[i], thickness=-1)
     for k, poly in enumerate(polys):
-        if poly is not None:
-            limb = canvas.copy()
-            cv2.fillConvexPoly(limb, poly, COLORS[k])
-            canvas = cv2.addWeighted(canvas, 0.4, limb, 0.6, 0)
+        if poly is None:
+            continue
+        # Blended within the limb's box only: elsewhere 0.4 x + 0.6 x rounds back to x.
+        (x0, y0), (x1, y1) = np.maximum(poly.min(axis=0), 0), np.minimum(poly.max(axis=0) + 1, (cw, ch))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        under = canvas[y0:y1, x0:x1]
+        limb = under.copy()
+        cv2.fillConvexPoly(limb, poly - np.array([x0, y0], poly.dtype), COLORS[k])
+        canvas[y0:y1, x0:x1] = cv2.addWeighted(under, 0.4, limb, 0.6, 0)
     return np.ascontiguousarray(np.asarray(Image.fromarray(np.ascontiguousarray(canvas[..., ::-1])).resize(
         (w, h), resample=Image.NEAREST)))
 
