@@ -28,6 +28,8 @@ BANDS = 1  # Laplacian octaves that may be added (the top one from 2x; a second 
 LIMIT = 8.0  # soft limit of the added detail (uint8 levels of luminance)
 MIN_ENLARGEMENT = 1.25  # below this the map keeps the photo's detail: nothing added
 JITTER = 2.0  # photo pixels: the largest random shift of a cell's source (see ``add_detail``)
+# The high-pass Gaussian's sigma per unit of enlargement: 1 - exp(-2 pi^2 sigma^2 f^2) is 1/2 at f = 0.5 / e.
+SIGMA_PER_ENLARGEMENT = 2 * float(np.sqrt(np.log(2) / 2)) / np.pi  # 0.375
 SEED = 0  # the shifts are drawn from this seed: the same output for the same input
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -98,6 +100,10 @@ def add_detail(image: np.ndarray, photo: np.ndarray, positions: np.ndarray, wher
                                                     cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
             norm += window**2
     added = sum(weights[k] * detail[k] for k in range(BANDS)) / np.sqrt(np.maximum(norm, 1e-6))
+    # Only what the sampled picture lacks: frequencies above its Nyquist, 0.5 / e cycles per output pixel
+    # (a Gaussian high-pass at half gain there; the band's lower part would double what the picture shows).
+    e = float(np.median(2.0 ** scale[weights[0] > 0]))
+    added = added - cv2.GaussianBlur(added, (0, 0), SIGMA_PER_ENLARGEMENT * e)
     added = LIMIT * np.tanh(added / LIMIT)
     out = image.copy()
     part = out[top:bottom, left:right].astype(np.float32) + added[..., None]
