@@ -1,23 +1,25 @@
 """Fine detail where a map enlarges the exemplar: the exemplar's own grain at its native scale.
 
-Where the engine's map enlarges the exemplar photo e times (a small exemplar face on a close-up
-input), the sampled picture holds only the photo's frequencies below 1/e of the output's Nyquist:
-skin and hair look smooth and soft. This adds the missing octaves from the exemplar itself, at the
-scale the photo shows them, with no search: the output is cut into overlapping cells; each cell
-copies the photo's finest Laplacian bands from around the point the map sends its centre to, at
-1 photo pixel per output pixel and turned with the map's local rotation (so a forehead's wrinkles
-keep their direction); the cells are blended with variance-preserving weights (sum of squared
-weights 1), so the grain keeps its contrast where cells overlap. Band k (the photo's octave below
-its Nyquist / 2^k) is added with weight clip(log2(e) - k, 0, 1): nothing where the map keeps the
-photo's scale, the top octave at 2x, two octaves at 4x. Luminance only, its amplitude softly
-limited (a copied eyelid edge must not print a second edge), and never on the input's eyes and
-mouth, whose structure the cells would misplace.
+Where engine v2's map enlarges the exemplar photo e times (a small exemplar face on a close-up
+input), the sampled picture holds only the photo's frequencies below 0.5 / e cycles per output
+pixel: skin and hair look like an upscale. This adds the photo's finest octave back at the scale
+the photo shows it, with no search: the output is cut into small overlapping cells; each copies the
+photo's top Laplacian band (luminance) from where the map sends it, at 1 photo pixel per output
+pixel, turned with the map's local rotation (a forehead's wrinkles keep their direction) and
+shifted a little at random (neighbouring cells would otherwise print the same grain as a lattice);
+the cells are blended with variance-preserving weights (squared weights sum to 1), so the grain
+keeps its contrast. Only frequencies above the picture's own Nyquist are kept, the amplitude is
+softly limited, the weight grows with log2(e) (nothing below 1.25x, all from 2x), and the input's
+eyes and lips are left alone (the cells would misplace their structure). docs/engine.md, "Engine
+v2: fine detail where a small exemplar face is enlarged", has the measurements.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from core.charts.face import LEFT_EYE, MESH_POINTS, OUTER_LIPS, RIGHT_EYE
 
 # Measured by eye on enlargements of 2x to 6.8x (docs/engine.md, "Fine detail where a small exemplar face is
 # enlarged"): 24- or 16-pixel cells print a 1:1 copy of 3-4x the face area they stand for, so beyond 3x
@@ -37,9 +39,8 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 def enlargement(positions: np.ndarray) -> np.ndarray:
     """(H, W) how many output pixels one photo pixel covers along a side: 1 / sqrt|det J| of the map
     ``positions`` (H, W, 2) (row, col in photo pixels); inf where the map collapses."""
-    r_y, r_x = np.gradient(positions[..., 0])
-    c_y, c_x = np.gradient(positions[..., 1])
-    det = np.abs(r_y * c_x - r_x * c_y)
+    jac = _jacobian(positions)
+    det = np.abs(jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0])
     with np.errstate(divide="ignore"):
         return 1.0 / np.sqrt(det)
 
@@ -87,8 +88,8 @@ def add_detail(image: np.ndarray, photo: np.ndarray, positions: np.ndarray, wher
         for ox in (0.0, half):
             iy, ix = np.floor((yy - oy) / cell), np.floor((xx - ox) / cell)  # this grid's cell of each pixel
             dy, dx = yy - ((iy + 0.5) * cell + oy), xx - ((ix + 0.5) * cell + ox)  # offset from its centre
-            # A random shift per cell (in a disc of JITTER photo pixels): neighbouring cells would otherwise
-            # copy overlapping windows and print the same grain as a lattice.
+            # A random shift per cell (up to JITTER photo pixels along each axis): neighbouring cells would
+            # otherwise copy overlapping windows and print the same grain as a lattice.
             jitter = rng.uniform(-1, 1, (int(iy.max()) + 2, int(ix.max()) + 2, 2)) * JITTER
             jy, jx = jitter[iy.astype(np.int64) + 1, ix.astype(np.int64) + 1].transpose(2, 0, 1)
             src_r = box[..., 0] + shift[..., 0, 0] * dy + shift[..., 0, 1] * dx + jy
@@ -129,16 +130,11 @@ def _rotation(jac: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([p, -flip * q], -1), np.stack([q, flip * p], -1)], -2).astype(np.float32)
 
 
-# FaceMesh contours whose structure the cells would misplace: the eyes (with their lids) and the lips.
-OUTER_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
-
-
 def detail_region(mapped: np.ndarray, mesh: np.ndarray | None, feather: float = 2.0) -> np.ndarray:
     """(H, W) float32 in [0, 1]: where detail may be added: the output pixels that one smooth map
     samples (``mapped``, bool), less the input's eyes and lips (``mesh``: (478, 2+) FaceMesh x, y in
-    output pixels, or None), faded in over ``feather`` pixels from their edges."""
-    from core.charts.face import LEFT_EYE, MESH_POINTS, RIGHT_EYE
-
+    output pixels, or None), faded in over ``feather`` pixels from their edges. The cells would misplace
+    the structure of the eyes (with their lids) and the lips."""
     keep = mapped.astype(bool)
     if mesh is not None and len(mesh) == MESH_POINTS:
         features = np.zeros(mapped.shape, np.uint8)

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from core.charts.face import LEFT_EYE, RIGHT_EYE
-from core.detail import OUTER_LIPS, add_detail, detail_region, enlargement
+from core.charts.face import LEFT_EYE, OUTER_LIPS, RIGHT_EYE
+from core.detail import add_detail, detail_region, enlargement
 
 SIDE = 128
 
