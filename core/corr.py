@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from core.precision import full_precision, in_place_inference
 
+FUSED_GPU_SCORING = True  # CUDA: score candidates with core.corr_triton's fused kernel when Triton is there
 DENSE_CHUNK_ELEMENTS = 1 << 24  # similarity entries per chunk of dense attention (64 MB in fp32)
 
 
@@ -95,14 +96,19 @@ def score_indices(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, 
     left (B, C, N) and right (B, C, Nr) features; index (B, N, M) integer (int64 or int32) into Nr.
     Returns (B, N, M) = <left[:, n], right[:, index[n, m]]> / T. No Python loop over candidates.
     On CPU this is one sampled matrix product (SDDMM: only the asked-for entries of left^T right,
-    never materialising the gathered features); elsewhere, and whenever a gradient is needed (the
-    sparse product has no autograd), whole feature rows are gathered in chunks of ``chunk`` query pixels.
+    never materialising the gathered features); on CUDA with Triton, one fused gather-and-dot
+    kernel (``core.corr_triton``, when ``FUSED_GPU_SCORING``); elsewhere, and whenever a gradient is
+    needed, whole feature rows are gathered in chunks of ``chunk`` query pixels.
     """
     with full_precision(left.device):
         left, right = left.float(), right.float()
         needs_grad = torch.is_grad_enabled() and (left.requires_grad or right.requires_grad)
         if left.device.type == "cpu" and not needs_grad:
             return _score_sddmm(left, right, index).div_(temperature)
+        if left.device.type == "cuda" and FUSED_GPU_SCORING and not needs_grad:
+            fused = _score_fused(left, right, index)
+            if fused is not None:
+                return fused.div_(temperature)
         return _score_gather(left, right, index, chunk).div_(temperature)
 
 
@@ -130,6 +136,18 @@ def _score_sddmm(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor) -
                                           size=(b * n, b * nr), check_invariants=False)
         out = torch.sparse.sampled_addmm(pattern, _rows(left), _rows(right).t(), beta=0.0)
     return out.values().view(b, n, m)
+
+
+def _score_fused(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor) -> torch.Tensor | None:
+    """The fused Triton kernel's scores (B, N, M), or None where Triton is missing (imported only
+    here: CPU runs never load it)."""
+    from core import corr_triton
+
+    if not corr_triton.available(left.device) or left.shape[1] & (left.shape[1] - 1):
+        return None
+    b, n, m = index.shape
+    flat = _flat_batch(index, right.shape[-1]).reshape(b * n, m)
+    return corr_triton.score_rows(_rows(left), _rows(right), flat).view(b, n, m)
 
 
 def _score_gather(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor, chunk: int) -> torch.Tensor:

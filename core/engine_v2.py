@@ -273,6 +273,8 @@ class TrainingFreeEngineV2:
             "scene_matched": bool(scene is not None and scene.agrees),
             "background_synthesized": float(beyond.mean()),
             "detail_added": detail,
+            "held": float(chart.held.sum()) / max(1, int((src_person | chart.held).sum())) if chart.held is not None
+            else 0.0,
         }
         enlarge = 1.0 / max(stats["zoom"], 1e-6)
         if chart.defined.any() and enlarge > ZOOM_WARN and (task != "mask" or (chart.region == MASK_FACE_REGION).any()):
@@ -320,6 +322,8 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
         # show included: they are filled, not left as background)
         src_person = source.subject_mask if source.image is not None and source.subject_mask is not None \
             else chart.region > 0
+        if chart.held is not None:  # what the input's person holds (a helmet): the exemplar's background
+            src_person = src_person & ~chart.held
         return src_person, ex_person, chart.region == BODY_PART_ID["head"]
     src_person = person_mask(source.image) if source.image is not None else None
     return src_person, person_mask(exemplar.image), chart.defined

@@ -83,7 +83,7 @@ def mirror_condition(cond: Condition) -> Condition:
                                                      for hand in cond.hands[::-1]])  # right <-> left
     mirrored = replace(cond, label=cond.label.flip(-1), preview=flip(cond.preview), image=flip(cond.image),
                        photo=flip(cond.photo), mesh=mesh, keypoints=keypoints, hands=hands,
-                       subject_mask=flip(cond.subject_mask),
+                       subject_mask=flip(cond.subject_mask), body_mask=flip(cond.body_mask),
                        parts=None if cond.parts is None else np.ascontiguousarray(cond.parts[..., ::-1]))
     if cond.task == "pose" and keypoints is not None:
         from core.conditions.skeleton import render_pose

@@ -1,0 +1,61 @@
+"""GPU: where one 512 translation's GPU time goes, kernel by kernel (torch.profiler).
+
+The official preset with random weights and synthetic inputs, after warm-up. Prints the stage
+times and the kernels that take most GPU time, per precision, so the next lever (a fused scoring
+kernel, fewer copies) is chosen from a measurement:
+
+    python3 benchmarks/gpu_profile.py [--precision fp32,bf16] [--resolution 512] [--rows 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.commands.bench import synthetic_inputs  # noqa: E402
+from core.config import get_preset  # noqa: E402
+from core.model import Warpaint  # noqa: E402
+from core.precision import inference_context, prepare_model, synchronize, to_channels_last  # noqa: E402
+from core.timing import record_stages  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--precision", default="fp32,bf16")
+    parser.add_argument("--resolution", type=int, default=512)
+    parser.add_argument("--rows", type=int, default=25)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print(json.dumps({"error": "needs a CUDA GPU"}))
+        return 1
+    torch.backends.cudnn.benchmark = True
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    model = prepare_model(Warpaint(get_preset("official")), device)
+    size = (args.resolution, args.resolution)
+    inputs = tuple(to_channels_last(x.to(device)) for x in synthetic_inputs(model.config.label_channels, size, 1, 0))
+    for precision in [p for p in args.precision.split(",") if p]:
+        with inference_context(device, precision):
+            for _ in range(3):
+                model(*inputs)
+            with record_stages() as stages:
+                model(*inputs)
+            synchronize(device)
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                model(*inputs)
+                synchronize(device)
+        print(f"== {precision} {args.resolution}: stages {json.dumps({k: round(v, 4) for k, v in stages.items()})}")
+        print(prof.key_averages().table(sort_by="self_device_time_total", row_limit=args.rows,
+                                        max_name_column_width=70))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
