@@ -36,6 +36,7 @@ from core.charts.surround import apply_affine, fit_similarity, surround_map
 from core.compose import blend, complete, front_layer, photo_level, sample, sample_votes
 from core.conditions import detectors
 from core.conditions.condition import Condition
+from core.detail import add_detail, detail_region
 from core.errors import InputError
 from core.imageio import fit_geometry, to_tensor
 from core.patchmatch import LevelMatch
@@ -53,6 +54,7 @@ ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 # The person/background seam is an object's outline: one band (the feathered alpha). A multi-band blend
 # spreads a dark person's low frequencies ~10 px into a bright background: a halo, arms like shadows.
 SEAM_BANDS = 0
+DETAIL = True  # face: add the exemplar's fine detail where the map enlarges it (core/detail.py)
 PERSON_THRESHOLD = 0.5
 MIRROR_NOTE = ("The exemplar is used mirrored (it mirrors the input's scene, or its face is turned the other way); "
                "any text it shows is mirrored too (the mirror setting 'never' keeps it as given).")
@@ -248,15 +250,19 @@ class TrainingFreeEngineV2:
         report(0.85, "compositing")
         alpha = cv2.GaussianBlur(front.astype(np.float32), (0, 0), self.seam_sigma)
         image = person_img if whole_frame else blend(person_img, back_img, alpha, levels=SEAM_BANDS)
-        seconds["compose"] = time.perf_counter() - t
-        seconds["total"] = time.perf_counter() - t0
-
         # What the output shows, layer by layer (no blending), and where it does not come from one smooth
         # map (fills, completed background, the person/background seam): ``fill`` for evaluation.
         used = np.where(front[..., None], positions, background)
         layered = person_img if whole_frame else np.where(front[..., None], person_img, back_img)
         seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
         not_mapped = np.where(front, person_hole | stand_in, covered | beyond) | seam | _piece_seams(pieces)
+        detail = 0.0
+        if task == "face" and DETAIL:  # the exemplar's own grain where its small face is enlarged (core/detail.py)
+            where = detail_region(front & ~not_mapped, source.mesh)
+            image, detail = add_detail(image, photo, to_photo(used), where)
+        seconds["compose"] = time.perf_counter() - t
+        seconds["total"] = time.perf_counter() - t0
+
         person_px = max(1, int(src_person.sum()))
         stats = {
             "zoom": zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx)))),  # exemplar photo px / output px
@@ -268,6 +274,9 @@ class TrainingFreeEngineV2:
             "mirrored": mirrored,
             "scene_matched": bool(scene is not None and scene.agrees),
             "background_synthesized": float(beyond.mean()),
+            "detail_added": detail,
+            "held": float(chart.held.sum()) / max(1, int((src_person | chart.held).sum())) if chart.held is not None
+            else 0.0,
         }
         enlarge = 1.0 / max(stats["zoom"], 1e-6)
         if chart.defined.any() and enlarge > ZOOM_WARN and (task != "mask" or (chart.region == MASK_FACE_REGION).any()):
@@ -319,6 +328,8 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
         # show included: they are filled, not left as background)
         src_person = source.subject_mask if source.image is not None and source.subject_mask is not None \
             else chart.region > 0
+        if chart.held is not None:  # what the input's person holds (a helmet): the exemplar's background
+            src_person = src_person & ~chart.held
         return src_person, ex_person, chart.region == BODY_PART_ID["head"]
     src_person = person_mask(source.image) if source.image is not None else None
     return src_person, person_mask(exemplar.image), chart.defined

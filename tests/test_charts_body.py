@@ -440,3 +440,98 @@ def test_parts_whose_maps_agree_stay_blended():
     ex_kp[7, :2] += (4, 0)
     chart = body_chart(from_keypoints("pose", full_body(), SIZE), from_keypoints("pose", ex_kp, SIZE))
     assert chart.pieces is None
+
+
+def test_an_object_off_the_body_that_the_pose_model_leaves_out_is_held():
+    """The selfie silhouette takes in a disc beside the hip (a held helmet); the pose model's body does not,
+    and no part's chart reaches it: it is held, out of the body's silhouette and of the chart. A piece the
+    pose model leaves out along a limb (within its outline) stays the body's."""
+    kp = full_body()
+    photo = np.full((*SIZE, 3), 128, np.uint8)
+    src = from_keypoints("pose", kp, SIZE, image=photo)
+    arms = {"right upper arm": 6, "right forearm": 5, "left upper arm": 6, "left forearm": 5}
+    person = capsule_silhouette(kp, arms)
+    disc = np.zeros(SIZE, np.uint8)
+    cv2.circle(disc, (205, 175), 24, 1, -1)  # beside the left hand, past the forearm's reach
+    sleeve = np.zeros(SIZE, np.uint8)
+    cv2.line(sleeve, (95, 110), (92, 128), 1, thickness=12)  # half the right forearm
+    src.subject_mask = person | (disc > 0)
+    src.body_mask = person & ~(sleeve > 0)
+    held = body_of(src).held
+    assert held is not None and held[disc > 0].mean() > 0.95
+    assert not held[person].any() and not body_of(src).silhouette[disc > 0].any()
+    chart = body_chart(src, from_keypoints("pose", full_body(shift=(5, 0)), SIZE))
+    np.testing.assert_array_equal(chart.held, held)
+    assert not chart.defined[held].any() and (chart.region[held] == 0).all()
+    assert any("held" in note for note in chart.notes)
+    # no body mask (a video frame, a skeleton): nothing is held
+    src.body_mask = None
+    assert body_of(src).held is None
+
+
+def test_the_astronauts_helmet_is_held_and_shows_the_background(photo_poses):
+    """skimage's astronaut holds her helmet at the lower right: it is held (no dark fill of the exemplar's
+    clothes there), the output shows the exemplar's background, and Grace Hopper holds nothing."""
+    import matplotlib.cbook
+
+    from core.charts.mirror import mirror_condition
+    from core.engine_v2 import TrainingFreeEngineV2
+    from core.imageio import load_image
+    from core.pipeline import exemplar_condition
+
+    grace, astronaut = photo_poses["grace"], photo_poses["astronaut"]
+    assert body_of(grace).held is None
+    held = body_of(astronaut).held
+    assert held is not None and held[200:250, 190:245].mean() > 0.5  # the helmet's dome
+    assert held[: SIZE[0] // 2].sum() == 0  # nothing of the head, hair or shoulders
+    mirrored = mirror_condition(astronaut)  # the pose model's body mask is mirrored with the rest
+    np.testing.assert_array_equal(mirrored.body_mask, astronaut.body_mask[:, ::-1])
+    photo = load_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    ex = exemplar_condition("pose", photo, SIZE[0])
+    out = TrainingFreeEngineV2().one(astronaut, ex)
+    assert 0.05 < out.stats[0]["held"] < 0.3
+    final = out.positions[0].permute(1, 2, 0).numpy()
+    rows, cols = np.clip(np.round(final[held]).astype(int), 0, np.array(ex.size) - 1).T
+    assert ex.subject_mask[rows, cols].mean() < 0.05  # her background, not her jacket
+    assert any("held" in note for note in out.notes[0])
+
+
+def test_a_stand_in_takes_plain_clothing_not_the_ribbons_beside_it():
+    """A stand-in is placed where a sleeve would be; what lies there may be a chest's ribbons. Points on
+    colours far from the part's typical one move to the nearest plain pixel it covers; the rest stay."""
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[:] = (20, 30, 70)  # a navy jacket
+    image[30:36, 20:44] = (220, 40, 40)  # a red ribbon across it
+    ys, xs = np.mgrid[10:60, 24:40]
+    q = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+    out, moved = body._plain(image, q)
+    on_ribbon = (q[:, 1] >= 30) & (q[:, 1] < 36)
+    assert moved[on_ribbon].all() and moved.mean() < 0.4
+    rows, cols = np.round(out[:, 1]).astype(int), np.round(out[:, 0]).astype(int)
+    assert (image[rows, cols] == (20, 30, 70)).all()  # every point now on the jacket
+    np.testing.assert_array_equal(out[~moved], q[~moved])
+    assert np.abs(out - q).max() < 12  # the nearest plain pixels, just past the ribbon
+    plain, still = body._plain(np.full((64, 64, 3), 90, np.uint8), q)  # nothing to avoid
+    assert not still.any() and np.array_equal(plain, q)
+
+
+def test_the_raised_arm_for_grace_hopper_shows_no_ribbons():
+    """The app's skeleton example (a raised arm) onto Grace Hopper: the hanging sleeve that stands in for
+    her hidden arms lies over the ribbons on her chest; the arm's pixels sample her plain jacket instead."""
+    import matplotlib.cbook
+
+    from core.conditions import from_user_condition
+    from core.imageio import load_image
+    from core.pipeline import exemplar_condition
+
+    src = from_user_condition("pose", load_image("assets/skeleton_raised_arm.png"), SIZE)
+    grace = load_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    ex = exemplar_condition("pose", grace, SIZE[0])
+    chart = body_chart(src, ex)
+    arms = np.isin(chart.region, [PART_ID[n] for n in ("left upper arm", "left forearm", "right upper arm")])
+    arms &= chart.defined | chart.stand_in
+    assert arms.sum() > 300
+    rows, cols = np.clip(np.round(chart.positions[arms]).astype(int), 0, np.array(ex.size) - 1).T
+    lab = cv2.cvtColor(ex.image, cv2.COLOR_RGB2LAB).astype(np.float32)[rows, cols] * [0.5, 1, 1]
+    odd = np.linalg.norm(lab - np.median(lab, axis=0), axis=1) > 0.75 * body.DECORATION
+    assert odd.mean() < 0.01, odd.mean()

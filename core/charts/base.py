@@ -24,3 +24,5 @@ class ChartMap:
     # segment); not one smooth map with their neighbours, so the engine samples them as a fill
     pieces: np.ndarray | None = None  # (H, W) int32: where the map jumps by design (quilted tiles, mask
     # classes): a cell across two pieces is a seam, not a fold (core.charts.folds); None: one smooth map
+    held: np.ndarray | None = None  # (H, W) bool: what the input's person holds (no part of the subject to be
+    # drawn in the exemplar's looks): the engine shows the exemplar's background there; None: nothing held

@@ -84,6 +84,8 @@ class Body:
     widths: dict[str, np.ndarray]  # limb -> (WIDTH_SAMPLES,) half-width along the bone, pixels
     flanks: np.ndarray | None  # (2, WIDTH_SAMPLES): the torso's silhouette past the quad's right / left
     # side, in units of the quad's width, down the torso (None: nominal outline, the quad itself)
+    held: np.ndarray | None = None  # (H, W) bool: what the segmentation took for the person and no body
+    # part explains (a held helmet), left out of ``silhouette``; None: nothing held (or a nominal outline)
 
 
 WIDTH_SAMPLES = 9
@@ -219,6 +221,18 @@ def body_of(cond: Condition) -> Body:
                 and not (drawn is not None and np.array_equal(mask, drawn)))
     hands = None if cond.hands is None else np.asarray(cond.hands, np.float64)
     silhouette = mask.astype(bool) if measured else _nominal_silhouette(joints, found, hands, scale, size)
+    body = _measured(joints, found, hands, silhouette, measured, scale)
+    if measured:
+        held = held_objects(body, cond.body_mask)
+        if held.any():  # the body measured again without the object (limbs' widths, torso flanks)
+            body = _measured(joints, found, hands, silhouette & ~held, measured, scale)
+            body.held = held
+    return body
+
+
+def _measured(joints: np.ndarray, found: np.ndarray, hands: np.ndarray | None, silhouette: np.ndarray,
+              measured: bool, scale: float) -> Body:
+    """The body with its limbs' widths and torso flanks measured on ``silhouette`` (nominal when not measured)."""
     widths = {}
     for name, (a, b, frac) in LIMBS.items():
         if found[a] and found[b]:
@@ -227,6 +241,48 @@ def body_of(cond: Condition) -> Body:
                             else np.full(WIDTH_SAMPLES, nominal))
     flanks = _measure_flanks(silhouette, joints, found, widths) if measured and found[2] and found[5] else None
     return Body(joints, found, hands, silhouette, measured, scale, widths, flanks)
+
+
+HELD_MIN = 0.01  # a piece of the silhouette outside the pose model's body is an object from this share of it ...
+HELD_RIM = 0.02  # ... past this rim round that body (x the picture's side: the two segmentations' edges differ) ...
+HELD_OUT = 0.5  # ... with at least this share of it outside every body part's outline
+
+
+def held_objects(body: Body, body_mask: np.ndarray | None) -> np.ndarray:
+    """(H, W) bool: pieces of the measured (selfie) silhouette that the pose model's own body segmentation
+    ``body_mask`` leaves out and no body part's chart explains: a held helmet, a tripod's head. They are no
+    part of the body to be drawn in the exemplar's looks (its clothes would fill them with a dark blob)."""
+    import cv2
+
+    held = np.zeros(body.silhouette.shape, bool)
+    if not body.measured or body_mask is None or body_mask.shape != held.shape or not body_mask.any():
+        return held
+    rim = max(1, round(HELD_RIM * max(held.shape)))
+    outside = body.silhouette & ~(cv2.dilate(body_mask.astype(np.uint8), _disc(rim)) > 0)
+    outside = cv2.morphologyEx(outside.astype(np.uint8), cv2.MORPH_OPEN, _disc(max(1, rim // 2)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=8)
+    parts = [n for n in PARTS if not _lacking(body)[n]]
+    # (limbs at their nominal widths: the measured ones took in the object wherever a hand holds it)
+    nominal = replace(body, widths={n: np.full(WIDTH_SAMPLES, LIMBS[n][2] * body.scale) for n in body.widths})
+    for k in range(1, count):
+        if stats[k, cv2.CC_STAT_AREA] < HELD_MIN * body.silhouette.sum():
+            continue
+        ys, xs = np.nonzero(labels == k)
+        p = np.stack([xs, ys], axis=1).astype(np.float64)
+        cost = np.min([_part_cost(nominal, n, p, parts) for n in parts], axis=0) if parts else np.full(len(p), np.inf)
+        if (cost > 1.0).mean() >= HELD_OUT:
+            # the piece back up to the body's own edge (the rim left out above is the object's too)
+            held[ys, xs] = True
+    if held.any():
+        grown = cv2.dilate(held.astype(np.uint8), _disc(rim + 1)) > 0
+        held = (grown & body.silhouette & ~body_mask) | held
+    return held
+
+
+def _disc(radius: int) -> np.ndarray:
+    import cv2
+
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 FLANK_RANGE = (0.02, 0.8)  # torso flank widths kept within these fractions of the quad's width
@@ -631,6 +687,41 @@ def _stand_in_place(name: str, donor: str, src: Body, ex: Body, p: np.ndarray, r
     return _limb_place(t, _reflect(s, -0.85, 0.85), ex.joints[da], ex.joints[db], ex.widths[donor])
 
 
+DECORATION = 40.0  # a stand-in's exemplar pixel this far (Lab, lightness at half weight) from the part's typical
+# colour is a decoration (a medal ribbon, a badge, a shirt front showing past a lapel)
+
+
+def _plain(image: np.ndarray | None, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) exemplar x, y where a stand-in takes its texture -> the same, with the points on a decoration
+    moved to the nearest plain pixel the stand-in covers (the part's typical colour: its median), and (N,)
+    which moved. A stand-in is placed where a sleeve would be; what lies there may be the chest's ribbons."""
+    import cv2
+
+    moved = np.zeros(len(q), bool)
+    if image is None or not len(q):
+        return q, moved
+    h, w = image.shape[:2]
+    qx = np.clip(np.round(q[:, 0]).astype(int), 0, w - 1)
+    qy = np.clip(np.round(q[:, 1]).astype(int), 0, h - 1)
+    x0, y0 = qx.min(), qy.min()
+    box = image[y0:qy.max() + 1, x0:qx.max() + 1]
+    lab = cv2.cvtColor(cv2.GaussianBlur(box, (0, 0), 1.0), cv2.COLOR_RGB2LAB).astype(np.float32) * [0.5, 1, 1]
+    covered = np.zeros(box.shape[:2], bool)
+    covered[qy - y0, qx - x0] = True
+    typical = np.median(lab[covered], axis=0)
+    odd = np.linalg.norm(lab - typical, axis=-1) > DECORATION
+    odd = cv2.dilate(odd.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # and their soft edges
+    plain = covered & ~odd
+    moved = odd[qy - y0, qx - x0]
+    if not moved.any() or not plain.any():
+        return q, np.zeros(len(q), bool)
+    _, (iy, ix) = ndimage.distance_transform_edt(~plain, return_indices=True)
+    out = q.copy()
+    out[moved, 0] = ix[qy[moved] - y0, qx[moved] - x0] + x0
+    out[moved, 1] = iy[qy[moved] - y0, qx[moved] - x0] + y0
+    return out, moved
+
+
 def _length(body: Body, limb: str) -> float:
     a, b, _ = LIMBS[limb]
     return float(np.hypot(*(body.joints[b] - body.joints[a])))
@@ -737,6 +828,7 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
             b = LIMBS[name][1]
             reach = EXTREMITY if b in (10, 13) or (b in (4, 7) and HANDS[(4, 7).index(b)] not in order) else 0.0
             q = _stand_in_place(name, donors[name], src, ex, p[sel], reach)
+            q = _plain(exemplar.image, q)[0]
             ok = _on_silhouette(ex, q)
             positions[py[ok], px[ok]] = q[ok, ::-1]
             stand_in[py[ok], px[ok]] = True
@@ -757,9 +849,13 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         near = on_body | (ex_off[qy, qx] <= HALO * ex.scale) if ex_off is not None else np.ones(len(q), bool)
         near &= on_body | (name not in hung) | (not ex.measured)
         keep = inside & near
-        positions[py[keep], px[keep]] = q[keep, ::-1]
         conf = (1.0 if src.measured and ex.measured else 0.7) * np.clip(2.0 - cost[sel], 0.2, 1.0)
         conf = np.where(shown, conf, np.where(on_body | (not ex.measured), 0.3, 0.1))
+        if name in hung:  # a guess at a sleeve: none of the chest's badges or ribbons on it (a fill, not the map)
+            q, moved = _plain(exemplar.image, q)
+            stand_in[py[keep & moved], px[keep & moved]] = True
+            conf = np.where(moved, 0.2 / 0.5, conf)
+        positions[py[keep], px[keep]] = q[keep, ::-1]
         confidence[py[keep], px[keep]] = conf[keep] * (0.5 if name in hung else 1.0)
         hidden = 1.0 - shown.mean()
         if hidden > 0.2 and name not in hung:
@@ -779,5 +875,9 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     confidence[~(defined | stand_in)] = 0.0
     if not (src.measured and ex.measured):
         notes.append("body charts use nominal limb widths (no photo behind the skeleton on one side).")
+    if src.held is not None:
+        notes.append(f"{src.held.sum() / (src.silhouette | src.held).sum():.0%} of the input's person is something "
+                     "held (outside the body the pose model sees, and off every body part): it shows the "
+                     "exemplar's background.")
     return ChartMap(positions=positions, defined=defined, confidence=confidence, region=region,
-                    missing=missing, notes=notes, stand_in=stand_in, pieces=pieces)
+                    missing=missing, notes=notes, stand_in=stand_in, pieces=pieces, held=src.held)

@@ -82,7 +82,7 @@ def mirror_condition(cond: Condition) -> Condition:
     hands = None if cond.hands is None else np.stack([mirror_points(hand, w, range(len(hand)))
                                                      for hand in cond.hands[::-1]])  # right <-> left
     shared = {"image": flip(cond.image), "photo": flip(cond.photo), "mesh": mesh, "keypoints": keypoints,
-              "hands": hands}
+              "hands": hands, "body_mask": flip(cond.body_mask)}
     if cond.task == "pose" and keypoints is not None:  # drawn again (left and right have their own colours)
         from core.conditions.pose import skeleton_fields
 

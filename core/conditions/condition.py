@@ -26,6 +26,8 @@ class Condition:
     image: np.ndarray | None = None  # (H, W, 3) uint8: the photo it came from, fitted to (H, W)
     keypoints: np.ndarray | None = None  # pose (18, 3) / face (68, 3): x, y, confidence (0 = missing)
     subject_mask: np.ndarray | None = None  # (H, W) bool
+    body_mask: np.ndarray | None = None  # pose from a photo: (H, W) bool, the pose model's own segmentation of
+    # the body (unlike ``subject_mask``, the selfie one, it leaves out what the person holds); None: not made
     hands: np.ndarray | None = None  # pose from a photo: (2, 21, 3) MediaPipe hand points, subject's right
     # then left, x, y in pixels and confidence (0 = that hand not found); None when no hand was found
     parts: np.ndarray | None = None  # (P, H, W) float32 in [0, 1]

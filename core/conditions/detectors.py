@@ -34,7 +34,8 @@ def _factories() -> dict[str, Callable[[], Any]]:
     s = _solutions()
     return {
         # model_complexity=1 is the only Pose model shipped inside the wheel.
-        "pose": lambda: s.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False,
+        # Its body segmentation (nearly free beside the landmarks) leaves out what the person holds.
+        "pose": lambda: s.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True,
                                     min_detection_confidence=0.5),
         # refine_landmarks: 478 points (the 468 + 2 x 5 iris points), eyes and lips refined.
         "face_mesh": lambda: s.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,

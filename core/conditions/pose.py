@@ -112,6 +112,12 @@ def skeleton_fields(keypoints: np.ndarray, size: tuple[int, int]) -> tuple[Defer
 
 def detect_keypoints(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """MediaPipe Pose on the photo -> (18, 3) COCO-18 keypoints in pixels of its ``fit_image`` to ``size``."""
+    return detect_body(image, size)[0]
+
+
+def detect_body(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """MediaPipe Pose on the photo -> (18, 3) COCO-18 keypoints and the model's (H, W) bool body
+    segmentation (None if it gave none), both in pixels of the photo's ``fit_image`` to ``size``."""
     view, sx, sy = detection_view(image, size, long_side=1024)
     result = detectors.run("pose", view)
     if result.pose_landmarks is None:
@@ -121,7 +127,9 @@ def detect_keypoints(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     kp = mediapipe_to_coco18(lm, view.shape[1], view.shape[0])
     kp[:, 0] *= sx
     kp[:, 1] *= sy
-    return kp
+    seg = result.segmentation_mask
+    body = None if seg is None else cv2.resize(np.asarray(seg, np.float32), (size[1], size[0])) > 0.5
+    return kp, body
 
 
 HAND_POINTS = 21  # MediaPipe hand landmarks (0 = wrist)
@@ -156,9 +164,10 @@ def extract(image: np.ndarray, size: tuple[int, int]) -> Condition:
     """Photo -> pose condition (detects the person, draws the official label at ``size`` = (H, W))."""
     size = check_size(size)
     image = check_photo(image, "person")
-    kp = detect_keypoints(image, size)
+    kp, body = detect_body(image, size)
     _require_body(kp, "The photo")
     cond = from_keypoints(kp, size, image)
+    cond.body_mask = body
     seg = detectors.run("selfie", cond.image).segmentation_mask
     if seg is not None:
         cond.subject_mask = np.asarray(seg) > 0.5

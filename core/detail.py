@@ -1,0 +1,147 @@
+"""Fine detail where a map enlarges the exemplar: the exemplar's own grain at its native scale.
+
+Where engine v2's map enlarges the exemplar photo e times (a small exemplar face on a close-up
+input), the sampled picture holds only the photo's frequencies below 0.5 / e cycles per output
+pixel: skin and hair look like an upscale. This adds the photo's finest octave back at the scale
+the photo shows it, with no search: the output is cut into small overlapping cells; each copies the
+photo's top Laplacian band (luminance) from where the map sends it, at 1 photo pixel per output
+pixel, turned with the map's local rotation (a forehead's wrinkles keep their direction) and
+shifted a little at random (neighbouring cells would otherwise print the same grain as a lattice);
+the cells are blended with variance-preserving weights (squared weights sum to 1), so the grain
+keeps its contrast. Only frequencies above the picture's own Nyquist are kept, the amplitude is
+softly limited, the weight grows with log2(e) (nothing below 1.25x, all from 2x), and the input's
+eyes and lips are left alone (the cells would misplace their structure). docs/engine.md, "Engine
+v2: fine detail where a small exemplar face is enlarged", has the measurements.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from core.charts.face import LEFT_EYE, MESH_POINTS, OUTER_LIPS, RIGHT_EYE
+
+# Measured by eye on enlargements of 2x to 6.8x (docs/engine.md, "Fine detail where a small exemplar face is
+# enlarged"): 24- or 16-pixel cells print a 1:1 copy of 3-4x the face area they stand for, so beyond 3x
+# wrinkles and edges come in fragments (a crackle); 8-pixel cells give grain. The second octave (from 4x)
+# adds dashes at 6.8x, so only the top octave is added.
+CELL = 8  # output pixels per cell side (cells overlap by half: 4 cells cover every pixel)
+BANDS = 1  # Laplacian octaves that may be added (the top one from 2x; a second would come from 4x)
+LIMIT = 8.0  # soft limit of the added detail (uint8 levels of luminance)
+MIN_ENLARGEMENT = 1.25  # below this the map keeps the photo's detail: nothing added
+JITTER = 2.0  # photo pixels: the largest random shift of a cell's source (see ``add_detail``)
+# The high-pass Gaussian's sigma per unit of enlargement: 1 - exp(-2 pi^2 sigma^2 f^2) is 1/2 at f = 0.5 / e.
+SIGMA_PER_ENLARGEMENT = 2 * float(np.sqrt(np.log(2) / 2)) / np.pi  # 0.375
+SEED = 0  # the shifts are drawn from this seed: the same output for the same input
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def enlargement(positions: np.ndarray) -> np.ndarray:
+    """(H, W) how many output pixels one photo pixel covers along a side: 1 / sqrt|det J| of the map
+    ``positions`` (H, W, 2) (row, col in photo pixels); inf where the map collapses."""
+    jac = _jacobian(positions)
+    det = np.abs(jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0])
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.sqrt(det)
+
+
+def _bands(photo: np.ndarray, count: int) -> list[np.ndarray]:
+    """The photo's luminance (H, W) float32 split into its ``count`` finest Laplacian octaves."""
+    luma = photo[..., :3].astype(np.float32) @ LUMA
+    out = []
+    for _ in range(count):
+        low = cv2.pyrUp(cv2.pyrDown(luma), dstsize=(luma.shape[1], luma.shape[0]))
+        out.append(luma - low)
+        luma = low
+    return out
+
+
+def add_detail(image: np.ndarray, photo: np.ndarray, positions: np.ndarray, where: np.ndarray,
+               cell: int = CELL) -> tuple[np.ndarray, float]:
+    """``image`` (H, W, 3) uint8 with the exemplar ``photo``'s fine detail added where ``where`` (H, W)
+    float in [0, 1] (1: fully) and the map ``positions`` (H, W, 2) (row, col, photo pixels) enlarges
+    the photo. Returns the picture and the fraction of the output that got detail."""
+    rows, cols = np.nonzero(where > 0)
+    if not len(rows):
+        return image, 0.0
+    top, left = max(0, rows.min() - 1), max(0, cols.min() - 1)
+    bottom, right = rows.max() + 2, cols.max() + 2
+    box = positions[top:bottom, left:right].astype(np.float32)
+    scale = np.log2(np.clip(enlargement(box), 1.0, 2.0 ** BANDS))
+    scale[scale < np.log2(MIN_ENLARGEMENT)] = 0
+    weights = [np.clip(scale - k, 0, 1) * where[top:bottom, left:right] for k in range(BANDS)]
+    if not any(w.any() for w in weights):
+        return image, 0.0
+    bands = _bands(photo, BANDS)
+    h, w = box.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    jac = _jacobian(box)  # (h, w, 2, 2): d(row, col) / d(y, x), photo pixels per output pixel
+    # Each cell copies at the photo's scale, turned like the map: source = q(c) + R (p - c), written with
+    # the map at p itself (q(p) - J (p - c) = q(c) for a locally affine map), so no cell reads the map
+    # across the region's edge.
+    shift = _rotation(jac) - jac  # (h, w, 2, 2)
+    detail = np.zeros((BANDS, h, w), np.float32)
+    norm = np.zeros((h, w), np.float32)
+    half = cell / 2
+    rng = np.random.default_rng(SEED)
+    for oy in (0.0, half):
+        for ox in (0.0, half):
+            iy, ix = np.floor((yy - oy) / cell), np.floor((xx - ox) / cell)  # this grid's cell of each pixel
+            dy, dx = yy - ((iy + 0.5) * cell + oy), xx - ((ix + 0.5) * cell + ox)  # offset from its centre
+            # A random shift per cell (up to JITTER photo pixels along each axis): neighbouring cells would
+            # otherwise copy overlapping windows and print the same grain as a lattice.
+            jitter = rng.uniform(-1, 1, (int(iy.max()) + 2, int(ix.max()) + 2, 2)) * JITTER
+            jy, jx = jitter[iy.astype(np.int64) + 1, ix.astype(np.int64) + 1].transpose(2, 0, 1)
+            src_r = box[..., 0] + shift[..., 0, 0] * dy + shift[..., 0, 1] * dx + jy
+            src_c = box[..., 1] + shift[..., 1, 0] * dy + shift[..., 1, 1] * dx + jx
+            window = np.cos(np.pi * dy / cell) ** 2 * np.cos(np.pi * dx / cell) ** 2  # sums to 1 over the 4 grids
+            for k, band in enumerate(bands):
+                if weights[k].any():
+                    detail[k] += window * cv2.remap(band, src_c.astype(np.float32), src_r.astype(np.float32),
+                                                    cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+            norm += window**2
+    added = sum(weights[k] * detail[k] for k in range(BANDS)) / np.sqrt(np.maximum(norm, 1e-6))
+    # Only what the sampled picture lacks: frequencies above its Nyquist, 0.5 / e cycles per output pixel
+    # (a Gaussian high-pass at half gain there; the band's lower part would double what the picture shows).
+    e = float(np.median(2.0 ** scale[weights[0] > 0]))
+    added = added - cv2.GaussianBlur(added, (0, 0), SIGMA_PER_ENLARGEMENT * e)
+    added = LIMIT * np.tanh(added / LIMIT)
+    out = image.copy()
+    part = out[top:bottom, left:right].astype(np.float32) + added[..., None]
+    out[top:bottom, left:right] = np.clip(part + 0.5, 0, 255).astype(np.uint8)
+    return out, float((weights[0] > 0).sum()) / where.size
+
+
+def _jacobian(box: np.ndarray) -> np.ndarray:
+    """(h, w, 2, 2) the map's Jacobian d(row, col) / d(y, x) by central differences (0 where not finite)."""
+    r_y, r_x = np.gradient(box[..., 0])
+    c_y, c_x = np.gradient(box[..., 1])
+    return np.nan_to_num(np.stack([np.stack([r_y, r_x], -1), np.stack([c_y, c_x], -1)], -2))
+
+
+def _rotation(jac: np.ndarray) -> np.ndarray:
+    """(..., 2, 2) the rotation (or, where the map mirrors, the reflection) nearest each Jacobian (its
+    polar factor, in closed form for 2x2): the copied grain follows the face's turn at the photo's scale."""
+    a, b, c, d = jac[..., 0, 0], jac[..., 0, 1], jac[..., 1, 0], jac[..., 1, 1]
+    flip = np.where(a * d - b * c < 0, -1.0, 1.0)  # a reflection: the nearest orthogonal map has det -1
+    p, q = a + flip * d, c - flip * b  # R = [[p, -flip q], [q, flip p]] / |(p, q)|
+    n = np.maximum(np.hypot(p, q), 1e-9)
+    p, q = p / n, q / n
+    return np.stack([np.stack([p, -flip * q], -1), np.stack([q, flip * p], -1)], -2).astype(np.float32)
+
+
+def detail_region(mapped: np.ndarray, mesh: np.ndarray | None, feather: float = 2.0) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: where detail may be added: the output pixels that one smooth map
+    samples (``mapped``, bool), less the input's eyes and lips (``mesh``: (478, 2+) FaceMesh x, y in
+    output pixels, or None), faded in over ``feather`` pixels from their edges. The cells would misplace
+    the structure of the eyes (with their lids) and the lips."""
+    keep = mapped.astype(bool)
+    if mesh is not None and len(mesh) == MESH_POINTS:
+        features = np.zeros(mapped.shape, np.uint8)
+        for contour in (RIGHT_EYE, LEFT_EYE, OUTER_LIPS):
+            cv2.fillPoly(features, [np.round(mesh[list(contour), :2]).astype(np.int32)], 1)
+        eye = float(np.linalg.norm(mesh[33, :2] - mesh[133, :2]))  # an eye's width: the margin round them
+        margin = 2 * max(1, round(0.25 * eye)) + 1
+        keep &= cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (margin, margin))) == 0
+    soft = cv2.GaussianBlur(keep.astype(np.float32), (0, 0), feather)
+    return soft * keep
