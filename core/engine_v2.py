@@ -24,6 +24,7 @@ import torch
 from core.charts.base import ChartMap
 from core.charts.body import PART_ID as BODY_PART_ID
 from core.charts.body import body_chart
+from core.charts.body import decorations as body_decorations
 from core.charts.face import corresponding_points, face_chart, face_points
 from core.charts.folds import fold_fraction, jacobian_determinant, unfold
 from core.charts.masks import FACE_REGION as MASK_FACE_REGION
@@ -49,6 +50,7 @@ V2_TASKS = tuple(CHARTS)  # tasks v2 can run
 # cross-identity pair, docs/engine.md) and pose (hidden limbs get stand-ins, video frames are v2's too).
 V2_DEFAULT = ("face", "pose", "mask")
 JOINT_KEEP = 0.02  # pose: the body chart stays exact within this (times the longer side) of a found joint
+PLAIN_SOURCE = 0.3  # pose: the person's fill copies only its plain clothing when that is this share of what it may copy
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 # The person/background seam is an object's outline: one band (the feathered alpha). A multi-band blend
@@ -210,7 +212,11 @@ class TrainingFreeEngineV2:
         person_img = sample(photo, to_photo(positions), level)
         if person_hole.any():
             face_zone = cv2.dilate(protect.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
-            fill = complete(person_img, person_hole, src_person & ~person_hole & ~face_zone, self.completion_side)
+            copy_from = src_person & ~person_hole & ~face_zone
+            if task == "pose":  # the plain clothing, not the badges and ribbons on it (nor a shirt front)
+                plain = copy_from & ~body_decorations(person_img, copy_from)
+                copy_from = plain if plain.sum() >= PLAIN_SOURCE * copy_from.sum() else copy_from
+            fill = complete(person_img, person_hole, copy_from, self.completion_side)
             holes = np.argwhere(person_hole).astype(np.float32)
             votes = _at(positions, fill.sources(holes))  # (V, N, 2) exemplar pixels
             positions[person_hole] = votes[0]

@@ -535,3 +535,35 @@ def test_the_raised_arm_for_grace_hopper_shows_no_ribbons():
     lab = cv2.cvtColor(ex.image, cv2.COLOR_RGB2LAB).astype(np.float32)[rows, cols] * [0.5, 1, 1]
     odd = np.linalg.norm(lab - np.median(lab, axis=0), axis=1) > 0.75 * body.DECORATION
     assert odd.mean() < 0.01, odd.mean()
+
+
+def test_the_person_s_fill_copies_plain_clothing_not_badges(monkeypatch):
+    """A crop of the astronaut onto a zoomed-out Grace Hopper: 38 % of the person is beyond what the exemplar
+    shows and is filled from the output's own clothing. The fill copies her plain jacket, not the name badge
+    and ribbons on it (which it repeated over the jacket); ``decorations`` finds those."""
+    import skimage.data
+
+    import core.engine_v2 as engine
+    from core.conditions import extract
+    from core.eval_pairs import picture
+    from core.imageio import from_tensor
+    from core.pipeline import exemplar_condition
+
+    size = (512, 512)
+    src = extract("pose", np.ascontiguousarray(skimage.data.astronaut()[25:486, :410]), size)
+    ex = exemplar_condition("pose", picture("grace_hopper/zoomed-out"), size[0])
+
+    def odd_share() -> float:
+        out = engine.TrainingFreeEngineV2().one(src, ex)
+        filled = (out.fill[0, 0].numpy() > 0.5) & src.subject_mask
+        assert filled.mean() > 0.15
+        return float(body.decorations(from_tensor(out.image[0]), filled)[filled].mean())
+
+    plain = odd_share()
+    monkeypatch.setattr(engine, "PLAIN_SOURCE", 2.0)  # (never enough: the whole person is copied from)
+    assert plain < 0.8 * odd_share()
+    jacket = np.zeros((40, 40, 3), np.uint8)
+    jacket[:] = (20, 30, 70)
+    jacket[10:14, 5:30] = (230, 200, 40)  # a gold stripe
+    odd = body.decorations(jacket, np.ones((40, 40), bool))
+    assert odd[10:14, 5:30].all() and not odd[25:].any()

@@ -691,12 +691,23 @@ DECORATION = 40.0  # a stand-in's exemplar pixel this far (Lab, lightness at hal
 # colour is a decoration (a medal ribbon, a badge, a shirt front showing past a lapel)
 
 
+def decorations(image: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of ``region`` whose colour is far from the region's typical colour (its median;
+    Lab, lightness at half weight, more than ``DECORATION``), their soft edges included: badges, ribbons,
+    a shirt front on a jacket."""
+    import cv2
+
+    if not region.any():
+        return np.zeros(region.shape, bool)
+    lab = cv2.cvtColor(cv2.GaussianBlur(image, (0, 0), 1.0), cv2.COLOR_RGB2LAB).astype(np.float32) * [0.5, 1, 1]
+    odd = np.linalg.norm(lab - np.median(lab[region], axis=0), axis=-1) > DECORATION
+    return (cv2.dilate(odd.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & region
+
+
 def _plain(image: np.ndarray | None, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, 2) exemplar x, y where a stand-in takes its texture -> the same, with the points on a decoration
     moved to the nearest plain pixel the stand-in covers (the part's typical colour: its median), and (N,)
     which moved. A stand-in is placed where a sleeve would be; what lies there may be the chest's ribbons."""
-    import cv2
-
     moved = np.zeros(len(q), bool)
     if image is None or not len(q):
         return q, moved
@@ -705,12 +716,9 @@ def _plain(image: np.ndarray | None, q: np.ndarray) -> tuple[np.ndarray, np.ndar
     qy = np.clip(np.round(q[:, 1]).astype(int), 0, h - 1)
     x0, y0 = qx.min(), qy.min()
     box = image[y0:qy.max() + 1, x0:qx.max() + 1]
-    lab = cv2.cvtColor(cv2.GaussianBlur(box, (0, 0), 1.0), cv2.COLOR_RGB2LAB).astype(np.float32) * [0.5, 1, 1]
     covered = np.zeros(box.shape[:2], bool)
     covered[qy - y0, qx - x0] = True
-    typical = np.median(lab[covered], axis=0)
-    odd = np.linalg.norm(lab - typical, axis=-1) > DECORATION
-    odd = cv2.dilate(odd.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # and their soft edges
+    odd = decorations(box, covered)
     plain = covered & ~odd
     moved = odd[qy - y0, qx - x0]
     if not moved.any() or not plain.any():
