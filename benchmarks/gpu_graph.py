@@ -116,27 +116,40 @@ def run_case(name: str, model: Warpaint, inputs: tuple, precision: str, repeats:
     return report
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--precision and --resolution, shared with gpu_profile.py."""
+    parser.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32, bf16, fp16")
+    parser.add_argument("--resolution", type=int, default=512)
+
+
+def official_on_cuda(resolution: int) -> tuple[Warpaint, tuple] | None:
+    """The official preset (random weights, seed 0) on CUDA with synthetic channels_last inputs at
+    ``resolution``; None (after printing why) where no CUDA GPU is seen."""
+    if not torch.cuda.is_available():
+        print(json.dumps({"error": "needs a CUDA GPU"}))
+        return None
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(0)
+    model = prepare_model(Warpaint(get_preset("official")), "cuda").requires_grad_(False)
+    size = (resolution, resolution)
+    return model, tuple(to_channels_last(x.cuda()) for x in synthetic_inputs(model.config.label_channels, size, 1, 0))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--fixture", default=str(FIXTURE), help="official fixture folder ('' to skip)")
-    parser.add_argument("--precision", default="fp32,bf16")
-    parser.add_argument("--resolution", type=int, default=512)
+    add_model_arguments(parser)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--scoring", default="gather,fused", help="candidate scoring paths to compare")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        print(json.dumps({"error": "needs a CUDA GPU"}))
+    built = official_on_cuda(args.resolution)
+    if built is None:
         return 1
-    torch.backends.cudnn.benchmark = True
+    model, inputs = built
     device = torch.device("cuda")
     print(json.dumps({"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}), flush=True)
     cases = [(p, s) for s in args.scoring.split(",") if s for p in args.precision.split(",") if p]
-
-    torch.manual_seed(0)
-    model = prepare_model(Warpaint(get_preset("official")), device).requires_grad_(False)
-    size = (args.resolution, args.resolution)
-    inputs = tuple(to_channels_last(x.to(device)) for x in synthetic_inputs(model.config.label_channels, size, 1, 0))
     for precision, scoring in cases:
         corr.FUSED_GPU_SCORING = scoring == "fused"
         print(json.dumps(run_case(f"official preset {args.resolution}", model, inputs, precision,

@@ -18,29 +18,24 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from core.commands.bench import synthetic_inputs  # noqa: E402
-from core.config import get_preset  # noqa: E402
-from core.model import Warpaint  # noqa: E402
-from core.precision import inference_context, prepare_model, synchronize, to_channels_last  # noqa: E402
+from gpu_graph import add_model_arguments, official_on_cuda  # noqa: E402
+
+from core.precision import inference_context, synchronize  # noqa: E402
 from core.timing import record_stages  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--precision", default="fp32,bf16")
-    parser.add_argument("--resolution", type=int, default=512)
+    add_model_arguments(parser)
     parser.add_argument("--rows", type=int, default=25)
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        print(json.dumps({"error": "needs a CUDA GPU"}))
+    built = official_on_cuda(args.resolution)
+    if built is None:
         return 1
-    torch.backends.cudnn.benchmark = True
+    model, inputs = built
     device = torch.device("cuda")
-    torch.manual_seed(0)
-    model = prepare_model(Warpaint(get_preset("official")), device)
-    size = (args.resolution, args.resolution)
-    inputs = tuple(to_channels_last(x.to(device)) for x in synthetic_inputs(model.config.label_channels, size, 1, 0))
     for precision in [p for p in args.precision.split(",") if p]:
         with inference_context(device, precision):
             for _ in range(3):
