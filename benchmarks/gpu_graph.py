@@ -122,12 +122,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=512)
 
 
-def official_on_cuda(resolution: int) -> tuple[Warpaint, tuple] | None:
+def official_on_cuda(resolution: int) -> tuple[Warpaint, tuple]:
     """The official preset (random weights, seed 0) on CUDA with synthetic channels_last inputs at
-    ``resolution``; None (after printing why) where no CUDA GPU is seen."""
+    ``resolution``; exits with an error line where no CUDA GPU is seen."""
     if not torch.cuda.is_available():
         print(json.dumps({"error": "needs a CUDA GPU"}))
-        return None
+        raise SystemExit(1)
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
     model = prepare_model(Warpaint(get_preset("official")), "cuda").requires_grad_(False)
@@ -143,10 +143,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--scoring", default="gather,fused", help="candidate scoring paths to compare")
     args = parser.parse_args()
-    built = official_on_cuda(args.resolution)
-    if built is None:
-        return 1
-    model, inputs = built
+    model, inputs = official_on_cuda(args.resolution)
     device = torch.device("cuda")
     print(json.dumps({"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}), flush=True)
     cases = [(p, s) for s in args.scoring.split(",") if s for p in args.precision.split(",") if p]

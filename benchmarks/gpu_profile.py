@@ -31,10 +31,7 @@ def main() -> int:
     add_model_arguments(parser)
     parser.add_argument("--rows", type=int, default=25)
     args = parser.parse_args()
-    built = official_on_cuda(args.resolution)
-    if built is None:
-        return 1
-    model, inputs = built
+    model, inputs = official_on_cuda(args.resolution)
     device = torch.device("cuda")
     for precision in [p for p in args.precision.split(",") if p]:
         with inference_context(device, precision):
