@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -58,6 +59,9 @@ ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 SEAM_BANDS = 0
 DETAIL = True  # face: add the exemplar's fine detail where the map enlarges it (core/detail.py)
 PERSON_THRESHOLD = 0.5
+# The exemplar background's completion runs in this thread beside the person's (two independent PatchMatch
+# completions, each its own seeded generator: the same fills, and the second core busy).
+_BESIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warpaint-completion")
 MIRROR_NOTE = ("The exemplar is used mirrored (it mirrors the input's scene, or its face is turned the other way); "
                "any text it shows is mirrored too (the mirror setting 'never' keeps it as given).")
 
@@ -208,6 +212,22 @@ class TrainingFreeEngineV2:
             front = front_layer(src_person, person_hole, max(2, round(RIM * np.sqrt(src_person.sum()))))
             person_hole &= front
         to_photo = photo_scale(photo.shape[:2], ex_size)
+        background = apply_affine(background_affine(similarity, size, ex_size), size)
+        beyond = np.zeros(size, bool)  # background the exemplar's frame does not show: synthesized
+        if scene is not None and scene.agrees:
+            background = follow(along, scene.displacement)
+            beyond = ~_in_frame(background, ex_size) & ~src_person
+        ex_hole = np.zeros(ex_size, bool)
+        covered = np.zeros(size, bool)
+        ex_fill = None  # the exemplar's background with its person removed, completed where the view shows it
+        if not whole_frame:
+            ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
+            r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
+            c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
+            covered = ex_hole[r, c] & ~beyond
+            if covered.any():  # independent of the person's fill below: runs beside it (the other core)
+                ex_fill = _BESIDE.submit(self._completed_background, exemplar, ex_hole,
+                                         _pixels(background[covered], ex_size))
         level = photo_level(photo, to_photo(positions))
         person_img = sample(photo, to_photo(positions), level)
         if person_hole.any():
@@ -221,25 +241,13 @@ class TrainingFreeEngineV2:
             votes = _at(positions, fill.sources(holes))  # (V, N, 2) exemplar pixels
             positions[person_hole] = votes[0]
             person_img[person_hole] = sample_votes(photo, to_photo(votes), level, fill.weights(holes))
-        background = apply_affine(background_affine(similarity, size, ex_size), size)
-        beyond = np.zeros(size, bool)  # background the exemplar's frame does not show: synthesized
-        if scene is not None and scene.agrees:
-            background = follow(along, scene.displacement)
-            beyond = ~_in_frame(background, ex_size) & ~src_person
         back_img = person_img
-        ex_hole = np.zeros(ex_size, bool)
-        covered = np.zeros(size, bool)
         if not whole_frame:
-            # The exemplar's background with its person removed (completion only where the view shows it).
-            ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
             bg_level = photo_level(photo, to_photo(background))
             back_img = sample(photo, to_photo(background), bg_level)
-            r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
-            c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
-            covered = ex_hole[r, c] & ~beyond
-            if covered.any():
+            if ex_fill is not None:
                 seen = background[covered]
-                ex_fill = self._completed_background(exemplar, ex_hole, _pixels(seen, ex_size))
+                ex_fill = ex_fill.result()
                 votes = ex_fill.sources(seen)
                 background[covered] = votes[0]
                 back_img[covered] = sample_votes(photo, to_photo(votes), bg_level, ex_fill.weights(seen))

@@ -321,3 +321,23 @@ def test_the_person_meets_the_background_without_a_halo(astronaut, grace):
     changed = (out.image[0] - out.warped[0]).abs().amax(0).numpy() > 6 * 2 / 255  # > 6 grey levels
     seam = cv2.dilate((out.fill[0, 0].numpy() > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     assert changed.any() and (changed & ~seam).mean() < 0.001
+
+
+def test_the_background_completed_beside_the_person_is_the_serial_one(astronaut, grace, monkeypatch):
+    """The exemplar background's completion runs in a thread beside the person's: the picture is the one a
+    serial run makes (each completion its own seeded generator, the same pixels asked for)."""
+    from concurrent.futures import Future
+
+    import core.engine_v2 as engine_v2
+
+    class Serial:  # runs the job at submit time, in this thread
+        def submit(self, fn, *args):
+            done = Future()
+            done.set_result(fn(*args))
+            return done
+
+    src, ex = grace, np.ascontiguousarray(astronaut[40:, 60:])  # a framing whose background must be completed
+    beside = Translator("face", engine="training-free").translate(src, ex, resolution=256)
+    monkeypatch.setattr(engine_v2, "_BESIDE", Serial())
+    serial = Translator("face", engine="training-free").translate(src, ex, resolution=256)
+    assert np.array_equal(beside.image, serial.image)
