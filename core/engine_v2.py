@@ -14,6 +14,7 @@ with a message naming what is missing, unless ``allow_partial``.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -226,7 +227,8 @@ class TrainingFreeEngineV2:
             c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
             covered = ex_hole[r, c] & ~beyond
             if covered.any():  # independent of the person's fill below: runs beside it (the other core)
-                ex_fill = _BESIDE.submit(self._completed_background, exemplar, ex_hole,
+                ex_fill = _BESIDE.submit(contextvars.copy_context().run,  # the request's time budget too
+                                         self._completed_background, exemplar, ex_hole,
                                          _pixels(background[covered], ex_size))
         level = photo_level(photo, to_photo(positions))
         person_img = sample(photo, to_photo(positions), level)

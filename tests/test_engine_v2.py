@@ -341,3 +341,24 @@ def test_the_background_completed_beside_the_person_is_the_serial_one(astronaut,
     monkeypatch.setattr(engine_v2, "_BESIDE", Serial())
     serial = Translator("face", engine="training-free").translate(src, ex, resolution=256)
     assert np.array_equal(beside.image, serial.image)
+
+
+def test_the_completion_beside_the_person_answers_to_the_request_s_time_budget(astronaut, grace, monkeypatch):
+    """A cancelled request stops the background completion in its thread too: the thread runs in the
+    request's context, so ``budget.check`` sees the request's budget there."""
+    import threading
+
+    from core import budget
+
+    seen = []
+    real = budget.Budget.check
+
+    def spy(self):
+        seen.append(threading.current_thread().name)
+        return real(self)
+
+    monkeypatch.setattr(budget.Budget, "check", spy)
+    src, ex = grace, np.ascontiguousarray(astronaut[40:, 60:])
+    with budget.time_budget(600):
+        Translator("face", engine="training-free").translate(src, ex, resolution=256)
+    assert any(name.startswith("warpaint-completion") for name in seen)
