@@ -9,6 +9,8 @@ Inference only (no autograd); used when Triton is installed and the tensors are 
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 try:
@@ -23,8 +25,6 @@ BLOCK_ROWS = 64  # query pixels per program
 def available(device: torch.device) -> bool:
     """True where the fused kernel can run: Triton installed and a CUDA tensor (or Triton's
     CPU interpreter, ``TRITON_INTERPRET=1``, which the tests use)."""
-    import os
-
     return triton is not None and (device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1")
 
 

@@ -39,7 +39,11 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 def enlargement(positions: np.ndarray) -> np.ndarray:
     """(H, W) how many output pixels one photo pixel covers along a side: 1 / sqrt|det J| of the map
     ``positions`` (H, W, 2) (row, col in photo pixels); inf where the map collapses."""
-    jac = _jacobian(positions)
+    return _enlargement(_jacobian(positions))
+
+
+def _enlargement(jac: np.ndarray) -> np.ndarray:
+    """``enlargement`` from the map's Jacobian (h, w, 2, 2)."""
     det = np.abs(jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0])
     with np.errstate(divide="ignore"):
         return 1.0 / np.sqrt(det)
@@ -67,7 +71,8 @@ def add_detail(image: np.ndarray, photo: np.ndarray, positions: np.ndarray, wher
     top, left = max(0, rows.min() - 1), max(0, cols.min() - 1)
     bottom, right = rows.max() + 2, cols.max() + 2
     box = positions[top:bottom, left:right].astype(np.float32)
-    scale = np.log2(np.clip(enlargement(box), 1.0, 2.0 ** BANDS))
+    jac = _jacobian(box)  # (h, w, 2, 2): d(row, col) / d(y, x), photo pixels per output pixel
+    scale = np.log2(np.clip(_enlargement(jac), 1.0, 2.0 ** BANDS))
     scale[scale < np.log2(MIN_ENLARGEMENT)] = 0
     weights = [np.clip(scale - k, 0, 1) * where[top:bottom, left:right] for k in range(BANDS)]
     if not any(w.any() for w in weights):
@@ -75,7 +80,6 @@ def add_detail(image: np.ndarray, photo: np.ndarray, positions: np.ndarray, wher
     bands = _bands(photo, BANDS)
     h, w = box.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    jac = _jacobian(box)  # (h, w, 2, 2): d(row, col) / d(y, x), photo pixels per output pixel
     # Each cell copies at the photo's scale, turned like the map: source = q(c) + R (p - c), written with
     # the map at p itself (q(p) - J (p - c) = q(c) for a locally affine map), so no cell reads the map
     # across the region's edge.

@@ -220,16 +220,16 @@ class TrainingFreeEngineV2:
             beyond = ~_in_frame(background, ex_size) & ~src_person
         ex_hole = np.zeros(ex_size, bool)
         covered = np.zeros(size, bool)
-        ex_fill = None  # the exemplar's background with its person removed, completed where the view shows it
+        ex_job = None  # the exemplar's background with its person removed, completed where the view shows it
         if not whole_frame:
             ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
             r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
             c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
             covered = ex_hole[r, c] & ~beyond
-            if covered.any():  # independent of the person's fill below: runs beside it (the other core)
-                ex_fill = _BESIDE.submit(contextvars.copy_context().run,  # the request's time budget too
-                                         self._completed_background, exemplar, ex_hole,
-                                         _pixels(background[covered], ex_size))
+            seen = background[covered]
+            if len(seen):  # independent of the person's fill below: runs beside it (the other core)
+                ex_job = _BESIDE.submit(contextvars.copy_context().run,  # the request's time budget too
+                                        self._completed_background, exemplar, ex_hole, _pixels(seen, ex_size))
         level = photo_level(photo, to_photo(positions))
         person_img = sample(photo, to_photo(positions), level)
         if person_hole.any():
@@ -247,9 +247,8 @@ class TrainingFreeEngineV2:
         if not whole_frame:
             bg_level = photo_level(photo, to_photo(background))
             back_img = sample(photo, to_photo(background), bg_level)
-            if ex_fill is not None:
-                seen = background[covered]
-                ex_fill = ex_fill.result()
+            if ex_job is not None:
+                ex_fill = ex_job.result()
                 votes = ex_fill.sources(seen)
                 background[covered] = votes[0]
                 back_img[covered] = sample_votes(photo, to_photo(votes), bg_level, ex_fill.weights(seen))
