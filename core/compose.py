@@ -28,13 +28,22 @@ RANDOM = 3  # candidates replaced by random-search draws before each PatchMatch 
 COARSE_EXTRA = 1  # extra EM rounds on every level but the finest (cheap there)
 LOCALITY = 2.0  # weight of where a patch is beside what it shows (see ``_features``)
 CHANNELS = 16  # principal directions kept of the 75-dimensional patches
+ACROSS = 3.0  # ``follow``: a locality cost's scale across the structure beside a hole part (rows at a horizon)
+ALONG = 0.3  # and along it: sources far along a horizon are fine, above or below it are not
+GUESS_POWER = 2.0  # the first guess's inverse-distance weights: 1 / distance^(2 x this)
+EDGE = 0.03  # a gradient (per channel step, colours in [0, 1]) that makes an edge
+SPREAD = (0.06, 0.15, 0.4)  # how far (shares of the work picture's side) a border's edge direction reaches
 ZONE_WORTH = 0.8  # a level matches only the zone that reaches what is read when it is under this share
 
 
-def _features(image: torch.Tensor, allowed: torch.Tensor | None = None, locality: float = 0.0) -> torch.Tensor:
-    """(1, 3, h, w) in [0, 1] -> (1, CHANNELS + 1, h, w) unit patch descriptors (zero where not allowed):
-    5x5 colour patches projected on their principal directions (matching cost grows with channels);
-    with ``locality``, two more channels for where the patch is (so far sources cost more)."""
+def _features(image: torch.Tensor, allowed: torch.Tensor | None = None, locality: float = 0.0,
+              metric: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, 3, h, w) in [0, 1] -> query and source descriptors (1, C, h, w) whose dot product ranks
+    sources: 5x5 colour patches projected on their principal directions (matching cost grows with
+    channels), unit vectors (zero where not ``allowed``: a source there scores lowest). With
+    ``locality``, the dot product also subtracts how far a source is from the query,
+    (s - q)^T M_q (s - q) with M_q the query's ``metric`` (3, h, w: its entries yy, yx, xx; default the
+    identity): distant sources cost more (continuation), along a structure less than across it."""
     k = 2 * PATCH_RADIUS + 1
     h, w = image.shape[-2:]
     padded = F.pad(image - image.mean((2, 3), keepdim=True), (PATCH_RADIUS,) * 4, mode="replicate")
@@ -45,16 +54,29 @@ def _features(image: torch.Tensor, allowed: torch.Tensor | None = None, locality
     # OpenBLAS threads would fight torch's for the cores)
     basis = vecs.flip(1)[:, :CHANNELS].float()  # (75, CHANNELS)
     proj = patches @ basis  # (N, CHANNELS)
-    if locality:  # where a patch is, as two more channels: distant sources cost more (continuation)
-        where = pixel_grid(h, w, "cpu").reshape(2, -1).t() / max(h, w)
-        proj = torch.cat([proj, where * locality * proj.norm(dim=1).mean()], 1)
-    # Lift onto a sphere (x -> [x, sqrt(R^2 - |x|^2)] / R): cosine similarity then ranks by L2 distance.
+    # Lift onto a sphere (x -> [x, sqrt(R^2 - |x|^2)] / R): the dot product then ranks by L2 distance.
     radius = proj.norm(dim=1).max().clamp_min(1e-6) * 1.01
     lift = (radius**2 - proj.square().sum(1, keepdim=True)).clamp_min(0).sqrt()
     feats = (torch.cat([proj, lift], 1) / radius).t().reshape(1, -1, h, w)
-    if allowed is not None:
-        feats = feats * allowed
-    return feats
+    ok = torch.ones(1, 1, h, w) if allowed is None else allowed.float().view(1, 1, h, w)
+    if not locality:
+        return feats, feats * ok
+    # Where a patch is costs (L m / R)^2 / 2 per squared unit of distance (m: the patches' mean norm):
+    # a squared distance of descriptors on the sphere is twice one minus their dot product.
+    weight = 0.5 * float(locality * proj.norm(dim=1).mean() / radius) ** 2
+    where = pixel_grid(h, w, "cpu")[None] / max(h, w)  # (1, 2, h, w) rows, cols
+    y, x = where[:, :1], where[:, 1:]
+    if metric is None:
+        metric = torch.tensor([1.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(1, 3, h, w)
+    else:
+        metric = metric[None]
+    a, b, c = metric[:, :1], metric[:, 1:2], metric[:, 2:]
+    # -(s - q)^T M (s - q) = 2 q^T M s - s^T M s - q^T M q; the last is the query's own (no ranking).
+    query = weight * torch.cat([2 * (a * y + b * x), 2 * (b * y + c * x), -a, -2 * b, -c], 1)
+    source = torch.cat([y, x, y * y, y * x, x * x], 1)
+    # A constant channel lifts every allowed source above any not allowed (zero) one.
+    lift_ok = torch.full((1, 1, h, w), 2.0 + 4.0 * weight * float(metric.amax()))
+    return torch.cat([feats, query, lift_ok], 1), torch.cat([feats, source, torch.ones(1, 1, h, w)], 1) * ok
 
 
 VOTES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # a work cell and its four neighbours
@@ -156,12 +178,15 @@ class _BestMatch(PatchMatch):
 
 
 def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
-             iterations: int = 2, need: np.ndarray | None = None) -> Completion:
+             iterations: int = 2, need: np.ndarray | None = None, follow: bool = False) -> Completion:
     """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
     is filled with the texture of ``allowed`` (default: everything outside the hole). ``need`` (H, W)
     bool: where the caller will read the fill (default: the whole hole). The matching works only within
     reach of it (``_zones``); the fill there is the one matching everywhere gives (all but a few cells
-    where the descriptors' whole-picture projection moves a near tie; docs/engine.md, fourth session)."""
+    where the descriptors' whole-picture projection moves a near tie; docs/engine.md, fourth session).
+    ``follow``: each part of the hole continues the structure that borders it (``_structure_metric``:
+    a horizon or table top along its rows, a hanging flag's folds down its columns) instead of copying
+    from any direction alike."""
     h, w = hole.shape
     none = Completion(np.zeros((1, 1, 2), np.float32), np.zeros((1, 1), bool), np.zeros_like(hole))
     allowed = ~hole if allowed is None else allowed & ~hole
@@ -184,6 +209,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         return none
     rounds = {level: iterations if level == 0 else iterations + COARSE_EXTRA for level in range(levels)}
     zones = _zones(_cells(hole if need is None else need, (wh, ww)), hole_t, levels, rounds, iterations)
+    metric = _structure_metric(img, hole_t) if follow else None  # (3, wh, ww)
     pm = _BestMatch(0, 9, use_gru=False)
     generator = torch.Generator().manual_seed(0)  # the same fill every run
     offsets = None
@@ -198,12 +224,15 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         src_ok = F.max_pool2d((~ok)[None, None].float(), 2 * PATCH_RADIUS + 1, 1, PATCH_RADIUS)[0, 0] == 0
         src_ok = src_ok if int(src_ok.sum()) >= 4 else ok
         grid = pixel_grid(lh, lw, "cpu")  # (2, lh, lw)
-        if offsets is None:  # coarsest: a smooth first guess, then dense matching
+        level_metric = None if metric is None else F.avg_pool2d(metric[None], f)[0] if f > 1 else metric
+        if offsets is None and level_metric is not None:  # coarsest: a first guess along the structures
+            im = _directed_guess(im, hl, ok, level_metric)
+            cand = _window(_dense(*_features(im, src_ok, LOCALITY, level_metric), src_ok))
+        elif offsets is None:  # coarsest: a smooth first guess, then dense matching
             small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
             im = torch.from_numpy(cv2.inpaint(small, hl.numpy().astype(np.uint8), 3, cv2.INPAINT_TELEA))
             im = im.permute(2, 0, 1)[None].float() / 255
-            feats = _features(im, locality=LOCALITY)
-            cand = _window(_dense(feats, feats * src_ok[None, None], src_ok))
+            cand = _window(_dense(*_features(im, src_ok, LOCALITY, level_metric), src_ok))
         else:  # seeds from the coarser level: its best offset x2 and a 3x3 window around it
             cand = seed_offsets(offsets, 3, 1)
         cand = _keep_valid(cand, grid, src_ok)
@@ -212,9 +241,9 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         pm.zone = None if zones[level].mean() > ZONE_WORTH else torch.from_numpy(np.flatnonzero(zones[level]))
         for i in range(rounds[level]):
             im = _fill(im, cand, hl, grid)
-            left = _features(im, locality=LOCALITY)
+            left, right = _features(im, src_ok, LOCALITY, level_metric)
             cand = _keep_valid(_random_search(cand, grid, sources, max(lh, lw) / 2 ** (i + 1), generator), grid, src_ok)
-            match = pm(left, left * src_ok[None, None], im, cand, iterations=iterations, temperature=0.01)
+            match = pm(left, right, im, cand, iterations=iterations, temperature=0.01)
             cand = match.positions.transpose(1, 2) - grid.view(1, 2, 1, lh, lw)  # (1, 2, K, lh, lw)
             cand = _keep_valid(cand, grid, src_ok)
         offsets = cand[:, :, 0].clone()  # (1, 2, lh, lw): each pixel's best (the matcher keeps it first)
@@ -222,6 +251,79 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     if offsets is None:
         return none
     return Completion(offsets[0].permute(1, 2, 0).numpy(), hl.numpy(), hole)
+
+
+def _structure_metric(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """(1, 3, h, w) picture and its (h, w) bool hole -> (3, h, w) per pixel the locality metric M (its
+    yy, yx, xx entries) of ``_features``. Each known pixel on an edge votes for its edge's direction, as
+    much as its neighbourhood agrees on it (the local structure tensor's coherence: a horizon, a table
+    top or a flag's fold votes, grass or noise hardly); the votes spread into the hole (normalized
+    convolution over the edge pixels). Where they agree, moving along that direction costs ``ALONG``^2
+    and across it ``ACROSS``^2; where they disagree or nothing borders, the identity."""
+    h, w = hole.shape
+    known = (F.max_pool2d(hole[None, None].float(), 5, 1, 2)[0, 0] == 0).float()  # gradients not touching it
+    smooth = _blur(image, 1.0)
+    gy = F.pad(smooth[..., 2:, 1:-1] - smooth[..., :-2, 1:-1], (1, 1, 1, 1)) * 0.5  # (1, 3, h, w)
+    gx = F.pad(smooth[..., 1:-1, 2:] - smooth[..., 1:-1, :-2], (1, 1, 1, 1)) * 0.5
+    local = _blur(torch.cat([(gy * gy).sum(1, keepdim=True), (gy * gx).sum(1, keepdim=True),
+                             (gx * gx).sum(1, keepdim=True)], 1), 1.5)  # (1, 3, h, w) structure tensor
+    trace = local[:, 0] + local[:, 2]
+    edge = (trace > EDGE**2).float() * known  # (1, h, w) known pixels on an edge
+    votes = _coherence(local[0]) ** 2 * edge[0]  # (h, w): how much each edge pixel's direction counts
+    unit = local / trace.clamp_min(1e-12)[:, None]  # unit-trace tensors: directions, not contrast
+    # Near edges the narrow spread decides; deeper in a hole the wider ones (each one's share falls tenfold).
+    stack = torch.cat([unit * votes, edge[None]], 1)
+    spread = sum(_blur(stack, reach * max(h, w)) * 0.1**i for i, reach in enumerate(SPREAD))
+    field = spread[0, :3] / spread[0, 3:].clamp_min(1e-6)
+    strength = _coherence(field) * (field[0] + field[2])  # agreeing votes among the edges that reach here
+    field = field / (field[0] + field[2]).clamp_min(1e-12)
+    angle = 0.5 * torch.atan2(2 * field[1], field[0] - field[2])  # of the gradient n from the row axis
+    ny, nx = torch.cos(angle), torch.sin(angle)
+    strength = strength.clamp(0, 1)
+    across = 1 + strength * (ACROSS**2 - 1)
+    along = 1 + strength * (ALONG**2 - 1)
+    # M = across n n^T + along e e^T, e = (-nx, ny).
+    return torch.stack([across * ny * ny + along * nx * nx, (across - along) * ny * nx,
+                        across * nx * nx + along * ny * ny])
+
+
+def _directed_guess(im: torch.Tensor, hole: torch.Tensor, known: torch.Tensor, metric: torch.Tensor
+                    ) -> torch.Tensor:
+    """(1, 3, h, w) coarse picture with its hole filled by inverse-distance weighting of the ``known``
+    pixels (Shepard), distances measured in each hole pixel's ``metric`` (3, h, w): along a horizon the
+    nearest known pixels are those of its rows, so the guess continues it (isotropic diffusion, as
+    OpenCV's inpainting, blurs it into a diagonal ramp)."""
+    h, w = hole.shape
+    at = torch.nonzero(hole)  # (n, 2)
+    src = torch.nonzero(known)  # (S, 2)
+    if not len(at) or not len(src):
+        return im
+    d = (src[None].float() - at[:, None].float()) / max(h, w)  # (n, S, 2)
+    m = metric[:, at[:, 0], at[:, 1]].t()  # (n, 3)
+    dist2 = m[:, :1] * d[..., 0] ** 2 + 2 * m[:, 1:2] * d[..., 0] * d[..., 1] + m[:, 2:] * d[..., 1] ** 2
+    weight = dist2.clamp_min(1e-6) ** -GUESS_POWER  # (n, S)
+    weight = weight / weight.sum(1, keepdim=True)
+    colours = im[0][:, src[:, 0], src[:, 1]]  # (3, S)
+    out = im.clone()
+    out[0][:, at[:, 0], at[:, 1]] = colours @ weight.t()
+    return out
+
+
+def _coherence(tensor: torch.Tensor) -> torch.Tensor:
+    """(3, h, w) structure tensors (yy, yx, xx) -> (h, w) (l1 - l2) / (l1 + l2) in [0, 1]."""
+    half_gap = ((tensor[0] - tensor[2]).square() * 0.25 + tensor[1].square()).sqrt()
+    return (half_gap / ((tensor[0] + tensor[2]) * 0.5).clamp_min(1e-12)).clamp(0, 1)
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(1, C, h, w) Gaussian blur (separable, replicated borders)."""
+    r = max(1, min(int(3 * sigma), max(x.shape[-2:]) - 1))
+    t = torch.arange(-r, r + 1, dtype=torch.float32)
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    g = g / g.sum()
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def _cells(need: np.ndarray, work: tuple[int, int]) -> np.ndarray:

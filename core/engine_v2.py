@@ -253,7 +253,7 @@ class TrainingFreeEngineV2:
                 background[covered] = votes[0]
                 back_img[covered] = sample_votes(photo, to_photo(votes), bg_level, ex_fill.weights(seen))
             if beyond.any():  # from the background the exemplar does show (never a stretch of its edge)
-                fill = complete(back_img, beyond, ~beyond & ~src_person, self.completion_side)
+                fill = complete(back_img, beyond, ~beyond & ~src_person, self.completion_side, follow=True)
                 holes = np.argwhere(beyond).astype(np.float32)
                 votes = _at(background, fill.sources(holes))
                 background[beyond] = votes[0]
@@ -324,7 +324,7 @@ class TrainingFreeEngineV2:
             if not (seen & ~last[2]).any():
                 return last[3]
             seen = seen | last[2]
-        fill = complete(exemplar.image, hole, None, self.completion_side, need=seen)
+        fill = complete(exemplar.image, hole, None, self.completion_side, need=seen, follow=True)
         self._background = (exemplar, hole, seen, fill)
         return fill
 
