@@ -30,20 +30,17 @@ LOCALITY = 2.0  # weight of where a patch is beside what it shows (see ``_featur
 CHANNELS = 16  # principal directions kept of the 75-dimensional patches
 ACROSS = 3.0  # ``follow``: a locality cost's scale across the structure beside a hole part (rows at a horizon)
 ALONG = 0.3  # and along it: sources far along a horizon are fine, above or below it are not
+HORIZONTAL = 4.0  # how fast a structure counts less as it leans off the horizontal (cos^this)
 GUESS_POWER = 2.0  # the first guess's inverse-distance weights: 1 / distance^(2 x this)
 EDGE = 0.03  # a gradient (per channel step, colours in [0, 1]) that makes an edge
 SPREAD = (0.06, 0.15, 0.4)  # how far (shares of the work picture's side) a border's edge direction reaches
 ZONE_WORTH = 0.8  # a level matches only the zone that reaches what is read when it is under this share
 
 
-def _features(image: torch.Tensor, allowed: torch.Tensor | None = None, locality: float = 0.0,
-              metric: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1, 3, h, w) in [0, 1] -> query and source descriptors (1, C, h, w) whose dot product ranks
-    sources: 5x5 colour patches projected on their principal directions (matching cost grows with
-    channels), unit vectors (zero where not ``allowed``: a source there scores lowest). With
-    ``locality``, the dot product also subtracts how far a source is from the query,
-    (s - q)^T M_q (s - q) with M_q the query's ``metric`` (3, h, w: its entries yy, yx, xx; default the
-    identity): distant sources cost more (continuation), along a structure less than across it."""
+def _features(image: torch.Tensor, allowed: torch.Tensor | None = None, locality: float = 0.0) -> torch.Tensor:
+    """(1, 3, h, w) in [0, 1] -> (1, CHANNELS + 1, h, w) unit patch descriptors (zero where not allowed):
+    5x5 colour patches projected on their principal directions (matching cost grows with channels);
+    with ``locality``, two more channels for where the patch is (so far sources cost more)."""
     k = 2 * PATCH_RADIUS + 1
     h, w = image.shape[-2:]
     padded = F.pad(image - image.mean((2, 3), keepdim=True), (PATCH_RADIUS,) * 4, mode="replicate")
@@ -54,29 +51,16 @@ def _features(image: torch.Tensor, allowed: torch.Tensor | None = None, locality
     # OpenBLAS threads would fight torch's for the cores)
     basis = vecs.flip(1)[:, :CHANNELS].float()  # (75, CHANNELS)
     proj = patches @ basis  # (N, CHANNELS)
-    # Lift onto a sphere (x -> [x, sqrt(R^2 - |x|^2)] / R): the dot product then ranks by L2 distance.
+    if locality:  # where a patch is, as two more channels: distant sources cost more (continuation)
+        where = pixel_grid(h, w, "cpu").reshape(2, -1).t() / max(h, w)
+        proj = torch.cat([proj, where * locality * proj.norm(dim=1).mean()], 1)
+    # Lift onto a sphere (x -> [x, sqrt(R^2 - |x|^2)] / R): cosine similarity then ranks by L2 distance.
     radius = proj.norm(dim=1).max().clamp_min(1e-6) * 1.01
     lift = (radius**2 - proj.square().sum(1, keepdim=True)).clamp_min(0).sqrt()
     feats = (torch.cat([proj, lift], 1) / radius).t().reshape(1, -1, h, w)
-    ok = torch.ones(1, 1, h, w) if allowed is None else allowed.float().view(1, 1, h, w)
-    if not locality:
-        return feats, feats * ok
-    # Where a patch is costs (L m / R)^2 / 2 per squared unit of distance (m: the patches' mean norm):
-    # a squared distance of descriptors on the sphere is twice one minus their dot product.
-    weight = 0.5 * float(locality * proj.norm(dim=1).mean() / radius) ** 2
-    where = pixel_grid(h, w, "cpu")[None] / max(h, w)  # (1, 2, h, w) rows, cols
-    y, x = where[:, :1], where[:, 1:]
-    if metric is None:
-        metric = torch.tensor([1.0, 0.0, 1.0]).view(1, 3, 1, 1).expand(1, 3, h, w)
-    else:
-        metric = metric[None]
-    a, b, c = metric[:, :1], metric[:, 1:2], metric[:, 2:]
-    # -(s - q)^T M (s - q) = 2 q^T M s - s^T M s - q^T M q; the last is the query's own (no ranking).
-    query = weight * torch.cat([2 * (a * y + b * x), 2 * (b * y + c * x), -a, -2 * b, -c], 1)
-    source = torch.cat([y, x, y * y, y * x, x * x], 1)
-    # A constant channel lifts every allowed source above any not allowed (zero) one.
-    lift_ok = torch.full((1, 1, h, w), 2.0 + 4.0 * weight * float(metric.amax()))
-    return torch.cat([feats, query, lift_ok], 1), torch.cat([feats, source, torch.ones(1, 1, h, w)], 1) * ok
+    if allowed is not None:
+        feats = feats * allowed
+    return feats
 
 
 VOTES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # a work cell and its four neighbours
@@ -225,14 +209,15 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         src_ok = src_ok if int(src_ok.sum()) >= 4 else ok
         grid = pixel_grid(lh, lw, "cpu")  # (2, lh, lw)
         level_metric = None if metric is None else F.avg_pool2d(metric[None], f)[0] if f > 1 else metric
-        if offsets is None and level_metric is not None:  # coarsest: a first guess along the structures
-            im = _directed_guess(im, hl, ok, level_metric)
-            cand = _window(_dense(*_features(im, src_ok, LOCALITY, level_metric), src_ok))
-        elif offsets is None:  # coarsest: a smooth first guess, then dense matching
-            small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-            im = torch.from_numpy(cv2.inpaint(small, hl.numpy().astype(np.uint8), 3, cv2.INPAINT_TELEA))
-            im = im.permute(2, 0, 1)[None].float() / 255
-            cand = _window(_dense(*_features(im, src_ok, LOCALITY, level_metric), src_ok))
+        if offsets is None:  # coarsest: a smooth first guess, then dense matching
+            if level_metric is None:
+                small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+                im = torch.from_numpy(cv2.inpaint(small, hl.numpy().astype(np.uint8), 3, cv2.INPAINT_TELEA))
+                im = im.permute(2, 0, 1)[None].float() / 255
+            else:  # inverse-distance weighting along the structures beside each part (no diagonal ramps)
+                im = _directed_guess(im, hl, ok, level_metric)
+            feats = _features(im, locality=LOCALITY)
+            cand = _window(_dense(feats, feats * src_ok[None, None], src_ok))
         else:  # seeds from the coarser level: its best offset x2 and a 3x3 window around it
             cand = seed_offsets(offsets, 3, 1)
         cand = _keep_valid(cand, grid, src_ok)
@@ -241,9 +226,9 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         pm.zone = None if zones[level].mean() > ZONE_WORTH else torch.from_numpy(np.flatnonzero(zones[level]))
         for i in range(rounds[level]):
             im = _fill(im, cand, hl, grid)
-            left, right = _features(im, src_ok, LOCALITY, level_metric)
+            left = _features(im, locality=LOCALITY)
             cand = _keep_valid(_random_search(cand, grid, sources, max(lh, lw) / 2 ** (i + 1), generator), grid, src_ok)
-            match = pm(left, right, im, cand, iterations=iterations, temperature=0.01)
+            match = pm(left, left * src_ok[None, None], im, cand, iterations=iterations, temperature=0.01)
             cand = match.positions.transpose(1, 2) - grid.view(1, 2, 1, lh, lw)  # (1, 2, K, lh, lw)
             cand = _keep_valid(cand, grid, src_ok)
         offsets = cand[:, :, 0].clone()  # (1, 2, lh, lw): each pixel's best (the matcher keeps it first)
@@ -279,7 +264,7 @@ def _structure_metric(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
     field = field / (field[0] + field[2]).clamp_min(1e-12)
     angle = 0.5 * torch.atan2(2 * field[1], field[0] - field[2])  # of the gradient n from the row axis
     ny, nx = torch.cos(angle), torch.sin(angle)
-    strength = strength.clamp(0, 1)
+    strength = strength.clamp(0, 1) * ny**HORIZONTAL  # layers of a scene lie level: horizons, table tops, floors
     across = 1 + strength * (ACROSS**2 - 1)
     along = 1 + strength * (ALONG**2 - 1)
     # M = across n n^T + along e e^T, e = (-nx, ny).
