@@ -4,7 +4,8 @@ the original photo, and multi-band blending of the mapped person over the comple
 ``complete`` fills a hole with patches from the rest of a picture (Wexler-style, coarse to fine) using
 the project's own ``PatchMatch`` (core/patchmatch.py, no GRU) on patch descriptors that also carry
 where a patch is (so the hole continues the texture beside it), with random-search seeds; the coarsest
-level is matched densely. It returns a *shift map* (where each pixel copies from), not colours, so the
+level is matched densely, on a first guess that (for backgrounds) continues the level structures beside
+each part of the hole. It returns a *shift map* (where each pixel copies from), not colours, so the
 fill is finally sampled from the full-resolution picture: sharp, never a blurred inpaint.
 ``front_layer`` decides which of the input's person pixels the person layer keeps (docs/engine.md,
 "Engine v2 compositing").
@@ -168,9 +169,10 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     bool: where the caller will read the fill (default: the whole hole). The matching works only within
     reach of it (``_zones``); the fill there is the one matching everywhere gives (all but a few cells
     where the descriptors' whole-picture projection moves a near tie; docs/engine.md, fourth session).
-    ``follow``: each part of the hole continues the structure that borders it (``_structure_metric``:
-    a horizon or table top along its rows, a hanging flag's folds down its columns) instead of copying
-    from any direction alike."""
+    ``follow`` (backgrounds): the first guess of the coarsest level continues the level structures that
+    border each part of the hole (``_structure_metric``, ``_directed_guess``: a horizon or a table top
+    goes on along its rows) instead of OpenCV's isotropic inpainting, which closes sky and ground over it
+    in a diagonal ramp that the matching then copies in blocks (the launch pad's "tripod")."""
     h, w = hole.shape
     none = Completion(np.zeros((1, 1, 2), np.float32), np.zeros((1, 1), bool), np.zeros_like(hole))
     allowed = ~hole if allowed is None else allowed & ~hole
@@ -193,7 +195,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         return none
     rounds = {level: iterations if level == 0 else iterations + COARSE_EXTRA for level in range(levels)}
     zones = _zones(_cells(hole if need is None else need, (wh, ww)), hole_t, levels, rounds, iterations)
-    metric = _structure_metric(img, hole_t) if follow else None  # (3, wh, ww)
+    metric = _structure_metric(img, hole_t) if follow else None  # (3, wh, ww): the first guess's distances
     pm = _BestMatch(0, 9, use_gru=False)
     generator = torch.Generator().manual_seed(0)  # the same fill every run
     offsets = None
@@ -208,14 +210,13 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         src_ok = F.max_pool2d((~ok)[None, None].float(), 2 * PATCH_RADIUS + 1, 1, PATCH_RADIUS)[0, 0] == 0
         src_ok = src_ok if int(src_ok.sum()) >= 4 else ok
         grid = pixel_grid(lh, lw, "cpu")  # (2, lh, lw)
-        level_metric = None if metric is None else F.avg_pool2d(metric[None], f)[0] if f > 1 else metric
         if offsets is None:  # coarsest: a smooth first guess, then dense matching
-            if level_metric is None:
+            if metric is None:
                 small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
                 im = torch.from_numpy(cv2.inpaint(small, hl.numpy().astype(np.uint8), 3, cv2.INPAINT_TELEA))
                 im = im.permute(2, 0, 1)[None].float() / 255
             else:  # inverse-distance weighting along the structures beside each part (no diagonal ramps)
-                im = _directed_guess(im, hl, ok, level_metric)
+                im = _directed_guess(im, hl, ok, F.avg_pool2d(metric[None], f)[0] if f > 1 else metric)
             feats = _features(im, locality=LOCALITY)
             cand = _window(_dense(feats, feats * src_ok[None, None], src_ok))
         else:  # seeds from the coarser level: its best offset x2 and a 3x3 window around it
@@ -239,12 +240,13 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
 
 
 def _structure_metric(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-    """(1, 3, h, w) picture and its (h, w) bool hole -> (3, h, w) per pixel the locality metric M (its
-    yy, yx, xx entries) of ``_features``. Each known pixel on an edge votes for its edge's direction, as
-    much as its neighbourhood agrees on it (the local structure tensor's coherence: a horizon, a table
-    top or a flag's fold votes, grass or noise hardly); the votes spread into the hole (normalized
-    convolution over the edge pixels). Where they agree, moving along that direction costs ``ALONG``^2
-    and across it ``ACROSS``^2; where they disagree or nothing borders, the identity."""
+    """(1, 3, h, w) picture and its (h, w) bool hole -> (3, h, w) per pixel a metric M (its yy, yx, xx
+    entries) for ``_directed_guess``'s distances. Each known pixel on an edge votes for its edge's
+    direction, as much as its neighbourhood agrees on it (the local structure tensor's coherence: a
+    horizon or a table top votes, grass or noise hardly); the votes spread into the hole (normalized
+    convolution over the edge pixels, narrow near them, wider deeper in). Where they agree on a level
+    direction, moving along it costs ``ALONG``^2 and across it ``ACROSS``^2; where they disagree, lean
+    (a hanging flag's folds) or nothing borders, the identity."""
     h, w = hole.shape
     known = (F.max_pool2d(hole[None, None].float(), 5, 1, 2)[0, 0] == 0).float()  # gradients not touching it
     smooth = _blur(image, 1.0)
