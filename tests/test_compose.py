@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from core.compose import _structure_metric, complete, front_layer
@@ -137,15 +138,17 @@ def test_completion_matched_only_near_what_is_read_gives_the_same_fill_there(mon
     assert not np.array_equal(part.offsets[40:56, 160:176], full.offsets[40:56, 160:176])  # (it was left out)
 
 
-def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_yet():
+@pytest.mark.parametrize("task", ["mask", "face"])
+def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_yet(task):
     """Engine v2 keeps the last exemplar's completed background (a video's frames share it): reused while
-    what the output sees lies within what was completed, else completed again for both views; completed
-    along the structures beside the hole (``follow``)."""
+    what the output sees lies within what was completed, else completed again for both views; along the
+    structures beside the hole (``follow``) for whole figures, not for faces (FOLLOW_TASKS)."""
     from core.conditions.condition import Condition
     from core.engine_v2 import TrainingFreeEngineV2
 
     img = _textured(64, 64, 1)
-    ex = Condition(task="face", label=torch.zeros(1, 64, 64), preview=img, image=img)
+    img[:24] //= 3  # a level edge beside the hole: the two guesses differ
+    ex = Condition(task=task, label=torch.zeros(1, 64, 64), preview=img, image=img)
     hole = np.zeros((64, 64), bool)
     hole[16:48, 16:48] = True
     left, right = np.zeros_like(hole), np.zeros_like(hole)
@@ -157,8 +160,10 @@ def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_
     both = engine._completed_background(ex, hole, right)
     assert both is not first and np.array_equal(engine._background[2], left | right)
     points = np.argwhere(left | right).astype(np.float32)
-    whole = complete(img, hole, side=64, follow=True)
+    whole = complete(img, hole, side=64, follow=task == "mask")
+    other = complete(img, hole, side=64, follow=task != "mask")
     assert np.array_equal(both.sources(points), whole.sources(points))
+    assert not np.array_equal(both.sources(points), other.sources(points))
 
 
 def test_fill_sources_equal_the_per_vote_computation():
