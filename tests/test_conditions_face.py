@@ -42,7 +42,7 @@ def test_face_found_with_ibug_layout(faces, name):
     # Eyes inside the face box of an independent detector (MediaPipe FaceDetection).
     boxes = _boxes(cond.image)
     assert boxes
-    x0, y0, x1, y1, _ = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+    x0, y0, x1, y1 = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))[:4]
     eyes = kp[36:48, :2]
     assert ((eyes[:, 0] > x0) & (eyes[:, 0] < x1) & (eyes[:, 1] > y0) & (eyes[:, 1] < y1)).all()
 
