@@ -40,7 +40,7 @@ from core.compose import blend, complete, front_layer, photo_level, sample, samp
 from core.conditions import detectors
 from core.conditions.condition import Condition
 from core.detail import add_detail, detail_region
-from core.errors import InputError
+from core.errors import InputError, NoSubjectError
 from core.imageio import fit_geometry, to_tensor
 from core.patchmatch import LevelMatch
 from core.protocol import EngineOutput, Progress
@@ -55,6 +55,9 @@ JOINT_KEEP = 0.02  # pose: the body chart stays exact within this (times the lon
 PLAIN_SOURCE = 0.3  # pose: the person's fill copies only its plain clothing when that is this share of what it may copy
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
+# Refuse a face exemplar whose face would be enlarged more than this (unless allow_partial): a 40 px face
+# blown up ~8x is a smear no detail synthesis rescues (docs/engine.md, faces on hard exemplars).
+ZOOM_REFUSE = 5.0
 # The person/background seam is an object's outline: one band (the feathered alpha). A multi-band blend
 # spreads a dark person's low frequencies ~10 px into a bright background: a halo, arms like shadows.
 SEAM_BANDS = 0
@@ -154,6 +157,9 @@ class TrainingFreeEngineV2:
         src_person = src_person | chart.defined | stand_in
         whole_frame = task == "mask" and not mask_layered(source, exemplar)  # a painted scene: one layer
         zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))
+        to_photo = photo_scale(photo.shape[:2], ex_size)
+        if task == "face" and not allow_partial and chart.defined.any():
+            refuse_blow_up(zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx)))))
         face_side = max(1.0, float(np.sqrt(chart.defined.sum())))
         positions = surround_map(size, similarity, chart.positions, chart.defined, src_person, ex_person,
                                  reach=1.0 * face_side * zoom)
@@ -212,7 +218,6 @@ class TrainingFreeEngineV2:
         if not whole_frame and source.image is not None:
             front = front_layer(src_person, person_hole, max(2, round(RIM * np.sqrt(src_person.sum()))))
             person_hole &= front
-        to_photo = photo_scale(photo.shape[:2], ex_size)
         background = apply_affine(background_affine(similarity, size, ex_size), size)
         beyond = np.zeros(size, bool)  # background the exemplar's frame does not show: synthesized
         if scene is not None and scene.agrees:
@@ -378,6 +383,17 @@ class _PhotoScale:
         out[..., 0] = (positions[..., 0] + 0.5) / self.sy - 0.5 + self.top
         out[..., 1] = (positions[..., 1] + 0.5) / self.sx - 0.5 + self.left
         return out
+
+
+def refuse_blow_up(zoom: float) -> None:
+    """Raise ``NoSubjectError`` when the exemplar's face would be enlarged more than ``ZOOM_REFUSE``
+    (``zoom``: exemplar photo pixels per output pixel)."""
+    enlarge = 1.0 / max(zoom, 1e-6)
+    if enlarge > ZOOM_REFUSE:
+        raise NoSubjectError(f"The exemplar's face is too small: it would be enlarged {enlarge:.1f}x to fill the "
+                             f"input's face (at most {ZOOM_REFUSE:g}x keeps it sharp enough) and come out as a "
+                             "smeared blow-up. Use an exemplar where the face is larger (a closer photo or a "
+                             "larger picture), a smaller output resolution, or allow a partial result.")
 
 
 def photo_scale(photo_hw: tuple[int, int], cond_hw: tuple[int, int]) -> _PhotoScale:
