@@ -582,9 +582,10 @@ def head_similarity(src: Body, ex: Body) -> tuple[np.ndarray, bool]:
 
 
 def _head_frame(body: Body) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """The head's centre (the face joints' mean), its down direction (the eyes towards the nose: the same
-    for a face seen from the front or in profile) and its height from the nose to the top of the
-    silhouette above the centre (the crown: hair or hat). None without the nose and an eye."""
+    """The head's centre (between the ears, seen from the front or in profile; else the face joints' mean),
+    its down direction (the eyes towards the nose: the same for a face seen from the front or in profile)
+    and its height from the nose to the top of the silhouette above the centre (the crown: hair or hat).
+    None without the nose and an eye."""
     f = body.found
     eyes = [i for i in (14, 15) if f[i]]
     if not (f[0] and eyes):
@@ -595,7 +596,7 @@ def _head_frame(body: Body) -> tuple[np.ndarray, np.ndarray, float] | None:
     if length < 1.0:
         return None
     down /= length
-    centre = _head_centre(body.joints, f)[0]
+    centre = body.joints[[16, 17]].mean(axis=0) if f[[16, 17]].all() else _head_centre(body.joints, f)[0]
     h, w = body.silhouette.shape
     steps = centre - np.arange(0, 4 * body.scale)[:, None] * down  # from the head's centre upwards
     x, y = np.round(steps[:, 0]).astype(int), np.round(steps[:, 1]).astype(int)
