@@ -2,7 +2,8 @@
 
     limbs   (position t along the bone, signed offset across it / the silhouette's half-width there)
     torso   (u, v) inside the shoulders-hips quad (bilinear: corners map to corners)
-    head    a similarity fitted on the head points both sides show (nose, eyes, ears, neck)
+    head    a similarity fitted on the head points both sides show (nose, eyes, ears, neck); kept
+            upright, nose-to-crown height onto height, when those points disagree in shape (a profile)
     hands   piecewise affine over MediaPipe's 21 hand points (Delaunay triangles)
 
 The same coordinates are then placed on the exemplar's part. Which part owns a pixel: inside
@@ -983,9 +984,9 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     defined = ~np.isnan(positions[..., 0]) & ~stand_in
     positions[np.isnan(positions[..., 0])] = 0.0
     confidence[~(defined | stand_in)] = 0.0
-    for side, body in (("input", src), ("exemplar", ex)):
-        if body.doubts:
-            notes.append(f"The {side}'s skeleton was misread ({'; '.join(body.doubts)}).")
+    for side, misread in (("input", src.doubts), ("exemplar", ex.doubts)):
+        if misread:
+            notes.append(f"The {side}'s skeleton was misread ({'; '.join(misread)}).")
     if not (src.measured and ex.measured):
         notes.append("body charts use nominal limb widths (no photo behind the skeleton on one side).")
     if src.held is not None:
