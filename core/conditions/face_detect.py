@@ -2,9 +2,12 @@
 
 FaceMesh alone misses small faces in wide shots, so the full-range face detector (model 1,
 then the close-up model 0) finds the faces first; the largest one is cropped with a margin,
-enlarged, and given to FaceMesh. The optional face-alignment backend (2DFAN4, the original
-iBUG-68 predictor) is used only when ``WARPAINT_FACE_BACKEND=face-alignment`` is set, the
-package imports and its weights are already on disk: it is never required or downloaded.
+enlarged, and given to FaceMesh. Only when that places no landmarks (painted, stylised or CG faces)
+a second look runs: the detector on filtered copies of the picture, then FaceMesh's landmark model
+alone on the detector's box (FaceMesh's own detector and presence gate refuse painted faces).
+The optional face-alignment backend (2DFAN4, the original iBUG-68 predictor) is used only when
+``WARPAINT_FACE_BACKEND=face-alignment`` is set, the package imports and its weights are already
+on disk: it is never required or downloaded.
 """
 
 from __future__ import annotations
