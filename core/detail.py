@@ -42,9 +42,10 @@ def enlargement(positions: np.ndarray) -> np.ndarray:
     return _enlargement(_jacobian(positions))
 
 
-def _enlargement(jac: np.ndarray) -> np.ndarray:
-    """``enlargement`` from the map's Jacobian (h, w, 2, 2)."""
-    det = np.abs(jac[..., 0, 0] * jac[..., 1, 1] - jac[..., 0, 1] * jac[..., 1, 0])
+def _enlargement(jac: tuple[np.ndarray, ...]) -> np.ndarray:
+    """``enlargement`` from the map's Jacobian (its four (h, w) entries, ``_jacobian``)."""
+    r_y, r_x, c_y, c_x = jac
+    det = np.abs(r_y * c_x - r_x * c_y)
     with np.errstate(divide="ignore"):
         return 1.0 / np.sqrt(det)
 
@@ -71,7 +72,7 @@ def add_detail(image: np.ndarray, photo: np.ndarray, positions: np.ndarray, wher
     top, left = max(0, rows.min() - 1), max(0, cols.min() - 1)
     bottom, right = rows.max() + 2, cols.max() + 2
     box = positions[top:bottom, left:right].astype(np.float32)
-    jac = _jacobian(box)  # (h, w, 2, 2): d(row, col) / d(y, x), photo pixels per output pixel
+    jac = _jacobian(box)  # d(row, col) / d(y, x), photo pixels per output pixel: 4 x (h, w)
     scale = np.log2(np.clip(_enlargement(jac), 1.0, 2.0 ** BANDS))
     scale[scale < np.log2(MIN_ENLARGEMENT)] = 0
     weights = [np.clip(scale - k, 0, 1) * where[top:bottom, left:right] for k in range(BANDS)]
@@ -79,30 +80,31 @@ def add_detail(image: np.ndarray, photo: np.ndarray, positions: np.ndarray, wher
         return image, 0.0
     bands = _bands(photo, BANDS)
     h, w = box.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ys, xs = np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32)
     # Each cell copies at the photo's scale, turned like the map: source = q(c) + R (p - c), written with
     # the map at p itself (q(p) - J (p - c) = q(c) for a locally affine map), so no cell reads the map
     # across the region's edge.
-    shift = _rotation(jac) - jac  # (h, w, 2, 2)
+    s_rr, s_rc, s_cr, s_cc = (turn - entry for turn, entry in zip(_rotation(jac), jac))  # R - J: 4 x (h, w)
+    box_r, box_c = np.ascontiguousarray(box[..., 0]), np.ascontiguousarray(box[..., 1])
     detail = np.zeros((BANDS, h, w), np.float32)
     norm = np.zeros((h, w), np.float32)
     half = cell / 2
     rng = np.random.default_rng(SEED)
     for oy in (0.0, half):
         for ox in (0.0, half):
-            iy, ix = np.floor((yy - oy) / cell), np.floor((xx - ox) / cell)  # this grid's cell of each pixel
-            dy, dx = yy - ((iy + 0.5) * cell + oy), xx - ((ix + 0.5) * cell + ox)  # offset from its centre
+            # A grid's cells are rows times columns: each pixel's cell and offset from its centre per axis.
+            iy, ix = np.floor((ys - oy) / cell), np.floor((xs - ox) / cell)
+            dy, dx = (ys - ((iy + 0.5) * cell + oy))[:, None], (xs - ((ix + 0.5) * cell + ox))[None]
             # A random shift per cell (up to JITTER photo pixels along each axis): neighbouring cells would
             # otherwise copy overlapping windows and print the same grain as a lattice.
             jitter = rng.uniform(-1, 1, (int(iy.max()) + 2, int(ix.max()) + 2, 2)) * JITTER
-            jy, jx = jitter[iy.astype(np.int64) + 1, ix.astype(np.int64) + 1].transpose(2, 0, 1)
-            src_r = box[..., 0] + shift[..., 0, 0] * dy + shift[..., 0, 1] * dx + jy
-            src_c = box[..., 1] + shift[..., 1, 0] * dy + shift[..., 1, 1] * dx + jx
+            jy, jx = jitter[iy.astype(np.int64)[:, None] + 1, ix.astype(np.int64)[None] + 1].transpose(2, 0, 1)
+            src_r = (box_r + s_rr * dy + s_rc * dx + jy).astype(np.float32, copy=False)
+            src_c = (box_c + s_cr * dy + s_cc * dx + jx).astype(np.float32, copy=False)
             window = np.cos(np.pi * dy / cell) ** 2 * np.cos(np.pi * dx / cell) ** 2  # sums to 1 over the 4 grids
             for k, band in enumerate(bands):
                 if weights[k].any():
-                    detail[k] += window * cv2.remap(band, src_c.astype(np.float32), src_r.astype(np.float32),
-                                                    cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+                    detail[k] += window * cv2.remap(band, src_c, src_r, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
             norm += window**2
     added = sum(weights[k] * detail[k] for k in range(BANDS)) / np.sqrt(np.maximum(norm, 1e-6))
     # Only what the sampled picture lacks: frequencies above its Nyquist, 0.5 / e cycles per output pixel
@@ -116,22 +118,24 @@ def add_detail(image: np.ndarray, photo: np.ndarray, positions: np.ndarray, wher
     return out, float((weights[0] > 0).sum()) / where.size
 
 
-def _jacobian(box: np.ndarray) -> np.ndarray:
-    """(h, w, 2, 2) the map's Jacobian d(row, col) / d(y, x) by central differences (0 where not finite)."""
+def _jacobian(box: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The map's Jacobian d(row, col) / d(y, x) by central differences (0 where not finite), entry by
+    entry: d row / dy, d row / dx, d col / dy, d col / dx, each (h, w)."""
     r_y, r_x = np.gradient(box[..., 0])
     c_y, c_x = np.gradient(box[..., 1])
-    return np.nan_to_num(np.stack([np.stack([r_y, r_x], -1), np.stack([c_y, c_x], -1)], -2))
+    return tuple(np.nan_to_num(entry) for entry in (r_y, r_x, c_y, c_x))
 
 
-def _rotation(jac: np.ndarray) -> np.ndarray:
-    """(..., 2, 2) the rotation (or, where the map mirrors, the reflection) nearest each Jacobian (its
-    polar factor, in closed form for 2x2): the copied grain follows the face's turn at the photo's scale."""
-    a, b, c, d = jac[..., 0, 0], jac[..., 0, 1], jac[..., 1, 0], jac[..., 1, 1]
+def _rotation(jac: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """The rotation (or, where the map mirrors, the reflection) nearest each Jacobian (its polar factor,
+    in closed form for 2x2), entry by entry as ``_jacobian``: the copied grain follows the face's turn
+    at the photo's scale."""
+    a, b, c, d = jac
     flip = np.where(a * d - b * c < 0, -1.0, 1.0)  # a reflection: the nearest orthogonal map has det -1
     p, q = a + flip * d, c - flip * b  # R = [[p, -flip q], [q, flip p]] / |(p, q)|
     n = np.maximum(np.hypot(p, q), 1e-9)
     p, q = p / n, q / n
-    return np.stack([np.stack([p, -flip * q], -1), np.stack([q, flip * p], -1)], -2).astype(np.float32)
+    return tuple(entry.astype(np.float32) for entry in (p, -flip * q, q, flip * p))
 
 
 def detail_region(mapped: np.ndarray, mesh: np.ndarray | None, feather: float = 2.0) -> np.ndarray:

@@ -40,7 +40,8 @@ from core.compose import blend, complete, front_layer, photo_level, sample, samp
 from core.conditions import detectors
 from core.conditions.condition import Condition
 from core.detail import add_detail, detail_region
-from core.errors import InputError
+from core.environment import reuse_heap, torch_threads
+from core.errors import InputError, NoSubjectError
 from core.imageio import fit_geometry, to_tensor
 from core.patchmatch import LevelMatch
 from core.protocol import EngineOutput, Progress
@@ -55,6 +56,9 @@ JOINT_KEEP = 0.02  # pose: the body chart stays exact within this (times the lon
 PLAIN_SOURCE = 0.3  # pose: the person's fill copies only its plain clothing when that is this share of what it may copy
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
+# Refuse a face exemplar whose face would be enlarged more than this (unless allow_partial): a 40 px face
+# blown up ~7x is a smear no detail synthesis rescues (docs/engine.md, faces on hard exemplars).
+ZOOM_REFUSE = 5.0
 # The person/background seam is an object's outline: one band (the feathered alpha). A multi-band blend
 # spreads a dark person's low frequencies ~10 px into a bright background: a halo, arms like shadows.
 SEAM_BANDS = 0
@@ -68,6 +72,10 @@ PERSON_THRESHOLD = 0.5
 # The exemplar background's completion runs in this thread beside the person's (two independent PatchMatch
 # completions, each its own seeded generator: the same fills, and the second core busy).
 _BESIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warpaint-completion")
+# torch's intra-op threads in each of the engine's two threads (the thread beside starts inside the engine's
+# scope, so with the same setting): its tensors are small (the completions work at 128 px) and the two threads
+# already fill 2 cores, so a team of 2 on each only waits (docs/engine.md, "Engine v2 speed (fifth session)").
+ENGINE_THREADS = 1
 MIRROR_NOTE = ("The exemplar is used mirrored (it mirrors the input's scene, or its face is turned the other way); "
                "any text it shows is mirrored too (the mirror setting 'never' keeps it as given).")
 
@@ -112,9 +120,10 @@ class TrainingFreeEngineV2:
         def item_progress(i: int) -> Progress | None:
             return None if progress is None else lambda f, text: progress((i + f) / n, text)
 
-        return EngineOutput.concat([self.one(src, ex, allow_partial=allow_partial, mirror=mirror,
-                                             progress=item_progress(i))
-                                    for i, (src, ex) in enumerate(zip(sources, exemplar_conditions))])
+        with torch_threads(ENGINE_THREADS), reuse_heap():  # many same-sized temporaries: heap pages reused
+            return EngineOutput.concat([self.one(src, ex, allow_partial=allow_partial, mirror=mirror,
+                                                 progress=item_progress(i))
+                                        for i, (src, ex) in enumerate(zip(sources, exemplar_conditions))])
 
     def one(self, source: Condition, exemplar: Condition, *, allow_partial: bool = False, mirror: str = "auto",
             progress: Progress | None = None) -> EngineOutput:
@@ -158,6 +167,16 @@ class TrainingFreeEngineV2:
                                    cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) > 0
         src_person = src_person | chart.defined | stand_in
         whole_frame = task == "mask" and not mask_layered(source, exemplar)  # a painted scene: one layer
+        if task == "face" and not allow_partial and chart.defined.any():  # before any work is started
+            refuse_blow_up(similarity, photo_scale(photo.shape[:2], ex_size))
+        # The exemplar's background with its person removed, completed where the view shows it: it needs only
+        # the similarity, so it starts now in the thread beside this one (surround, folds and the person's fill).
+        background = apply_affine(background_affine(similarity, size, ex_size), size)
+        beyond = np.zeros(size, bool)  # background the exemplar's frame does not show: synthesized
+        ex_hole = np.zeros(ex_size, bool)
+        if not whole_frame:
+            ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
+        ex_job = self._background_job(exemplar, ex_hole, background, beyond, whole_frame)
         zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))
         face_side = max(1.0, float(np.sqrt(chart.defined.sum())))
         positions = surround_map(size, similarity, chart.positions, chart.defined, src_person, ex_person,
@@ -177,6 +196,11 @@ class TrainingFreeEngineV2:
             scene = match_scene(source, exemplar, np.where(src_person[..., None], positions, along), keep)
             if scene.agrees:
                 positions = follow(positions, scene.displacement)
+                # the background follows the scene too: its completion, started for the reframed view, again
+                background = follow(along, scene.displacement)
+                beyond = ~_in_frame(background, ex_size) & ~src_person
+                ex_job.cancel()
+                ex_job = self._background_job(exemplar, ex_hole, background, beyond, whole_frame)
                 messages.append("The exemplar shows the input's own scene: its surroundings follow the input's "
                                 "edges.")
         # Folds are looked for inside the person, off its edge: across the edge the map meets the
@@ -205,7 +229,6 @@ class TrainingFreeEngineV2:
         # the person's own texture (face excluded), by PatchMatch completion in the output.
         t = time.perf_counter()
         report(0.45, "completing what the exemplar does not show")
-        ex_h, ex_w = ex_size
         inside = _in_frame(positions, ex_size)
         core = cv2.erode(ex_person.astype(np.uint8), _disk(max(1, round(0.01 * max(ex_size)))))
         on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
@@ -218,23 +241,6 @@ class TrainingFreeEngineV2:
             front = front_layer(src_person, person_hole, max(2, round(RIM * np.sqrt(src_person.sum()))))
             person_hole &= front
         to_photo = photo_scale(photo.shape[:2], ex_size)
-        background = apply_affine(background_affine(similarity, size, ex_size), size)
-        beyond = np.zeros(size, bool)  # background the exemplar's frame does not show: synthesized
-        if scene is not None and scene.agrees:
-            background = follow(along, scene.displacement)
-            beyond = ~_in_frame(background, ex_size) & ~src_person
-        ex_hole = np.zeros(ex_size, bool)
-        covered = np.zeros(size, bool)
-        ex_job = None  # the exemplar's background with its person removed, completed where the view shows it
-        if not whole_frame:
-            ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
-            r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
-            c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
-            covered = ex_hole[r, c] & ~beyond
-            seen = background[covered]
-            if len(seen):  # independent of the person's fill below: runs beside it (the other core)
-                ex_job = _BESIDE.submit(contextvars.copy_context().run,  # the request's time budget too
-                                        self._completed_background, exemplar, ex_hole, _pixels(seen, ex_size))
         level = photo_level(photo, to_photo(positions))
         person_img = sample(photo, to_photo(positions), level)
         if person_hole.any():
@@ -248,12 +254,12 @@ class TrainingFreeEngineV2:
             votes = _at(positions, fill.sources(holes))  # (V, N, 2) exemplar pixels
             positions[person_hole] = votes[0]
             person_img[person_hole] = sample_votes(photo, to_photo(votes), level, fill.weights(holes))
-        back_img = person_img
+        back_img, covered = person_img, np.zeros(size, bool)
         if not whole_frame:
             bg_level = photo_level(photo, to_photo(background))
             back_img = sample(photo, to_photo(background), bg_level)
-            if ex_job is not None:
-                ex_fill = ex_job.result()
+            covered, seen, ex_fill = ex_job.result()
+            if ex_fill is not None:
                 votes = ex_fill.sources(seen)
                 background[covered] = votes[0]
                 back_img[covered] = sample_votes(photo, to_photo(votes), bg_level, ex_fill.weights(seen))
@@ -321,6 +327,25 @@ class TrainingFreeEngineV2:
         return _output(image, layered, used, not_mapped, chart_view, ex_size, seconds, messages, stats)
 
 
+    def _background_job(self, exemplar: Condition, hole: np.ndarray, background: np.ndarray, beyond: np.ndarray,
+                        whole_frame: bool) -> _BackgroundJob:
+        """The exemplar's background completed over ``hole`` where the output's ``background`` map (H, W, 2)
+        reads it (not ``beyond`` the exemplar's frame), started in the thread beside the caller's: its
+        result is (output pixels it covers, their exemplar positions, the completion or None)."""
+        covered = np.zeros(beyond.shape, bool)
+        if not whole_frame:
+            ex_h, ex_w = hole.shape
+            r = np.clip(np.round(background[..., 0]).astype(int), 0, ex_h - 1)
+            c = np.clip(np.round(background[..., 1]).astype(int), 0, ex_w - 1)
+            covered = hole[r, c] & ~beyond
+        seen = background[covered]
+        if not len(seen):
+            return _BackgroundJob(None, self, (covered, seen, None))
+        cache = self._background  # a job given up on (the view changed) leaves the cache as it was
+        job = _BESIDE.submit(contextvars.copy_context().run,  # the request's time budget too
+                             self._completed_background, exemplar, hole, _pixels(seen, hole.shape))
+        return _BackgroundJob(job, self, (covered, seen), cache)
+
     def _completed_background(self, exemplar: Condition, hole: np.ndarray, seen: np.ndarray):
         """The exemplar's background completed over ``hole`` (its person), matched only within reach of
         the pixels ``seen`` (the same fill there as over the whole hole: ``complete``'s ``need``);
@@ -334,6 +359,24 @@ class TrainingFreeEngineV2:
                         follow=exemplar.task in FOLLOW_TASKS)
         self._background = (exemplar, hole, seen, fill)
         return fill
+
+
+class _BackgroundJob:
+    """The exemplar background's completion under way in the thread beside (or nothing to complete)."""
+
+    def __init__(self, future, engine: TrainingFreeEngineV2, covered_seen: tuple, cache=None):
+        self.future, self.engine, self.covered_seen, self.cache = future, engine, covered_seen, cache
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, object]:
+        """(H, W) bool output pixels it covers, (N, 2) their exemplar positions, the completion (or None)."""
+        return self.covered_seen if self.future is None else (*self.covered_seen, self.future.result())
+
+    def cancel(self) -> None:
+        """Give the job up (the view changed): waited for if it has started, and the engine's cache of
+        completed backgrounds left as it was before it."""
+        if self.future is not None and not self.future.cancel():
+            self.future.result()
+            self.engine._background = self.cache
 
 
 def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
@@ -385,6 +428,18 @@ class _PhotoScale:
         out[..., 0] = (positions[..., 0] + 0.5) / self.sy - 0.5 + self.top
         out[..., 1] = (positions[..., 1] + 0.5) / self.sx - 0.5 + self.left
         return out
+
+
+def refuse_blow_up(similarity: np.ndarray, to_photo: _PhotoScale) -> None:
+    """Raise ``NoSubjectError`` when the person map's similarity (output -> exemplar condition) enlarges
+    the exemplar photo's pixels more than ``ZOOM_REFUSE``."""
+    zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2])))) * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx))))
+    enlarge = 1.0 / max(zoom, 1e-6)
+    if enlarge > ZOOM_REFUSE:
+        raise NoSubjectError(f"The exemplar's face is too small: it would be enlarged {enlarge:.1f}x to fill the "
+                             f"input's face (at most {ZOOM_REFUSE:g}x keeps it sharp enough) and come out as a "
+                             "smeared blow-up. Use an exemplar where the face is larger (a closer photo or a "
+                             "larger picture), a smaller output resolution, or allow a partial result.")
 
 
 def photo_scale(photo_hw: tuple[int, int], cond_hw: tuple[int, int]) -> _PhotoScale:

@@ -111,3 +111,23 @@ def set_process_defaults(allocator: str | None = "default") -> None:
     os.environ.setdefault(HUGE_PAGES_ENV, "1")  # torch reads it once, at import (see above)
     if allocator is not None:
         set_malloc(allocator)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads for the calling thread, ``count`` inside the scope and as before after
+    it. With torch's OpenMP backend the setting is the calling thread's own (threads already running
+    keep theirs); threads started inside the scope start with it. For work on small tensors that
+    already runs beside other threads (engine v2: its two completions and MediaPipe on 2 cores), where
+    a team per thread only adds waiting: ~0.1-0.5 CPU s per translation (docs/engine.md)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before == count:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -567,3 +567,83 @@ def test_the_person_s_fill_copies_plain_clothing_not_badges(monkeypatch):
     jacket[10:14, 5:30] = (230, 200, 40)  # a gold stripe
     odd = body.decorations(jacket, np.ones((40, 40), bool))
     assert odd[10:14, 5:30].all() and not odd[25:].any()
+
+
+# --- misread skeletons (fifth session) ----------------------------------------------------------
+
+
+def test_a_head_whose_joints_disagree_in_shape_stays_upright():
+    """A frontal head against one whose neck lies beside the face (bent over, in profile): the similarity
+    fitted on nose, eyes, ears and neck turns the head on its side; the head map keeps it upright, sized
+    nose to crown."""
+    src_kp = full_body()
+    ex_kp = full_body()
+    ex_kp[[0, 14, 15, 16, 17], :2] = [(150, 52), (146, 44), (149, 44), (134, 42), (137, 42)]  # a profile ...
+    ex_kp[[2, 5], :2] = [(100, 60), (130, 58)]  # ... bent forward: the neck (shoulders' midpoint) beside it
+    ex_kp[1, :2] = (115, 59)
+    src, ex = body_of(from_keypoints("pose", src_kp, SIZE)), body_of(from_keypoints("pose", ex_kp, SIZE))
+    common = [0, 14, 15, 16, 17, 1]
+    fitted = similarity(src.joints[common], ex.joints[common])
+    assert abs(np.degrees(np.arctan2(fitted[1, 0], fitted[0, 0]))) > 30  # what the joints alone would do
+    m, upright = body.head_similarity(src, ex)
+    assert upright
+    down = m[:, :2] @ np.array([0.0, 1.0])  # the input's straight down, in the exemplar
+    assert np.degrees(np.arctan2(abs(down[0]), down[1])) < 20
+    # sized nose to crown: the nominal silhouette's head disc on both sides
+    (_, _, h_src), (_, _, h_ex) = body._head_frame(src), body._head_frame(ex)
+    assert np.hypot(*m[:, 0]) == pytest.approx(h_ex / h_src)
+    chart = body_chart(from_keypoints("pose", src_kp, SIZE), from_keypoints("pose", ex_kp, SIZE))
+    assert any(n.startswith("head: the two heads' joints") for n in chart.notes)
+
+
+def test_heads_that_agree_keep_the_joints_similarity():
+    src_kp, ex_kp = full_body(), full_body(shift=(-10, 8), scale=0.8)
+    src, ex = body_of(from_keypoints("pose", src_kp, SIZE)), body_of(from_keypoints("pose", ex_kp, SIZE))
+    m, upright = body.head_similarity(src, ex)
+    assert not upright
+    common = [0, 14, 15, 16, 17, 1]
+    np.testing.assert_allclose(m, similarity(src.joints[common], ex.joints[common]))
+    chart = body_chart(from_keypoints("pose", src_kp, SIZE), from_keypoints("pose", ex_kp, SIZE))
+    assert not any(n.startswith("head: the two heads' joints") for n in chart.notes)
+
+
+def test_the_cameraman_as_exemplar_keeps_grace_hoppers_head_upright(photo_poses):
+    """The cameraman bent over his camera (a profile, the neck beside the face): Grace Hopper's head maps
+    onto his head upright (its down stays down, his crown above her eyes), not turned on its side."""
+    import skimage.data
+
+    from core.conditions import extract
+
+    cam = extract("pose", cv2.cvtColor(skimage.data.camera(), cv2.COLOR_GRAY2RGB), SIZE)
+    grace = photo_poses["grace"]
+    chart = body_chart(grace, cam)
+    kp = grace.keypoints
+    eyes = kp[[14, 15], :2].mean(axis=0)
+    below = eyes + np.array([0.0, 0.5]) * np.hypot(*(kp[14, :2] - kp[15, :2]))  # half an eye gap down
+    (r0, c0), (r1, c1) = np.round(eyes[::-1]).astype(int), np.round(below[::-1]).astype(int)
+    assert chart.region[r0, c0] == chart.region[r1, c1] == PART_ID["head"]
+    step = chart.positions[r1, c1][::-1] - chart.positions[r0, c0][::-1]  # exemplar x, y
+    assert np.degrees(np.arctan2(abs(step[0]), step[1])) < 30  # down in the exemplar too
+    # the eyes land on his head: on his silhouette, within his head's reach of his face joints
+    centre, radius = body._head_centre(body_of(cam).joints, body_of(cam).found)
+    assert np.hypot(*(chart.positions[r0, c0][::-1] - centre)) < radius
+
+
+def test_hips_above_the_shoulders_are_dropped_and_said():
+    kp = full_body()
+    kp[[8, 11], 1] = 60  # hips detected at the shoulders' height (a body seen bent double)
+    joints, found, doubts = body.plausible_skeleton(kp[:, :2], kp[:, 2] > 0)
+    assert not found[[8, 9, 10, 11, 12, 13]].any() and found[[0, 1, 2, 5]].all()
+    assert doubts and "hips" in doubts[0]
+    b = body_of(from_keypoints("pose", kp, SIZE))
+    assert b.joints[8, 1] > b.joints[2, 1] and b.joints[11, 1] > b.joints[5, 1]  # completed below the shoulders
+    # an input that needs its legs from such an exemplar is refused, naming them
+    with pytest.raises(InputError, match="thigh"):
+        body_chart(from_keypoints("pose", full_body(), SIZE), from_keypoints("pose", kp, SIZE))
+    chart = body_chart(from_keypoints("pose", full_body(), SIZE), from_keypoints("pose", kp, SIZE),
+                       allow_partial=True)
+    assert any("exemplar's skeleton was misread" in n and "hips" in n for n in chart.notes)
+    # a standing body is left as it is
+    kp = full_body()
+    joints, found, doubts = body.plausible_skeleton(kp[:, :2], kp[:, 2] > 0)
+    assert found.all() and not doubts and np.array_equal(joints, kp[:, :2])

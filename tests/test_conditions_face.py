@@ -42,7 +42,7 @@ def test_face_found_with_ibug_layout(faces, name):
     # Eyes inside the face box of an independent detector (MediaPipe FaceDetection).
     boxes = _boxes(cond.image)
     assert boxes
-    x0, y0, x1, y1, _ = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+    x0, y0, x1, y1 = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))[:4]
     eyes = kp[36:48, :2]
     assert ((eyes[:, 0] > x0) & (eyes[:, 0] < x1) & (eyes[:, 1] > y0) & (eyes[:, 1] < y1)).all()
 
@@ -144,6 +144,71 @@ def test_textured_face_is_found_on_a_smoothed_crop(photos, faces, monkeypatch):
     clean = faces["grace"].keypoints[:, :2]
     error = np.linalg.norm(cond.keypoints[:, :2] - clean, axis=1).mean()
     assert error < 0.05 * np.ptp(clean[:17, 0])  # within 5 % of the face width of the clean photo's
-    monkeypatch.setattr(face_detect, "SMOOTHINGS", ())
+    monkeypatch.setattr(face_detect, "SMOOTHINGS", ())  # then the landmark model alone places it
+    cond = extract("face", textured, (512, 512))
+    assert any("landmark model alone" in m for m in cond.messages)
+    assert np.linalg.norm(cond.keypoints[:, :2] - clean, axis=1).mean() < 0.05 * np.ptp(clean[:17, 0])
+    monkeypatch.setattr(face_detect, "MODEL_AGREEMENT", -1.0)
     with pytest.raises(NoSubjectError, match="landmarks could not be placed"):
         extract("face", textured, (512, 512))
+
+
+def _oil(image: np.ndarray, size: int = 7) -> np.ndarray:
+    return cv2.cvtColor(cv2.xphoto.oilPainting(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), size, 1), cv2.COLOR_BGR2RGB)
+
+
+def _nme(points: np.ndarray, truth: np.ndarray) -> float:
+    iod = np.linalg.norm(truth[36:42].mean(0) - truth[42:48].mean(0))
+    return float(np.linalg.norm(points - truth, axis=1).mean() / iod)
+
+
+def test_oil_painted_face_gets_landmarks_from_the_landmark_model(photos):
+    """The astronaut oil-painted (cv2.xphoto.oilPainting 7): FaceMesh refuses it (its own detector and
+    presence gate, smoothings too), the landmark model alone on the detector's box places it near the
+    photo's landmarks, and says so."""
+    from core.conditions.face_detect import find_face
+
+    clean = find_face(photos["astronaut"]).ibug
+    painted = find_face(_oil(photos["astronaut"]))
+    assert any("landmark model alone" in m for m in painted.messages)
+    assert painted.outline.shape == (478, 3)  # irises added: the chart's 478-point mesh
+    assert _nme(painted.ibug, clean) < 0.2  # measured 0.125 (the paint itself moves the features)
+    cond = extract("face", _oil(photos["astronaut"]), (512, 512))  # the engine's path: a 478-point mesh
+    assert cond.mesh is not None and cond.mesh.shape == (478, 3)
+
+
+def test_landmark_model_is_refused_where_the_detector_disagrees(photos):
+    """A detector box whose eyes, nose and mouth the model's points do not match (a false detection)
+    places no landmarks; the true box does, and the model's mirror-averaged points land near FaceMesh's."""
+    from core.conditions import face_detect
+
+    image = photos["astronaut"]
+    box = face_detect._largest(_boxes(image))
+    mesh = face_detect._model_mesh(image, box)
+    assert mesh is not None and mesh.shape == (478, 3)
+    assert _nme(face_detect.facemesh_to_ibug68(mesh), face_detect.find_face(image).ibug) < 0.05
+    eye_gap = np.linalg.norm(np.subtract(box[5:7], box[7:9]))
+    shifted = (*box[:5], *(np.asarray(box[5:13]) + np.tile([0.0, 0.6 * eye_gap], 4)))  # features moved down
+    assert face_detect._model_mesh(image, shifted) is None
+
+
+def test_face_the_detector_misses_at_full_size_is_found_on_a_downscaled_copy(photos, monkeypatch):
+    """A face the detector misses on the picture itself but finds on the area-downscaled copy (as a
+    stylised or CG face in a large picture): its box is mapped back and the landmarks land where the
+    plain photo's do. The miss is emulated: the detector sees only the downscaled copy, FaceMesh only
+    crops (not the whole picture)."""
+    from core.conditions import face_detect
+
+    big = cv2.resize(photos["grace"], None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
+    truth = face_detect.find_face(big).ibug
+    real_detect, real_mesh = face_detect._detect, face_detect._mesh
+    monkeypatch.setattr(face_detect, "_detect", lambda name, image, dx=0.0, dy=0.0:
+                        real_detect(name, image, dx, dy) if max(image.shape[:2]) == face_detect.RETRY_SIDE else [])
+    monkeypatch.setattr(face_detect, "_mesh", lambda image: None if max(image.shape[:2]) > 448 else real_mesh(image))
+    found = face_detect.find_face(big)
+    assert any("filtered copy" in m for m in found.messages)
+    assert _nme(found.ibug, truth) < 0.03
+    monkeypatch.setattr(face_detect, "DETECTION_RETRIES", ())
+    with pytest.raises(NoSubjectError, match="No face found"):
+        face_detect.find_face(big)
+

@@ -362,3 +362,14 @@ def test_the_completion_beside_the_person_answers_to_the_request_s_time_budget(a
     with budget.time_budget(600):
         Translator("face", engine="training-free").translate(src, ex, resolution=256)
     assert any(name.startswith("warpaint-completion") for name in seen)
+
+
+def test_refuses_an_exemplar_face_it_would_blow_up_unless_partial(translator, grace):
+    """The cameraman's 40-pixel face painted onto a close-up of Grace Hopper would be enlarged ~6x (a
+    smeared blow-up): refused with a message naming the fix; allow_partial still returns it, warned."""
+    close_up = cv2.resize(np.ascontiguousarray(grace[60:420, 80:440]), (512, 512), interpolation=cv2.INTER_AREA)
+    camera = cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2RGB)
+    with pytest.raises(NoSubjectError, match="face is too small: it would be enlarged"):
+        translator.translate(close_up, camera, resolution=512)
+    result = translator.translate(close_up, camera, resolution=512, allow_partial=True)
+    assert any("smaller than the output's" in m for m in result.messages)

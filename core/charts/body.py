@@ -2,7 +2,8 @@
 
     limbs   (position t along the bone, signed offset across it / the silhouette's half-width there)
     torso   (u, v) inside the shoulders-hips quad (bilinear: corners map to corners)
-    head    a similarity fitted on the head points both sides show (nose, eyes, ears, neck)
+    head    a similarity fitted on the head points both sides show (nose, eyes, ears, neck); kept
+            upright, nose-to-crown height onto height, when those points disagree in shape (a profile)
     hands   piecewise affine over MediaPipe's 21 hand points (Delaunay triangles)
 
 The same coordinates are then placed on the exemplar's part. Which part owns a pixel: inside
@@ -22,7 +23,7 @@ in for it (legs for a head-and-shoulders exemplar) is refused when it is more th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
@@ -86,6 +87,8 @@ class Body:
     # side, in units of the quad's width, down the torso (None: nominal outline, the quad itself)
     held: np.ndarray | None = None  # (H, W) bool: what the segmentation took for the person and no body
     # part explains (a held helmet), left out of ``silhouette``; None: nothing held (or a nominal outline)
+    doubts: list[str] = field(default_factory=list)  # joints the detector placed where no body has them, and
+    # what was done about them (``plausible_skeleton``)
 
 
 WIDTH_SAMPLES = 9
@@ -108,6 +111,45 @@ def _body_scale(joints: np.ndarray, found: np.ndarray) -> float:
     if not len(pts):
         return 8.0
     return float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1]), 8.0))
+
+
+TORSO_MIN = 1.0  # hips nearer the neck than this many head radii (or on the head's side of it) are misread
+
+
+def _face_disc(joints: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Centre and radius of the head from the face joints alone (nose, eyes, ears: the neck may be misread)."""
+    face = [i for i in HEAD_JOINTS if found[i]]
+    if len(face) < 2:
+        return None
+    centre = joints[face].mean(axis=0)
+    spread = max(float(np.hypot(*(joints[i] - centre))) for i in face)
+    eyes = [i for i in (14, 15) if found[i]]
+    drop = float(np.hypot(*(joints[0] - joints[eyes].mean(axis=0)))) if found[0] and eyes else 0.0
+    return centre, max(1.6 * spread, 2.0 * drop, 4.0)
+
+
+def plausible_skeleton(joints: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The skeleton with the joints no body could have set right (a copy), and what was done, in words.
+
+    Hips on the head's side of the shoulders, or nearer the neck than a head's radius, are a misread
+    body (a detector guessing at a person it sees from above or bent double): they and the legs are
+    dropped, and the torso is completed below the shoulders as for a head-and-shoulders photo (legs
+    the input needs then get stand-ins or are refused). (A shoulder misread onto the chin, as on the
+    cameraman bent over his camera, is left: rebuilt from the hips' line, it gave a worse torso.)"""
+    joints, found = joints.copy(), found.copy()
+    head = _face_disc(joints, found)
+    if head is None:
+        return joints, found, []
+    centre, radius = head
+    doubts = []
+    hips = [h for h in (8, 11) if found[h]]
+    if hips and found[1]:
+        spine = joints[hips].mean(axis=0) - joints[1]
+        down = joints[1] - centre
+        if spine @ down <= 0 or np.hypot(*spine) < TORSO_MIN * radius:
+            found[[8, 9, 10, 11, 12, 13]] = False
+            doubts.append("the hips were detected at the shoulders or above them; they and the legs are not used")
+    return joints, found, doubts
 
 
 def _complete_torso(joints: np.ndarray, found: np.ndarray) -> np.ndarray:
@@ -211,8 +253,8 @@ def body_of(cond: Condition) -> Body:
         raise InputError("Body charts need a pose condition with 18 COCO keypoints.")
     else:
         kp = np.asarray(cond.keypoints, np.float64)
-    found = kp[:, 2] > 0
-    joints = _complete_torso(kp[:, :2].copy(), found)
+    joints, found, doubts = plausible_skeleton(kp[:, :2].copy(), kp[:, 2] > 0)
+    joints = _complete_torso(joints, found)
     scale = max(_body_scale(joints, found), 8.0)
     size = cond.size
     drawn = cond.preview.any(axis=2) if cond.preview is not None else None
@@ -222,11 +264,12 @@ def body_of(cond: Condition) -> Body:
     hands = None if cond.hands is None else np.asarray(cond.hands, np.float64)
     silhouette = mask.astype(bool) if measured else _nominal_silhouette(joints, found, hands, scale, size)
     body = _measured(joints, found, hands, silhouette, measured, scale)
+    body.doubts = doubts
     if measured:
         held = held_objects(body, cond.body_mask)
         if held.any():  # the body measured again without the object (limbs' widths, torso flanks)
-            body = _measured(joints, found, hands, silhouette & ~held, measured, scale)
-            body.held = held
+            body = replace(_measured(joints, found, hands, silhouette & ~held, measured, scale), held=held,
+                           doubts=doubts)
     return body
 
 
@@ -511,14 +554,71 @@ def _map_part(name: str, src: Body, ex: Body, p: np.ndarray) -> np.ndarray:
     if name == "torso":
         return quad_place(torso_local(p, src, ex), ex.joints[list(TORSO)])
     if name == "head":
-        common = [i for i in (*HEAD_JOINTS, 1) if src.found[i] and ex.found[i]]
-        if common:
-            m = similarity(src.joints[common], ex.joints[common])
-            return p @ m[:, :2].T + m[:, 2]
-        (c_src, r_src), (c_ex, r_ex) = _head_centre(src.joints, src.found), _head_centre(ex.joints, ex.found)
-        return c_ex + (p - c_src) * (r_ex / r_src)  # no joint in common (e.g. ears vs eyes): disc to disc
+        m = head_similarity(src, ex)[0]
+        return p @ m[:, :2].T + m[:, 2]
     k = HANDS.index(name)
     return piecewise_affine(src.hands[k, :, :2], ex.hands[k, :, :2], p)
+
+
+HEAD_MISFIT = 0.2  # the head joints' similarity is not trusted when its residual is this much of the head's radius
+
+
+def head_similarity(src: Body, ex: Body) -> tuple[np.ndarray, bool]:
+    """(2, 3) the head's map, input pixels -> exemplar pixels: the similarity fitted on the head joints both
+    sides show (nose, eyes, ears, neck). When those disagree in shape (a frontal face against a profile bent
+    over a camera: the neck beside the face, not below it) that fit turns the head on its side; the head is
+    then kept upright (``upright_head``; the flag says so)."""
+    common = [i for i in (*HEAD_JOINTS, 1) if src.found[i] and ex.found[i]]
+    if common:
+        m = similarity(src.joints[common], ex.joints[common])
+        misfit = src.joints[common] @ m[:, :2].T + m[:, 2] - ex.joints[common]
+        radius = _head_centre(ex.joints, ex.found)[1]
+        if len(common) < 3 or np.sqrt((misfit ** 2).sum(axis=1).mean()) <= HEAD_MISFIT * radius:
+            return m, False
+        upright = upright_head(src, ex)
+        return (m, False) if upright is None else (upright, True)
+    (c_src, r_src), (c_ex, r_ex) = _head_centre(src.joints, src.found), _head_centre(ex.joints, ex.found)
+    k = r_ex / r_src  # no joint in common (e.g. ears vs eyes): disc to disc
+    return np.array([[k, 0.0, c_ex[0] - k * c_src[0]], [0.0, k, c_ex[1] - k * c_src[1]]]), False
+
+
+def _head_frame(body: Body) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """The head's centre (between the ears, seen from the front or in profile; else the face joints' mean),
+    its down direction (the eyes towards the nose: the same for a face seen from the front or in profile)
+    and its height from the nose to the top of the silhouette above the centre (the crown: hair or hat).
+    None without the nose and an eye."""
+    f = body.found
+    eyes = [i for i in (14, 15) if f[i]]
+    if not (f[0] and eyes):
+        return None
+    nose = body.joints[0]
+    down = nose - body.joints[eyes].mean(axis=0)
+    length = float(np.hypot(*down))
+    if length < 1.0:
+        return None
+    down /= length
+    centre = body.joints[[16, 17]].mean(axis=0) if f[[16, 17]].all() else _head_centre(body.joints, f)[0]
+    h, w = body.silhouette.shape
+    steps = centre - np.arange(0, 4 * body.scale)[:, None] * down  # from the head's centre upwards
+    x, y = np.round(steps[:, 0]).astype(int), np.round(steps[:, 1]).astype(int)
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    inside[inside] &= body.silhouette[y[inside], x[inside]]
+    crown = int(np.argmin(inside)) if not inside.all() else len(inside)
+    return centre, down, float(max(crown + (nose - centre) @ down, 2.0 * length))
+
+
+def upright_head(src: Body, ex: Body) -> np.ndarray | None:
+    """(2, 3) the head mapped face to face by its own axes alone: the input's down direction onto the
+    exemplar's (the head stays upright), nose-to-crown height onto nose-to-crown height, centre onto centre.
+    None when a side lacks the nose or both eyes."""
+    a, b = _head_frame(src), _head_frame(ex)
+    if a is None or b is None:
+        return None
+    (c_src, d_src, h_src), (c_ex, d_ex, h_ex) = a, b
+    k = h_ex / h_src
+    cos, sin = float(d_src @ d_ex), float(_cross(d_src, d_ex))
+    rot = k * np.array([[cos, -sin], [sin, cos]])
+    return np.concatenate([rot, (c_ex - rot @ c_src)[:, None]], axis=1)
 
 
 # --- the chart builder ------------------------------------------------------------------------
@@ -869,6 +969,9 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         if hidden > 0.2 and name not in hung:
             notes.append(f"{name}: {hidden:.0%} of it falls outside the exemplar's {name} (hidden, off its "
                          "frame or off its silhouette); those pixels are left to the fill or marked unsure.")
+    if "head" in order and "head" not in unmapped and head_similarity(src, ex)[1]:
+        notes.append("head: the two heads' joints (nose, eyes, ears, neck) do not match in shape (a face in profile, "
+                     "or bent over); the head is kept upright and sized by its height to the crown.")
     for name in hung:
         notes.append(f"{name}: the exemplar's {COCO18[LIMBS[name][1]]} was not found; the sleeve beside its torso, "
                      "where a hanging arm would be, stands in for it.")
@@ -881,6 +984,9 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     defined = ~np.isnan(positions[..., 0]) & ~stand_in
     positions[np.isnan(positions[..., 0])] = 0.0
     confidence[~(defined | stand_in)] = 0.0
+    for side, misread in (("input", src.doubts), ("exemplar", ex.doubts)):
+        if misread:
+            notes.append(f"The {side}'s skeleton was misread ({'; '.join(misread)}).")
     if not (src.measured and ex.measured):
         notes.append("body charts use nominal limb widths (no photo behind the skeleton on one side).")
     if src.held is not None:

@@ -30,13 +30,16 @@ def _corners(positions: np.ndarray) -> list[np.ndarray]:
     """The four corner determinants of every cell (top-left, top-right, bottom-left, bottom-right)."""
     p = np.asarray(positions)
     p = p if p.dtype in (np.float32, np.float64) else p.astype(np.float64)
-    p00, p01, p10, p11 = p[:-1, :-1], p[:-1, 1:], p[1:, :-1], p[1:, 1:]
-    top, bottom = p01 - p00, p11 - p10  # d/d(output col) along the cell's top and bottom edges
-    left, right = p10 - p00, p11 - p01  # d/d(output row) along its left and right edges
+    # One difference per pair of neighbours, on each coordinate's own contiguous plane: the top edge of
+    # a cell is the bottom edge of the one above, the left edge of a cell the right edge of the one before.
+    row, col = np.ascontiguousarray(p[..., 0]), np.ascontiguousarray(p[..., 1])
+    across_r, across_c = row[:, 1:] - row[:, :-1], col[:, 1:] - col[:, :-1]  # (H, W-1): d/d(output col)
+    down_r, down_c = row[1:] - row[:-1], col[1:] - col[:-1]  # (H-1, W): d/d(output row)
 
-    def det(down: np.ndarray, across: np.ndarray) -> np.ndarray:
-        return down[..., 0] * across[..., 1] - across[..., 0] * down[..., 1]
+    def det(down: slice, across: slice) -> np.ndarray:  # down: the cell's left or right edge; across: top or bottom
+        return down_r[:, down] * across_c[across] - across_r[across] * down_c[:, down]
 
+    left, right, top, bottom = slice(None, -1), slice(1, None), slice(None, -1), slice(1, None)
     return [det(left, top), det(right, top), det(left, bottom), det(right, bottom)]
 
 

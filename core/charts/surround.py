@@ -45,10 +45,11 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def apply_affine(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 2) float32 (row, col) = ``m`` (2, 3, on x, y) applied to every pixel of ``size``."""
     h, w = size
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    x = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
-    y = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
-    return np.stack([y, x], axis=-1).astype(np.float32)
+    xs, ys = np.arange(w, dtype=np.float32)[None], np.arange(h, dtype=np.float32)[:, None]
+    out = np.empty((h, w, 2), np.float32)
+    out[..., 1] = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]  # the same float32 sums as on a full grid
+    out[..., 0] = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    return out
 
 
 def contour_cells(mask: np.ndarray, margin: int = 1) -> np.ndarray:

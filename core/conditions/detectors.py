@@ -45,11 +45,43 @@ def _factories() -> dict[str, Callable[[], Any]]:
                                                                      min_detection_confidence=0.5),
         "face_detection_near": lambda: s.face_detection.FaceDetection(model_selection=0,
                                                                       min_detection_confidence=0.5),
+        # The 468-point landmark model alone on a picture that is already the face's crop: no face
+        # detector and no presence gate in front of it (painted faces, see face_detect).
+        "face_landmark_model": _landmark_model,
         "selfie": lambda: s.selfie_segmentation.SelfieSegmentation(model_selection=0),
         # Holistic: used for its two 21-point hands (body charts); its pose model is the same as "pose".
         "holistic": lambda: s.holistic.Holistic(static_image_mode=True, model_complexity=1,
                                                 refine_face_landmarks=False, min_detection_confidence=0.5),
     }
+
+
+LANDMARK_MODEL_GRAPH = """
+input_stream: "image"
+output_stream: "points"
+output_stream: "presence"
+node { calculator: "ImageToTensorCalculator" input_stream: "IMAGE:image" output_stream: "TENSORS:input"
+  options { [mediapipe.ImageToTensorCalculatorOptions.ext] { output_tensor_width: 192 output_tensor_height: 192
+    keep_aspect_ratio: false output_tensor_float_range { min: 0.0 max: 1.0 } } } }
+node { calculator: "InferenceCalculator" input_stream: "TENSORS:input" output_stream: "TENSORS:output"
+  options { [mediapipe.InferenceCalculatorOptions.ext] {
+    model_path: "mediapipe/modules/face_landmark/face_landmark.tflite" delegate { xnnpack {} } } } }
+node { calculator: "SplitTensorVectorCalculator" input_stream: "output" output_stream: "points_tensor"
+  output_stream: "presence_tensor"
+  options { [mediapipe.SplitVectorCalculatorOptions.ext] { ranges { begin: 0 end: 1 } ranges { begin: 1 end: 2 } } } }
+node { calculator: "TensorsToFloatsCalculator" input_stream: "TENSORS:points_tensor" output_stream: "FLOATS:points" }
+node { calculator: "TensorsToFloatsCalculator" input_stream: "TENSORS:presence_tensor"
+  output_stream: "FLOATS:presence" }
+"""
+
+
+def _landmark_model() -> Any:
+    """FaceMesh's bundled landmark model (192 x 192 in; 468 x, y, z in input pixels and a presence logit out)."""
+    from google.protobuf import text_format
+    from mediapipe.framework import calculator_pb2
+    from mediapipe.python.solution_base import SolutionBase
+
+    config = text_format.Parse(LANDMARK_MODEL_GRAPH, calculator_pb2.CalculatorGraphConfig())
+    return SolutionBase(graph_config=config, outputs=["points", "presence"])
 
 
 def _get(name: str) -> tuple[Any, threading.Lock]:

@@ -1,0 +1,152 @@
+"""Engine v2's speed settings (docs/engine.md, "Engine v2 speed (fifth session)"): one torch thread in
+each of its two threads, heap pages reused for its temporaries, the exemplar background's completion
+started as soon as the similarity is known, and the same pictures."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+import core.engine_v2 as engine_v2
+from core.charts.folds import corner_determinants
+from core.pipeline import Translator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[np.ndarray, np.ndarray]:
+    """grace_hopper -> the astronaut cropped (a framing whose background must be completed)."""
+    import matplotlib.cbook as cbook
+    from PIL import Image
+
+    grace = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    return grace, np.ascontiguousarray(data.astronaut()[40:, 60:])
+
+
+def test_both_completions_run_with_one_torch_thread_and_the_caller_s_setting_comes_back(pair, monkeypatch):
+    """The person's completion (this thread) and the exemplar background's (the thread beside) run with
+    ``ENGINE_THREADS`` torch threads, whatever the caller set; the caller's setting is restored."""
+    seen = []
+    real = engine_v2.complete
+
+    def spy(*args, **kwargs):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_v2, "complete", spy)
+    caller = torch.get_num_threads()
+    torch.set_num_threads(2)
+    # a thread beside that starts during this call (it takes the setting in force when it starts)
+    monkeypatch.setattr(engine_v2, "_BESIDE", ThreadPoolExecutor(1, thread_name_prefix="warpaint-completion"))
+    try:
+        Translator("face", engine="training-free").translate(*pair, resolution=256)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(caller)
+    names = {name.split("_")[0] for name, _ in seen}
+    assert names == {threading.current_thread().name, "warpaint-completion"}, names
+    assert all(count == engine_v2.ENGINE_THREADS == 1 for _, count in seen), seen
+    assert after == 2
+
+
+def test_the_background_completion_starts_before_the_person_s_map_is_built(pair, monkeypatch):
+    """The exemplar background's completion needs only the similarity: it is handed to the thread beside
+    before the surround, the folds and the person's fill are computed (they run beside it)."""
+    events = []
+    real_submit, real_surround = engine_v2._BESIDE.submit, engine_v2.surround_map
+
+    class Beside:
+        def submit(self, *args):
+            events.append("background")
+            return real_submit(*args)
+
+    def surround(*args, **kwargs):
+        events.append("surround")
+        return real_surround(*args, **kwargs)
+
+    monkeypatch.setattr(engine_v2, "_BESIDE", Beside())
+    monkeypatch.setattr(engine_v2, "surround_map", surround)
+    Translator("face", engine="training-free").translate(*pair, resolution=256)
+    assert events == ["background", "surround"]
+
+
+def test_a_background_job_given_up_leaves_the_engine_s_cache_as_it_was():
+    """When the view changes after the job started (the exemplar shows the input's own scene), the job is
+    given up: waited for, and the completed background it cached is forgotten (the exact view's job
+    is completed afresh, not merged with the reframed view's)."""
+    engine = engine_v2.TrainingFreeEngineV2()
+    before = ("an earlier exemplar", None, None, None)
+    engine._background = before
+    hole = np.zeros((32, 32), bool)
+    hole[8:24, 8:24] = True
+    exemplar = type("Exemplar", (), {"image": np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8)})()
+    background = np.stack(np.mgrid[0:32, 0:32], -1).astype(np.float32)
+    job = engine._background_job(exemplar, hole, background, np.zeros((32, 32), bool), whole_frame=False)
+    covered, seen, fill = job.result()
+    assert covered.sum() == hole.sum() and fill is not None and engine._background[0] is exemplar
+    job.cancel()
+    assert engine._background is before
+
+
+def _faults_probe():
+    """Minor page faults of one 256 face translation with the default allocator mode, without and with the
+    engine's heap scope (fresh process: no free heap chunk left by other tests serves the temporaries)."""
+    import contextlib
+    import resource
+
+    import matplotlib.cbook as cbook
+    from PIL import Image
+
+    from core.environment import set_malloc
+
+    assert set_malloc("default")
+    grace = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    source, exemplar = grace, np.ascontiguousarray(data.astronaut()[40:, 60:])
+    translator = Translator("face", engine="training-free")
+
+    def faults() -> int:
+        start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        translator.translate(source, exemplar, resolution=256)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+
+    real = engine_v2.reuse_heap
+    engine_v2.reuse_heap = contextlib.nullcontext  # without the scope first: afterwards the heap would serve
+    faults()
+    without = faults()
+    engine_v2.reuse_heap = real
+    scoped = faults()
+    assert scoped < 0.5 * without, (scoped, without)
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc malloc only")
+def test_the_engine_s_temporaries_reuse_heap_pages():
+    """In the default allocator mode (every block >= 128 KiB its own mapping) each 512 translation's numpy
+    temporaries were ~400 000 fresh pages (~0.8 s of system time); inside the engine's heap scope they
+    reuse the heap's pages: under half the page faults (at 256: about a tenth)."""
+    code = "import tests.test_engine_v2_speed as t; t._faults_probe(); print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_corner_determinants_are_each_cell_s_edge_cross_products():
+    """The fold measure's four corner determinants, computed from shared neighbour differences, equal the
+    cross products of each cell's own two edges at that corner."""
+    rng = np.random.default_rng(0)
+    positions = np.stack(np.mgrid[0:7, 0:9], -1) + rng.normal(0, 0.6, (7, 9, 2))
+    got = corner_determinants(positions)
+    for i in range(6):
+        for j in range(8):
+            p00, p01, p10, p11 = positions[i, j], positions[i, j + 1], positions[i + 1, j], positions[i + 1, j + 1]
+            cross = [(down, across) for across in (p01 - p00, p11 - p10) for down in (p10 - p00, p11 - p01)]
+            want = [down[0] * across[1] - across[0] * down[1] for down, across in cross]
+            assert np.allclose(got[i, j], want, rtol=0, atol=1e-12), (i, j)
