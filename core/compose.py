@@ -195,7 +195,6 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         return none
     rounds = {level: iterations if level == 0 else iterations + COARSE_EXTRA for level in range(levels)}
     zones = _zones(_cells(hole if need is None else need, (wh, ww)), hole_t, levels, rounds, iterations)
-    metric = _structure_metric(img, hole_t) if follow else None  # (3, wh, ww): the first guess's distances
     pm = _BestMatch(0, 9, use_gru=False)
     generator = torch.Generator().manual_seed(0)  # the same fill every run
     offsets = None
@@ -211,12 +210,12 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         src_ok = src_ok if int(src_ok.sum()) >= 4 else ok
         grid = pixel_grid(lh, lw, "cpu")  # (2, lh, lw)
         if offsets is None:  # coarsest: a smooth first guess, then dense matching
-            if metric is None:
+            if not follow:
                 small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
                 im = torch.from_numpy(cv2.inpaint(small, hl.numpy().astype(np.uint8), 3, cv2.INPAINT_TELEA))
                 im = im.permute(2, 0, 1)[None].float() / 255
             else:  # inverse-distance weighting along the structures beside each part (no diagonal ramps)
-                im = _directed_guess(im, hl, ok, F.avg_pool2d(metric[None], f)[0] if f > 1 else metric)
+                im = _directed_guess(im, hl, ok, _structure_metric(img, hole_t, f))
             feats = _features(im, locality=LOCALITY)
             cand = _window(_dense(feats, feats * src_ok[None, None], src_ok))
         else:  # seeds from the coarser level: its best offset x2 and a 3x3 window around it
@@ -239,14 +238,14 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     return Completion(offsets[0].permute(1, 2, 0).numpy(), hl.numpy(), hole)
 
 
-def _structure_metric(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-    """(1, 3, h, w) picture and its (h, w) bool hole -> (3, h, w) per pixel a metric M (its yy, yx, xx
-    entries) for ``_directed_guess``'s distances. Each known pixel on an edge votes for its edge's
-    direction, as much as its neighbourhood agrees on it (the local structure tensor's coherence: a
-    horizon or a table top votes, grass or noise hardly); the votes spread into the hole (normalized
-    convolution over the edge pixels, narrow near them, wider deeper in). Where they agree on a level
-    direction, moving along it costs ``ALONG``^2 and across it ``ACROSS``^2; where they disagree, lean
-    (a hanging flag's folds) or nothing borders, the identity."""
+def _structure_metric(image: torch.Tensor, hole: torch.Tensor, factor: int = 1) -> torch.Tensor:
+    """(1, 3, h, w) picture and its (h, w) bool hole -> (3, h / factor, w / factor) per pixel a metric M
+    (its yy, yx, xx entries) for ``_directed_guess``'s distances on the level ``factor`` times coarser.
+    Each known pixel on an edge votes for its edge's direction, as much as its neighbourhood agrees on
+    it (the local structure tensor's coherence: a horizon or a table top votes, grass or noise hardly);
+    the votes spread into the hole (normalized convolution over the edge pixels, narrow near them, wider
+    deeper in). Where they agree on a level direction, moving along it costs ``ALONG``^2 and across it
+    ``ACROSS``^2; where they disagree, lean (a hanging flag's folds) or nothing borders, the identity."""
     h, w = hole.shape
     known = (F.max_pool2d(hole[None, None].float(), 5, 1, 2)[0, 0] == 0).float()  # gradients not touching it
     smooth = _blur(image, 1.0)
@@ -258,8 +257,11 @@ def _structure_metric(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
     edge = (trace > EDGE**2).float() * known  # (1, h, w) known pixels on an edge
     votes = _coherence(local[0]) ** 2 * edge[0]  # (h, w): how much each edge pixel's direction counts
     unit = local / trace.clamp_min(1e-12)[:, None]  # unit-trace tensors: directions, not contrast
-    # Near edges the narrow spread decides; deeper in a hole the wider ones (each one's share falls tenfold).
     stack = torch.cat([unit * votes, edge[None]], 1)
+    if factor > 1:  # spread on the coarse level (the wide blurs cost factor^3 less)
+        stack = F.avg_pool2d(stack, factor)
+        h, w = stack.shape[-2:]
+    # Near edges the narrow spread decides; deeper in a hole the wider ones (each one's share falls tenfold).
     spread = sum(_blur(stack, reach * max(h, w)) * 0.1**i for i, reach in enumerate(SPREAD))
     field = spread[0, :3] / spread[0, 3:].clamp_min(1e-6)
     strength = _coherence(field) * (field[0] + field[2])  # agreeing votes among the edges that reach here
