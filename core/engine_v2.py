@@ -64,8 +64,8 @@ ZOOM_REFUSE = 5.0
 SEAM_BANDS = 0
 # Tasks whose backgrounds are completed along the level structures beside the hole (compose.complete's
 # ``follow``): whole figures, where wide stretches of backdrop are completed behind the exemplar's person
-# (mask coherence 1.263 -> 1.262, pose 1.058 -> 1.054). Face framings are close: there it measured
-# 1.181 -> 1.190 (three Grace Hopper exemplar pairs +0.02-0.04), so faces keep the isotropic guess.
+# (mask coherence mean 1.263 -> 1.263, the launch-pad "tripod" gone; pose 1.050 -> 1.048). Face framings are
+# close: there it measured 1.181 -> 1.190 (three Grace Hopper exemplar pairs +0.02-0.04): isotropic guess.
 FOLLOW_TASKS = ("mask", "pose")
 DETAIL = True  # face: add the exemplar's fine detail where the map enlarges it (core/detail.py)
 PERSON_THRESHOLD = 0.5
