@@ -101,14 +101,16 @@ def test_brushes_use_the_ade20k_palette():
 @pytest.mark.parametrize("error, title", [(InputError("bad file: use a PNG"), "Input problem"),
                                           (NoSubjectError("no person: use a photo of one"), "Nothing found"),
                                           (CheckpointError("wrong checkpoint"), "Checkpoint problem")])
-def test_warpaint_errors_become_gradio_errors(error, title):
+def test_warpaint_errors_become_gradio_errors(error, title, caplog):
     @engine.friendly_errors
     def fail():
         raise error
 
-    with pytest.raises(gr.Error) as info:
+    with caplog.at_level("INFO", logger="warpaint.app"), pytest.raises(gr.Error) as info:
         fail()
     assert info.value.message == str(error) and info.value.title == title
+    # a refusal is one log line, not a traceback Gradio prints per refused request (log floods on a public Space)
+    assert not info.value.print_exception and f"refused ({title}): {error}" in caplog.text
 
 
 def test_library_messages_name_options_in_each_front_ends_words(tmp_path):
@@ -142,6 +144,7 @@ def test_unexpected_errors_become_a_generic_message_with_an_id_that_is_in_the_lo
     assert "Something went wrong" in message and "secret" not in message and "OSError" not in message
     error_id = re.search(r"error id ([0-9a-f]{12})", message).group(1)
     assert error_id in caplog.text and "File name too long" in caplog.text  # the full story is in the log
+    assert not info.value.print_exception  # once, under its id (Gradio would print it a second time)
 
 
 def test_error_messages_never_name_server_folders(monkeypatch, tmp_path):
