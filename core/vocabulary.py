@@ -40,7 +40,7 @@ OPTION_WORDS: dict[str, dict[str, str]] = {
         "choose_resolution": "choose --resolution",
     },
     "app": {
-        "choose_checkpoint": "pick one in Advanced > Checkpoint",
+        "choose_checkpoint": "pick one in Advanced > Model",
         "choose_training_free": "choose Advanced > Engine > training-free",
         "choose_cpu": "run on the CPU",
         "choose_resolution": "choose the resolution in Advanced",

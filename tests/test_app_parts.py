@@ -193,6 +193,16 @@ def test_layout_tabs_advanced_closed_and_api_names():
     assert tabs == ["Pose to body", "Edge to face", "Mask to image", "Oil portrait", "Pose video"]
     accordions = [p for p in by_type["accordion"] if p.get("label") == "Advanced"]
     assert len(accordions) == 4 and not any(p.get("open") for p in accordions)
+    # the messages' "Advanced > X" name controls the page has; the settings engine v2 ignores say so
+    from core.vocabulary import OPTION_WORDS
+
+    labels = {p.get("label") or "" for props in by_type.values() for p in props}
+    for words in OPTION_WORDS["app"].values():
+        for named in re.findall(r"Advanced > (\w+)", words):
+            assert any(label.startswith(named) for label in labels), (named, words)
+    for label in ("PatchMatch iterations per level", "Softmax temperature", "Seed"):
+        infos = [p.get("info") for props in by_type.values() for p in props if p.get("label") == label]
+        assert len(infos) == 4 and all("training-free engine ignores it" in (i or "") for i in infos), label
     api_names = {d.get("api_name") for d in config["dependencies"] if d.get("api_visibility", "public") == "public"}
     assert {"extract", "translate"} <= api_names
     assert not any(d.get("api_name") in (None, "") and d.get("api_visibility") == "public"
