@@ -79,7 +79,7 @@ def _overlap(a: Box, b: Box) -> float:
 
 
 def _boxes(image: np.ndarray) -> list[Box]:
-    """Face boxes (x0, y0, x1, y1, score) in pixels.
+    """Face boxes in pixels (``Box``: x0, y0, x1, y1, score, then the detector's four keypoints).
 
     The full-range model, then the close-up one, on the whole picture; if both miss, the
     full-range model on overlapping tiles (it sees the picture at 192 pixels, so a face
