@@ -4,7 +4,8 @@ the original photo, and multi-band blending of the mapped person over the comple
 ``complete`` fills a hole with patches from the rest of a picture (Wexler-style, coarse to fine) using
 the project's own ``PatchMatch`` (core/patchmatch.py, no GRU) on patch descriptors that also carry
 where a patch is (so the hole continues the texture beside it), with random-search seeds; the coarsest
-level is matched densely. It returns a *shift map* (where each pixel copies from), not colours, so the
+level is matched densely, on a first guess that (for backgrounds) continues the level structures beside
+each part of the hole. It returns a *shift map* (where each pixel copies from), not colours, so the
 fill is finally sampled from the full-resolution picture: sharp, never a blurred inpaint.
 ``front_layer`` decides which of the input's person pixels the person layer keeps (docs/engine.md,
 "Engine v2 compositing").
@@ -28,6 +29,12 @@ RANDOM = 3  # candidates replaced by random-search draws before each PatchMatch 
 COARSE_EXTRA = 1  # extra EM rounds on every level but the finest (cheap there)
 LOCALITY = 2.0  # weight of where a patch is beside what it shows (see ``_features``)
 CHANNELS = 16  # principal directions kept of the 75-dimensional patches
+ACROSS = 3.0  # ``follow``: the first guess's distance scale across a level structure beside a hole part
+ALONG = 0.3  # and along it: the known pixels far along a horizon count, those above or below it less
+HORIZONTAL = 4.0  # how fast a structure counts less as it leans off the horizontal (cos^this)
+GUESS_POWER = 2.0  # the first guess's inverse-distance weights: 1 / distance^(2 x this)
+EDGE = 0.03  # a gradient (per channel step, colours in [0, 1]) that makes an edge
+SPREAD = (0.06, 0.15, 0.4)  # how far (shares of the work picture's side) a border's edge direction reaches
 ZONE_WORTH = 0.8  # a level matches only the zone that reaches what is read when it is under this share
 
 
@@ -156,12 +163,16 @@ class _BestMatch(PatchMatch):
 
 
 def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
-             iterations: int = 2, need: np.ndarray | None = None) -> Completion:
+             iterations: int = 2, need: np.ndarray | None = None, follow: bool = False) -> Completion:
     """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
     is filled with the texture of ``allowed`` (default: everything outside the hole). ``need`` (H, W)
     bool: where the caller will read the fill (default: the whole hole). The matching works only within
     reach of it (``_zones``); the fill there is the one matching everywhere gives (all but a few cells
-    where the descriptors' whole-picture projection moves a near tie; docs/engine.md, fourth session)."""
+    where the descriptors' whole-picture projection moves a near tie; docs/engine.md, fourth session).
+    ``follow`` (backgrounds): the first guess of the coarsest level continues the level structures that
+    border each part of the hole (``_structure_metric``, ``_directed_guess``: a horizon or a table top
+    goes on along its rows) instead of OpenCV's isotropic inpainting, which closes sky and ground over it
+    in a diagonal ramp that the matching then copies in blocks (the launch pad's "tripod")."""
     h, w = hole.shape
     none = Completion(np.zeros((1, 1, 2), np.float32), np.zeros((1, 1), bool), np.zeros_like(hole))
     allowed = ~hole if allowed is None else allowed & ~hole
@@ -199,9 +210,12 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         src_ok = src_ok if int(src_ok.sum()) >= 4 else ok
         grid = pixel_grid(lh, lw, "cpu")  # (2, lh, lw)
         if offsets is None:  # coarsest: a smooth first guess, then dense matching
-            small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-            im = torch.from_numpy(cv2.inpaint(small, hl.numpy().astype(np.uint8), 3, cv2.INPAINT_TELEA))
-            im = im.permute(2, 0, 1)[None].float() / 255
+            if not follow:
+                small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+                im = torch.from_numpy(cv2.inpaint(small, hl.numpy().astype(np.uint8), 3, cv2.INPAINT_TELEA))
+                im = im.permute(2, 0, 1)[None].float() / 255
+            else:  # inverse-distance weighting along the structures beside each part (no diagonal ramps)
+                im = _directed_guess(im, hl, ok, _structure_metric(img, hole_t, f))
             feats = _features(im, locality=LOCALITY)
             cand = _window(_dense(feats, feats * src_ok[None, None], src_ok))
         else:  # seeds from the coarser level: its best offset x2 and a 3x3 window around it
@@ -222,6 +236,83 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     if offsets is None:
         return none
     return Completion(offsets[0].permute(1, 2, 0).numpy(), hl.numpy(), hole)
+
+
+def _structure_metric(image: torch.Tensor, hole: torch.Tensor, factor: int = 1) -> torch.Tensor:
+    """(1, 3, h, w) picture and its (h, w) bool hole -> (3, h / factor, w / factor) per pixel a metric M
+    (its yy, yx, xx entries) for ``_directed_guess``'s distances on the level ``factor`` times coarser.
+    Each known pixel on an edge votes for its edge's direction, as much as its neighbourhood agrees on
+    it (the local structure tensor's coherence: a horizon or a table top votes, grass or noise hardly);
+    the votes spread into the hole (normalized convolution over the edge pixels, narrow near them, wider
+    deeper in). Where they agree on a level direction, moving along it costs ``ALONG``^2 and across it
+    ``ACROSS``^2; where they disagree, lean (a hanging flag's folds) or nothing borders, the identity."""
+    h, w = hole.shape
+    known = (F.max_pool2d(hole[None, None].float(), 5, 1, 2)[0, 0] == 0).float()  # gradients not touching it
+    smooth = _blur(image, 1.0)
+    gy = F.pad(smooth[..., 2:, 1:-1] - smooth[..., :-2, 1:-1], (1, 1, 1, 1)) * 0.5  # (1, 3, h, w)
+    gx = F.pad(smooth[..., 1:-1, 2:] - smooth[..., 1:-1, :-2], (1, 1, 1, 1)) * 0.5
+    local = _blur(torch.cat([(gy * gy).sum(1, keepdim=True), (gy * gx).sum(1, keepdim=True),
+                             (gx * gx).sum(1, keepdim=True)], 1), 1.5)  # (1, 3, h, w) structure tensor
+    trace = local[:, 0] + local[:, 2]
+    edge = (trace > EDGE**2).float() * known  # (1, h, w) known pixels on an edge
+    votes = _coherence(local[0]) ** 2 * edge[0]  # (h, w): how much each edge pixel's direction counts
+    unit = local / trace.clamp_min(1e-12)[:, None]  # unit-trace tensors: directions, not contrast
+    stack = torch.cat([unit * votes, edge[None]], 1)
+    if factor > 1:  # spread on the coarse level (the wide blurs cost factor^3 less)
+        stack = F.avg_pool2d(stack, factor)
+        h, w = stack.shape[-2:]
+    # Near edges the narrow spread decides; deeper in a hole the wider ones (each one's share falls tenfold).
+    spread = sum(_blur(stack, reach * max(h, w)) * 0.1**i for i, reach in enumerate(SPREAD))
+    field = spread[0, :3] / spread[0, 3:].clamp_min(1e-6)
+    strength = _coherence(field) * (field[0] + field[2])  # agreeing votes among the edges that reach here
+    field = field / (field[0] + field[2]).clamp_min(1e-12)
+    angle = 0.5 * torch.atan2(2 * field[1], field[0] - field[2])  # of the gradient n from the row axis
+    ny, nx = torch.cos(angle), torch.sin(angle)
+    strength = strength.clamp(0, 1) * ny**HORIZONTAL  # layers of a scene lie level: horizons, table tops, floors
+    across = 1 + strength * (ACROSS**2 - 1)
+    along = 1 + strength * (ALONG**2 - 1)
+    # M = across n n^T + along e e^T, e = (-nx, ny).
+    return torch.stack([across * ny * ny + along * nx * nx, (across - along) * ny * nx,
+                        across * nx * nx + along * ny * ny])
+
+
+def _directed_guess(im: torch.Tensor, hole: torch.Tensor, known: torch.Tensor, metric: torch.Tensor
+                    ) -> torch.Tensor:
+    """(1, 3, h, w) coarse picture with its hole filled by inverse-distance weighting of the ``known``
+    pixels (Shepard), distances measured in each hole pixel's ``metric`` (3, h, w): along a horizon the
+    nearest known pixels are those of its rows, so the guess continues it (isotropic diffusion, as
+    OpenCV's inpainting, blurs it into a diagonal ramp)."""
+    h, w = hole.shape
+    at = torch.nonzero(hole)  # (n, 2)
+    src = torch.nonzero(known)  # (S, 2)
+    if not len(at) or not len(src):
+        return im
+    d = (src[None].float() - at[:, None].float()) / max(h, w)  # (n, S, 2)
+    m = metric[:, at[:, 0], at[:, 1]].t()  # (n, 3)
+    dist2 = m[:, :1] * d[..., 0] ** 2 + 2 * m[:, 1:2] * d[..., 0] * d[..., 1] + m[:, 2:] * d[..., 1] ** 2
+    weight = dist2.clamp_min(1e-6) ** -GUESS_POWER  # (n, S)
+    weight = weight / weight.sum(1, keepdim=True)
+    colours = im[0][:, src[:, 0], src[:, 1]]  # (3, S)
+    out = im.clone()
+    out[0][:, at[:, 0], at[:, 1]] = colours @ weight.t()
+    return out
+
+
+def _coherence(tensor: torch.Tensor) -> torch.Tensor:
+    """(3, h, w) structure tensors (yy, yx, xx) -> (h, w) (l1 - l2) / (l1 + l2) in [0, 1]."""
+    half_gap = ((tensor[0] - tensor[2]).square() * 0.25 + tensor[1].square()).sqrt()
+    return (half_gap / ((tensor[0] + tensor[2]) * 0.5).clamp_min(1e-12)).clamp(0, 1)
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(1, C, h, w) Gaussian blur (separable, replicated borders)."""
+    r = max(1, min(int(3 * sigma), max(x.shape[-2:]) - 1))
+    t = torch.arange(-r, r + 1, dtype=torch.float32)
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    g = g / g.sum()
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def _cells(need: np.ndarray, work: tuple[int, int]) -> np.ndarray:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
-from core.compose import complete, front_layer
+from core.compose import _structure_metric, complete, front_layer
 
 
 def _stripes(h: int, w: int, period: int) -> np.ndarray:
@@ -137,14 +138,17 @@ def test_completion_matched_only_near_what_is_read_gives_the_same_fill_there(mon
     assert not np.array_equal(part.offsets[40:56, 160:176], full.offsets[40:56, 160:176])  # (it was left out)
 
 
-def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_yet():
+@pytest.mark.parametrize("task", ["mask", "face"])
+def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_yet(task):
     """Engine v2 keeps the last exemplar's completed background (a video's frames share it): reused while
-    what the output sees lies within what was completed, else completed again for both views."""
+    what the output sees lies within what was completed, else completed again for both views; along the
+    structures beside the hole (``follow``) for whole figures, not for faces (FOLLOW_TASKS)."""
     from core.conditions.condition import Condition
     from core.engine_v2 import TrainingFreeEngineV2
 
     img = _textured(64, 64, 1)
-    ex = Condition(task="face", label=torch.zeros(1, 64, 64), preview=img, image=img)
+    img[:24] //= 3  # a level edge beside the hole: the two guesses differ
+    ex = Condition(task=task, label=torch.zeros(1, 64, 64), preview=img, image=img)
     hole = np.zeros((64, 64), bool)
     hole[16:48, 16:48] = True
     left, right = np.zeros_like(hole), np.zeros_like(hole)
@@ -156,8 +160,10 @@ def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_
     both = engine._completed_background(ex, hole, right)
     assert both is not first and np.array_equal(engine._background[2], left | right)
     points = np.argwhere(left | right).astype(np.float32)
-    whole = complete(img, hole, side=64)
+    whole = complete(img, hole, side=64, follow=task == "mask")
+    other = complete(img, hole, side=64, follow=task != "mask")
     assert np.array_equal(both.sources(points), whole.sources(points))
+    assert not np.array_equal(both.sources(points), other.sources(points))
 
 
 def test_fill_sources_equal_the_per_vote_computation():
@@ -182,3 +188,48 @@ def test_fill_sources_equal_the_per_vote_computation():
         src = points + np.where(hole[r, c][:, None], off, 0)
         expected[v] = np.stack([src[:, 0].clip(0, 39), src[:, 1].clip(0, 51)], 1)
     assert np.array_equal(fill.sources(points), expected)
+
+
+def _horizon_scene() -> tuple[np.ndarray, np.ndarray]:
+    """Sky, a dark band of buildings on the horizon, grass; a person-sized hole over the left part
+    (the horizon known only to its right, as behind the cameraman)."""
+    rng = np.random.default_rng(0)
+    img = np.zeros((128, 128, 3), np.float32)
+    img[:52] = (200, 205, 215)
+    img[52:60] = (90, 90, 95)
+    img[60:] = (110, 120, 90)
+    img = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+    hole = np.zeros((128, 128), np.uint8)
+    cv2.ellipse(hole, (20, 100), (44, 80), 0, 0, 360, 1, -1)
+    return img, hole > 0
+
+
+def test_background_completion_continues_the_horizon_beside_the_hole():
+    """``follow``: the band on the horizon goes on through the hole along its rows, and the grass under
+    it stays grass (isotropic completion lets the sky and grass close over the band: a diagonal ramp)."""
+    img, hole = _horizon_scene()
+    points = np.argwhere(hole)
+    band = (points[:, 0] >= 52) & (points[:, 0] < 60)
+    ground = points[:, 0] >= 64
+    share = {}
+    for follow in (False, True):
+        fill = complete(img, hole, follow=follow)
+        src = np.round(fill.sources(points.astype(np.float32))[0]).astype(int)
+        assert not hole[src[:, 0], src[:, 1]].any()
+        share[follow] = (((src[band, 0] >= 50) & (src[band, 0] < 62)).mean(), (src[ground, 0] >= 60).mean())
+    assert share[True][0] > 0.3 and share[True][0] > 3 * share[False][0]
+    assert share[True][1] > 0.93
+
+
+def test_structure_metric_follows_level_edges_and_leaves_hanging_folds_alone():
+    """Beside a horizon, moving across rows costs more than along them; beside vertical folds (a hanging
+    flag) the metric stays the identity (only level structures are continued)."""
+    img, hole = _horizon_scene()
+    as_tensor = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    metric = _structure_metric(as_tensor, torch.from_numpy(hole))
+    yy, _, xx = metric[:, 56, 30]  # in the hole, on the horizon's line
+    assert yy > 3 * xx
+    folds = np.ascontiguousarray(img.transpose(1, 0, 2))  # the same scene turned: vertical edges
+    as_tensor = torch.from_numpy(folds).permute(2, 0, 1)[None].float() / 255
+    metric = _structure_metric(as_tensor, torch.from_numpy(np.ascontiguousarray(hole.T)))
+    assert torch.allclose(metric[:, 30, 56], torch.tensor([1.0, 0.0, 1.0]), atol=0.05)

@@ -89,7 +89,8 @@ def test_a_background_job_given_up_leaves_the_engine_s_cache_as_it_was():
     engine._background = before
     hole = np.zeros((32, 32), bool)
     hole[8:24, 8:24] = True
-    exemplar = type("Exemplar", (), {"image": np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8)})()
+    picture = np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8)
+    exemplar = type("Exemplar", (), {"task": "mask", "image": picture})()
     background = np.stack(np.mgrid[0:32, 0:32], -1).astype(np.float32)
     job = engine._background_job(exemplar, hole, background, np.zeros((32, 32), bool), whole_frame=False)
     covered, seen, fill = job.result()
