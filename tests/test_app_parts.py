@@ -133,6 +133,24 @@ def test_library_messages_name_options_in_each_front_ends_words(tmp_path):
     assert "--" not in shown.value.message and "$" not in shown.value.message
 
 
+def test_an_exemplar_without_a_face_names_no_command_line_flag_in_the_app():
+    """The CLI may --allow-partial; the app has no such option, so its refusal must not offer it."""
+    from core.pipeline import exemplar_condition
+
+    no_face = np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    with pytest.raises(NoSubjectError) as info:
+        exemplar_condition("face", no_face, 128)
+    assert str(info.value).endswith("shows a face, or allow a partial result (--allow-partial).")  # the CLI
+
+    @engine.friendly_errors
+    def fail():
+        raise info.value
+
+    with pytest.raises(gr.Error) as shown:
+        fail()
+    assert shown.value.message.endswith("Choose an exemplar that shows a face.") and "--" not in shown.value.message
+
+
 def test_unexpected_errors_become_a_generic_message_with_an_id_that_is_in_the_log(caplog):
     @engine.friendly_errors
     def boom():
