@@ -80,6 +80,11 @@ MIRROR_NOTE = ("The exemplar is used mirrored (it mirrors the input's scene, or 
                "any text it shows is mirrored too (the mirror setting 'never' keeps it as given).")
 
 
+def fold_message(folded: float) -> list[str]:
+    """The note on the map's smoothed fold-overs, said from 0.01 % (as printed): "0.00 %" reads like a fault."""
+    return [f"{folded:.2%} of the map folded over and was smoothed."] if folded >= 5e-5 else []
+
+
 def person_mask(photo: np.ndarray) -> np.ndarray:
     """(H, W) bool person silhouette of an RGB photo (MediaPipe selfie segmentation)."""
     seg = detectors.run("selfie", photo).segmentation_mask
@@ -316,8 +321,7 @@ class TrainingFreeEngineV2:
         if stats["background_synthesized"] > 0.05:
             messages.append(f"{stats['background_synthesized']:.0%} of the picture lies beyond the exemplar's frame "
                             "and was synthesized from the background it shows.")
-        if folded > 0:
-            messages.append(f"{folded:.2%} of the map folded over and was smoothed.")
+        messages += fold_message(folded)
         report(1.0, "composited at full resolution")
         chart_img = sample(photo, to_photo(chart.positions), level)
         chart_img[~chart.defined] = 128
