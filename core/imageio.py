@@ -226,7 +226,8 @@ def save_image(path: str | Path, array: np.ndarray) -> None:
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [-1, 1] (same arithmetic as ToTensor + Normalize(0.5, 0.5))."""
-    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255)
+    # np.asarray(PIL image) is read-only: torch would warn on sharing it, so such arrays are copied
+    t = torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1).float().div(255)
     return t.sub(0.5).div(0.5).unsqueeze(0)
 
 

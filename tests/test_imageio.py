@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -200,3 +201,16 @@ def test_tensor_round_trip_matches_official_normalisation():
     assert torch.equal(t[0], expected)
     np.testing.assert_array_equal(from_tensor(t), rgb)
     np.testing.assert_array_equal(from_tensor(t[0]), rgb)
+
+
+def test_to_tensor_takes_read_only_arrays_without_a_warning():
+    """np.asarray of a PIL image is read-only; torch warns (once per process, so a fresh one) on sharing it."""
+    import subprocess
+    import sys
+
+    code = ("import warnings, numpy as np; from core.imageio import to_tensor; "
+            "a = np.zeros((4, 4, 3), np.uint8); a.flags.writeable = False; warnings.simplefilter('error'); "
+            "t = to_tensor(a); assert t.shape == (1, 3, 4, 4) and float(t.min()) == -1.0")
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(root))
+    assert run.returncode == 0, run.stderr[-500:]
