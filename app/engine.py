@@ -47,20 +47,22 @@ def friendly_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except WarpaintError as exc:
-            if isinstance(exc, (BudgetExceeded, Cancelled)):
-                log.warning("request stopped (%s): %s", type(exc).__name__, exc)
             title = next((t for cls, t in _TITLES.items() if isinstance(exc, cls)), "Cannot do that")
             # core's messages name the user's options in the app's words (Advanced accordion)
             message = models.public_text(exc.for_front_end("app"))
-            raise gr.Error(message, title=title) from exc
+            if isinstance(exc, (BudgetExceeded, Cancelled)):
+                log.warning("request stopped (%s): %s", type(exc).__name__, exc)
+            else:  # the user's mistake, not the server's: one log line, not Gradio's traceback per refusal
+                log.info("refused (%s): %s", title, message)
+            raise gr.Error(message, title=title, print_exception=False) from exc
         except MemoryError as exc:
             raise gr.Error("Out of memory: choose a smaller resolution in Advanced.", title="Too large") from exc
         except Exception as exc:  # a bug: log it in full under an id, tell the user only the id
             error_id = uuid.uuid4().hex[:12]
             log.exception("unexpected error %s in %s", error_id, getattr(fn, "__name__", fn))
             raise gr.Error(f"Something went wrong on the server (error id {error_id}). Try another picture or a "
-                           "smaller resolution; if it persists, report the error id.", title="Internal error"
-                           ) from exc
+                           "smaller resolution; if it persists, report the error id.", title="Internal error",
+                           print_exception=False) from exc  # the traceback is in the log once, under the id
 
     return wrapper
 

@@ -16,6 +16,7 @@ PHOTO, READY = "Photo", "Ready condition"
 PROGRESS = gr.Progress()  # marks a handler's progress parameter; Gradio gives each call its own tracker
 MIRROR_INFO = ("auto: training-free faces and poses use a mirror-image exemplar mirrored (any text it shows "
                "then reads backwards); never: keep it as given; always: mirror it")
+LEARNED_ONLY = "learned engine only: the training-free engine ignores it"
 HEAVY = dict(concurrency_id="heavy", concurrency_limit=settings.CONCURRENCY, api_visibility="undocumented")
 
 INTRO = """# Warpaint
@@ -94,10 +95,11 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
             checkpoint = raw(gr.Dropdown(_checkpoint_choices(spec.task), value="",
                                          label="Model (checkpoints/ folders, allowed Hub ids)"))
         with gr.Row():
-            iterations = raw(_slider(settings.ITERATIONS, 5, "PatchMatch iterations per level"))
-            temperature = raw(_slider(settings.TEMPERATURE, 0.01, "Softmax temperature"))
+            # engine v2 (training-free, the default without weights) has no PatchMatch, softmax or seed of its own
+            iterations = raw(_slider(settings.ITERATIONS, 5, "PatchMatch iterations per level", info=LEARNED_ONLY))
+            temperature = raw(_slider(settings.TEMPERATURE, 0.01, "Softmax temperature", info=LEARNED_ONLY))
             seed = raw(gr.Number(value=0, precision=0, minimum=settings.SEED.minimum, maximum=settings.SEED.maximum,
-                                 label="Seed"))
+                                 label="Seed", info=LEARNED_ONLY))
             mirror = raw(gr.Radio(list(MIRROR_MODES), value="auto", label="Mirror the exemplar",
                                   elem_id=f"{key}-mirror", info=MIRROR_INFO))
     plan = gr.Markdown("**Engine:** auto", elem_id=f"{key}-engine")

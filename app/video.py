@@ -43,13 +43,16 @@ def limits_text() -> str:
 
 def check_clip(path: str | Path | None):
     """The uploaded clip, opened and within the app's limits (else InputError naming the limit)."""
-    from core.video.clip import open_clip
+    from core.video.clip import VIDEO_SUFFIXES, open_clip
 
     if path is None:
         raise InputError("No clip given: upload a video (MP4, WebM, MOV, GIF...).")
     path = Path(str(path))
     if not path.is_file():
         raise InputError("The clip could not be read: upload it again.")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:  # core's own message advises a folder, which no upload is
+        raise InputError(f"The clip ({path.suffix or 'no extension'}) is not a video file: upload an MP4, "
+                         "WebM, MOV, MKV, AVI or GIF clip.")
     megabytes = path.stat().st_size / 2**20
     if megabytes > settings.VIDEO_MAX_MB:
         raise InputError(f"The clip is {megabytes:.0f} MB: this server takes up to {settings.VIDEO_MAX_MB} MB. "

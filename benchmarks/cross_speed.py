@@ -64,7 +64,11 @@ def main() -> None:
     if args.compare:
         other = np.load(args.compare)
         names = list(figures)
+        for key in sorted(set(outputs) ^ set(other.files) - {"figures"}):  # refused in one run only
+            print(f"{names[int(key[1:])]}: refused in {'the other run' if key in outputs else 'this run'}")
         for key, image in outputs.items():
+            if key not in other.files:
+                continue
             theirs = other[key].astype(int)
             diff = np.abs(image.astype(int) - theirs).max(axis=2)
             print(f"{names[int(key[1:])]}: {np.mean(diff > 0) * 100:.3f} % pixels differ, "

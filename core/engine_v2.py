@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -78,6 +78,11 @@ _BESIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warpaint-complet
 ENGINE_THREADS = 1
 MIRROR_NOTE = ("The exemplar is used mirrored (it mirrors the input's scene, or its face is turned the other way); "
                "any text it shows is mirrored too (the mirror setting 'never' keeps it as given).")
+
+
+def fold_message(folded: float) -> list[str]:
+    """The note on the map's smoothed fold-overs, said from 0.01 % (as printed): "0.00 %" reads like a fault."""
+    return [f"{folded:.2%} of the map folded over and was smoothed."] if folded >= 5e-5 else []
 
 
 def person_mask(photo: np.ndarray) -> np.ndarray:
@@ -167,8 +172,12 @@ class TrainingFreeEngineV2:
                                    cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) > 0
         src_person = src_person | chart.defined | stand_in
         whole_frame = task == "mask" and not mask_layered(source, exemplar)  # a painted scene: one layer
+        to_photo = photo_scale(photo.shape[:2], ex_size)
+        zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))  # exemplar condition px / output px
+        photo_zoom = zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx))))  # exemplar photo px / output px
+        enlarge = 1.0 / max(photo_zoom, 1e-6)  # how much the exemplar photo's pixels are enlarged
         if task == "face" and not allow_partial and chart.defined.any():  # before any work is started
-            refuse_blow_up(similarity, photo_scale(photo.shape[:2], ex_size))
+            refuse_blow_up(enlarge)
         # The exemplar's background with its person removed, completed where the view shows it: it needs only
         # the similarity, so it starts now in the thread beside this one (surround, folds and the person's fill).
         background = apply_affine(background_affine(similarity, size, ex_size), size)
@@ -177,7 +186,6 @@ class TrainingFreeEngineV2:
         if not whole_frame:
             ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
         ex_job = self._background_job(exemplar, ex_hole, background, beyond, whole_frame)
-        zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))
         face_side = max(1.0, float(np.sqrt(chart.defined.sum())))
         positions = surround_map(size, similarity, chart.positions, chart.defined, src_person, ex_person,
                                  reach=1.0 * face_side * zoom)
@@ -240,7 +248,6 @@ class TrainingFreeEngineV2:
         if not whole_frame and source.image is not None:
             front = front_layer(src_person, person_hole, max(2, round(RIM * np.sqrt(src_person.sum()))))
             person_hole &= front
-        to_photo = photo_scale(photo.shape[:2], ex_size)
         level = photo_level(photo, to_photo(positions))
         person_img = sample(photo, to_photo(positions), level)
         if person_hole.any():
@@ -292,7 +299,7 @@ class TrainingFreeEngineV2:
 
         person_px = max(1, int(src_person.sum()))
         stats = {
-            "zoom": zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx)))),  # exemplar photo px / output px
+            "zoom": photo_zoom,
             "folds_fixed": folded,
             "folds_left": folds_left,
             "person_filled": float(person_hole.sum()) / person_px,
@@ -305,7 +312,6 @@ class TrainingFreeEngineV2:
             "held": float(chart.held.sum()) / max(1, int((src_person | chart.held).sum())) if chart.held is not None
             else 0.0,
         }
-        enlarge = 1.0 / max(stats["zoom"], 1e-6)
         if chart.defined.any() and enlarge > ZOOM_WARN and (task != "mask" or (chart.region == MASK_FACE_REGION).any()):
             messages.append(f"The exemplar's face is {enlarge:.1f}x smaller than the output's: its pixels are "
                             "enlarged that much (soft). Use a larger exemplar photo or crop it closer to the face.")
@@ -315,8 +321,7 @@ class TrainingFreeEngineV2:
         if stats["background_synthesized"] > 0.05:
             messages.append(f"{stats['background_synthesized']:.0%} of the picture lies beyond the exemplar's frame "
                             "and was synthesized from the background it shows.")
-        if folded > 0:
-            messages.append(f"{folded:.2%} of the map folded over and was smoothed.")
+        messages += fold_message(folded)
         report(1.0, "composited at full resolution")
         chart_img = sample(photo, to_photo(chart.positions), level)
         chart_img[~chart.defined] = 128
@@ -364,7 +369,8 @@ class TrainingFreeEngineV2:
 class _BackgroundJob:
     """The exemplar background's completion under way in the thread beside (or nothing to complete)."""
 
-    def __init__(self, future, engine: TrainingFreeEngineV2, covered_seen: tuple, cache=None):
+    def __init__(self, future: Future | None, engine: TrainingFreeEngineV2, covered_seen: tuple,
+                 cache: tuple | None = None):
         self.future, self.engine, self.covered_seen, self.cache = future, engine, covered_seen, cache
 
     def result(self) -> tuple[np.ndarray, np.ndarray, object]:
@@ -430,11 +436,9 @@ class _PhotoScale:
         return out
 
 
-def refuse_blow_up(similarity: np.ndarray, to_photo: _PhotoScale) -> None:
-    """Raise ``NoSubjectError`` when the person map's similarity (output -> exemplar condition) enlarges
-    the exemplar photo's pixels more than ``ZOOM_REFUSE``."""
-    zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2])))) * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx))))
-    enlarge = 1.0 / max(zoom, 1e-6)
+def refuse_blow_up(enlarge: float) -> None:
+    """Raise ``NoSubjectError`` when the person map enlarges the exemplar photo's pixels ``enlarge`` times,
+    more than ``ZOOM_REFUSE``."""
     if enlarge > ZOOM_REFUSE:
         raise NoSubjectError(f"The exemplar's face is too small: it would be enlarged {enlarge:.1f}x to fill the "
                              f"input's face (at most {ZOOM_REFUSE:g}x keeps it sharp enough) and come out as a "

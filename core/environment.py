@@ -68,8 +68,10 @@ def reuse_heap() -> Iterator[bool]:
     default mode's system time); on leaving the outermost scope, own mappings again and the heap's
     free pages are handed back (``malloc_trim``), so resident memory is the live tensors again.
     Keep it to such loops: around a whole PatchMatch level (tensors that outlive their step) the
-    heap's holes raised the 512 peak by 0.07 GiB (docs/performance.md). Yields whether it applies
-    (not in another mode, nor outside glibc)."""
+    heap's holes raised the 512 peak by 0.07 GiB (docs/performance.md); engine v2 wraps its whole
+    call, whose temporaries are mostly same-sized maps (+50 MiB peak for half its CPU time,
+    docs/engine.md). The thresholds are process-wide: other threads' requests share the scope while
+    it is open. Yields whether it applies (not in another mode, nor outside glibc)."""
     with _lock:
         active = _state["mode"] in ("default", "lean")
         if active:
@@ -117,9 +119,10 @@ def set_process_defaults(allocator: str | None = "default") -> None:
 def torch_threads(count: int) -> Iterator[None]:
     """torch's intra-op threads for the calling thread, ``count`` inside the scope and as before after
     it. With torch's OpenMP backend the setting is the calling thread's own (threads already running
-    keep theirs); threads started inside the scope start with it. For work on small tensors that
-    already runs beside other threads (engine v2: its two completions and MediaPipe on 2 cores), where
-    a team per thread only adds waiting: ~0.1-0.5 CPU s per translation (docs/engine.md)."""
+    keep theirs, MKL's too); a thread that first uses torch while the scope is open starts with it
+    and keeps it after. For work on small tensors that already runs beside other threads (engine v2:
+    its two completions and MediaPipe on 2 cores), where a team per thread only adds waiting:
+    ~0.1-0.5 CPU s per translation (docs/engine.md)."""
     import torch
 
     before = torch.get_num_threads()

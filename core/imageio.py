@@ -21,7 +21,7 @@ from core.errors import InputError
 MIN_SIDE = 16  # smaller pictures carry no usable content for any task
 
 
-def _open(source: str | Path | bytes) -> tuple[Image.Image, str]:
+def _open(source: str | Path | bytes, max_pixels: int) -> tuple[Image.Image, str]:
     """Open lazily (header only) and return the image and a name for messages."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "the uploaded data"
@@ -43,7 +43,9 @@ def _open(source: str | Path | bytes) -> tuple[Image.Image, str]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(fp), name
     except Image.DecompressionBombError as exc:
-        raise InputError(f"{name} is far too large to decode safely ({exc}). Use a smaller picture.") from exc
+        # Pillow refuses huge headers itself; say it in the words of our own limit, not Pillow's
+        raise InputError(f"{name} is far over the {max_pixels / 1e6:.0f} MP limit. "
+                         "Downscale it first (a few megapixels is plenty).") from exc
     except UnidentifiedImageError as exc:
         raise InputError(
             f"{name} is not an image Pillow can read (corrupt, or not a picture at all). "
@@ -85,7 +87,7 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
 
 def _open_checked(source: str | Path | bytes, max_pixels: int, min_side: int) -> tuple[Image.Image, str]:
     """Open and check the header's size; nothing is decoded yet."""
-    im, name = _open(source)
+    im, name = _open(source, max_pixels)
     w, h = im.size
     if w * h > max_pixels:
         im.close()
@@ -224,7 +226,8 @@ def save_image(path: str | Path, array: np.ndarray) -> None:
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [-1, 1] (same arithmetic as ToTensor + Normalize(0.5, 0.5))."""
-    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255)
+    # np.asarray(PIL image) is read-only: torch would warn on sharing it, so such arrays are copied
+    t = torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1).float().div(255)
     return t.sub(0.5).div(0.5).unsqueeze(0)
 
 

@@ -274,7 +274,7 @@ def exemplar_condition(task: str, photo: np.ndarray, side: int, allow_partial: b
         if not allow_partial:
             what = "face" if task == "face" else "subject"
             raise NoSubjectError(f"The exemplar has no {what} to paint the input with ({exc}) Choose an exemplar "
-                                 f"that shows a {what}, or allow a partial result (--allow-partial).") from exc
+                                 f"that shows a {what}$or_allow_partial.") from exc
         image = fit_image(photo, size)
         cond = Condition(task=task, label=torch.zeros(1, *size), preview=image, image=image,
                          messages=[f"No subject found ({exc})."])

@@ -38,12 +38,14 @@ OPTION_WORDS: dict[str, dict[str, str]] = {
         "choose_training_free": "use --engine training-free",
         "choose_cpu": "use --device cpu",
         "choose_resolution": "choose --resolution",
+        "or_allow_partial": ", or allow a partial result (--allow-partial)",
     },
     "app": {
-        "choose_checkpoint": "pick one in Advanced > Checkpoint",
+        "choose_checkpoint": "pick one in Advanced > Model",
         "choose_training_free": "choose Advanced > Engine > training-free",
         "choose_cpu": "run on the CPU",
         "choose_resolution": "choose the resolution in Advanced",
+        "or_allow_partial": "",  # the app has no such option
     },
 }
 _PLACEHOLDER = re.compile(r"\$(" + "|".join(OPTION_WORDS["cli"]) + r")\b")

@@ -101,14 +101,16 @@ def test_brushes_use_the_ade20k_palette():
 @pytest.mark.parametrize("error, title", [(InputError("bad file: use a PNG"), "Input problem"),
                                           (NoSubjectError("no person: use a photo of one"), "Nothing found"),
                                           (CheckpointError("wrong checkpoint"), "Checkpoint problem")])
-def test_warpaint_errors_become_gradio_errors(error, title):
+def test_warpaint_errors_become_gradio_errors(error, title, caplog):
     @engine.friendly_errors
     def fail():
         raise error
 
-    with pytest.raises(gr.Error) as info:
+    with caplog.at_level("INFO", logger="warpaint.app"), pytest.raises(gr.Error) as info:
         fail()
     assert info.value.message == str(error) and info.value.title == title
+    # a refusal is one log line, not a traceback Gradio prints per refused request (log floods on a public Space)
+    assert not info.value.print_exception and f"refused ({title}): {error}" in caplog.text
 
 
 def test_library_messages_name_options_in_each_front_ends_words(tmp_path):
@@ -131,6 +133,24 @@ def test_library_messages_name_options_in_each_front_ends_words(tmp_path):
     assert "--" not in shown.value.message and "$" not in shown.value.message
 
 
+def test_an_exemplar_without_a_face_names_no_command_line_flag_in_the_app():
+    """The CLI may --allow-partial; the app has no such option, so its refusal must not offer it."""
+    from core.pipeline import exemplar_condition
+
+    no_face = np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    with pytest.raises(NoSubjectError) as info:
+        exemplar_condition("face", no_face, 128)
+    assert str(info.value).endswith("shows a face, or allow a partial result (--allow-partial).")  # the CLI
+
+    @engine.friendly_errors
+    def fail():
+        raise info.value
+
+    with pytest.raises(gr.Error) as shown:
+        fail()
+    assert shown.value.message.endswith("Choose an exemplar that shows a face.") and "--" not in shown.value.message
+
+
 def test_unexpected_errors_become_a_generic_message_with_an_id_that_is_in_the_log(caplog):
     @engine.friendly_errors
     def boom():
@@ -142,6 +162,7 @@ def test_unexpected_errors_become_a_generic_message_with_an_id_that_is_in_the_lo
     assert "Something went wrong" in message and "secret" not in message and "OSError" not in message
     error_id = re.search(r"error id ([0-9a-f]{12})", message).group(1)
     assert error_id in caplog.text and "File name too long" in caplog.text  # the full story is in the log
+    assert not info.value.print_exception  # once, under its id (Gradio would print it a second time)
 
 
 def test_error_messages_never_name_server_folders(monkeypatch, tmp_path):
@@ -190,6 +211,16 @@ def test_layout_tabs_advanced_closed_and_api_names():
     assert tabs == ["Pose to body", "Edge to face", "Mask to image", "Oil portrait", "Pose video"]
     accordions = [p for p in by_type["accordion"] if p.get("label") == "Advanced"]
     assert len(accordions) == 4 and not any(p.get("open") for p in accordions)
+    # the messages' "Advanced > X" name controls the page has; the settings engine v2 ignores say so
+    from core.vocabulary import OPTION_WORDS
+
+    labels = {p.get("label") or "" for props in by_type.values() for p in props}
+    for words in OPTION_WORDS["app"].values():
+        for named in re.findall(r"Advanced > (\w+)", words):
+            assert any(label.startswith(named) for label in labels), (named, words)
+    for label in ("PatchMatch iterations per level", "Softmax temperature", "Seed"):
+        infos = [p.get("info") for props in by_type.values() for p in props if p.get("label") == label]
+        assert len(infos) == 4 and all("training-free engine ignores it" in (i or "") for i in infos), label
     api_names = {d.get("api_name") for d in config["dependencies"] if d.get("api_visibility", "public") == "public"}
     assert {"extract", "translate"} <= api_names
     assert not any(d.get("api_name") in (None, "") and d.get("api_visibility") == "public"

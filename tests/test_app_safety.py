@@ -105,6 +105,47 @@ def test_non_finite_numbers_sent_as_raw_json_are_refused(server, value, words):
     assert "event: error" in stream and f"temperature must be a {words} number" in stream, stream
 
 
+def test_pictures_given_as_paths_or_urls_are_never_opened(server, tmp_path):
+    """A client names a server file or an internal URL instead of uploading: refused before the app runs,
+    nothing fetched, nothing read, and the answer names no server path."""
+    import http.server
+    import json
+
+    secret = tmp_path / "secret.jpg"  # a real picture outside the upload folder: opening it would succeed
+    secret.write_bytes(PHOTO.read_bytes())
+    fetched: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            fetched.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(PHOTO.read_bytes())
+
+        def log_message(self, *args):
+            pass
+
+    internal = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=internal.serve_forever, daemon=True).start()
+    at = f"http://127.0.0.1:{internal.server_address[1]}/x.jpg"
+    try:
+        for given in ({"path": str(secret)}, {"path": str(PHOTO)}, {"path": "../../../etc/passwd"},
+                      {"path": at, "url": at}, str(secret)):
+            picture = {**given, "meta": {"_type": "gradio.FileData"}} if isinstance(given, dict) else given
+            for api, data in (("extract", ["pose", picture, False, RES]),
+                              ("translate", ["mask", picture, picture, False, RES, "auto", "", 2, 0.01, 0, False,
+                                             "auto"])):
+                start = time.monotonic()
+                stream = _raw_call(server[0], api, json.dumps({"data": data}))
+                assert time.monotonic() - start < 2.0
+                assert "event: error" in stream and "event: complete" not in stream, (api, given, stream)
+                assert str(tmp_path) not in stream and "/etc" not in stream and "Traceback" not in stream
+    finally:
+        internal.shutdown()
+    assert fetched == []
+    _normal(server[2])
+
+
 def test_extract_refuses_hostile_values_too(server):
     client = server[2]
     for args, words in [(("pose", handle_file(str(PHOTO)), False, "big"), "resolution must be a whole number"),

@@ -61,3 +61,13 @@ def test_clip_limits_and_bad_values_are_refused_clearly(client, tmp_path):
     assert str(tmp_path) not in str(err.value) and "/tmp" not in str(err.value)  # no server paths
     result, _, _ = _video(client, clip)  # still serving
     assert read_video_info(result["video"] if isinstance(result, dict) else result).frames == 3
+
+
+def test_a_picture_given_as_the_clip_is_refused_in_the_apps_words():
+    """An upload cannot be a folder: the refusal names the video formats, not core's "give their folder"."""
+    from app.video import check_clip
+    from core.errors import InputError
+
+    with pytest.raises(InputError, match=r"The clip \(\.jpg\) is not a video file: upload an MP4") as err:
+        check_clip(ASSETS / "grace_hopper.jpg")
+    assert "folder" not in str(err.value) and str(ASSETS) not in str(err.value)

@@ -373,3 +373,10 @@ def test_refuses_an_exemplar_face_it_would_blow_up_unless_partial(translator, gr
         translator.translate(close_up, camera, resolution=512)
     result = translator.translate(close_up, camera, resolution=512, allow_partial=True)
     assert any("smaller than the output's" in m for m in result.messages)
+
+
+def test_fold_note_is_said_only_when_it_prints_a_nonzero_share():
+    from core.engine_v2 import fold_message
+
+    assert fold_message(0.0) == [] and fold_message(4e-5) == []
+    assert fold_message(0.0012) == ["0.12% of the map folded over and was smoothed."]

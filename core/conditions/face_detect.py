@@ -43,6 +43,9 @@ LANDMARK_SIDE = 192  # the landmark model's input
 MODEL_BOX_SCALE = 1.5  # its crop: this x the face's box (as FaceMesh frames it)
 MODEL_PASSES = 2  # detector box, then the box of the first pass's points
 MODEL_AGREEMENT = 0.25  # its eyes, nose and mouth within this x the detector's eye distance of the detector's
+# FaceMesh in a box found only on a filtered copy: the same check, looser (FaceMesh's own detector and presence
+# gate passed): groot's stylised copies 0.24-0.49, a false box on a rocket's nose 0.85-0.98
+MESH_AGREEMENT = 0.6
 RETRY_SIDE = 448  # the downscaled copy's longer side (the full-range detector itself sees 192 px)
 IRIS_RADIUS = 0.22  # a synthesised iris's radius over its eye's width (FaceMesh on photos: 0.20-0.25)
 
@@ -79,7 +82,7 @@ def _overlap(a: Box, b: Box) -> float:
 
 
 def _boxes(image: np.ndarray) -> list[Box]:
-    """Face boxes (x0, y0, x1, y1, score) in pixels.
+    """Face boxes in pixels (``Box``: x0, y0, x1, y1, score, then the detector's four keypoints).
 
     The full-range model, then the close-up one, on the whole picture; if both miss, the
     full-range model on overlapping tiles (it sees the picture at 192 pixels, so a face
@@ -211,13 +214,19 @@ def _model_mesh(image: np.ndarray, box: Box) -> np.ndarray | None:
         lo, hi = mesh[:, :2].min(0), mesh[:, :2].max(0)
         centre, side = (lo + hi) / 2, MODEL_BOX_SCALE * float((hi - lo).max())
         eye_r, eye_l = mesh[33, :2], mesh[263, :2]
-    # The model places a face in any crop: keep it only where the detector's eyes, nose tip and mouth
-    # agree with its own (a false detection on an eye or a patch of background does not).
+    # The model places a face in any crop: keep it only where the detector agrees (``_agrees``).
+    return _with_irises(mesh) if _agrees(mesh, box, MODEL_AGREEMENT) else None
+
+
+def _agrees(mesh: np.ndarray, box: Box, limit: float) -> bool:
+    """Whether the mesh's eyes, nose tip and mouth lie within ``limit`` times the detector's eye
+    distance of the detector's own four keypoints: a false detection (on an eye, a patch of background,
+    a rocket's nose) gets a face placed in it that does not line up with them."""
     detected = np.asarray(box[5:13]).reshape(4, 2)
     placed = np.array([mesh[[33, 133], :2].mean(0), mesh[[362, 263], :2].mean(0), mesh[1, :2],
                        mesh[[13, 14], :2].mean(0)])
     spread = np.linalg.norm(placed - detected, axis=1).max() / max(np.linalg.norm(detected[0] - detected[1]), 1.0)
-    return _with_irises(mesh) if spread <= MODEL_AGREEMENT else None
+    return bool(spread <= limit)
 
 
 _fa_lock = threading.Lock()
@@ -274,11 +283,14 @@ def _retry_boxes(image: np.ndarray, tried: list[Box]) -> list[Box]:
 
 def _second_look(image: np.ndarray, boxes: list[Box], messages: list[str]) -> np.ndarray | None:
     """Landmarks for a face the first look missed: FaceMesh in the boxes found on filtered copies of
-    the picture, then the landmark model alone in every box (the first look's largest first)."""
+    the picture, then the landmark model alone in every box (the first look's largest first); each kept
+    only where it agrees with its box's keypoints (filtered copies give false boxes too)."""
     more = _retry_boxes(image, boxes)
     for box in more:
-        mesh = _mesh_in_box(image, box, messages)
-        if mesh is not None:
+        notes: list[str] = []  # a smoothing's note only with the mesh kept
+        mesh = _mesh_in_box(image, box, notes)
+        if mesh is not None and _agrees(mesh, box, MESH_AGREEMENT):
+            messages += notes
             messages.append("The face was found on a filtered copy of the picture (a stylised or unusual face): "
                             "check the result's eyes and mouth.")
             return mesh
