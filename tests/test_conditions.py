@@ -100,7 +100,7 @@ def test_pose_label_channels_meaning():
     assert torch.all(cond.label[3 + LIMBS.index((3, 4))] == 1.0)  # a missing limb is "far" everywhere
     assert cond.parts.shape == (17, 512, 512) and float(cond.parts[limb].max()) == 1.0
     assert cond.subject_mask[202, 228] and not cond.subject_mask[10, 10]
-    assert any("missing" in m and "left knee" in m for m in cond.messages)
+    assert any("missing" in m and "the hips and legs" in m for m in cond.messages)
 
 
 def test_pose_sizes_scale_the_drawing():
@@ -250,3 +250,14 @@ def test_pose_label_and_parts_are_drawn_when_first_read_and_equal_the_full_drawi
     assert torch.equal(cond.label, label)
     assert np.array_equal(cond.parts, 1.0 - dists.astype(np.float32) / 255.0)
     assert cond.label is cond.label and not isinstance(raw(cond, "label"), Deferred)  # kept once made
+
+
+def test_missing_joints_are_named_by_group_when_a_whole_group_is_missing():
+    from core.conditions.pose import _missing_names
+
+    kp = np.ones((18, 3))
+    kp[[8, 9, 10, 11, 12, 13, 4, 6], 2] = 0  # a waist-up photo with one wrist and one elbow hidden
+    assert _missing_names(kp) == ["the hips and legs", "right wrist", "left elbow"]
+    kp[8, 2] = 1  # one hip seen: the knees and ankles are named together, the left hip alone
+    assert _missing_names(kp) == ["the knees and ankles", "right wrist", "left elbow", "left hip"]
+    assert _missing_names(np.ones((18, 3))) == []

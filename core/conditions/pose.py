@@ -67,11 +67,31 @@ def _check_keypoints(keypoints: np.ndarray, size: tuple[int, int]) -> np.ndarray
     return kp
 
 
+# Joints named together when all of them are missing (a waist-up photo lacks all six leg joints),
+# so the note stays short; the first group that is wholly missing takes its joints.
+_MISSING_GROUPS = (
+    ("the hips and legs", (8, 9, 10, 11, 12, 13)),
+    ("the knees and ankles", (9, 10, 12, 13)),
+    ("both forearms", (3, 4, 6, 7)),
+)
+
+
+def _missing_names(kp: np.ndarray) -> list[str]:
+    """The missing joints' names, whole groups (``_MISSING_GROUPS``) named once."""
+    missing = {i for i in range(18) if kp[i, 2] <= 0}
+    names = []
+    for name, joints in _MISSING_GROUPS:
+        if missing.issuperset(joints):
+            names.append(name)
+            missing -= set(joints)
+    return names + [COCO18[i] for i in sorted(missing)]
+
+
 def _missing_message(kp: np.ndarray) -> list[str]:
-    missing = [COCO18[i] for i in range(18) if kp[i, 2] <= 0]
-    if not missing:
+    names = _missing_names(kp)
+    if not names:
         return []
-    return [f"Only part of the body was found; missing: {', '.join(missing)}. "
+    return [f"Only part of the body was found; missing: {', '.join(names)}. "
             "The result follows the visible joints only (use a full-body photo for a full-body pose)."]
 
 
