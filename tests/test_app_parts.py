@@ -293,3 +293,17 @@ def test_every_pose_example_runs_with_the_default_engine_v2():
         assert outcome.result.image.shape == (256, 256, 3) and outcome.result.image.std() > 10
         if exemplar.endswith("grace_hopper.jpg"):
             assert any("stands in" in m or "drawn with the texture" in m for m in outcome.result.messages)
+
+
+def test_every_mask_example_runs_at_its_tabs_resolution_without_a_refusal():
+    """The Mask tab's examples (photos and the painted mask) with the default training-free engine, at the
+    tab's own resolution (512 since engine v2 takes under a second there): each gives a picture."""
+    from app.tasks import TABS
+
+    spec = next(tab for tab in TABS if tab.key == "mask")
+    runs = [(pair, False) for pair in spec.example_paths()] + [(pair, True) for pair in spec.condition_example_paths()]
+    assert len(runs) == 3
+    for (source, exemplar), ready in runs:
+        outcome = handlers.translate("mask", source, exemplar, source_is_condition=ready, resolution=spec.resolution)
+        image = outcome.result.image
+        assert image.shape == (spec.resolution, spec.resolution, 3) and image.std() > 10
