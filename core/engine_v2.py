@@ -331,7 +331,6 @@ class TrainingFreeEngineV2:
         chart_view = _level(chart_img, chart_positions, chart.confidence, ex_size)
         return _output(image, layered, used, not_mapped, chart_view, ex_size, seconds, messages, stats)
 
-
     def _background_job(self, exemplar: Condition, hole: np.ndarray, background: np.ndarray, beyond: np.ndarray,
                         whole_frame: bool) -> _BackgroundJob:
         """The exemplar's background completed over ``hole`` where the output's ``background`` map (H, W, 2)

@@ -77,7 +77,7 @@ def _detect(name: str, image: np.ndarray, dx: float = 0.0, dy: float = 0.0) -> l
 def _overlap(a: Box, b: Box) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    smaller = min(_area(a), _area(b))
     return ix * iy / max(smaller, 1e-6)
 
 
@@ -266,8 +266,12 @@ def _face_alignment_points(image: np.ndarray) -> np.ndarray | None:
     return np.asarray(max(faces, key=lambda f: np.ptp(f[:, 0]) * np.ptp(f[:, 1]))[:, :2], np.float64)
 
 
+def _area(box: Box) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
 def _largest(boxes: list[Box]) -> Box:
-    return max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+    return max(boxes, key=_area)
 
 
 def _retry_boxes(image: np.ndarray, tried: list[Box]) -> list[Box]:
@@ -278,7 +282,7 @@ def _retry_boxes(image: np.ndarray, tried: list[Box]) -> list[Box]:
         for box in retry(image):
             if all(_overlap(box, k) < 0.5 for k in tried + found):
                 found.append(box)
-    return sorted(found, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+    return sorted(found, key=_area, reverse=True)
 
 
 def _second_look(image: np.ndarray, boxes: list[Box], messages: list[str]) -> np.ndarray | None:
