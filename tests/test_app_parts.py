@@ -140,7 +140,7 @@ def test_an_exemplar_without_a_face_names_no_command_line_flag_in_the_app():
     no_face = np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)
     with pytest.raises(NoSubjectError) as info:
         exemplar_condition("face", no_face, 128)
-    assert str(info.value).endswith("shows a face, or allow a partial result (--allow-partial).")  # the CLI
+    assert str(info.value).endswith("a face is clearly visible, or allow a partial result (--allow-partial).")
 
     @engine.friendly_errors
     def fail():
@@ -148,7 +148,8 @@ def test_an_exemplar_without_a_face_names_no_command_line_flag_in_the_app():
 
     with pytest.raises(gr.Error) as shown:
         fail()
-    assert shown.value.message.endswith("Choose an exemplar that shows a face.") and "--" not in shown.value.message
+    assert shown.value.message.endswith("Choose an exemplar where a face is clearly visible.")
+    assert "--" not in shown.value.message
 
 
 def test_unexpected_errors_become_a_generic_message_with_an_id_that_is_in_the_log(caplog):
