@@ -142,3 +142,15 @@ def test_bad_uploads_get_clear_errors_and_the_server_keeps_serving(client, tmp_p
 
     image, *_ = _translate(client, "pose", ASSETS / "astronaut.jpg", good)  # still serving
     assert _picture(image).shape == (RES, RES, 3)
+
+
+def test_the_log_a_new_user_reads(client, server):
+    """After start and a face and a pose extraction: where to open the app and the app's own share switch,
+    none of Gradio's "set `share=True` in `launch()`", httpx's line per request, nor MediaPipe's notices."""
+    for task in ("face", "pose"):
+        client.predict(task, handle_file(str(ASSETS / "grace_hopper.jpg")), False, RES, api_name="/extract")
+    log = (server[1] / "app.log").read_text()
+    assert f"Warpaint app: open {server[0]} in a browser" in log
+    assert "python app.py --share or WARPAINT_SHARE=1" in log
+    for noise in ("share=True", "launch()", "httpx", "HTTP Request", "Feedback manager", "XNNPACK", "absl::"):
+        assert noise not in log, (noise, log[-3000:])

@@ -12,6 +12,7 @@ gr = pytest.importorskip("gradio")
 from app import drawing, engine, handlers, palette, settings  # noqa: E402
 from core.errors import CheckpointError, InputError, NoSubjectError  # noqa: E402
 from core.results import LevelView  # noqa: E402
+from tests.app_server import free_port  # noqa: E402
 
 
 def _level(h: int, w: int, k: int, size: int) -> LevelView:
@@ -308,3 +309,31 @@ def test_every_mask_example_runs_at_its_tabs_resolution_without_a_refusal():
         outcome = handlers.translate("mask", source, exemplar, source_is_condition=ready, resolution=spec.resolution)
         image = outcome.result.image
         assert image.shape == (spec.resolution, spec.resolution, 3) and image.std() > 10
+
+
+def test_on_spaces_no_share_link_is_offered_or_attempted(monkeypatch, capsys):
+    """A Space is served by Hugging Face: no share hint, and WARPAINT_SHARE / --share cannot start a tunnel."""
+    import warnings
+
+    from app import server
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert server.start_lines("http://127.0.0.1:7860/", share=False) == [
+        "Warpaint app: open http://127.0.0.1:7860/ in a browser (Ctrl+C stops it)",
+        "Public link: off (python app.py --share or WARPAINT_SHARE=1 opens one; needs network)"]
+    assert len(server.start_lines("http://127.0.0.1:7860/", share=True)) == 1
+    monkeypatch.setenv("SPACE_ID", "someone/warpaint")
+    assert server.start_lines("http://0.0.0.0:7860/", share=False) == [
+        "Warpaint app: serving the Space someone/warpaint on http://0.0.0.0:7860/"]
+    with gr.Blocks() as demo:
+        gr.Markdown("hello")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        server.launch(demo, server_name="127.0.0.1", server_port=free_port(), share=True, prevent_thread_lock=True)
+    try:
+        assert not demo.share and demo.share_url is None
+        assert not [w for w in caught if "share" in str(w.message).lower()]
+        out = capsys.readouterr().out
+        assert out.strip() == f"Warpaint app: serving the Space someone/warpaint on {demo.local_url}", out
+    finally:
+        demo.close()
