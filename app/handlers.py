@@ -14,12 +14,21 @@ import numpy as np
 
 from app import drawing, models, settings
 from app.engine import friendly_errors, gpu, load_picture, translator_for
+from app.palette import looks_painted
 from core import budget
+from core.errors import InputError
 from core.limits import check_choice, check_flag
 from core.results import LevelView, TranslationResult
 from core.vocabulary import ENGINES, MIRROR_MODES, TASKS, TRAINING_FREE
 
 Progress = Callable[[float, str], None]
+READ_AS_PAINTED = ("This picture is painted in ADE20K colours, so it was read as a painted mask (Input is: Ready "
+                   "condition), not segmented as a photo.")
+
+
+def painted_mask_given_as_photo(task: str, picture: np.ndarray, ready: bool) -> bool:
+    """A painted mask given as a photo in the Mask tab: it is read as the ready condition it is."""
+    return task == "mask" and not ready and looks_painted(picture)
 
 
 @dataclass
@@ -70,8 +79,9 @@ def extract(task: str, image, ready_condition: bool = False, resolution: float |
     res = check_resolution(resolution) or 256
     picture = load_picture(image, "picture")
     budget.check()
-    condition = translator_for(task, TRAINING_FREE, None).extract(picture, (res, res), ready_condition=ready)
-    return condition.preview, "\n".join(condition.messages)
+    painted = painted_mask_given_as_photo(task, picture, ready)
+    condition = translator_for(task, TRAINING_FREE, None).extract(picture, (res, res), ready_condition=ready or painted)
+    return condition.preview, "\n".join(([READ_AS_PAINTED] if painted else []) + condition.messages)
 
 
 @gpu  # outermost: on ZeroGPU the gr.Error raised inside travels back to the UI
@@ -104,11 +114,19 @@ def translate(task: str, source, exemplar, *, source_is_condition: bool = False,
     report(0.0, "reading pictures")
     src = load_picture(source, "input")
     ex = load_picture(exemplar, "exemplar")
+    if task == "mask" and looks_painted(ex):
+        raise InputError("The exemplar is a painted mask: its flat colours are no looks to copy. Give a photo as the "
+                         "exemplar, and the painted mask as the input.")
+    painted = painted_mask_given_as_photo(task, src, options["source_is_condition"])
+    options["source_is_condition"] |= painted
     if oil:
         ex = oil_paint(ex)
     result = translator_for(task, engine, folder).translate(src, ex, progress=report, **options)
     result.engine = models.public_text(result.engine)
     result.messages = [models.public_text(m) for m in result.messages]
+    if painted:
+        result.messages.insert(1 if result.messages[:1] and result.messages[0].startswith("Engine:") else 0,
+                               READ_AS_PAINTED)
     return Outcome(result, inspect_state(result, ex), time.perf_counter() - start)
 
 

@@ -154,3 +154,20 @@ def test_the_log_a_new_user_reads(client, server):
     assert "python app.py --share or WARPAINT_SHARE=1" in log
     for noise in ("share=True", "launch()", "httpx", "HTTP Request", "Feedback manager", "XNNPACK", "absl::"):
         assert noise not in log, (noise, log[-3000:])
+
+
+def test_a_painted_mask_given_as_a_photo_is_read_as_the_painted_mask(client):
+    """The Mask tab with "Input is: Photo" and a painted ADE20K mask: its painted regions, not a person
+    segmented out of flat colours; the note says so. A painted mask as the exemplar is refused with what to do."""
+    painted = handle_file(str(ASSETS / "mask_cameraman.png"))
+    as_photo, note = client.predict("mask", painted, False, RES, api_name="/extract")
+    as_ready, _ = client.predict("mask", painted, True, RES, api_name="/extract")
+    np.testing.assert_array_equal(_picture(as_photo), _picture(as_ready))
+    assert note.startswith("This picture is painted in ADE20K colours, so it was read as a painted mask")
+    _, photo_note = client.predict("mask", handle_file(str(ASSETS / "astronaut.jpg")), False, RES, api_name="/extract")
+    assert "painted in ADE20K colours" not in photo_note  # a photo is still segmented
+
+    *_, info = _translate(client, "mask", ASSETS / "mask_cameraman.png", ASSETS / "astronaut.jpg")
+    assert any(m.startswith("This picture is painted in ADE20K colours") for m in info["messages"])
+    with pytest.raises(AppError, match="The exemplar is a painted mask.*Give a photo as the exemplar"):
+        _translate(client, "mask", ASSETS / "astronaut.jpg", ASSETS / "mask_cameraman.png")

@@ -337,3 +337,22 @@ def test_on_spaces_no_share_link_is_offered_or_attempted(monkeypatch, capsys):
         assert out.strip() == f"Warpaint app: serving the Space someone/warpaint on {demo.local_url}", out
     finally:
         demo.close()
+
+
+def test_only_painted_masks_look_painted():
+    """Painted masks (every pixel a palette colour, two regions at least) and nothing else: photos, the skeleton
+    and sketch conditions (black plus strokes), a plain black picture, a palette (dithered) photo."""
+    from PIL import Image
+
+    def rgb(name):
+        return np.asarray(Image.open(settings.ASSETS / name).convert("RGB"))
+
+    assert palette.looks_painted(rgb("mask_cameraman.png"))
+    big = np.repeat(np.repeat(rgb("mask_cameraman.png"), 8, axis=0), 8, axis=1)  # sampled, not every pixel
+    assert palette.looks_painted(big)
+    for name in ("astronaut.jpg", "grace_hopper.jpg", "cameraman.png", "oil_astronaut.jpg",
+                 "skeleton_raised_arm.png", "sketch_grace_hopper.png"):
+        assert not palette.looks_painted(rgb(name)), name
+    assert not palette.looks_painted(np.zeros((64, 64, 3), np.uint8))
+    dithered = np.asarray(Image.open(settings.ASSETS / "grace_hopper.jpg").convert("P").convert("RGB"))
+    assert not palette.looks_painted(dithered)
