@@ -10,20 +10,32 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from app import drawing, models, settings
-from app.engine import friendly_errors, gpu, load_picture, translator_for
+from app.engine import friendly_errors, gpu, load_picture, stored_with_palette, translator_for
 from app.palette import looks_painted
 from core import budget
 from core.errors import InputError
 from core.limits import check_choice, check_flag
 from core.results import LevelView, TranslationResult
-from core.vocabulary import ENGINES, MIRROR_MODES, TASKS, TRAINING_FREE
+from core.vocabulary import ENGINES, MIRROR_MODES, TASKS, TRAINING_FREE, subject_word
 
 Progress = Callable[[float, str], None]
 READ_AS_PAINTED = ("This picture is painted in ADE20K colours, so it was read as a painted mask (Input is: Ready "
                    "condition), not segmented as a photo.")
+UNDITHERED = "The input is a palette (GIF-style) picture: its dithering was smoothed out before looking for the {what}."
+UNDITHER_SIGMA = 1.0  # px: a dithered copy of grace_hopper.jpg hid its person from MediaPipe's pose; sigma 1 shows it
+
+
+def photo_for_extraction(task: str, source, picture: np.ndarray, ready: bool) -> tuple[np.ndarray, list[str]]:
+    """The input photo as the extractors should see it: a palette (dithered) upload smoothed first. Its
+    pixels only give the condition, so nothing of the output is blurred; ready conditions are left exact."""
+    if ready or not stored_with_palette(source):
+        return picture, []
+    smooth = cv2.GaussianBlur(picture, (0, 0), UNDITHER_SIGMA)
+    return smooth, [UNDITHERED.format(what=subject_word(task))]
 
 
 def painted_mask_given_as_photo(task: str, picture: np.ndarray, ready: bool) -> bool:
@@ -80,8 +92,9 @@ def extract(task: str, image, ready_condition: bool = False, resolution: float |
     picture = load_picture(image, "picture")
     budget.check()
     painted = painted_mask_given_as_photo(task, picture, ready)
+    picture, notes = photo_for_extraction(task, image, picture, ready or painted)
     condition = translator_for(task, TRAINING_FREE, None).extract(picture, (res, res), ready_condition=ready or painted)
-    return condition.preview, "\n".join(([READ_AS_PAINTED] if painted else []) + condition.messages)
+    return condition.preview, "\n".join(([READ_AS_PAINTED] if painted else []) + notes + condition.messages)
 
 
 @gpu  # outermost: on ZeroGPU the gr.Error raised inside travels back to the UI
@@ -119,14 +132,15 @@ def translate(task: str, source, exemplar, *, source_is_condition: bool = False,
                          "exemplar, and the painted mask as the input.")
     painted = painted_mask_given_as_photo(task, src, options["source_is_condition"])
     options["source_is_condition"] |= painted
+    src, notes = photo_for_extraction(task, source, src, options["source_is_condition"])
+    notes = [READ_AS_PAINTED] if painted else notes
     if oil:
         ex = oil_paint(ex)
     result = translator_for(task, engine, folder).translate(src, ex, progress=report, **options)
     result.engine = models.public_text(result.engine)
     result.messages = [models.public_text(m) for m in result.messages]
-    if painted:
-        result.messages.insert(1 if result.messages[:1] and result.messages[0].startswith("Engine:") else 0,
-                               READ_AS_PAINTED)
+    first = 1 if result.messages[:1] and result.messages[0].startswith("Engine:") else 0
+    result.messages[first:first] = notes
     return Outcome(result, inspect_state(result, ex), time.perf_counter() - start)
 
 

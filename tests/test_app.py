@@ -171,3 +171,21 @@ def test_a_painted_mask_given_as_a_photo_is_read_as_the_painted_mask(client):
     assert any(m.startswith("This picture is painted in ADE20K colours") for m in info["messages"])
     with pytest.raises(AppError, match="The exemplar is a painted mask.*Give a photo as the exemplar"):
         _translate(client, "mask", ASSETS / "astronaut.jpg", ASSETS / "mask_cameraman.png")
+
+
+def test_a_palette_photo_is_smoothed_before_its_person_is_looked_for(client, tmp_path):
+    """A photo stored with a palette (GIF-style, dithered) hid its person from the pose detector; it is found
+    once the dithering is smoothed out, and the note says so. A palette-stored painted mask stays exact."""
+    dithered = tmp_path / "grace_hopper.png"
+    Image.open(ASSETS / "grace_hopper.jpg").convert("P").save(dithered)  # Pillow's default: web palette, dithered
+    skeleton, note = client.predict("pose", handle_file(str(dithered)), False, RES, api_name="/extract")
+    assert (_picture(skeleton).sum(axis=2) > 0).mean() > 0.01 and "dithering was smoothed out" in note
+    *_, info = _translate(client, "pose", dithered, ASSETS / "astronaut.jpg")
+    assert any("dithering was smoothed out before looking for the person" in m for m in info["messages"])
+
+    mask = tmp_path / "mask.png"
+    Image.open(ASSETS / "mask_cameraman.png").convert("RGB").quantize(colors=64, dither=Image.Dither.NONE).save(mask)
+    assert Image.open(mask).mode == "P"
+    from_palette, _ = client.predict("mask", handle_file(str(mask)), True, RES, api_name="/extract")
+    exact, _ = client.predict("mask", handle_file(str(ASSETS / "mask_cameraman.png")), True, RES, api_name="/extract")
+    np.testing.assert_array_equal(_picture(from_palette), _picture(exact))
