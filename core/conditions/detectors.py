@@ -7,8 +7,9 @@ mediapipe 0.10.21 wheel are used: nothing is downloaded.
 
 MediaPipe's C++ side writes a few fixed notices straight to the process's stderr (file
 descriptor 2, before absl logging is set up, so GLOG_minloglevel cannot silence them) while
-a graph is built and runs its first picture: ``_mediapipe_notices_dropped`` captures fd 2
-over those moments only and writes back every line but those notices.
+a graph is built and runs its first pictures (until one in which it finds something):
+``_mediapipe_notices_dropped`` captures fd 2 over those moments only and writes back every
+line but those notices.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from core.errors import WarpaintError
 
 _registry_lock = threading.Lock()
 _detectors: dict[str, tuple[Any, threading.Lock]] = {}
-_warmed: set[str] = set()  # detectors that have run once: later calls print nothing
+_warmed: set[str] = set()  # detectors that have found something once: later calls print nothing
 _capture_lock = threading.Lock()  # fd 2 is one per process: one capture at a time
 
 # What mediapipe 0.10.21 prints, unasked, for every graph it builds (measured: one XNNPACK line
@@ -145,7 +146,15 @@ def run(name: str, image: np.ndarray) -> Any:
     with lock:
         if name in _warmed:
             return detector.process(np.ascontiguousarray(image))
-        with _mediapipe_notices_dropped():  # a graph's first run builds its calculators, which print
+        with _mediapipe_notices_dropped():  # a graph's first runs open its calculators, which print
             result = detector.process(np.ascontiguousarray(image))
-        _warmed.add(name)
+        if _found_something(result):
+            _warmed.add(name)
         return result
+
+
+def _found_something(result: Any) -> bool:
+    """Whether a run went down the whole graph: face mesh prints its NORM_RECT notice the first time it finds
+    a face, not at its first run (measured on noise, then photos, for every detector above)."""
+    fields = getattr(result, "_fields", None)  # mediapipe's SolutionOutputs: one field per output stream
+    return fields is None or any(getattr(result, field) is not None for field in fields)
