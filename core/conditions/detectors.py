@@ -48,7 +48,8 @@ def _mediapipe_notices_dropped() -> Iterator[None]:
     """Capture fd 2 (C++ and Python writes alike, from every thread) while the body runs, then write
     back every captured line except MediaPipe's known notices: nothing else is hidden, only delayed."""
     with _capture_lock, tempfile.TemporaryFile() as capture:
-        sys.stderr.flush()
+        if sys.stderr:
+            sys.stderr.flush()
         try:
             saved = os.dup(2)
         except OSError:  # no stderr at all: nothing to tidy
@@ -58,7 +59,8 @@ def _mediapipe_notices_dropped() -> Iterator[None]:
         try:
             yield
         finally:
-            sys.stderr.flush()
+            if sys.stderr:
+                sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
