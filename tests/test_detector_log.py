@@ -6,12 +6,15 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app.settings import ASSETS, ROOT
 from core.conditions import detectors
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
 
 NOTICES = (b"XNNPACK delegate", b"absl::InitializeLog", b"Feedback manager", b"NORM_RECT")
 

@@ -4,15 +4,17 @@ words of the front end that shows it (the app has no keypoint files, no command-
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from app.settings import ASSETS
 from core.errors import WarpaintError
 from core.pipeline import Translator
 from core.vocabulary import about, missing_in_exemplar
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 NOISE = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
 ASTRONAUT = np.asarray(Image.open(ASSETS / "astronaut.jpg").convert("RGB"))
