@@ -610,6 +610,8 @@ def _head_frame(body: Body) -> tuple[np.ndarray, np.ndarray, float] | None:
 PROFILE = 0.15  # a head is seen in profile when its nose lies this far across from its centre (x nose-to-crown)
 DEPTH = 0.8  # a head in profile is at most this deep, nose to back (x nose-to-crown)
 SPAN_CAP = 0.9  # a head's width is looked for this far either side of its centre (x nose-to-crown)
+SPAN_MIN = 0.2  # ... and trusted from this width on (x its nose-to-crown; narrower: the centre is off the silhouette)
+SPAN_STRETCH = 3.0  # the width's scale stays within this factor of the height's
 
 
 def _head_span(body: Body, centre: np.ndarray, down: np.ndarray, height: float) -> tuple[float, float, int]:
@@ -654,9 +656,10 @@ def upright_head(src: Body, ex: Body) -> np.ndarray | None:
     if face_s and not face_e:  # the exemplar's half on the input's back side: its edge to its nose
         nose = float((ex.joints[0] - c_ex) @ np.array([d_ex[1], -d_ex[0]]))
         lo_e, hi_e = (lo_e, nose) if face_s > 0 else (nose, hi_e)
-    if (face_s or face_e) and not (face_s and face_e):
-        along = (hi_e - lo_e) / (hi_s - lo_s)
-        shift = lo_e - along * lo_s
+    wide = hi_s - lo_s > SPAN_MIN * h_src and hi_e - lo_e > SPAN_MIN * h_ex
+    if (face_s or face_e) and not (face_s and face_e) and wide:
+        along = float(np.clip((hi_e - lo_e) / (hi_s - lo_s), k / SPAN_STRETCH, k * SPAN_STRETCH))
+        shift = (lo_e + hi_e) / 2 - along * (lo_s + hi_s) / 2
     a_src, a_ex = np.array([d_src[1], -d_src[0]]), np.array([d_ex[1], -d_ex[0]])
     lin = k * np.outer(d_ex, d_src) + along * np.outer(a_ex, a_src)
     return np.concatenate([lin, (c_ex + shift * a_ex - lin @ c_src)[:, None]], axis=1)
