@@ -20,6 +20,7 @@ ENGINE_KINDS = (LEARNED, TRAINING_FREE)
 ENGINES = (AUTO, *ENGINE_KINDS)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+CONV_MATH_MODES = ("fp32", "bf16x3", "bf16_inputs")  # math of fp32 CPU convolutions (core.fpmath)
 MIRROR_MODES = ("auto", "never", "always")  # engine v2: use the exemplar mirrored when it mirrors the input (auto)
 MIRROR_HELP = ("training-free engine v2, faces and poses: auto (default) uses a mirror-image exemplar (its scene "
                "mirrors the input's, or its face is turned the other way) mirrored; never keeps it as given (a "
