@@ -551,7 +551,7 @@ def test_the_person_s_fill_copies_plain_clothing_not_badges(monkeypatch):
 
     size = (512, 512)
     src = extract("pose", np.ascontiguousarray(skimage.data.astronaut()[25:486, :410]), size)
-    ex = exemplar_condition("pose", picture("grace_hopper/zoomed-out"), size[0])
+    ex = exemplar_condition("pose", picture("grace_hopper/zoomed-out-blur"), size[0])  # the picture it was written on
 
     def odd_share() -> float:
         out = engine.TrainingFreeEngineV2().one(src, ex)
