@@ -16,7 +16,9 @@ made here: regions of scikit-image textures (brick, grass, gravel), tinted, with
 mirrored, tilted, close-up, zoomed-out and oil-painted) run through every engine version of
 ``ENGINE_VERSIONS``: structure fidelity (face NME / pose PCK@0.2 of landmarks re-extracted from
 the output), the patch-coherence ratio, the fold-over fraction of the final map and seconds per
-translation (``core.metrics``). ``--sheet out.png`` also draws them: input | exemplar | one
+translation (``core.metrics``); pairs whose exemplar is a degenerate variant (``core.eval_pairs.DEGENERATE``:
+the blurred zoomed-out first version) are measured too but left out of the summaries, which name them.
+``--sheet out.png`` also draws them: input | exemplar | one
 column per engine version. ``--pseudo-sheet out.png`` draws the pseudo pairs: x | T(x) | TPS | engine.
 """
 
