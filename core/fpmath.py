@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-CONV_MATH_MODES = ("fp32", "bf16x3", "bf16_inputs")
+from core.vocabulary import CONV_MATH_MODES
+
 _CONVS = {F.conv2d, torch.conv2d}
 
 
@@ -53,7 +54,8 @@ class _ConvMath(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func not in _CONVS or len(args) < 2 or args[0].dtype != torch.float32 or args[0].device.type != "cpu":
+        if (func not in _CONVS or len(args) < 2 or args[0].dtype != torch.float32 or args[0].device.type != "cpu"
+                or torch.is_autocast_enabled("cpu")):  # autocast already lowers this convolution: leave it be
             return func(*args, **kwargs)
         x, weight, rest = args[0], args[1], args[2:]
         groups = kwargs.get("groups", rest[4] if len(rest) > 4 else 1)

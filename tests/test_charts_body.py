@@ -589,9 +589,9 @@ def test_a_head_whose_joints_disagree_in_shape_stays_upright():
     assert upright
     down = m[:, :2] @ np.array([0.0, 1.0])  # the input's straight down, in the exemplar
     assert np.degrees(np.arctan2(abs(down[0]), down[1])) < 20
-    # sized nose to crown: the nominal silhouette's head disc on both sides
-    (_, _, h_src), (_, _, h_ex) = body._head_frame(src), body._head_frame(ex)
-    assert np.hypot(*m[:, 0]) == pytest.approx(h_ex / h_src)
+    # sized nose to crown (down, along the head's axis): the nominal silhouette's head disc on both sides
+    (_, d_src, h_src), (_, _, h_ex) = body._head_frame(src), body._head_frame(ex)
+    assert np.hypot(*(m[:, :2] @ d_src)) == pytest.approx(h_ex / h_src)
     chart = body_chart(from_keypoints("pose", src_kp, SIZE), from_keypoints("pose", ex_kp, SIZE))
     assert any(n.startswith("head: the two heads' joints") for n in chart.notes)
 
@@ -627,6 +627,85 @@ def test_the_cameraman_as_exemplar_keeps_grace_hoppers_head_upright(photo_poses)
     # the eyes land on his head: on his silhouette, within his head's reach of his face joints
     centre, radius = body._head_centre(body_of(cam).joints, body_of(cam).found)
     assert np.hypot(*(chart.positions[r0, c0][::-1] - centre)) < radius
+
+
+def profile_keypoints() -> np.ndarray:
+    """``full_body`` with its head in profile, facing right (+x): the nose well ahead of the ears."""
+    kp = full_body()
+    kp[[0, 14, 15, 16, 17], :2] = [(139, 46), (134, 36), (136, 36), (118, 38), (121, 38)]
+    return kp
+
+
+def _across(b, frame, points):
+    """Points' offsets across a head (perpendicular to its down direction) from its centre, in pixels."""
+    centre, down, _ = frame
+    return (points - centre) @ np.array([down[1], -down[0]])
+
+
+def test_a_frontal_head_onto_a_profile_stays_behind_its_nose():
+    """A frontal input head onto a head in profile (what lies before a profile's face, e.g. a camera held
+    to the eye, is no part of its head): the input head's width goes onto the profile's, back of the head to
+    the tip of the nose, not the frontal head's width centred between the ears, which reaches past the face."""
+    src_kp, ex_kp = full_body(), profile_keypoints()
+    ex_kp[[2, 5], :2] = [(100, 60), (130, 58)]  # bent forward: the neck beside the head (joints disagree)
+    ex_kp[1, :2] = (115, 59)
+    src, ex = body_of(from_keypoints("pose", src_kp, SIZE)), body_of(from_keypoints("pose", ex_kp, SIZE))
+    m, upright = body.head_similarity(src, ex)
+    assert upright
+    frame_src, frame_ex = body._head_frame(src), body._head_frame(ex)
+    lo, hi, facing = body._head_span(ex, *frame_ex)
+    assert facing == 1  # in profile, facing right
+    nose_tip = _across(ex, frame_ex, ex.joints[:1])[0] + 0.05 * frame_ex[2]
+    assert hi == pytest.approx(nose_tip)
+    # the input head's silhouette, mapped: nothing lands before the exemplar's face
+    ys, xs = np.nonzero(src.silhouette & (np.hypot(*(np.mgrid[:256, :256][::-1] - frame_src[0][:, None, None])) < 30))
+    q = np.stack([xs, ys], 1) @ m[:, :2].T + m[:, 2]
+    assert _across(ex, frame_ex, q).max() <= nose_tip + 1.0
+    assert _across(ex, frame_ex, q).min() >= lo - 1.0
+
+
+def test_a_profile_input_takes_the_exemplar_s_half_face_on_its_back_side():
+    """A profile input (facing right) onto a frontal exemplar: the input's head, back to nose, takes the
+    exemplar's half from its left edge to its nose (the side a face turned right shows), not the whole frontal
+    face squeezed or pasted."""
+    src_kp, ex_kp = profile_keypoints(), full_body()
+    src_kp[[2, 5], :2] = [(100, 60), (130, 58)]
+    src_kp[1, :2] = (115, 59)
+    src, ex = body_of(from_keypoints("pose", src_kp, SIZE)), body_of(from_keypoints("pose", ex_kp, SIZE))
+    m, upright = body.head_similarity(src, ex)
+    assert upright
+    frame_src, frame_ex = body._head_frame(src), body._head_frame(ex)
+    lo_s, hi_s, facing = body._head_span(src, *frame_src)
+    lo_e, _, ex_facing = body._head_span(ex, *frame_ex)
+    assert facing == 1 and ex_facing == 0
+    across_src = np.array([frame_src[1][1], -frame_src[1][0]])
+    ends = frame_src[0] + np.outer([lo_s, hi_s], across_src)
+    mapped = _across(ex, frame_ex, ends @ m[:, :2].T + m[:, 2])
+    np.testing.assert_allclose(mapped, [lo_e, _across(ex, frame_ex, ex.joints[:1])[0]], atol=1e-6)
+
+
+def test_the_cameraman_as_exemplar_gives_no_camera_under_the_face(photo_poses):
+    """Grace Hopper onto the cameraman (in profile, his camera held before his face, his hands under his
+    chin): none of her head is drawn from before his nose or below his chin; the part of her head's disc
+    below his chin (her neck and collar) is the torso's."""
+    import skimage.data
+
+    from core.conditions import extract
+
+    cam = extract("pose", cv2.cvtColor(skimage.data.camera(), cv2.COLOR_GRAY2RGB), SIZE)
+    grace = photo_poses["grace"]
+    chart = body_chart(grace, cam)
+    ex = body_of(cam)
+    centre, down, height = body._head_frame(ex)
+    head = (chart.region == PART_ID["head"]) & chart.defined
+    q = chart.positions[head][:, ::-1]  # exemplar x, y
+    nose_tip = _across(ex, (centre, down, height), ex.joints[:1])[0] + 0.05 * height
+    # (a little slack: the head's map is blended with the torso's over a few pixels at its border)
+    assert (_across(ex, (centre, down, height), q) > nose_tip + 2).mean() < 0.01
+    assert ((q - ex.joints[0]) @ down > 0.4 * height + 2).mean() < 0.002  # his chin: 0.4 nose-to-crown below
+    # the head keeps her face: the eyes' midpoint is the head's
+    r, c = np.round(grace.keypoints[[14, 15], :2].mean(axis=0)[::-1]).astype(int)
+    assert chart.region[r, c] == PART_ID["head"]
 
 
 def test_hips_above_the_shoulders_are_dropped_and_said():

@@ -52,6 +52,16 @@ def test_conv_math_leaves_other_ops_and_dtypes_alone():
             pass
 
 
+def test_conv_math_leaves_autocast_convolutions_alone():
+    """Under bf16 autocast an fp32 convolution is already one bf16 product: not three."""
+    x, w, b, _ = _conv_case()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        plain = F.conv2d(x, w, b, padding=1)
+        with conv_math("bf16x3"):
+            inside = F.conv2d(x, w, b, padding=1)
+    assert inside.dtype == plain.dtype == torch.bfloat16 and torch.equal(inside, plain)
+
+
 @pytest.mark.parametrize(("matching", "lowered"), [("learned", True), ("official", False)])
 def test_encoders_are_lowered_for_learned_matching_only(matching, lowered, one_thread):
     torch.manual_seed(0)

@@ -607,18 +607,83 @@ def _head_frame(body: Body) -> tuple[np.ndarray, np.ndarray, float] | None:
     return centre, down, float(max(crown + (nose - centre) @ down, 2.0 * length))
 
 
+PROFILE = 0.15  # a head is seen in profile when its nose lies this far across from its centre (x nose-to-crown)
+DEPTH = 0.8  # a head in profile is at most this deep, nose to back (x nose-to-crown)
+SPAN_CAP = 0.9  # a head's width is looked for this far either side of its centre (x nose-to-crown)
+SPAN_MIN = 0.2  # ... and trusted from this width on (x its nose-to-crown; narrower: the centre is off the silhouette)
+SPAN_STRETCH = 3.0  # the width's scale stays within this factor of the height's
+
+
+def _head_span(body: Body, centre: np.ndarray, down: np.ndarray, height: float) -> tuple[float, float, int]:
+    """The head's extent across (perpendicular to ``down``, in pixels from ``centre``: negative, positive)
+    and which way it faces (+1, -1 across; 0 seen from the front). Seen from the front: the silhouette's
+    width through the centre (hair, hat). In profile: from the back of the head to the tip of the nose; what
+    lies in front of the face (a camera held to the eye) is no part of the head."""
+    across = np.array([down[1], -down[0]])
+    nose = float((body.joints[0] - centre) @ across)
+    facing = int(np.sign(nose)) if abs(nose) > PROFILE * height else 0
+    h, w = body.silhouette.shape
+    ends = []
+    for sign in (-1.0, 1.0):
+        steps = centre + sign * np.arange(0, max(2.0, SPAN_CAP * height))[:, None] * across
+        x, y = np.round(steps[:, 0]).astype(int), np.round(steps[:, 1]).astype(int)
+        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        inside[inside] &= body.silhouette[y[inside], x[inside]]
+        ends.append(sign * float(np.argmin(inside) if not inside.all() else len(inside)))
+    if facing:  # the face's front: the nose's tip, a little past the joint; its back no deeper than a head
+        # (past it, the walk runs on into a raised collar or the back)
+        front = nose + facing * 0.05 * height
+        ends[(facing + 1) // 2] = front
+        ends[(1 - facing) // 2] = -facing * min(abs(ends[(1 - facing) // 2]), DEPTH * height - abs(front))
+    lo, hi = ends
+    return min(lo, -1.0), max(hi, 1.0), facing
+
+
 def upright_head(src: Body, ex: Body) -> np.ndarray | None:
     """(2, 3) the head mapped face to face by its own axes alone: the input's down direction onto the
     exemplar's (the head stays upright), nose-to-crown height onto nose-to-crown height, centre onto centre.
+    Across, when one head is seen in profile, the input head's width goes onto the exemplar head's (from
+    the back of the head to the nose; a frontal head facing a profile gives the half on its back's side), so
+    a profile shows the exemplar's head from that side and a frontal face is not pasted on a profile.
     None when a side lacks the nose or both eyes."""
     a, b = _head_frame(src), _head_frame(ex)
     if a is None or b is None:
         return None
     (c_src, d_src, h_src), (c_ex, d_ex, h_ex) = a, b
     k = h_ex / h_src
-    cos, sin = float(d_src @ d_ex), float(_cross(d_src, d_ex))
-    rot = k * np.array([[cos, -sin], [sin, cos]])
-    return np.concatenate([rot, (c_ex - rot @ c_src)[:, None]], axis=1)
+    (lo_s, hi_s, face_s), (lo_e, hi_e, face_e) = _head_span(src, *a), _head_span(ex, *b)
+    along, shift = k, 0.0  # across: the same scale as down (a similarity), unless a profile is involved
+    if face_s and not face_e:  # the exemplar's half on the input's back side: its edge to its nose
+        nose = float((ex.joints[0] - c_ex) @ np.array([d_ex[1], -d_ex[0]]))
+        lo_e, hi_e = (lo_e, nose) if face_s > 0 else (nose, hi_e)
+    wide = hi_s - lo_s > SPAN_MIN * h_src and hi_e - lo_e > SPAN_MIN * h_ex
+    if (face_s or face_e) and not (face_s and face_e) and wide:
+        along = float(np.clip((hi_e - lo_e) / (hi_s - lo_s), k / SPAN_STRETCH, k * SPAN_STRETCH))
+        shift = (lo_e + hi_e) / 2 - along * (lo_s + hi_s) / 2
+    a_src, a_ex = np.array([d_src[1], -d_src[0]]), np.array([d_ex[1], -d_ex[0]])
+    lin = k * np.outer(d_ex, d_src) + along * np.outer(a_ex, a_src)
+    return np.concatenate([lin, (c_ex + shift * a_ex - lin @ c_src)[:, None]], axis=1)
+
+
+CHIN = 0.4  # an upright head ends this far below the exemplar's nose (x its nose-to-crown height): its chin
+
+
+def _below_the_chin(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order: list[str]) -> np.ndarray:
+    """``owner`` with the input's head pixels that an upright head map (``head_similarity``) sends below the
+    exemplar's chin given to the torso. The head's disc reaches past the chin into the neck and collar; where
+    the head's joints disagree (a profile bent over a camera) the exemplar there holds its hands and the
+    camera before its face, not a neck: the torso's map takes that part (its collar and coat)."""
+    m, upright = head_similarity(src, ex)
+    frame = _head_frame(ex) if upright else None
+    if frame is None:
+        return owner
+    _, down, height = frame
+    head = owner == order.index("head")
+    q = p[head] @ m[:, :2].T + m[:, 2]
+    below = (q - ex.joints[0]) @ down > CHIN * height
+    owner = owner.copy()
+    owner[np.flatnonzero(head)[below]] = order.index("torso")
+    return owner
 
 
 # --- the chart builder ------------------------------------------------------------------------
@@ -895,6 +960,8 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     ys, xs = np.nonzero(src.silhouette)
     p = np.stack([xs, ys], axis=1).astype(np.float64)
     owner, cost = assign(src, p, order)
+    if "head" in order and "torso" in order and not (ex_lacks["head"] or ex_lacks["torso"]):
+        owner = _below_the_chin(src, ex, p, owner, order)
     if missing and not allow_partial:
         real = [n for n in missing
                 if n not in LIMBS or _length(src, n) >= SHORT * LENGTHS[n.split(" ", 1)[1]] * src.scale]

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from core.errors import InputError
-from core.vocabulary import ENGINE_KINDS
+from core.vocabulary import CONV_MATH_MODES, ENGINE_KINDS
 
 PRECISION_CHOICES = ("fp32", "bf16", "fp16", "both", "all")
 
@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "fewer page faults, higher peak), lean (= default), system (glibc as is)")
     parser.add_argument("--lower-encoders", action="store_true",
                         help="encoders in bf16/fp16 too (faster; the matches move: docs/performance.md)")
+    parser.add_argument("--conv-math", default="fp32", choices=CONV_MATH_MODES,
+                        help="math of the convolutions left in fp32 (core.fpmath): bf16x3 runs the official "
+                             "model's fp32 encoders and ConvGRU as three bf16 products (AMX tiles), matches kept")
     parser.add_argument("--no-dense", action="store_true", help="skip the dense-attention comparison")
     parser.add_argument("--dense-max-entries", type=float, default=2**32,
                         help="above this many similarity entries the dense time is extrapolated from a sample")
@@ -201,6 +204,7 @@ def _learned_model(args, device):
 
 
 def _bench_learned(args, device, size, precisions):
+    from core.fpmath import conv_math
     from core.precision import inference_context, to_channels_last
 
     model = _learned_model(args, device)
@@ -216,7 +220,7 @@ def _bench_learned(args, device, size, precisions):
     report, outputs = {}, {}
     for precision in precisions:
         def run(precision=precision):
-            with inference_context(device, precision):
+            with inference_context(device, precision), conv_math(args.conv_math):
                 # without --lower-encoders: the model's choice (lowered for learned matching only)
                 return model(condition, exemplar, exemplar_condition, lower_encoders=args.lower_encoders or None)
         out, timings, stages, (peak, kind) = _time_runs(run, device, args.repeats, args.warmup)
@@ -351,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
         "cpu_features": cpu_features() if device.type == "cpu" else None, "torch": torch.__version__,
         "channels_last": not args.no_channels_last, "compile": args.compile, "allocator": args.allocator,
         "lower_encoders": args.lower_encoders or (config is not None and config.matching != "official"),
-        "repeats": args.repeats,
+        "conv_math": args.conv_math, "repeats": args.repeats,
         "warmup": args.warmup,
     }
     if config is not None:
