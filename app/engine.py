@@ -86,6 +86,19 @@ def load_picture(source: str | Path | np.ndarray | None, what: str) -> np.ndarra
         raise InputError(str(exc).replace(path, f"The {what} ({Path(path).name})")) from exc
 
 
+def stored_with_palette(source: str | Path | np.ndarray | None) -> bool:
+    """An upload stored with a colour palette (GIF-style, mode P): a photo saved so is dithered."""
+    if source is None or isinstance(source, np.ndarray):
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(str(source)) as picture:  # the header only; load_picture has read it already
+            return picture.mode in ("P", "PA")
+    except Exception:  # unreadable: load_picture has said so
+        return False
+
+
 def engine_plan(task: str, engine: str, checkpoint: str | None) -> str:
     """What will run, in words, before anything is loaded (``checkpoint``: a model name)."""
     if engine == TRAINING_FREE:

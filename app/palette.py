@@ -45,6 +45,23 @@ def legend_html() -> str:
     return '<div class="warpaint-legend">' + "".join(items) + "</div>"
 
 
+PAINTED_SHARE = 0.9  # photos: 0-13 % exactly on palette colours (mostly black = unlabeled), painted masks ~100 %
+_PACKED_PALETTE = np.unique((PALETTE.astype(np.int64) << [16, 8, 0]).sum(axis=1))
+
+
+def looks_painted(picture: np.ndarray) -> bool:
+    """True for a painted ADE20K mask: nearly every pixel exactly a palette colour, and two regions at least (a
+    plain black picture is no mask). The Mask tab reads such a picture as a painted mask even when it was given
+    as a photo: segmenting a person out of flat colours is never what was meant."""
+    rgb = np.asarray(picture)[..., :3]
+    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))  # a sample: exact colours survive it
+    packed = (rgb[::step, ::step].astype(np.int64) << [16, 8, 0]).sum(axis=2).ravel()
+    colours, counts = np.unique(packed, return_counts=True)
+    on_palette = np.isin(colours, _PACKED_PALETTE)
+    regions = int((on_palette & (counts >= 0.01 * packed.size)).sum())
+    return counts[on_palette].sum() >= PAINTED_SHARE * packed.size and regions >= 2
+
+
 def _rgb_alpha(picture) -> tuple[np.ndarray, np.ndarray]:
     """(H, W[, 1|3|4]) -> float RGB (H, W, 3) and alpha (H, W, 1) in [0, 1]."""
     arr = np.asarray(picture)

@@ -47,6 +47,9 @@ from core.vocabulary import (
     TASKS,
     TRAINING_FREE,
     WEIGHTS_FILE,
+    about,
+    missing_in_exemplar,
+    subject_word,
     unknown,
 )
 
@@ -157,7 +160,7 @@ class Translator:
             try:
                 src = self.extract(source, size, ready_condition=source_is_condition)
             except NoSubjectError as exc:
-                raise NoSubjectError(f"The input: {exc}") from exc
+                raise NoSubjectError(about("input", exc.args[0])) from exc
         return src, self.prepare_exemplar(exemplar, size, allow_partial)
 
     def prepare_exemplar(self, exemplar: np.ndarray | Condition, size: tuple[int, int],
@@ -177,7 +180,7 @@ class Translator:
             try:
                 ex_cond = extract(self.task, exemplar, size)
             except NoSubjectError as exc:
-                raise NoSubjectError(f"The exemplar: {exc}") from exc
+                raise NoSubjectError(missing_in_exemplar(subject_word(self.task), exc.args[0], False)) from exc
             if ex_cond.image is None:
                 ex_cond.image = fit_image(exemplar, size)
         return ex_cond
@@ -272,9 +275,7 @@ def exemplar_condition(task: str, photo: np.ndarray, side: int, allow_partial: b
         cond = extract(task, photo, size)
     except NoSubjectError as exc:
         if not allow_partial:
-            what = "face" if task == "face" else "subject"
-            raise NoSubjectError(f"The exemplar has no {what} to paint the input with ({exc}) Choose an exemplar "
-                                 f"that shows a {what}$or_allow_partial.") from exc
+            raise NoSubjectError(missing_in_exemplar(subject_word(task), exc.args[0])) from exc
         image = fit_image(photo, size)
         cond = Condition(task=task, label=torch.zeros(1, *size), preview=image, image=image,
                          messages=[f"No subject found ({exc})."])

@@ -40,6 +40,10 @@ OPTION_WORDS: dict[str, dict[str, str]] = {
         "choose_cpu": "use --device cpu",
         "choose_resolution": "choose --resolution",
         "or_allow_partial": ", or allow a partial result (--allow-partial)",
+        "or_keypoints_json": ", or give the keypoints as OpenPose JSON",
+        "palette_help": " (see docs/conditions.md)",
+        "or_extract_from_photo": ", or give a photo (not as a condition) to extract a person/background mask from it",
+        "give_as_condition": " and give it as a condition instead",
     },
     "app": {
         "choose_checkpoint": "pick one in Advanced > Model",
@@ -47,6 +51,10 @@ OPTION_WORDS: dict[str, dict[str, str]] = {
         "choose_cpu": "run on the CPU",
         "choose_resolution": "choose the resolution in Advanced",
         "or_allow_partial": "",  # the app has no such option
+        "or_keypoints_json": "",  # nor keypoint files
+        "palette_help": " (the editor's brushes; the legend under it names them)",
+        "or_extract_from_photo": ", or choose Input is: Photo to extract a person/background mask from a photo",
+        "give_as_condition": " in the editor (Input is: Ready condition)",
     },
 }
 _PLACEHOLDER = re.compile(r"\$(" + "|".join(OPTION_WORDS["cli"]) + r")\b")
@@ -56,6 +64,44 @@ def worded(message: str, front_end: str = "cli") -> str:
     """``message`` with its option placeholders in the words of ``front_end`` (cli or app)."""
     words = OPTION_WORDS[front_end]
     return _PLACEHOLDER.sub(lambda m: words[m.group(1)], message)
+
+
+_THE_PICTURE = re.compile(r"\bthe picture\b")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+
+
+def _lower_first(text: str) -> str:
+    """"No face" -> "no face", "A face" -> "a face", but "ADE20K..." and "OpenPose..." keep their capitals."""
+    word = text.split(" ", 1)[0]
+    return text[:1].lower() + text[1:] if word[1:].islower() or len(word) == 1 else text
+
+
+def about(which: str, message: str) -> str:
+    """An extractor's message about "the picture" said of the input's or the exemplar's (``which``), as one
+    sentence: "No face found in the input picture. Use...", "The input photo has too few...", "In the
+    exemplar, no person found...", never "The input: No face found..."."""
+    if message.startswith(("The input", "The exemplar")):  # already says which
+        return message
+    if _THE_PICTURE.search(message.split(". ")[0]):
+        return _THE_PICTURE.sub(f"the {which} picture", message, count=1)
+    if message.startswith("The "):
+        return f"The {which} {message[4:]}"
+    return f"In the {which}, {_lower_first(message)}"
+
+
+def subject_word(task: str) -> str:
+    """What a task's extractor looks for in a photo: a face, or a person (pose; mask: people are what a photo's
+    mask is segmented from)."""
+    return "face" if task == "face" else "person"
+
+
+def missing_in_exemplar(what: str, message: str, or_allow_partial: bool = True) -> str:
+    """An extractor's refusal said of the exemplar: its finding, then what to choose (the extractor's own advice
+    is for inputs: keypoint files, painting a mask, which an exemplar, a photo to copy the looks of, cannot be)."""
+    finding = _SENTENCE_END.split(about("exemplar", message), maxsplit=1)[0].rstrip()
+    finding += "" if finding.endswith((".", "!", "?")) else "."
+    return (f"{finding} Choose an exemplar where a {what} is clearly visible"
+            f"{'$or_allow_partial' if or_allow_partial else ''}.")
 
 
 def shown(value: object, width: int = 40) -> str:

@@ -142,3 +142,50 @@ def test_bad_uploads_get_clear_errors_and_the_server_keeps_serving(client, tmp_p
 
     image, *_ = _translate(client, "pose", ASSETS / "astronaut.jpg", good)  # still serving
     assert _picture(image).shape == (RES, RES, 3)
+
+
+def test_the_log_a_new_user_reads(client, server):
+    """After start and a face and a pose extraction: where to open the app and the app's own share switch,
+    none of Gradio's "set `share=True` in `launch()`", httpx's line per request, nor MediaPipe's notices."""
+    for task in ("face", "pose"):
+        client.predict(task, handle_file(str(ASSETS / "grace_hopper.jpg")), False, RES, api_name="/extract")
+    log = (server[1] / "app.log").read_text()
+    assert f"Warpaint app: open {server[0]} in a browser" in log
+    assert "python app.py --share or WARPAINT_SHARE=1" in log
+    for noise in ("share=True", "launch()", "httpx", "HTTP Request", "Feedback manager", "XNNPACK", "absl::"):
+        assert noise not in log, (noise, log[-3000:])
+
+
+def test_a_painted_mask_given_as_a_photo_is_read_as_the_painted_mask(client):
+    """The Mask tab with "Input is: Photo" and a painted ADE20K mask: its painted regions, not a person
+    segmented out of flat colours; the note says so. A painted mask as the exemplar is refused with what to do."""
+    painted = handle_file(str(ASSETS / "mask_cameraman.png"))
+    as_photo, note = client.predict("mask", painted, False, RES, api_name="/extract")
+    as_ready, _ = client.predict("mask", painted, True, RES, api_name="/extract")
+    np.testing.assert_array_equal(_picture(as_photo), _picture(as_ready))
+    assert note.startswith("This picture is painted in ADE20K colours, so it was read as a painted mask")
+    _, photo_note = client.predict("mask", handle_file(str(ASSETS / "astronaut.jpg")), False, RES, api_name="/extract")
+    assert "painted in ADE20K colours" not in photo_note  # a photo is still segmented
+
+    *_, info = _translate(client, "mask", ASSETS / "mask_cameraman.png", ASSETS / "astronaut.jpg")
+    assert any(m.startswith("This picture is painted in ADE20K colours") for m in info["messages"])
+    with pytest.raises(AppError, match="The exemplar is a painted mask.*Give a photo as the exemplar"):
+        _translate(client, "mask", ASSETS / "astronaut.jpg", ASSETS / "mask_cameraman.png")
+
+
+def test_a_palette_photo_is_smoothed_before_its_person_is_looked_for(client, tmp_path):
+    """A photo stored with a palette (GIF-style, dithered) hid its person from the pose detector; it is found
+    once the dithering is smoothed out, and the note says so. A palette-stored painted mask stays exact."""
+    dithered = tmp_path / "grace_hopper.png"
+    Image.open(ASSETS / "grace_hopper.jpg").convert("P").save(dithered)  # Pillow's default: web palette, dithered
+    skeleton, note = client.predict("pose", handle_file(str(dithered)), False, RES, api_name="/extract")
+    assert (_picture(skeleton).sum(axis=2) > 0).mean() > 0.01 and "dithering was smoothed out" in note
+    *_, info = _translate(client, "pose", dithered, ASSETS / "astronaut.jpg")
+    assert any("dithering was smoothed out before looking for the person" in m for m in info["messages"])
+
+    mask = tmp_path / "mask.png"
+    Image.open(ASSETS / "mask_cameraman.png").convert("RGB").quantize(colors=64, dither=Image.Dither.NONE).save(mask)
+    assert Image.open(mask).mode == "P"
+    from_palette, _ = client.predict("mask", handle_file(str(mask)), True, RES, api_name="/extract")
+    exact, _ = client.predict("mask", handle_file(str(ASSETS / "mask_cameraman.png")), True, RES, api_name="/extract")
+    np.testing.assert_array_equal(_picture(from_palette), _picture(exact))

@@ -12,6 +12,7 @@ gr = pytest.importorskip("gradio")
 from app import drawing, engine, handlers, palette, settings  # noqa: E402
 from core.errors import CheckpointError, InputError, NoSubjectError  # noqa: E402
 from core.results import LevelView  # noqa: E402
+from tests.app_server import free_port  # noqa: E402
 
 
 def _level(h: int, w: int, k: int, size: int) -> LevelView:
@@ -140,7 +141,7 @@ def test_an_exemplar_without_a_face_names_no_command_line_flag_in_the_app():
     no_face = np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)
     with pytest.raises(NoSubjectError) as info:
         exemplar_condition("face", no_face, 128)
-    assert str(info.value).endswith("shows a face, or allow a partial result (--allow-partial).")  # the CLI
+    assert str(info.value).endswith("a face is clearly visible, or allow a partial result (--allow-partial).")
 
     @engine.friendly_errors
     def fail():
@@ -148,7 +149,8 @@ def test_an_exemplar_without_a_face_names_no_command_line_flag_in_the_app():
 
     with pytest.raises(gr.Error) as shown:
         fail()
-    assert shown.value.message.endswith("Choose an exemplar that shows a face.") and "--" not in shown.value.message
+    assert shown.value.message.endswith("Choose an exemplar where a face is clearly visible.")
+    assert "--" not in shown.value.message
 
 
 def test_unexpected_errors_become_a_generic_message_with_an_id_that_is_in_the_log(caplog):
@@ -307,3 +309,50 @@ def test_every_mask_example_runs_at_its_tabs_resolution_without_a_refusal():
         outcome = handlers.translate("mask", source, exemplar, source_is_condition=ready, resolution=spec.resolution)
         image = outcome.result.image
         assert image.shape == (spec.resolution, spec.resolution, 3) and image.std() > 10
+
+
+def test_on_spaces_no_share_link_is_offered_or_attempted(monkeypatch, capsys):
+    """A Space is served by Hugging Face: no share hint, and WARPAINT_SHARE / --share cannot start a tunnel."""
+    import warnings
+
+    from app import server
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert server.start_lines("http://127.0.0.1:7860/", share=False) == [
+        "Warpaint app: open http://127.0.0.1:7860/ in a browser (Ctrl+C stops it)",
+        "Public link: off (python app.py --share or WARPAINT_SHARE=1 opens one; needs network)"]
+    assert len(server.start_lines("http://127.0.0.1:7860/", share=True)) == 1
+    monkeypatch.setenv("SPACE_ID", "someone/warpaint")
+    assert server.start_lines("http://0.0.0.0:7860/", share=False) == [
+        "Warpaint app: serving the Space someone/warpaint on http://0.0.0.0:7860/"]
+    with gr.Blocks() as demo:
+        gr.Markdown("hello")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        server.launch(demo, server_name="127.0.0.1", server_port=free_port(), share=True, prevent_thread_lock=True)
+    try:
+        assert not demo.share and demo.share_url is None
+        assert not [w for w in caught if "share" in str(w.message).lower()]
+        out = capsys.readouterr().out
+        assert out.strip() == f"Warpaint app: serving the Space someone/warpaint on {demo.local_url}", out
+    finally:
+        demo.close()
+
+
+def test_only_painted_masks_look_painted():
+    """Painted masks (every pixel a palette colour, two regions at least) and nothing else: photos, the skeleton
+    and sketch conditions (black plus strokes), a plain black picture, a palette (dithered) photo."""
+    from PIL import Image
+
+    def rgb(name):
+        return np.asarray(Image.open(settings.ASSETS / name).convert("RGB"))
+
+    assert palette.looks_painted(rgb("mask_cameraman.png"))
+    big = np.repeat(np.repeat(rgb("mask_cameraman.png"), 8, axis=0), 8, axis=1)  # sampled, not every pixel
+    assert palette.looks_painted(big)
+    for name in ("astronaut.jpg", "grace_hopper.jpg", "cameraman.png", "oil_astronaut.jpg",
+                 "skeleton_raised_arm.png", "sketch_grace_hopper.png"):
+        assert not palette.looks_painted(rgb(name)), name
+    assert not palette.looks_painted(np.zeros((64, 64, 3), np.uint8))
+    dithered = np.asarray(Image.open(settings.ASSETS / "grace_hopper.jpg").convert("P").convert("RGB"))
+    assert not palette.looks_painted(dithered)

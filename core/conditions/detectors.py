@@ -4,12 +4,23 @@ Building a graph costs 50-200 ms and a graph is not safe to call from two thread
 once (Gradio serves requests from a thread pool), so each detector is created lazily,
 cached, and every call to it holds that detector's own lock. Only models bundled in the
 mediapipe 0.10.21 wheel are used: nothing is downloaded.
+
+MediaPipe's C++ side writes a few fixed notices straight to the process's stderr (file
+descriptor 2, before absl logging is set up, so GLOG_minloglevel cannot silence them) while
+a graph is built and runs its first pictures (until one in which it finds something):
+``_mediapipe_notices_dropped`` captures fd 2 over those moments only and writes back every
+line but those notices.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -18,6 +29,45 @@ from core.errors import WarpaintError
 
 _registry_lock = threading.Lock()
 _detectors: dict[str, tuple[Any, threading.Lock]] = {}
+_warmed: set[str] = set()  # detectors that have found something once: later calls print nothing
+_capture_lock = threading.Lock()  # fd 2 is one per process: one capture at a time
+
+# What mediapipe 0.10.21 prints, unasked, for every graph it builds (measured: one XNNPACK line
+# and the absl line per process, one or more "Feedback manager" lines per graph, one NORM_RECT
+# line for face mesh). Anything else, warnings and errors included, is written back.
+MEDIAPIPE_NOTICES = re.compile(
+    rb"INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rb"|W\d{4} [\d:. ]+ \d+ (?:inference_feedback_manager\.cc:\d+\] Feedback manager requires a model with a "
+    rb"single signature inference\.|landmark_projection_calculator\.cc:\d+\] Using NORM_RECT without "
+    rb"IMAGE_DIMENSIONS is only supported for the square ROI\.).*")
+
+
+@contextmanager
+def _mediapipe_notices_dropped() -> Iterator[None]:
+    """Capture fd 2 (C++ and Python writes alike, from every thread) while the body runs, then write
+    back every captured line except MediaPipe's known notices: nothing else is hidden, only delayed."""
+    with _capture_lock, tempfile.TemporaryFile() as capture:
+        if sys.stderr:
+            sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all: nothing to tidy
+            yield
+            return
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            if sys.stderr:
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().splitlines(keepends=True)
+                    if not MEDIAPIPE_NOTICES.fullmatch(line.rstrip(b"\r\n"))]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def _solutions() -> Any:
@@ -87,7 +137,8 @@ def _landmark_model() -> Any:
 def _get(name: str) -> tuple[Any, threading.Lock]:
     with _registry_lock:
         if name not in _detectors:
-            _detectors[name] = (_factories()[name](), threading.Lock())
+            with _mediapipe_notices_dropped():
+                _detectors[name] = (_factories()[name](), threading.Lock())
         return _detectors[name]
 
 
@@ -95,4 +146,17 @@ def run(name: str, image: np.ndarray) -> Any:
     """Run the cached detector ``name`` on an (H, W, 3) uint8 RGB picture and return its result."""
     detector, lock = _get(name)
     with lock:
-        return detector.process(np.ascontiguousarray(image))
+        if name in _warmed:
+            return detector.process(np.ascontiguousarray(image))
+        with _mediapipe_notices_dropped():  # a graph's first runs open its calculators, which print
+            result = detector.process(np.ascontiguousarray(image))
+        if _found_something(result):
+            _warmed.add(name)
+        return result
+
+
+def _found_something(result: Any) -> bool:
+    """Whether a run went down the whole graph: face mesh prints its NORM_RECT notice the first time it finds
+    a face, not at its first run (measured on noise, then photos, for every detector above)."""
+    fields = getattr(result, "_fields", None)  # mediapipe's SolutionOutputs: one field per output stream
+    return fields is None or any(getattr(result, field) is not None for field in fields)

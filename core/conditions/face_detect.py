@@ -351,6 +351,6 @@ def find_face(image: np.ndarray) -> FaceFind:
             raise NoSubjectError("A face was detected but its landmarks could not be placed. Use a sharper, "
                                  "more frontal photo where the face is unobstructed.")
         raise NoSubjectError("No face found in the picture. Use a photo with a clearly visible face "
-                             "(frontal or three-quarter view), or give 68 face keypoints as OpenPose JSON.")
+                             "(frontal or three-quarter view)$or_keypoints_json.")
     ibug = facemesh_to_ibug68(mesh)
     return FaceFind(ibug, mesh, float(np.ptp(ibug[:17, 0])), messages)

@@ -136,8 +136,8 @@ def from_picture(picture: np.ndarray, size: tuple[int, int]) -> Condition:
     index, fraction = palette_to_index(arr)
     if fraction < MIN_PALETTE_FRACTION:
         raise InputError(f"Only {fraction:.0%} of this picture uses ADE20K palette colours: it does not look "
-                         "like a painted mask. Paint regions with the ADE20K colours (see docs/conditions.md), "
-                         "or pass a photo to extract a person/background mask.")
+                         "like a painted mask. Paint regions with the ADE20K colours$palette_help"
+                         "$or_extract_from_photo.")
     messages = [] if fraction > 0.99 else [f"{1 - fraction:.1%} of the pixels were between palette colours "
                                            "and were snapped to their neighbours."]
     return from_index(index, size, messages=messages)
@@ -151,7 +151,7 @@ def extract(image: np.ndarray, size: tuple[int, int]) -> Condition:
     person = np.asarray(seg) > 0.5 if seg is not None else np.zeros(size, bool)
     if person.mean() < 0.002:
         raise NoSubjectError("No person found to segment. Offline, only people can be segmented from a photo; "
-                             "paint the mask with the ADE20K palette and load it as a condition instead.")
+                             "paint the mask with the ADE20K palette$give_as_condition.")
     person = cv2.morphologyEx(person.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
     index = np.where(person, PERSON, UNLABELED).astype(np.uint8)
     cond = from_index(index, size, messages=["Only person / background is segmented automatically; "

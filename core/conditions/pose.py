@@ -142,7 +142,7 @@ def detect_body(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, n
     result = detectors.run("pose", view)
     if result.pose_landmarks is None:
         raise NoSubjectError("No person found in the picture. Use a photo where one person is clearly "
-                             "visible (head and shoulders at least), or give the keypoints as OpenPose JSON.")
+                             "visible (head and shoulders at least)$or_keypoints_json.")
     lm = np.array([(p.x, p.y, p.z, p.visibility) for p in result.pose_landmarks.landmark])
     kp = mediapipe_to_coco18(lm, view.shape[1], view.shape[0])
     kp[:, 0] *= sx
@@ -277,7 +277,7 @@ def from_picture(picture: np.ndarray, size: tuple[int, int]) -> Condition:
     found = int((kp[:, 2] > 0).sum())
     if found < 2:
         raise InputError("No OpenPose skeleton found in this picture: draw joints with the 18 standard "
-                         "OpenPose colours on a dark background, or give the keypoints as OpenPose JSON.")
+                         "OpenPose colours on a dark background$or_keypoints_json.")
     inside = (kp[:, 0] >= left) & (kp[:, 0] < left + cw) & (kp[:, 1] >= top) & (kp[:, 1] < top + ch)
     kp[~inside] = 0.0
     kp[:, :2] = fit_points(kp[:, :2], arr.shape[:2], size)
