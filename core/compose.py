@@ -13,6 +13,7 @@ fill is finally sampled from the full-resolution picture: sharp, never a blurred
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -163,7 +164,8 @@ class _BestMatch(PatchMatch):
 
 
 def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
-             iterations: int = 2, need: np.ndarray | None = None, follow: bool = False) -> Completion:
+             iterations: int = 2, need: np.ndarray | None = None, follow: bool = False,
+             cancelled: Callable[[], bool] | None = None) -> Completion | None:
     """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
     is filled with the texture of ``allowed`` (default: everything outside the hole). ``need`` (H, W)
     bool: where the caller will read the fill (default: the whole hole). The matching works only within
@@ -172,7 +174,9 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     ``follow`` (backgrounds): the first guess of the coarsest level continues the level structures that
     border each part of the hole (``_structure_metric``, ``_directed_guess``: a horizon or a table top
     goes on along its rows) instead of OpenCV's isotropic inpainting, which closes sky and ground over it
-    in a diagonal ramp that the matching then copies in blocks (the launch pad's "tripod")."""
+    in a diagonal ramp that the matching then copies in blocks (the launch pad's "tripod").
+    ``cancelled``: asked before each level and each matching round; once it says so, the work stops there
+    and None is returned (a job whose fill is no longer wanted frees its core at once)."""
     h, w = hole.shape
     none = Completion(np.zeros((1, 1, 2), np.float32), np.zeros((1, 1), bool), np.zeros_like(hole))
     allowed = ~hole if allowed is None else allowed & ~hole
@@ -199,6 +203,8 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     generator = torch.Generator().manual_seed(0)  # the same fill every run
     offsets = None
     for level in reversed(range(levels)):
+        if cancelled is not None and cancelled():
+            return None
         f = 2 ** level
         lh, lw = wh // f, ww // f
         im = F.avg_pool2d(img, f) if f > 1 else img.clone()
@@ -225,6 +231,8 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         # Matching a zone costs a gather per step: worth it when it leaves out a good part of the level.
         pm.zone = None if zones[level].mean() > ZONE_WORTH else torch.from_numpy(np.flatnonzero(zones[level]))
         for i in range(rounds[level]):
+            if cancelled is not None and cancelled():
+                return None
             im = _fill(im, cand, hl, grid)
             left = _features(im, locality=LOCALITY)
             cand = _keep_valid(_random_search(cand, grid, sources, max(lh, lw) / 2 ** (i + 1), generator), grid, src_ok)

@@ -15,8 +15,9 @@ with a message naming what is missing, unless ``allow_partial``.
 from __future__ import annotations
 
 import contextvars
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import cv2
@@ -346,22 +347,26 @@ class TrainingFreeEngineV2:
         if not len(seen):
             return _BackgroundJob(None, self, (covered, seen, None))
         cache = self._background  # a job given up on (the view changed) leaves the cache as it was
+        stop = threading.Event()  # set when the job is given up: the completion stops at its next pass
         job = _BESIDE.submit(contextvars.copy_context().run,  # the request's time budget too
-                             self._completed_background, exemplar, hole, _pixels(seen, hole.shape))
-        return _BackgroundJob(job, self, (covered, seen), cache)
+                             self._completed_background, exemplar, hole, _pixels(seen, hole.shape), stop.is_set)
+        return _BackgroundJob(job, self, (covered, seen), cache, stop)
 
-    def _completed_background(self, exemplar: Condition, hole: np.ndarray, seen: np.ndarray):
+    def _completed_background(self, exemplar: Condition, hole: np.ndarray, seen: np.ndarray,
+                              cancelled: Callable[[], bool] | None = None):
         """The exemplar's background completed over ``hole`` (its person), matched only within reach of
         the pixels ``seen`` (the same fill there as over the whole hole: ``complete``'s ``need``);
-        reused for the same exemplar while it covers what is seen (a video's frames)."""
+        reused for the same exemplar while it covers what is seen (a video's frames). None (nothing
+        cached) when ``cancelled`` says so before it is done."""
         last = self._background
         if last is not None and last[0] is exemplar and np.array_equal(last[1], hole):
             if not (seen & ~last[2]).any():
                 return last[3]
             seen = seen | last[2]
         fill = complete(exemplar.image, hole, None, self.completion_side, need=seen,
-                        follow=exemplar.task in FOLLOW_TASKS)
-        self._background = (exemplar, hole, seen, fill)
+                        follow=exemplar.task in FOLLOW_TASKS, cancelled=cancelled)
+        if fill is not None:
+            self._background = (exemplar, hole, seen, fill)
         return fill
 
 
@@ -369,16 +374,18 @@ class _BackgroundJob:
     """The exemplar background's completion under way in the thread beside (or nothing to complete)."""
 
     def __init__(self, future: Future | None, engine: TrainingFreeEngineV2, covered_seen: tuple,
-                 cache: tuple | None = None):
-        self.future, self.engine, self.covered_seen, self.cache = future, engine, covered_seen, cache
+                 cache: tuple | None = None, stop: threading.Event | None = None):
+        self.future, self.engine, self.covered_seen, self.cache, self.stop = future, engine, covered_seen, cache, stop
 
     def result(self) -> tuple[np.ndarray, np.ndarray, object]:
         """(H, W) bool output pixels it covers, (N, 2) their exemplar positions, the completion (or None)."""
         return self.covered_seen if self.future is None else (*self.covered_seen, self.future.result())
 
     def cancel(self) -> None:
-        """Give the job up (the view changed): waited for if it has started, and the engine's cache of
-        completed backgrounds left as it was before it."""
+        """Give the job up (the view changed): told to stop at the completion's next pass, waited for if it
+        has started, and the engine's cache of completed backgrounds left as it was before it."""
+        if self.stop is not None:
+            self.stop.set()
         if self.future is not None and not self.future.cancel():
             self.future.result()
             self.engine._background = self.cache

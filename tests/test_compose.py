@@ -233,3 +233,22 @@ def test_structure_metric_follows_level_edges_and_leaves_hanging_folds_alone():
     as_tensor = torch.from_numpy(folds).permute(2, 0, 1)[None].float() / 255
     metric = _structure_metric(as_tensor, torch.from_numpy(np.ascontiguousarray(hole.T)))
     assert torch.allclose(metric[:, 30, 56], torch.tensor([1.0, 0.0, 1.0]), atol=0.05)
+
+
+def test_a_cancelled_completion_stops_at_its_next_pass_and_an_uncancelled_one_is_unchanged(monkeypatch):
+    """``cancelled`` is asked between passes: once it says so no further matching round runs and None comes
+    back; while it says no, the fill is the one a completion without it gives (the same offsets)."""
+    import core.compose as compose
+
+    img, hole = _horizon_scene()
+    rounds = []
+    real_fill = compose._fill
+    monkeypatch.setattr(compose, "_fill", lambda *a: rounds.append(1) or real_fill(*a))
+    plain = complete(img, hole, follow=True)
+    all_rounds = len(rounds)
+    rounds.clear()
+    assert np.array_equal(complete(img, hole, follow=True, cancelled=lambda: False).offsets, plain.offsets)
+    assert len(rounds) == all_rounds
+    rounds.clear()
+    assert complete(img, hole, follow=True, cancelled=lambda: len(rounds) >= 2) is None
+    assert len(rounds) == 2 < all_rounds

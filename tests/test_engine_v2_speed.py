@@ -151,3 +151,42 @@ def test_corner_determinants_are_each_cell_s_edge_cross_products():
             cross = [(down, across) for across in (p01 - p00, p11 - p10) for down in (p10 - p00, p11 - p01)]
             want = [down[0] * across[1] - across[0] * down[1] for down, across in cross]
             assert np.allclose(got[i, j], want, rtol=0, atol=1e-12), (i, j)
+
+
+def test_a_background_job_given_up_stops_at_the_completion_s_next_pass(monkeypatch):
+    """Giving a job up (the exemplar shows the input's own scene) tells its completion to stop: the round
+    under way ends it, nothing is cached, and the caller waits for one round, not the whole completion."""
+    import time
+
+    import core.compose as compose
+
+    engine = engine_v2.TrainingFreeEngineV2(completion_side=64)
+    hole = np.zeros((64, 64), bool)
+    hole[16:48, 16:48] = True
+    picture = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
+    exemplar = type("Exemplar", (), {"task": "mask", "image": picture})()
+    background = np.stack(np.mgrid[0:64, 0:64], -1).astype(np.float32)
+    beyond = np.zeros((64, 64), bool)
+    rounds, started, held = [], threading.Event(), {}
+    real_fill = compose._fill
+
+    def first_round_waits(*args):  # the watched job's first round holds on until it is given up (<= 5 s)
+        rounds.append(1)
+        if len(rounds) == 1 and "job" in held:
+            started.set()
+            end = time.monotonic() + 5
+            while time.monotonic() < end and not (held["job"] is not None and held["job"].stop.is_set()):
+                time.sleep(0.005)
+        return real_fill(*args)
+
+    monkeypatch.setattr(compose, "_fill", first_round_waits)
+    full = engine._background_job(exemplar, hole, background, beyond, whole_frame=False)
+    assert full.result()[2] is not None
+    all_rounds = len(rounds)
+    engine._background = None
+    rounds.clear()
+    held["job"] = None  # (set before the job's thread can reach its first round)
+    held["job"] = job = engine._background_job(exemplar, hole, background, beyond, whole_frame=False)
+    assert started.wait(5)
+    job.cancel()
+    assert len(rounds) == 1 < all_rounds and job.future.result() is None and engine._background is None
