@@ -173,12 +173,12 @@ def test_v2_samples_the_original_exemplar_pixels(translator, astronaut):
 
 
 def test_refuses_a_face_input_without_a_face(translator, grace):
-    with pytest.raises(NoSubjectError, match="The input"):
+    with pytest.raises(NoSubjectError, match="No face found in the input picture"):
         translator.translate(data.coffee(), grace, resolution=128)
 
 
 def test_refuses_an_exemplar_without_a_face_unless_partial(translator, astronaut):
-    with pytest.raises(NoSubjectError, match="exemplar has no face"):
+    with pytest.raises(NoSubjectError, match="No face found in the exemplar picture"):
         translator.translate(astronaut, data.coffee(), resolution=128)
     result = translator.translate(astronaut, data.coffee(), resolution=128, allow_partial=True)
     assert result.image.shape == (128, 128, 3)

@@ -139,3 +139,14 @@ def test_result_positions_are_the_map_the_output_samples():
     diff = np.abs(cv2.GaussianBlur(resampled.astype(float), (0, 0), 1.0)
                   - cv2.GaussianBlur(result.warped.astype(float), (0, 0), 1.0)).mean(-1)
     assert result.mapped.mean() > 0.3 and np.median(diff[result.mapped]) < 2.0
+
+
+def test_summary_leaves_degenerate_exemplar_pairs_out_and_names_them():
+    from core.commands.eval_warp import _summary
+
+    rows = [{"pair": "a -> b", "painted_exemplar": False, "coherence": 1.0, "nme": 0.02, "seconds": 1.0},
+            {"pair": "c -> b/zoomed-out-blur", "painted_exemplar": False, "degenerate_exemplar": True,
+             "coherence": 2.4, "nme": 0.03, "seconds": 1.0}]
+    summary = _summary(rows)
+    assert summary["coherence"]["max"] == 1.0 and summary["nme_photo_exemplars"]["max"] == 0.02
+    assert summary["translated"] == 1 and summary["degenerate_exemplar_pairs"] == ["c -> b/zoomed-out-blur"]

@@ -25,4 +25,5 @@ class ChartMap:
     pieces: np.ndarray | None = None  # (H, W) int32: where the map jumps by design (quilted tiles, mask
     # classes): a cell across two pieces is a seam, not a fold (core.charts.folds); None: one smooth map
     held: np.ndarray | None = None  # (H, W) bool: what the input's person holds (no part of the subject to be
-    # drawn in the exemplar's looks): the engine shows the exemplar's background there; None: nothing held
+    # drawn in the exemplar's looks), or what of an upright head falls off the exemplar's person (pose): the
+    # engine shows the exemplar's background there; None: nothing

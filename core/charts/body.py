@@ -1060,5 +1060,12 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         notes.append(f"{src.held.sum() / (src.silhouette | src.held).sum():.0%} of the input's person is something "
                      "held (outside the body the pose model sees, and off every body part): it shows the "
                      "exemplar's background.")
+    held = src.held
+    if "head" in order and "head" not in unmapped and head_similarity(src, ex)[1]:
+        # an upright head follows the exemplar's head, not its neighbours: where it falls off the exemplar's
+        # person (before a profile's chin) it shows the background, as the exemplar does, rather than a
+        # surround map that folds against the head's (and whose unfolding smooths the face)
+        off = (region == PART_ID["head"]) & ~defined & ~stand_in
+        held = off if held is None else held | off
     return ChartMap(positions=positions, defined=defined, confidence=confidence, region=region,
-                    missing=missing, notes=notes, stand_in=stand_in, pieces=pieces, held=src.held)
+                    missing=missing, notes=notes, stand_in=stand_in, pieces=pieces, held=held)

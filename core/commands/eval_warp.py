@@ -16,7 +16,9 @@ made here: regions of scikit-image textures (brick, grass, gravel), tinted, with
 mirrored, tilted, close-up, zoomed-out and oil-painted) run through every engine version of
 ``ENGINE_VERSIONS``: structure fidelity (face NME / pose PCK@0.2 of landmarks re-extracted from
 the output), the patch-coherence ratio, the fold-over fraction of the final map and seconds per
-translation (``core.metrics``). ``--sheet out.png`` also draws them: input | exemplar | one
+translation (``core.metrics``); pairs whose exemplar is a degenerate variant (``core.eval_pairs.DEGENERATE``:
+the blurred zoomed-out first version) are measured too but left out of the summaries, which name them.
+``--sheet out.png`` also draws them: input | exemplar | one
 column per engine version. ``--pseudo-sheet out.png`` draws the pseudo pairs: x | T(x) | TPS | engine.
 """
 
@@ -273,6 +275,8 @@ def evaluate_cross(engines: dict, pairs: list, resolution: int = 512, seed: int 
             ref_error = None
         for name, translator in engines.items():
             row: dict = {"pair": pair.name, "painted_exemplar": pair.painted_exemplar}
+            if pair.degenerate_exemplar:
+                row["degenerate_exemplar"] = True  # reported, outside the summary (core.eval_pairs.DEGENERATE)
             try:
                 if name not in warm:
                     translator.translate(pair.input, pair.exemplar, resolution=resolution, seed=seed)
@@ -318,7 +322,10 @@ def evaluate_cross(engines: dict, pairs: list, resolution: int = 512, seed: int 
 
 
 def _summary(rows: list[dict]) -> dict:
-    """The figures the goals are stated in, over one engine's rows."""
+    """The figures the goals are stated in, over one engine's rows (those with a degenerate exemplar apart:
+    only named)."""
+    degenerate = [row["pair"] for row in rows if row.get("degenerate_exemplar")]
+    rows = [row for row in rows if not row.get("degenerate_exemplar")]
 
     def values(key: str, keep=lambda row: True) -> list[float]:
         return [row[key] for row in rows if key in row and keep(row)]
@@ -337,6 +344,7 @@ def _summary(rows: list[dict]) -> dict:
         "folds": stats(values("folds"), 5), "seconds": stats(values("seconds")),
         "cpu_seconds": stats(values("cpu_seconds")),
         "seconds_median": round(float(np.median(values("seconds"))), 3) if values("seconds") else None,
+        "degenerate_exemplar_pairs": degenerate,
     }
 
 
