@@ -642,14 +642,19 @@ def _across(b, frame, points):
     return (points - centre) @ np.array([down[1], -down[0]])
 
 
+def _bent_profile():
+    """A body in profile, bent forward: the neck beside the head, so the head's joints disagree (upright head)."""
+    kp = profile_keypoints()
+    kp[[2, 5], :2] = [(100, 60), (130, 58)]
+    kp[1, :2] = (115, 59)
+    return body_of(from_keypoints("pose", kp, SIZE))
+
+
 def test_a_frontal_head_onto_a_profile_stays_behind_its_nose():
     """A frontal input head onto a head in profile (what lies before a profile's face, e.g. a camera held
     to the eye, is no part of its head): the input head's width goes onto the profile's, back of the head to
     the tip of the nose, not the frontal head's width centred between the ears, which reaches past the face."""
-    src_kp, ex_kp = full_body(), profile_keypoints()
-    ex_kp[[2, 5], :2] = [(100, 60), (130, 58)]  # bent forward: the neck beside the head (joints disagree)
-    ex_kp[1, :2] = (115, 59)
-    src, ex = body_of(from_keypoints("pose", src_kp, SIZE)), body_of(from_keypoints("pose", ex_kp, SIZE))
+    src, ex = body_of(from_keypoints("pose", full_body(), SIZE)), _bent_profile()
     m, upright = body.head_similarity(src, ex)
     assert upright
     frame_src, frame_ex = body._head_frame(src), body._head_frame(ex)
@@ -668,10 +673,7 @@ def test_a_profile_input_takes_the_exemplar_s_half_face_on_its_back_side():
     """A profile input (facing right) onto a frontal exemplar: the input's head, back to nose, takes the
     exemplar's half from its left edge to its nose (the side a face turned right shows), not the whole frontal
     face squeezed or pasted."""
-    src_kp, ex_kp = profile_keypoints(), full_body()
-    src_kp[[2, 5], :2] = [(100, 60), (130, 58)]
-    src_kp[1, :2] = (115, 59)
-    src, ex = body_of(from_keypoints("pose", src_kp, SIZE)), body_of(from_keypoints("pose", ex_kp, SIZE))
+    src, ex = _bent_profile(), body_of(from_keypoints("pose", full_body(), SIZE))
     m, upright = body.head_similarity(src, ex)
     assert upright
     frame_src, frame_ex = body._head_frame(src), body._head_frame(ex)
