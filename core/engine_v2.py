@@ -18,7 +18,7 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import cv2
 import numpy as np
@@ -383,11 +383,12 @@ class _BackgroundJob:
 
     def cancel(self) -> None:
         """Give the job up (the view changed): told to stop at the completion's next pass, waited for if it
-        has started, and the engine's cache of completed backgrounds left as it was before it."""
+        has started, and the engine's cache of completed backgrounds left as it was before it. A job that
+        failed fails no one: its result is not wanted."""
         if self.stop is not None:
             self.stop.set()
         if self.future is not None and not self.future.cancel():
-            self.future.result()
+            wait([self.future])
             self.engine._background = self.cache
 
 

@@ -99,6 +99,27 @@ def test_a_background_job_given_up_leaves_the_engine_s_cache_as_it_was():
     assert engine._background is before
 
 
+def test_a_failed_background_job_given_up_raises_nothing_and_restores_the_cache(monkeypatch):
+    """A job given up is not wanted: if its completion failed, cancelling it neither raises that error at the
+    caller (whose view has changed) nor leaves the engine's cache changed."""
+    engine = engine_v2.TrainingFreeEngineV2()
+    before = ("an earlier exemplar", None, None, None)
+    engine._background = before
+
+    def fails(*args, **kwargs):
+        engine._background = ("half-done", None, None, None)
+        raise RuntimeError("completion failed")
+
+    monkeypatch.setattr(engine, "_completed_background", fails)
+    hole = np.zeros((32, 32), bool)
+    hole[8:24, 8:24] = True
+    exemplar = type("Exemplar", (), {"task": "mask", "image": np.zeros((32, 32, 3), np.uint8)})()
+    background = np.stack(np.mgrid[0:32, 0:32], -1).astype(np.float32)
+    job = engine._background_job(exemplar, hole, background, np.zeros((32, 32), bool), whole_frame=False)
+    job.cancel()
+    assert engine._background is before
+
+
 def _faults_probe():
     """Minor page faults of one 256 face translation with the default allocator mode, without and with the
     engine's heap scope (fresh process: no free heap chunk left by other tests serves the temporaries)."""
