@@ -38,8 +38,8 @@ from core.charts.mirror import mirror_condition, uses_mirror
 from core.charts.scene import follow, match_scene
 from core.charts.surround import apply_affine, fit_similarity, surround_map
 from core.compose import blend, complete, front_layer, photo_level, sample, sample_votes
-from core.conditions import detectors
 from core.conditions.condition import Condition
+from core.conditions.detectors import person_mask
 from core.detail import add_detail, detail_region
 from core.environment import reuse_heap, torch_threads
 from core.errors import InputError, NoSubjectError
@@ -69,7 +69,6 @@ SEAM_BANDS = 0
 # close: there it measured 1.181 -> 1.190 (three Grace Hopper exemplar pairs +0.02-0.04): isotropic guess.
 FOLLOW_TASKS = ("mask", "pose")
 DETAIL = True  # face: add the exemplar's fine detail where the map enlarges it (core/detail.py)
-PERSON_THRESHOLD = 0.5
 # The exemplar background's completion runs in this thread beside the person's (two independent PatchMatch
 # completions, each its own seeded generator: the same fills, and the second core busy).
 _BESIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warpaint-completion")
@@ -84,12 +83,6 @@ MIRROR_NOTE = ("The exemplar is used mirrored (it mirrors the input's scene, or 
 def fold_message(folded: float) -> list[str]:
     """The note on the map's smoothed fold-overs, said from 0.01 % (as printed): "0.00 %" reads like a fault."""
     return [f"{folded:.2%} of the map folded over and was smoothed."] if folded >= 5e-5 else []
-
-
-def person_mask(photo: np.ndarray) -> np.ndarray:
-    """(H, W) bool person silhouette of an RGB photo (MediaPipe selfie segmentation)."""
-    seg = detectors.run("selfie", photo).segmentation_mask
-    return np.asarray(seg) > PERSON_THRESHOLD
 
 
 class TrainingFreeEngineV2:

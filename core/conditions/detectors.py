@@ -142,6 +142,15 @@ def _get(name: str) -> tuple[Any, threading.Lock]:
         return _detectors[name]
 
 
+PERSON_THRESHOLD = 0.5  # the selfie model's person probability from which a pixel is the person's
+
+
+def person_mask(photo: np.ndarray) -> np.ndarray:
+    """(H, W) bool person silhouette of an RGB photo (MediaPipe selfie segmentation; all False without a mask)."""
+    seg = run("selfie", photo).segmentation_mask
+    return np.asarray(seg) > PERSON_THRESHOLD if seg is not None else np.zeros(photo.shape[:2], bool)
+
+
 def run(name: str, image: np.ndarray) -> Any:
     """Run the cached detector ``name`` on an (H, W, 3) uint8 RGB picture and return its result."""
     detector, lock = _get(name)

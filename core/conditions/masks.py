@@ -147,8 +147,7 @@ def extract(image: np.ndarray, size: tuple[int, int]) -> Condition:
     """Photo -> person / unlabeled mask (MediaPipe selfie segmentation; the person is ADE20K index 13)."""
     size = check_size(size)
     photo = fit_image(check_photo(image, "person"), size)
-    seg = detectors.run("selfie", photo).segmentation_mask
-    person = np.asarray(seg) > 0.5 if seg is not None else np.zeros(size, bool)
+    person = detectors.person_mask(photo)
     if person.mean() < 0.002:
         raise NoSubjectError("No person found to segment. Offline, only people can be segmented from a photo; "
                              "paint the mask with the ADE20K palette$give_as_condition.")
