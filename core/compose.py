@@ -225,7 +225,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     zones = _zones(_cells(hole if need is None else need, (wh, ww)), hole_t, levels, rounds, iterations)
     pm = _BestMatch(0, 9, use_gru=False)
     generator = torch.Generator().manual_seed(0)  # the same fill every run
-    layers = _layers(img, hole_t) if follow else None  # (targets, sources) (L, wh, ww), or None: no level edge
+    layers = _layers(img, hole_t, ok_t) if follow else None  # (targets, sources) (L, wh, ww), or None: no level edge
     offsets = None
     for level in reversed(range(levels)):
         if cancelled is not None and cancelled():
@@ -338,9 +338,12 @@ def _directed_guess(im: torch.Tensor, hole: torch.Tensor, known: torch.Tensor, m
     return out
 
 
-def _layers(image: torch.Tensor, hole: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(1, 3, h, w) picture and its (h, w) bool hole -> the layer (L, h, w) one-hot each pixel is in as a
-    target (zeros off the lines' course: any source) and as a source, or None when no
+def _layers(image: torch.Tensor, hole: torch.Tensor, known: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(1, 3, h, w) picture, its (h, w) bool hole and the pixels ``known`` to copy from (default: all but
+    the hole; edges are read there only, so the outline of a person kept out of the sources is no edge)
+    -> the layer (L, h, w) one-hot each pixel is in as a target (zeros off the lines' course: any source)
+    and as a source, or None when no
     level edge runs into the hole. A level edge (a table top, a horizon: a straight line tilted at most
     ``LAYER_TILTS`` degrees) counts when, beside the hole on at least one side, it is an edge along
     ``LAYER_CONTINUITY`` of at least ``LAYER_LENGTH`` of the side with ``LAYER_CONTRAST`` (the strongest
@@ -356,7 +359,8 @@ def _layers(image: torch.Tensor, hole: torch.Tensor) -> tuple[torch.Tensor, torc
     gy = F.pad(smooth[..., 2:, 1:-1] - smooth[..., :-2, 1:-1], (1, 1, 1, 1))[0] * 0.5  # (3, h, w)
     gx = F.pad(smooth[..., 1:-1, 2:] - smooth[..., 1:-1, :-2], (1, 1, 1, 1))[0] * 0.5
     tyy, tyx, txx = (gy * gy).sum(0), (gy * gx).sum(0), (gx * gx).sum(0)  # (h, w) structure tensor
-    near = F.max_pool2d(hole[None, None].float(), 2 * LAYER_MARGIN + 1, 1, LAYER_MARGIN)[0, 0] > 0
+    unknown = hole if known is None else ~known | hole
+    near = F.max_pool2d(unknown[None, None].float(), 2 * LAYER_MARGIN + 1, 1, LAYER_MARGIN)[0, 0] > 0
     tilts = torch.deg2rad(torch.arange(-LAYER_TILTS, LAYER_TILTS + 1e-3, LAYER_TILT_STEP))  # (T,)
     slope = torch.tan(tilts)
     centre = (w - 1) / 2
