@@ -358,7 +358,9 @@ def _layers(image: torch.Tensor, hole: torch.Tensor, known: torch.Tensor | None 
     smooth = _blur(image, 1.0)
     gy = F.pad(smooth[..., 2:, 1:-1] - smooth[..., :-2, 1:-1], (1, 1, 1, 1))[0] * 0.5  # (3, h, w)
     gx = F.pad(smooth[..., 1:-1, 2:] - smooth[..., 1:-1, :-2], (1, 1, 1, 1))[0] * 0.5
-    tyy, tyx, txx = (gy * gy).sum(0), (gy * gx).sum(0), (gx * gx).sum(0)  # (h, w) structure tensor
+    # The structure tensor's (yy - xx, 2 yx): with the line's tilt t, across it less along it is
+    # cos(2t) (yy - xx) - sin(2t) 2 yx (normal (cos t, -sin t) in (row, col)).
+    split_yx = torch.stack([(gy * gy - gx * gx).sum(0), 2 * (gy * gx).sum(0)])  # (2, h, w)
     unknown = hole if known is None else ~known | hole
     near = F.max_pool2d(unknown[None, None].float(), 2 * LAYER_MARGIN + 1, 1, LAYER_MARGIN)[0, 0] > 0
     tilts = torch.deg2rad(torch.arange(-LAYER_TILTS, LAYER_TILTS + 1e-3, LAYER_TILT_STEP))  # (T,)
@@ -370,32 +372,31 @@ def _layers(image: torch.Tensor, hole: torch.Tensor, known: torch.Tensor | None 
     ys = (y0.view(1, -1, 1) + slope.view(-1, 1, 1) * (xs - centre)).round().long()  # (T, Y, w)
     inside = (ys >= 0) & (ys < h)
     yc = ys.clamp(0, h - 1)
-    cols = torch.arange(w).expand_as(yc)
-    c, s_ = torch.cos(tilts).view(-1, 1, 1), torch.sin(tilts).view(-1, 1, 1)
-    # Across the line (normal (cos, -sin) in (row, col)) against along it: an edge along the line.
-    a_yy, a_yx, a_xx = tyy[yc, cols], tyx[yc, cols], txx[yc, cols]
-    across = c * c * a_yy - 2 * c * s_ * a_yx + s_ * s_ * a_xx
-    along = s_ * s_ * a_yy + 2 * s_ * c * a_yx + c * c * a_xx
-    contrast = (across - along) * inside  # (T, Y, w) how much of an edge along the line each pixel is
-    edge = contrast > EDGE**2
-    in_hole = hole[yc, cols] & inside
-    usable = inside & ~near[yc, cols]
     index = torch.arange(w).expand_as(yc)
+    flat = yc * w + index  # (T, Y, w) the pixel under each point of each line
+    cos2, sin2 = torch.cos(2 * tilts).view(-1, 1, 1), torch.sin(2 * tilts).view(-1, 1, 1)
+    # How much of an edge along the line each pixel is: across the line less along it.
+    contrast = (cos2 * split_yx[0].take(flat) - sin2 * split_yx[1].take(flat)) * inside  # (T, Y, w)
+    edge = contrast > EDGE**2
+    in_hole = hole.take(flat) & inside
+    usable = inside & ~near.take(flat)
     big = 4 * w
     left_hole = torch.cummax(torch.where(in_hole, index, -big), dim=2).values  # the nearest hole column before
-    right_hole = torch.cummin(torch.where(in_hole, index, big).flip(2), dim=2).values.flip(2)  # and after
+    right_hole = -torch.cummax(torch.where(in_hole, -index, -big).flip(2).contiguous(), dim=2).values.flip(2)
+    # (and after)
     reach = LAYER_REACH * side
     score = torch.zeros(ys.shape[:2])
     evidence = torch.zeros(ys.shape, dtype=torch.bool)  # (T, Y, w): the edge pixels a line is counted on
     for band in ((index - left_hole <= reach) & usable, (right_hole - index <= reach) & usable):
-        seen = band.sum(2).float()
-        on = (band & edge).sum(2).float()
+        seen = band.sum(2)
+        on_edge = band & edge
+        on = on_edge.sum(2)
         # The side's contrast along the line: highest on the edge's own course (a tilt or a row off it
         # still runs inside a short edge's width, with less contrast).
-        energy = (contrast * (band & edge)).sum(2)
+        energy = (contrast * on_edge).sum(2)
         ok = (seen >= LAYER_LENGTH * side) & (on >= LAYER_CONTINUITY * seen) & (energy >= LAYER_CONTRAST * on)
         score = torch.maximum(score, torch.where(ok, energy, torch.zeros(())))
-        evidence |= band & edge & ok[..., None]
+        evidence |= on_edge & ok[..., None]
     score *= torch.cos(tilts).view(-1, 1) ** LAYER_LEVEL  # a short edge fits several tilts: the most level
     if not bool((score > 0).any()):
         return None
@@ -409,7 +410,7 @@ def _layers(image: torch.Tensor, hole: torch.Tensor, known: torch.Tensor | None 
             break
         seen_at = evidence[t, y]
         layer += (rows_grid > y0[y] + slope[t] * (xs - centre)).long()
-        split &= _course(seen_at, in_hole[t, y], near[yc[t, y], torch.arange(w)], reach)
+        split &= _course(seen_at, in_hole[t, y], near.take(flat[t, y]), reach)
         # One edge, one line: every line passing near it where it was seen (other tilts, the edge's width).
         score[((ys[..., seen_at] - ys[t, y, seen_at]).abs() <= LAYER_APART * side).any(-1)] = 0
     sources = F.one_hot(layer, int(layer.max()) + 1).permute(2, 0, 1).float()  # (L, h, w)
