@@ -188,7 +188,7 @@ class _BestMatch(PatchMatch):
 
 
 def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
-             iterations: int = 2, need: np.ndarray | None = None, follow: bool = False,
+             iterations: int = 2, need: np.ndarray | None = None, follow: bool = False, layers: bool = False,
              cancelled: Callable[[], bool] | None = None) -> Completion | None:
     """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
     is filled with the texture of ``allowed`` (default: everything outside the hole). ``need`` (H, W)
@@ -199,6 +199,9 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     border each part of the hole (``_structure_metric``, ``_directed_guess``: a horizon or a table top
     goes on along its rows) instead of OpenCV's isotropic inpainting, which closes sky and ground over it
     in a diagonal ramp that the matching then copies in blocks (the launch pad's "tripod").
+    ``layers`` (with ``follow``; a person's hole in a scene): a level edge that runs into the hole (a table
+    top, a horizon) splits it, each side filled from its own side of the edge (``_layers``): the table's
+    black under its edge, the backdrop above, not one grey slab of their mean.
     ``cancelled``: asked before each level and each matching round; once it says so, the work stops there
     and None is returned (a job whose fill is no longer wanted frees its core at once)."""
     h, w = hole.shape
@@ -225,7 +228,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     zones = _zones(_cells(hole if need is None else need, (wh, ww)), hole_t, levels, rounds, iterations)
     pm = _BestMatch(0, 9, use_gru=False)
     generator = torch.Generator().manual_seed(0)  # the same fill every run
-    layers = _layers(img, hole_t, ok_t) if follow else None  # (targets, sources) (L, wh, ww), or None: no level edge
+    split = _layers(img, hole_t, ok_t) if follow and layers else None  # (targets, sources) (L, wh, ww) or None
     offsets = None
     for level in reversed(range(levels)):
         if cancelled is not None and cancelled():
@@ -241,7 +244,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         src_ok = src_ok if int(src_ok.sum()) >= 4 else ok
         grid = pixel_grid(lh, lw, "cpu")  # (2, lh, lw)
         # (L, lh, lw) each cell's centre's layers as a target and as a source
-        targets, sources_in = (None, None) if layers is None else (code[:, f // 2::f, f // 2::f] for code in layers)
+        targets, sources_in = (None, None) if split is None else (code[:, f // 2::f, f // 2::f] for code in split)
         if offsets is None:  # coarsest: a smooth first guess, then dense matching
             if not follow:
                 small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)

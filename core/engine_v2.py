@@ -356,8 +356,9 @@ class TrainingFreeEngineV2:
             if not (seen & ~last[2]).any():
                 return last[3]
             seen = seen | last[2]
-        fill = complete(exemplar.image, hole, None, self.completion_side, need=seen,
-                        follow=exemplar.task in FOLLOW_TASKS, cancelled=cancelled)
+        follow = exemplar.task in FOLLOW_TASKS  # and its level edges split the person's hole into layers
+        fill = complete(exemplar.image, hole, None, self.completion_side, need=seen, follow=follow, layers=follow,
+                        cancelled=cancelled)
         if fill is not None:
             self._background = (exemplar, hole, seen, fill)
         return fill
