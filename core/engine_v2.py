@@ -95,8 +95,13 @@ class TrainingFreeEngineV2:
     resolution = 512  # the default output side
     iterations = 0  # no PatchMatch iterations of its own (callers that read v1's setting get 0)
 
-    def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5):
+    def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5, completion_layers: bool = False):
         self.completion_side = completion_side  # working size of the PatchMatch completion
+        # Whether a level edge beside the exemplar's person (a table top, a horizon) splits its hole into
+        # layers filled from their own side (compose.complete's ``layers``; mask and pose). Off by default:
+        # it continues tables and horizons but raised the mask cross run's coherence (docs/engine.md,
+        # seventh session, engineer C).
+        self.completion_layers = completion_layers
         self.seam_sigma = seam_sigma  # feather of the person's edge (output pixels) before multi-band blending
         # The last exemplar's completed background (exemplar condition, its hole, the completion): a video's
         # frames share one exemplar, so its background is completed once per clip, not once per frame.
@@ -356,9 +361,9 @@ class TrainingFreeEngineV2:
             if not (seen & ~last[2]).any():
                 return last[3]
             seen = seen | last[2]
-        follow = exemplar.task in FOLLOW_TASKS  # and its level edges split the person's hole into layers
-        fill = complete(exemplar.image, hole, None, self.completion_side, need=seen, follow=follow, layers=follow,
-                        cancelled=cancelled)
+        follow = exemplar.task in FOLLOW_TASKS
+        fill = complete(exemplar.image, hole, None, self.completion_side, need=seen, follow=follow,
+                        layers=follow and self.completion_layers, cancelled=cancelled)
         if fill is not None:
             self._background = (exemplar, hole, seen, fill)
         return fill

@@ -138,12 +138,14 @@ def test_completion_matched_only_near_what_is_read_gives_the_same_fill_there(mon
     assert not np.array_equal(part.offsets[40:56, 160:176], full.offsets[40:56, 160:176])  # (it was left out)
 
 
+@pytest.mark.parametrize("layers", [False, True])
 @pytest.mark.parametrize("task", ["mask", "face"])
-def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_yet(task):
+def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_yet(task, layers):
     """Engine v2 keeps the last exemplar's completed background (a video's frames share it): reused while
     what the output sees lies within what was completed, else completed again for both views; along the
     structures beside the hole (``follow``), split at level edges into layers (``layers``), for whole
-    figures, not for faces (FOLLOW_TASKS)."""
+    figures, not for faces (FOLLOW_TASKS); split into layers only when the engine is asked to
+    (``completion_layers``)."""
     from core.conditions.condition import Condition
     from core.engine_v2 import TrainingFreeEngineV2
 
@@ -155,17 +157,17 @@ def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_
     left, right = np.zeros_like(hole), np.zeros_like(hole)
     left[16:48, 16:20] = True
     right[16:48, 44:48] = True
-    engine = TrainingFreeEngineV2(completion_side=64)
+    engine = TrainingFreeEngineV2(completion_side=64, completion_layers=layers)
     first = engine._completed_background(ex, hole, left)
     assert engine._completed_background(ex, hole, left & (np.arange(64) < 30)[:, None]) is first
     both = engine._completed_background(ex, hole, right)
     assert both is not first and np.array_equal(engine._background[2], left | right)
     points = np.argwhere(left | right).astype(np.float32)
-    whole = complete(img, hole, side=64, follow=task == "mask", layers=task == "mask")
+    whole = complete(img, hole, side=64, follow=task == "mask", layers=task == "mask" and layers)
     assert np.array_equal(both.sources(points), whole.sources(points))
-    others = [complete(img, hole, side=64, follow=task != "mask", layers=task != "mask")]
-    if task == "mask":  # the level edge at row 24 splits the person's hole into layers (engine v2 asks for them)
-        others.append(complete(img, hole, side=64, follow=True))
+    others = [complete(img, hole, side=64, follow=task != "mask", layers=task != "mask" and layers)]
+    if task == "mask":  # the level edge at row 24 splits the person's hole into layers when the engine asks
+        others.append(complete(img, hole, side=64, follow=True, layers=not layers))
     for other in others:
         assert not np.array_equal(both.sources(points), other.sources(points))
 
