@@ -19,6 +19,11 @@ limb in ``DONORS`` the exemplar shows (the other arm, the same limb's other segm
 coordinates, a seam against its neighbours, ``ChartMap.stand_in``). A part with nothing to stand
 in for it (legs for a head-and-shoulders exemplar) is refused when it is more than
 ``REFUSE_SHARE`` of the input's body (a sliver is left to the engine's fill and reported).
+
+Skeletons no body could have (``drop_misread``): a shoulder read on the face (a body seen from the side or
+bent over) keeps the torso's outline but loses its arm, and the torso is then drawn with the exemplar's
+clothing texture instead of its quad; an exemplar limb lying off its person is dropped (a stand-in takes
+its place). Both sides misread alike (a pseudo pair) are paired as read.
 """
 
 from __future__ import annotations
