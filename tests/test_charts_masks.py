@@ -243,6 +243,23 @@ def test_head_circle_is_the_silhouettes_head():
     assert 12 <= radius <= 15
 
 
+def test_the_head_circle_is_not_a_hand_raised_above_the_head():
+    """A waving figure: the hand (13 px wide here) is the silhouette's top. The circle reaching the top is the
+    hand's, under a third of the torso's: the head is found with the arms and legs opened away."""
+    import cv2
+
+    person = np.zeros((S, S), np.uint8)
+    cv2.circle(person, (62, 32), 9, 1, -1)  # head
+    cv2.ellipse(person, (62, 67), (16, 25), 0, 0, 360, 1, -1)  # torso
+    cv2.line(person, (75, 50), (87, 30), 1, 7)
+    cv2.line(person, (87, 30), (86, 8), 1, 6)  # the forearm raised, the hand above the head
+    cv2.line(person, (56, 88), (54, 127), 1, 11)
+    cv2.line(person, (69, 88), (72, 127), 1, 11)
+    centre, radius = head_circle(person > 0)
+    np.testing.assert_allclose(centre, (62, 32), atol=2)
+    assert 8 <= radius <= 10
+
+
 def test_a_painted_person_takes_the_exemplars_face_on_its_head():
     """A painted mask (no photo behind it) of a crouching man: the exemplar's face lands on his head
     (the silhouette's head circle), so the output shows a face there, not a smear of the suit's ring."""
