@@ -871,3 +871,25 @@ def test_what_lies_before_a_profile_s_nose_shows_the_background():
     assert not (chart.region[ys[head_past], xs[head_past]] == PART_ID["head"]).any()
     assert chart.held[ys[head_past], xs[head_past]].mean() > 0.8  # (the rest: the torso's clothing, below)
     assert any("lies before its face seen in profile" in n for n in chart.notes)
+
+
+def test_a_head_is_in_profile_when_its_nose_lies_beyond_both_ears():
+    """With both ears found, a head is seen in profile when its nose lies beyond both of them (turned past 45
+    degrees), whatever its distance from the centre in head heights (H's bound, 0.15 of the nose-to-crown height,
+    read 0.17 on a crop of the cameraman and up to 0.09 on frontal crops: near it on both sides)."""
+    def facing(kp):
+        b = body_of(from_keypoints("pose", kp, SIZE))
+        frame = body._head_frame(b)
+        centre, down, height = frame
+        nose = abs((b.joints[0] - centre) @ np.array([down[1], -down[0]])) / height
+        return body._head_span(b, *frame)[2], nose
+
+    turned = full_body()
+    turned[[0, 14, 15, 16, 17], :2] = [(123.5, 46), (121, 36), (123, 36), (118, 38), (121, 38)]
+    side, nose = facing(turned)
+    assert side == 1 and nose < body.PROFILE  # in profile, though its nose is near the centre in head heights
+    frontal = full_body()
+    frontal[[0, 14, 15, 16, 17], :2] = [(145, 42), (140, 35), (150, 35), (104, 38), (160, 38)]  # the face off
+    # the centre between wide ears (a hat's flaps, hair), its nose still between them
+    side, nose = facing(frontal)
+    assert side == 0 and nose > body.PROFILE  # seen from the front, though far off the centre in head heights

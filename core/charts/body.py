@@ -694,7 +694,9 @@ def _head_frame(body: Body) -> tuple[np.ndarray, np.ndarray, float] | None:
     return centre, down, float(max(crown + (nose - centre) @ down, 2.0 * length))
 
 
-PROFILE = 0.15  # a head is seen in profile when its nose lies this far across from its centre (x nose-to-crown)
+PROFILE = 0.15  # a head is seen in profile when its nose lies this far across from its centre (x nose-to-crown) ...
+PROFILE_EARS = 1.0  # ... or, with both ears found, further across than this times half their gap (512: frontal
+# photos 0.03-0.26, the cameraman's framings 1.8-5.2; nose-to-crown gave 0.01-0.09 against 0.17-0.29)
 DEPTH = 0.8  # a head in profile is at most this deep, nose to back (x nose-to-crown)
 SPAN_CAP = 0.9  # a head's width is looked for this far either side of its centre (x nose-to-crown)
 SPAN_MIN = 0.2  # ... and trusted from this width on (x its nose-to-crown; narrower: the centre is off the silhouette)
@@ -703,12 +705,18 @@ SPAN_STRETCH = 3.0  # the width's scale stays within this factor of the height's
 
 def _head_span(body: Body, centre: np.ndarray, down: np.ndarray, height: float) -> tuple[float, float, int]:
     """The head's extent across (perpendicular to ``down``, in pixels from ``centre``: negative, positive)
-    and which way it faces (+1, -1 across; 0 seen from the front). Seen from the front: the silhouette's
+    and which way it faces (+1, -1 across; 0 seen from the front: the nose between the ears, or near the
+    centre without them). Seen from the front: the silhouette's
     width through the centre (hair, hat). In profile: from the back of the head to the tip of the nose; what
     lies in front of the face (a camera held to the eye) is no part of the head."""
     across = np.array([down[1], -down[0]])
     nose = float((body.joints[0] - centre) @ across)
-    facing = int(np.sign(nose)) if abs(nose) > PROFILE * height else 0
+    ears = [float((body.joints[i] - centre) @ across) for i in (16, 17) if body.found[i]]
+    if len(ears) == 2 and abs(ears[0] - ears[1]) >= 1.0:  # the nose beyond both ears: turned past 45 degrees
+        turned = abs(nose) > PROFILE_EARS * abs(ears[0] - ears[1]) / 2
+    else:
+        turned = abs(nose) > PROFILE * height
+    facing = int(np.sign(nose)) if turned else 0
     h, w = body.silhouette.shape
     ends = []
     for sign in (-1.0, 1.0):
