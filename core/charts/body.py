@@ -1029,8 +1029,10 @@ TEXTURE_INSET = 0.02  # the exemplar torso's clothing is taken this far inside i
 def _torso_texture(src: Body, ex: Body, p: np.ndarray, material: np.ndarray) -> np.ndarray:
     """(N, 2) input torso pixels -> exemplar x, y on its torso's clothing ``material`` (H, W bool): one scale
     both ways (the bodies' sizes), the input's torso axis onto the exemplar picture's down (clothes hang
-    down), centre onto centre, and the texture mirrored at the clothing's extent rather than stretched: for an
-    torso whose quad cannot be trusted (``drop_misread``), its clothing without its shape."""
+    down), centre onto centre, and the texture mirrored at the clothing's extent rather than stretched: for a
+    torso whose quad cannot be trusted (``drop_misread``), its clothing without its shape. A point that lands
+    on a hole in the clothing (a shirt front, a badge) takes the first of a few other places in its extent
+    (mirrored across it, moved by half of it) that lies on the clothing, else the clothing's nearest pixel."""
     down = (src.joints[8] + src.joints[11] - src.joints[2] - src.joints[5]) / 2
     down = down / max(float(np.hypot(*down)), 1e-9)
     turn = np.array([[down[1], -down[0]], [down[0], down[1]]])  # turn @ down = (0, 1)
@@ -1040,10 +1042,28 @@ def _torso_texture(src: Body, ex: Body, p: np.ndarray, material: np.ndarray) -> 
     q = centre + (ex.scale / src.scale) * (p - p.mean(axis=0)) @ turn.T
     axes = np.linalg.eigh(np.cov((pts - centre).T))[1]  # the clothing's own axes: mirrored along them
     lo, hi = np.percentile((pts - centre) @ axes, [5, 95], axis=0)
+    hi = np.maximum(hi, lo + 1.0)
     r = (q - centre) @ axes
-    for i in range(2):
-        r[:, i] = _reflect(r[:, i], lo[i], max(hi[i], lo[i] + 1.0))
-    return _nearest_in(material, centre + r @ axes.T)
+    h, w = material.shape
+    out = np.full_like(q, np.nan)
+    for shift in ((0, 0), (0.5, 0), (0, 0.5), (0.5, 0.5)):
+        moved = r + np.array(shift) * (hi - lo)
+        for i in range(2):
+            moved[:, i] = _reflect(moved[:, i], lo[i], hi[i])
+        for flip in ((False, False), (True, False), (False, True), (True, True)):
+            cand = np.where(flip, lo + hi - moved, moved)
+            xy = centre + cand @ axes.T
+            qx, qy = np.round(xy[:, 0]).astype(int), np.round(xy[:, 1]).astype(int)
+            ok = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h) & np.isnan(out[:, 0])
+            ok[ok] = material[qy[ok], qx[ok]]
+            out[ok] = xy[ok]
+    left = np.isnan(out[:, 0])
+    if left.any():
+        first = r[left].copy()
+        for i in range(2):
+            first[:, i] = _reflect(first[:, i], lo[i], hi[i])
+        out[left] = _nearest_in(material, centre + first @ axes.T)
+    return out
 
 
 DECORATION = 40.0  # a stand-in's exemplar pixel this far (Lab, lightness at half weight) from the part's typical
