@@ -362,7 +362,7 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         if ex_count[c] == 0 and unknown is None:
             continue
         ex_region = ex_idx == c if ex_count[c] else unknown
-        if c == PERSON and in_layers and ex_count[c]:
+        if c == PERSON and ex_count[c] and (in_layers or source.image is None):  # (a painted scene's person too)
             face = _face(source, exemplar, src_region, ex_region)
             if face is not None:  # the face by its mesh; the rest of the person: the engine's surround
                 positions[face.defined] = face.positions[face.defined]
