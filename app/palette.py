@@ -10,7 +10,7 @@ import html
 
 import numpy as np
 
-from core.conditions.ade20k import NAMES, PALETTE, class_index
+from core.conditions.ade20k import NAMES, PALETTE, UNLABELED, class_index
 
 # Classes offered as brushes (the editor's swatches have no names: the legend shows them).
 BRUSH_CLASSES = ("person", "sky", "tree", "grass", "building", "wall", "floor", "road", "water", "sea",
@@ -45,21 +45,40 @@ def legend_html() -> str:
     return '<div class="warpaint-legend">' + "".join(items) + "</div>"
 
 
-PAINTED_SHARE = 0.9  # photos: 0-13 % exactly on palette colours (mostly black = unlabeled), painted masks ~100 %
-_PACKED_PALETTE = np.unique((PALETTE.astype(np.int64) << [16, 8, 0]).sum(axis=1))
+# Measured on 512-px pictures (docs/app.md): photos and other conditions 0-50 % close to a palette colour, 0-50 %
+# trusted; painted masks 86-100 % close and 73-100 % trusted, resized and saved as JPEG (quality 60) included.
+PAINTED_SHARE = 0.8  # pixels close to a palette colour
+FLAT_SHARE = 0.6  # pixels trusted (exact, or close inside a flat patch): no photo-like texture
+REGION_SHARE = 0.01  # a class counts as a painted region from this share of the picture
+MASK_COLOUR_SHARE = 0.1  # of the labelled pixels: painted masks 0.65-1, flat graphics in plain colours 0-0.05
+
+
+def _plain_colour(rgb: np.ndarray) -> bool:
+    """A colour a graphic is likely to use as it is: a grey, or every channel a web-safe step (0, 51, ..., 255;
+    pure red, blue, yellow...). Some ADE20K classes have such colours; the others are telling."""
+    return len(set(rgb.tolist())) == 1 or all(c % 51 == 0 for c in rgb.tolist())
+
+
+_MASK_COLOURS = np.array([not _plain_colour(c) for c in PALETTE])  # (151,) bool: colours of painted masks only
 
 
 def looks_painted(picture: np.ndarray) -> bool:
-    """True for a painted ADE20K mask: nearly every pixel exactly a palette colour, and two regions at least (a
-    plain black picture is no mask). The Mask tab reads such a picture as a painted mask even when it was given
-    as a photo: segmenting a person out of flat colours is never what was meant."""
+    """True for a painted ADE20K mask, also resized or saved as JPEG: nearly every pixel reads as a palette colour
+    (as ``core.conditions.masks`` reads them), two regions at least (a plain black picture is no mask), and at
+    least a tenth of the labelled area in colours no flat graphic uses by chance. A logo, poster or cartoon in
+    black, pure red, blue and yellow (ADE20K colours too) is not a mask. The Mask tab reads a painted mask as
+    such even when it was given as a photo: segmenting a person out of flat colours is never what was meant."""
+    from core.conditions.masks import read_palette  # torch and scipy load on first use, not at start-up
+
     rgb = np.asarray(picture)[..., :3]
-    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))  # a sample: exact colours survive it
-    packed = (rgb[::step, ::step].astype(np.int64) << [16, 8, 0]).sum(axis=2).ravel()
-    colours, counts = np.unique(packed, return_counts=True)
-    on_palette = np.isin(colours, _PACKED_PALETTE)
-    regions = int((on_palette & (counts >= 0.01 * packed.size)).sum())
-    return counts[on_palette].sum() >= PAINTED_SHARE * packed.size and regions >= 2
+    step = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / 100_000))))  # a sample: flat areas survive it
+    index, trusted, close = read_palette(rgb[::step, ::step])
+    counts = np.bincount(index[close], minlength=len(PALETTE))
+    regions = counts >= REGION_SHARE * close.size
+    labelled = counts[UNLABELED + 1:].sum()
+    telling = counts[regions & _MASK_COLOURS].sum()
+    return (close.mean() >= PAINTED_SHARE and trusted.mean() >= FLAT_SHARE and regions.sum() >= 2
+            and telling >= MASK_COLOUR_SHARE * max(1, labelled))
 
 
 def _rgb_alpha(picture) -> tuple[np.ndarray, np.ndarray]:

@@ -339,20 +339,80 @@ def test_on_spaces_no_share_link_is_offered_or_attempted(monkeypatch, capsys):
         demo.close()
 
 
+def _jpeg(picture: np.ndarray, quality: int) -> np.ndarray:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", picture[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+
+
+def _painted_scene(seed: int) -> np.ndarray:
+    """A street painted with the app's brushes (sky, building, road, trees, cars..., a person), as the project's
+    own palette saves it."""
+    import cv2
+
+    from core.conditions import ade20k, masks
+
+    rng, c = np.random.default_rng(seed), ade20k.class_index
+    index = np.zeros((384, 512), np.uint8)
+    index[:128], index[128:256], index[256:] = c("sky"), c("building"), c("road")
+    for _ in range(6):
+        hull = cv2.convexHull(rng.integers(0, (512, 384), (7, 2)).astype(np.int32))
+        cv2.fillPoly(index, [hull], int(rng.choice([c("tree"), c("car"), c("grass"), c("wall"), c("plant")])))
+    cv2.ellipse(index, (256, 256), (40, 110), 0, 0, 360, c("person"), -1)
+    return masks.index_to_palette(index)
+
+
+def _flat_graphic(colours: list[tuple[int, int, int]], background=(0, 0, 0), antialiased: bool = False):
+    """A logo or poster: discs and lettering in plain colours (ADE20K's too: pure red, blue, yellow are classes)."""
+    import cv2
+
+    rng, picture = np.random.default_rng(0), np.zeros((300, 400, 3), np.uint8)
+    picture[:] = background
+    line = cv2.LINE_AA if antialiased else cv2.LINE_8
+    for i, colour in enumerate(colours):
+        centre = (int(rng.integers(60, 340)), int(rng.integers(60, 240)))
+        cv2.circle(picture, centre, int(rng.integers(30, 90)), colour, -1, line)
+        cv2.putText(picture, "WARP", (20, 60 + 70 * i), cv2.FONT_HERSHEY_SIMPLEX, 2, colour, 6, line)
+    return picture
+
+
 def test_only_painted_masks_look_painted():
-    """Painted masks (every pixel a palette colour, two regions at least) and nothing else: photos, the skeleton
-    and sketch conditions (black plus strokes), a plain black picture, a palette (dithered) photo."""
+    """Painted masks (nearly every pixel a palette colour, two regions at least, colours no graphic uses by
+    chance), also resized with nearest neighbour or bilinear and saved as JPEG; nothing else: photos, the skeleton
+    and sketch conditions (black plus strokes), a plain black picture, palette (dithered) photos, and flat
+    graphics in black, pure red, blue, yellow and palette greys (all ADE20K colours), crisp, anti-aliased or JPEG."""
+    import cv2
     from PIL import Image
+    from skimage import data
 
     def rgb(name):
         return np.asarray(Image.open(settings.ASSETS / name).convert("RGB"))
 
-    assert palette.looks_painted(rgb("mask_cameraman.png"))
-    big = np.repeat(np.repeat(rgb("mask_cameraman.png"), 8, axis=0), 8, axis=1)  # sampled, not every pixel
-    assert palette.looks_painted(big)
+    mask = rgb("mask_cameraman.png")
+    scenes = [_painted_scene(seed) for seed in range(3)]
+    painted = [mask, np.repeat(np.repeat(mask, 8, axis=0), 8, axis=1),  # sampled, not every pixel
+               cv2.resize(mask, None, fx=1.7, fy=1.7, interpolation=cv2.INTER_NEAREST),
+               cv2.resize(mask, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_LINEAR), _jpeg(mask, 75), *scenes,
+               *[_jpeg(s, 60) for s in scenes], *[cv2.resize(s, None, fx=0.7, fy=0.7) for s in scenes]]
+    for i, picture in enumerate(painted):
+        assert palette.looks_painted(picture), i
+    red, blue, yellow = (255, 0, 0), (0, 0, 255), (255, 255, 0)
+    graphics = [_flat_graphic([red]), _flat_graphic([red], antialiased=True), _flat_graphic([red, blue, yellow]),
+                _flat_graphic([red, blue, yellow], antialiased=True), _jpeg(_flat_graphic([red, blue, yellow]), 85),
+                _flat_graphic([yellow, blue], background=red),
+                _flat_graphic([(120, 120, 120), (230, 230, 230)], background=(140, 140, 140)),  # wall, windowpane, road
+                np.concatenate([np.full((100, 300, 3), colour, np.uint8) for colour in (red, (0, 0, 0), yellow)])]
+    for i, picture in enumerate(graphics):
+        assert not palette.looks_painted(picture), i
     for name in ("astronaut.jpg", "grace_hopper.jpg", "cameraman.png", "oil_astronaut.jpg",
                  "skeleton_raised_arm.png", "sketch_grace_hopper.png"):
         assert not palette.looks_painted(rgb(name)), name
+    for name in ("chelsea", "coffee", "text", "clock", "moon", "page"):
+        picture = getattr(data, name)()
+        assert not palette.looks_painted(np.dstack([picture] * 3) if picture.ndim == 2 else picture), name
     assert not palette.looks_painted(np.zeros((64, 64, 3), np.uint8))
-    dithered = np.asarray(Image.open(settings.ASSETS / "grace_hopper.jpg").convert("P").convert("RGB"))
-    assert not palette.looks_painted(dithered)
+    dithered = Image.open(settings.ASSETS / "grace_hopper.jpg").convert("P").convert("RGB")
+    sixteen = Image.open(settings.ASSETS / "grace_hopper.jpg").convert("P", palette=Image.ADAPTIVE, colors=16)
+    assert not palette.looks_painted(np.asarray(dithered))
+    assert not palette.looks_painted(np.asarray(sixteen.convert("RGB")))
