@@ -10,7 +10,9 @@ import html
 
 import numpy as np
 
+from app import settings
 from core.conditions.ade20k import NAMES, PALETTE, UNLABELED, class_index
+from core.errors import InputError
 
 # Classes offered as brushes (the editor's swatches have no names: the legend shows them).
 BRUSH_CLASSES = ("person", "sky", "tree", "grass", "building", "wall", "floor", "road", "water", "sea",
@@ -93,6 +95,12 @@ def _rgb_alpha(picture) -> tuple[np.ndarray, np.ndarray]:
     return rgb, alpha
 
 
+def _is_picture(value: object) -> bool:
+    """An (H, W) or (H, W, 1-4) uint8 array, as Gradio's editor gives."""
+    return (isinstance(value, np.ndarray) and value.dtype == np.uint8
+            and (value.ndim == 2 or (value.ndim == 3 and 1 <= value.shape[2] <= 4)))
+
+
 def editor_to_mask(value) -> np.ndarray | None:
     """An ImageEditor value (numpy) -> (H, W, 3) uint8 picture for ``core.conditions``; None if nothing is there.
 
@@ -103,7 +111,14 @@ def editor_to_mask(value) -> np.ndarray | None:
         return None
     if not isinstance(value, dict):
         value = {"composite": value}
-    background, layers = value.get("background"), [x for x in (value.get("layers") or []) if x is not None]
+    layers = value.get("layers") or []
+    pictures = [value.get("background"), value.get("composite"), *(layers if isinstance(layers, list) else [None])]
+    pictures = [p for p in pictures if p is not None]
+    if not isinstance(layers, list) or not all(_is_picture(p) for p in pictures):
+        raise InputError("The mask editor's picture could not be read. Upload a PNG mask or paint one.")
+    if max((p.shape[0] * p.shape[1] for p in pictures), default=0) > settings.MAX_PIXELS:  # before any float copy
+        raise InputError(f"The mask has more than {settings.MAX_PIXELS / 1e6:.0f} MP. Use a smaller mask.")
+    background, layers = value.get("background"), [x for x in layers if x is not None]
     if background is None and not layers:
         if value.get("composite") is None:
             return None

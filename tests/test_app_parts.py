@@ -68,6 +68,104 @@ def test_inspect_marks_the_clicked_cells_candidates():
     assert handlers.inspect(None, None, (1, 1))[0] is None
 
 
+def test_a_click_or_level_a_client_sends_is_checked():
+    """The inspect events take a point and a gallery index from the client: text, NaN, infinity, a lone number,
+    a list of one, or a huge index is no click or the finest level, never an error."""
+    state = handlers.InspectState(exemplar=np.zeros((64, 64, 3), np.uint8), size=(64, 64),
+                                  levels=[_level(4, 4, 2, 64), _level(8, 8, 4, 64)])
+    for point in [(float("nan"), 1), ("a", 1), (1,), 5, (float("inf"), 0), None]:
+        picture, text = handlers.inspect(state, None, point)
+        assert picture is state.exemplar and text.startswith("Click a point"), point
+    for level in ["x", float("nan"), float("inf"), [1], None, 10**30]:
+        assert "level 2/2" in handlers.inspect(state, level, (3, 3))[1], level
+        assert handlers.level_pictures(state, level)[0] is not None
+    assert "level 1/2" in handlers.inspect(state, -5, (3, 3))[1]
+
+
+def test_the_mask_editor_value_is_checked_before_any_work(monkeypatch):
+    """Values the editor would never send are refused with the editor's message; a mask over the pixel limit is
+    refused before a float copy of it is made; in the tab, the refusal is a message (gr.Error)."""
+    from app.tasks import TABS
+    from app.ui import _source
+
+    for value in ["text", [1, 2], {"background": "x"}, {"layers": "abc"}, {"layers": [None, "x"]},
+                  {"layers": [np.zeros((2, 2, 5), np.uint8)]}, {"composite": np.zeros((4, 4, 3), np.float64)}]:
+        with pytest.raises(InputError, match="mask editor's picture could not be read"):
+            palette.editor_to_mask(value)
+    monkeypatch.setattr(settings, "MAX_PIXELS", 100)
+    with pytest.raises(InputError, match="more than 0 MP"):
+        palette.editor_to_mask({"background": np.zeros((20, 20, 4), np.uint8)})
+    mask_tab = next(spec for spec in TABS if spec.task == "mask")
+    with pytest.raises(gr.Error, match="mask editor's picture could not be read"):
+        engine.friendly_errors(_source)(mask_tab, "Ready condition", None, {"background": "x"})
+
+
+def test_an_oversized_mask_editor_upload_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    from gradio.components.image_editor import EditorData
+    from gradio.data_classes import FileData
+    from PIL import Image
+
+    from app.components import mask_editor
+
+    big = tmp_path / "mask.png"
+    Image.new("RGB", (400, 300)).save(big)
+    editor = mask_editor(type="numpy", image_mode="RGBA")
+    payload = EditorData(background=FileData(path=str(big)), layers=[], composite=FileData(path=str(big)))
+    assert editor.preprocess(payload)["background"].shape == (300, 400, 4)
+    monkeypatch.setattr(settings, "MAX_PIXELS", 100_000)
+    decoded = []
+    monkeypatch.setattr(gr.ImageEditor, "convert_and_format_image", lambda *a, **k: decoded.append(1))
+    with pytest.raises(gr.Error, match="more than 0 MP"):
+        editor.preprocess(payload)
+    assert not decoded
+
+
+def test_an_upload_is_opened_once_and_its_palette_storage_known(tmp_path, monkeypatch):
+    """``load_upload`` gives the pixels and whether the file was stored with a palette (a dithered photo is then
+    smoothed before detection), reading the file once."""
+    from PIL import Image
+
+    photo = Image.open(settings.ASSETS / "grace_hopper.jpg")
+    photo.convert("P").save(tmp_path / "dithered.png")
+    photo.save(tmp_path / "plain.png")
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    picture, dithered = engine.load_upload(str(tmp_path / "dithered.png"), "input")
+    assert dithered and picture.shape == (600, 512, 3) and len(opened) == 1
+    assert engine.load_upload(str(tmp_path / "plain.png"), "input")[1] is False
+    assert engine.load_upload(np.zeros((20, 20, 3), np.uint8), "input")[1] is False
+    smooth, notes = handlers.photo_for_extraction("pose", True, picture, ready=False)
+    assert notes and not np.array_equal(smooth, picture)
+    assert handlers.photo_for_extraction("pose", True, picture, ready=True) == (picture, [])
+
+
+def test_the_video_tab_s_status_names_no_server_folder(monkeypatch, tmp_path):
+    """The learned engine's name carries its checkpoint folder: the status shows the model's name only."""
+    from app import video
+    from core.video import retarget
+
+    folder = settings.CHECKPOINTS / "pose-model"
+
+    class Result:
+        output, skeleton_video, frames, size, fps = tmp_path / "r.mp4", tmp_path / "s.mp4", 3, (64, 64), 10.0
+        engine, messages = f"learned ({folder})", [f"Engine: learned ({folder})."]
+
+    class Retargeter:
+        def __init__(self, translator):
+            pass
+
+        def run(self, *args, **kwargs):
+            return Result()
+
+    monkeypatch.setattr(video, "check_clip", lambda path: "a clip")
+    monkeypatch.setattr(video, "translator_for", lambda *args: None)
+    monkeypatch.setattr(retarget, "VideoRetargeter", Retargeter)
+    _, _, status = video.retarget("clip.mp4", np.zeros((64, 64, 3), np.uint8), 128, "learned")
+    assert "checkpoints/pose-model" in status and str(settings.ROOT) not in str(status)
+    assert "(a server path)" not in status
+
+
 def test_editor_value_to_mask_picture():
     assert palette.editor_to_mask(None) is None
     blank = np.zeros((4, 4, 4), np.uint8)
