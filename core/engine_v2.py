@@ -35,9 +35,10 @@ from core.charts.masks import FACE_REGION as MASK_FACE_REGION
 from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
+from core.charts.masks import solid as mask_solid
 from core.charts.mirror import mirror_condition, uses_mirror
 from core.charts.scene import follow, match_scene
-from core.charts.surround import apply_affine, fit_similarity, surround_map
+from core.charts.surround import FRAME_WEIGHT, apply_affine, fit_similarity, surround_map
 from core.compose import blend, complete, front_layer, photo_level, sample, sample_votes
 from core.conditions.condition import Condition
 from core.conditions.detectors import person_mask
@@ -56,6 +57,13 @@ V2_TASKS = tuple(CHARTS)  # tasks v2 can run
 V2_DEFAULT = ("face", "pose", "mask")
 JOINT_KEEP = 0.02  # pose: the body chart stays exact within this (times the longer side) of a found joint
 PLAIN_SOURCE = 0.3  # pose: the person's fill copies only its plain clothing when that is this share of what it may copy
+# Masks: the input's outline snaps onto the exemplar person's within this times the face's side, and the
+# output's frame is not pulled into the exemplar's. Silhouettes of other shapes (a bent, full-length figure
+# onto a portrait) have their nearest outline points anywhere, and a body larger than the exemplar's frame
+# squeezed towards it: snapped from a whole face away and pulled in, the painted cameraman's neck stretched
+# into streaks and 1.9 % of his map folded (docs/engine.md, "The painted cameraman"). What lies beyond the
+# exemplar's frame is filled from its clothing instead.
+MASK_REACH = 0.25
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 # Refuse a face exemplar whose face would be enlarged more than this (unless allow_partial): a 40 px face
@@ -181,7 +189,8 @@ class TrainingFreeEngineV2:
         ex_job = self._background_job(exemplar, ex_hole, background, beyond, whole_frame)
         face_side = max(1.0, float(np.sqrt(chart.defined.sum())))
         positions = surround_map(size, similarity, chart.positions, chart.defined, src_person, ex_person,
-                                 reach=1.0 * face_side * zoom)
+                                 reach=(MASK_REACH if task == "mask" else 1.0) * face_side * zoom,
+                                 frame_weight=0.0 if task == "mask" else FRAME_WEIGHT)
         feather = cv2.GaussianBlur(chart.defined.astype(np.float32), (0, 0), 1.0)[..., None]
         feather = np.where(chart.defined[..., None], np.maximum(feather, 0.999 * (feather > 0.5)), feather)
         # The chart is blended into the surround inside its own edge only: outside it the chart has no
@@ -246,7 +255,7 @@ class TrainingFreeEngineV2:
         if person_hole.any():
             face_zone = cv2.dilate(protect.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
             copy_from = src_person & ~person_hole & ~face_zone
-            if task == "pose":  # the plain clothing, not the badges and ribbons on it (nor a shirt front)
+            if task in ("pose", "mask"):  # the plain clothing, not the badges and ribbons on it (nor a shirt front)
                 plain = copy_from & ~body_decorations(person_img, copy_from)
                 copy_from = plain if plain.sum() >= PLAIN_SOURCE * copy_from.sum() else copy_from
             fill = complete(person_img, person_hole, copy_from, self.completion_side)
@@ -426,7 +435,7 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
     if task == "mask":  # labelled regions are the subject when both masks leave a background unlabeled
         if not mask_layered(source, exemplar):
             return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
-        return mask_labelled(source).copy(), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
+        return mask_solid(mask_labelled(source)), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
         # a skeleton with no photo: the chart's nominal outline of the body (parts the exemplar does not
