@@ -47,8 +47,9 @@ def legend_html() -> str:
     return '<div class="warpaint-legend">' + "".join(items) + "</div>"
 
 
-# Measured on 512-px pictures (docs/app.md): photos and other conditions 0-50 % close to a palette colour, 0-50 %
-# trusted; painted masks 86-100 % close and 73-100 % trusted, resized and saved as JPEG (quality 60) included.
+# Measured (docs/app.md, R's section): photos 0-45 % close to a palette colour and 0-38 % trusted (the skeleton and
+# sketch conditions 96 %, but one region); painted masks 86-100 % close and 73-100 % trusted, resized and saved as
+# JPEG (quality 60) included.
 PAINTED_SHARE = 0.8  # pixels close to a palette colour
 FLAT_SHARE = 0.6  # pixels trusted (exact, or close inside a flat patch): no photo-like texture
 REGION_SHARE = 0.01  # a class counts as a painted region from this share of the picture
