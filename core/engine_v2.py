@@ -32,6 +32,7 @@ from core.charts.body import decorations as body_decorations
 from core.charts.face import corresponding_points, face_chart, face_points
 from core.charts.folds import fold_fraction, jacobian_determinant, unfold
 from core.charts.masks import FACE_REGION as MASK_FACE_REGION
+from core.charts.masks import class_index_map as mask_class
 from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
@@ -40,6 +41,7 @@ from core.charts.mirror import mirror_condition, uses_mirror
 from core.charts.scene import follow, match_scene
 from core.charts.surround import FRAME_WEIGHT, apply_affine, fit_similarity, surround_map
 from core.compose import blend, complete, front_layer, photo_level, sample, sample_votes
+from core.conditions.ade20k import PERSON
 from core.conditions.condition import Condition
 from core.conditions.detectors import person_mask
 from core.detail import add_detail, detail_region
@@ -171,8 +173,12 @@ class TrainingFreeEngineV2:
             # exemplar's frame cuts its person (shoulders at the bottom edge), the person goes on past it
             src_person = cv2.remap(ex_person.astype(np.uint8), *_xy(apply_affine(similarity, size)),
                                    cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) > 0
-        src_person = src_person | chart.defined | stand_in
         whole_frame = task == "mask" and not mask_layered(source, exemplar)  # a painted scene: one layer
+        # A painted scene's person that took the exemplar's face is mapped as in layered pairs: the face
+        # anchors its surround, the other classes' charts do not (their quilted tiles would fold it).
+        anchored = chart.defined & protect if whole_frame and protect.any() else chart.defined
+        src_person = src_person | anchored | stand_in
+        everywhere = np.ones(size, bool) if whole_frame else None  # a painted scene's map is used everywhere
         to_photo = photo_scale(photo.shape[:2], ex_size)
         zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))  # exemplar condition px / output px
         photo_zoom = zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx))))  # exemplar photo px / output px
@@ -187,8 +193,8 @@ class TrainingFreeEngineV2:
         if not whole_frame:
             ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
         ex_job = self._background_job(exemplar, ex_hole, background, beyond, whole_frame)
-        face_side = max(1.0, float(np.sqrt(chart.defined.sum())))
-        positions = surround_map(size, similarity, chart.positions, chart.defined, src_person, ex_person,
+        face_side = max(1.0, float(np.sqrt(anchored.sum())))
+        positions = surround_map(size, similarity, chart.positions, anchored, src_person, ex_person,
                                  reach=(MASK_REACH if task == "mask" else 1.0) * face_side * zoom,
                                  frame_weight=0.0 if task == "mask" else FRAME_WEIGHT)
         feather = cv2.GaussianBlur(chart.defined.astype(np.float32), (0, 0), 1.0)[..., None]
@@ -215,7 +221,8 @@ class TrainingFreeEngineV2:
                                 "edges.")
         # Folds are looked for inside the person, off its edge: across the edge the map meets the
         # surround, but the output there is the composite of two pictures, not one map.
-        inner = cv2.erode(src_person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        inner = cv2.erode((src_person if everywhere is None else everywhere).astype(np.uint8),
+                          np.ones((5, 5), np.uint8)) > 0
         exact = cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 if task == "face" else None
         pieces = chart.pieces if task == "pose" else None  # body parts torn apart where their maps disagree
         if task == "mask":  # the face's mesh and quilted tiles are exact; classes and tiles meet at seams
@@ -288,6 +295,7 @@ class TrainingFreeEngineV2:
         image = person_img if whole_frame else blend(person_img, back_img, alpha, levels=SEAM_BANDS)
         # What the output shows, layer by layer (no blending), and where it does not come from one smooth
         # map (fills, completed background, the person/background seam): ``fill`` for evaluation.
+        front = front if everywhere is None else everywhere  # (a painted scene's person is no layer of its own)
         used = np.where(front[..., None], positions, background)
         layered = person_img if whole_frame else np.where(front[..., None], person_img, back_img)
         seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
@@ -433,8 +441,11 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
     """The input's and the exemplar's person silhouettes (the input's None: a sketch or skeleton, carried
     over from the exemplar) and the region whose texture must not be copied elsewhere (the face)."""
     if task == "mask":  # labelled regions are the subject when both masks leave a background unlabeled
-        if not mask_layered(source, exemplar):
-            return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
+        face = chart.region == MASK_FACE_REGION
+        if not mask_layered(source, exemplar):  # a painted scene: its person when it took the exemplar's face
+            if not face.any():
+                return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
+            return (mask_solid(mask_class(source) == PERSON) | face, mask_class(exemplar) == PERSON, face)
         return mask_solid(mask_labelled(source)), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)

@@ -371,3 +371,46 @@ def test_the_painted_cameraman_on_a_portrait_neither_folds_nor_grows_spikes(monk
     assert (backdrop.mean(1) < 60).mean() < 0.15 and backdrop[:, 2].mean() > 150
     (jacket,) = copied
     assert (jacket.mean(1) > 150).mean() < 0.01  # light: tag, collar (13 % when copied as well)
+
+
+def test_a_painted_scenes_person_takes_the_exemplars_face_and_does_not_fold():
+    """A painted scene (sky, grass and a standing person, nothing unlabeled: one layer) onto a portrait photo:
+    the person takes the exemplar's face on its head and the rest of its body by the engine's surround, as in
+    layered pairs. Before, the things chart squeezed her whole person, face included, into the silhouette
+    (1.6 % of the map folded at 512); anchored on the sky's and grass's charts too, the surround folded 10 %."""
+    import cv2
+
+    from core.conditions import from_user_condition
+    from core.conditions.ade20k import PERSON
+    from core.conditions.masks import index_to_palette
+    from core.eval_pairs import picture
+    from core.pipeline import Translator, exemplar_condition
+
+    index = np.full((256, 256), SKY, np.uint8)
+    index[165:] = GRASS
+    painted = class_index_map(from_user_condition("mask", painted_figure(256), (256, 256))) == PERSON
+    index[cv2.dilate(painted.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0] = PERSON
+    source = from_user_condition("mask", index_to_palette(index), (256, 256))
+    exemplar = exemplar_condition("mask", picture("grace_hopper"), 256)
+    face = mask_chart(source, exemplar).region == FACE_REGION
+    rows, cols = np.nonzero(face)
+    assert face.sum() > 0.5 * np.pi * 17**2 and np.hypot(cols.mean() - 165, rows.mean() - 45) < 17
+    result = Translator("mask", engine="training-free").translate(source, exemplar)
+    assert not [m for m in result.messages if "folded over" in m]
+
+
+def test_a_class_the_exemplar_lacks_comes_from_its_unlabeled_part_at_the_same_heights():
+    """A painted sky over a lawn onto a photo's mask (a person, the rest unlabeled: sky above the horizon,
+    grass below it). The sky is taken from the unlabeled rows at the sky's heights, the lawn from those at
+    the lawn's: before, both from anywhere in the unlabeled part (the cameraman's grass as the sky)."""
+    index = np.full((S, S), SKY, np.int64)
+    index[80:] = GRASS
+    ex_index = np.zeros((S, S), np.int64)  # unlabeled
+    ex_index[30:, 50:80] = class_index("person")
+    photo = np.zeros((S, S, 3), np.uint8)
+    photo[:50] = (200, 220, 255)  # sky
+    photo[50:] = (40, 140, 40)  # grass
+    chart = mask_chart(condition(index), condition(ex_index, photo))
+    sky_rows = chart.positions[:80][chart.defined[:80]][:, 0]
+    grass_rows = chart.positions[80:][chart.defined[80:]][:, 0]
+    assert (sky_rows < 80).mean() > 0.99 and (grass_rows >= 80).mean() > 0.99
