@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
@@ -31,13 +32,16 @@ from core.charts.body import decorations as body_decorations
 from core.charts.face import corresponding_points, face_chart, face_points
 from core.charts.folds import fold_fraction, jacobian_determinant, unfold
 from core.charts.masks import FACE_REGION as MASK_FACE_REGION
+from core.charts.masks import class_index_map as mask_class
 from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
+from core.charts.masks import solid as mask_solid
 from core.charts.mirror import mirror_condition, uses_mirror
 from core.charts.scene import follow, match_scene
-from core.charts.surround import apply_affine, fit_similarity, surround_map
+from core.charts.surround import FRAME_WEIGHT, apply_affine, fit_similarity, surround_map
 from core.compose import blend, complete, front_layer, photo_level, sample, sample_votes
+from core.conditions.ade20k import PERSON
 from core.conditions.condition import Condition
 from core.conditions.detectors import person_mask
 from core.detail import add_detail, detail_region
@@ -55,6 +59,13 @@ V2_TASKS = tuple(CHARTS)  # tasks v2 can run
 V2_DEFAULT = ("face", "pose", "mask")
 JOINT_KEEP = 0.02  # pose: the body chart stays exact within this (times the longer side) of a found joint
 PLAIN_SOURCE = 0.3  # pose: the person's fill copies only its plain clothing when that is this share of what it may copy
+# Masks: the input's outline snaps onto the exemplar person's within this times the face's side, and the
+# output's frame is not pulled into the exemplar's. Silhouettes of other shapes (a bent, full-length figure
+# onto a portrait) have their nearest outline points anywhere, and a body larger than the exemplar's frame
+# squeezed towards it: snapped from a whole face away and pulled in, the painted cameraman's neck stretched
+# into streaks and 1.9 % of his map folded (docs/engine.md, "The painted cameraman"). What lies beyond the
+# exemplar's frame is filled from its clothing instead.
+MASK_REACH = 0.25
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 # Refuse a face exemplar whose face would be enlarged more than this (unless allow_partial): a 40 px face
@@ -103,9 +114,7 @@ class TrainingFreeEngineV2:
         # seventh session, engineer C).
         self.completion_layers = completion_layers
         self.seam_sigma = seam_sigma  # feather of the person's edge (output pixels) before multi-band blending
-        # The last exemplar's completed background (exemplar condition, its hole, the completion): a video's
-        # frames share one exemplar, so its background is completed once per clip, not once per frame.
-        self._background: tuple[Condition, np.ndarray, np.ndarray, object] | None = None
+        self._backgrounds = CompletedBackgrounds()  # a video's frames share one exemplar: completed once a clip
 
     @torch.no_grad()
     def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
@@ -169,8 +178,12 @@ class TrainingFreeEngineV2:
             # exemplar's frame cuts its person (shoulders at the bottom edge), the person goes on past it
             src_person = cv2.remap(ex_person.astype(np.uint8), *_xy(apply_affine(similarity, size)),
                                    cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) > 0
-        src_person = src_person | chart.defined | stand_in
         whole_frame = task == "mask" and not mask_layered(source, exemplar)  # a painted scene: one layer
+        # A painted scene's person that took the exemplar's face is mapped as in layered pairs: the face
+        # anchors its surround, the other classes' charts do not (their quilted tiles would fold it).
+        anchored = chart.defined & protect if whole_frame and protect.any() else chart.defined
+        src_person = src_person | anchored | stand_in
+        everywhere = np.ones(size, bool) if whole_frame else None  # a painted scene's map is used everywhere
         to_photo = photo_scale(photo.shape[:2], ex_size)
         zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))  # exemplar condition px / output px
         photo_zoom = zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx))))  # exemplar photo px / output px
@@ -185,9 +198,10 @@ class TrainingFreeEngineV2:
         if not whole_frame:
             ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
         ex_job = self._background_job(exemplar, ex_hole, background, beyond, whole_frame)
-        face_side = max(1.0, float(np.sqrt(chart.defined.sum())))
-        positions = surround_map(size, similarity, chart.positions, chart.defined, src_person, ex_person,
-                                 reach=1.0 * face_side * zoom)
+        face_side = max(1.0, float(np.sqrt(anchored.sum())))
+        positions = surround_map(size, similarity, chart.positions, anchored, src_person, ex_person,
+                                 reach=(MASK_REACH if task == "mask" else 1.0) * face_side * zoom,
+                                 frame_weight=0.0 if task == "mask" else FRAME_WEIGHT)
         feather = cv2.GaussianBlur(chart.defined.astype(np.float32), (0, 0), 1.0)[..., None]
         feather = np.where(chart.defined[..., None], np.maximum(feather, 0.999 * (feather > 0.5)), feather)
         # The chart is blended into the surround inside its own edge only: outside it the chart has no
@@ -212,7 +226,8 @@ class TrainingFreeEngineV2:
                                 "edges.")
         # Folds are looked for inside the person, off its edge: across the edge the map meets the
         # surround, but the output there is the composite of two pictures, not one map.
-        inner = cv2.erode(src_person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        inner = cv2.erode((src_person if everywhere is None else everywhere).astype(np.uint8),
+                          np.ones((5, 5), np.uint8)) > 0
         exact = cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 if task == "face" else None
         pieces = chart.pieces if task == "pose" else None  # body parts torn apart where their maps disagree
         if task == "mask":  # the face's mesh and quilted tiles are exact; classes and tiles meet at seams
@@ -252,7 +267,7 @@ class TrainingFreeEngineV2:
         if person_hole.any():
             face_zone = cv2.dilate(protect.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
             copy_from = src_person & ~person_hole & ~face_zone
-            if task == "pose":  # the plain clothing, not the badges and ribbons on it (nor a shirt front)
+            if task in ("pose", "mask"):  # the plain clothing, not the badges and ribbons on it (nor a shirt front)
                 plain = copy_from & ~body_decorations(person_img, copy_from)
                 copy_from = plain if plain.sum() >= PLAIN_SOURCE * copy_from.sum() else copy_from
             fill = complete(person_img, person_hole, copy_from, self.completion_side)
@@ -285,6 +300,7 @@ class TrainingFreeEngineV2:
         image = person_img if whole_frame else blend(person_img, back_img, alpha, levels=SEAM_BANDS)
         # What the output shows, layer by layer (no blending), and where it does not come from one smooth
         # map (fills, completed background, the person/background seam): ``fill`` for evaluation.
+        front = front if everywhere is None else everywhere  # (a painted scene's person is no layer of its own)
         used = np.where(front[..., None], positions, background)
         layered = person_img if whole_frame else np.where(front[..., None], person_img, back_img)
         seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
@@ -344,11 +360,11 @@ class TrainingFreeEngineV2:
         seen = background[covered]
         if not len(seen):
             return _BackgroundJob(None, self, (covered, seen, None))
-        cache = self._background  # a job given up on (the view changed) leaves the cache as it was
+        before = self._backgrounds.get(exemplar)  # a job given up on (the view changed) leaves it as it was
         stop = threading.Event()  # set when the job is given up: the completion stops at its next pass
         job = _BESIDE.submit(contextvars.copy_context().run,  # the request's time budget too
                              self._completed_background, exemplar, hole, _pixels(seen, hole.shape), stop.is_set)
-        return _BackgroundJob(job, self, (covered, seen), cache, stop)
+        return _BackgroundJob(job, self, (covered, seen), (exemplar, before), stop)
 
     def _completed_background(self, exemplar: Condition, hole: np.ndarray, seen: np.ndarray,
                               cancelled: Callable[[], bool] | None = None):
@@ -356,8 +372,8 @@ class TrainingFreeEngineV2:
         the pixels ``seen`` (the same fill there as over the whole hole: ``complete``'s ``need``);
         reused for the same exemplar while it covers what is seen (a video's frames). None (nothing
         cached) when ``cancelled`` says so before it is done."""
-        last = self._background
-        if last is not None and last[0] is exemplar and np.array_equal(last[1], hole):
+        last = self._backgrounds.get(exemplar)
+        if last is not None and np.array_equal(last[1], hole):
             if not (seen & ~last[2]).any():
                 return last[3]
             seen = seen | last[2]
@@ -365,16 +381,51 @@ class TrainingFreeEngineV2:
         fill = complete(exemplar.image, hole, None, self.completion_side, need=seen, follow=follow,
                         layers=follow and self.completion_layers, cancelled=cancelled)
         if fill is not None:
-            self._background = (exemplar, hole, seen, fill)
+            self._backgrounds.put((exemplar, hole, seen, fill))
         return fill
+
+
+class CompletedBackgrounds:
+    """The last few exemplars' completed backgrounds, (exemplar condition, its hole, the pixels matched, the
+    completion) each: a small thread-safe LRU keyed by the exemplar condition's identity, so requests run at
+    once on one engine keep each other's (an entry is checked against its hole before use)."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._entries: OrderedDict[int, tuple] = OrderedDict()  # id(exemplar) -> entry (which keeps it alive)
+        self._lock = threading.Lock()
+
+    def get(self, exemplar: Condition) -> tuple | None:
+        with self._lock:
+            entry = self._entries.get(id(exemplar))
+            if entry is None or entry[0] is not exemplar:
+                return None
+            self._entries.move_to_end(id(exemplar))
+            return entry
+
+    def put(self, entry: tuple) -> None:
+        with self._lock:
+            self._entries[id(entry[0])] = entry
+            self._entries.move_to_end(id(entry[0]))
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def restore(self, exemplar: Condition, entry: tuple | None) -> None:
+        """This exemplar's entry set back to ``entry`` (None: none); other exemplars' are left alone."""
+        if entry is not None:
+            self.put(entry)
+            return
+        with self._lock:
+            self._entries.pop(id(exemplar), None)
 
 
 class _BackgroundJob:
     """The exemplar background's completion under way in the thread beside (or nothing to complete)."""
 
     def __init__(self, future: Future | None, engine: TrainingFreeEngineV2, covered_seen: tuple,
-                 cache: tuple | None = None, stop: threading.Event | None = None):
-        self.future, self.engine, self.covered_seen, self.cache, self.stop = future, engine, covered_seen, cache, stop
+                 before: tuple | None = None, stop: threading.Event | None = None):
+        # before: (the exemplar, its cached background when the job started)
+        self.future, self.engine, self.covered_seen, self.before, self.stop = future, engine, covered_seen, before, stop
 
     def result(self) -> tuple[np.ndarray, np.ndarray, object]:
         """(H, W) bool output pixels it covers, (N, 2) their exemplar positions, the completion (or None)."""
@@ -382,13 +433,13 @@ class _BackgroundJob:
 
     def cancel(self) -> None:
         """Give the job up (the view changed): told to stop at the completion's next pass, waited for if it
-        has started, and the engine's cache of completed backgrounds left as it was before it. A job that
-        failed fails no one: its result is not wanted."""
+        has started, and the exemplar's completed background left as it was before it (other exemplars', cached
+        meanwhile by other requests, are kept). A job that failed fails no one: its result is not wanted."""
         if self.stop is not None:
             self.stop.set()
         if self.future is not None and not self.future.cancel():
             wait([self.future])
-            self.engine._background = self.cache
+            self.engine._backgrounds.restore(*self.before)
 
 
 def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
@@ -396,9 +447,12 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
     """The input's and the exemplar's person silhouettes (the input's None: a sketch or skeleton, carried
     over from the exemplar) and the region whose texture must not be copied elsewhere (the face)."""
     if task == "mask":  # labelled regions are the subject when both masks leave a background unlabeled
-        if not mask_layered(source, exemplar):
-            return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
-        return mask_labelled(source).copy(), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
+        face = chart.region == MASK_FACE_REGION
+        if not mask_layered(source, exemplar):  # a painted scene: its person when it took the exemplar's face
+            if not face.any():
+                return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
+            return (mask_solid(mask_class(source) == PERSON) | face, mask_class(exemplar) == PERSON, face)
+        return mask_solid(mask_labelled(source)), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
         # a skeleton with no photo: the chart's nominal outline of the body (parts the exemplar does not
