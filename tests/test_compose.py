@@ -158,7 +158,7 @@ def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_
     first = engine._completed_background(ex, hole, left)
     assert engine._completed_background(ex, hole, left & (np.arange(64) < 30)[:, None]) is first
     both = engine._completed_background(ex, hole, right)
-    assert both is not first and np.array_equal(engine._background[2], left | right)
+    assert both is not first and np.array_equal(engine._backgrounds.get(ex)[2], left | right)
     points = np.argwhere(left | right).astype(np.float32)
     whole = complete(img, hole, side=64, follow=task == "mask")
     other = complete(img, hole, side=64, follow=task != "mask")
