@@ -452,7 +452,7 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
             if not face.any():
                 return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
             return (mask_solid(mask_class(source) == PERSON) | face, mask_class(exemplar) == PERSON, face)
-        return mask_solid(mask_labelled(source)), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
+        return mask_solid(mask_labelled(source)), mask_labelled(exemplar).copy(), face
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
         # a skeleton with no photo: the chart's nominal outline of the body (parts the exemplar does not
