@@ -37,7 +37,7 @@ GUESS_POWER = 2.0  # the first guess's inverse-distance weights: 1 / distance^(2
 EDGE = 0.03  # a gradient (per channel step, colours in [0, 1]) that makes an edge
 SPREAD = (0.06, 0.15, 0.4)  # how far (shares of the work picture's side) a border's edge direction reaches
 ZONE_WORTH = 0.8  # a level matches only the zone that reaches what is read when it is under this share
-# ``follow``: a level edge (a table top, a horizon) that runs into the hole splits it into layers, each
+# ``layers``: a level edge (a table top, a horizon) that runs into the hole splits it into layers, each
 # filled only from its own side of the edge continued (``_layers``).
 LAYER_TILTS = 12.0  # degrees: the steepest edge that counts as level (tried in steps of LAYER_TILT_STEP)
 LAYER_TILT_STEP = 2.0
@@ -49,7 +49,7 @@ LAYER_CONTINUITY = 0.7  # and be an edge along this share of what is seen there
 LAYER_CONTRAST = 0.015  # with this mean contrast there (squared gradients across less along the line, summed
 # over channels): a table top 0.02-0.06, a horizon 0.02-0.03; a flag's folds, a rock's outline 0.007-0.013
 LAYER_LINES = 2  # at most this many edges split a hole
-LAYER_APART = 0.05  # edges closer than this share of the side where they cross the hole are one edge
+LAYER_APART = 0.05  # lines closer than this share of the side where one was seen are one edge
 LAYER_WEIGHT = 3.0  # squared weight of the one-hot layer channels: a same-layer source always ranks first
 
 
@@ -343,19 +343,18 @@ def _directed_guess(im: torch.Tensor, hole: torch.Tensor, known: torch.Tensor, m
 
 def _layers(image: torch.Tensor, hole: torch.Tensor, known: torch.Tensor | None = None
             ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(1, 3, h, w) picture, its (h, w) bool hole and the pixels ``known`` to copy from (default: all but
-    the hole; edges are read there only, so the outline of a person kept out of the sources is no edge)
-    -> the layer (L, h, w) one-hot each pixel is in as a target (zeros off the lines' course: any source)
-    and as a source, or None when no
-    level edge runs into the hole. A level edge (a table top, a horizon: a straight line tilted at most
-    ``LAYER_TILTS`` degrees) counts when, beside the hole on at least one side, it is an edge along
+    """(1, 3, h, w) picture, its (h, w) bool hole and the pixels ``known`` to copy from (default: all but the hole;
+    edges are read there only, so the outline of a person kept out of the sources is no edge) -> the layer (L,
+    h, w) one-hot each pixel is in as a target (zeros off the lines' course: any source) and as a source, or
+    None when no level edge runs into the hole. A level edge (a table top, a horizon: a straight line tilted at
+    most ``LAYER_TILTS`` degrees) counts when, beside the hole on at least one side, it is an edge along
     ``LAYER_CONTINUITY`` of at least ``LAYER_LENGTH`` of the side with ``LAYER_CONTRAST`` (the strongest
-    ``LAYER_LINES``, one per place). Each such line, continued across the picture, splits it: a pixel's
-    layer is the number of lines above it. A hole pixel keeps to its layer where the line runs from where
-    it was seen across the hole to the hole's far side (``_course``), not beyond (so a wider shot's table
-    is not continued on the far side of the picture, through a flag). So the
-    part of a hole under a table's edge is filled from under that edge (the table), the part above it from
-    above (the backdrop), each with its own texture instead of their grey mean."""
+    ``LAYER_LINES``, one per place). Each such line, continued across the picture, splits it: a pixel's layer is
+    the number of lines above it. A hole pixel keeps to its layer where the line runs from where it was seen
+    across the hole to the hole's far side (``_course``), not beyond (so a wider shot's table is not continued
+    on the far side of the picture, through a flag). So the part of a hole under a table's edge is filled from
+    under that edge (the table), the part above it from above (the backdrop), each with its own texture instead
+    of their grey mean."""
     h, w = hole.shape
     side = max(h, w)
     smooth = _blur(image, 1.0)
