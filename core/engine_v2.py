@@ -261,7 +261,7 @@ class TrainingFreeEngineV2:
         person_img = sample(photo, to_photo(positions), level)
         if person_hole.any():
             face_zone = cv2.dilate(protect.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
-            copy_from = src_person & ~person_hole & ~face_zone
+            copy_from = src_person & ~person_hole & ~face_zone & ~held
             if task == "pose":  # the plain clothing, not the badges and ribbons on it (nor a shirt front)
                 plain = copy_from & ~body_decorations(person_img, copy_from)
                 copy_from = plain if plain.sum() >= PLAIN_SOURCE * copy_from.sum() else copy_from
