@@ -295,7 +295,8 @@ class TrainingFreeEngineV2:
         if task == "face" and not whole_frame and source.image is not None:  # inside the input's silhouette, the
             # exemplar's outline (a hat's brim short of the input's hair): whole and as soft as the picture, not cut
             # along the input's outline. Not past it: the surround there is not unfolded (a crown pushed up folds)
-            matte = _exemplar_outline(matte, ex_person, positions, inside & ~person_hole & ~held, src_person)
+            matte = _exemplar_outline(matte, ex_person, positions, inside & ~person_hole & ~held & ~chart.defined,
+                                      src_person)  # the face chart's pixels are the person's whatever the outline
             front = matte > 0.5
         alpha = cv2.GaussianBlur(matte, (0, 0), self.seam_sigma)
         image = person_img if whole_frame else blend(person_img, back_img, alpha, levels=SEAM_BANDS)
