@@ -31,13 +31,16 @@ from core.charts.body import decorations as body_decorations
 from core.charts.face import corresponding_points, face_chart, face_points
 from core.charts.folds import fold_fraction, jacobian_determinant, unfold
 from core.charts.masks import FACE_REGION as MASK_FACE_REGION
+from core.charts.masks import class_index_map as mask_class
 from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
+from core.charts.masks import solid as mask_solid
 from core.charts.mirror import mirror_condition, uses_mirror
 from core.charts.scene import follow, match_scene
-from core.charts.surround import apply_affine, fit_similarity, surround_map
+from core.charts.surround import FRAME_WEIGHT, apply_affine, fit_similarity, surround_map
 from core.compose import blend, complete, front_layer, photo_level, sample, sample_votes
+from core.conditions.ade20k import PERSON
 from core.conditions.condition import Condition
 from core.conditions.detectors import person_mask
 from core.conditions.pose import detect_body
@@ -56,6 +59,13 @@ V2_TASKS = tuple(CHARTS)  # tasks v2 can run
 V2_DEFAULT = ("face", "pose", "mask")
 JOINT_KEEP = 0.02  # pose: the body chart stays exact within this (times the longer side) of a found joint
 PLAIN_SOURCE = 0.3  # pose: the person's fill copies only its plain clothing when that is this share of what it may copy
+# Masks: the input's outline snaps onto the exemplar person's within this times the face's side, and the
+# output's frame is not pulled into the exemplar's. Silhouettes of other shapes (a bent, full-length figure
+# onto a portrait) have their nearest outline points anywhere, and a body larger than the exemplar's frame
+# squeezed towards it: snapped from a whole face away and pulled in, the painted cameraman's neck stretched
+# into streaks and 1.9 % of his map folded (docs/engine.md, "The painted cameraman"). What lies beyond the
+# exemplar's frame is filled from its clothing instead.
+MASK_REACH = 0.25
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
 # Face: next to the exemplar's person the output's outline is the exemplar's own (its silhouette carried by the
 # map), set this far inside the selfie silhouette (x the exemplar's longer side: the model's edge reaches ~3 px past
@@ -172,8 +182,12 @@ class TrainingFreeEngineV2:
             # exemplar's frame cuts its person (shoulders at the bottom edge), the person goes on past it
             src_person = cv2.remap(ex_person.astype(np.uint8), *_xy(apply_affine(similarity, size)),
                                    cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE) > 0
-        src_person = src_person | chart.defined | stand_in
         whole_frame = task == "mask" and not mask_layered(source, exemplar)  # a painted scene: one layer
+        # A painted scene's person that took the exemplar's face is mapped as in layered pairs: the face
+        # anchors its surround, the other classes' charts do not (their quilted tiles would fold it).
+        anchored = chart.defined & protect if whole_frame and protect.any() else chart.defined
+        src_person = src_person | anchored | stand_in
+        everywhere = np.ones(size, bool) if whole_frame else None  # a painted scene's map is used everywhere
         to_photo = photo_scale(photo.shape[:2], ex_size)
         zoom = float(np.sqrt(abs(np.linalg.det(similarity[:, :2]))))  # exemplar condition px / output px
         photo_zoom = zoom * float(np.sqrt(abs(1 / (to_photo.sy * to_photo.sx))))  # exemplar photo px / output px
@@ -188,9 +202,10 @@ class TrainingFreeEngineV2:
         if not whole_frame:
             ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
         ex_job = self._background_job(exemplar, ex_hole, background, beyond, whole_frame)
-        face_side = max(1.0, float(np.sqrt(chart.defined.sum())))
-        positions = surround_map(size, similarity, chart.positions, chart.defined, src_person, ex_person,
-                                 reach=1.0 * face_side * zoom)
+        face_side = max(1.0, float(np.sqrt(anchored.sum())))
+        positions = surround_map(size, similarity, chart.positions, anchored, src_person, ex_person,
+                                 reach=(MASK_REACH if task == "mask" else 1.0) * face_side * zoom,
+                                 frame_weight=0.0 if task == "mask" else FRAME_WEIGHT)
         feather = cv2.GaussianBlur(chart.defined.astype(np.float32), (0, 0), 1.0)[..., None]
         feather = np.where(chart.defined[..., None], np.maximum(feather, 0.999 * (feather > 0.5)), feather)
         # The chart is blended into the surround inside its own edge only: outside it the chart has no
@@ -215,7 +230,8 @@ class TrainingFreeEngineV2:
                                 "edges.")
         # Folds are looked for inside the person, off its edge: across the edge the map meets the
         # surround, but the output there is the composite of two pictures, not one map.
-        inner = cv2.erode(src_person.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        inner = cv2.erode((src_person if everywhere is None else everywhere).astype(np.uint8),
+                          np.ones((5, 5), np.uint8)) > 0
         exact = cv2.erode(chart.defined.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 if task == "face" else None
         pieces = chart.pieces if task == "pose" else None  # body parts torn apart where their maps disagree
         if task == "mask":  # the face's mesh and quilted tiles are exact; classes and tiles meet at seams
@@ -262,7 +278,7 @@ class TrainingFreeEngineV2:
         if person_hole.any():
             face_zone = cv2.dilate(protect.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
             copy_from = src_person & ~person_hole & ~face_zone & ~held
-            if task == "pose":  # the plain clothing, not the badges and ribbons on it (nor a shirt front)
+            if task in ("pose", "mask"):  # the plain clothing, not the badges and ribbons on it (nor a shirt front)
                 plain = copy_from & ~body_decorations(person_img, copy_from)
                 copy_from = plain if plain.sum() >= PLAIN_SOURCE * copy_from.sum() else copy_from
             fill = complete(person_img, person_hole, copy_from, self.completion_side)
@@ -302,6 +318,7 @@ class TrainingFreeEngineV2:
         image = person_img if whole_frame else blend(person_img, back_img, alpha, levels=SEAM_BANDS)
         # What the output shows, layer by layer (no blending), and where it does not come from one smooth
         # map (fills, completed background, the person/background seam): ``fill`` for evaluation.
+        front = front if everywhere is None else everywhere  # (a painted scene's person is no layer of its own)
         used = np.where(front[..., None], positions, background)
         layered = person_img if whole_frame else np.where(front[..., None], person_img, back_img)
         seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
@@ -415,9 +432,12 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
     """The input's and the exemplar's person silhouettes (the input's None: a sketch or skeleton, carried
     over from the exemplar) and the region whose texture must not be copied elsewhere (the face)."""
     if task == "mask":  # labelled regions are the subject when both masks leave a background unlabeled
-        if not mask_layered(source, exemplar):
-            return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
-        return mask_labelled(source).copy(), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
+        face = chart.region == MASK_FACE_REGION
+        if not mask_layered(source, exemplar):  # a painted scene: its person when it took the exemplar's face
+            if not face.any():
+                return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
+            return (mask_solid(mask_class(source) == PERSON) | face, mask_class(exemplar) == PERSON, face)
+        return mask_solid(mask_labelled(source)), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
         # a skeleton with no photo: the chart's nominal outline of the body (parts the exemplar does not

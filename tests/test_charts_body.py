@@ -732,3 +732,142 @@ def test_hips_above_the_shoulders_are_dropped_and_said():
     kp = full_body()
     joints, found, doubts = body.plausible_skeleton(kp[:, :2], kp[:, 2] > 0)
     assert found.all() and not doubts and np.array_equal(joints, kp[:, :2])
+
+
+# --- a shoulder on the face, limbs off the person, a profile input's turned face (seventh session) ------------
+
+
+def _shoulder_on_the_chin() -> np.ndarray:
+    """``full_body`` whose left shoulder is read on its chin (as on the cameraman bent over his camera)."""
+    kp = full_body()
+    kp[5, :2] = (131, 48)
+    kp[1, :2] = (118, 60)  # the neck: the shoulders' midpoint
+    return kp
+
+
+def test_a_shoulder_on_the_face_drops_its_arm_and_draws_the_torso_from_clothing():
+    """The exemplar's left shoulder on its chin: its left arm is not used (the right arm's sleeve stands in) and
+    the input's torso takes the exemplar's torso texture (a fill inside its torso and sleeves), not its quad,
+    whose corner on the chin would drag the face and collar across the chest."""
+    ex_kp = _shoulder_on_the_chin()
+    b = body.drop_misread(body_of(from_keypoints("pose", ex_kp, SIZE)))
+    assert 5 in b.misread and not b.found[[6, 7]].any() and b.found[5]
+    assert any("left shoulder was found on its face" in d for d in b.doubts)
+    chart = body_chart(from_keypoints("pose", full_body(), SIZE), from_keypoints("pose", ex_kp, SIZE))
+    torso = chart.region == PART_ID["torso"]
+    assert torso.sum() > 500 and chart.stand_in[torso].all() and not chart.defined[torso].any()
+    # every torso pixel samples the exemplar's torso or sleeves (nothing of its head)
+    ex = body.drop_misread(body_of(from_keypoints("pose", ex_kp, SIZE)))
+    order = [n for n in body.PARTS if not body._lacking(ex)[n]]
+    q = chart.positions[torso][:, ::-1]
+    owner, _ = body.assign(ex, q, order)
+    assert np.isin(owner, [order.index(n) for n in ("torso", "right upper arm", "right forearm")]).all()
+    assert chart.stand_in[chart.region == PART_ID["left forearm"]].all()  # the right forearm's sleeve
+    assert any(n.startswith("torso: the two torsos are not seen alike") for n in chart.notes)
+    assert any("exemplar's skeleton was misread" in n and "left shoulder" in n for n in chart.notes)
+    # an input misread alike (its left shoulder on its chin too: a pseudo pair, two shots of one bent pose) is
+    # paired as read, quad to quad and arm to arm
+    chart = body_chart(from_keypoints("pose", _shoulder_on_the_chin(), SIZE), from_keypoints("pose", ex_kp, SIZE))
+    assert chart.defined[chart.region == PART_ID["torso"]].all() and not chart.stand_in.any()
+    assert not any("misread" in n for n in chart.notes)
+    # a standing body keeps its skeleton and its torso's quad
+    b = body.drop_misread(body_of(from_keypoints("pose", full_body(), SIZE)))
+    assert b.found.all() and not b.misread and not b.doubts
+    chart = body_chart(from_keypoints("pose", full_body(), SIZE), from_keypoints("pose", exemplar_keypoints(), SIZE))
+    assert chart.defined[chart.region == PART_ID["torso"]].all()
+
+
+def test_an_exemplar_limb_off_its_person_is_not_used():
+    """A wrist guessed in the exemplar's background (the cameraman's, past his camera): its forearm is dropped
+    and the other forearm's sleeve stands in for it, instead of the background's texture."""
+    ex_kp = exemplar_keypoints()
+    widths = {n: 7.0 for n in body.LIMBS}
+    photo = np.full((*SIZE, 3), 128, np.uint8)
+    ex_cond = from_keypoints("pose", ex_kp, SIZE, image=photo)
+    ex_cond.subject_mask = capsule_silhouette(ex_kp, {n: w for n, w in widths.items() if n != "left forearm"})
+    ex = body.drop_misread(body_of(ex_cond))
+    assert ex.measured and not ex.found[7] and ex.found[6]
+    assert any("left wrist lies off its person" in d for d in ex.doubts)
+    src_cond = from_keypoints("pose", full_body(), SIZE, image=photo)
+    src_cond.subject_mask = capsule_silhouette(full_body(), widths)
+    chart = body_chart(src_cond, ex_cond)
+    forearm = chart.region == PART_ID["left forearm"]
+    assert forearm.any() and chart.stand_in[forearm].mean() > 0.9
+    assert any("left forearm: not shown by the exemplar" in n and "right forearm" in n for n in chart.notes)
+    # the input keeps its own limbs whatever its silhouette (its pose is what is asked for)
+    assert body.drop_misread(body_of(ex_cond), off_body=False).found[7]
+
+
+def test_grace_hopper_onto_the_cameraman_gets_his_coat_not_his_collar_and_face(photo_poses):
+    """Real photos: the cameraman's left shoulder is read on his chin. Grace Hopper's torso is drawn with his
+    coat (dark) instead of his quad's corner at the chin, which spread his white collar and face across her
+    chest; her left arm would come from his right sleeve."""
+    import skimage.data
+
+    from core.conditions import extract
+
+    cam_photo = cv2.cvtColor(skimage.data.camera(), cv2.COLOR_GRAY2RGB)
+    cam = extract("pose", cam_photo, SIZE)
+    chart = body_chart(photo_poses["grace"], cam)
+    torso = chart.region == PART_ID["torso"]
+    assert torso.sum() > 0.1 * torso.size and chart.stand_in[torso].all()
+    q = np.round(chart.positions[torso]).astype(int)
+    grey = cam.image[..., 0].astype(np.float64)
+    light = grey[np.clip(q[:, 0], 0, SIZE[0] - 1), np.clip(q[:, 1], 0, SIZE[1] - 1)] > 100
+    assert light.mean() < 0.03  # (his quad, mapped corner to corner: 15 % of her chest from his collar, face, sky)
+
+
+def test_a_profile_input_keeps_the_exemplar_s_half_face_at_its_own_width():
+    """A profile input onto a frontal exemplar: its ear-to-nose goes onto the exemplar's ear-to-nose (on the back
+    side), its back of the head onto what lies behind that ear; one affine map over back-to-nose stretched the
+    half face about 2x. Monotone across (no fold); down is the upright map's."""
+    src, ex = _bent_profile(), body_of(from_keypoints("pose", full_body(), SIZE))
+    m, upright = body.head_similarity(src, ex)
+    assert upright
+    (c_s, d_s, _), (c_e, d_e, _) = body._head_frame(src), body._head_frame(ex)
+    a_s, a_e = np.array([d_s[1], -d_s[0]]), np.array([d_e[1], -d_e[0]])
+    lo_s, tip_s, facing = body._head_span(src, c_s, d_s, body._head_frame(src)[2])
+    assert facing == 1  # its back at lo_s, the tip of its nose at tip_s
+    ear_s = min((src.joints[i] - c_s) @ a_s for i in (16, 17))
+    ear_e = min((ex.joints[i] - c_e) @ a_e for i in (16, 17))  # the exemplar's ear on that side
+    nose_e = (ex.joints[0] - c_e) @ a_e
+
+    def across(x):  # input offsets across its head -> the exemplar's, by the head's map
+        return (body._map_part("head", src, ex, c_s + np.outer(x, a_s)) - c_e) @ a_e
+
+    np.testing.assert_allclose(across([ear_s, tip_s]), [ear_e, nose_e], atol=1e-6)
+    assert np.all(np.diff(across(np.linspace(lo_s - 5, tip_s + 5, 60))) > 0)  # monotone: no fold
+    # the half face keeps its width: one affine map over back-to-nose spread it 1.6x wider here (2x on photos)
+    affine = np.hypot(*(m[:, :2] @ a_s))
+    assert (nose_e - ear_e) / (tip_s - ear_s) < 0.7 * affine
+    # down is the upright map's
+    p = c_s[None] + np.outer([-6.0, 0.0, 6.0], d_s) + 3 * a_s
+    np.testing.assert_allclose((body._map_part("head", src, ex, p) - (p @ m[:, :2].T + m[:, 2])) @ d_e, 0, atol=1e-9)
+
+
+def test_what_lies_before_a_profile_s_nose_shows_the_background():
+    """A profile input whose head reaches past the tip of its nose (a camera held to the eye is inside both
+    segmentations): those pixels are no head's; they show the exemplar's background (held), not its other half
+    face."""
+    src_kp = profile_keypoints()
+    src_kp[[2, 5], :2] = [(100, 60), (130, 58)]
+    src_kp[1, :2] = (115, 59)
+    photo = np.full((*SIZE, 3), 128, np.uint8)
+    src_cond = from_keypoints("pose", src_kp, SIZE, image=photo)
+    sil = capsule_silhouette(src_kp, {n: 8.0 for n in body.LIMBS})
+    cv2.circle(sil.view(np.uint8), (128, 40), 18, 1, -1)  # the head ...
+    cv2.rectangle(sil.view(np.uint8), (140, 30), (165, 50), 1, -1)  # ... and a camera before the face
+    src_cond.subject_mask = sil
+    chart = body_chart(src_cond, from_keypoints("pose", full_body(), SIZE), allow_partial=True)
+    src = body.drop_misread(body_of(src_cond), off_body=False)
+    frame = body._head_frame(src)
+    _, hi, facing = body._head_span(src, *frame)
+    assert facing == 1
+    ys, xs = np.nonzero(sil)
+    past = _across(src, frame, np.stack([xs, ys], 1).astype(float)) > hi + 0.02 * frame[2] + 1
+    centre, radius = body._head_centre(src.joints, src.found)
+    head_past = past & (np.hypot(xs - centre[0], ys - centre[1]) < 0.9 * radius)  # inside the head's disc
+    assert head_past.sum() > 50
+    assert not (chart.region[ys[head_past], xs[head_past]] == PART_ID["head"]).any()
+    assert chart.held[ys[head_past], xs[head_past]].mean() > 0.8  # (the rest: the torso's clothing, below)
+    assert any("lies before its face seen in profile" in n for n in chart.notes)

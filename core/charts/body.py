@@ -19,6 +19,11 @@ limb in ``DONORS`` the exemplar shows (the other arm, the same limb's other segm
 coordinates, a seam against its neighbours, ``ChartMap.stand_in``). A part with nothing to stand
 in for it (legs for a head-and-shoulders exemplar) is refused when it is more than
 ``REFUSE_SHARE`` of the input's body (a sliver is left to the engine's fill and reported).
+
+Skeletons no body could have (``drop_misread``): a shoulder read on the face (a body seen from the side or
+bent over) keeps the torso's outline but loses its arm, and the torso is then drawn with the exemplar's
+clothing texture instead of its quad; an exemplar limb lying off its person is dropped (a stand-in takes
+its place). Both sides misread alike (a pseudo pair) are paired as read.
 """
 
 from __future__ import annotations
@@ -88,7 +93,11 @@ class Body:
     held: np.ndarray | None = None  # (H, W) bool: what the segmentation took for the person and no body
     # part explains (a held helmet), left out of ``silhouette``; None: nothing held (or a nominal outline)
     doubts: list[str] = field(default_factory=list)  # joints the detector placed where no body has them, and
-    # what was done about them (``plausible_skeleton``)
+    # what was done about them (``plausible_skeleton``, ``drop_misread``)
+    misread: frozenset = frozenset()  # joints kept for the torso's sake but placed where no body has them (a
+    # shoulder found on the face): nothing hangs from them; a torso with one is drawn from texture
+    dropped: frozenset = frozenset()  # joints ``drop_misread`` took out (an arm from such a shoulder, a wrist off
+    # the person)
 
 
 WIDTH_SAMPLES = 9
@@ -173,6 +182,83 @@ def _complete_torso(joints: np.ndarray, found: np.ndarray) -> np.ndarray:
         mid = (rs + ls) / 2 + down * 1.25
         j[8], j[11] = mid - across * 0.3, mid + across * 0.3
     return j
+
+
+ON_BODY = 0.5  # an exemplar limb whose bone lies less than this share on its silhouette was misread (a wrist
+# guessed in the background past a camera)
+ARM_PARTS = ("right upper arm", "left upper arm", "right forearm", "left forearm")
+ARM_OF = {2: ("right upper arm", "right forearm"), 5: ("left upper arm", "left forearm")}  # a shoulder's arm
+
+
+def _on_face(joints: np.ndarray, found: np.ndarray, point: np.ndarray) -> bool:
+    """Whether ``point`` lies on the face: inside the face joints' disc, or nearer a face joint than the face's
+    own size (the nose to its farthest eye or ear: a profile's joints all sit at its front, so its disc does
+    not reach its cheek)."""
+    head = _face_disc(joints, found)
+    if head is None:
+        return False
+    if np.hypot(*(point - head[0])) < head[1]:
+        return True
+    face = [i for i in HEAD_JOINTS if found[i]]
+    if not found[0] or len(face) < 2:
+        return False
+    size = max(float(np.hypot(*(joints[i] - joints[0]))) for i in face)
+    return min(float(np.hypot(*(point - joints[i]))) for i in face) < size
+
+
+def drop_misread(body: Body, off_body: bool = True) -> Body:
+    """The body with the limbs the detector could not have seen dropped (a copy), said in ``doubts``.
+
+    A shoulder inside the face's disc (the cameraman bent over his camera: his far shoulder is read on his
+    chin) is kept for the torso's outline, but the arm hanging from it is dropped and the torso is marked
+    ``misread``: its quad has a corner on the face, and mapped corner to corner it smears the face and the
+    collar across the input's chest (``_torso_texture`` draws it instead). With ``off_body`` (the exemplar's
+    side), a limb whose bone lies mostly off the silhouette (a wrist guessed in the background) is dropped too:
+    its texture would be the background. On the exemplar, dropped limbs then get the usual stand-ins (the
+    other arm's sleeve) or the usual refusal; on the input, their pixels go to the parts that are there (an
+    arm from a shoulder on the chin would own the face)."""
+    joints, found = body.joints, body.found.copy()
+    hands = None if body.hands is None else body.hands.copy()
+    misread, doubts = set(body.misread), []
+    for shoulder, arm in ARM_OF.items():
+        if found[shoulder] and _on_face(joints, found, joints[shoulder]):
+            misread.add(shoulder)
+            side = arm[0].split()[0]
+            doubts.append(f"its {side} shoulder was found on its face, as for a body seen from the side or bent over; "
+                          f"its {side} arm is not used, and the torso is drawn with clothing texture, not by its shape")
+            found[[LIMBS[n][1] for n in arm]] = False
+    if off_body and body.measured:
+        h, w = body.silhouette.shape
+        for name, (a, b, _) in LIMBS.items():
+            if not (found[a] and found[b]):
+                continue
+            t = np.linspace(0.1, 0.9, WIDTH_SAMPLES)[:, None]
+            pts = np.round(joints[a] + t * (joints[b] - joints[a])).astype(int)
+            inside = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
+            on = np.zeros(len(pts), bool)
+            on[inside] = body.silhouette[pts[inside, 1], pts[inside, 0]]
+            if on.mean() < ON_BODY:
+                found[b] = False
+                doubts.append(f"its {COCO18[b]} lies off its person; its {name} is not used")
+    if not doubts:
+        return body
+    for k, wrist in enumerate((4, 7)):
+        if hands is not None and not found[wrist]:
+            hands[k, :, 2] = 0.0
+    widths = {n: w_ for n, w_ in body.widths.items() if found[LIMBS[n][0]] and found[LIMBS[n][1]]}
+    dropped = frozenset(np.flatnonzero(body.found & ~found).tolist())
+    return replace(body, found=found, hands=hands, widths=widths, misread=frozenset(misread), dropped=dropped,
+                   doubts=[*body.doubts, *doubts])
+
+
+def _misread_alike(src: Body, ex: Body) -> bool:
+    """Whether the input's skeleton, as read, is misread as the exemplar's was (``ex`` after ``drop_misread``): the
+    same shoulder on the face, the same limbs off the person (a pseudo pair, two shots of one bent pose). The two
+    skeletons then agree in their error and are paired as read."""
+    if not (ex.misread or ex.dropped):
+        return False
+    mine = drop_misread(src)
+    return mine.misread == ex.misread and mine.dropped == ex.dropped
 
 
 def _nominal_silhouette(joints: np.ndarray, found: np.ndarray, hands: np.ndarray | None, scale: float,
@@ -554,8 +640,9 @@ def _map_part(name: str, src: Body, ex: Body, p: np.ndarray) -> np.ndarray:
     if name == "torso":
         return quad_place(torso_local(p, src, ex), ex.joints[list(TORSO)])
     if name == "head":
-        m = head_similarity(src, ex)[0]
-        return p @ m[:, :2].T + m[:, 2]
+        m, upright = head_similarity(src, ex)
+        q = p @ m[:, :2].T + m[:, 2]
+        return _turned_face(src, ex, p, q) if upright else q
     k = HANDS.index(name)
     return piecewise_affine(src.hands[k, :, :2], ex.hands[k, :, :2], p)
 
@@ -665,6 +752,48 @@ def upright_head(src: Body, ex: Body) -> np.ndarray | None:
     return np.concatenate([lin, (c_ex + shift * a_ex - lin @ c_src)[:, None]], axis=1)
 
 
+def _ear_across(body: Body, centre: np.ndarray, across: np.ndarray, back: int) -> float | None:
+    """The across offset (from ``centre``) of the ear furthest on the ``back`` side (-1, +1), or None."""
+    ears = [i for i in (16, 17) if body.found[i]]
+    if not ears:
+        return None
+    return float(back * max(back * (body.joints[i] - centre) @ across for i in ears))
+
+
+def _turned_face(src: Body, ex: Body, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``q`` (N, 2), the upright head map of input pixels ``p``, bent across at the ears when the input's head
+    is in profile and the exemplar's seen from the front: the input's ear-to-nose goes onto the exemplar's
+    ear-to-nose (its half face keeps its own width: one affine map over back-to-nose stretched it about 2x,
+    the eye wide) and the back of the head onto what lies behind the ear (hair, a hat). Continuous and
+    monotone across (no fold); the same map elsewhere."""
+    a, b = _head_frame(src), _head_frame(ex)
+    if a is None or b is None:
+        return q
+    (c_src, d_src, h_src), (c_ex, d_ex, h_ex) = a, b
+    (lo_s, hi_s, face_s), (lo_e, hi_e, face_e) = _head_span(src, *a), _head_span(ex, *b)
+    if not face_s or face_e:
+        return q
+    a_src, a_ex = np.array([d_src[1], -d_src[0]]), np.array([d_ex[1], -d_ex[0]])
+    nose_e = float((ex.joints[0] - c_ex) @ a_ex)
+    back_s, front_s = (lo_s, hi_s) if face_s > 0 else (hi_s, lo_s)
+    back_e, front_e = (lo_e, nose_e) if face_s > 0 else (hi_e, nose_e)
+    ear_s, ear_e = _ear_across(src, c_src, a_src, -face_s), _ear_across(ex, c_ex, a_ex, -face_s)
+    if ear_s is None or ear_e is None:
+        return q
+    knots_s = face_s * np.array([back_s, ear_s, front_s])  # increasing from the back when the order is right
+    knots_e = face_s * np.array([back_e, ear_e, front_e])
+    gaps_s, gaps_e = np.diff(knots_s), np.diff(knots_e)
+    if (gaps_s < 0.1 * h_src).any() or (gaps_e < 0.05 * h_ex).any():  # an ear at the back or the front: as it was
+        return q
+    k = h_ex / h_src
+    slopes = np.clip(gaps_e / gaps_s, k / SPAN_STRETCH, k * SPAN_STRETCH)
+    x_s = face_s * ((p - c_src) @ a_src)
+    # piecewise linear, anchored at the ear, each side at its own slope (extended past the ends)
+    x_e = knots_e[1] + np.where(x_s < knots_s[1], slopes[0], slopes[1]) * (x_s - knots_s[1])
+    x_lin = face_s * ((q - c_ex) @ a_ex)
+    return q + ((x_e - x_lin) * face_s)[:, None] * a_ex
+
+
 CHIN = 0.4  # an upright head ends this far below the exemplar's nose (x its nose-to-crown height): its chin
 
 
@@ -684,6 +813,26 @@ def _below_the_chin(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order
     owner = owner.copy()
     owner[np.flatnonzero(head)[below]] = order.index("torso")
     return owner
+
+
+def _before_the_face(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order: list[str]) -> np.ndarray:
+    """(N,) bool: the input's head pixels past the tip of its nose when its head is seen in profile and kept
+    upright (``head_similarity``): no head is there, so it is something held before the face (the
+    cameraman's camera, in both segmentations); the head's map would draw the exemplar's other half face on
+    it. They show the exemplar's background (``ChartMap.held``)."""
+    before = np.zeros(len(p), bool)
+    frame = _head_frame(src)
+    if frame is None or not head_similarity(src, ex)[1]:
+        return before
+    centre, down, height = frame
+    lo, hi, facing = _head_span(src, *frame)
+    if not facing:
+        return before
+    head = owner == order.index("head")
+    across = np.array([down[1], -down[0]])
+    tip = hi if facing > 0 else -lo
+    before[head] = facing * ((p[head] - centre) @ across) > tip + 0.02 * height
+    return before
 
 
 # --- the chart builder ------------------------------------------------------------------------
@@ -804,7 +953,7 @@ def _hang_arm(ex: Body, name: str) -> bool:
     down the torso (across the shoulder line, away from the head), shortened to stay in the frame, when
     it lies on the exemplar's silhouette (the sleeve beside the torso). Changes ``ex``; True when it does."""
     a, b, frac = LIMBS[name]
-    if not (ex.found[a] and ex.found[2] and ex.found[5]):
+    if not (ex.found[a] and ex.found[2] and ex.found[5]) or a in ex.misread:  # (not from a shoulder on the face)
         return False
     down = (ex.joints[8] + ex.joints[11] - ex.joints[2] - ex.joints[5]) / 2  # the torso's axis ...
     across = ex.joints[5] - ex.joints[2]
@@ -850,6 +999,43 @@ def _stand_in_place(name: str, donor: str, src: Body, ex: Body, p: np.ndarray, r
     t = 0.05 + 0.9 * _reflect(t / (1.0 + reach), 0.0, 1.0)
     da, db, _ = LIMBS[donor]
     return _limb_place(t, _reflect(s, -0.85, 0.85), ex.joints[da], ex.joints[db], ex.widths[donor])
+
+
+def _nearest_in(region: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """(N, 2) exemplar x, y with the points off ``region`` (H, W bool, not empty) moved to its nearest pixel."""
+    h, w = region.shape
+    qx = np.clip(np.round(q[:, 0]).astype(int), 0, w - 1)
+    qy = np.clip(np.round(q[:, 1]).astype(int), 0, h - 1)
+    off = ~region[qy, qx]
+    if not off.any():
+        return q
+    _, (iy, ix) = ndimage.distance_transform_edt(~region, return_indices=True)
+    out = q.copy()
+    out[off, 0], out[off, 1] = ix[qy[off], qx[off]], iy[qy[off], qx[off]]
+    return out
+
+
+TEXTURE_INSET = 0.02  # the exemplar torso's clothing is taken this far inside its edge (x the body size)
+
+
+def _torso_texture(src: Body, ex: Body, p: np.ndarray, material: np.ndarray) -> np.ndarray:
+    """(N, 2) input torso pixels -> exemplar x, y on its torso's clothing ``material`` (H, W bool): one scale
+    both ways (the bodies' sizes), the input's torso axis onto the exemplar picture's down (clothes hang
+    down), centre onto centre, and the texture mirrored at the clothing's extent rather than stretched: for an
+    torso whose quad cannot be trusted (``drop_misread``), its clothing without its shape."""
+    down = (src.joints[8] + src.joints[11] - src.joints[2] - src.joints[5]) / 2
+    down = down / max(float(np.hypot(*down)), 1e-9)
+    turn = np.array([[down[1], -down[0]], [down[0], down[1]]])  # turn @ down = (0, 1)
+    ys, xs = np.nonzero(material)
+    pts = np.stack([xs, ys], axis=1).astype(np.float64)
+    centre = pts.mean(axis=0)
+    q = centre + (ex.scale / src.scale) * (p - p.mean(axis=0)) @ turn.T
+    axes = np.linalg.eigh(np.cov((pts - centre).T))[1]  # the clothing's own axes: mirrored along them
+    lo, hi = np.percentile((pts - centre) @ axes, [5, 95], axis=0)
+    r = (q - centre) @ axes
+    for i in range(2):
+        r[:, i] = _reflect(r[:, i], lo[i], max(hi[i], lo[i] + 1.0))
+    return _nearest_in(material, centre + r @ axes.T)
 
 
 DECORATION = 40.0  # a stand-in's exemplar pixel this far (Lab, lightness at half weight) from the part's typical
@@ -918,26 +1104,39 @@ def _stand_ins(src: Body, ex: Body, needed: list[str]) -> tuple[dict[str, str], 
     return donors, hung, none
 
 
-_last_exemplar: tuple = ()  # (key, Body, owner, parts, distance off its silhouette) of the last exemplar
+_last_exemplar: tuple = ()  # (key, Body, owner, parts, distance off its silhouette, the Body as read, the same
+# four for the Body as read or None) of the last exemplar
 
 
-def _exemplar_side(exemplar: Condition) -> tuple[Body, np.ndarray, list[str], np.ndarray | None]:
-    """The exemplar's body (a copy: stand-ins change it), which part shows each of its silhouette's pixels
-    (-1: none; an index into the parts list) and each pixel's distance off its silhouette (None: nominal).
-    Kept for the last exemplar: a video's frames share one."""
+def _shown(ex: Body, size: tuple[int, int]) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+    """Which part shows each of the exemplar's silhouette pixels, the parts it shows, the distance off it."""
+    ex_order = [n for n in PARTS if not _lacking(ex)[n]]  # what the exemplar really shows
+    ys, xs = np.nonzero(ex.silhouette)
+    owner = np.full(size, -1, np.int16)
+    owner[ys, xs] = assign(ex, np.stack([xs, ys], axis=1).astype(np.float64), ex_order)[0]
+    off = ndimage.distance_transform_edt(~ex.silhouette) if ex.measured else None
+    return owner, ex_order, off
+
+
+def _exemplar_side(exemplar: Condition, as_read: bool = False
+                   ) -> tuple[Body, np.ndarray, list[str], np.ndarray | None]:
+    """The exemplar's body (a copy: stand-ins change it; misread limbs dropped unless ``as_read``), which part
+    shows each of its silhouette's pixels (-1: none; an index into the parts list) and each pixel's distance off
+    its silhouette (None: nominal). Kept for the last exemplar: a video's frames share one."""
     global _last_exemplar
     key = (exemplar, exemplar.keypoints, exemplar.hands, exemplar.subject_mask, exemplar.image)
     last = _last_exemplar
     if not (last and all(a is b for a, b in zip(last[0], key))):  # the same objects (not equal copies)
-        ex = body_of(exemplar)
-        ex_order = [n for n in PARTS if not _lacking(ex)[n]]  # what the exemplar really shows
-        ys, xs = np.nonzero(ex.silhouette)
-        owner = np.full(exemplar.size, -1, np.int16)
-        owner[ys, xs] = assign(ex, np.stack([xs, ys], axis=1).astype(np.float64), ex_order)[0]
-        off = ndimage.distance_transform_edt(~ex.silhouette) if ex.measured else None
-        last = (key, ex, owner, ex_order, off)
+        read = body_of(exemplar)
+        ex = drop_misread(read)
+        last = (key, ex, *_shown(ex, exemplar.size), read, None)
         _last_exemplar = last
-    _, ex, owner, ex_order, off = last
+    ex, owner, ex_order, off = last[1:5]
+    if as_read and last[5] is not ex:
+        if last[6] is None:
+            last = (*last[:6], (last[5], *_shown(last[5], exemplar.size)))
+            _last_exemplar = last
+        ex, owner, ex_order, off = last[6]
     return replace(ex, joints=ex.joints.copy(), found=ex.found.copy(), widths=dict(ex.widths)), owner, ex_order, off
 
 
@@ -949,10 +1148,28 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     ``allow_partial`` (then they are listed in ``missing`` and left undefined)."""
     src = body_of(source)
     ex, ex_owner, ex_order, ex_off = _exemplar_side(exemplar)
+    if _misread_alike(src, ex):  # both skeletons misread alike: paired as read
+        ex, ex_owner, ex_order, ex_off = _exemplar_side(exemplar, as_read=True)
+    else:
+        src = drop_misread(src, off_body=False)
     src_lacks, ex_lacks = _lacking(src), _lacking(ex)
     needed = [name for name in PARTS if not src_lacks[name]]
     hands_unmatched = [n for n in HANDS if n in needed and ex_lacks[n]]
     donors, hung, missing = _stand_ins(src, ex, needed)
+    material, before_face = None, None
+    if "torso" in needed and not ex_lacks["torso"] and (ex.misread or src.misread):  # a quad's corner on the face
+        import cv2
+
+        # the torso and its sleeves (one garment, as a rule; the shoulder's quad alone is a sliver of it)
+        material = np.isin(ex_owner, [ex_order.index(n) for n in ex_order if n == "torso" or n in ARM_PARTS])
+        if exemplar.image is not None:
+            material &= ~decorations(exemplar.image, material)  # the coat, not the shirt front or the chin
+        inset = max(1, round(TEXTURE_INSET * ex.scale))
+        material = cv2.erode(material.astype(np.uint8), _disc(inset)) > 0
+        if material.any():
+            donors["torso"] = "torso"
+        else:
+            material = None
     h, w = source.size
     eh, ew = exemplar.size
     # Missing parts still own their pixels (left undefined); an unmatched hand goes to its forearm.
@@ -962,6 +1179,11 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     owner, cost = assign(src, p, order)
     if "head" in order and "torso" in order and not (ex_lacks["head"] or ex_lacks["torso"]):
         owner = _below_the_chin(src, ex, p, owner, order)
+        before = _before_the_face(src, ex, p, owner, order)
+        if before.any():  # held before a profile's face (a camera): the exemplar's background, no part's
+            owner = np.where(before, -1, owner)
+            before_face = np.zeros((h, w), bool)
+            before_face[ys[before], xs[before]] = True
     if missing and not allow_partial:
         real = [n for n in missing
                 if n not in LIMBS or _length(src, n) >= SHORT * LENGTHS[n.split(" ", 1)[1]] * src.scale]
@@ -998,6 +1220,12 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         py, px = ys[sel], xs[sel]
         region[py, px] = PART_ID[name]
         if name in missing:
+            continue
+        if name == "torso" and material is not None:  # the exemplar's clothing, not its misread quad
+            q = _torso_texture(src, ex, p[sel], material)
+            positions[py, px] = q[:, ::-1]
+            stand_in[py, px] = True
+            confidence[py, px] = 0.2
             continue
         if name in donors:  # another limb's texture, where it lies on the exemplar's body
             b = LIMBS[name][1]
@@ -1043,6 +1271,10 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         notes.append(f"{name}: the exemplar's {COCO18[LIMBS[name][1]]} was not found; the sleeve beside its torso, "
                      "where a hanging arm would be, stands in for it.")
     for name, donor in donors.items():
+        if name == "torso":
+            notes.append("torso: the two torsos are not seen alike (a shoulder found on a face); drawn with the "
+                         "texture of the exemplar's clothing, not mapped by its shape.")
+            continue
         lost = ", ".join(COCO18[j] for j in _lacking(ex)[name])
         notes.append(f"{name}: not shown by the exemplar (its {lost} was not found); drawn with the texture of "
                      f"its {donor}.")
@@ -1061,6 +1293,10 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
                      "held (outside the body the pose model sees, and off every body part): it shows the "
                      "exemplar's background.")
     held = src.held
+    if before_face is not None:
+        notes.append(f"head: {before_face.sum() / src.silhouette.sum():.0%} of the input's person lies before its face "
+                     "seen in profile (something held to it): it shows the exemplar's background.")
+        held = before_face if held is None else held | before_face
     if "head" in order and "head" not in unmapped and head_similarity(src, ex)[1]:
         # an upright head follows the exemplar's head, not its neighbours: where it falls off the exemplar's
         # person (before a profile's chin) it shows the background, as the exemplar does, rather than a

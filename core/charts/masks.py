@@ -51,6 +51,13 @@ LAYERED_MIN_FRACTION = 0.01  # an input whose unlabeled part is at least this sh
 FLIP_MARGIN = 1  # pixels round a face mesh's flipped triangles left to the surround with them
 OUTLINE_BAND = 0.2  # things: the polar chart's band along the outline, in units of the piece's radius
 HEAD_TOP_SLACK = 0.15  # a head circle may stop this share of its radius short of the silhouette's top (hair)
+HEAD_MIN = 0.25  # a head's radius is at least this share of the torso's (a smaller circle on top: a raised hand)
+# A subject's crumbs and strands (a segmented tripod's legs, a camera strap, specks): parts thinner than twice
+# STRAND (times the frame's longer side), pieces under CRUMB of the largest one. The exemplar's person has
+# nothing to show there but specks of its clothing: they are shown as background (``solid``).
+STRAND = 0.01
+CRUMB = 0.02
+PINHOLE = 0.002  # gaps inside a subject under this share of the frame (a gap by the eye) are the subject's
 
 
 def class_index_map(cond: Condition) -> np.ndarray:
@@ -355,7 +362,7 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         if ex_count[c] == 0 and unknown is None:
             continue
         ex_region = ex_idx == c if ex_count[c] else unknown
-        if c == PERSON and in_layers and ex_count[c]:
+        if c == PERSON and ex_count[c] and (in_layers or source.image is None):  # (a painted scene's person too)
             face = _face(source, exemplar, src_region, ex_region)
             if face is not None:  # the face by its mesh; the rest of the person: the engine's surround
                 positions[face.defined] = face.positions[face.defined]
@@ -413,6 +420,27 @@ def layered(source: Condition, exemplar: Condition) -> bool:
             and 1 - labelled(exemplar).mean() >= UNKNOWN_MIN_FRACTION)
 
 
+def solid(subject: np.ndarray) -> np.ndarray:
+    """(H, W) bool: a subject silhouette without its strands and crumbs (see ``STRAND``), pinholes filled.
+    Mapped, such parts land beside the exemplar's person and are filled from its clothing: dark spikes and
+    specks round the head (the painted cameraman's camera and tripod); as background they are not seen."""
+    h, w = subject.shape
+    r = max(1, round(STRAND * max(h, w)))
+    core = cv2.morphologyEx(subject.astype(np.uint8), cv2.MORPH_OPEN,
+                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+    labels, count = ndimage.label(core)
+    if count > 1:
+        sizes = np.bincount(labels.ravel())[1:]
+        core = np.isin(labels, 1 + np.flatnonzero(sizes >= CRUMB * sizes.max()))
+    gaps, count = ndimage.label(~core)  # gaps inside the subject, off the frame, under PINHOLE of it: filled
+    if count > 1:
+        sizes = np.bincount(gaps.ravel())
+        on_frame = np.unique(np.concatenate([gaps[0], gaps[-1], gaps[:, 0], gaps[:, -1]]))
+        small = np.setdiff1d(np.flatnonzero(sizes < PINHOLE * h * w), np.append(on_frame, 0))
+        core |= np.isin(gaps, small)
+    return core
+
+
 def labelled(cond: Condition) -> np.ndarray:
     """(H, W) bool: a mask condition's labelled pixels (its subject in a layered pair)."""
     return cond.subject_mask if cond.subject_mask is not None else class_index_map(cond) != UNLABELED
@@ -463,23 +491,39 @@ def _face(source: Condition, exemplar: Condition, src_region: np.ndarray, ex_reg
 
 def head_circle(region: np.ndarray) -> tuple[np.ndarray, float] | None:
     """(x, y) centre and radius of a silhouette's head: the largest inscribed circle that reaches the top
-    of its largest piece (people stand upright; a neck or shoulders stop the circle growing), or None."""
+    of its largest piece (people stand upright; a neck or shoulders stop the circle growing), or None.
+    A circle under ``HEAD_MIN`` of the piece's largest (the torso's) is a hand raised above the head: the
+    search runs again with the parts as thin as that circle (the arm) opened away."""
     labels, count = ndimage.label(region)
     if count == 0:
         return None
     piece = labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
+    centre, radius, largest = _top_circle(piece)
+    if radius < HEAD_MIN * largest:  # open away what is as thin as that circle (the arm), not the head
+        r = max(1, round(1.3 * radius + 1))
+        trunk = cv2.morphologyEx(piece.astype(np.uint8), cv2.MORPH_OPEN,
+                                 cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+        labels, count = ndimage.label(trunk)
+        if count:
+            centre, radius, _ = _top_circle(labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1)
+    return centre, radius
+
+
+def _top_circle(piece: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """The largest inscribed circle of ``piece`` that reaches its top: centre (x, y), radius; and the
+    radius of its largest inscribed circle anywhere."""
     inside = ndimage.distance_transform_edt(np.pad(piece, 1))[1:-1, 1:-1]
     ys, xs = np.nonzero(piece)
     radius = inside[ys, xs]
     reaches_top = ys - radius <= ys.min() + HEAD_TOP_SLACK * radius + 1
     k = int(np.argmax(np.where(reaches_top, radius, -1)))
-    return np.array([xs[k], ys[k]], np.float64), float(radius[k])
+    return np.array([xs[k], ys[k]], np.float64), float(radius[k]), float(radius.max())
 
 
 def _placed_mesh(src_region: np.ndarray, ex_region: np.ndarray, ex_mesh: np.ndarray) -> np.ndarray | None:
     """(478, 3) the exemplar's face mesh carried onto a painted person: the similarity taking the
     exemplar silhouette's head circle onto the input's (centre to centre, radius to radius)."""
-    src, ex = head_circle(src_region), head_circle(ex_region)
+    src, ex = head_circle(solid(src_region)), head_circle(ex_region)  # not the tip of a held stick
     if src is None or ex is None or ex[1] < 1:
         return None
     scale = src[1] / ex[1]

@@ -63,12 +63,13 @@ def contour_cells(mask: np.ndarray, margin: int = 1) -> np.ndarray:
 
 def surround_map(size: tuple[int, int], similarity: np.ndarray, chart_positions: np.ndarray,
                  chart_defined: np.ndarray, source_person: np.ndarray | None, exemplar_person: np.ndarray | None,
-                 reach: float) -> np.ndarray:
+                 reach: float, frame_weight: float = FRAME_WEIGHT) -> np.ndarray:
     """(H, W, 2) float32 (row, col) in exemplar pixels for every output pixel (see the module doc).
 
     ``similarity`` (2, 3) maps output x, y to exemplar x, y; ``chart_*`` at the output size;
     ``source_person`` (H, W) and ``exemplar_person`` (h, w) bool silhouettes (None: no snapping);
-    ``reach``: the farthest (exemplar pixels) a contour point may snap.
+    ``reach``: the farthest (exemplar pixels) a contour point may snap; ``frame_weight``: the pull of the
+    output's frame into the exemplar's (0: none).
     """
     h, w = size
     gh, gw = max(8, round(h / GRID_STEP)), max(8, round(w / GRID_STEP))
@@ -82,9 +83,9 @@ def surround_map(size: tuple[int, int], similarity: np.ndarray, chart_positions:
     target = np.zeros((gh, gw, 2), np.float32)
     weight = np.zeros((gh, gw), np.float32)
     target[inside], weight[inside] = residual[inside], CHART_WEIGHT
-    if exemplar_person is not None:
+    if exemplar_person is not None and frame_weight > 0:
         frame, pull = _frame_pull(similarity, (gh, gw), size, exemplar_person.shape)
-        target[frame], weight[frame] = pull[frame], FRAME_WEIGHT
+        target[frame], weight[frame] = pull[frame], frame_weight
     if source_person is not None and exemplar_person is not None and exemplar_person.any():
         snapped, ok = _snap_contour(similarity, source_person, exemplar_person, (gh, gw), size, reach)
         ok &= ~inside
