@@ -106,8 +106,13 @@ class TrainingFreeEngineV2:
     resolution = 512  # the default output side
     iterations = 0  # no PatchMatch iterations of its own (callers that read v1's setting get 0)
 
-    def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5):
+    def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5, completion_layers: bool = False):
         self.completion_side = completion_side  # working size of the PatchMatch completion
+        # Whether a level edge beside the exemplar's person (a table top, a horizon) splits its hole into
+        # layers filled from their own side (compose.complete's ``layers``; mask and pose). Off by default:
+        # it continues tables and horizons but raised the mask cross run's coherence (docs/engine.md,
+        # seventh session, engineer C).
+        self.completion_layers = completion_layers
         self.seam_sigma = seam_sigma  # feather of the person's edge (output pixels) before multi-band blending
         self._backgrounds = CompletedBackgrounds()  # a video's frames share one exemplar: completed once a clip
 
@@ -372,8 +377,9 @@ class TrainingFreeEngineV2:
             if not (seen & ~last[2]).any():
                 return last[3]
             seen = seen | last[2]
-        fill = complete(exemplar.image, hole, None, self.completion_side, need=seen,
-                        follow=exemplar.task in FOLLOW_TASKS, cancelled=cancelled)
+        follow = exemplar.task in FOLLOW_TASKS
+        fill = complete(exemplar.image, hole, None, self.completion_side, need=seen, follow=follow,
+                        layers=follow and self.completion_layers, cancelled=cancelled)
         if fill is not None:
             self._backgrounds.put((exemplar, hole, seen, fill))
         return fill
@@ -446,7 +452,7 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
             if not face.any():
                 return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
             return (mask_solid(mask_class(source) == PERSON) | face, mask_class(exemplar) == PERSON, face)
-        return mask_solid(mask_labelled(source)), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
+        return mask_solid(mask_labelled(source)), mask_labelled(exemplar).copy(), face
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
         # a skeleton with no photo: the chart's nominal outline of the body (parts the exemplar does not
