@@ -11,8 +11,12 @@ writes nothing outside its temporary folder.
 from __future__ import annotations
 
 import types
+from io import BytesIO
 
 import gradio as gr
+from PIL import Image
+
+from app import settings
 
 
 def _path_through(self: gr.Image, payload):
@@ -35,8 +39,23 @@ def photo_input(**kwargs) -> gr.Image:
     return component
 
 
+def _editor_pixels(self: gr.ImageEditor, payload) -> int:
+    """The largest picture in an editor payload (background, layers, composite), from the headers only."""
+    stored = self.blob_storage.get(payload.id) if payload.id is not None else None
+    parts = stored if stored is not None else payload
+    largest = 0
+    for part in [parts.background, parts.composite, *(parts.layers or [])]:
+        if part is not None:
+            with Image.open(part.path if hasattr(part, "path") else BytesIO(part)) as picture:
+                largest = max(largest, picture.size[0] * picture.size[1])
+    return largest
+
+
 def _editor_preprocess(self: gr.ImageEditor, payload):
     try:
+        if payload is not None and _editor_pixels(self, payload) > settings.MAX_PIXELS:
+            raise gr.Error(f"The mask editor's picture has more than {settings.MAX_PIXELS / 1e6:.0f} MP. Use a "
+                           "smaller mask.", title="Too large")  # refused before Gradio decodes it
         return gr.ImageEditor.preprocess(self, payload)
     except gr.Error:
         raise

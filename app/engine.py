@@ -69,6 +69,12 @@ def friendly_errors(fn: Callable) -> Callable:
 
 def load_picture(source: str | Path | np.ndarray | None, what: str) -> np.ndarray:
     """A path (an upload in Gradio's cache) or an array -> (H, W, 3) uint8 RGB, with the app's pixel limit."""
+    return load_upload(source, what)[0]
+
+
+def load_upload(source: str | Path | np.ndarray | None, what: str) -> tuple[np.ndarray, bool]:
+    """``load_picture``, and whether the upload was stored with a colour palette (GIF-style, mode P: a photo
+    saved so is dithered); the file is opened once."""
     if source is None:
         raise InputError(f"No {what} given: upload a picture or pick an example.")
     if isinstance(source, np.ndarray):
@@ -76,27 +82,15 @@ def load_picture(source: str | Path | np.ndarray | None, what: str) -> np.ndarra
             raise InputError(f"The {what} must be an RGB picture; got an array of shape {source.shape}.")
         if source.shape[0] * source.shape[1] > settings.MAX_PIXELS:
             raise InputError(f"The {what} has more than {settings.MAX_PIXELS / 1e6:.0f} MP. Use a smaller picture.")
-        return source
-    from core.imageio import load_image
+        return source, False
+    from core.imageio import load_image_and_mode
 
     path = str(source)
     try:
-        return load_image(path, max_pixels=settings.MAX_PIXELS)
+        picture, mode = load_image_and_mode(path, max_pixels=settings.MAX_PIXELS)
     except InputError as exc:  # name the upload, not the server's temporary path
         raise InputError(str(exc).replace(path, f"The {what} ({Path(path).name})")) from exc
-
-
-def stored_with_palette(source: str | Path | np.ndarray | None) -> bool:
-    """An upload stored with a colour palette (GIF-style, mode P): a photo saved so is dithered."""
-    if source is None or isinstance(source, np.ndarray):
-        return False
-    from PIL import Image
-
-    try:
-        with Image.open(str(source)) as picture:  # the header only; load_picture has read it already
-            return picture.mode in ("P", "PA")
-    except Exception:  # unreadable: load_picture has said so
-        return False
+    return picture, mode in ("P", "PA")
 
 
 def engine_plan(task: str, engine: str, checkpoint: str | None) -> str:

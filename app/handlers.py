@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from app import drawing, models, settings
-from app.engine import friendly_errors, gpu, load_picture, stored_with_palette, translator_for
+from app.engine import friendly_errors, gpu, load_picture, load_upload, translator_for
 from app.palette import looks_painted
 from core import budget
 from core.errors import InputError
@@ -29,10 +29,10 @@ UNDITHERED = "The input is a palette (GIF-style) picture: its dithering was smoo
 UNDITHER_SIGMA = 1.0  # px: a dithered copy of grace_hopper.jpg hid its person from MediaPipe's pose; sigma 1 shows it
 
 
-def photo_for_extraction(task: str, source, picture: np.ndarray, ready: bool) -> tuple[np.ndarray, list[str]]:
-    """The input photo as the extractors should see it: a palette (dithered) upload smoothed first. Its
+def photo_for_extraction(task: str, dithered: bool, picture: np.ndarray, ready: bool) -> tuple[np.ndarray, list[str]]:
+    """The input photo as the extractors should see it: a palette (``dithered``) upload smoothed first. Its
     pixels only give the condition, so nothing of the output is blurred; ready conditions are left exact."""
-    if ready or not stored_with_palette(source):
+    if ready or not dithered:
         return picture, []
     smooth = cv2.GaussianBlur(picture, (0, 0), UNDITHER_SIGMA)
     return smooth, [UNDITHERED.format(what=subject_word(task))]
@@ -89,10 +89,10 @@ def extract(task: str, image, ready_condition: bool = False, resolution: float |
     task = check_choice("task", task, TASKS)
     ready = check_flag("ready_condition", ready_condition)
     res = check_resolution(resolution) or 256
-    picture = load_picture(image, "picture")
+    picture, dithered = load_upload(image, "picture")
     budget.check()
     painted = painted_mask_given_as_photo(task, picture, ready)
-    picture, notes = photo_for_extraction(task, image, picture, ready or painted)
+    picture, notes = photo_for_extraction(task, dithered, picture, ready or painted)
     condition = translator_for(task, TRAINING_FREE, None).extract(picture, (res, res), ready_condition=ready or painted)
     return condition.preview, "\n".join(([READ_AS_PAINTED] if painted else []) + notes + condition.messages)
 
@@ -125,14 +125,14 @@ def translate(task: str, source, exemplar, *, source_is_condition: bool = False,
         user_report(fraction, text)
 
     report(0.0, "reading pictures")
-    src = load_picture(source, "input")
+    src, dithered = load_upload(source, "input")
     ex = load_picture(exemplar, "exemplar")
     if task == "mask" and looks_painted(ex):
         raise InputError("The exemplar is a painted mask: its flat colours are no looks to copy. Give a photo as the "
                          "exemplar, and the painted mask as the input.")
     painted = painted_mask_given_as_photo(task, src, options["source_is_condition"])
     options["source_is_condition"] |= painted
-    src, notes = photo_for_extraction(task, source, src, options["source_is_condition"])
+    src, notes = photo_for_extraction(task, dithered, src, options["source_is_condition"])
     notes = [READ_AS_PAINTED] if painted else notes
     if oil:
         ex = oil_paint(ex)
@@ -176,16 +176,31 @@ def level_pictures(state: InspectState | None, level: int | None) -> tuple[np.nd
     return lv.flow, drawing.confidence_picture(lv.confidence, state.size)
 
 
-def _level_index(state: InspectState, level: int | None) -> int:
+def _level_index(state: InspectState, level: object) -> int:
+    """The level a client picked (a gallery index it sends), clipped; the finest for anything not a number."""
     n = len(state.levels)
-    return n - 1 if level is None else int(np.clip(int(level), 0, n - 1))
+    try:
+        return min(max(int(level), 0), n - 1)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):  # None, NaN, infinity, text, a list
+        return n - 1
+
+
+def _click_point(point: object) -> tuple[float, float] | None:
+    """A click's (x, y) as a client sends it: two finite numbers, else None."""
+    try:
+        x, y = (float(v) for v in point)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if np.isfinite((x, y)).all() else None
 
 
 def inspect(state: InspectState | None, level: int | None, point: tuple[float, float] | None
             ) -> tuple[np.ndarray | None, str]:
-    """A click at output pixel (x, y) -> the exemplar with that pixel's K candidates marked, and a caption."""
+    """A click at output pixel (x, y) -> the exemplar with that pixel's K candidates marked, and a caption.
+    The click's values come from the client: anything but a level number and two finite numbers is no click."""
     if state is None:
         return None, "Run a translation first, then click a point of the output or of the input's condition."
+    point = _click_point(point)
     if point is None:
         return state.exemplar, "Click a point of the output or of the input's condition."
     i = _level_index(state, level)

@@ -10,7 +10,9 @@ import html
 
 import numpy as np
 
-from core.conditions.ade20k import NAMES, PALETTE, class_index
+from app import settings
+from core.conditions.ade20k import NAMES, PALETTE, UNLABELED, class_index
+from core.errors import InputError
 
 # Classes offered as brushes (the editor's swatches have no names: the legend shows them).
 BRUSH_CLASSES = ("person", "sky", "tree", "grass", "building", "wall", "floor", "road", "water", "sea",
@@ -45,21 +47,41 @@ def legend_html() -> str:
     return '<div class="warpaint-legend">' + "".join(items) + "</div>"
 
 
-PAINTED_SHARE = 0.9  # photos: 0-13 % exactly on palette colours (mostly black = unlabeled), painted masks ~100 %
-_PACKED_PALETTE = np.unique((PALETTE.astype(np.int64) << [16, 8, 0]).sum(axis=1))
+# Measured (docs/app.md, R's section): photos 0-45 % close to a palette colour and 0-38 % trusted (the skeleton and
+# sketch conditions 96 %, but one region); painted masks 86-100 % close and 73-100 % trusted, resized and saved as
+# JPEG (quality 60) included.
+PAINTED_SHARE = 0.8  # pixels close to a palette colour
+FLAT_SHARE = 0.6  # pixels trusted (exact, or close inside a flat patch): no photo-like texture
+REGION_SHARE = 0.01  # a class counts as a painted region from this share of the picture
+MASK_COLOUR_SHARE = 0.1  # of the labelled pixels: painted masks 0.65-1, flat graphics in plain colours 0-0.05
+
+
+def _plain_colour(rgb: np.ndarray) -> bool:
+    """A colour a graphic is likely to use as it is: a grey, or every channel a web-safe step (0, 51, ..., 255;
+    pure red, blue, yellow...). Some ADE20K classes have such colours; the others are telling."""
+    return len(set(rgb.tolist())) == 1 or all(c % 51 == 0 for c in rgb.tolist())
+
+
+_MASK_COLOURS = np.array([not _plain_colour(c) for c in PALETTE])  # (151,) bool: colours of painted masks only
 
 
 def looks_painted(picture: np.ndarray) -> bool:
-    """True for a painted ADE20K mask: nearly every pixel exactly a palette colour, and two regions at least (a
-    plain black picture is no mask). The Mask tab reads such a picture as a painted mask even when it was given
-    as a photo: segmenting a person out of flat colours is never what was meant."""
+    """True for a painted ADE20K mask, also resized or saved as JPEG: nearly every pixel reads as a palette colour
+    (as ``core.conditions.masks`` reads them), two regions at least (a plain black picture is no mask), and at
+    least a tenth of the labelled area in colours no flat graphic uses by chance. A logo, poster or cartoon in
+    black, pure red, blue and yellow (ADE20K colours too) is not a mask. The Mask tab reads a painted mask as
+    such even when it was given as a photo: segmenting a person out of flat colours is never what was meant."""
+    from core.conditions.masks import read_palette  # torch and scipy load on first use, not at start-up
+
     rgb = np.asarray(picture)[..., :3]
-    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))  # a sample: exact colours survive it
-    packed = (rgb[::step, ::step].astype(np.int64) << [16, 8, 0]).sum(axis=2).ravel()
-    colours, counts = np.unique(packed, return_counts=True)
-    on_palette = np.isin(colours, _PACKED_PALETTE)
-    regions = int((on_palette & (counts >= 0.01 * packed.size)).sum())
-    return counts[on_palette].sum() >= PAINTED_SHARE * packed.size and regions >= 2
+    step = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / 100_000))))  # a sample: flat areas survive it
+    index, trusted, close = read_palette(rgb[::step, ::step])
+    counts = np.bincount(index[close], minlength=len(PALETTE))
+    regions = counts >= REGION_SHARE * close.size
+    labelled = counts[UNLABELED + 1:].sum()
+    telling = counts[regions & _MASK_COLOURS].sum()
+    return (close.mean() >= PAINTED_SHARE and trusted.mean() >= FLAT_SHARE and regions.sum() >= 2
+            and telling >= MASK_COLOUR_SHARE * max(1, labelled))
 
 
 def _rgb_alpha(picture) -> tuple[np.ndarray, np.ndarray]:
@@ -74,6 +96,12 @@ def _rgb_alpha(picture) -> tuple[np.ndarray, np.ndarray]:
     return rgb, alpha
 
 
+def _is_picture(value: object) -> bool:
+    """An (H, W) or (H, W, 1-4) uint8 array, as Gradio's editor gives."""
+    return (isinstance(value, np.ndarray) and value.dtype == np.uint8
+            and (value.ndim == 2 or (value.ndim == 3 and 1 <= value.shape[2] <= 4)))
+
+
 def editor_to_mask(value) -> np.ndarray | None:
     """An ImageEditor value (numpy) -> (H, W, 3) uint8 picture for ``core.conditions``; None if nothing is there.
 
@@ -84,7 +112,14 @@ def editor_to_mask(value) -> np.ndarray | None:
         return None
     if not isinstance(value, dict):
         value = {"composite": value}
-    background, layers = value.get("background"), [x for x in (value.get("layers") or []) if x is not None]
+    layers = value.get("layers") or []
+    pictures = [value.get("background"), value.get("composite"), *(layers if isinstance(layers, list) else [None])]
+    pictures = [p for p in pictures if p is not None]
+    if not isinstance(layers, list) or not all(_is_picture(p) for p in pictures):
+        raise InputError("The mask editor's picture could not be read. Upload a PNG mask or paint one.")
+    if max((p.shape[0] * p.shape[1] for p in pictures), default=0) > settings.MAX_PIXELS:  # before any float copy
+        raise InputError(f"The mask has more than {settings.MAX_PIXELS / 1e6:.0f} MP. Use a smaller mask.")
+    background, layers = value.get("background"), [x for x in layers if x is not None]
     if background is None and not layers:
         if value.get("composite") is None:
             return None

@@ -151,7 +151,7 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
 
     async def run_tab(kind_value, photo_value, condition_value, exemplar_value, oil_value, res, engine_name, ckpt,
                       iters, temp, seed_value, mirror_value, progress=PROGRESS):
-        source, is_condition = _source(spec, kind_value, photo_value, condition_value)
+        source, is_condition = friendly_errors(_source)(spec, kind_value, photo_value, condition_value)
         outcome = await run_heavy(
             handlers.translate, spec.task, source, exemplar_value, source_is_condition=is_condition,
             resolution=res, engine=engine_name, checkpoint=ckpt, iterations=iters, temperature=temp,

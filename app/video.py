@@ -16,7 +16,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import settings
+from app import models, settings
 from app.engine import friendly_errors, gpu, load_picture, translator_for
 from app.jobs import run_heavy
 from core.errors import InputError
@@ -104,7 +104,7 @@ def retarget(clip_path, exemplar, resolution: float = 256, engine: str = TRAININ
     notes = "".join(f"\n- {m}" for m in result.messages)
     status = (f"**{result.frames} frames**, {result.size[1]}x{result.size[0]} at {result.fps:g} fps, "
               f"{result.engine}, {seconds:.1f} s ({seconds / max(result.frames, 1):.2f} s per frame).{notes}")
-    return str(result.output), str(result.skeleton_video), status
+    return str(result.output), str(result.skeleton_video), models.public_text(status)  # a model by name, no folder
 
 
 def build_video_tab(heavy: dict) -> None:

@@ -37,6 +37,20 @@ GUESS_POWER = 2.0  # the first guess's inverse-distance weights: 1 / distance^(2
 EDGE = 0.03  # a gradient (per channel step, colours in [0, 1]) that makes an edge
 SPREAD = (0.06, 0.15, 0.4)  # how far (shares of the work picture's side) a border's edge direction reaches
 ZONE_WORTH = 0.8  # a level matches only the zone that reaches what is read when it is under this share
+# ``follow``: a level edge (a table top, a horizon) that runs into the hole splits it into layers, each
+# filled only from its own side of the edge continued (``_layers``).
+LAYER_TILTS = 12.0  # degrees: the steepest edge that counts as level (tried in steps of LAYER_TILT_STEP)
+LAYER_TILT_STEP = 2.0
+LAYER_LEVEL = 32.0  # a line's score falls as cos(tilt)^this (0.84 at 6 degrees): of the tilts a short edge fits
+LAYER_REACH = 0.15  # how far (share of the work picture's side) beside the hole an edge is followed
+LAYER_MARGIN = 3  # work pixels next to the hole left out (the person's own outline is no edge)
+LAYER_LENGTH = 0.08  # an edge must be seen over at least this share of the side, on one side of the hole
+LAYER_CONTINUITY = 0.7  # and be an edge along this share of what is seen there
+LAYER_CONTRAST = 0.015  # with this mean contrast there (squared gradients across less along the line, summed
+# over channels): a table top 0.02-0.06, a horizon 0.02-0.03; a flag's folds, a rock's outline 0.007-0.013
+LAYER_LINES = 2  # at most this many edges split a hole
+LAYER_APART = 0.05  # edges closer than this share of the side where they cross the hole are one edge
+LAYER_WEIGHT = 3.0  # squared weight of the one-hot layer channels: a same-layer source always ranks first
 
 
 def _features(image: torch.Tensor, allowed: torch.Tensor | None = None, locality: float = 0.0) -> torch.Tensor:
@@ -63,6 +77,16 @@ def _features(image: torch.Tensor, allowed: torch.Tensor | None = None, locality
     if allowed is not None:
         feats = feats * allowed
     return feats
+
+
+def _layered(feats: torch.Tensor, code: torch.Tensor | None) -> torch.Tensor:
+    """(1, C, h, w) unit descriptors with each pixel's layers ``code`` (L, h, w) from ``_layers`` appended,
+    weighted ``LAYER_WEIGHT``: a target's similarity with a source becomes (cos + LAYER_WEIGHT [the source
+    may be in the target's layer]) / (1 + LAYER_WEIGHT), so a source of the target's own layer ranks above
+    every other (and among them, as before); a target with no layer (zeros) ranks sources as before."""
+    if code is None:
+        return feats
+    return torch.cat([feats, code[None] * LAYER_WEIGHT**0.5], 1) / (1 + LAYER_WEIGHT) ** 0.5
 
 
 VOTES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # a work cell and its four neighbours
@@ -164,7 +188,7 @@ class _BestMatch(PatchMatch):
 
 
 def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
-             iterations: int = 2, need: np.ndarray | None = None, follow: bool = False,
+             iterations: int = 2, need: np.ndarray | None = None, follow: bool = False, layers: bool = False,
              cancelled: Callable[[], bool] | None = None) -> Completion | None:
     """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
     is filled with the texture of ``allowed`` (default: everything outside the hole). ``need`` (H, W)
@@ -175,6 +199,9 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     border each part of the hole (``_structure_metric``, ``_directed_guess``: a horizon or a table top
     goes on along its rows) instead of OpenCV's isotropic inpainting, which closes sky and ground over it
     in a diagonal ramp that the matching then copies in blocks (the launch pad's "tripod").
+    ``layers`` (with ``follow``; a person's hole in a scene): a level edge that runs into the hole (a table
+    top, a horizon) splits it, each side filled from its own side of the edge (``_layers``): the table's
+    black under its edge, the backdrop above, not one grey slab of their mean.
     ``cancelled``: asked before each level and each matching round; once it says so, the work stops there
     and None is returned (a job whose fill is no longer wanted frees its core at once)."""
     h, w = hole.shape
@@ -201,6 +228,7 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     zones = _zones(_cells(hole if need is None else need, (wh, ww)), hole_t, levels, rounds, iterations)
     pm = _BestMatch(0, 9, use_gru=False)
     generator = torch.Generator().manual_seed(0)  # the same fill every run
+    split = _layers(img, hole_t, ok_t) if follow and layers else None  # (targets, sources) (L, wh, ww) or None
     offsets = None
     for level in reversed(range(levels)):
         if cancelled is not None and cancelled():
@@ -215,15 +243,17 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         src_ok = F.max_pool2d((~ok)[None, None].float(), 2 * PATCH_RADIUS + 1, 1, PATCH_RADIUS)[0, 0] == 0
         src_ok = src_ok if int(src_ok.sum()) >= 4 else ok
         grid = pixel_grid(lh, lw, "cpu")  # (2, lh, lw)
+        # (L, lh, lw) each cell's centre's layers as a target and as a source
+        targets, sources_in = (None, None) if split is None else (code[:, f // 2::f, f // 2::f] for code in split)
         if offsets is None:  # coarsest: a smooth first guess, then dense matching
             if not follow:
                 small = (im[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
                 im = torch.from_numpy(cv2.inpaint(small, hl.numpy().astype(np.uint8), 3, cv2.INPAINT_TELEA))
                 im = im.permute(2, 0, 1)[None].float() / 255
             else:  # inverse-distance weighting along the structures beside each part (no diagonal ramps)
-                im = _directed_guess(im, hl, ok, _structure_metric(img, hole_t, f))
+                im = _directed_guess(im, hl, ok, _structure_metric(img, hole_t, f), targets, sources_in)
             feats = _features(im, locality=LOCALITY)
-            cand = _window(_dense(feats, feats * src_ok[None, None], src_ok))
+            cand = _window(_dense(_layered(feats, targets), _layered(feats, sources_in) * src_ok[None, None], src_ok))
         else:  # seeds from the coarser level: its best offset x2 and a 3x3 window around it
             cand = seed_offsets(offsets, 3, 1)
         cand = _keep_valid(cand, grid, src_ok)
@@ -234,9 +264,10 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
             if cancelled is not None and cancelled():
                 return None
             im = _fill(im, cand, hl, grid)
-            left = _features(im, locality=LOCALITY)
+            feats = _features(im, locality=LOCALITY)
+            left, right = _layered(feats, targets), _layered(feats, sources_in) * src_ok[None, None]
             cand = _keep_valid(_random_search(cand, grid, sources, max(lh, lw) / 2 ** (i + 1), generator), grid, src_ok)
-            match = pm(left, left * src_ok[None, None], im, cand, iterations=iterations, temperature=0.01)
+            match = pm(left, right, im, cand, iterations=iterations, temperature=0.01)
             cand = match.positions.transpose(1, 2) - grid.view(1, 2, 1, lh, lw)  # (1, 2, K, lh, lw)
             cand = _keep_valid(cand, grid, src_ok)
         offsets = cand[:, :, 0].clone()  # (1, 2, lh, lw): each pixel's best (the matcher keeps it first)
@@ -284,12 +315,13 @@ def _structure_metric(image: torch.Tensor, hole: torch.Tensor, factor: int = 1) 
                         across * nx * nx + along * ny * ny])
 
 
-def _directed_guess(im: torch.Tensor, hole: torch.Tensor, known: torch.Tensor, metric: torch.Tensor
-                    ) -> torch.Tensor:
+def _directed_guess(im: torch.Tensor, hole: torch.Tensor, known: torch.Tensor, metric: torch.Tensor,
+                    targets: torch.Tensor | None = None, sources: torch.Tensor | None = None) -> torch.Tensor:
     """(1, 3, h, w) coarse picture with its hole filled by inverse-distance weighting of the ``known``
     pixels (Shepard), distances measured in each hole pixel's ``metric`` (3, h, w): along a horizon the
     nearest known pixels are those of its rows, so the guess continues it (isotropic diffusion, as
-    OpenCV's inpainting, blurs it into a diagonal ramp)."""
+    OpenCV's inpainting, blurs it into a diagonal ramp). With the layers (``_layers``' ``targets`` and
+    ``sources``), each hole pixel is guessed from the known pixels that may be in its layer (when any are)."""
     h, w = hole.shape
     at = torch.nonzero(hole)  # (n, 2)
     src = torch.nonzero(known)  # (S, 2)
@@ -299,11 +331,113 @@ def _directed_guess(im: torch.Tensor, hole: torch.Tensor, known: torch.Tensor, m
     m = metric[:, at[:, 0], at[:, 1]].t()  # (n, 3)
     dist2 = m[:, :1] * d[..., 0] ** 2 + 2 * m[:, 1:2] * d[..., 0] * d[..., 1] + m[:, 2:] * d[..., 1] ** 2
     weight = dist2.clamp_min(1e-6) ** -GUESS_POWER  # (n, S)
+    if targets is not None:  # the table's black under its edge, the backdrop above it: never their grey mean
+        same = targets[:, at[:, 0], at[:, 1]].t() @ sources[:, src[:, 0], src[:, 1]] > 0  # (n, S)
+        weight = torch.where(same | ~same.any(1, keepdim=True), weight, torch.zeros(()))
     weight = weight / weight.sum(1, keepdim=True)
     colours = im[0][:, src[:, 0], src[:, 1]]  # (3, S)
     out = im.clone()
     out[0][:, at[:, 0], at[:, 1]] = colours @ weight.t()
     return out
+
+
+def _layers(image: torch.Tensor, hole: torch.Tensor, known: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(1, 3, h, w) picture, its (h, w) bool hole and the pixels ``known`` to copy from (default: all but
+    the hole; edges are read there only, so the outline of a person kept out of the sources is no edge)
+    -> the layer (L, h, w) one-hot each pixel is in as a target (zeros off the lines' course: any source)
+    and as a source, or None when no
+    level edge runs into the hole. A level edge (a table top, a horizon: a straight line tilted at most
+    ``LAYER_TILTS`` degrees) counts when, beside the hole on at least one side, it is an edge along
+    ``LAYER_CONTINUITY`` of at least ``LAYER_LENGTH`` of the side with ``LAYER_CONTRAST`` (the strongest
+    ``LAYER_LINES``, one per place). Each such line, continued across the picture, splits it: a pixel's
+    layer is the number of lines above it. A hole pixel keeps to its layer where the line runs from where
+    it was seen across the hole to the hole's far side (``_course``), not beyond (so a wider shot's table
+    is not continued on the far side of the picture, through a flag). So the
+    part of a hole under a table's edge is filled from under that edge (the table), the part above it from
+    above (the backdrop), each with its own texture instead of their grey mean."""
+    h, w = hole.shape
+    side = max(h, w)
+    smooth = _blur(image, 1.0)
+    gy = F.pad(smooth[..., 2:, 1:-1] - smooth[..., :-2, 1:-1], (1, 1, 1, 1))[0] * 0.5  # (3, h, w)
+    gx = F.pad(smooth[..., 1:-1, 2:] - smooth[..., 1:-1, :-2], (1, 1, 1, 1))[0] * 0.5
+    # The structure tensor's (yy - xx, 2 yx): with the line's tilt t, across it less along it is
+    # cos(2t) (yy - xx) - sin(2t) 2 yx (normal (cos t, -sin t) in (row, col)).
+    split_yx = torch.stack([(gy * gy - gx * gx).sum(0), 2 * (gy * gx).sum(0)])  # (2, h, w)
+    unknown = hole if known is None else ~known | hole
+    near = F.max_pool2d(unknown[None, None].float(), 2 * LAYER_MARGIN + 1, 1, LAYER_MARGIN)[0, 0] > 0
+    tilts = torch.deg2rad(torch.arange(-LAYER_TILTS, LAYER_TILTS + 1e-3, LAYER_TILT_STEP))  # (T,)
+    slope = torch.tan(tilts)
+    centre = (w - 1) / 2
+    pad = int(np.ceil(float(slope.abs().max()) * w / 2)) + 1
+    y0 = torch.arange(-pad, h + pad, dtype=torch.float32)  # (Y,) where a line crosses the centre column
+    xs = torch.arange(w, dtype=torch.float32)
+    ys = (y0.view(1, -1, 1) + slope.view(-1, 1, 1) * (xs - centre)).round().long()  # (T, Y, w)
+    inside = (ys >= 0) & (ys < h)
+    yc = ys.clamp(0, h - 1)
+    index = torch.arange(w).expand_as(yc)
+    flat = yc * w + index  # (T, Y, w) the pixel under each point of each line
+    cos2, sin2 = torch.cos(2 * tilts).view(-1, 1, 1), torch.sin(2 * tilts).view(-1, 1, 1)
+    # How much of an edge along the line each pixel is: across the line less along it.
+    contrast = (cos2 * split_yx[0].take(flat) - sin2 * split_yx[1].take(flat)) * inside  # (T, Y, w)
+    edge = contrast > EDGE**2
+    in_hole = hole.take(flat) & inside
+    usable = inside & ~near.take(flat)
+    big = 4 * w
+    left_hole = torch.cummax(torch.where(in_hole, index, -big), dim=2).values  # the nearest hole column before
+    right_hole = -torch.cummax(torch.where(in_hole, -index, -big).flip(2).contiguous(), dim=2).values.flip(2)
+    # (and after)
+    reach = LAYER_REACH * side
+    score = torch.zeros(ys.shape[:2])
+    evidence = torch.zeros(ys.shape, dtype=torch.bool)  # (T, Y, w): the edge pixels a line is counted on
+    for band in ((index - left_hole <= reach) & usable, (right_hole - index <= reach) & usable):
+        seen = band.sum(2)
+        on_edge = band & edge
+        on = on_edge.sum(2)
+        # The side's contrast along the line: highest on the edge's own course (a tilt or a row off it
+        # still runs inside a short edge's width, with less contrast).
+        energy = (contrast * on_edge).sum(2)
+        ok = (seen >= LAYER_LENGTH * side) & (on >= LAYER_CONTINUITY * seen) & (energy >= LAYER_CONTRAST * on)
+        score = torch.maximum(score, torch.where(ok, energy, torch.zeros(())))
+        evidence |= on_edge & ok[..., None]
+    score *= torch.cos(tilts).view(-1, 1) ** LAYER_LEVEL  # a short edge fits several tilts: the most level
+    if not bool((score > 0).any()):
+        return None
+    rows_grid = torch.arange(h, dtype=torch.float32).view(-1, 1)
+    layer = torch.zeros(h, w, dtype=torch.long)  # per pixel: how many lines it lies under
+    split = torch.ones(w, dtype=torch.bool)  # the columns where every line runs its course
+    for _ in range(LAYER_LINES):
+        best = int(score.argmax())
+        t, y = divmod(best, score.shape[1])
+        if float(score[t, y]) <= 0:
+            break
+        seen_at = evidence[t, y]
+        layer += (rows_grid > y0[y] + slope[t] * (xs - centre)).long()
+        split &= _course(seen_at, in_hole[t, y], near.take(flat[t, y]), reach)
+        # One edge, one line: every line passing near it where it was seen (other tilts, the edge's width).
+        score[((ys[..., seen_at] - ys[t, y, seen_at]).abs() <= LAYER_APART * side).any(-1)] = 0
+    sources = F.one_hot(layer, int(layer.max()) + 1).permute(2, 0, 1).float()  # (L, h, w)
+    targets = sources * split  # a hole pixel off a line's course may copy from any layer
+    return targets, sources
+
+
+def _course(seen: torch.Tensor, hole: torch.Tensor, near: torch.Tensor, reach: float) -> torch.Tensor:
+    """(w,) bool columns along a line where it splits the picture: where it was ``seen`` as an edge, on to
+    the hole beside it and across the hole to its far side (``near``: the hole's margin, crossed too);
+    not past it (a table seen right of a person is not continued through the flag left of her)."""
+    w = len(seen)
+    at = torch.nonzero(seen).flatten()
+    course = torch.zeros(w, dtype=torch.bool)
+    lo, hi = int(at.min()), int(at.max())
+    course[lo:hi + 1] = True
+    for step, start in ((-1, lo - 1), (1, hi + 1)):
+        c, crossed = start, False
+        while 0 <= c < w and (hole[c] or near[c] or (not crossed and abs(c - start) <= reach)):
+            crossed |= bool(hole[c])
+            c += step
+        if crossed:  # the line ran into the hole on this side: it splits up to the hole's far edge
+            course[min(start, c - step):max(start, c - step) + 1] = True
+    return course
 
 
 def _coherence(tensor: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
@@ -113,12 +114,15 @@ class TrainingFreeEngineV2:
     resolution = 512  # the default output side
     iterations = 0  # no PatchMatch iterations of its own (callers that read v1's setting get 0)
 
-    def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5):
+    def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5, completion_layers: bool = False):
         self.completion_side = completion_side  # working size of the PatchMatch completion
+        # Whether a level edge beside the exemplar's person (a table top, a horizon) splits its hole into
+        # layers filled from their own side (compose.complete's ``layers``; mask and pose). Off by default:
+        # it continues tables and horizons but raised the mask cross run's coherence (docs/engine.md,
+        # seventh session, engineer C).
+        self.completion_layers = completion_layers
         self.seam_sigma = seam_sigma  # feather of the person's edge (output pixels) before multi-band blending
-        # The last exemplar's completed background (exemplar condition, its hole, the completion): a video's
-        # frames share one exemplar, so its background is completed once per clip, not once per frame.
-        self._background: tuple[Condition, np.ndarray, np.ndarray, object] | None = None
+        self._backgrounds = CompletedBackgrounds()  # a video's frames share one exemplar: completed once a clip
 
     @torch.no_grad()
     def __call__(self, sources: Sequence[Condition], exemplar: torch.Tensor,
@@ -381,11 +385,11 @@ class TrainingFreeEngineV2:
         seen = background[covered]
         if not len(seen):
             return _BackgroundJob(None, self, (covered, seen, None))
-        cache = self._background  # a job given up on (the view changed) leaves the cache as it was
+        before = self._backgrounds.get(exemplar)  # a job given up on (the view changed) leaves it as it was
         stop = threading.Event()  # set when the job is given up: the completion stops at its next pass
         job = _BESIDE.submit(contextvars.copy_context().run,  # the request's time budget too
                              self._completed_background, exemplar, hole, _pixels(seen, hole.shape), stop.is_set)
-        return _BackgroundJob(job, self, (covered, seen), cache, stop)
+        return _BackgroundJob(job, self, (covered, seen), (exemplar, before), stop)
 
     def _completed_background(self, exemplar: Condition, hole: np.ndarray, seen: np.ndarray,
                               cancelled: Callable[[], bool] | None = None):
@@ -393,24 +397,60 @@ class TrainingFreeEngineV2:
         the pixels ``seen`` (the same fill there as over the whole hole: ``complete``'s ``need``);
         reused for the same exemplar while it covers what is seen (a video's frames). None (nothing
         cached) when ``cancelled`` says so before it is done."""
-        last = self._background
-        if last is not None and last[0] is exemplar and np.array_equal(last[1], hole):
+        last = self._backgrounds.get(exemplar)
+        if last is not None and np.array_equal(last[1], hole):
             if not (seen & ~last[2]).any():
                 return last[3]
             seen = seen | last[2]
-        fill = complete(exemplar.image, hole, None, self.completion_side, need=seen,
-                        follow=exemplar.task in FOLLOW_TASKS, cancelled=cancelled)
+        follow = exemplar.task in FOLLOW_TASKS
+        fill = complete(exemplar.image, hole, None, self.completion_side, need=seen, follow=follow,
+                        layers=follow and self.completion_layers, cancelled=cancelled)
         if fill is not None:
-            self._background = (exemplar, hole, seen, fill)
+            self._backgrounds.put((exemplar, hole, seen, fill))
         return fill
+
+
+class CompletedBackgrounds:
+    """The last few exemplars' completed backgrounds, (exemplar condition, its hole, the pixels matched, the
+    completion) each: a small thread-safe LRU keyed by the exemplar condition's identity, so requests run at
+    once on one engine keep each other's (an entry is checked against its hole before use)."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._entries: OrderedDict[int, tuple] = OrderedDict()  # id(exemplar) -> entry (which keeps it alive)
+        self._lock = threading.Lock()
+
+    def get(self, exemplar: Condition) -> tuple | None:
+        with self._lock:
+            entry = self._entries.get(id(exemplar))
+            if entry is None or entry[0] is not exemplar:
+                return None
+            self._entries.move_to_end(id(exemplar))
+            return entry
+
+    def put(self, entry: tuple) -> None:
+        with self._lock:
+            self._entries[id(entry[0])] = entry
+            self._entries.move_to_end(id(entry[0]))
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def restore(self, exemplar: Condition, entry: tuple | None) -> None:
+        """This exemplar's entry set back to ``entry`` (None: none); other exemplars' are left alone."""
+        if entry is not None:
+            self.put(entry)
+            return
+        with self._lock:
+            self._entries.pop(id(exemplar), None)
 
 
 class _BackgroundJob:
     """The exemplar background's completion under way in the thread beside (or nothing to complete)."""
 
     def __init__(self, future: Future | None, engine: TrainingFreeEngineV2, covered_seen: tuple,
-                 cache: tuple | None = None, stop: threading.Event | None = None):
-        self.future, self.engine, self.covered_seen, self.cache, self.stop = future, engine, covered_seen, cache, stop
+                 before: tuple | None = None, stop: threading.Event | None = None):
+        # before: (the exemplar, its cached background when the job started)
+        self.future, self.engine, self.covered_seen, self.before, self.stop = future, engine, covered_seen, before, stop
 
     def result(self) -> tuple[np.ndarray, np.ndarray, object]:
         """(H, W) bool output pixels it covers, (N, 2) their exemplar positions, the completion (or None)."""
@@ -418,13 +458,13 @@ class _BackgroundJob:
 
     def cancel(self) -> None:
         """Give the job up (the view changed): told to stop at the completion's next pass, waited for if it
-        has started, and the engine's cache of completed backgrounds left as it was before it. A job that
-        failed fails no one: its result is not wanted."""
+        has started, and the exemplar's completed background left as it was before it (other exemplars', cached
+        meanwhile by other requests, are kept). A job that failed fails no one: its result is not wanted."""
         if self.stop is not None:
             self.stop.set()
         if self.future is not None and not self.future.cancel():
             wait([self.future])
-            self.engine._background = self.cache
+            self.engine._backgrounds.restore(*self.before)
 
 
 def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
@@ -437,7 +477,7 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
             if not face.any():
                 return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
             return (mask_solid(mask_class(source) == PERSON) | face, mask_class(exemplar) == PERSON, face)
-        return mask_solid(mask_labelled(source)), mask_labelled(exemplar).copy(), chart.region == MASK_FACE_REGION
+        return mask_solid(mask_labelled(source)), mask_labelled(exemplar).copy(), face
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
         # a skeleton with no photo: the chart's nominal outline of the body (parts the exemplar does not

@@ -35,6 +35,8 @@ def _open(source: str | Path | bytes, max_pixels: int) -> tuple[Image.Image, str
             raise InputError(f"File not found: {name}. Check the path.")
         if path.is_dir():
             raise InputError(f"{name} is a folder, not an image file.")
+        if not path.is_file():  # a pipe would be read forever, a device without end
+            raise InputError(f"{name} is not a regular file (a device, pipe or socket): give a picture file.")
         if path.stat().st_size == 0:
             raise InputError(f"{name} is empty (0 bytes): choose a picture (PNG, JPEG, WebP...).")
         fp = path
@@ -124,9 +126,15 @@ def load_image(source: str | Path | bytes, max_pixels: int = 40_000_000, *, min_
     The size is checked from the header before decoding (decompression bombs), EXIF
     orientation is applied, and any failure raises ``InputError`` with advice.
     """
+    return load_image_and_mode(source, max_pixels, min_side=min_side)[0]
+
+
+def load_image_and_mode(source: str | Path | bytes, max_pixels: int = 40_000_000, *, min_side: int = MIN_SIDE
+                        ) -> tuple[np.ndarray, str]:
+    """``load_image``, and the Pillow mode the picture was stored in ("P": with a colour palette, GIF-style)."""
     im, name = _open_checked(source, max_pixels, min_side)
     with im:
-        return _to_rgb(_decode(im, name))
+        return _to_rgb(_decode(im, name)), im.mode
 
 
 def load_label_map(source: str | Path | bytes, max_pixels: int = 40_000_000) -> np.ndarray | None:

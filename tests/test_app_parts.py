@@ -68,6 +68,104 @@ def test_inspect_marks_the_clicked_cells_candidates():
     assert handlers.inspect(None, None, (1, 1))[0] is None
 
 
+def test_a_click_or_level_a_client_sends_is_checked():
+    """The inspect events take a point and a gallery index from the client: text, NaN, infinity, a lone number,
+    a list of one, or a huge index is no click or the finest level, never an error."""
+    state = handlers.InspectState(exemplar=np.zeros((64, 64, 3), np.uint8), size=(64, 64),
+                                  levels=[_level(4, 4, 2, 64), _level(8, 8, 4, 64)])
+    for point in [(float("nan"), 1), ("a", 1), (1,), 5, (float("inf"), 0), None]:
+        picture, text = handlers.inspect(state, None, point)
+        assert picture is state.exemplar and text.startswith("Click a point"), point
+    for level in ["x", float("nan"), float("inf"), [1], None, 10**30]:
+        assert "level 2/2" in handlers.inspect(state, level, (3, 3))[1], level
+        assert handlers.level_pictures(state, level)[0] is not None
+    assert "level 1/2" in handlers.inspect(state, -5, (3, 3))[1]
+
+
+def test_the_mask_editor_value_is_checked_before_any_work(monkeypatch):
+    """Values the editor would never send are refused with the editor's message; a mask over the pixel limit is
+    refused before a float copy of it is made; in the tab, the refusal is a message (gr.Error)."""
+    from app.tasks import TABS
+    from app.ui import _source
+
+    for value in ["text", [1, 2], {"background": "x"}, {"layers": "abc"}, {"layers": [None, "x"]},
+                  {"layers": [np.zeros((2, 2, 5), np.uint8)]}, {"composite": np.zeros((4, 4, 3), np.float64)}]:
+        with pytest.raises(InputError, match="mask editor's picture could not be read"):
+            palette.editor_to_mask(value)
+    monkeypatch.setattr(settings, "MAX_PIXELS", 100)
+    with pytest.raises(InputError, match="more than 0 MP"):
+        palette.editor_to_mask({"background": np.zeros((20, 20, 4), np.uint8)})
+    mask_tab = next(spec for spec in TABS if spec.task == "mask")
+    with pytest.raises(gr.Error, match="mask editor's picture could not be read"):
+        engine.friendly_errors(_source)(mask_tab, "Ready condition", None, {"background": "x"})
+
+
+def test_an_oversized_mask_editor_upload_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    from gradio.components.image_editor import EditorData
+    from gradio.data_classes import FileData
+    from PIL import Image
+
+    from app.components import mask_editor
+
+    big = tmp_path / "mask.png"
+    Image.new("RGB", (400, 300)).save(big)
+    editor = mask_editor(type="numpy", image_mode="RGBA")
+    payload = EditorData(background=FileData(path=str(big)), layers=[], composite=FileData(path=str(big)))
+    assert editor.preprocess(payload)["background"].shape == (300, 400, 4)
+    monkeypatch.setattr(settings, "MAX_PIXELS", 100_000)
+    decoded = []
+    monkeypatch.setattr(gr.ImageEditor, "convert_and_format_image", lambda *a, **k: decoded.append(1))
+    with pytest.raises(gr.Error, match="more than 0 MP"):
+        editor.preprocess(payload)
+    assert not decoded
+
+
+def test_an_upload_is_opened_once_and_its_palette_storage_known(tmp_path, monkeypatch):
+    """``load_upload`` gives the pixels and whether the file was stored with a palette (a dithered photo is then
+    smoothed before detection), reading the file once."""
+    from PIL import Image
+
+    photo = Image.open(settings.ASSETS / "grace_hopper.jpg")
+    photo.convert("P").save(tmp_path / "dithered.png")
+    photo.save(tmp_path / "plain.png")
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    picture, dithered = engine.load_upload(str(tmp_path / "dithered.png"), "input")
+    assert dithered and picture.shape == (600, 512, 3) and len(opened) == 1
+    assert engine.load_upload(str(tmp_path / "plain.png"), "input")[1] is False
+    assert engine.load_upload(np.zeros((20, 20, 3), np.uint8), "input")[1] is False
+    smooth, notes = handlers.photo_for_extraction("pose", True, picture, ready=False)
+    assert notes and not np.array_equal(smooth, picture)
+    assert handlers.photo_for_extraction("pose", True, picture, ready=True) == (picture, [])
+
+
+def test_the_video_tab_s_status_names_no_server_folder(monkeypatch, tmp_path):
+    """The learned engine's name carries its checkpoint folder: the status shows the model's name only."""
+    from app import video
+    from core.video import retarget
+
+    folder = settings.CHECKPOINTS / "pose-model"
+
+    class Result:
+        output, skeleton_video, frames, size, fps = tmp_path / "r.mp4", tmp_path / "s.mp4", 3, (64, 64), 10.0
+        engine, messages = f"learned ({folder})", [f"Engine: learned ({folder})."]
+
+    class Retargeter:
+        def __init__(self, translator):
+            pass
+
+        def run(self, *args, **kwargs):
+            return Result()
+
+    monkeypatch.setattr(video, "check_clip", lambda path: "a clip")
+    monkeypatch.setattr(video, "translator_for", lambda *args: None)
+    monkeypatch.setattr(retarget, "VideoRetargeter", Retargeter)
+    _, _, status = video.retarget("clip.mp4", np.zeros((64, 64, 3), np.uint8), 128, "learned")
+    assert "checkpoints/pose-model" in status and str(settings.ROOT) not in str(status)
+    assert "(a server path)" not in status
+
+
 def test_editor_value_to_mask_picture():
     assert palette.editor_to_mask(None) is None
     blank = np.zeros((4, 4, 4), np.uint8)
@@ -339,20 +437,80 @@ def test_on_spaces_no_share_link_is_offered_or_attempted(monkeypatch, capsys):
         demo.close()
 
 
+def _jpeg(picture: np.ndarray, quality: int) -> np.ndarray:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", picture[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+
+
+def _painted_scene(seed: int) -> np.ndarray:
+    """A street painted with the app's brushes (sky, building, road, trees, cars..., a person), as the project's
+    own palette saves it."""
+    import cv2
+
+    from core.conditions import ade20k, masks
+
+    rng, c = np.random.default_rng(seed), ade20k.class_index
+    index = np.zeros((384, 512), np.uint8)
+    index[:128], index[128:256], index[256:] = c("sky"), c("building"), c("road")
+    for _ in range(6):
+        hull = cv2.convexHull(rng.integers(0, (512, 384), (7, 2)).astype(np.int32))
+        cv2.fillPoly(index, [hull], int(rng.choice([c("tree"), c("car"), c("grass"), c("wall"), c("plant")])))
+    cv2.ellipse(index, (256, 256), (40, 110), 0, 0, 360, c("person"), -1)
+    return masks.index_to_palette(index)
+
+
+def _flat_graphic(colours: list[tuple[int, int, int]], background=(0, 0, 0), antialiased: bool = False):
+    """A logo or poster: discs and lettering in plain colours (ADE20K's too: pure red, blue, yellow are classes)."""
+    import cv2
+
+    rng, picture = np.random.default_rng(0), np.zeros((300, 400, 3), np.uint8)
+    picture[:] = background
+    line = cv2.LINE_AA if antialiased else cv2.LINE_8
+    for i, colour in enumerate(colours):
+        centre = (int(rng.integers(60, 340)), int(rng.integers(60, 240)))
+        cv2.circle(picture, centre, int(rng.integers(30, 90)), colour, -1, line)
+        cv2.putText(picture, "WARP", (20, 60 + 70 * i), cv2.FONT_HERSHEY_SIMPLEX, 2, colour, 6, line)
+    return picture
+
+
 def test_only_painted_masks_look_painted():
-    """Painted masks (every pixel a palette colour, two regions at least) and nothing else: photos, the skeleton
-    and sketch conditions (black plus strokes), a plain black picture, a palette (dithered) photo."""
+    """Painted masks (nearly every pixel a palette colour, two regions at least, colours no graphic uses by
+    chance), also resized with nearest neighbour or bilinear and saved as JPEG; nothing else: photos, the skeleton
+    and sketch conditions (black plus strokes), a plain black picture, palette (dithered) photos, and flat
+    graphics in black, pure red, blue, yellow and palette greys (all ADE20K colours), crisp, anti-aliased or JPEG."""
+    import cv2
     from PIL import Image
+    from skimage import data
 
     def rgb(name):
         return np.asarray(Image.open(settings.ASSETS / name).convert("RGB"))
 
-    assert palette.looks_painted(rgb("mask_cameraman.png"))
-    big = np.repeat(np.repeat(rgb("mask_cameraman.png"), 8, axis=0), 8, axis=1)  # sampled, not every pixel
-    assert palette.looks_painted(big)
+    mask = rgb("mask_cameraman.png")
+    scenes = [_painted_scene(seed) for seed in range(3)]
+    painted = [mask, np.repeat(np.repeat(mask, 8, axis=0), 8, axis=1),  # sampled, not every pixel
+               cv2.resize(mask, None, fx=1.7, fy=1.7, interpolation=cv2.INTER_NEAREST),
+               cv2.resize(mask, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_LINEAR), _jpeg(mask, 75), *scenes,
+               *[_jpeg(s, 60) for s in scenes], *[cv2.resize(s, None, fx=0.7, fy=0.7) for s in scenes]]
+    for i, picture in enumerate(painted):
+        assert palette.looks_painted(picture), i
+    red, blue, yellow = (255, 0, 0), (0, 0, 255), (255, 255, 0)
+    graphics = [_flat_graphic([red]), _flat_graphic([red], antialiased=True), _flat_graphic([red, blue, yellow]),
+                _flat_graphic([red, blue, yellow], antialiased=True), _jpeg(_flat_graphic([red, blue, yellow]), 85),
+                _flat_graphic([yellow, blue], background=red),
+                _flat_graphic([(120, 120, 120), (230, 230, 230)], background=(140, 140, 140)),  # wall, windowpane, road
+                np.concatenate([np.full((100, 300, 3), colour, np.uint8) for colour in (red, (0, 0, 0), yellow)])]
+    for i, picture in enumerate(graphics):
+        assert not palette.looks_painted(picture), i
     for name in ("astronaut.jpg", "grace_hopper.jpg", "cameraman.png", "oil_astronaut.jpg",
                  "skeleton_raised_arm.png", "sketch_grace_hopper.png"):
         assert not palette.looks_painted(rgb(name)), name
+    for name in ("chelsea", "coffee", "text", "clock", "moon", "page"):
+        picture = getattr(data, name)()
+        assert not palette.looks_painted(np.dstack([picture] * 3) if picture.ndim == 2 else picture), name
     assert not palette.looks_painted(np.zeros((64, 64, 3), np.uint8))
-    dithered = np.asarray(Image.open(settings.ASSETS / "grace_hopper.jpg").convert("P").convert("RGB"))
-    assert not palette.looks_painted(dithered)
+    dithered = Image.open(settings.ASSETS / "grace_hopper.jpg").convert("P").convert("RGB")
+    sixteen = Image.open(settings.ASSETS / "grace_hopper.jpg").convert("P", palette=Image.ADAPTIVE, colors=16)
+    assert not palette.looks_painted(np.asarray(dithered))
+    assert not palette.looks_painted(np.asarray(sixteen.convert("RGB")))

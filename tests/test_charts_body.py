@@ -871,3 +871,44 @@ def test_what_lies_before_a_profile_s_nose_shows_the_background():
     assert not (chart.region[ys[head_past], xs[head_past]] == PART_ID["head"]).any()
     assert chart.held[ys[head_past], xs[head_past]].mean() > 0.8  # (the rest: the torso's clothing, below)
     assert any("lies before its face seen in profile" in n for n in chart.notes)
+
+
+def test_a_head_is_in_profile_when_its_nose_lies_beyond_both_ears():
+    """With both ears found, a head is seen in profile when its nose lies beyond both of them (turned past 45
+    degrees), whatever its distance from the centre in head heights (H's bound, 0.15 of the nose-to-crown height,
+    read 0.17 on a crop of the cameraman and up to 0.09 on frontal crops: near it on both sides)."""
+    def facing(kp):
+        b = body_of(from_keypoints("pose", kp, SIZE))
+        frame = body._head_frame(b)
+        centre, down, height = frame
+        nose = abs((b.joints[0] - centre) @ np.array([down[1], -down[0]])) / height
+        return body._head_span(b, *frame)[2], nose
+
+    turned = full_body()
+    turned[[0, 14, 15, 16, 17], :2] = [(123.5, 46), (121, 36), (123, 36), (118, 38), (121, 38)]
+    side, nose = facing(turned)
+    assert side == 1 and nose < body.PROFILE  # in profile, though its nose is near the centre in head heights
+    frontal = full_body()
+    frontal[[0, 14, 15, 16, 17], :2] = [(145, 42), (140, 35), (150, 35), (104, 38), (160, 38)]  # the face off
+    # the centre between wide ears (a hat's flaps, hair), its nose still between them
+    side, nose = facing(frontal)
+    assert side == 0 and nose > body.PROFILE  # seen from the front, though far off the centre in head heights
+
+
+def test_the_torso_s_texture_avoids_a_hole_in_the_clothing_without_piling_up_on_its_edge():
+    """The exemplar's clothing with a hole (a shirt front, a badge left out): points that land in it take another
+    place in the clothing (mirrored, moved) rather than the hole's nearest edge, which drew flat streaks."""
+    b = body_of(from_keypoints("pose", full_body(), SIZE))
+    material = np.zeros(SIZE, bool)
+    material[70:150, 100:160] = True
+    material[95:125, 120:140] = False  # the shirt front
+    ys, xs = np.mgrid[75:135:1, 105:152:1]
+    p = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+    q = body._torso_texture(b, b, p, material)
+    qx, qy = np.round(q[:, 0]).astype(int), np.round(q[:, 1]).astype(int)
+    assert material[qy, qx].all()
+    edge = (cv2.dilate((~material).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & material
+    hole_edge = edge.copy()
+    hole_edge[:, :110] = hole_edge[:, 150:] = hole_edge[:80] = hole_edge[140:] = False  # round the hole only
+    share = hole_edge[qy, qx].mean()
+    assert share < 0.08  # (0.05; to the nearest pixel: 0.25)

@@ -397,3 +397,20 @@ def test_a_painted_scenes_person_takes_the_exemplars_face_and_does_not_fold():
     assert face.sum() > 0.5 * np.pi * 17**2 and np.hypot(cols.mean() - 165, rows.mean() - 45) < 17
     result = Translator("mask", engine="training-free").translate(source, exemplar)
     assert not [m for m in result.messages if "folded over" in m]
+
+
+def test_a_class_the_exemplar_lacks_comes_from_its_unlabeled_part_at_the_same_heights():
+    """A painted sky over a lawn onto a photo's mask (a person, the rest unlabeled: sky above the horizon,
+    grass below it). The sky is taken from the unlabeled rows at the sky's heights, the lawn from those at
+    the lawn's: before, both from anywhere in the unlabeled part (the cameraman's grass as the sky)."""
+    index = np.full((S, S), SKY, np.int64)
+    index[80:] = GRASS
+    ex_index = np.zeros((S, S), np.int64)  # unlabeled
+    ex_index[30:, 50:80] = class_index("person")
+    photo = np.zeros((S, S, 3), np.uint8)
+    photo[:50] = (200, 220, 255)  # sky
+    photo[50:] = (40, 140, 40)  # grass
+    chart = mask_chart(condition(index), condition(ex_index, photo))
+    sky_rows = chart.positions[:80][chart.defined[:80]][:, 0]
+    grass_rows = chart.positions[80:][chart.defined[80:]][:, 0]
+    assert (sky_rows < 80).mean() > 0.99 and (grass_rows >= 80).mean() > 0.99

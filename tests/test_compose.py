@@ -138,11 +138,14 @@ def test_completion_matched_only_near_what_is_read_gives_the_same_fill_there(mon
     assert not np.array_equal(part.offsets[40:56, 160:176], full.offsets[40:56, 160:176])  # (it was left out)
 
 
+@pytest.mark.parametrize("layers", [False, True])
 @pytest.mark.parametrize("task", ["mask", "face"])
-def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_yet(task):
+def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_yet(task, layers):
     """Engine v2 keeps the last exemplar's completed background (a video's frames share it): reused while
     what the output sees lies within what was completed, else completed again for both views; along the
-    structures beside the hole (``follow``) for whole figures, not for faces (FOLLOW_TASKS)."""
+    structures beside the hole (``follow``), split at level edges into layers (``layers``), for whole
+    figures, not for faces (FOLLOW_TASKS); split into layers only when the engine is asked to
+    (``completion_layers``)."""
     from core.conditions.condition import Condition
     from core.engine_v2 import TrainingFreeEngineV2
 
@@ -154,16 +157,19 @@ def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_
     left, right = np.zeros_like(hole), np.zeros_like(hole)
     left[16:48, 16:20] = True
     right[16:48, 44:48] = True
-    engine = TrainingFreeEngineV2(completion_side=64)
+    engine = TrainingFreeEngineV2(completion_side=64, completion_layers=layers)
     first = engine._completed_background(ex, hole, left)
     assert engine._completed_background(ex, hole, left & (np.arange(64) < 30)[:, None]) is first
     both = engine._completed_background(ex, hole, right)
-    assert both is not first and np.array_equal(engine._background[2], left | right)
+    assert both is not first and np.array_equal(engine._backgrounds.get(ex)[2], left | right)
     points = np.argwhere(left | right).astype(np.float32)
-    whole = complete(img, hole, side=64, follow=task == "mask")
-    other = complete(img, hole, side=64, follow=task != "mask")
+    whole = complete(img, hole, side=64, follow=task == "mask", layers=task == "mask" and layers)
     assert np.array_equal(both.sources(points), whole.sources(points))
-    assert not np.array_equal(both.sources(points), other.sources(points))
+    others = [complete(img, hole, side=64, follow=task != "mask", layers=task != "mask" and layers)]
+    if task == "mask":  # the level edge at row 24 splits the person's hole into layers when the engine asks
+        others.append(complete(img, hole, side=64, follow=True, layers=not layers))
+    for other in others:
+        assert not np.array_equal(both.sources(points), other.sources(points))
 
 
 def test_fill_sources_equal_the_per_vote_computation():
@@ -252,3 +258,62 @@ def test_a_cancelled_completion_stops_at_its_next_pass_and_an_uncancelled_one_is
     rounds.clear()
     assert complete(img, hole, follow=True, cancelled=lambda: len(rounds) >= 2) is None
     assert len(rounds) == 2 < all_rounds
+
+
+def _table_scene() -> tuple[np.ndarray, np.ndarray]:
+    """The astronaut's table in small: a light backdrop, a black table under a level edge (row 70) on the
+    right, a light flag down the left edge, and a person-shaped hole between them reaching below the edge."""
+    rng = np.random.default_rng(3)
+    img = np.full((128, 128, 3), 200, np.float64)
+    img[70:, 72:] = 20  # the table, its top edge seen right of the hole only
+    img[:, :20] = (230, 230, 230)
+    img[:, :20][:, (np.arange(20) // 5) % 2 == 0] = (200, 40, 40)  # a hanging flag: stripes top to bottom
+    img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+    hole = np.zeros((128, 128), bool)
+    hole[30:, 24:72] = True
+    return img, hole
+
+
+def test_a_level_edge_beside_the_hole_splits_it_into_layers_filled_from_their_own_side():
+    """The part of the hole under the table's edge is filled from under it (the table's black), the part
+    above from above (the backdrop): not the grey slab a guess mixing the flag's white and the table's
+    black gave, copied from a patch of backdrop (docs/engine.md, seventh session, engineer C)."""
+    img, hole = _table_scene()
+    fill = complete(img, hole, follow=True, layers=True)
+    points = np.argwhere(hole)
+    src = np.round(fill.sources(points.astype(np.float32))[0]).astype(int)
+    assert not hole[src[:, 0], src[:, 1]].any()
+    under_edge = (points[:, 0] > 70) & (points[:, 0] < 84) & (points[:, 1] >= 50)  # the edge's course, near
+    below = points[:, 0] >= 76  # the table
+    above = points[:, 0] < 64
+    # The edge goes on level: just under it the table (without layers: 25 % of those pixels, grey 155, the
+    # table's top sloping down across the hole), and nothing under the edge copies from above it.
+    assert (src[under_edge, 0] >= 70).mean() > 0.9
+    assert img[src[under_edge, 0], src[under_edge, 1]].mean() < 90
+    assert (src[below, 0] >= 70).mean() > 0.99
+    assert (src[above, 0] < 70).mean() > 0.95
+
+
+def test_layers_are_found_only_for_a_level_edge_that_runs_into_the_hole():
+    """``_layers`` splits at the table's edge (the line's row there, level), and finds nothing in the same
+    scene without the table (flag stripes ending at the picture's edge are no layer edge) nor for a hole
+    that the edge does not reach."""
+    from core.compose import _layers
+
+    img, hole = _table_scene()
+    as_tensor = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    targets, sources = _layers(as_tensor, torch.from_numpy(hole))
+    assert sources.shape[0] == 2
+    layer = sources.argmax(0)
+    assert (layer[:68] == 0).all() and (layer[72:] == 1).all()  # split at the edge, level across the picture
+    assert (targets[:, 72:, 24:72].argmax(0) == 1).all() and (targets.sum(0)[:, 24:72] == 1).all()
+    assert (targets.sum(0)[:, :16] == 0).all()  # past the hole's far side (the flag): any source
+    for table in (200, 175):  # no table; a faint shade under the line (an edge, but no layer's)
+        plain = img.copy()
+        plain[70:, 72:] = np.clip(plain[70:, 72:].astype(int) - 20 + table, 0, 255)
+        as_tensor = torch.from_numpy(plain).permute(2, 0, 1)[None].float() / 255
+        assert _layers(as_tensor, torch.from_numpy(hole)) is None
+    small = np.zeros_like(hole)
+    small[20:50, 30:60] = True  # above the edge, away from it
+    as_tensor = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    assert _layers(as_tensor, torch.from_numpy(small)) is None

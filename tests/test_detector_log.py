@@ -1,8 +1,10 @@
-"""MediaPipe's unasked C++ notices stay out of the app's and the CLI's log; every other line still shows."""
+"""MediaPipe's unasked C++ notices stay out of the app's and the CLI's log; every other line still shows, a
+native crash's last words included; one detector's build or first run does not hold up another's."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -11,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.conditions import detectors
+from core.conditions import detectors, notices
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
@@ -51,10 +53,19 @@ class _ChattyGraph:
         return image.shape
 
 
-def test_only_the_known_notices_are_dropped_and_real_errors_still_show(monkeypatch, capfd):
-    monkeypatch.setattr(detectors, "_factories", lambda: {"chatty": _ChattyGraph})
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """An empty detector registry; ``factories`` (name -> maker) stand in for MediaPipe's graphs."""
+    factories: dict = {}
+    monkeypatch.setattr(detectors, "_factories", lambda: factories)
     monkeypatch.setattr(detectors, "_detectors", {})
+    monkeypatch.setattr(detectors, "_builds", {}, raising=False)
     monkeypatch.setattr(detectors, "_warmed", set())
+    return factories
+
+
+def test_only_the_known_notices_are_dropped_and_real_errors_still_show(fresh_registry, capfd):
+    fresh_registry["chatty"] = _ChattyGraph
     picture = np.zeros((4, 4, 3), np.uint8)
     assert detectors.run("chatty", picture) == (4, 4, 3)
     err = capfd.readouterr().err
@@ -71,6 +82,99 @@ def test_only_the_known_notices_are_dropped_and_real_errors_still_show(monkeypat
     b"IMAGE_DIMENSIONS is only supported for the square ROI. Provide IMAGE_DIMENSIONS or use PROJECTION_MATRIX.",
 ])
 def test_the_notice_pattern_is_exact(line):
-    assert detectors.MEDIAPIPE_NOTICES.fullmatch(line)
-    assert not detectors.MEDIAPIPE_NOTICES.fullmatch(line.replace(b"W0000", b"E0000"))  # an error is kept
-    assert not detectors.MEDIAPIPE_NOTICES.fullmatch(b"F0000 00:00:1.5 1 other.cc:1] " + line[40:])
+    assert notices.MEDIAPIPE_NOTICES.fullmatch(line)
+    assert not notices.MEDIAPIPE_NOTICES.fullmatch(line.replace(b"W0000", b"E0000"))  # an error is kept
+    assert not notices.MEDIAPIPE_NOTICES.fullmatch(b"F0000 00:00:1.5 1 other.cc:1] " + line[40:])
+
+
+def test_a_native_crash_during_a_captured_run_still_shows_its_last_words():
+    """A graph's first run (captured) prints an error and a line without its newline, then the process dies
+    (abort, as a failed C++ check does): both reach the real stderr, with faulthandler's traceback; the notice
+    before them does not."""
+    script = ("import os, numpy as np\n"
+              "from core.conditions import detectors\n"
+              "class Crashing:\n"
+              "    def process(self, image):\n"
+              f"        os.write(2, {_ChattyGraph.LINES.splitlines(keepends=True)[0]!r})\n"
+              "        os.write(2, b'F0000 00:00:1.5 1 graph.cc:1] Check failed: the last words\\n')\n"
+              "        os.write(2, b'*** and no newline')\n"
+              "        os.abort()\n"
+              "detectors._factories = lambda: {'crashing': Crashing}\n"
+              "detectors.run('crashing', np.zeros((4, 4, 3), np.uint8))\n")
+    run = subprocess.run([sys.executable, "-X", "faulthandler", "-c", script], cwd=ROOT, capture_output=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == -signal.SIGABRT, run.stderr.decode()[-2000:]
+    assert b"Check failed: the last words\n" in run.stderr and b"*** and no newline" in run.stderr
+    assert b"Fatal Python error: Aborted" in run.stderr and b"Feedback manager" not in run.stderr
+
+
+class _Gate:
+    """A stand-in graph whose building (``at="build"``) or first run (``at="run"``) waits until it is opened."""
+
+    def __init__(self, at: str):
+        self.at, self.entered, self.opened = at, threading.Event(), threading.Event()
+
+    def maker(self):
+        if self.at == "build":
+            self._wait()
+        return self
+
+    def process(self, image):
+        if self.at == "run":
+            self._wait()
+        return "found"
+
+    def _wait(self):
+        self.entered.set()
+        assert self.opened.wait(30)
+
+
+@pytest.mark.parametrize("at", ["build", "run"])
+def test_one_detector_s_build_or_first_run_does_not_hold_up_another_s_build(fresh_registry, at):
+    """While one detector is being built or runs its first (captured) picture, another is built and run in a
+    second thread; once the first goes on, both are done and fd 2 is the real stderr again."""
+    slow, quick = _Gate(at), _Gate("never")
+    fresh_registry.update(slow=slow.maker, quick=quick.maker)
+    picture, results, before = np.zeros((4, 4, 3), np.uint8), {}, os.fstat(2)
+    first = threading.Thread(target=lambda: results.setdefault("slow", detectors.run("slow", picture)))
+    first.start()
+    try:
+        assert slow.entered.wait(30)
+        second = threading.Thread(target=lambda: results.setdefault("quick", detectors.run("quick", picture)))
+        second.start()
+        second.join(10)
+        assert results.get("quick") == "found", "the second detector waited for the first"
+    finally:
+        slow.opened.set()
+        first.join(30)
+    assert results == {"slow": "found", "quick": "found"} and "slow" in detectors._warmed
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+
+
+def test_a_detector_is_built_once_when_two_threads_ask_for_it_at_once(fresh_registry):
+    made = []
+    gate = _Gate("build")
+    fresh_registry["shared"] = lambda: made.append(1) or gate.maker()
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(detectors._get("shared"))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    assert gate.entered.wait(30)
+    gate.opened.set()
+    for thread in threads:
+        thread.join(30)
+    assert len(made) == 1 and len(got) == 2 and got[0] is got[1]
+
+
+def test_a_filter_that_died_is_started_again(fresh_registry, capfd):
+    """The child that writes the captured lines was killed: the next capture starts a new one, nothing is lost."""
+    fresh_registry.update(first=_ChattyGraph, second=_ChattyGraph)
+    picture = np.zeros((4, 4, 3), np.uint8)
+    detectors.run("first", picture)
+    capfd.readouterr()
+    notices._filter.child.kill()
+    notices._filter.child.wait()
+    detectors.run("second", picture)
+    err = capfd.readouterr().err
+    assert "INTERNAL: a real failure" in err and "Feedback manager" not in err

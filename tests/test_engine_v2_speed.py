@@ -80,13 +80,18 @@ def test_the_background_completion_starts_before_the_person_s_map_is_built(pair,
     assert events == ["background", "surround"]
 
 
+def _earlier_entry() -> tuple:
+    """A cached background of another exemplar (as another request on the same engine leaves it)."""
+    return (type("Exemplar", (), {})(), None, None, None)
+
+
 def test_a_background_job_given_up_leaves_the_engine_s_cache_as_it_was():
     """When the view changes after the job started (the exemplar shows the input's own scene), the job is
     given up: waited for, and the completed background it cached is forgotten (the exact view's job
-    is completed afresh, not merged with the reframed view's)."""
+    is completed afresh, not merged with the reframed view's); another exemplar's entry stays."""
     engine = engine_v2.TrainingFreeEngineV2()
-    before = ("an earlier exemplar", None, None, None)
-    engine._background = before
+    earlier = _earlier_entry()
+    engine._backgrounds.put(earlier)
     hole = np.zeros((32, 32), bool)
     hole[8:24, 8:24] = True
     picture = np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8)
@@ -94,30 +99,84 @@ def test_a_background_job_given_up_leaves_the_engine_s_cache_as_it_was():
     background = np.stack(np.mgrid[0:32, 0:32], -1).astype(np.float32)
     job = engine._background_job(exemplar, hole, background, np.zeros((32, 32), bool), whole_frame=False)
     covered, seen, fill = job.result()
-    assert covered.sum() == hole.sum() and fill is not None and engine._background[0] is exemplar
+    assert covered.sum() == hole.sum() and fill is not None and engine._backgrounds.get(exemplar)[3] is fill
     job.cancel()
-    assert engine._background is before
+    assert engine._backgrounds.get(exemplar) is None and engine._backgrounds.get(earlier[0]) is earlier
 
 
 def test_a_failed_background_job_given_up_raises_nothing_and_restores_the_cache(monkeypatch):
     """A job given up is not wanted: if its completion failed, cancelling it neither raises that error at the
     caller (whose view has changed) nor leaves the engine's cache changed."""
     engine = engine_v2.TrainingFreeEngineV2()
-    before = ("an earlier exemplar", None, None, None)
-    engine._background = before
+    earlier = _earlier_entry()
+    engine._backgrounds.put(earlier)
+    exemplar = type("Exemplar", (), {"task": "mask", "image": np.zeros((32, 32, 3), np.uint8)})()
 
     def fails(*args, **kwargs):
-        engine._background = ("half-done", None, None, None)
+        engine._backgrounds.put((exemplar, "half-done", None, None))
         raise RuntimeError("completion failed")
 
     monkeypatch.setattr(engine, "_completed_background", fails)
     hole = np.zeros((32, 32), bool)
     hole[8:24, 8:24] = True
-    exemplar = type("Exemplar", (), {"task": "mask", "image": np.zeros((32, 32, 3), np.uint8)})()
     background = np.stack(np.mgrid[0:32, 0:32], -1).astype(np.float32)
     job = engine._background_job(exemplar, hole, background, np.zeros((32, 32), bool), whole_frame=False)
     job.cancel()
-    assert engine._background is before
+    assert engine._backgrounds.get(exemplar) is None and engine._backgrounds.get(earlier[0]) is earlier
+
+
+def test_requests_at_once_on_one_engine_keep_each_other_s_completed_backgrounds(monkeypatch):
+    """Two requests (threads) on one engine, each a clip of two frames with its own exemplar: each exemplar's
+    background is completed once, its second frame reuses it although the other request cached one in
+    between; a job given up in one request does not drop the other's entry."""
+    engine = engine_v2.TrainingFreeEngineV2(completion_side=32)
+    completed = []
+    real_complete = engine_v2.complete
+
+    def counted(picture, where, *args, **kwargs):
+        completed.append(where is hole)
+        return real_complete(picture, where, *args, **kwargs)
+
+    monkeypatch.setattr(engine_v2, "complete", counted)
+    hole = np.zeros((32, 32), bool)
+    hole[8:24, 8:24] = True
+    background = np.stack(np.mgrid[0:32, 0:32], -1).astype(np.float32)
+    rng = np.random.default_rng(0)
+    exemplars = [type("Exemplar", (), {"task": "mask", "image": rng.integers(0, 255, (32, 32, 3), np.uint8)})()
+                 for _ in range(2)]
+    between_frames, fills, errors = threading.Barrier(2, timeout=60), {}, []
+
+    def clip(i: int) -> None:
+        try:
+            for frame in range(2):
+                job = engine._background_job(exemplars[i], hole, background, np.zeros((32, 32), bool), False)
+                fills[i, frame] = job.result()[2]
+                between_frames.wait()  # both requests have cached their first frame's background
+            engine._background_job(exemplars[i], ~hole, background, np.zeros((32, 32), bool), False).cancel()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=clip, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    assert completed.count(True) == 2  # once per exemplar (the jobs given up are over another hole)
+    assert fills[0, 0] is fills[0, 1] and fills[1, 0] is fills[1, 1] and fills[0, 0] is not fills[1, 0]
+    assert [engine._backgrounds.get(ex)[3] for ex in exemplars] == [fills[0, 0], fills[1, 0]]
+
+
+def test_the_completed_backgrounds_are_a_small_lru():
+    cache = engine_v2.CompletedBackgrounds(size=2)
+    entries = [_earlier_entry() for _ in range(3)]
+    cache.put(entries[0])
+    cache.put(entries[1])
+    assert cache.get(entries[0][0]) is entries[0]  # used last: kept
+    cache.put(entries[2])
+    assert [cache.get(e[0]) for e in entries] == [entries[0], None, entries[2]]
+    cache.restore(entries[2][0], None)
+    assert cache.get(entries[2][0]) is None and cache.get(entries[0][0]) is entries[0]
 
 
 def _faults_probe():
@@ -204,10 +263,11 @@ def test_a_background_job_given_up_stops_at_the_completion_s_next_pass(monkeypat
     full = engine._background_job(exemplar, hole, background, beyond, whole_frame=False)
     assert full.result()[2] is not None
     all_rounds = len(rounds)
-    engine._background = None
+    engine._backgrounds = engine_v2.CompletedBackgrounds()
     rounds.clear()
     held["job"] = None  # (set before the job's thread can reach its first round)
     held["job"] = job = engine._background_job(exemplar, hole, background, beyond, whole_frame=False)
     assert started.wait(5)
     job.cancel()
-    assert len(rounds) == 1 < all_rounds and job.future.result() is None and engine._background is None
+    assert len(rounds) == 1 < all_rounds and job.future.result() is None
+    assert engine._backgrounds.get(exemplar) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -139,6 +140,16 @@ def test_text_file_missing_file_and_folder(tmp_path):
         load_image(tmp_path / "nope.jpg")
     with pytest.raises(InputError, match="folder"):
         load_image(tmp_path)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_pipe_or_device_is_not_a_picture(tmp_path):
+    """Neither is read (a pipe would block for ever) nor called empty: the message says what it is."""
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    for path in (pipe, Path("/dev/zero")):
+        with pytest.raises(InputError, match="not a regular file"):
+            load_image(path)
 
 
 def test_tiny_image_is_refused():

@@ -83,3 +83,29 @@ def test_mixed_modes_rejected(tmp_path, capsys):
     rc = main(["translate", "--task", "pose", "--input", str(HOPPER), "--input-dir", str(tmp_path),
                "--exemplar", str(HOPPER), "--output-dir", str(tmp_path / "o")])
     assert rc == 1 and "either" in capsys.readouterr().err
+
+
+def test_a_bad_output_is_refused_before_any_work_and_no_input_is_overwritten(tmp_path, capsys, monkeypatch):
+    """--output over the input or exemplar, with an unknown suffix, or a folder; --warps-dir naming a file: each
+    refused at once (no model built, no translation run), and the input photo is left as it was."""
+    import core.pipeline
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a translator was built for a run that cannot write its result")
+
+    monkeypatch.setattr(core.pipeline, "Translator", no_work)
+    photo = tmp_path / "me.jpg"
+    shutil.copy(HOPPER, photo)
+    before = photo.read_bytes()
+    notes = tmp_path / "notes.png"
+    notes.write_text("a file")
+    cases = [(["--output", str(photo)], "would overwrite an input file"),
+             (["--output", str(tmp_path / "out.txt")], "use one of .png"),
+             (["--output", str(tmp_path)], "use one of"),
+             (["--output", str(tmp_path / "o.png"), "--warps-dir", str(notes)], "is a file; give a folder")]
+    for extra, words in cases:
+        rc = main(["translate", "--task", "pose", "--input", str(photo), "--exemplar", str(ASSETS / "astronaut.jpg"),
+                   *extra])
+        err = capsys.readouterr().err
+        assert rc == 1 and words in err and "Traceback" not in err, (extra, err)
+    assert photo.read_bytes() == before

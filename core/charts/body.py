@@ -209,7 +209,7 @@ def _on_face(joints: np.ndarray, found: np.ndarray, point: np.ndarray) -> bool:
 def drop_misread(body: Body, off_body: bool = True) -> Body:
     """The body with the limbs the detector could not have seen dropped (a copy), said in ``doubts``.
 
-    A shoulder inside the face's disc (the cameraman bent over his camera: his far shoulder is read on his
+    A shoulder on the face (``_on_face``; the cameraman bent over his camera: his far shoulder is read on his
     chin) is kept for the torso's outline, but the arm hanging from it is dropped and the torso is marked
     ``misread``: its quad has a corner on the face, and mapped corner to corner it smears the face and the
     collar across the input's chest (``_torso_texture`` draws it instead). With ``off_body`` (the exemplar's
@@ -694,7 +694,9 @@ def _head_frame(body: Body) -> tuple[np.ndarray, np.ndarray, float] | None:
     return centre, down, float(max(crown + (nose - centre) @ down, 2.0 * length))
 
 
-PROFILE = 0.15  # a head is seen in profile when its nose lies this far across from its centre (x nose-to-crown)
+PROFILE = 0.15  # a head is seen in profile when its nose lies this far across from its centre (x nose-to-crown) ...
+PROFILE_EARS = 1.0  # ... or, with both ears found, further across than this times half their gap (512: frontal
+# photos 0.03-0.26, the cameraman's framings 1.8-5.2; nose-to-crown gave 0.01-0.09 against 0.17-0.29)
 DEPTH = 0.8  # a head in profile is at most this deep, nose to back (x nose-to-crown)
 SPAN_CAP = 0.9  # a head's width is looked for this far either side of its centre (x nose-to-crown)
 SPAN_MIN = 0.2  # ... and trusted from this width on (x its nose-to-crown; narrower: the centre is off the silhouette)
@@ -703,12 +705,18 @@ SPAN_STRETCH = 3.0  # the width's scale stays within this factor of the height's
 
 def _head_span(body: Body, centre: np.ndarray, down: np.ndarray, height: float) -> tuple[float, float, int]:
     """The head's extent across (perpendicular to ``down``, in pixels from ``centre``: negative, positive)
-    and which way it faces (+1, -1 across; 0 seen from the front). Seen from the front: the silhouette's
+    and which way it faces (+1, -1 across; 0 seen from the front: the nose between the ears, or near the
+    centre without them). Seen from the front: the silhouette's
     width through the centre (hair, hat). In profile: from the back of the head to the tip of the nose; what
     lies in front of the face (a camera held to the eye) is no part of the head."""
     across = np.array([down[1], -down[0]])
     nose = float((body.joints[0] - centre) @ across)
-    facing = int(np.sign(nose)) if abs(nose) > PROFILE * height else 0
+    ears = [float((body.joints[i] - centre) @ across) for i in (16, 17) if body.found[i]]
+    if len(ears) == 2 and abs(ears[0] - ears[1]) >= 1.0:  # the nose beyond both ears: turned past 45 degrees
+        turned = abs(nose) > PROFILE_EARS * abs(ears[0] - ears[1]) / 2
+    else:
+        turned = abs(nose) > PROFILE * height
+    facing = int(np.sign(nose)) if turned else 0
     h, w = body.silhouette.shape
     ends = []
     for sign in (-1.0, 1.0):
@@ -1021,8 +1029,10 @@ TEXTURE_INSET = 0.02  # the exemplar torso's clothing is taken this far inside i
 def _torso_texture(src: Body, ex: Body, p: np.ndarray, material: np.ndarray) -> np.ndarray:
     """(N, 2) input torso pixels -> exemplar x, y on its torso's clothing ``material`` (H, W bool): one scale
     both ways (the bodies' sizes), the input's torso axis onto the exemplar picture's down (clothes hang
-    down), centre onto centre, and the texture mirrored at the clothing's extent rather than stretched: for an
-    torso whose quad cannot be trusted (``drop_misread``), its clothing without its shape."""
+    down), centre onto centre, and the texture mirrored at the clothing's extent rather than stretched: for a
+    torso whose quad cannot be trusted (``drop_misread``), its clothing without its shape. A point that lands
+    on a hole in the clothing (a shirt front, a badge) takes the first of a few other places in its extent
+    (mirrored across it, moved by half of it) that lies on the clothing, else the clothing's nearest pixel."""
     down = (src.joints[8] + src.joints[11] - src.joints[2] - src.joints[5]) / 2
     down = down / max(float(np.hypot(*down)), 1e-9)
     turn = np.array([[down[1], -down[0]], [down[0], down[1]]])  # turn @ down = (0, 1)
@@ -1032,10 +1042,28 @@ def _torso_texture(src: Body, ex: Body, p: np.ndarray, material: np.ndarray) -> 
     q = centre + (ex.scale / src.scale) * (p - p.mean(axis=0)) @ turn.T
     axes = np.linalg.eigh(np.cov((pts - centre).T))[1]  # the clothing's own axes: mirrored along them
     lo, hi = np.percentile((pts - centre) @ axes, [5, 95], axis=0)
+    hi = np.maximum(hi, lo + 1.0)
     r = (q - centre) @ axes
-    for i in range(2):
-        r[:, i] = _reflect(r[:, i], lo[i], max(hi[i], lo[i] + 1.0))
-    return _nearest_in(material, centre + r @ axes.T)
+    h, w = material.shape
+    out = np.full_like(q, np.nan)
+    for shift in ((0, 0), (0.5, 0), (0, 0.5), (0.5, 0.5)):
+        moved = r + np.array(shift) * (hi - lo)
+        for i in range(2):
+            moved[:, i] = _reflect(moved[:, i], lo[i], hi[i])
+        for flip in ((False, False), (True, False), (False, True), (True, True)):
+            cand = np.where(flip, lo + hi - moved, moved)
+            xy = centre + cand @ axes.T
+            qx, qy = np.round(xy[:, 0]).astype(int), np.round(xy[:, 1]).astype(int)
+            ok = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h) & np.isnan(out[:, 0])
+            ok[ok] = material[qy[ok], qx[ok]]
+            out[ok] = xy[ok]
+    left = np.isnan(out[:, 0])
+    if left.any():
+        first = r[left].copy()
+        for i in range(2):
+            first[:, i] = _reflect(first[:, i], lo[i], hi[i])
+        out[left] = _nearest_in(material, centre + first @ axes.T)
+    return out
 
 
 DECORATION = 40.0  # a stand-in's exemplar pixel this far (Lab, lightness at half weight) from the part's typical
@@ -1166,7 +1194,7 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
             material &= ~decorations(exemplar.image, material)  # the coat, not the shirt front or the chin
         inset = max(1, round(TEXTURE_INSET * ex.scale))
         material = cv2.erode(material.astype(np.uint8), _disc(inset)) > 0
-        if material.any():
+        if material.any():  # the torso stands in for itself: left out of the blends, drawn by _torso_texture
             donors["torso"] = "torso"
         else:
             material = None

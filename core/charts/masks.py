@@ -40,6 +40,7 @@ from core.errors import InputError, WarpaintError
 
 MIN_CLASS_FRACTION = 0.0005  # classes smaller than this share of the output are ignored (stray pixels)
 UNKNOWN_MIN_FRACTION = 0.05  # an exemplar's unlabeled part at least this large stands in for absent classes
+BORROW_MIN = 0.2  # ... from the rows at the class's heights when they hold this share of it (``_same_rows``)
 STUFF_MIN_FRACTION = 0.02  # a stuff region is synthesised when at least this share of the output ...
 MAX_STRETCH = 1.25  # ... and mapping it as it is would stretch its texture more than this
 MAX_OFF = 0.02  # ... or land this share of it on other classes of the exemplar (smears once snapped)
@@ -361,7 +362,7 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         pieces[src_region] = pieces.max() + 1
         if ex_count[c] == 0 and unknown is None:
             continue
-        ex_region = ex_idx == c if ex_count[c] else unknown
+        ex_region = ex_idx == c if ex_count[c] else _same_rows(unknown, src_region)
         if c == PERSON and ex_count[c] and (in_layers or source.image is None):  # (a painted scene's person too)
             face = _face(source, exemplar, src_region, ex_region)
             if face is not None:  # the face by its mesh; the rest of the person: the engine's surround
@@ -410,6 +411,19 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         notes.append(f"No match in the exemplar for: {', '.join(missing)} (left to the fill).")
     return ChartMap(positions=positions, defined=defined, confidence=confidence, region=region,
                     missing=missing, notes=notes, pieces=pieces)
+
+
+def _same_rows(unknown: np.ndarray, src_region: np.ndarray) -> np.ndarray:
+    """The exemplar's unlabeled part a class it lacks is taken from: its rows at the heights (as shares of
+    the frame) the input's class spans, so a painted sky takes what lies high in the photo and a lawn what
+    lies low (a photo's unlabeled part is its whole surroundings); all of it when those rows hold under
+    ``BORROW_MIN`` of it."""
+    rows = np.nonzero(src_region.any(axis=1))[0]
+    h, eh = src_region.shape[0], unknown.shape[0]
+    top, bottom = int(np.floor(rows.min() / h * eh)), int(np.ceil((rows.max() + 1) / h * eh))
+    band = np.zeros_like(unknown)
+    band[top:bottom] = unknown[top:bottom]
+    return band if band.sum() >= BORROW_MIN * unknown.sum() else unknown
 
 
 def layered(source: Condition, exemplar: Condition) -> bool:

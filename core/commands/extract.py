@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.commands.paths import PICTURE_FORMATS, check_writable
 from core.errors import InputError
 from core.vocabulary import TASKS
 
 LABEL_FORMATS = (".npy", ".pt", ".safetensors")
-PICTURE_FORMATS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 EPILOG = """\
 what --input is:
@@ -83,16 +83,7 @@ def _check_paths(args: argparse.Namespace) -> None:
     if args.keypoints_out is not None:
         outputs.append((args.keypoints_out, (".json",), "--keypoints-out"))
     for path, formats, flag in outputs:
-        if path.suffix.lower() not in formats:
-            raise InputError(f"{flag} {path}: use one of {', '.join(formats)}.")
-        if not path.parent.is_dir():
-            raise InputError(f"{flag} {path}: the folder {path.parent} does not exist.")
-        if path.is_dir():
-            raise InputError(f"{flag} {path} is a folder; give a file name.")
-    inputs = [p.resolve() for p in (args.input, args.keypoints_json) if p is not None]
-    for path, _, flag in outputs:
-        if path.resolve() in inputs:
-            raise InputError(f"{flag} {path} would overwrite an input file; choose another name.")
+        check_writable(path, formats, flag, inputs=(args.input, args.keypoints_json))
     if args.input is None and args.keypoints_json is None:
         raise InputError("Give --input (a photo or, with --from-condition, a condition picture) "
                          "or --keypoints-json.")

@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.input is None or args.output is None:
         raise InputError("Give --input and --output (or --input-dir and --output-dir for a folder).")
     _check_numbers(args)
+    if not folder_mode:
+        _check_writable(args)
     translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint, device=args.device,
                             precision=args.precision, version=args.engine_version)
     print(f"engine: {translator.engine_name}", file=sys.stderr)
@@ -96,7 +98,6 @@ def _check_numbers(args: argparse.Namespace) -> None:
 def _run_one(translator, args: argparse.Namespace, options: dict) -> int:
     from core.imageio import load_image, save_image
 
-    _check_writable(args.output)
     result = translator.translate(load_image(args.input), load_image(args.exemplar), **options)
     save_image(args.output, result.image)
     if args.warps_dir is not None:
@@ -220,6 +221,10 @@ def _inside(root: Path, name: str) -> Path:
     return target
 
 
-def _check_writable(path: Path) -> None:
-    if not path.parent.is_dir():
-        raise InputError(f"Cannot write {path}: the folder {path.parent} does not exist.")
+def _check_writable(args: argparse.Namespace) -> None:
+    """Before any model is loaded: the result can be written, over neither input, and --warps-dir is no file."""
+    from core.commands.paths import PICTURE_FORMATS, check_writable
+
+    check_writable(args.output, PICTURE_FORMATS, "--output", inputs=(args.input, args.exemplar))
+    if args.warps_dir is not None and args.warps_dir.exists() and not args.warps_dir.is_dir():
+        raise InputError(f"--warps-dir {args.warps_dir} is a file; give a folder (made if missing).")

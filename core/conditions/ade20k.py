@@ -29,6 +29,14 @@ def _read_table() -> tuple[tuple[str, ...], np.ndarray]:
 
 
 NAMES, PALETTE = _read_table()  # 151 names; (151, 3) uint8 RGB, PALETTE[0] = black
+
+
+def packed(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) RGB -> (...) int64 0xRRGGBB: one number a colour (for np.unique and lookups)."""
+    rgb = np.asarray(rgb)[..., :3].astype(np.int64)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
 NUM_INDICES = len(NAMES)  # 151
 UNLABELED = 0
 PERSON = NAMES.index("person")  # 13

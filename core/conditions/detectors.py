@@ -5,69 +5,27 @@ once (Gradio serves requests from a thread pool), so each detector is created la
 cached, and every call to it holds that detector's own lock. Only models bundled in the
 mediapipe 0.10.21 wheel are used: nothing is downloaded.
 
-MediaPipe's C++ side writes a few fixed notices straight to the process's stderr (file
-descriptor 2, before absl logging is set up, so GLOG_minloglevel cannot silence them) while
-a graph is built and runs its first pictures (until one in which it finds something):
-``_mediapipe_notices_dropped`` captures fd 2 over those moments only and writes back every
-line but those notices.
+MediaPipe's C++ side prints a few fixed notices while a graph is built and runs its first
+pictures (until one in which it finds something); ``notices.notices_dropped`` keeps them out of
+the log and writes every other line as it comes. Each graph is built under its own lock: one
+detector's build or first run never waits for another's.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import sys
-import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from core.conditions.notices import notices_dropped
 from core.errors import WarpaintError
 
-_registry_lock = threading.Lock()
+_registry_lock = threading.Lock()  # held for dictionary look-ups only, never over a build or a run
 _detectors: dict[str, tuple[Any, threading.Lock]] = {}
+_builds: dict[str, threading.Lock] = {}  # one per detector: a graph is built once, others' builds go on
 _warmed: set[str] = set()  # detectors that have found something once: later calls print nothing
-_capture_lock = threading.Lock()  # fd 2 is one per process: one capture at a time
-
-# What mediapipe 0.10.21 prints, unasked, for every graph it builds (measured: one XNNPACK line
-# and the absl line per process, one or more "Feedback manager" lines per graph, one NORM_RECT
-# line for face mesh). Anything else, warnings and errors included, is written back.
-MEDIAPIPE_NOTICES = re.compile(
-    rb"INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
-    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    rb"|W\d{4} [\d:. ]+ \d+ (?:inference_feedback_manager\.cc:\d+\] Feedback manager requires a model with a "
-    rb"single signature inference\.|landmark_projection_calculator\.cc:\d+\] Using NORM_RECT without "
-    rb"IMAGE_DIMENSIONS is only supported for the square ROI\.).*")
-
-
-@contextmanager
-def _mediapipe_notices_dropped() -> Iterator[None]:
-    """Capture fd 2 (C++ and Python writes alike, from every thread) while the body runs, then write
-    back every captured line except MediaPipe's known notices: nothing else is hidden, only delayed."""
-    with _capture_lock, tempfile.TemporaryFile() as capture:
-        if sys.stderr:
-            sys.stderr.flush()
-        try:
-            saved = os.dup(2)
-        except OSError:  # no stderr at all: nothing to tidy
-            yield
-            return
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            if sys.stderr:
-                sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            kept = [line for line in capture.read().splitlines(keepends=True)
-                    if not MEDIAPIPE_NOTICES.fullmatch(line.rstrip(b"\r\n"))]
-            if kept:
-                os.write(2, b"".join(kept))
 
 
 def _solutions() -> Any:
@@ -136,10 +94,17 @@ def _landmark_model() -> Any:
 
 def _get(name: str) -> tuple[Any, threading.Lock]:
     with _registry_lock:
-        if name not in _detectors:
-            with _mediapipe_notices_dropped():
-                _detectors[name] = (_factories()[name](), threading.Lock())
-        return _detectors[name]
+        if name in _detectors:
+            return _detectors[name]
+        build = _builds.setdefault(name, threading.Lock())
+    with build:  # the first caller builds; callers of the same detector wait for it, others do not
+        with _registry_lock:
+            if name in _detectors:
+                return _detectors[name]
+        made = (_factories()[name](), threading.Lock())
+        with _registry_lock:
+            _detectors[name] = made
+        return made
 
 
 PERSON_THRESHOLD = 0.5  # the selfie model's person probability from which a pixel is the person's
@@ -153,15 +118,20 @@ def person_mask(photo: np.ndarray) -> np.ndarray:
 
 def run(name: str, image: np.ndarray) -> Any:
     """Run the cached detector ``name`` on an (H, W, 3) uint8 RGB picture and return its result."""
-    detector, lock = _get(name)
-    with lock:
-        if name in _warmed:
-            return detector.process(np.ascontiguousarray(image))
-        with _mediapipe_notices_dropped():  # a graph's first runs open its calculators, which print
-            result = detector.process(np.ascontiguousarray(image))
-        if _found_something(result):
-            _warmed.add(name)
-        return result
+    picture = np.ascontiguousarray(image)
+    if name in _warmed:
+        detector, lock = _get(name)
+        with lock:
+            return detector.process(picture)
+    # A graph's build and first runs print (its worker threads too, just after the build returns): one capture
+    # over both, so nothing falls between two.
+    with notices_dropped():
+        detector, lock = _get(name)
+        with lock:
+            result = detector.process(picture)
+    if _found_something(result):
+        _warmed.add(name)
+    return result
 
 
 def _found_something(result: Any) -> bool:

@@ -16,7 +16,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from core.conditions import detectors
-from core.conditions.ade20k import NUM_INDICES, PALETTE, PERSON, UNLABELED
+from core.conditions.ade20k import NUM_INDICES, PALETTE, PERSON, UNLABELED, packed
 from core.conditions.condition import Condition
 from core.conditions.framing import check_photo, check_size
 from core.errors import InputError, NoSubjectError
@@ -28,16 +28,11 @@ FLAT_RANGE = 12  # max channel range in a 3x3 patch for a "flat" (not an edge) p
 MIN_PALETTE_FRACTION = 0.5  # below this share of palette-coloured pixels it is not a painted mask
 
 
-def _first_index_of_colour() -> dict[int, int]:
-    table: dict[int, int] = {}
-    for i, (r, g, b) in enumerate(PALETTE.astype(np.int64)):
-        table.setdefault((r << 16) | (g << 8) | b, i)  # duplicate colours map to the first index
-    return table
-
-
-_COLOUR_TO_INDEX = _first_index_of_colour()
+_COLOUR_TO_INDEX: dict[int, int] = {}
+for _i, _colour in enumerate(packed(PALETTE).tolist()):
+    _COLOUR_TO_INDEX.setdefault(_colour, _i)  # duplicate colours map to the first index
 _TREE = cKDTree(PALETTE.astype(np.float64))
-_FIRST_OF_COLOUR = np.array([_COLOUR_TO_INDEX[(int(r) << 16) | (int(g) << 8) | int(b)] for r, g, b in PALETTE])
+_FIRST_OF_COLOUR = np.array([_COLOUR_TO_INDEX[c] for c in packed(PALETTE).tolist()])
 
 
 def index_to_palette(index: np.ndarray) -> np.ndarray:
@@ -51,34 +46,37 @@ def index_to_palette(index: np.ndarray) -> np.ndarray:
 def palette_to_index(picture: np.ndarray, snap: bool = True) -> tuple[np.ndarray, float]:
     """(H, W, 3) palette picture -> (H, W) uint8 index map and the share of pixels near a palette colour.
 
-    A pixel is trusted when its colour is exactly a palette colour, or close to one
-    (``SNAP_DISTANCE``) inside a flat 3x3 patch; every other pixel (anti-aliased edges,
-    whose blends can sit near an unrelated third colour: palette colours are as close as 7
-    apart) takes the label of the nearest trusted pixel. With ``snap`` off, only exact
-    colours are accepted and anything else raises ``InputError``.
+    Pixels ``read_palette`` does not trust (anti-aliased edges, whose blends can sit near an unrelated
+    third colour: palette colours are as close as 7 apart) take the label of the nearest trusted pixel.
+    With ``snap`` off, only exact colours are accepted and anything else raises ``InputError``.
     """
-    rgb8 = np.ascontiguousarray(np.asarray(picture)[..., :3], dtype=np.uint8)
-    rgb = rgb8.astype(np.int64)
-    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    colours, inverse = np.unique(packed.reshape(-1), return_inverse=True)
-    inverse = inverse.reshape(packed.shape)
-    exact = np.array([_COLOUR_TO_INDEX.get(int(c), -1) for c in colours])
     if not snap:
+        colours, inverse = np.unique(packed(picture).reshape(-1), return_inverse=True)
+        exact = np.array([_COLOUR_TO_INDEX.get(int(c), -1) for c in colours])
         if (exact < 0).any():
             raise InputError(f"{int((exact < 0).sum())} colours in the mask are not ADE20K palette colours.")
-        return exact[inverse].astype(np.uint8), 1.0
+        return exact[inverse].reshape(np.shape(picture)[:2]).astype(np.uint8), 1.0
+    index, sure, close = read_palette(picture)
+    if sure.any() and not sure.all():
+        _, (iy, ix) = ndimage.distance_transform_edt(~sure, return_indices=True)
+        index = index[iy, ix]
+    return index.astype(np.uint8), float(close.mean()) if close.size else 0.0
+
+
+def read_palette(picture: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(H, W, 3) picture -> each pixel's nearest palette index (H, W), whether it is trusted (exactly a
+    palette colour, or close to one, ``SNAP_DISTANCE``, inside a flat 3x3 patch) and whether it is close."""
+    rgb8 = np.ascontiguousarray(np.asarray(picture)[..., :3], dtype=np.uint8)
+    colours, inverse = np.unique(packed(rgb8).reshape(-1), return_inverse=True)
+    inverse = inverse.reshape(rgb8.shape[:2])
+    exact = np.array([_COLOUR_TO_INDEX.get(int(c), -1) for c in colours])
     cols = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1).astype(np.float64)
     distance, nearest = _TREE.query(cols)
     nearest = np.where(exact >= 0, exact, _FIRST_OF_COLOUR[nearest])
     close = (distance <= SNAP_DISTANCE)[inverse]
     kernel = np.ones((3, 3), np.uint8)
     flat = (cv2.dilate(rgb8, kernel) - cv2.erode(rgb8, kernel)).max(axis=2) <= FLAT_RANGE
-    sure = (exact >= 0)[inverse] | (close & flat)
-    index = nearest[inverse]
-    if sure.any() and not sure.all():
-        _, (iy, ix) = ndimage.distance_transform_edt(~sure, return_indices=True)
-        index = index[iy, ix]
-    return index.astype(np.uint8), float(close.mean()) if close.size else 0.0
+    return nearest[inverse], (exact >= 0)[inverse] | (close & flat), close
 
 
 def index_to_onehot(index: np.ndarray) -> torch.Tensor:
