@@ -670,7 +670,7 @@ def held_past_frame(photo: np.ndarray, person: np.ndarray, past_frame: np.ndarra
     person or more (the pose model costs time), so the exemplar's jacket goes on where a body would be and
     its background shows where the input shows an object."""
     held = np.zeros(person.shape, bool)
-    if past_frame.sum() < HELD_FILL * person.sum():
+    if not past_frame.any() or past_frame.sum() < HELD_FILL * person.sum():
         return held
     try:
         _, body = detect_body(photo, person.shape)

@@ -90,6 +90,8 @@ def test_a_held_piece_past_the_frame_is_taken_whole_and_the_pose_model_is_asked_
     small = np.zeros(SIZE, bool)
     small[127, 30:40] = True  # a fill under 5 % of the person: no pose model run, nothing held
     assert not held_past_frame(photo, person, person & small, rim=3).any() and len(calls) == 1
+    nobody = np.zeros(SIZE, bool)  # no person at all (nothing to fill): no pose model run either
+    assert not held_past_frame(photo, nobody, nobody, rim=3).any() and len(calls) == 1
 
 
 @pytest.fixture(scope="module")
