@@ -44,6 +44,7 @@ from core.compose import blend, complete, front_layer, photo_level, sample, samp
 from core.conditions.ade20k import PERSON
 from core.conditions.condition import Condition
 from core.conditions.detectors import person_mask
+from core.conditions.pose import detect_body
 from core.detail import add_detail, detail_region
 from core.environment import reuse_heap, torch_threads
 from core.errors import InputError, NoSubjectError
@@ -67,6 +68,13 @@ PLAIN_SOURCE = 0.3  # pose: the person's fill copies only its plain clothing whe
 # exemplar's frame is filled from its clothing instead.
 MASK_REACH = 0.25
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
+# Face: next to the exemplar's person the output's outline is the exemplar's own (its silhouette carried by the
+# map), set this far inside the selfie silhouette (x the exemplar's longer side: the model's edge reaches ~3 px past
+# a shoulder onto the backdrop at 512) and softened by this much (x the same side), so enlarged with the picture.
+MATTE_INSET, MATTE_SOFT = 0.006, 0.002
+# Face: the input's person past the exemplar's frame is looked at with the pose model's body segmentation when it
+# is this share of the person or more; a piece off that body from HELD_MIN of the person is something held.
+HELD_FILL, HELD_MIN = 0.05, 0.01
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 # Refuse a face exemplar whose face would be enlarged more than this (unless allow_partial): a 40 px face
 # blown up ~7x is a smear no detail synthesis rescues (docs/engine.md, faces on hard exemplars).
@@ -259,14 +267,21 @@ class TrainingFreeEngineV2:
         # brim): that rim shows the background rather than another part's texture (an orange rim of suit
         # round hair). A skeleton or sketch has no silhouette of its own: its nominal body stays whole.
         front = src_person
+        held = np.zeros(size, bool)  # face: what the input's person holds past the exemplar's frame
         if not whole_frame and source.image is not None:
-            front = front_layer(src_person, person_hole, max(2, round(RIM * np.sqrt(src_person.sum()))))
+            rim = max(2, round(RIM * np.sqrt(src_person.sum())))
+            front = front_layer(src_person, person_hole, rim)
+            if task == "face":  # where the exemplar shows its background beside its person, so does the output;
+                # and what the input's person holds past the exemplar's frame (a helmet) is no body to dress
+                person_hole &= ~outline_background(src_person, person_hole & inside, person_hole & ~inside)
+                held = held_past_frame(source.image, src_person, person_hole & ~inside, rim)
+                front &= ~held
             person_hole &= front
         level = photo_level(photo, to_photo(positions))
         person_img = sample(photo, to_photo(positions), level)
         if person_hole.any():
             face_zone = cv2.dilate(protect.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
-            copy_from = src_person & ~person_hole & ~face_zone
+            copy_from = src_person & ~person_hole & ~face_zone & ~held
             if task in ("pose", "mask"):  # the plain clothing, not the badges and ribbons on it (nor a shirt front)
                 plain = copy_from & ~body_decorations(person_img, copy_from)
                 copy_from = plain if plain.sum() >= PLAIN_SOURCE * copy_from.sum() else copy_from
@@ -296,7 +311,14 @@ class TrainingFreeEngineV2:
         # 4. Composite.
         t = time.perf_counter()
         report(0.85, "compositing")
-        alpha = cv2.GaussianBlur(front.astype(np.float32), (0, 0), self.seam_sigma)
+        matte = front.astype(np.float32)
+        if task == "face" and not whole_frame and source.image is not None:  # inside the input's silhouette, the
+            # exemplar's outline (a hat's brim short of the input's hair): whole and as soft as the picture, not cut
+            # along the input's outline. Not past it: the surround there is not unfolded (a crown pushed up folds)
+            matte = _exemplar_outline(matte, ex_person, positions, inside & ~person_hole & ~held & ~chart.defined,
+                                      src_person)  # the face chart's pixels are the person's whatever the outline
+            front = matte > 0.5
+        alpha = cv2.GaussianBlur(matte, (0, 0), self.seam_sigma)
         image = person_img if whole_frame else blend(person_img, back_img, alpha, levels=SEAM_BANDS)
         # What the output shows, layer by layer (no blending), and where it does not come from one smooth
         # map (fills, completed background, the person/background seam): ``fill`` for evaluation.
@@ -325,7 +347,7 @@ class TrainingFreeEngineV2:
             "background_synthesized": float(beyond.mean()),
             "detail_added": detail,
             "held": float(chart.held.sum()) / max(1, int((src_person | chart.held).sum())) if chart.held is not None
-            else 0.0,
+            else float(held.sum()) / person_px,
         }
         if chart.defined.any() and enlarge > ZOOM_WARN and (task != "mask" or (chart.region == MASK_FACE_REGION).any()):
             messages.append(f"The exemplar's face is {enlarge:.1f}x smaller than the output's: its pixels are "
@@ -333,6 +355,9 @@ class TrainingFreeEngineV2:
         if stats["person_filled"] > 0.05:
             messages.append(f"{stats['person_filled']:.0%} of the person is not shown by the exemplar (outside its "
                             "frame or hidden) and was filled from the exemplar's clothing/hair texture.")
+        if held.any():
+            messages.append(f"{stats['held']:.0%} of the input's person is something held (off the body the pose "
+                            "model sees) where the exemplar shows nothing: its background shows there.")
         if stats["background_synthesized"] > 0.05:
             messages.append(f"{stats['background_synthesized']:.0%} of the picture lies beyond the exemplar's frame "
                             "and was synthesized from the background it shows.")
@@ -619,3 +644,61 @@ def _output(image, warped, positions, hole, chart_view, ex_size, seconds, messag
                         positions=torch.from_numpy(np.ascontiguousarray(positions.transpose(2, 0, 1)))[None].float(),
                         confidence=torch.from_numpy(confidence)[None, None], levels=levels, seconds=seconds,
                         fill=torch.from_numpy(hole.astype(np.float32))[None, None], notes=[messages], stats=[stats])
+
+
+def outline_background(person: np.ndarray, off_person: np.ndarray, past_frame: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pieces of ``off_person`` (input person pixels the map sends onto the exemplar's
+    background, inside its frame) that reach the input person's outline. The exemplar shows background
+    there, beside its person (a narrower head, no hair hanging down): the output shows it too, rather than
+    a patchwork of the exemplar's clothes, skin and collar copied in. Pieces enclosed by the person (a part
+    the exemplar hides) or touching ``past_frame`` (the body going on past the exemplar's frame, filled from
+    its texture: one body, not a body cut by the backdrop) stay to be filled."""
+    if not off_person.any():
+        return off_person
+    grow = np.ones((3, 3), np.uint8)
+    outline = cv2.dilate((~person).astype(np.uint8), grow) > 0
+    count, labels = cv2.connectedComponents(off_person.astype(np.uint8), connectivity=8)
+    reach = np.setdiff1d(labels[off_person & outline], labels[off_person & (cv2.dilate(past_frame.astype(np.uint8),
+                                                                                       grow) > 0)])
+    return np.isin(labels, reach[reach > 0])
+
+
+def held_past_frame(photo: np.ndarray, person: np.ndarray, past_frame: np.ndarray, rim: int) -> np.ndarray:
+    """Face: (H, W) bool, what the input's person holds (a helmet) reaching past the exemplar's frame (into
+    ``past_frame``, to be filled from its clothing): pieces of the person the pose model's body segmentation
+    leaves out, beyond ``rim`` of its body, from HELD_MIN of the person. Asked only when that fill is HELD_FILL of the
+    person or more (the pose model costs time), so the exemplar's jacket goes on where a body would be and
+    its background shows where the input shows an object."""
+    held = np.zeros(person.shape, bool)
+    if not past_frame.any() or past_frame.sum() < HELD_FILL * person.sum():
+        return held
+    try:
+        _, body = detect_body(photo, person.shape)
+    except NoSubjectError:  # no body for the pose model (a face alone): nothing is taken for held
+        return held
+    if body is None or not body.any():
+        return held
+    off_body = person & ~(cv2.dilate(body.astype(np.uint8), _disk(rim)) > 0)
+    off_body = cv2.morphologyEx(off_body.astype(np.uint8), cv2.MORPH_OPEN, _disk(max(1, rim // 2)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(off_body, connectivity=8)
+    big = [k for k in np.unique(labels[past_frame & (off_body > 0)])
+           if k and stats[k, cv2.CC_STAT_AREA] >= HELD_MIN * person.sum()]
+    if not big:
+        return held
+    held = np.isin(labels, big)
+    # back up to the body's own edge (the rim left out above is the object's too)
+    return held | (cv2.dilate(held.astype(np.uint8), _disk(rim + 1)) > 0) & person & ~body
+
+
+def _exemplar_outline(alpha: np.ndarray, ex_person: np.ndarray, positions: np.ndarray, mapped: np.ndarray,
+                      reach: np.ndarray) -> np.ndarray:
+    """Face: the person's matte (H, W) where the map shows the exemplar (``mapped``) within ``reach`` of the
+    input's person: the exemplar's own silhouette (MATTE_INSET, MATTE_SOFT) carried over by the map, so a hat
+    keeps its crown and brim and its edge is as soft as the picture's, instead of cut along the input's hair;
+    ``alpha`` (the input's layer) elsewhere. The caller feathers the whole matte once (no step where the two
+    meet)."""
+    side = max(ex_person.shape)
+    inner = cv2.erode(ex_person.astype(np.uint8), _disk(max(1, round(MATTE_INSET * side))))
+    matte = cv2.GaussianBlur(inner.astype(np.float32), (0, 0), MATTE_SOFT * side)
+    carried = cv2.remap(matte, *_xy(positions), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return np.where(mapped & reach, carried, alpha)

@@ -209,7 +209,7 @@ def _on_face(joints: np.ndarray, found: np.ndarray, point: np.ndarray) -> bool:
 def drop_misread(body: Body, off_body: bool = True) -> Body:
     """The body with the limbs the detector could not have seen dropped (a copy), said in ``doubts``.
 
-    A shoulder inside the face's disc (the cameraman bent over his camera: his far shoulder is read on his
+    A shoulder on the face (``_on_face``; the cameraman bent over his camera: his far shoulder is read on his
     chin) is kept for the torso's outline, but the arm hanging from it is dropped and the torso is marked
     ``misread``: its quad has a corner on the face, and mapped corner to corner it smears the face and the
     collar across the input's chest (``_torso_texture`` draws it instead). With ``off_body`` (the exemplar's
@@ -1194,7 +1194,7 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
             material &= ~decorations(exemplar.image, material)  # the coat, not the shirt front or the chin
         inset = max(1, round(TEXTURE_INSET * ex.scale))
         material = cv2.erode(material.astype(np.uint8), _disc(inset)) > 0
-        if material.any():
+        if material.any():  # the torso stands in for itself: left out of the blends, drawn by _torso_texture
             donors["torso"] = "torso"
         else:
             material = None
