@@ -87,6 +87,12 @@ SEAM_BANDS = 0
 # (mask coherence mean 1.263 -> 1.263, the launch-pad "tripod" gone; pose 1.050 -> 1.048). Face framings are
 # close: there it measured 1.181 -> 1.190 (three Grace Hopper exemplar pairs +0.02-0.04): isotropic guess.
 FOLLOW_TASKS = ("mask", "pose")
+# Tasks whose exemplar background is completed in layers (compose.complete's ``layers``: a level edge beside
+# the person, a table top or a horizon, splits the hole, each side filled from its own side). Pose: coherence
+# mean 1.045 -> 1.036 (grace_hopper/zoomed-out -> astronaut/mirrored 0.947 -> 0.868, no pair up by more than
+# 0.005), PCK 0.961 -> 0.975. Not mask: 1.177 -> 1.180 (astronaut/rotated -> cameraman +0.023, the oil
+# astronaut's table drawn with launch-pad pieces along its edge +0.031). docs/engine.md, seventh session, C.
+LAYER_TASKS = ("pose",)
 DETAIL = True  # face: add the exemplar's fine detail where the map enlarges it (core/detail.py)
 # The exemplar background's completion runs in this thread beside the person's (two independent PatchMatch
 # completions, each its own seeded generator: the same fills, and the second core busy).
@@ -114,13 +120,11 @@ class TrainingFreeEngineV2:
     resolution = 512  # the default output side
     iterations = 0  # no PatchMatch iterations of its own (callers that read v1's setting get 0)
 
-    def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5, completion_layers: bool = False):
+    def __init__(self, completion_side: int = 128, seam_sigma: float = 1.5,
+                 completion_layers: Sequence[str] = LAYER_TASKS):
         self.completion_side = completion_side  # working size of the PatchMatch completion
-        # Whether a level edge beside the exemplar's person (a table top, a horizon) splits its hole into
-        # layers filled from their own side (compose.complete's ``layers``; mask and pose). Off by default:
-        # it continues tables and horizons but raised the mask cross run's coherence (docs/engine.md,
-        # seventh session, engineer C).
-        self.completion_layers = completion_layers
+        # the tasks whose exemplar background is completed in layers (of FOLLOW_TASKS; LAYER_TASKS)
+        self.completion_layers = tuple(completion_layers)
         self.seam_sigma = seam_sigma  # feather of the person's edge (output pixels) before multi-band blending
         self._backgrounds = CompletedBackgrounds()  # a video's frames share one exemplar: completed once a clip
 
@@ -404,7 +408,7 @@ class TrainingFreeEngineV2:
             seen = seen | last[2]
         follow = exemplar.task in FOLLOW_TASKS
         fill = complete(exemplar.image, hole, None, self.completion_side, need=seen, follow=follow,
-                        layers=follow and self.completion_layers, cancelled=cancelled)
+                        layers=follow and exemplar.task in self.completion_layers, cancelled=cancelled)
         if fill is not None:
             self._backgrounds.put((exemplar, hole, seen, fill))
         return fill

@@ -157,7 +157,7 @@ def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_
     left, right = np.zeros_like(hole), np.zeros_like(hole)
     left[16:48, 16:20] = True
     right[16:48, 44:48] = True
-    engine = TrainingFreeEngineV2(completion_side=64, completion_layers=layers)
+    engine = TrainingFreeEngineV2(completion_side=64, completion_layers=("mask",) if layers else ())
     first = engine._completed_background(ex, hole, left)
     assert engine._completed_background(ex, hole, left & (np.arange(64) < 30)[:, None]) is first
     both = engine._completed_background(ex, hole, right)
@@ -170,6 +170,26 @@ def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_
         others.append(complete(img, hole, side=64, follow=True, layers=not layers))
     for other in others:
         assert not np.array_equal(both.sources(points), other.sources(points))
+
+
+@pytest.mark.parametrize("task", ["pose", "mask", "face"])
+def test_engine_completes_pose_backgrounds_in_layers_by_default(task):
+    """By default engine v2 completes a pose exemplar's background in layers (measured better for pose), a
+    mask exemplar's along the structures without them (measured worse for mask), a face's isotropically."""
+    from core.conditions.condition import Condition
+    from core.engine_v2 import TrainingFreeEngineV2
+
+    img = _textured(64, 64, 1)
+    img[:24] //= 3  # a level edge beside the hole
+    ex = Condition(task=task, label=torch.zeros(1, 64, 64), preview=img, image=img)
+    hole = np.zeros((64, 64), bool)
+    hole[16:48, 16:48] = True
+    fill = TrainingFreeEngineV2(completion_side=64)._completed_background(ex, hole, hole)
+    points = np.argwhere(hole).astype(np.float32)
+    for follow, layers in ((False, False), (True, False), (True, True)):
+        expected = (follow, layers) == {"pose": (True, True), "mask": (True, False), "face": (False, False)}[task]
+        other = complete(img, hole, side=64, follow=follow, layers=layers)
+        assert np.array_equal(fill.sources(points), other.sources(points)) == expected
 
 
 def test_fill_sources_equal_the_per_vote_computation():
