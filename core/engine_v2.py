@@ -88,11 +88,11 @@ SEAM_BANDS = 0
 # close: there it measured 1.181 -> 1.190 (three Grace Hopper exemplar pairs +0.02-0.04): isotropic guess.
 FOLLOW_TASKS = ("mask", "pose")
 # Tasks whose exemplar background is completed in layers (compose.complete's ``layers``: a level edge beside
-# the person, a table top or a horizon, splits the hole, each side filled from its own side). Pose: coherence
-# mean 1.045 -> 1.036 (grace_hopper/zoomed-out -> astronaut/mirrored 0.947 -> 0.868, no pair up by more than
-# 0.005), PCK 0.961 -> 0.975. Not mask: 1.177 -> 1.180 (astronaut/rotated -> cameraman +0.023, the oil
-# astronaut's table drawn with launch-pad pieces along its edge +0.031). docs/engine.md, seventh session, C.
-LAYER_TASKS = ("pose",)
+# the person, a table top or a horizon, splits the hole, each side filled from its own side). None by
+# default: tables and horizons look continued, but one cross pair rose more than noise in each task (mask
+# astronaut/rotated -> cameraman +0.023, grace_hopper/zoomed-out -> astronaut/oil +0.031; pose astronaut ->
+# cameraman +0.017, though the pose mean fell 1.035 -> 1.028). docs/engine.md, seventh session, engineer C.
+LAYER_TASKS: tuple[str, ...] = ()
 DETAIL = True  # face: add the exemplar's fine detail where the map enlarges it (core/detail.py)
 # The exemplar background's completion runs in this thread beside the person's (two independent PatchMatch
 # completions, each its own seeded generator: the same fills, and the second core busy).
