@@ -15,9 +15,8 @@ import numpy as np
 
 from app import drawing, models, settings
 from app.engine import friendly_errors, gpu, load_picture, load_upload, translator_for
-from app.palette import looks_painted
 from core import budget
-from core.errors import InputError
+from core.conditions.masks import looks_painted
 from core.limits import check_choice, check_flag
 from core.results import LevelView, TranslationResult
 from core.vocabulary import ENGINES, MIRROR_MODES, TASKS, TRAINING_FREE, subject_word
@@ -127,9 +126,6 @@ def translate(task: str, source, exemplar, *, source_is_condition: bool = False,
     report(0.0, "reading pictures")
     src, dithered = load_upload(source, "input")
     ex = load_picture(exemplar, "exemplar")
-    if task == "mask" and looks_painted(ex):
-        raise InputError("The exemplar is a painted mask: its flat colours are no looks to copy. Give a photo as the "
-                         "exemplar, and the painted mask as the input.")
     painted = painted_mask_given_as_photo(task, src, options["source_is_condition"])
     options["source_is_condition"] |= painted
     src, notes = photo_for_extraction(task, dithered, src, options["source_is_condition"])

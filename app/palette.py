@@ -11,7 +11,8 @@ import html
 import numpy as np
 
 from app import settings
-from core.conditions.ade20k import NAMES, PALETTE, UNLABELED, class_index
+from core.conditions.ade20k import NAMES, PALETTE, class_index
+from core.conditions.masks import looks_painted  # noqa: F401  (the tests' name for it)
 from core.errors import InputError
 
 # Classes offered as brushes (the editor's swatches have no names: the legend shows them).
@@ -45,43 +46,6 @@ def legend_html() -> str:
                      f'<span style="width:14px;height:14px;border:1px solid #888;margin-right:4px;'
                      f'background:{hex_colour(i)}"></span>{name}</span>')
     return '<div class="warpaint-legend">' + "".join(items) + "</div>"
-
-
-# Measured (docs/app.md, R's section): photos 0-45 % close to a palette colour and 0-38 % trusted (the skeleton and
-# sketch conditions 96 %, but one region); painted masks 86-100 % close and 73-100 % trusted, resized and saved as
-# JPEG (quality 60) included.
-PAINTED_SHARE = 0.8  # pixels close to a palette colour
-FLAT_SHARE = 0.6  # pixels trusted (exact, or close inside a flat patch): no photo-like texture
-REGION_SHARE = 0.01  # a class counts as a painted region from this share of the picture
-MASK_COLOUR_SHARE = 0.1  # of the labelled pixels: painted masks 0.65-1, flat graphics in plain colours 0-0.05
-
-
-def _plain_colour(rgb: np.ndarray) -> bool:
-    """A colour a graphic is likely to use as it is: a grey, or every channel a web-safe step (0, 51, ..., 255;
-    pure red, blue, yellow...). Some ADE20K classes have such colours; the others are telling."""
-    return len(set(rgb.tolist())) == 1 or all(c % 51 == 0 for c in rgb.tolist())
-
-
-_MASK_COLOURS = np.array([not _plain_colour(c) for c in PALETTE])  # (151,) bool: colours of painted masks only
-
-
-def looks_painted(picture: np.ndarray) -> bool:
-    """True for a painted ADE20K mask, also resized or saved as JPEG: nearly every pixel reads as a palette colour
-    (as ``core.conditions.masks`` reads them), two regions at least (a plain black picture is no mask), and at
-    least a tenth of the labelled area in colours no flat graphic uses by chance. A logo, poster or cartoon in
-    black, pure red, blue and yellow (ADE20K colours too) is not a mask. The Mask tab reads a painted mask as
-    such even when it was given as a photo: segmenting a person out of flat colours is never what was meant."""
-    from core.conditions.masks import read_palette  # torch and scipy load on first use, not at start-up
-
-    rgb = np.asarray(picture)[..., :3]
-    step = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / 100_000))))  # a sample: flat areas survive it
-    index, trusted, close = read_palette(rgb[::step, ::step])
-    counts = np.bincount(index[close], minlength=len(PALETTE))
-    regions = counts >= REGION_SHARE * close.size
-    labelled = counts[UNLABELED + 1:].sum()
-    telling = counts[regions & _MASK_COLOURS].sum()
-    return (close.mean() >= PAINTED_SHARE and trusted.mean() >= FLAT_SHARE and regions.sum() >= 2
-            and telling >= MASK_COLOUR_SHARE * max(1, labelled))
 
 
 def _rgb_alpha(picture) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from core import hub
 from core.conditions import Condition, extract, from_user_condition
+from core.conditions.masks import looks_painted
 from core.corr import pixel_grid
 from core.engine import TrainingFreeEngine
 from core.engine_v2 import V2_DEFAULT, V2_TASKS, TrainingFreeEngineV2
@@ -43,6 +44,8 @@ from core.vocabulary import (
     LEARNED,
     MIRROR_MODES,
     MODEL_FILES,
+    PAINTED_EXEMPLAR,
+    PAINTED_INPUT,
     PRECISIONS,
     TASKS,
     TRAINING_FREE,
@@ -157,10 +160,14 @@ class Translator:
                 raise InputError(f"The input condition is {src.size[1]}x{src.size[0]}, not {size[1]}x{size[0]}: "
                                  "extract it at the size you translate at.")
         else:
+            # a painted mask given as a photo: segmenting a person out of flat colours is never what was meant
+            painted = self.task == "mask" and not source_is_condition and looks_painted(source)
             try:
-                src = self.extract(source, size, ready_condition=source_is_condition)
+                src = self.extract(source, size, ready_condition=source_is_condition or painted)
             except NoSubjectError as exc:
                 raise NoSubjectError(about("input", exc.args[0])) from exc
+            if painted:
+                src.messages.insert(0, PAINTED_INPUT)
         return src, self.prepare_exemplar(exemplar, size, allow_partial)
 
     def prepare_exemplar(self, exemplar: np.ndarray | Condition, size: tuple[int, int],
@@ -174,6 +181,8 @@ class Translator:
             if ex_cond.size != size and not self.v2:
                 raise InputError(f"The exemplar condition is {ex_cond.size}, the input {size}: "
                                  "extract both at one size.")
+        elif self.task == "mask" and looks_painted(exemplar):
+            raise InputError(PAINTED_EXEMPLAR)
         elif self.v2:
             ex_cond = exemplar_condition(self.task, exemplar, max(size), allow_partial)
         else:

@@ -57,6 +57,11 @@ OPTION_WORDS: dict[str, dict[str, str]] = {
         "give_as_condition": " in the editor (Input is: Ready condition)",
     },
 }
+# Mask task: a painted ADE20K mask given where a photo was expected (core.conditions.masks.looks_painted).
+PAINTED_INPUT = ("This picture is painted in ADE20K colours, so it was read as a painted mask, not segmented as a "
+                 "photo.")
+PAINTED_EXEMPLAR = ("The exemplar is a painted mask: its flat colours are no looks to copy. Give a photo as the "
+                    "exemplar, and the painted mask as the input.")
 _PLACEHOLDER = re.compile(r"\$(" + "|".join(OPTION_WORDS["cli"]) + r")\b")
 
 

@@ -110,6 +110,23 @@ def test_ready_condition_input(photos):
                   "training-free")
 
 
+def test_a_painted_mask_given_as_a_photo_is_read_as_one_and_refused_as_the_exemplar(photos):
+    """The mask task, from the CLI or the library as in the app: a painted ADE20K mask given as the input photo
+    is read as the painted mask it is (the same result as given as a condition, and a note), and as the
+    exemplar it is refused with what to do. A photo is still segmented."""
+    painted = load_image(os.path.join(ASSETS, "mask_cameraman.png"))
+    translator = Translator("mask", engine="training-free")
+    as_photo = translator.translate(painted, photos[0], resolution=128)
+    as_condition = translator.translate(painted, photos[0], resolution=128, source_is_condition=True)
+    assert np.array_equal(as_photo.image, as_condition.image)
+    assert "read as a painted mask" in as_photo.messages[1]
+    assert not any("painted mask" in m for m in as_condition.messages)
+    photo = translator.translate(photos[1], photos[0], resolution=128)
+    assert not any("read as a painted mask" in m for m in photo.messages)
+    with pytest.raises(InputError, match="The exemplar is a painted mask.*Give a photo as the exemplar"):
+        translator.translate(photos[1], painted, resolution=128)
+
+
 def test_auto_uses_learned_checkpoint(tiny_root, photos):
     translator = Translator("pose", checkpoints_root=tiny_root)
     assert translator.engine_name == f"learned ({tiny_root / 'tiny-pose'})"

@@ -79,6 +79,47 @@ def read_palette(picture: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return nearest[inverse], (exact >= 0)[inverse] | (close & flat), close
 
 
+# Measured (docs/app.md, R's section): photos 0-45 % close to a palette colour and 0-38 % trusted (the skeleton and
+# sketch conditions 96 %, but one region); painted masks 86-100 % close and 73-100 % trusted, resized and saved as
+# JPEG (quality 60) included.
+PAINTED_SHARE = 0.8  # pixels close to a palette colour
+FLAT_SHARE = 0.6  # pixels trusted (exact, or close inside a flat patch): no photo-like texture
+REGION_SHARE = 0.01  # a class counts as a painted region from this share of the picture
+MASK_COLOUR_SHARE = 0.1  # of the labelled pixels: painted masks 0.65-1, flat graphics in plain colours 0-0.05
+
+
+def _plain_colour(rgb: np.ndarray) -> bool:
+    """A colour a graphic is likely to use as it is: a grey, or every channel a web-safe step (0, 51, ..., 255;
+    pure red, blue, yellow...). Some ADE20K classes have such colours; the others are telling."""
+    return len(set(rgb.tolist())) == 1 or all(c % 51 == 0 for c in rgb.tolist())
+
+
+_MASK_COLOURS = np.array([not _plain_colour(c) for c in PALETTE])  # (151,) bool: colours of painted masks only
+
+
+def looks_painted(picture: np.ndarray) -> bool:
+    """True for a painted ADE20K mask, also resized or saved as JPEG: nearly every pixel reads as a palette colour
+    (as ``core.conditions.masks`` reads them), two regions at least (a plain black picture is no mask), and at
+    least a tenth of the labelled area in colours no flat graphic uses by chance. A logo, poster or cartoon in
+    black, pure red, blue and yellow (ADE20K colours too) is not a mask. The mask task reads a painted mask as
+    such even when it was given as a photo: segmenting a person out of flat colours is never what was meant."""
+    rgb = np.asarray(picture)[..., :3]
+
+    def sample(pixels: int) -> np.ndarray:  # every n-th row and column: flat areas survive it
+        step = max(1, int(np.ceil(np.sqrt(rgb.shape[0] * rgb.shape[1] / pixels))))
+        return rgb[::step, ::step]
+
+    if read_palette(sample(10_000))[2].mean() < PAINTED_SHARE - 0.1:  # a photo, told in a few ms (0-45 % close)
+        return False
+    index, trusted, close = read_palette(sample(100_000))
+    counts = np.bincount(index[close], minlength=len(PALETTE))
+    regions = counts >= REGION_SHARE * close.size
+    labelled = counts[UNLABELED + 1:].sum()
+    telling = counts[regions & _MASK_COLOURS].sum()
+    return (close.mean() >= PAINTED_SHARE and trusted.mean() >= FLAT_SHARE and regions.sum() >= 2
+            and telling >= MASK_COLOUR_SHARE * max(1, labelled))
+
+
 def index_to_onehot(index: np.ndarray) -> torch.Tensor:
     """(H, W) index map -> (151, H, W) float32 one-hot label (channel k = ADE20K index k)."""
     idx = torch.from_numpy(np.asarray(index).astype(np.int64))
