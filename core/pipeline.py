@@ -45,7 +45,6 @@ from core.vocabulary import (
     MIRROR_MODES,
     MODEL_FILES,
     PAINTED_EXEMPLAR,
-    PAINTED_INPUT,
     PRECISIONS,
     TASKS,
     TRAINING_FREE,
@@ -160,14 +159,10 @@ class Translator:
                 raise InputError(f"The input condition is {src.size[1]}x{src.size[0]}, not {size[1]}x{size[0]}: "
                                  "extract it at the size you translate at.")
         else:
-            # a painted mask given as a photo: segmenting a person out of flat colours is never what was meant
-            painted = self.task == "mask" and not source_is_condition and looks_painted(source)
             try:
-                src = self.extract(source, size, ready_condition=source_is_condition or painted)
+                src = self.extract(source, size, ready_condition=source_is_condition)
             except NoSubjectError as exc:
                 raise NoSubjectError(about("input", exc.args[0])) from exc
-            if painted:
-                src.messages.insert(0, PAINTED_INPUT)
         return src, self.prepare_exemplar(exemplar, size, allow_partial)
 
     def prepare_exemplar(self, exemplar: np.ndarray | Condition, size: tuple[int, int],

@@ -106,6 +106,20 @@ def test_person_mask_from_photo():
     assert cond.image.shape == (256, 256, 3)
 
 
+def test_a_painted_mask_given_as_a_photo_is_read_as_one():
+    """`extract` (the CLI's extract, the translator's input) reads a painted mask as the mask it is, with a note,
+    rather than segmenting a person out of flat colours (the cameraman's silhouette had no person at all)."""
+    from pathlib import Path
+
+    from core.imageio import load_image
+
+    painted = load_image(Path(__file__).parent.parent / "assets" / "mask_cameraman.png")
+    cond = extract("mask", painted, (256, 256))
+    ready = from_user_condition("mask", painted, (256, 256))
+    np.testing.assert_array_equal(masks.onehot_to_index(cond.label), masks.onehot_to_index(ready.label))
+    assert cond.messages[0].startswith("This picture is painted in ADE20K colours, so it was read as a painted mask")
+
+
 def test_no_person_for_mask():
     y, x = np.mgrid[0:256, 0:256]
     with pytest.raises(NoSubjectError, match="No person"):

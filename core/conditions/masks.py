@@ -21,6 +21,7 @@ from core.conditions.condition import Condition
 from core.conditions.framing import check_photo, check_size
 from core.errors import InputError, NoSubjectError
 from core.imageio import fit_image
+from core.vocabulary import PAINTED_INPUT
 
 MASK_CHANNELS = NUM_INDICES  # 151
 SNAP_DISTANCE = 10  # RGB distance within which a pixel counts as that palette colour
@@ -183,8 +184,14 @@ def from_picture(picture: np.ndarray, size: tuple[int, int]) -> Condition:
 
 
 def extract(image: np.ndarray, size: tuple[int, int]) -> Condition:
-    """Photo -> person / unlabeled mask (MediaPipe selfie segmentation; the person is ADE20K index 13)."""
+    """Photo -> person / unlabeled mask (MediaPipe selfie segmentation; the person is ADE20K index 13). A painted
+    mask given as the photo is read as the painted mask it is, with a note: segmenting a person out of flat
+    colours is never what was meant."""
     size = check_size(size)
+    if looks_painted(image):
+        cond = from_picture(image, size)
+        cond.messages.insert(0, PAINTED_INPUT)
+        return cond
     photo = fit_image(check_photo(image, "person"), size)
     person = detectors.person_mask(photo)
     if person.mean() < 0.002:
