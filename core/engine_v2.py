@@ -49,9 +49,10 @@ from core.detail import add_detail, detail_region
 from core.environment import reuse_heap, torch_threads
 from core.errors import InputError, NoSubjectError
 from core.imageio import fit_geometry, to_tensor
+from core.limits import check_choice
 from core.patchmatch import LevelMatch
 from core.protocol import EngineOutput, Progress
-from core.vocabulary import TRAINING_FREE
+from core.vocabulary import TRAINING_FREE, shown
 
 CHARTS = {"face": face_chart, "pose": body_chart, "mask": mask_chart}
 V2_TASKS = tuple(CHARTS)  # tasks v2 can run
@@ -110,6 +111,17 @@ def fold_message(folded: float) -> list[str]:
     return [f"{folded:.2%} of the map folded over and was smoothed."] if folded >= 5e-5 else []
 
 
+def _layer_tasks(tasks: object) -> tuple[str, ...]:
+    """``completion_layers`` as a tuple of FOLLOW_TASKS names: one name is taken whole ("pose", not its
+    letters); anything else is refused with the allowed names."""
+    if isinstance(tasks, str):
+        tasks = (tasks,)
+    if not isinstance(tasks, (tuple, list, set, frozenset)):
+        listed = ", ".join(repr(t) for t in FOLLOW_TASKS)
+        raise InputError(f"completion_layers must be a list of task names (of {listed}); got {shown(tasks)}.")
+    return tuple(check_choice("completion_layers task", task, FOLLOW_TASKS) for task in tasks)
+
+
 class TrainingFreeEngineV2:
     """Charts + surround + compositing; stateless apart from its settings. Follows the engine
     protocol (core/protocol.py); ``allow_partial`` is its own per-call argument."""
@@ -124,7 +136,7 @@ class TrainingFreeEngineV2:
                  completion_layers: Sequence[str] = LAYER_TASKS):
         self.completion_side = completion_side  # working size of the PatchMatch completion
         # the tasks whose exemplar background is completed in layers (of FOLLOW_TASKS; LAYER_TASKS)
-        self.completion_layers = tuple(completion_layers)
+        self.completion_layers = _layer_tasks(completion_layers)
         self.seam_sigma = seam_sigma  # feather of the person's edge (output pixels) before multi-band blending
         self._backgrounds = CompletedBackgrounds()  # a video's frames share one exemplar: completed once a clip
 

@@ -185,7 +185,7 @@ def test_engine_completes_backgrounds_without_layers_by_default(task):
     hole = np.zeros((64, 64), bool)
     hole[16:48, 16:48] = True
     points = np.argwhere(hole).astype(np.float32)
-    for asked in ((), (task,)):
+    for asked in ((), (task,)) if task != "face" else ((),):  # layers are asked for pose and mask only
         fill = TrainingFreeEngineV2(completion_side=64, completion_layers=asked)._completed_background(ex, hole, hole)
         want = (task != "face", task != "face" and bool(asked))
         for follow, layers in ((False, False), (True, False), (True, True)):
@@ -340,3 +340,17 @@ def test_layers_are_found_only_for_a_level_edge_that_runs_into_the_hole():
     small[20:50, 30:60] = True  # above the edge, away from it
     as_tensor = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
     assert _layers(as_tensor, torch.from_numpy(small)) is None
+
+
+def test_completion_layers_take_task_names_only():
+    """``completion_layers``: one name is that task (not its letters), a list its tasks; a name outside
+    FOLLOW_TASKS, or a value that is no list of names, is refused naming the allowed tasks."""
+    from core.engine_v2 import FOLLOW_TASKS, TrainingFreeEngineV2
+    from core.errors import InputError
+
+    assert TrainingFreeEngineV2(completion_layers="pose").completion_layers == ("pose",)
+    assert TrainingFreeEngineV2(completion_layers=["mask", "pose"]).completion_layers == ("mask", "pose")
+    assert TrainingFreeEngineV2(completion_layers=()).completion_layers == ()
+    for bad in ("face", ["pose", "cats"], True, 3, None):
+        with pytest.raises(InputError, match="|".join(repr(t) for t in FOLLOW_TASKS)):
+            TrainingFreeEngineV2(completion_layers=bad)
