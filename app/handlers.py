@@ -6,6 +6,7 @@ UI, the API endpoints and the tests share them.
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -182,10 +183,15 @@ def _level_index(state: InspectState, level: object) -> int:
 
 
 def _click_point(point: object) -> tuple[float, float] | None:
-    """A click's (x, y) as a client sends it: two finite numbers, else None."""
+    """A click's (x, y) as a client sends it: a list or tuple of two finite numbers, else None (a string such
+    as "12" is no click, nor are booleans or numbers given as text)."""
+    if not isinstance(point, (list, tuple)) or len(point) != 2:
+        return None
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in point):
+        return None
     try:
-        x, y = (float(v) for v in point)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
+        x, y = float(point[0]), float(point[1])
+    except (TypeError, ValueError, OverflowError):  # an integer too large for a float
         return None
     return (x, y) if np.isfinite((x, y)).all() else None
 

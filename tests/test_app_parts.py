@@ -69,17 +69,20 @@ def test_inspect_marks_the_clicked_cells_candidates():
 
 
 def test_a_click_or_level_a_client_sends_is_checked():
-    """The inspect events take a point and a gallery index from the client: text, NaN, infinity, a lone number,
-    a list of one, or a huge index is no click or the finest level, never an error."""
+    """The inspect events take a point and a gallery index from the client: text (the string "12" is not the
+    click (1, 2)), NaN, infinity, a lone number, a list of one or three, or a huge index is no click or the
+    finest level, never an error; a list of two numbers is a click."""
     state = handlers.InspectState(exemplar=np.zeros((64, 64, 3), np.uint8), size=(64, 64),
                                   levels=[_level(4, 4, 2, 64), _level(8, 8, 4, 64)])
-    for point in [(float("nan"), 1), ("a", 1), (1,), 5, (float("inf"), 0), None]:
+    for point in [(float("nan"), 1), ("a", 1), (1,), 5, (float("inf"), 0), None, "12", b"12", ("1", "2"),
+                  (True, 1), (1, 2, 3), {1: 0, 2: 0}, (10**400, 1)]:
         picture, text = handlers.inspect(state, None, point)
         assert picture is state.exemplar and text.startswith("Click a point"), point
     for level in ["x", float("nan"), float("inf"), [1], None, 10**30]:
         assert "level 2/2" in handlers.inspect(state, level, (3, 3))[1], level
         assert handlers.level_pictures(state, level)[0] is not None
     assert "level 1/2" in handlers.inspect(state, -5, (3, 3))[1]
+    assert "row 0, col 0" in handlers.inspect(state, None, [np.float32(3), 3])[1]
 
 
 def test_the_mask_editor_value_is_checked_before_any_work(monkeypatch):
