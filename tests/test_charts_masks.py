@@ -414,3 +414,31 @@ def test_a_class_the_exemplar_lacks_comes_from_its_unlabeled_part_at_the_same_he
     sky_rows = chart.positions[:80][chart.defined[:80]][:, 0]
     grass_rows = chart.positions[80:][chart.defined[80:]][:, 0]
     assert (sky_rows < 80).mean() > 0.99 and (grass_rows >= 80).mean() > 0.99
+
+
+def test_a_thin_painted_person_is_kept_whole():
+    """A person a few pixels wide is all "strand" to ``solid``: kept as painted, not removed (a 5 px wide
+    painted person in a layered 256x256 mask became 0 px, with no message); a body with a strand still loses it."""
+    from types import SimpleNamespace
+
+    from core.conditions import from_user_condition
+    from core.conditions.ade20k import PALETTE, PERSON
+    from core.engine_v2 import _subjects
+
+    size = 256
+    yy, xx = np.mgrid[0:size, 0:size]
+    thin = (abs(xx - 128) <= 2) & (yy > 60) & (yy < 200)  # a 5 px wide figure
+    thin |= (xx - 128) ** 2 + (yy - 52) ** 2 <= 5**2  # its head, 11 px across
+    out = solid(thin)
+    assert out.sum() >= thin.sum() and out[thin].all()
+    painted = np.zeros((size, size, 3), np.uint8)
+    painted[thin] = PALETTE[PERSON]
+    wide = np.zeros_like(painted)
+    wide[40:220, 90:170] = PALETTE[PERSON]
+    source = from_user_condition("mask", painted, (size, size))
+    exemplar = from_user_condition("mask", wide, (size, size))
+    subject, _, _ = _subjects("mask", source, exemplar, SimpleNamespace(region=np.zeros((size, size), int)))
+    assert subject[thin].mean() > 0.95
+    body = (xx - 128) ** 2 + (yy - 140) ** 2 < 50**2
+    strand = (abs(xx - 128) <= 1) & (yy > 20) & (yy < 100)
+    assert solid(body | strand)[strand & ~body].mean() < 0.1

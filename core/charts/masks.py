@@ -58,6 +58,7 @@ HEAD_MIN = 0.25  # a head's radius is at least this share of the torso's (a smal
 # nothing to show there but specks of its clothing: they are shown as background (``solid``).
 STRAND = 0.01
 CRUMB = 0.02
+SOLID_MIN = 0.5  # ``solid`` keeping less of a subject than this share (a thin or small one) keeps it whole
 PINHOLE = 0.002  # gaps inside a subject under this share of the frame (a gap by the eye) are the subject's
 
 
@@ -437,7 +438,8 @@ def layered(source: Condition, exemplar: Condition) -> bool:
 def solid(subject: np.ndarray) -> np.ndarray:
     """(H, W) bool: a subject silhouette without its strands and crumbs (see ``STRAND``), pinholes filled.
     Mapped, such parts land beside the exemplar's person and are filled from its clothing: dark spikes and
-    specks round the head (the painted cameraman's camera and tripod); as background they are not seen."""
+    specks round the head (the painted cameraman's camera and tripod); as background they are not seen.
+    A subject that would keep under ``SOLID_MIN`` of itself (a person a few pixels wide) is returned whole."""
     h, w = subject.shape
     r = max(1, round(STRAND * max(h, w)))
     core = cv2.morphologyEx(subject.astype(np.uint8), cv2.MORPH_OPEN,
@@ -446,6 +448,8 @@ def solid(subject: np.ndarray) -> np.ndarray:
     if count > 1:
         sizes = np.bincount(labels.ravel())[1:]
         core = np.isin(labels, 1 + np.flatnonzero(sizes >= CRUMB * sizes.max()))
+    if core.sum() < SOLID_MIN * subject.sum():  # a thin or small subject is all strand: kept as it is
+        return subject.astype(bool)
     gaps, count = ndimage.label(~core)  # gaps inside the subject, off the frame, under PINHOLE of it: filled
     if count > 1:
         sizes = np.bincount(gaps.ravel())
