@@ -12,7 +12,6 @@ import numpy as np
 
 from app import settings
 from core.conditions.ade20k import NAMES, PALETTE, class_index
-from core.conditions.masks import looks_painted  # noqa: F401  (the tests' name for it)
 from core.errors import InputError
 
 # Classes offered as brushes (the editor's swatches have no names: the legend shows them).

@@ -10,6 +10,7 @@ import pytest
 gr = pytest.importorskip("gradio")
 
 from app import drawing, engine, handlers, palette, settings  # noqa: E402
+from core.conditions.masks import looks_painted  # noqa: E402
 from core.errors import CheckpointError, InputError, NoSubjectError  # noqa: E402
 from core.results import LevelView  # noqa: E402
 from tests.app_server import free_port  # noqa: E402
@@ -518,7 +519,7 @@ def test_only_painted_masks_look_painted():
                cv2.resize(mask, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_LINEAR), _jpeg(mask, 75), *scenes,
                *[_jpeg(s, 60) for s in scenes], *[cv2.resize(s, None, fx=0.7, fy=0.7) for s in scenes]]
     for i, picture in enumerate(painted):
-        assert palette.looks_painted(picture), i
+        assert looks_painted(picture), i
     red, blue, yellow = (255, 0, 0), (0, 0, 255), (255, 255, 0)
     graphics = [_flat_graphic([red]), _flat_graphic([red], antialiased=True), _flat_graphic([red, blue, yellow]),
                 _flat_graphic([red, blue, yellow], antialiased=True), _jpeg(_flat_graphic([red, blue, yellow]), 85),
@@ -526,15 +527,15 @@ def test_only_painted_masks_look_painted():
                 _flat_graphic([(120, 120, 120), (230, 230, 230)], background=(140, 140, 140)),  # wall, windowpane, road
                 np.concatenate([np.full((100, 300, 3), colour, np.uint8) for colour in (red, (0, 0, 0), yellow)])]
     for i, picture in enumerate(graphics):
-        assert not palette.looks_painted(picture), i
+        assert not looks_painted(picture), i
     for name in ("astronaut.jpg", "grace_hopper.jpg", "cameraman.png", "oil_astronaut.jpg",
                  "skeleton_raised_arm.png", "sketch_grace_hopper.png"):
-        assert not palette.looks_painted(rgb(name)), name
+        assert not looks_painted(rgb(name)), name
     for name in ("chelsea", "coffee", "text", "clock", "moon", "page"):
         picture = getattr(data, name)()
-        assert not palette.looks_painted(np.dstack([picture] * 3) if picture.ndim == 2 else picture), name
-    assert not palette.looks_painted(np.zeros((64, 64, 3), np.uint8))
+        assert not looks_painted(np.dstack([picture] * 3) if picture.ndim == 2 else picture), name
+    assert not looks_painted(np.zeros((64, 64, 3), np.uint8))
     dithered = Image.open(settings.ASSETS / "grace_hopper.jpg").convert("P").convert("RGB")
     sixteen = Image.open(settings.ASSETS / "grace_hopper.jpg").convert("P", palette=Image.ADAPTIVE, colors=16)
-    assert not palette.looks_painted(np.asarray(dithered))
-    assert not palette.looks_painted(np.asarray(sixteen.convert("RGB")))
+    assert not looks_painted(np.asarray(dithered))
+    assert not looks_painted(np.asarray(sixteen.convert("RGB")))
