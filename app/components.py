@@ -54,14 +54,23 @@ def _editor_pixels(self: gr.ImageEditor, payload) -> int:
 def _editor_preprocess(self: gr.ImageEditor, payload):
     try:
         if payload is not None and _editor_pixels(self, payload) > settings.MAX_PIXELS:
+            _forget_blobs(self, payload)
             raise gr.Error(f"The mask editor's picture has more than {settings.MAX_PIXELS / 1e6:.0f} MP. Use a "
                            "smaller mask.", title="Too large")  # refused before Gradio decodes it
         return gr.ImageEditor.preprocess(self, payload)
     except gr.Error:
         raise
     except Exception as exc:
+        _forget_blobs(self, payload)
         raise gr.Error("The mask editor's picture could not be read. Upload a PNG mask or paint one.",
                        title="Unreadable mask") from exc
+
+
+def _forget_blobs(self: gr.ImageEditor, payload) -> None:
+    """Drop the payload's uploaded blobs: Gradio removes them only at the end of a successful preprocess, so a
+    refused or unreadable upload would otherwise stay in memory for the server's life."""
+    if payload is not None and getattr(payload, "id", None) is not None:
+        self.blob_storage.pop(payload.id, None)
 
 
 def mask_editor(**kwargs) -> gr.ImageEditor:

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from core.charts.base import ChartMap
+from core.charts.body import HELD_MIN, back_to_the_body, body_chart, off_body_pieces
 from core.charts.body import PART_ID as BODY_PART_ID
-from core.charts.body import body_chart
 from core.charts.body import decorations as body_decorations
 from core.charts.face import corresponding_points, face_chart, face_points
 from core.charts.folds import fold_fraction, jacobian_determinant, unfold
@@ -74,7 +74,7 @@ RIM = 0.03  # the input's silhouette past the exemplar's person, up to this time
 MATTE_INSET, MATTE_SOFT = 0.006, 0.002
 # Face: the input's person past the exemplar's frame is looked at with the pose model's body segmentation when it
 # is this share of the person or more; a piece off that body from HELD_MIN of the person is something held.
-HELD_FILL, HELD_MIN = 0.05, 0.01
+HELD_FILL = 0.05
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 # Refuse a face exemplar whose face would be enlarged more than this (unless allow_partial): a 40 px face
 # blown up ~7x is a smear no detail synthesis rescues (docs/engine.md, faces on hard exemplars).
@@ -682,16 +682,12 @@ def held_past_frame(photo: np.ndarray, person: np.ndarray, past_frame: np.ndarra
         return held
     if body is None or not body.any():
         return held
-    off_body = person & ~(cv2.dilate(body.astype(np.uint8), _disk(rim)) > 0)
-    off_body = cv2.morphologyEx(off_body.astype(np.uint8), cv2.MORPH_OPEN, _disk(max(1, rim // 2)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(off_body, connectivity=8)
-    big = [k for k in np.unique(labels[past_frame & (off_body > 0)])
+    _, labels, stats = off_body_pieces(person, body, rim)
+    big = [k for k in np.unique(labels[past_frame & (labels > 0)])
            if k and stats[k, cv2.CC_STAT_AREA] >= HELD_MIN * person.sum()]
     if not big:
         return held
-    held = np.isin(labels, big)
-    # back up to the body's own edge (the rim left out above is the object's too)
-    return held | (cv2.dilate(held.astype(np.uint8), _disk(rim + 1)) > 0) & person & ~body
+    return back_to_the_body(np.isin(labels, big), person, body, rim)
 
 
 def _exemplar_outline(alpha: np.ndarray, ex_person: np.ndarray, positions: np.ndarray, mapped: np.ndarray,

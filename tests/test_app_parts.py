@@ -120,6 +120,27 @@ def test_an_oversized_mask_editor_upload_is_refused_before_it_is_decoded(tmp_pat
     assert not decoded
 
 
+def test_a_refused_mask_editor_upload_leaves_no_blobs_behind(monkeypatch):
+    """Uploads sent as blobs wait in ``blob_storage`` until Gradio's preprocess removes them; a refused (too
+    large) or unreadable one is removed too, not kept for the server's life."""
+    from io import BytesIO
+
+    from gradio.components.image_editor import EditorData, EditorDataBlobs
+    from PIL import Image
+
+    from app.components import mask_editor
+
+    png = BytesIO()
+    Image.new("RGB", (400, 300)).save(png, format="PNG")
+    editor = mask_editor(type="numpy", image_mode="RGBA")
+    monkeypatch.setattr(settings, "MAX_PIXELS", 100_000)
+    for blob, words in ((png.getvalue(), "more than 0 MP"), (b"not a picture", "could not be read")):
+        editor.blob_storage["upload"] = EditorDataBlobs(background=blob, layers=[], composite=blob)
+        with pytest.raises(gr.Error, match=words):
+            editor.preprocess(EditorData(id="upload"))
+        assert "upload" not in editor.blob_storage, words
+
+
 def test_an_upload_is_opened_once_and_its_palette_storage_known(tmp_path, monkeypatch):
     """``load_upload`` gives the pixels and whether the file was stored with a palette (a dithered photo is then
     smoothed before detection), reading the file once."""

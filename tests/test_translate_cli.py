@@ -99,9 +99,11 @@ def test_a_bad_output_is_refused_before_any_work_and_no_input_is_overwritten(tmp
     before = photo.read_bytes()
     notes = tmp_path / "notes.png"
     notes.write_text("a file")
+    folder = tmp_path / "out.png"
+    folder.mkdir()
     cases = [(["--output", str(photo)], "would overwrite an input file"),
              (["--output", str(tmp_path / "out.txt")], "use one of .png"),
-             (["--output", str(tmp_path)], "use one of"),
+             (["--output", str(folder)], "is a folder"),
              (["--output", str(tmp_path / "o.png"), "--warps-dir", str(notes)], "is a file; give a folder")]
     for extra, words in cases:
         rc = main(["translate", "--task", "pose", "--input", str(photo), "--exemplar", str(ASSETS / "astronaut.jpg"),
@@ -109,3 +111,36 @@ def test_a_bad_output_is_refused_before_any_work_and_no_input_is_overwritten(tmp
         err = capsys.readouterr().err
         assert rc == 1 and words in err and "Traceback" not in err, (extra, err)
     assert photo.read_bytes() == before
+
+
+def test_folder_mode_refuses_to_overwrite_an_input_or_exemplar_before_any_work(tmp_path, capsys, monkeypatch):
+    """--output-dir over --input-dir (me.png -> me.png), over the exemplar, or a file; --warps-dir naming a file:
+    each refused at once, every input left as it was, and the message names only what was typed."""
+    import core.pipeline
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a translator was built for a run that cannot write its results")
+
+    monkeypatch.setattr(core.pipeline, "Translator", no_work)
+    inputs, exemplars = tmp_path / "in", tmp_path / "ex"
+    inputs.mkdir()
+    exemplars.mkdir()
+    Image.open(HOPPER).save(inputs / "me.png")
+    shutil.copy(HOPPER, inputs / "you.jpg")
+    Image.open(ASSETS / "astronaut.jpg").save(exemplars / "you.png")
+    notes = tmp_path / "notes.png"
+    notes.write_text("a file")
+    before = {p: p.read_bytes() for p in (*inputs.iterdir(), *exemplars.iterdir(), notes)}
+    exemplar = ["--exemplar", str(ASSETS / "astronaut.jpg")]
+    cases = [(["--output-dir", str(inputs), *exemplar], "me.png) would overwrite an input"),
+             (["--output-dir", str(exemplars), "--exemplar", str(exemplars)], "you.png) would overwrite"),
+             (["--output-dir", str(notes), *exemplar], "is a file; give a folder"),
+             (["--output-dir", str(tmp_path / "out"), "--warps-dir", str(notes), *exemplar],
+              "--warps-dir " + str(notes) + " is a file")]
+    for extra, words in cases:
+        rc = main(["translate", "--task", "pose", "--input-dir", str(inputs), *extra])
+        err = capsys.readouterr().err
+        assert rc == 1 and words in err and "Traceback" not in err, (extra, err)
+        assert "choose another" in err or "give a folder" in err
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (tmp_path / "out").exists()

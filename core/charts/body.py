@@ -387,9 +387,7 @@ def held_objects(body: Body, body_mask: np.ndarray | None) -> np.ndarray:
     if not body.measured or body_mask is None or body_mask.shape != held.shape or not body_mask.any():
         return held
     rim = max(1, round(HELD_RIM * max(held.shape)))
-    outside = body.silhouette & ~(cv2.dilate(body_mask.astype(np.uint8), _disc(rim)) > 0)
-    outside = cv2.morphologyEx(outside.astype(np.uint8), cv2.MORPH_OPEN, _disc(max(1, rim // 2)))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=8)
+    count, labels, stats = off_body_pieces(body.silhouette, body_mask, rim)
     parts = [n for n in PARTS if not _lacking(body)[n]]
     # (limbs at their nominal widths: the measured ones took in the object wherever a hand holds it)
     nominal = replace(body, widths={n: np.full(WIDTH_SAMPLES, LIMBS[n][2] * body.scale) for n in body.widths})
@@ -402,10 +400,26 @@ def held_objects(body: Body, body_mask: np.ndarray | None) -> np.ndarray:
         if (cost > 1.0).mean() >= HELD_OUT:
             # the piece back up to the body's own edge (the rim left out above is the object's too)
             held[ys, xs] = True
-    if held.any():
-        grown = cv2.dilate(held.astype(np.uint8), _disc(rim + 1)) > 0
-        held = (grown & body.silhouette & ~body_mask) | held
-    return held
+    return back_to_the_body(held, body.silhouette, body_mask, rim) if held.any() else held
+
+
+def off_body_pieces(silhouette: np.ndarray, body_mask: np.ndarray, rim: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """The pieces of ``silhouette`` (H, W) bool farther than ``rim`` from the pose model's own body segmentation
+    ``body_mask`` (opened by half the rim: slivers where the two segmentations' edges differ go), as OpenCV's
+    connected components: (count, labels (H, W), stats)."""
+    import cv2
+
+    outside = silhouette & ~(cv2.dilate(body_mask.astype(np.uint8), _disc(rim)) > 0)
+    outside = cv2.morphologyEx(outside.astype(np.uint8), cv2.MORPH_OPEN, _disc(max(1, rim // 2)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=8)
+    return count, labels, stats
+
+
+def back_to_the_body(held: np.ndarray, silhouette: np.ndarray, body_mask: np.ndarray, rim: int) -> np.ndarray:
+    """``held`` pieces grown back up to the body's own edge: the rim ``off_body_pieces`` left out is theirs too."""
+    import cv2
+
+    return held | (cv2.dilate(held.astype(np.uint8), _disc(rim + 1)) > 0) & silhouette & ~body_mask
 
 
 def _disc(radius: int) -> np.ndarray:

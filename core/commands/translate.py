@@ -72,8 +72,11 @@ def run(args: argparse.Namespace) -> int:
     elif args.input is None or args.output is None:
         raise InputError("Give --input and --output (or --input-dir and --output-dir for a folder).")
     _check_numbers(args)
-    if not folder_mode:
+    if folder_mode:
+        _check_folder_writable(args)
+    else:
         _check_writable(args)
+    _check_warps_dir(args)
     translator = Translator(args.task, engine=args.engine, checkpoint=args.checkpoint, device=args.device,
                             precision=args.precision, version=args.engine_version)
     print(f"engine: {translator.engine_name}", file=sys.stderr)
@@ -222,9 +225,30 @@ def _inside(root: Path, name: str) -> Path:
 
 
 def _check_writable(args: argparse.Namespace) -> None:
-    """Before any model is loaded: the result can be written, over neither input, and --warps-dir is no file."""
+    """One picture, before any model is loaded: the result can be written, over neither input."""
     from core.commands.paths import PICTURE_FORMATS, check_writable
 
     check_writable(args.output, PICTURE_FORMATS, "--output", inputs=(args.input, args.exemplar))
+
+
+def _check_folder_writable(args: argparse.Namespace) -> None:
+    """Folder mode, before any model is loaded: --output-dir is no file, and no result (``<stem>.png`` there)
+    would land on an input picture or an exemplar."""
+    out_dir = args.output_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--output-dir {out_dir} is a file; give a folder (made if missing).")
+    inputs = _pictures(args.input_dir, "--input-dir")
+    exemplars = [args.exemplar] if not args.exemplar.is_dir() else _pictures(args.exemplar, "--exemplar")
+    protected = {p.resolve(): p for p in (*inputs, *exemplars)}
+    root = out_dir.resolve()
+    for path in inputs:
+        name = path.stem + ".png"
+        if (root / name).resolve() in protected:
+            raise InputError(f"--output-dir {out_dir}: the result for {path.name} ({name}) would overwrite an "
+                             "input or exemplar picture; choose another output folder.")
+
+
+def _check_warps_dir(args: argparse.Namespace) -> None:
+    """Both modes, before any model is loaded: --warps-dir, when given, is no file."""
     if args.warps_dir is not None and args.warps_dir.exists() and not args.warps_dir.is_dir():
         raise InputError(f"--warps-dir {args.warps_dir} is a file; give a folder (made if missing).")
