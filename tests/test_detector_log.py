@@ -178,3 +178,123 @@ def test_a_filter_that_died_is_started_again(fresh_registry, capfd):
     detectors.run("second", picture)
     err = capfd.readouterr().err
     assert "INTERNAL: a real failure" in err and "Feedback manager" not in err
+
+
+@pytest.fixture
+def new_filter():
+    """The next capture starts a new filter child (its pipes get the lowest free fds at that moment)."""
+    def drop():
+        with notices._lock:
+            if notices._filter is not None:
+                notices._filter.close()
+                notices._filter = None
+    drop()
+    yield
+    drop()
+
+
+def test_a_capture_works_with_fds_from_1024_up(fresh_registry, capfd, new_filter):
+    """select.select refused fds from 1024 up (ValueError, and the detector was then never warmed: every later
+    run raised too); with more than 1024 files open the filter's pipes are above that and a capture works."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            pytest.skip(f"the hard limit on open files ({hard}) is under the 1,200 this test needs")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    opened = []
+    try:
+        while not opened or opened[-1] < 1100:  # fills every gap below, so the filter's pipes come above 1100
+            opened.append(os.open(os.devnull, os.O_RDONLY))
+        fresh_registry["chatty"] = _ChattyGraph
+        assert detectors.run("chatty", np.zeros((4, 4, 3), np.uint8)) == (4, 4, 3)
+        assert notices._filter.acks > 1024 and "chatty" in detectors._warmed
+    finally:
+        for fd in opened:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    err = capfd.readouterr().err
+    assert "INTERNAL: a real failure" in err and "Feedback manager" not in err
+
+
+@pytest.mark.parametrize("how", ["not a python", "frozen"])
+def test_no_filter_that_cannot_run_is_used(fresh_registry, capfd, new_filter, monkeypatch, how):
+    """sys.executable is not a Python (an embedded interpreter: /bin/false stands for it), or the app is frozen
+    (its sys.executable is the app): nothing is captured, so a real error line still shows (it was lost)."""
+    if how == "frozen":
+        monkeypatch.setattr(sys, "frozen", True, raising=False)
+    else:
+        monkeypatch.setattr(sys, "executable", "/bin/false")
+    began = notices._begin()
+    if began:
+        notices._end()
+    assert not began
+    fresh_registry["chatty"] = _ChattyGraph
+    detectors.run("chatty", np.zeros((4, 4, 3), np.uint8))
+    assert notices._filter is None and "INTERNAL: a real failure" in capfd.readouterr().err
+
+
+def test_a_filter_that_dies_during_a_capture_loses_no_line_and_breaks_no_write(capfd, new_filter):
+    """The child dies in the middle of a capture: the lines written after its death, from this thread and another,
+    reach stderr, more than a pipe holds too (Python's writes raised BrokenPipeError, the C++ side's were lost),
+    and fd 2 is the real stderr again."""
+    before = os.fstat(2)
+    with notices.notices_dropped():
+        os.write(2, b"E0000 before the death\n")
+        assert notices._filter.sync()  # written by the child (what it has read but not yet written dies with it)
+        notices._filter.child.kill()
+        notices._filter.child.wait()
+        os.write(2, b"E0000 just after the death\n")
+        worker = threading.Thread(target=lambda: print("a Python line from another thread", file=sys.stderr))
+        worker.start()
+        worker.join()
+        sys.stderr.flush()
+        flood = threading.Thread(target=os.write, args=(2, b"E0000 one of many lines\n" * 10_000))
+        flood.start()  # more than a pipe holds: it waited for the capture's end, here in this very thread
+        flood.join(20)
+        assert not flood.is_alive(), "a write after the child's death waits for the capture's end"
+        print("the capturing thread's own line", file=sys.stderr)
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+    err = capfd.readouterr().err
+    for line in ("before the death", "just after the death", "from another thread", "capturing thread's own"):
+        assert line in err, err
+
+
+def test_a_fork_while_the_lock_is_held_does_not_hang_the_forked_process(capfd, new_filter):
+    """ZeroGPU runs spaces.GPU work in a forked process: a fork while another thread held the lock (here: during
+    a capture, with the lock held) left the forked process blocked on its first capture. It now has its real
+    fd 2 back and captures with a filter of its own."""
+    import time
+    import warnings
+    if not hasattr(os, "fork"):
+        pytest.skip("no os.fork here")
+    real = os.fstat(2)
+    with notices.notices_dropped():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # "use of fork() may lead to deadlocks"
+            with notices._lock:
+                pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                now = os.fstat(2)
+                assert (now.st_dev, now.st_ino) == (real.st_dev, real.st_ino)
+                with notices.notices_dropped():
+                    os.write(2, _ChattyGraph.LINES)
+                code = 0 if notices._filter is not None and notices._filter.child.poll() is None else 2
+            finally:
+                os._exit(code)
+    deadline, status = time.monotonic() + 20, None
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked process hung on its first capture")
+    assert os.waitstatus_to_exitcode(status) == 0
+    err = capfd.readouterr().err
+    assert "INTERNAL: a real failure" in err and "Feedback manager" not in err
