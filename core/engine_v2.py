@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from core.charts.base import ChartMap
-from core.charts.body import HELD_MIN, back_to_the_body, body_chart, off_body_pieces
 from core.charts.body import PART_ID as BODY_PART_ID
+from core.charts.body import body_chart
 from core.charts.body import decorations as body_decorations
 from core.charts.face import corresponding_points, face_chart, face_points
 from core.charts.folds import fold_fraction, jacobian_determinant, unfold
@@ -44,13 +44,13 @@ from core.compose import blend, complete, front_layer, photo_level, sample, samp
 from core.conditions.ade20k import PERSON
 from core.conditions.condition import Condition
 from core.conditions.detectors import person_mask
-from core.conditions.pose import detect_body
 from core.detail import add_detail, detail_region
 from core.environment import reuse_heap, torch_threads
 from core.errors import InputError, NoSubjectError
-from core.imageio import fit_geometry, to_tensor
+from core.imageio import disc, fit_geometry, to_tensor
 from core.limits import check_choice
 from core.patchmatch import LevelMatch
+from core.person_layer import exemplar_outline, held_past_frame, outline_background
 from core.protocol import EngineOutput, Progress
 from core.vocabulary import TRAINING_FREE, shown
 
@@ -69,13 +69,6 @@ PLAIN_SOURCE = 0.3  # pose: the person's fill copies only its plain clothing whe
 # exemplar's frame is filled from its clothing instead.
 MASK_REACH = 0.25
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
-# Face: next to the exemplar's person the output's outline is the exemplar's own (its silhouette carried by the
-# map), set this far inside the selfie silhouette (x the exemplar's longer side: the model's edge reaches ~3 px past
-# a shoulder onto the backdrop at 512) and softened by this much (x the same side), so enlarged with the picture.
-MATTE_INSET, MATTE_SOFT = 0.006, 0.002
-# Face: the input's person past the exemplar's frame is looked at with the pose model's body segmentation when it
-# is this share of the person or more; a piece off that body from HELD_MIN of the person is something held.
-HELD_FILL = 0.05
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 # Refuse a face exemplar whose face would be enlarged more than this (unless allow_partial): a 40 px face
 # blown up ~7x is a smear no detail synthesis rescues (docs/engine.md, faces on hard exemplars).
@@ -220,7 +213,7 @@ class TrainingFreeEngineV2:
         beyond = np.zeros(size, bool)  # background the exemplar's frame does not show: synthesized
         ex_hole = np.zeros(ex_size, bool)
         if not whole_frame:
-            ex_hole = cv2.dilate(ex_person.astype(np.uint8), _disk(max(3, round(0.03 * max(ex_size))))) > 0
+            ex_hole = cv2.dilate(ex_person.astype(np.uint8), disc(max(3, round(0.03 * max(ex_size))))) > 0
         ex_job = self._background_job(exemplar, ex_hole, background, beyond, whole_frame)
         face_side = max(1.0, float(np.sqrt(anchored.sum())))
         positions = surround_map(size, similarity, chart.positions, anchored, src_person, ex_person,
@@ -276,7 +269,7 @@ class TrainingFreeEngineV2:
         t = time.perf_counter()
         report(0.45, "completing what the exemplar does not show")
         inside = _in_frame(positions, ex_size)
-        core = cv2.erode(ex_person.astype(np.uint8), _disk(max(1, round(0.01 * max(ex_size)))))
+        core = cv2.erode(ex_person.astype(np.uint8), disc(max(1, round(0.01 * max(ex_size)))))
         on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
         person_hole = src_person & ~(inside & on_person) & ~chart.defined & ~stand_in
         # The input photo's silhouette reaching a little past the exemplar's person (a rim of hair, a hat's
@@ -331,7 +324,7 @@ class TrainingFreeEngineV2:
         if task == "face" and not whole_frame and source.image is not None:  # inside the input's silhouette, the
             # exemplar's outline (a hat's brim short of the input's hair): whole and as soft as the picture, not cut
             # along the input's outline. Not past it: the surround there is not unfolded (a crown pushed up folds)
-            matte = _exemplar_outline(matte, ex_person, positions, inside & ~person_hole & ~held & ~chart.defined,
+            matte = exemplar_outline(matte, ex_person, positions, inside & ~person_hole & ~held & ~chart.defined,
                                       src_person)  # the face chart's pixels are the person's whatever the outline
             front = matte > 0.5
         alpha = cv2.GaussianBlur(matte, (0, 0), self.seam_sigma)
@@ -633,10 +626,6 @@ def _piece_seams(pieces: np.ndarray | None) -> np.ndarray | bool:
     return seams
 
 
-def _disk(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
 def _level(picture: np.ndarray, positions: np.ndarray, confidence: np.ndarray, ex_size: tuple[int, int],
            side_div: int = 4) -> LevelMatch:
     """A view for the app, at 1/``side_div`` of the output: the picture, the map (one candidate, exemplar
@@ -661,56 +650,3 @@ def _output(image, warped, positions, hole, chart_view, ex_size, seconds, messag
                         confidence=torch.from_numpy(confidence)[None, None], levels=levels, seconds=seconds,
                         fill=torch.from_numpy(hole.astype(np.float32))[None, None], notes=[messages], stats=[stats])
 
-
-def outline_background(person: np.ndarray, off_person: np.ndarray, past_frame: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the pieces of ``off_person`` (input person pixels the map sends onto the exemplar's
-    background, inside its frame) that reach the input person's outline. The exemplar shows background
-    there, beside its person (a narrower head, no hair hanging down): the output shows it too, rather than
-    a patchwork of the exemplar's clothes, skin and collar copied in. Pieces enclosed by the person (a part
-    the exemplar hides) or touching ``past_frame`` (the body going on past the exemplar's frame, filled from
-    its texture: one body, not a body cut by the backdrop) stay to be filled."""
-    if not off_person.any():
-        return off_person
-    grow = np.ones((3, 3), np.uint8)
-    outline = cv2.dilate((~person).astype(np.uint8), grow) > 0
-    count, labels = cv2.connectedComponents(off_person.astype(np.uint8), connectivity=8)
-    reach = np.setdiff1d(labels[off_person & outline], labels[off_person & (cv2.dilate(past_frame.astype(np.uint8),
-                                                                                       grow) > 0)])
-    return np.isin(labels, reach[reach > 0])
-
-
-def held_past_frame(photo: np.ndarray, person: np.ndarray, past_frame: np.ndarray, rim: int) -> np.ndarray:
-    """Face: (H, W) bool, what the input's person holds (a helmet) reaching past the exemplar's frame (into
-    ``past_frame``, to be filled from its clothing): pieces of the person the pose model's body segmentation
-    leaves out, beyond ``rim`` of its body, from HELD_MIN of the person. Asked only when that fill is HELD_FILL of the
-    person or more (the pose model costs time), so the exemplar's jacket goes on where a body would be and
-    its background shows where the input shows an object."""
-    held = np.zeros(person.shape, bool)
-    if not past_frame.any() or past_frame.sum() < HELD_FILL * person.sum():
-        return held
-    try:
-        _, body = detect_body(photo, person.shape)
-    except NoSubjectError:  # no body for the pose model (a face alone): nothing is taken for held
-        return held
-    if body is None or not body.any():
-        return held
-    _, labels, stats = off_body_pieces(person, body, rim)
-    big = [k for k in np.unique(labels[past_frame & (labels > 0)])
-           if k and stats[k, cv2.CC_STAT_AREA] >= HELD_MIN * person.sum()]
-    if not big:
-        return held
-    return back_to_the_body(np.isin(labels, big), person, body, rim)
-
-
-def _exemplar_outline(alpha: np.ndarray, ex_person: np.ndarray, positions: np.ndarray, mapped: np.ndarray,
-                      reach: np.ndarray) -> np.ndarray:
-    """Face: the person's matte (H, W) where the map shows the exemplar (``mapped``) within ``reach`` of the
-    input's person: the exemplar's own silhouette (MATTE_INSET, MATTE_SOFT) carried over by the map, so a hat
-    keeps its crown and brim and its edge is as soft as the picture's, instead of cut along the input's hair;
-    ``alpha`` (the input's layer) elsewhere. The caller feathers the whole matte once (no step where the two
-    meet)."""
-    side = max(ex_person.shape)
-    inner = cv2.erode(ex_person.astype(np.uint8), _disk(max(1, round(MATTE_INSET * side))))
-    matte = cv2.GaussianBlur(inner.astype(np.float32), (0, 0), MATTE_SOFT * side)
-    carried = cv2.remap(matte, *_xy(positions), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return np.where(mapped & reach, carried, alpha)

@@ -211,6 +211,11 @@ _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"
                  ".tif": "TIFF", ".tiff": "TIFF"}
 
 
+def disc(radius: int) -> np.ndarray:
+    """A (2r+1, 2r+1) elliptic structuring element: the disc that masks are grown and shrunk by."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
 def save_image(path: str | Path, array: np.ndarray) -> None:
     """Write (H, W, 3) RGB or (H, W) grey uint8 to ``path``; the format follows the extension."""
     path = Path(path)

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from skimage import data
 
-import core.engine_v2 as engine_v2
+import core.person_layer as person_layer
 from core.conditions import extract
-from core.engine_v2 import TrainingFreeEngineV2, _exemplar_outline, held_past_frame, outline_background
+from core.engine_v2 import TrainingFreeEngineV2
 from core.eval_pairs import picture
 from core.imageio import fit_image, load_image
+from core.person_layer import exemplar_outline, held_past_frame, outline_background
 from core.pipeline import exemplar_condition
 
 SIZE = (128, 128)
@@ -55,13 +56,13 @@ def test_the_exemplar_outline_keeps_a_hat_the_input_s_hair_would_cut():
     positions = np.stack([rows, cols], -1)  # the identity map
     layer = head.astype(np.float32)  # the input's layer: the hair beyond the head went to the background
     hair = disc((64, 64), 48)
-    out = _exemplar_outline(layer, ex_person, positions, np.ones(SIZE, bool), hair)
+    out = exemplar_outline(layer, ex_person, positions, np.ones(SIZE, bool), hair)
     assert out[32:40, 34:44].min() > 0.9 and layer[32:40, 34:44].max() == 0  # the hat's brim, in the hair
     np.testing.assert_array_equal(out[~hair], layer[~hair])
     assert out[5:15].max() < 0.05 and out[100:, :20].max() < 0.05  # no person where neither shows one
     not_mapped = np.zeros(SIZE, bool)
     not_mapped[:, :64] = True
-    kept = _exemplar_outline(layer, ex_person, positions, ~not_mapped, hair)
+    kept = exemplar_outline(layer, ex_person, positions, ~not_mapped, hair)
     np.testing.assert_array_equal(kept[:, :64], layer[:, :64])
 
 
@@ -79,7 +80,7 @@ def test_a_held_piece_past_the_frame_is_taken_whole_and_the_pose_model_is_asked_
         calls.append(size)
         return None, body
 
-    monkeypatch.setattr(engine_v2, "detect_body", detect_body)
+    monkeypatch.setattr(person_layer, "detect_body", detect_body)
     past_frame = np.zeros(SIZE, bool)
     past_frame[110:] = True
     photo = np.zeros((*SIZE, 3), np.uint8)

@@ -38,6 +38,7 @@ from core.charts.base import ChartMap
 from core.conditions.condition import Condition
 from core.conditions.skeleton import COCO18
 from core.errors import InputError
+from core.imageio import disc
 
 # Part ids (ChartMap.region), in depth order: earlier parts are drawn in front of later ones.
 HANDS = ("right hand", "left hand")
@@ -125,7 +126,7 @@ def _body_scale(joints: np.ndarray, found: np.ndarray) -> float:
 TORSO_MIN = 1.0  # hips nearer the neck than this many head radii (or on the head's side of it) are misread
 
 
-def _face_disc(joints: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, float] | None:
+def _facedisc(joints: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, float] | None:
     """Centre and radius of the head from the face joints alone (nose, eyes, ears: the neck may be misread)."""
     face = [i for i in HEAD_JOINTS if found[i]]
     if len(face) < 2:
@@ -146,7 +147,7 @@ def plausible_skeleton(joints: np.ndarray, found: np.ndarray) -> tuple[np.ndarra
     the input needs then get stand-ins or are refused). (A shoulder misread onto the chin, as on the
     cameraman bent over his camera, is left: rebuilt from the hips' line, it gave a worse torso.)"""
     joints, found = joints.copy(), found.copy()
-    head = _face_disc(joints, found)
+    head = _facedisc(joints, found)
     if head is None:
         return joints, found, []
     centre, radius = head
@@ -194,7 +195,7 @@ def _on_face(joints: np.ndarray, found: np.ndarray, point: np.ndarray) -> bool:
     """Whether ``point`` lies on the face: inside the face joints' disc, or nearer a face joint than the face's
     own size (the nose to its farthest eye or ear: a profile's joints all sit at its front, so its disc does
     not reach its cheek)."""
-    head = _face_disc(joints, found)
+    head = _facedisc(joints, found)
     if head is None:
         return False
     if np.hypot(*(point - head[0])) < head[1]:
@@ -409,8 +410,8 @@ def off_body_pieces(silhouette: np.ndarray, body_mask: np.ndarray, rim: int) -> 
     connected components: (count, labels (H, W), stats)."""
     import cv2
 
-    outside = silhouette & ~(cv2.dilate(body_mask.astype(np.uint8), _disc(rim)) > 0)
-    outside = cv2.morphologyEx(outside.astype(np.uint8), cv2.MORPH_OPEN, _disc(max(1, rim // 2)))
+    outside = silhouette & ~(cv2.dilate(body_mask.astype(np.uint8), disc(rim)) > 0)
+    outside = cv2.morphologyEx(outside.astype(np.uint8), cv2.MORPH_OPEN, disc(max(1, rim // 2)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=8)
     return count, labels, stats
 
@@ -419,13 +420,7 @@ def back_to_the_body(held: np.ndarray, silhouette: np.ndarray, body_mask: np.nda
     """``held`` pieces grown back up to the body's own edge: the rim ``off_body_pieces`` left out is theirs too."""
     import cv2
 
-    return held | (cv2.dilate(held.astype(np.uint8), _disc(rim + 1)) > 0) & silhouette & ~body_mask
-
-
-def _disc(radius: int) -> np.ndarray:
-    import cv2
-
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return held | (cv2.dilate(held.astype(np.uint8), disc(rim + 1)) > 0) & silhouette & ~body_mask
 
 
 FLANK_RANGE = (0.02, 0.8)  # torso flank widths kept within these fractions of the quad's width
@@ -1207,7 +1202,7 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         if exemplar.image is not None:
             material &= ~decorations(exemplar.image, material)  # the coat, not the shirt front or the chin
         inset = max(1, round(TEXTURE_INSET * ex.scale))
-        material = cv2.erode(material.astype(np.uint8), _disc(inset)) > 0
+        material = cv2.erode(material.astype(np.uint8), disc(inset)) > 0
         if material.any():  # the torso stands in for itself: left out of the blends, drawn by _torso_texture
             donors["torso"] = "torso"
         else:
