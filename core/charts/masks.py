@@ -37,6 +37,7 @@ from core.conditions.ade20k import NAMES, NUM_INDICES, PERSON, STUFF, UNLABELED
 from core.conditions.condition import Condition
 from core.conditions.masks import onehot_to_index
 from core.errors import InputError, WarpaintError
+from core.imageio import disc
 
 MIN_CLASS_FRACTION = 0.0005  # classes smaller than this share of the output are ignored (stray pixels)
 UNKNOWN_MIN_FRACTION = 0.05  # an exemplar's unlabeled part at least this large stands in for absent classes
@@ -443,7 +444,7 @@ def solid(subject: np.ndarray) -> np.ndarray:
     h, w = subject.shape
     r = max(1, round(STRAND * max(h, w)))
     core = cv2.morphologyEx(subject.astype(np.uint8), cv2.MORPH_OPEN,
-                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+                            disc(r)) > 0
     labels, count = ndimage.label(core)
     if count > 1:
         sizes = np.bincount(labels.ravel())[1:]
@@ -520,7 +521,7 @@ def head_circle(region: np.ndarray) -> tuple[np.ndarray, float] | None:
     if radius < HEAD_MIN * largest:  # open away what is as thin as that circle (the arm), not the head
         r = max(1, round(1.3 * radius + 1))
         trunk = cv2.morphologyEx(piece.astype(np.uint8), cv2.MORPH_OPEN,
-                                 cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+                                 disc(r)) > 0
         labels, count = ndimage.label(trunk)
         if count:
             centre, radius, _ = _top_circle(labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.imageio import disc
 from core.metrics import pose_pck
 from core.video.seeding import pose_flow
 
@@ -60,7 +61,7 @@ def person_region(mask: np.ndarray, grow: float = 0.03) -> np.ndarray:
     """The subject mask, or the drawn skeleton's, grown by ``grow`` of the longer side (bool (H, W))."""
     m = np.asarray(mask, np.uint8)
     r = max(1, round(grow * max(m.shape)))
-    return cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+    return cv2.dilate(m, disc(r)) > 0
 
 
 def pck(found: np.ndarray | None, reference: np.ndarray) -> float:
