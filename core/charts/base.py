@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 
 @dataclass
@@ -27,3 +28,18 @@ class ChartMap:
     held: np.ndarray | None = None  # (H, W) bool: what the input's person holds (no part of the subject to be
     # drawn in the exemplar's looks), or what of an upright head falls off the exemplar's person (pose): the
     # engine shows the exemplar's background there; None: nothing
+
+
+def nearest_in(region: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """(N, 2) x, y points (pixel centres at integers) with those off ``region`` (H, W bool, not empty) moved
+    to its nearest pixel (the charts' snap of a position onto the exemplar's part, region or clothing)."""
+    h, w = region.shape
+    qx = np.clip(np.round(q[:, 0]).astype(int), 0, w - 1)
+    qy = np.clip(np.round(q[:, 1]).astype(int), 0, h - 1)
+    off = ~region[qy, qx]
+    if not off.any():
+        return q
+    _, (iy, ix) = ndimage.distance_transform_edt(~region, return_indices=True)
+    out = q.copy()
+    out[off, 0], out[off, 1] = ix[qy[off], qx[off]], iy[qy[off], qx[off]]
+    return out

@@ -34,7 +34,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import Delaunay
 
-from core.charts.base import ChartMap
+from core.charts.base import ChartMap, nearest_in
 from core.conditions.condition import Condition
 from core.conditions.skeleton import COCO18
 from core.errors import InputError
@@ -1018,20 +1018,6 @@ def _stand_in_place(name: str, donor: str, src: Body, ex: Body, p: np.ndarray, r
     return _limb_place(t, _reflect(s, -0.85, 0.85), ex.joints[da], ex.joints[db], ex.widths[donor])
 
 
-def _nearest_in(region: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """(N, 2) exemplar x, y with the points off ``region`` (H, W bool, not empty) moved to its nearest pixel."""
-    h, w = region.shape
-    qx = np.clip(np.round(q[:, 0]).astype(int), 0, w - 1)
-    qy = np.clip(np.round(q[:, 1]).astype(int), 0, h - 1)
-    off = ~region[qy, qx]
-    if not off.any():
-        return q
-    _, (iy, ix) = ndimage.distance_transform_edt(~region, return_indices=True)
-    out = q.copy()
-    out[off, 0], out[off, 1] = ix[qy[off], qx[off]], iy[qy[off], qx[off]]
-    return out
-
-
 TEXTURE_INSET = 0.02  # the exemplar torso's clothing is taken this far inside its edge (x the body size)
 
 
@@ -1071,7 +1057,7 @@ def _torso_texture(src: Body, ex: Body, p: np.ndarray, material: np.ndarray) -> 
         first = r[left].copy()
         for i in range(2):
             first[:, i] = _reflect(first[:, i], lo[i], hi[i])
-        out[left] = _nearest_in(material, centre + first @ axes.T)
+        out[left] = nearest_in(material, centre + first @ axes.T)
     return out
 
 

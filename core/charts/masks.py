@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from core.charts.base import ChartMap
+from core.charts.base import ChartMap, nearest_in
 from core.charts.face import MESH_POINTS, face_chart
 from core.charts.folds import cells_to_pixels, folded_cells
 from core.conditions.ade20k import NAMES, NUM_INDICES, PERSON, STUFF, UNLABELED
@@ -179,13 +179,7 @@ def _snap(out: np.ndarray, src_region: np.ndarray, ex_region: np.ndarray) -> np.
     rows, cols = np.nonzero(src_region)
     out[..., 0] = np.clip(out[..., 0], 0, ew - 1)  # (NaN stays NaN)
     out[..., 1] = np.clip(out[..., 1], 0, eh - 1)
-    q = out[rows, cols]
-    qx = np.clip(np.round(q[:, 0]).astype(int), 0, ew - 1)
-    qy = np.clip(np.round(q[:, 1]).astype(int), 0, eh - 1)
-    off = ~ex_region[qy, qx]
-    if off.any():
-        _, (ny, nx) = ndimage.distance_transform_edt(~ex_region, return_indices=True)
-        out[rows[off], cols[off]] = np.stack([nx[qy[off], qx[off]], ny[qy[off], qx[off]]], axis=1)
+    out[rows, cols] = nearest_in(ex_region, out[rows, cols])
     return out
 
 
