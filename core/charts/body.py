@@ -1121,20 +1121,15 @@ def _least_seams(r: np.ndarray, centre: np.ndarray, axes: np.ndarray, lo: np.nda
     h, w = material.shape
     sample = r[:: max(1, len(r) // 4000)]
     steps = np.linspace(-TEXTURE_SLIDE, TEXTURE_SLIDE, TEXTURE_STEPS)
-    best, best_cost = np.zeros(2), np.inf
-    for dx in steps:
-        for dy in steps:
-            shift = np.array([dx, dy]) * (hi - lo)
-            cand = sample + shift
-            xy = np.round(centre + cand @ axes.T).astype(int)
-            inside = ((cand >= lo) & (cand <= hi)).all(axis=1)
-            inside &= (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
-            on = np.zeros(len(cand), bool)
-            on[inside] = material[xy[inside, 1], xy[inside, 0]]
-            cost = 1.0 - on.mean() + 1e-3 * float(np.hypot(dx, dy))
-            if cost < best_cost:
-                best, best_cost = shift, cost
-    return r + best
+    shifts = np.stack(np.meshgrid(steps, steps), axis=-1).reshape(-1, 2)  # (S, 2) in extents
+    cand = sample[None] + (shifts * (hi - lo))[:, None]  # (S, n, 2)
+    xy = np.round(centre + cand @ axes.T).astype(int)
+    inside = ((cand >= lo) & (cand <= hi)).all(axis=-1)
+    inside &= (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
+    on = np.zeros(inside.shape, bool)
+    on[inside] = material[xy[..., 1][inside], xy[..., 0][inside]]
+    cost = 1.0 - on.mean(axis=1) + 1e-3 * np.hypot(*shifts.T)  # the nearest of equals: the least moved
+    return r + shifts[int(np.argmin(cost))] * (hi - lo)
 
 
 DECORATION = 40.0  # a stand-in's exemplar pixel this far (Lab, lightness at half weight) from the part's typical
