@@ -190,7 +190,7 @@ def find_face_line(image: np.ndarray, keypoints: np.ndarray) -> np.ndarray | Non
     None without a nose and two other face joints. MediaPipe Pose finds no chin; FaceMesh's bundled landmark
     model does, placed by the pose's own face joints (its crop as FaceMesh frames a face, then again on the first
     reading's points), so a face in profile, which the face detectors miss, gets one too. ~15 ms."""
-    from core.conditions.face_detect import MODEL_BOX_SCALE, MODEL_PASSES, _model_points, _upright_crop
+    from core.conditions.face_detect import MODEL_BOX_SCALE, MODEL_PASSES, _upright_crop
 
     kp = np.asarray(keypoints, np.float64)
     face = [i for i in (0, 14, 15, 16, 17) if kp[i, 2] > 0]
@@ -208,9 +208,10 @@ def find_face_line(image: np.ndarray, keypoints: np.ndarray) -> np.ndarray | Non
         turn = 0.0 if level is None or np.hypot(*level) < CHIN_LEVEL * extent else \
             float(np.degrees(np.arctan2(level[1], level[0])))
         crop, m = _upright_crop(image, centre, side, turn)
-        points = _model_points(crop)
-        if points is None:
+        points = detectors.run("face_landmark_model", crop).points  # one reading: a chin needs no mirror average
+        if points is None or len(points) != 468 * 3:
             return None
+        points = np.asarray(points, np.float64).reshape(468, 3)
         back = cv2.invertAffineTransform(m)
         mesh = points[:, :2] @ back[:, :2].T + back[:, 2]
         lo, hi = mesh.min(axis=0), mesh.max(axis=0)
