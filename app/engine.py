@@ -83,14 +83,14 @@ def load_upload(source: str | Path | np.ndarray | None, what: str) -> tuple[np.n
         if source.shape[0] * source.shape[1] > settings.MAX_PIXELS:
             raise InputError(f"The {what} has more than {settings.MAX_PIXELS / 1e6:.0f} MP. Use a smaller picture.")
         return source, False
-    from core.imageio import load_image_and_mode
+    from core.imageio import PALETTE_MODES, load_image_and_mode
 
     path = str(source)
     try:
         picture, mode = load_image_and_mode(path, max_pixels=settings.MAX_PIXELS)
     except InputError as exc:  # name the upload, not the server's temporary path
         raise InputError(str(exc).replace(path, f"The {what} ({Path(path).name})")) from exc
-    return picture, mode in ("P", "PA")
+    return picture, mode in PALETTE_MODES
 
 
 def engine_plan(task: str, engine: str, checkpoint: str | None) -> str:
@@ -112,4 +112,5 @@ def translator_for(task: str, engine: str, checkpoint: Path | None) -> Any:
         raise InputError(unknown("engine", engine, ENGINES))
     from core.pipeline import Translator
 
-    return Translator(task, engine=engine, checkpoint=checkpoint or None, checkpoints_root=settings.CHECKPOINTS)
+    return Translator(task, engine=engine, checkpoint=checkpoint or None, checkpoints_root=settings.CHECKPOINTS,
+                      front_end="app")  # its messages name the app's controls

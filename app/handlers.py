@@ -11,36 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from app import drawing, models, settings
 from app.engine import friendly_errors, gpu, load_picture, load_upload, translator_for
 from core import budget
-from core.conditions.masks import looks_painted
 from core.limits import check_choice, check_flag
 from core.results import LevelView, TranslationResult
-from core.vocabulary import ENGINES, MIRROR_MODES, TASKS, TRAINING_FREE, subject_word
+from core.vocabulary import ENGINES, MIRROR_MODES, TASKS, TRAINING_FREE
 
 Progress = Callable[[float, str], None]
-READ_AS_PAINTED = ("This picture is painted in ADE20K colours, so it was read as a painted mask (Input is: Ready "
-                   "condition), not segmented as a photo.")
-UNDITHERED = "The input is a palette (GIF-style) picture: its dithering was smoothed out before looking for the {what}."
-UNDITHER_SIGMA = 1.0  # px: a dithered copy of grace_hopper.jpg hid its person from MediaPipe's pose; sigma 1 shows it
-
-
-def photo_for_extraction(task: str, dithered: bool, picture: np.ndarray, ready: bool) -> tuple[np.ndarray, list[str]]:
-    """The input photo as the extractors should see it: a palette (``dithered``) upload smoothed first. Its
-    pixels only give the condition, so nothing of the output is blurred; ready conditions are left exact."""
-    if ready or not dithered:
-        return picture, []
-    smooth = cv2.GaussianBlur(picture, (0, 0), UNDITHER_SIGMA)
-    return smooth, [UNDITHERED.format(what=subject_word(task))]
-
-
-def painted_mask_given_as_photo(task: str, picture: np.ndarray, ready: bool) -> bool:
-    """A painted mask given as a photo in the Mask tab: it is read as the ready condition it is."""
-    return task == "mask" and not ready and looks_painted(picture)
 
 
 @dataclass
@@ -89,12 +69,12 @@ def extract(task: str, image, ready_condition: bool = False, resolution: float |
     task = check_choice("task", task, TASKS)
     ready = check_flag("ready_condition", ready_condition)
     res = check_resolution(resolution) or 256
-    picture, dithered = load_upload(image, "picture")
+    picture, palette = load_upload(image, "picture")
     budget.check()
-    painted = painted_mask_given_as_photo(task, picture, ready)
-    picture, notes = photo_for_extraction(task, dithered, picture, ready or painted)
-    condition = translator_for(task, TRAINING_FREE, None).extract(picture, (res, res), ready_condition=ready or painted)
-    return condition.preview, "\n".join(([READ_AS_PAINTED] if painted else []) + notes + condition.messages)
+    # core decides what a photo is (a painted mask is read as one) and smooths a palette photo's dithering
+    condition = translator_for(task, TRAINING_FREE, None).extract(picture, (res, res), ready_condition=ready,
+                                                                  palette=palette)
+    return condition.preview, "\n".join(condition.messages)
 
 
 @gpu  # outermost: on ZeroGPU the gr.Error raised inside travels back to the UI
@@ -125,19 +105,14 @@ def translate(task: str, source, exemplar, *, source_is_condition: bool = False,
         user_report(fraction, text)
 
     report(0.0, "reading pictures")
-    src, dithered = load_upload(source, "input")
+    src, palette = load_upload(source, "input")
     ex = load_picture(exemplar, "exemplar")
-    painted = painted_mask_given_as_photo(task, src, options["source_is_condition"])
-    options["source_is_condition"] |= painted
-    src, notes = photo_for_extraction(task, dithered, src, options["source_is_condition"])
-    notes = [READ_AS_PAINTED] if painted else notes
     if oil:
         ex = oil_paint(ex)
-    result = translator_for(task, engine, folder).translate(src, ex, progress=report, **options)
+    result = translator_for(task, engine, folder).translate(src, ex, progress=report, source_palette=palette,
+                                                            **options)
     result.engine = models.public_text(result.engine)
     result.messages = [models.public_text(m) for m in result.messages]
-    first = 1 if result.messages[:1] and result.messages[0].startswith("Engine:") else 0
-    result.messages[first:first] = notes
     return Outcome(result, inspect_state(result, ex), time.perf_counter() - start)
 
 

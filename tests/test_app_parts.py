@@ -160,9 +160,29 @@ def test_an_upload_is_opened_once_and_its_palette_storage_known(tmp_path, monkey
     assert dithered and picture.shape == (600, 512, 3) and len(opened) == 1
     assert engine.load_upload(str(tmp_path / "plain.png"), "input")[1] is False
     assert engine.load_upload(np.zeros((20, 20, 3), np.uint8), "input")[1] is False
-    smooth, notes = handlers.photo_for_extraction("pose", True, picture, ready=False)
-    assert notes and not np.array_equal(smooth, picture)
-    assert handlers.photo_for_extraction("pose", True, picture, ready=True) == (picture, [])
+
+
+def test_core_alone_decides_whether_a_mask_input_is_painted_and_words_it_for_the_app(monkeypatch):
+    """The Mask tab's input is looked at once, by core (``masks.extract``), not by the app first and core again; a
+    painted mask given as a photo gets core's note, which names the app's control in the app and no flag in the
+    CLI's words."""
+    from core.conditions import masks
+    from core.pipeline import Translator
+
+    seen = []
+    real = masks.looks_painted
+    monkeypatch.setattr(masks, "looks_painted", lambda picture: seen.append(picture.shape) or real(picture))
+    _, notes = handlers.extract("mask", str(settings.ASSETS / "mask_cameraman.png"), False, 128)
+    assert len(seen) == 1
+    assert notes.startswith("This picture is painted in ADE20K colours, so it was read as a painted mask (Input is: "
+                            "Ready condition), not segmented as a photo.")
+    seen.clear()
+    _, notes = handlers.extract("mask", str(settings.ASSETS / "astronaut.jpg"), False, 128)
+    assert len(seen) == 1 and "painted" not in notes
+    painted = engine.load_picture(str(settings.ASSETS / "mask_cameraman.png"), "input")
+    cli = Translator("mask", engine="training-free").extract(painted, (128, 128)).messages[0]
+    assert cli == ("This picture is painted in ADE20K colours, so it was read as a painted mask, not segmented as "
+                   "a photo.")
 
 
 def test_the_video_tab_s_status_names_no_server_folder(monkeypatch, tmp_path):

@@ -99,9 +99,10 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 
 def _run_one(translator, args: argparse.Namespace, options: dict) -> int:
-    from core.imageio import load_image, save_image
+    from core.imageio import PALETTE_MODES, load_image, load_image_and_mode, save_image
 
-    result = translator.translate(load_image(args.input), load_image(args.exemplar), **options)
+    source, mode = load_image_and_mode(args.input)
+    result = translator.translate(source, load_image(args.exemplar), source_palette=mode in PALETTE_MODES, **options)
     save_image(args.output, result.image)
     if args.warps_dir is not None:
         write_warps(result, args.warps_dir)
