@@ -19,6 +19,7 @@ import numpy as np
 from app import models, settings
 from core.budget import BudgetExceeded, Cancelled
 from core.errors import CheckpointError, InputError, NoSubjectError, WarpaintError
+from core.limits import check_choice
 from core.vocabulary import ENGINES, LEARNED, TRAINING_FREE, unknown
 
 log = logging.getLogger("warpaint.app")
@@ -93,8 +94,11 @@ def load_upload(source: str | Path | np.ndarray | None, what: str) -> tuple[np.n
     return picture, mode in PALETTE_MODES
 
 
-def engine_plan(task: str, engine: str, checkpoint: str | None) -> str:
-    """What will run, in words, before anything is loaded (``checkpoint``: a model name)."""
+def engine_plan(task: str, engine: object, checkpoint: object) -> str:
+    """What will run, in words, before anything is loaded (``checkpoint``: a model name the server offers, or ""
+    / None). Both come from the client: an engine or a name the page cannot send is refused (never echoed)."""
+    engine = check_choice("engine", engine, ENGINES)
+    models.resolve(task, checkpoint)  # a name the server offers, or nothing
     if engine == TRAINING_FREE:
         return f"{TRAINING_FREE} (hand-made descriptors, no weights)"
     found = [checkpoint] if checkpoint else models.names(task)

@@ -138,23 +138,25 @@ def status_markdown(result: TranslationResult, seconds: float) -> str:
     return text
 
 
-def level_pictures(state: InspectState | None, level: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Flow picture and confidence picture of one level; by default the final ones (else the finest level's)."""
+def level_pictures(state: InspectState | None, level: object) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Flow picture and confidence picture of one level; by default (no level picked: ``picked_level``) the final
+    ones (else the finest level's)."""
     if state is None or not state.levels:
         return None, None
+    level = picked_level(state, level)
     if level is None and state.flow is not None and state.confidence is not None:
         return state.flow, drawing.confidence_picture(state.confidence, state.size)
-    lv = state.levels[_level_index(state, level)]
+    lv = state.levels[len(state.levels) - 1 if level is None else level]
     return lv.flow, drawing.confidence_picture(lv.confidence, state.size)
 
 
-def _level_index(state: InspectState, level: object) -> int:
-    """The level a client picked (a gallery index it sends), clipped; the finest for anything not a number."""
-    n = len(state.levels)
-    try:
-        return min(max(int(level), 0), n - 1)  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError):  # None, NaN, infinity, text, a list
-        return n - 1
+def picked_level(state: InspectState | None, level: object) -> int | None:
+    """The level a client picked, as the warp gallery sends it (its index: a whole number from 0 to the number of
+    levels - 1); anything else is no pick (None): numbers as text ("2"), booleans, fractions, NaN, lists and
+    indices out of range are not clipped or converted into some level."""
+    if state is None or isinstance(level, bool) or not isinstance(level, numbers.Integral):
+        return None
+    return int(level) if 0 <= level < len(state.levels) else None
 
 
 def _click_point(point: object) -> tuple[float, float] | None:
@@ -171,16 +173,17 @@ def _click_point(point: object) -> tuple[float, float] | None:
     return (x, y) if np.isfinite((x, y)).all() else None
 
 
-def inspect(state: InspectState | None, level: int | None, point: tuple[float, float] | None
-            ) -> tuple[np.ndarray | None, str]:
+def inspect(state: InspectState | None, level: object, point: object) -> tuple[np.ndarray | None, str]:
     """A click at output pixel (x, y) -> the exemplar with that pixel's K candidates marked, and a caption.
-    The click's values come from the client: anything but a level number and two finite numbers is no click."""
+    The click's values come from the client: anything but two finite numbers is no click, and a level that is
+    not one the gallery can send is the finest (``picked_level``)."""
     if state is None:
         return None, "Run a translation first, then click a point of the output or of the input's condition."
     point = _click_point(point)
     if point is None:
         return state.exemplar, "Click a point of the output or of the input's condition."
-    i = _level_index(state, level)
+    i = picked_level(state, level)
+    i = len(state.levels) - 1 if i is None else i  # no pick: the finest level
     lv = state.levels[i]
     cell = drawing.grid_cell(point, state.size, lv.size)
     candidates = lv.candidates[cell].astype(np.float32)  # (K, 2) (x, y) in output pixels

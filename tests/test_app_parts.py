@@ -79,10 +79,16 @@ def test_a_click_or_level_a_client_sends_is_checked():
                   (True, 1), (1, 2, 3), {1: 0, 2: 0}, (10**400, 1)]:
         picture, text = handlers.inspect(state, None, point)
         assert picture is state.exemplar and text.startswith("Click a point"), point
-    for level in ["x", float("nan"), float("inf"), [1], None, 10**30]:
+    state.flow, state.confidence = np.full((64, 64, 3), 7, np.uint8), np.ones((64, 64), np.float32)  # the final ones
+    # Only what the gallery sends picks a level (its index: 0 or 1 here); the rest is no pick, never converted or
+    # clipped into one: numbers as text, booleans, fractions, out of range.
+    for level in ["x", "0", "1", b"0", float("nan"), float("inf"), [1], None, 10**30, -1, -5, True, False, 0.0, 1.0]:
         assert "level 2/2" in handlers.inspect(state, level, (3, 3))[1], level
-        assert handlers.level_pictures(state, level)[0] is not None
-    assert "level 1/2" in handlers.inspect(state, -5, (3, 3))[1]
+        assert handlers.level_pictures(state, level)[0] is state.flow, level
+    assert handlers.picked_level(state, "0") is None and handlers.picked_level(state, np.int64(1)) == 1
+    for level in (0, 1):
+        assert f"level {level + 1}/2" in handlers.inspect(state, level, (3, 3))[1]
+        assert handlers.level_pictures(state, level)[0] is state.levels[level].flow
     assert "row 0, col 0" in handlers.inspect(state, None, [np.float32(3), 3])[1]
 
 
@@ -559,3 +565,31 @@ def test_only_painted_masks_look_painted():
     sixteen = Image.open(settings.ASSETS / "grace_hopper.jpg").convert("P", palette=Image.ADAPTIVE, colors=16)
     assert not looks_painted(np.asarray(dithered))
     assert not looks_painted(np.asarray(sixteen.convert("RGB")))
+
+
+def test_values_the_page_cannot_send_are_refused_not_guessed(monkeypatch):
+    """"Input is" takes its two choices only (anything else was read as Photo); the engine line takes an engine and
+    a model the server offers (it echoed any text back); an inline picture over the upload limit is refused
+    before it is decoded."""
+    import base64
+
+    from app import components
+    from app.engine import engine_plan
+    from app.tasks import TABS
+    from app.ui import _source
+
+    for kind in ("photo", "", None, 1, ["Photo"]):
+        with pytest.raises(InputError, match="Unknown input kind"):
+            _source(TABS[0], kind, "photo.png", None)
+    assert _source(TABS[0], "Photo", "photo.png", None) == ("photo.png", False)
+    for engine_name, model in (("turbo", ""), (["auto"], ""), ("auto", "/etc/passwd"), ("learned", "../x")):
+        with pytest.raises(InputError, match="Unknown engine|No model named"):
+            engine_plan("pose", engine_name, model)
+    assert engine_plan("pose", "training-free", "").startswith("training-free")
+    monkeypatch.setattr(settings, "MAX_FILE_SIZE", "1kb")
+    image = gr.Image()
+    url = "data:image/png;base64," + base64.b64encode(bytes(2000)).decode()
+    with pytest.raises(gr.Error, match=r"larger than this server's upload limit \(1kb\)"):
+        components._inline_picture(image, url)
+    path = components._inline_picture(image, "data:image/png;base64," + base64.b64encode(bytes(500)).decode())
+    assert open(path, "rb").read() == bytes(500) and path in image.temp_files
