@@ -101,16 +101,25 @@ def test_a_bad_output_is_refused_before_any_work_and_no_input_is_overwritten(tmp
     notes.write_text("a file")
     folder = tmp_path / "out.png"
     folder.mkdir()
+    (tmp_path / "w").mkdir()
     cases = [(["--output", str(photo)], "would overwrite an input file"),
              (["--output", str(tmp_path / "out.txt")], "use one of .png"),
              (["--output", str(folder)], "is a folder"),
-             (["--output", str(tmp_path / "o.png"), "--warps-dir", str(notes)], "is a file; give a folder")]
+             (["--output", str(tmp_path / "o.png"), "--warps-dir", str(notes)], "is a file; give a folder"),
+             (["--output", str(tmp_path / "w" / "flow.png"), "--warps-dir", str(tmp_path / "w")],
+              "would overwrite --output")]
     for extra, words in cases:
         rc = main(["translate", "--task", "pose", "--input", str(photo), "--exemplar", str(ASSETS / "astronaut.jpg"),
                    *extra])
         err = capsys.readouterr().err
         assert rc == 1 and words in err and "Traceback" not in err, (extra, err)
-    assert photo.read_bytes() == before
+    warped = tmp_path / "warped.png"  # an input named as one of the warp pictures, in --warps-dir
+    shutil.copy(HOPPER, warped)
+    rc = main(["translate", "--task", "pose", "--input", str(warped), "--exemplar", str(ASSETS / "astronaut.jpg"),
+               "--output", str(tmp_path / "o.png"), "--warps-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "would overwrite --input" in err and "Traceback" not in err, err
+    assert photo.read_bytes() == before and warped.read_bytes() == HOPPER.read_bytes()
 
 
 def test_folder_mode_refuses_to_overwrite_an_input_or_exemplar_before_any_work(tmp_path, capsys, monkeypatch):
