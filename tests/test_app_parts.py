@@ -593,3 +593,11 @@ def test_values_the_page_cannot_send_are_refused_not_guessed(monkeypatch):
         components._inline_picture(image, url)
     path = components._inline_picture(image, "data:image/png;base64," + base64.b64encode(bytes(500)).decode())
     assert open(path, "rb").read() == bytes(500) and path in image.temp_files
+
+
+def test_the_oil_filter_works_on_a_bounded_picture(monkeypatch):
+    """Its cost grows with the fourth power of the side (a 25 MP square: ~85 s in one call no budget can stop): an
+    exemplar larger than ``OIL_MAX_SIDE`` is brought down first, keeping its shape."""
+    monkeypatch.setattr(handlers, "OIL_MAX_SIDE", 200)
+    assert handlers.oil_paint(np.full((1000, 600, 3), 128, np.uint8)).shape == (200, 120, 3)
+    assert handlers.oil_paint(np.full((150, 100, 3), 128, np.uint8)).shape == (150, 100, 3)
