@@ -158,9 +158,9 @@ def test_folder_mode_refuses_to_overwrite_an_input_or_exemplar_before_any_work(t
 def test_the_research_commands_refuse_bad_numbers_before_any_work(tmp_path, capsys):
     """train's float overrides (--lr nan ended in torch's traceback), eval-warp's limits (--cross-limit -1 left the
     last pair out, silently) and retrieve's --size (0 read every photo as having no condition): one line each."""
-    cases = [(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--lr", "nan"], "--lr nan is out"),
-             (["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--ema", "1"], "--ema 1.0 is out"),
-             (["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--grad-clip=-inf"], "--grad-clip -inf"),
+    train = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")]
+    cases = [([*train, "--lr", "nan"], "--lr nan is out"), ([*train, "--ema", "1"], "--ema 1.0 is out"),
+             ([*train, "--grad-clip=-inf"], "--grad-clip -inf"),
              (["eval-warp", "--task", "pose", "--cross", "--cross-limit", "-1"], "--cross-limit must be at least 1"),
              (["eval-warp", "--task", "pose", "--strength", "nan"], "--strength a number from 0"),
              (["retrieve", "--data", str(tmp_path), "--size", "0"], "--size 0 is out of range")]
