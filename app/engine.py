@@ -68,6 +68,32 @@ def friendly_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+MALFORMED = ("This request's values could not be read: send each value as the page does (a file as an upload, "
+             "one value per input; the API page lists them).")
+
+
+def refuse_malformed_requests(demo: gr.Blocks) -> gr.Blocks:
+    """Values Gradio itself cannot take (not a file where a file goes, a path the client did not upload, too few
+    values) failed inside Gradio's preprocessing with its own exception: a traceback in the log per request, so
+    a hostile client could flood a Space's log. They become a message and one log line (``refused (Malformed
+    request)``); the app's own preprocessing (``app.components``) already raises ``gr.Error``."""
+    original = demo.preprocess_data
+
+    async def preprocess_data(*args, **kwargs):
+        try:
+            return await original(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0][:200]
+            log.info("refused (Malformed request): %s: %s", type(exc).__name__, reason)
+            log.debug("malformed request", exc_info=True)
+            raise gr.Error(MALFORMED, title="Malformed request", print_exception=False) from exc
+
+    demo.preprocess_data = preprocess_data
+    return demo
+
+
 def load_picture(source: str | Path | np.ndarray | None, what: str) -> np.ndarray:
     """A path (an upload in Gradio's cache) or an array -> (H, W, 3) uint8 RGB, with the app's pixel limit."""
     return load_upload(source, what)[0]

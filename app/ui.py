@@ -6,7 +6,7 @@ import gradio as gr
 
 from app import atomic_cache, drawing, handlers, models, settings, video
 from app.components import checked_examples, event_index, mask_editor, photo_input, raw
-from app.engine import engine_plan, friendly_errors
+from app.engine import engine_plan, friendly_errors, refuse_malformed_requests
 from app.jobs import run_heavy
 from app.palette import editor_to_mask, legend_html, make_brush
 from app.tasks import TABS, TabSpec
@@ -271,4 +271,4 @@ def build_demo() -> gr.Blocks:
                     f"{settings.CONCURRENCY} translation(s) at a time, {settings.REQUEST_SECONDS:g} s per request. "
                     "See docs/app.md.")
         build_api()
-    return demo
+    return refuse_malformed_requests(demo)

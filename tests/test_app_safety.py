@@ -238,6 +238,12 @@ def test_the_page_s_own_events_check_what_they_are_sent(server):
         assert words in text, text
     status, text = _page_event(url, "video", [None, None, "256", "x"])
     assert "Unknown engine 'x'" in text, text
+    # values Gradio itself cannot take (too few, text for a file, a path nobody uploaded): a message, one log line
+    for name, data in (("show_plan", []), ("on_click", [None]), ("extract", ["pose", "a.png", False, RES]),
+                       ("extract", ["pose", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, False, RES]),
+                       ("video", [{"path": "/etc/hosts", "meta": {"_type": "gradio.FileData"}}, None, 256, "auto"])):
+        status, text = _page_event(url, name, data)
+        assert "This request's values could not be read" in text and "/etc" not in text, (name, text)
     time.sleep(0.5)
     assert log.read_text().count("Traceback") == tracebacks, log.read_text()[-3000:]
 
