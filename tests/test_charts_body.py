@@ -988,3 +988,29 @@ def test_the_torso_s_texture_is_placed_off_the_holes_in_the_clothing():
     offset = q - p
     jumped = np.hypot(*(offset - np.median(offset, axis=0)).T) > 1.5
     assert jumped.mean() < 0.03  # (0.018; placed centre on centre: 0.16, the badge's points moved elsewhere)
+
+
+def test_a_forearm_from_a_hung_sleeve_is_drawn_as_its_cloth_at_the_bodies_size(photo_poses):
+    """A crop of the cameraman's upper body (his forearm and hands: 45 % of him) onto Grace Hopper (her arms out of
+    frame: a hung sleeve stands in): the forearm takes the sleeve's and jacket's cloth as a texture at the two
+    bodies' relative size, the same both ways, not the short sleeve stretched along and across it (1.8x enlarged)."""
+    import skimage.data
+
+    from core.charts.mirror import mirror_condition, uses_mirror
+    from core.conditions import extract
+
+    photo = cv2.cvtColor(skimage.data.camera(), cv2.COLOR_GRAY2RGB)[30:350, 0:320]
+    crop = extract("pose", cv2.resize(np.ascontiguousarray(photo), (512, 512)), SIZE)
+    grace = photo_poses["grace"]
+    grace = mirror_condition(grace) if uses_mirror("auto", crop, grace) else grace  # as the engine uses her
+    chart = body_chart(crop, grace)
+    fore = (chart.region == PART_ID["right forearm"]) & chart.stand_in
+    assert fore.sum() > 0.3 * (chart.region > 0).sum()  # (his forearm and hands, drawn from her hung sleeve)
+    pos = chart.positions.astype(np.float64)
+    step_x = np.hypot(*(pos[:, 1:] - pos[:, :-1]).transpose(2, 0, 1))[fore[:, 1:] & fore[:, :-1]]
+    step_y = np.hypot(*(pos[1:] - pos[:-1]).transpose(2, 0, 1))[fore[1:] & fore[:-1]]
+    size = body_of(grace).scale / body_of(crop).scale  # (1.69)
+    for step in (step_x, step_y):
+        assert abs(np.median(step) / size - 1.0) < 0.1  # (1.69 both ways; stretched: 0.54 across, 0.58 along)
+    q = np.round(pos[fore]).astype(int)
+    assert body_of(grace).silhouette[q[:, 0], q[:, 1]].all()  # her cloth, not her backdrop

@@ -1072,16 +1072,25 @@ def _torso_texture(src: Body, ex: Body, p: np.ndarray, material: np.ndarray) -> 
     """(N, 2) input torso pixels -> exemplar x, y on its torso's clothing ``material`` (H, W bool): one scale
     both ways (the bodies' sizes), the input's torso axis onto the exemplar picture's down (clothes hang
     down), centre onto centre, and the texture mirrored at the clothing's extent rather than stretched: for a
-    torso whose quad cannot be trusted (``drop_misread``), its clothing without its shape. A point that lands
-    on a hole in the clothing (a shirt front, a badge) takes the first of a few other places in its extent
-    (mirrored across it, moved by half of it) that lies on the clothing, else the clothing's nearest pixel."""
+    torso whose quad cannot be trusted (``drop_misread``), its clothing without its shape (``_texture_on``)."""
     down = (src.joints[8] + src.joints[11] - src.joints[2] - src.joints[5]) / 2
-    down = down / max(float(np.hypot(*down)), 1e-9)
-    turn = np.array([[down[1], -down[0]], [down[0], down[1]]])  # turn @ down = (0, 1)
+    return _texture_on(p, down, np.array([0.0, 1.0]), ex.scale / src.scale, material)
+
+
+def _texture_on(p: np.ndarray, axis: np.ndarray, onto: np.ndarray, scale: float, material: np.ndarray) -> np.ndarray:
+    """(N, 2) input pixels -> exemplar x, y on the texture ``material`` (H, W bool): ``scale`` both ways, the
+    input's ``axis`` turned onto the exemplar's ``onto``, centre onto centre, slid off the texture's holes
+    (``_least_seams``) and mirrored at its extent rather than stretched. A point that lands on a hole in the
+    texture (a shirt front, a badge) takes the first of a few other places in its extent (mirrored across it,
+    moved by half of it) that lies on it, else its nearest pixel."""
+    a = axis / max(float(np.hypot(*axis)), 1e-9)
+    b = onto / max(float(np.hypot(*onto)), 1e-9)
+    cos, sin = float(a @ b), float(_cross(a, b))
+    turn = np.array([[cos, -sin], [sin, cos]])  # turn @ a = b
     ys, xs = np.nonzero(material)
     pts = np.stack([xs, ys], axis=1).astype(np.float64)
     centre = pts.mean(axis=0)
-    q = centre + (ex.scale / src.scale) * (p - p.mean(axis=0)) @ turn.T
+    q = centre + scale * (p - p.mean(axis=0)) @ turn.T
     axes = np.linalg.eigh(np.cov((pts - centre).T))[1]  # the clothing's own axes: mirrored along them
     lo, hi = np.percentile((pts - centre) @ axes, [5, 95], axis=0)
     hi = np.maximum(hi, lo + 1.0)
@@ -1107,6 +1116,39 @@ def _torso_texture(src: Body, ex: Body, p: np.ndarray, material: np.ndarray) -> 
             first[:, i] = _reflect(first[:, i], lo[i], hi[i])
         out[left] = nearest_in(material, centre + first @ axes.T)
     return out
+
+
+def _sleeve_cloth(ex: Body, donor: str, ex_owner: np.ndarray, ex_order: list[str], image: np.ndarray | None
+                  ) -> np.ndarray | None:
+    """(H, W) bool: the plain cloth of the exemplar's hung sleeve ``donor`` and its torso (one garment, as a
+    rule: a guessed sleeve alone is a sliver): inside the sleeve's outline or the torso's part, on the
+    silhouette, off the decorations (ribbons, a shirt front), a little inside its edge; None when there is none."""
+    if not ex.measured or "torso" not in ex_order:
+        return None
+    import cv2
+
+    a, b, _ = LIMBS[donor]
+    ys, xs = np.nonzero(ex.silhouette)
+    p = np.stack([xs, ys], axis=1).astype(np.float64)
+    t, s = _limb_local(p, ex.joints[a], ex.joints[b], ex.widths[donor])
+    inside = (t >= 0.0) & (t <= 1.0) & (np.abs(s) <= 1.0)
+    cloth = ex_owner == ex_order.index("torso")
+    cloth[ys[inside], xs[inside]] = True
+    if image is not None:
+        cloth &= ~decorations(image, cloth)
+    inset = max(1, round(TEXTURE_INSET * ex.scale))
+    cloth = cv2.erode(cloth.astype(np.uint8), disc(inset)) > 0
+    return cloth if cloth.any() else None
+
+
+def _limb_texture(name: str, donor: str, src: Body, ex: Body, p: np.ndarray, cloth: np.ndarray) -> np.ndarray:
+    """(N, 2) input pixels of limb ``name`` (a forearm, its hand included) -> exemplar x, y on the plain cloth
+    of a hung sleeve ``donor``: a texture (``_texture_on``) at the bodies' relative size, the limb's bone along
+    the sleeve's, rather than the limb's length and width stretched onto the sleeve's (a guessed sleeve is
+    short; a forearm with its hands is long and wide)."""
+    a, b, _ = LIMBS[name]
+    da, db, _ = LIMBS[donor]
+    return _texture_on(p, src.joints[b] - src.joints[a], ex.joints[db] - ex.joints[da], ex.scale / src.scale, cloth)
 
 
 TEXTURE_SLIDE = 0.25  # the torso's texture may move this far (x the clothing's extent) to keep off its holes ...
@@ -1317,6 +1359,14 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
             continue
         if name == "torso" and material is not None:  # the exemplar's clothing, not its misread quad
             q = _torso_texture(src, ex, p[sel], material)
+            positions[py, px] = q[:, ::-1]
+            stand_in[py, px] = True
+            confidence[py, px] = 0.2
+            continue
+        cloth = _sleeve_cloth(ex, donors[name], ex_owner, ex_order, exemplar.image) \
+            if name in ("right forearm", "left forearm") and donors.get(name) in hung else None
+        if cloth is not None:  # a forearm from a guessed sleeve: the sleeve's cloth as a texture, not stretched
+            q = _limb_texture(name, donors[name], src, ex, p[sel], cloth)
             positions[py, px] = q[:, ::-1]
             stand_in[py, px] = True
             confidence[py, px] = 0.2
