@@ -168,6 +168,7 @@ EDGE_SEARCH = 1  # the example is looked for within this many pixels (of the fin
 EDGE_BUDGET = 2.0  # the upscaled crop is at most this many times the output's pixels (a looser crop: a lower factor)
 EDGE_FROM, EDGE_FULL = 2.0, 3.0  # the steeper edges fade in from this enlargement, fully from that
 EDGE_GAIN = 2.0  # how much of the steeper edges (above the photo's Nyquist only) is added
+EDGE_MIN_AREA = 0.005  # less of the output than this enlarged past EDGE_FROM (a few stretched pixels): left alone
 
 
 def _self_example_step(luma: np.ndarray, step: float) -> np.ndarray:
@@ -230,7 +231,7 @@ def add_edges(image: np.ndarray, photo: np.ndarray, positions: np.ndarray, where
     weight = np.clip(np.log2(np.maximum(e, 1e-6) / EDGE_FROM) / np.log2(EDGE_FULL / EDGE_FROM), 0, 1)
     weight *= where[top:bottom, left:right]
     used = weight > 0
-    if not used.any():
+    if used.sum() < EDGE_MIN_AREA * where.size:  # (its crop would cost as much as a face's)
         return image, 0.0
     src = box[used]
     margin = 2 * EDGE_PATCH
