@@ -19,6 +19,7 @@ import numpy as np
 from app import models, settings
 from core.budget import BudgetExceeded, Cancelled
 from core.errors import CheckpointError, InputError, NoSubjectError, WarpaintError
+from core.limits import check_choice
 from core.vocabulary import ENGINES, LEARNED, TRAINING_FREE, unknown
 
 log = logging.getLogger("warpaint.app")
@@ -67,6 +68,32 @@ def friendly_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+MALFORMED = ("This request's values could not be read: send each value as the page does (a file as an upload, "
+             "one value per input; the API page lists them).")
+
+
+def refuse_malformed_requests(demo: gr.Blocks) -> gr.Blocks:
+    """Values Gradio itself cannot take (not a file where a file goes, a path the client did not upload, too few
+    values) failed inside Gradio's preprocessing with its own exception: a traceback in the log per request, so
+    a hostile client could flood a Space's log. They become a message and one log line (``refused (Malformed
+    request)``); the app's own preprocessing (``app.components``) already raises ``gr.Error``."""
+    original = demo.preprocess_data
+
+    async def preprocess_data(*args, **kwargs):
+        try:
+            return await original(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            reason = (str(exc).strip().splitlines() or [""])[0][:200]
+            log.info("refused (Malformed request): %s: %s", type(exc).__name__, reason)
+            log.debug("malformed request", exc_info=True)
+            raise gr.Error(MALFORMED, title="Malformed request", print_exception=False) from exc
+
+    demo.preprocess_data = preprocess_data
+    return demo
+
+
 def load_picture(source: str | Path | np.ndarray | None, what: str) -> np.ndarray:
     """A path (an upload in Gradio's cache) or an array -> (H, W, 3) uint8 RGB, with the app's pixel limit."""
     return load_upload(source, what)[0]
@@ -83,18 +110,21 @@ def load_upload(source: str | Path | np.ndarray | None, what: str) -> tuple[np.n
         if source.shape[0] * source.shape[1] > settings.MAX_PIXELS:
             raise InputError(f"The {what} has more than {settings.MAX_PIXELS / 1e6:.0f} MP. Use a smaller picture.")
         return source, False
-    from core.imageio import load_image_and_mode
+    from core.imageio import PALETTE_MODES, load_image_and_mode
 
     path = str(source)
     try:
         picture, mode = load_image_and_mode(path, max_pixels=settings.MAX_PIXELS)
     except InputError as exc:  # name the upload, not the server's temporary path
         raise InputError(str(exc).replace(path, f"The {what} ({Path(path).name})")) from exc
-    return picture, mode in ("P", "PA")
+    return picture, mode in PALETTE_MODES
 
 
-def engine_plan(task: str, engine: str, checkpoint: str | None) -> str:
-    """What will run, in words, before anything is loaded (``checkpoint``: a model name)."""
+def engine_plan(task: str, engine: object, checkpoint: object) -> str:
+    """What will run, in words, before anything is loaded (``checkpoint``: a model name the server offers, or ""
+    / None). Both come from the client: an engine or a name the page cannot send is refused (never echoed)."""
+    engine = check_choice("engine", engine, ENGINES)
+    models.resolve(task, checkpoint)  # a name the server offers, or nothing
     if engine == TRAINING_FREE:
         return f"{TRAINING_FREE} (hand-made descriptors, no weights)"
     found = [checkpoint] if checkpoint else models.names(task)
@@ -112,4 +142,5 @@ def translator_for(task: str, engine: str, checkpoint: Path | None) -> Any:
         raise InputError(unknown("engine", engine, ENGINES))
     from core.pipeline import Translator
 
-    return Translator(task, engine=engine, checkpoint=checkpoint or None, checkpoints_root=settings.CHECKPOINTS)
+    return Translator(task, engine=engine, checkpoint=checkpoint or None, checkpoints_root=settings.CHECKPOINTS,
+                      front_end="app")  # its messages name the app's controls

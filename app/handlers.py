@@ -11,36 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from app import drawing, models, settings
 from app.engine import friendly_errors, gpu, load_picture, load_upload, translator_for
 from core import budget
-from core.conditions.masks import looks_painted
 from core.limits import check_choice, check_flag
 from core.results import LevelView, TranslationResult
-from core.vocabulary import ENGINES, MIRROR_MODES, TASKS, TRAINING_FREE, subject_word
+from core.vocabulary import ENGINES, MIRROR_MODES, TASKS, TRAINING_FREE
 
 Progress = Callable[[float, str], None]
-READ_AS_PAINTED = ("This picture is painted in ADE20K colours, so it was read as a painted mask (Input is: Ready "
-                   "condition), not segmented as a photo.")
-UNDITHERED = "The input is a palette (GIF-style) picture: its dithering was smoothed out before looking for the {what}."
-UNDITHER_SIGMA = 1.0  # px: a dithered copy of grace_hopper.jpg hid its person from MediaPipe's pose; sigma 1 shows it
-
-
-def photo_for_extraction(task: str, dithered: bool, picture: np.ndarray, ready: bool) -> tuple[np.ndarray, list[str]]:
-    """The input photo as the extractors should see it: a palette (``dithered``) upload smoothed first. Its
-    pixels only give the condition, so nothing of the output is blurred; ready conditions are left exact."""
-    if ready or not dithered:
-        return picture, []
-    smooth = cv2.GaussianBlur(picture, (0, 0), UNDITHER_SIGMA)
-    return smooth, [UNDITHERED.format(what=subject_word(task))]
-
-
-def painted_mask_given_as_photo(task: str, picture: np.ndarray, ready: bool) -> bool:
-    """A painted mask given as a photo in the Mask tab: it is read as the ready condition it is."""
-    return task == "mask" and not ready and looks_painted(picture)
 
 
 @dataclass
@@ -75,10 +55,22 @@ def check_resolution(resolution: object) -> int | None:
     return settings.RESOLUTION.check_optional(resolution)
 
 
+# The filter's cost grows with the fourth power of the side (its neighbourhood grows with the picture): 0.4 s CPU
+# at 1024, 2.4 s at 2048, about 85 s for a 25 MP square, in one call no time budget can stop. Twice the largest
+# output side is plenty for an exemplar.
+OIL_MAX_SIDE = 2048
+
+
 def oil_paint(picture: np.ndarray) -> np.ndarray:
-    """The oil-paint look of assets/make_assets.py (OpenCV contrib's xphoto.oilPainting), scaled to the picture."""
+    """The oil-paint look of assets/make_assets.py (OpenCV contrib's xphoto.oilPainting), scaled to the picture,
+    which is first brought down to ``OIL_MAX_SIDE``."""
+    import cv2
+
     from core.imageio import oil_paint as oil_filter  # torch and cv2 load on first use, not at start-up
 
+    scale = OIL_MAX_SIDE / max(picture.shape[:2])
+    if scale < 1:
+        picture = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     return oil_filter(picture, max(2, round(4 * min(picture.shape[:2]) / 512)))
 
 
@@ -89,12 +81,12 @@ def extract(task: str, image, ready_condition: bool = False, resolution: float |
     task = check_choice("task", task, TASKS)
     ready = check_flag("ready_condition", ready_condition)
     res = check_resolution(resolution) or 256
-    picture, dithered = load_upload(image, "picture")
+    picture, palette = load_upload(image, "picture")
     budget.check()
-    painted = painted_mask_given_as_photo(task, picture, ready)
-    picture, notes = photo_for_extraction(task, dithered, picture, ready or painted)
-    condition = translator_for(task, TRAINING_FREE, None).extract(picture, (res, res), ready_condition=ready or painted)
-    return condition.preview, "\n".join(([READ_AS_PAINTED] if painted else []) + notes + condition.messages)
+    # core decides what a photo is (a painted mask is read as one) and smooths a palette photo's dithering
+    condition = translator_for(task, TRAINING_FREE, None).extract(picture, (res, res), ready_condition=ready,
+                                                                  palette=palette)
+    return condition.preview, "\n".join(condition.messages)
 
 
 @gpu  # outermost: on ZeroGPU the gr.Error raised inside travels back to the UI
@@ -125,19 +117,14 @@ def translate(task: str, source, exemplar, *, source_is_condition: bool = False,
         user_report(fraction, text)
 
     report(0.0, "reading pictures")
-    src, dithered = load_upload(source, "input")
+    src, palette = load_upload(source, "input")
     ex = load_picture(exemplar, "exemplar")
-    painted = painted_mask_given_as_photo(task, src, options["source_is_condition"])
-    options["source_is_condition"] |= painted
-    src, notes = photo_for_extraction(task, dithered, src, options["source_is_condition"])
-    notes = [READ_AS_PAINTED] if painted else notes
     if oil:
         ex = oil_paint(ex)
-    result = translator_for(task, engine, folder).translate(src, ex, progress=report, **options)
+    result = translator_for(task, engine, folder).translate(src, ex, progress=report, source_palette=palette,
+                                                            **options)
     result.engine = models.public_text(result.engine)
     result.messages = [models.public_text(m) for m in result.messages]
-    first = 1 if result.messages[:1] and result.messages[0].startswith("Engine:") else 0
-    result.messages[first:first] = notes
     return Outcome(result, inspect_state(result, ex), time.perf_counter() - start)
 
 
@@ -163,23 +150,25 @@ def status_markdown(result: TranslationResult, seconds: float) -> str:
     return text
 
 
-def level_pictures(state: InspectState | None, level: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Flow picture and confidence picture of one level; by default the final ones (else the finest level's)."""
+def level_pictures(state: InspectState | None, level: object) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Flow picture and confidence picture of one level; by default (no level picked: ``picked_level``) the final
+    ones (else the finest level's)."""
     if state is None or not state.levels:
         return None, None
+    level = picked_level(state, level)
     if level is None and state.flow is not None and state.confidence is not None:
         return state.flow, drawing.confidence_picture(state.confidence, state.size)
-    lv = state.levels[_level_index(state, level)]
+    lv = state.levels[len(state.levels) - 1 if level is None else level]
     return lv.flow, drawing.confidence_picture(lv.confidence, state.size)
 
 
-def _level_index(state: InspectState, level: object) -> int:
-    """The level a client picked (a gallery index it sends), clipped; the finest for anything not a number."""
-    n = len(state.levels)
-    try:
-        return min(max(int(level), 0), n - 1)  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError):  # None, NaN, infinity, text, a list
-        return n - 1
+def picked_level(state: InspectState | None, level: object) -> int | None:
+    """The level a client picked, as the warp gallery sends it (its index: a whole number from 0 to the number of
+    levels - 1); anything else is no pick (None): numbers as text ("2"), booleans, fractions, NaN, lists and
+    indices out of range are not clipped or converted into some level."""
+    if state is None or isinstance(level, bool) or not isinstance(level, numbers.Integral):
+        return None
+    return int(level) if 0 <= level < len(state.levels) else None
 
 
 def _click_point(point: object) -> tuple[float, float] | None:
@@ -196,16 +185,17 @@ def _click_point(point: object) -> tuple[float, float] | None:
     return (x, y) if np.isfinite((x, y)).all() else None
 
 
-def inspect(state: InspectState | None, level: int | None, point: tuple[float, float] | None
-            ) -> tuple[np.ndarray | None, str]:
+def inspect(state: InspectState | None, level: object, point: object) -> tuple[np.ndarray | None, str]:
     """A click at output pixel (x, y) -> the exemplar with that pixel's K candidates marked, and a caption.
-    The click's values come from the client: anything but a level number and two finite numbers is no click."""
+    The click's values come from the client: anything but two finite numbers is no click, and a level that is
+    not one the gallery can send is the finest (``picked_level``)."""
     if state is None:
         return None, "Run a translation first, then click a point of the output or of the input's condition."
     point = _click_point(point)
     if point is None:
         return state.exemplar, "Click a point of the output or of the input's condition."
-    i = _level_index(state, level)
+    i = picked_level(state, level)
+    i = len(state.levels) - 1 if i is None else i  # no pick: the finest level
     lv = state.levels[i]
     cell = drawing.grid_cell(point, state.size, lv.size)
     candidates = lv.candidates[cell].astype(np.float32)  # (K, 2) (x, y) in output pixels

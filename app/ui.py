@@ -5,14 +5,16 @@ from __future__ import annotations
 import gradio as gr
 
 from app import atomic_cache, drawing, handlers, models, settings, video
-from app.components import mask_editor, photo_input, raw
-from app.engine import engine_plan, friendly_errors
+from app.components import checked_examples, event_index, mask_editor, photo_input, raw
+from app.engine import engine_plan, friendly_errors, refuse_malformed_requests
 from app.jobs import run_heavy
 from app.palette import editor_to_mask, legend_html, make_brush
 from app.tasks import TABS, TabSpec
+from core.limits import check_choice
 from core.vocabulary import ENGINES, MIRROR_MODES, TASKS
 
 PHOTO, READY = "Photo", "Ready condition"
+INPUT_KINDS = (PHOTO, READY)
 PROGRESS = gr.Progress()  # marks a handler's progress parameter; Gradio gives each call its own tracker
 MIRROR_INFO = ("auto: training-free faces and poses use a mirror-image exemplar mirrored (any text it shows "
                "then reads backwards); never: keep it as given; always: mirror it")
@@ -28,9 +30,9 @@ level, the flow, the confidence, and, by clicking the output, the matched points
 Everything runs on this machine; nothing is downloaded."""
 
 
-def _source(spec: TabSpec, kind: str, photo, condition):
+def _source(spec: TabSpec, kind: object, photo, condition):
     """The picture to translate: the photo, or the ready condition (a painted mask is flattened first)."""
-    if kind != READY:
+    if check_choice("input kind", kind, INPUT_KINDS) == PHOTO:
         return photo, False
     return (editor_to_mask(condition) if spec.task == "mask" else condition), True
 
@@ -56,7 +58,7 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
     gr.Markdown(spec.intro)
     with gr.Row():
         with gr.Column():
-            kind = raw(gr.Radio([PHOTO, READY], value=PHOTO, label="Input is", elem_id=f"{key}-kind"))
+            kind = raw(gr.Radio(list(INPUT_KINDS), value=PHOTO, label="Input is", elem_id=f"{key}-kind"))
             photo = photo_input(label="Input photo", elem_id=f"{key}-photo", height=320)
             if spec.task == "mask":
                 condition = mask_editor(label=spec.condition_label, type="numpy", image_mode="RGBA",
@@ -73,10 +75,11 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
             oil = raw(gr.Checkbox(value=spec.oil_paint, visible=key == "oil", elem_id=f"{key}-oil",
                                   label="Oil-paint the exemplar first (OpenCV xphoto.oilPainting)"))
     with gr.Row():
-        gr.Examples(spec.example_paths(), inputs=[photo, exemplar], label="Examples: photos (public domain, offline)",
-                    cache_examples=False)
-        gr.Examples([[READY, *pair] for pair in spec.condition_example_paths()], inputs=[kind, condition, exemplar],
-                    label="Examples: ready conditions", cache_examples=False)
+        checked_examples(gr.Examples(spec.example_paths(), inputs=[photo, exemplar],
+                                     label="Examples: photos (public domain, offline)", cache_examples=False))
+        checked_examples(gr.Examples([[READY, *pair] for pair in spec.condition_example_paths()],
+                                     inputs=[kind, condition, exemplar], label="Examples: ready conditions",
+                                     cache_examples=False))
     with gr.Row():
         with gr.Column():
             input_preview = gr.Image(label="Input's condition (click to inspect after a run)", interactive=False,
@@ -168,14 +171,15 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
               [output, input_preview, exemplar_preview, gallery, flow, confidence, status, plan, state, level,
                inspect_view, inspect_text], **HEAVY)
 
-    def pick_level(saved, evt: gr.SelectData):
-        flow_pic, conf_pic = handlers.level_pictures(saved, evt.index)
-        return evt.index, flow_pic, conf_pic
+    def pick_level(saved, evt: gr.EventData):
+        picked = handlers.picked_level(saved, event_index(evt))  # None: not a level the gallery shows
+        flow_pic, conf_pic = handlers.level_pictures(saved, picked)
+        return picked, flow_pic, conf_pic
 
     gallery.select(pick_level, state, [level, flow, confidence], queue=False, api_visibility="private")
 
-    def on_click(saved, level_value, evt: gr.SelectData):
-        return handlers.inspect(saved, level_value, tuple(evt.index) if evt.index is not None else None)
+    def on_click(saved, level_value, evt: gr.EventData):
+        return handlers.inspect(saved, level_value, event_index(evt))  # checked there: two finite numbers
 
     for view in (output, input_preview):
         view.select(on_click, [state, level], [inspect_view, inspect_text], queue=False,
@@ -267,4 +271,4 @@ def build_demo() -> gr.Blocks:
                     f"{settings.CONCURRENCY} translation(s) at a time, {settings.REQUEST_SECONDS:g} s per request. "
                     "See docs/app.md.")
         build_api()
-    return demo
+    return refuse_malformed_requests(demo)

@@ -17,6 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 from app import models, settings
+from app.components import checked_examples, photo_input, raw
 from app.engine import friendly_errors, gpu, load_picture, translator_for
 from app.jobs import run_heavy
 from core.errors import InputError
@@ -112,18 +113,20 @@ def build_video_tab(heavy: dict) -> None:
     gr.Markdown(INTRO.format(limits=limits_text()))
     with gr.Row():
         clip = gr.Video(label="Clip (a person moving)", sources=["upload"], include_audio=True, format=None,
-                        elem_id="video-clip", height=320)
-        exemplar = gr.Image(label="Exemplar (the person to show)", type="filepath", sources=["upload", "clipboard"],
-                            elem_id="video-exemplar", height=320)
-    gr.Examples([[str(settings.ASSETS / "clip_astronaut.mp4"), str(settings.ASSETS / "grace_hopper.jpg")]],
-                inputs=[clip, exemplar], label="Example: a swaying camera films the astronaut (public domain, offline)",
-                cache_examples=False)
+                        elem_id="video-clip", height=320)  # its path, untouched (Gradio converts nothing)
+        exemplar = photo_input(label="Exemplar (the person to show)", sources=["upload", "clipboard"],
+                               elem_id="video-exemplar", height=320)  # read by the handler, with the pixel limit
+    checked_examples(gr.Examples(
+        [[str(settings.ASSETS / "clip_astronaut.mp4"), str(settings.ASSETS / "grace_hopper.jpg")]],
+        inputs=[clip, exemplar], label="Example: a swaying camera films the astronaut (public domain, offline)",
+        cache_examples=False))
     with gr.Row():
         limit = settings.VIDEO_RESOLUTION
-        resolution = gr.Slider(limit.minimum, limit.maximum, value=min(256, limit.maximum), step=limit.step,
-                               label="Resolution (output side, pixels)", elem_id="video-resolution")
-        engine = gr.Radio(list(ENGINES), value=TRAINING_FREE, label="Engine",
-                          info="training-free (engine v2: per-limb charts) needs no trained model")
+        # raw: the handler checks both and refuses a bad value with what is allowed
+        resolution = raw(gr.Slider(limit.minimum, limit.maximum, value=min(256, limit.maximum), step=limit.step,
+                                   label="Resolution (output side, pixels)", elem_id="video-resolution"))
+        engine = raw(gr.Radio(list(ENGINES), value=TRAINING_FREE, label="Engine",
+                              info="training-free (engine v2: per-limb charts) needs no trained model"))
     run = gr.Button("Make the video", variant="primary", elem_id="video-run")
     with gr.Row():
         result = gr.Video(label="Result", interactive=False, format=None, elem_id="video-result", height=384)

@@ -207,6 +207,16 @@ def oil_paint(picture: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.xphoto.oilPainting(bgr, size, 1)[..., ::-1])
 
 
+PALETTE_MODES = ("P", "PA")  # Pillow modes of a picture stored with a colour palette (GIF-style)
+UNDITHER_SIGMA = 1.0  # px: a dithered copy of grace_hopper.jpg hid its person from MediaPipe's pose; sigma 1 shows it
+
+
+def undither(picture: np.ndarray) -> np.ndarray:
+    """A photo stored with a colour palette (GIF-style, dithered), smoothed so detectors see its shapes, not the
+    dither's dots (for finding a subject only: the output never shows these pixels)."""
+    return cv2.GaussianBlur(picture, (0, 0), UNDITHER_SIGMA)
+
+
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
                  ".tif": "TIFF", ".tiff": "TIFF"}
 

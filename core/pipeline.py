@@ -41,6 +41,7 @@ from core.vocabulary import (
     CHECKPOINTS_HELP,
     CONFIG_FILE,
     ENGINES,
+    FRONT_ENDS,
     LEARNED,
     MIRROR_MODES,
     MODEL_FILES,
@@ -53,6 +54,7 @@ from core.vocabulary import (
     missing_in_exemplar,
     subject_word,
     unknown,
+    worded,
 )
 
 
@@ -84,7 +86,7 @@ class Translator:
 
     def __init__(self, task: str, engine: str = AUTO, checkpoint: str | Path | None = None,
                  device: str | None = None, precision: str = "fp32", checkpoints_root: Path = Path("checkpoints"),
-                 version: int | None = None):
+                 version: int | None = None, front_end: str = "cli"):
         if task not in TASKS:
             raise InputError(unknown("task", task, TASKS))
         if engine not in ENGINES:
@@ -92,6 +94,7 @@ class Translator:
         if precision not in PRECISIONS:
             raise InputError(unknown("precision", precision, PRECISIONS))
         self.task = task
+        self.front_end = check_choice("front end", front_end, FRONT_ENDS)  # whose words messages use (OPTION_WORDS)
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type == "cpu":
             raise InputError("fp16 needs a GPU; on CPU use bf16 (fast with AMX) or fp32.")
@@ -134,11 +137,14 @@ class Translator:
         return None
 
     # -- conditions ------------------------------------------------------------------------------
-    def extract(self, image: np.ndarray, size: tuple[int, int], ready_condition: bool = False) -> Condition:
-        """A photo (or, with ``ready_condition``, a skeleton / sketch / painted mask) -> Condition at (H, W)."""
-        if ready_condition:
-            return from_user_condition(self.task, image, size)
-        return extract(self.task, image, size)
+    def extract(self, image: np.ndarray, size: tuple[int, int], ready_condition: bool = False,
+                palette: bool = False) -> Condition:
+        """A photo (or, with ``ready_condition``, a skeleton / sketch / painted mask) -> Condition at (H, W).
+        ``palette``: the photo was stored with a colour palette (dithered; see ``core.conditions.extract``)."""
+        cond = (from_user_condition(self.task, image, size) if ready_condition
+                else extract(self.task, image, size, palette))
+        cond.messages = [worded(m, self.front_end) for m in cond.messages]
+        return cond
 
     # -- translation -----------------------------------------------------------------------------
     def output_size(self, resolution: int | None) -> tuple[int, int]:
@@ -149,10 +155,12 @@ class Translator:
         return res, res
 
     def prepare(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, size: tuple[int, int],
-                source_is_condition: bool = False, allow_partial: bool = False) -> tuple[Condition, Condition]:
+                source_is_condition: bool = False, allow_partial: bool = False, source_palette: bool = False
+                ) -> tuple[Condition, Condition]:
         """Both conditions; the exemplar's carries its photo (``.image``). The input's is at ``size``; the
         exemplar's too, except for engine v2: at its own working size (its whole frame), carrying the
-        original photo (``.photo``) so the output samples the original pixels."""
+        original photo (``.photo``) so the output samples the original pixels. ``source_palette``: the input
+        photo was stored with a colour palette (``extract``'s ``palette``)."""
         if isinstance(source, Condition):
             src = source
             if src.size != size:
@@ -160,7 +168,7 @@ class Translator:
                                  "extract it at the size you translate at.")
         else:
             try:
-                src = self.extract(source, size, ready_condition=source_is_condition)
+                src = self.extract(source, size, ready_condition=source_is_condition, palette=source_palette)
             except NoSubjectError as exc:
                 raise NoSubjectError(about("input", exc.args[0])) from exc
         return src, self.prepare_exemplar(exemplar, size, allow_partial)
@@ -192,19 +200,21 @@ class Translator:
     def translate(self, source: np.ndarray | Condition, exemplar: np.ndarray | Condition, *,
                   resolution: int | None = None, iterations: int | None = None, temperature: float | None = None,
                   seed: int = 0, source_is_condition: bool = False, allow_partial: bool = False,
-                  mirror: str = "auto", progress: Progress | None = None) -> TranslationResult:
+                  mirror: str = "auto", source_palette: bool = False, progress: Progress | None = None
+                  ) -> TranslationResult:
         """Translate ``source`` (photo, condition picture or Condition) to the looks of ``exemplar``
         (photo, or a Condition extracted from one). Progress goes through extraction, every level
         and synthesis. ``allow_partial``: engine v2 maps what it can when the exemplar lacks a part
         the input needs (e.g. no face) instead of refusing. ``mirror`` (engine v2, face and pose; ``MIRROR_MODES``):
         "auto" uses the exemplar mirrored when it mirrors the input's scene or its face is turned the other
-        way, "never" keeps it as given (a mirrored exemplar mirrors any text it shows), "always" mirrors it."""
+        way, "never" keeps it as given (a mirrored exemplar mirrors any text it shows), "always" mirrors it.
+        ``source_palette``: the input photo was stored with a colour palette (dithered; smoothed for extraction)."""
         report = progress or (lambda fraction, text: None)
         mirror = check_choice("mirror setting", mirror, MIRROR_MODES)
         t0 = time.perf_counter()
         size = source.size if isinstance(source, Condition) else self.output_size(resolution)
         report(0.02, "extracting the conditions of the input and the exemplar")
-        src, ex_cond = self.prepare(source, exemplar, size, source_is_condition, allow_partial)
+        src, ex_cond = self.prepare(source, exemplar, size, source_is_condition, allow_partial, source_palette)
         extract_s = time.perf_counter() - t0
         report(0.2, "conditions ready")
         result = self._translate_conditions([src], [ex_cond], iterations, temperature, seed,
@@ -254,6 +264,7 @@ class Translator:
         t1 = time.perf_counter()
         messages = ([f"Engine: {self.engine_name}."] + list(src.messages) + [f"Exemplar: {m}" for m in ex_cond.messages]
                     + [m for notes in out.notes for m in notes])
+        messages = [worded(m, self.front_end) for m in messages]
         result = TranslationResult(
             image=from_tensor(out.image[0]), warped=from_tensor(out.warped[0]), input_condition=src.preview,
             exemplar_condition=ex_cond.preview, levels=Deferred(lambda: level_views(out.levels, size)),

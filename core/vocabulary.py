@@ -44,6 +44,7 @@ OPTION_WORDS: dict[str, dict[str, str]] = {
         "palette_help": " (see docs/conditions.md)",
         "or_extract_from_photo": ", or give a photo (not as a condition) to extract a person/background mask from it",
         "give_as_condition": " and give it as a condition instead",
+        "as_painted_mask": "",  # the command line reads it so whatever its flags say
     },
     "app": {
         "choose_checkpoint": "pick one in Advanced > Model",
@@ -55,11 +56,17 @@ OPTION_WORDS: dict[str, dict[str, str]] = {
         "palette_help": " (the editor's brushes; the legend under it names them)",
         "or_extract_from_photo": ", or choose Input is: Photo to extract a person/background mask from a photo",
         "give_as_condition": " in the editor (Input is: Ready condition)",
+        "as_painted_mask": " (Input is: Ready condition)",
     },
 }
-# Mask task: a painted ADE20K mask given where a photo was expected (core.conditions.masks.looks_painted).
-PAINTED_INPUT = ("This picture is painted in ADE20K colours, so it was read as a painted mask, not segmented as a "
-                 "photo.")
+# Mask task: a painted ADE20K mask given where a photo was expected (core.conditions.masks.looks_painted decides,
+# in core.conditions.masks.extract only).
+PAINTED_INPUT = ("This picture is painted in ADE20K colours, so it was read as a painted mask$as_painted_mask, not "
+                 "segmented as a photo.")
+# A photo stored with a colour palette (GIF-style, dithered) is smoothed before its subject is looked for
+# (core.conditions.extract(..., palette=True)).
+UNDITHERED = ("This picture is stored with a colour palette (GIF-style): its dithering was smoothed out before "
+              "looking for the {what}.")
 PAINTED_EXEMPLAR = ("The exemplar is a painted mask: its flat colours are no looks to copy. Give a photo as the "
                     "exemplar, and the painted mask as the input.")
 _PLACEHOLDER = re.compile(r"\$(" + "|".join(OPTION_WORDS["cli"]) + r")\b")

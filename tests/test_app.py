@@ -163,7 +163,8 @@ def test_a_painted_mask_given_as_a_photo_is_read_as_the_painted_mask(client):
     as_photo, note = client.predict("mask", painted, False, RES, api_name="/extract")
     as_ready, _ = client.predict("mask", painted, True, RES, api_name="/extract")
     np.testing.assert_array_equal(_picture(as_photo), _picture(as_ready))
-    assert note.startswith("This picture is painted in ADE20K colours, so it was read as a painted mask")
+    assert note.startswith("This picture is painted in ADE20K colours, so it was read as a painted mask (Input is: "
+                           "Ready condition)")  # core's note, in the app's words
     _, photo_note = client.predict("mask", handle_file(str(ASSETS / "astronaut.jpg")), False, RES, api_name="/extract")
     assert "painted in ADE20K colours" not in photo_note  # a photo is still segmented
 

@@ -79,10 +79,16 @@ def test_a_click_or_level_a_client_sends_is_checked():
                   (True, 1), (1, 2, 3), {1: 0, 2: 0}, (10**400, 1)]:
         picture, text = handlers.inspect(state, None, point)
         assert picture is state.exemplar and text.startswith("Click a point"), point
-    for level in ["x", float("nan"), float("inf"), [1], None, 10**30]:
+    state.flow, state.confidence = np.full((64, 64, 3), 7, np.uint8), np.ones((64, 64), np.float32)  # the final ones
+    # Only what the gallery sends picks a level (its index: 0 or 1 here); the rest is no pick, never converted or
+    # clipped into one: numbers as text, booleans, fractions, out of range.
+    for level in ["x", "0", "1", b"0", float("nan"), float("inf"), [1], None, 10**30, -1, -5, True, False, 0.0, 1.0]:
         assert "level 2/2" in handlers.inspect(state, level, (3, 3))[1], level
-        assert handlers.level_pictures(state, level)[0] is not None
-    assert "level 1/2" in handlers.inspect(state, -5, (3, 3))[1]
+        assert handlers.level_pictures(state, level)[0] is state.flow, level
+    assert handlers.picked_level(state, "0") is None and handlers.picked_level(state, np.int64(1)) == 1
+    for level in (0, 1):
+        assert f"level {level + 1}/2" in handlers.inspect(state, level, (3, 3))[1]
+        assert handlers.level_pictures(state, level)[0] is state.levels[level].flow
     assert "row 0, col 0" in handlers.inspect(state, None, [np.float32(3), 3])[1]
 
 
@@ -160,9 +166,29 @@ def test_an_upload_is_opened_once_and_its_palette_storage_known(tmp_path, monkey
     assert dithered and picture.shape == (600, 512, 3) and len(opened) == 1
     assert engine.load_upload(str(tmp_path / "plain.png"), "input")[1] is False
     assert engine.load_upload(np.zeros((20, 20, 3), np.uint8), "input")[1] is False
-    smooth, notes = handlers.photo_for_extraction("pose", True, picture, ready=False)
-    assert notes and not np.array_equal(smooth, picture)
-    assert handlers.photo_for_extraction("pose", True, picture, ready=True) == (picture, [])
+
+
+def test_core_alone_decides_whether_a_mask_input_is_painted_and_words_it_for_the_app(monkeypatch):
+    """The Mask tab's input is looked at once, by core (``masks.extract``), not by the app first and core again; a
+    painted mask given as a photo gets core's note, which names the app's control in the app and no flag in the
+    CLI's words."""
+    from core.conditions import masks
+    from core.pipeline import Translator
+
+    seen = []
+    real = masks.looks_painted
+    monkeypatch.setattr(masks, "looks_painted", lambda picture: seen.append(picture.shape) or real(picture))
+    _, notes = handlers.extract("mask", str(settings.ASSETS / "mask_cameraman.png"), False, 128)
+    assert len(seen) == 1
+    assert notes.startswith("This picture is painted in ADE20K colours, so it was read as a painted mask (Input is: "
+                            "Ready condition), not segmented as a photo.")
+    seen.clear()
+    _, notes = handlers.extract("mask", str(settings.ASSETS / "astronaut.jpg"), False, 128)
+    assert len(seen) == 1 and "painted" not in notes
+    painted = engine.load_picture(str(settings.ASSETS / "mask_cameraman.png"), "input")
+    cli = Translator("mask", engine="training-free").extract(painted, (128, 128)).messages[0]
+    assert cli == ("This picture is painted in ADE20K colours, so it was read as a painted mask, not segmented as "
+                   "a photo.")
 
 
 def test_the_video_tab_s_status_names_no_server_folder(monkeypatch, tmp_path):
@@ -539,3 +565,39 @@ def test_only_painted_masks_look_painted():
     sixteen = Image.open(settings.ASSETS / "grace_hopper.jpg").convert("P", palette=Image.ADAPTIVE, colors=16)
     assert not looks_painted(np.asarray(dithered))
     assert not looks_painted(np.asarray(sixteen.convert("RGB")))
+
+
+def test_values_the_page_cannot_send_are_refused_not_guessed(monkeypatch):
+    """"Input is" takes its two choices only (anything else was read as Photo); the engine line takes an engine and
+    a model the server offers (it echoed any text back); an inline picture over the upload limit is refused
+    before it is decoded."""
+    import base64
+
+    from app import components
+    from app.engine import engine_plan
+    from app.tasks import TABS
+    from app.ui import _source
+
+    for kind in ("photo", "", None, 1, ["Photo"]):
+        with pytest.raises(InputError, match="Unknown input kind"):
+            _source(TABS[0], kind, "photo.png", None)
+    assert _source(TABS[0], "Photo", "photo.png", None) == ("photo.png", False)
+    for engine_name, model in (("turbo", ""), (["auto"], ""), ("auto", "/etc/passwd"), ("learned", "../x")):
+        with pytest.raises(InputError, match="Unknown engine|No model named"):
+            engine_plan("pose", engine_name, model)
+    assert engine_plan("pose", "training-free", "").startswith("training-free")
+    monkeypatch.setattr(settings, "MAX_FILE_SIZE", "1kb")
+    image = gr.Image()
+    url = "data:image/png;base64," + base64.b64encode(bytes(2000)).decode()
+    with pytest.raises(gr.Error, match=r"larger than this server's upload limit \(1kb\)"):
+        components._inline_picture(image, url)
+    path = components._inline_picture(image, "data:image/png;base64," + base64.b64encode(bytes(500)).decode())
+    assert open(path, "rb").read() == bytes(500) and path in image.temp_files
+
+
+def test_the_oil_filter_works_on_a_bounded_picture(monkeypatch):
+    """Its cost grows with the fourth power of the side (a 25 MP square: ~85 s in one call no budget can stop): an
+    exemplar larger than ``OIL_MAX_SIDE`` is brought down first, keeping its shape."""
+    monkeypatch.setattr(handlers, "OIL_MAX_SIDE", 200)
+    assert handlers.oil_paint(np.full((1000, 600, 3), 128, np.uint8)).shape == (200, 120, 3)
+    assert handlers.oil_paint(np.full((150, 100, 3), 128, np.uint8)).shape == (150, 100, 3)

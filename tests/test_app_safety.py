@@ -158,6 +158,96 @@ def test_extract_refuses_hostile_values_too(server):
     _normal(client)
 
 
+def test_a_picture_sent_inline_is_read_like_an_upload(server):
+    """A data URL in place of an upload: Gradio decoded it whole and re-encoded it before the app's pixel limit
+    (a 450 kB PNG of 144 MP: 7 s of CPU, 430 MB, then "image.webp is 144 MP"). Its bytes are now stored as they
+    came and read like any upload: refused from the header at once; a real photo sent so is used."""
+    import base64
+    import io
+    import json
+
+    from PIL import Image
+
+    def inline(picture: Image.Image) -> dict:
+        stored = io.BytesIO()
+        picture.save(stored, "PNG")
+        url = "data:image/png;base64," + base64.b64encode(stored.getvalue()).decode()
+        return {"path": None, "url": url, "meta": {"_type": "gradio.FileData"}}
+
+    body = json.dumps({"data": ["pose", inline(Image.new("RGB", (12000, 12000))), False, RES]})
+    start = time.monotonic()
+    stream = _raw_call(server[0], "extract", body)
+    assert time.monotonic() - start < 2.0
+    assert "event: error" in stream and "12000x12000 pixels (144 MP), over the 25 MP limit" in stream, stream
+    for url in ("data:image/png;base64,not base64!", "data:text/plain,hello"):
+        stream = _raw_call(server[0], "extract", json.dumps(
+            {"data": ["pose", {"path": None, "url": url, "meta": {"_type": "gradio.FileData"}}, False, RES]}))
+        assert "could not be read as a picture" in stream, stream
+    stream = _raw_call(server[0], "extract", json.dumps({"data": ["pose", inline(Image.open(PHOTO)), False, RES]}))
+    assert "event: complete" in stream, stream
+
+
+def _page_event(url: str, name: str, data: list, event_data=None) -> tuple[int, str]:
+    """Call one of the page's own events (not in the API docs, "private" ones included) as a browser does: by
+    its index, on Gradio's direct route (events outside the queue) or through the queue."""
+    import json
+    import uuid
+
+    import httpx
+
+    config = httpx.get(f"{url}config", timeout=30).json()
+    event = next(d for d in config["dependencies"] if d.get("api_name") == name)
+    body = {"data": data, "fn_index": event["id"], "session_hash": uuid.uuid4().hex[:10], "event_data": event_data,
+            "trigger_id": event["targets"][0][0]}
+    if event.get("queue") is False:
+        answer = httpx.post(f"{url}gradio_api/run/predict", json=body, timeout=30)
+        return answer.status_code, answer.text
+    httpx.post(f"{url}gradio_api/queue/join", json=body, timeout=30).raise_for_status()
+    with httpx.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": body["session_hash"]},
+                      timeout=60) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:") and json.loads(line[5:]).get("msg") == "process_completed":
+                return 200, line
+    raise AssertionError(f"{name}: no answer")
+
+
+def test_the_page_s_own_events_check_what_they_are_sent(server):
+    """The events behind the page (examples, the engine line, the gallery and click selections, the video tab)
+    are callable by any client too: a value the page cannot send gets a message or is no selection; nothing is
+    echoed back, and Gradio writes no traceback to the log (it did for each of these)."""
+    url, work = server[0], server[1]
+    log = work / "app.log"
+    tracebacks = log.read_text().count("Traceback")
+    for index in (999, -1, "0", None, 1.0, True):
+        status, text = _page_event(url, "load_example", [index])
+        assert "No such example: click one of the examples shown" in text, (index, text)
+    status, text = _page_event(url, "load_example", [0])
+    assert status == 200 and "astronaut" in text
+    for engine, checkpoint, words in (("learned", "/etc/passwd", "No model named '(a server path)'"),
+                                      ("<b>x</b>" * 100, "", "Unknown engine '<b>x</b><b>x</b>"),
+                                      (["auto"], "", "Unknown engine ['auto']")):
+        status, text = _page_event(url, "show_plan", [engine, checkpoint])
+        assert words in text and "/etc" not in text and "<b>x</b>" * 10 not in text, text
+    assert "training-free (no checkpoint" in _page_event(url, "show_plan", ["auto", ""])[1]
+    for event_data in ({"index": "1"}, {"index": [1, 2]}, {}, None, "x", {"index": 10**40}):
+        assert _page_event(url, "pick_level", [None], event_data)[0] == 200, event_data
+        assert _page_event(url, "on_click", [None, None], event_data)[0] == 200, event_data
+    for clip, resolution, words in ((None, "256", "resolution must be a whole number from 128 to 512; got '256'"),
+                                    (None, 256, "No clip given")):
+        status, text = _page_event(url, "video", [clip, None, resolution, "training-free"])
+        assert words in text, text
+    status, text = _page_event(url, "video", [None, None, "256", "x"])
+    assert "Unknown engine 'x'" in text, text
+    # values Gradio itself cannot take (too few, text for a file, a path nobody uploaded): a message, one log line
+    for name, data in (("show_plan", []), ("on_click", [None]), ("extract", ["pose", "a.png", False, RES]),
+                       ("extract", ["pose", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, False, RES]),
+                       ("video", [{"path": "/etc/hosts", "meta": {"_type": "gradio.FileData"}}, None, 256, "auto"])):
+        status, text = _page_event(url, name, data)
+        assert "This request's values could not be read" in text and "/etc" not in text, (name, text)
+    time.sleep(0.5)
+    assert log.read_text().count("Traceback") == tracebacks, log.read_text()[-3000:]
+
+
 def test_models_are_chosen_by_name_and_paths_reveal_nothing(server, tmp_path):
     import torch
 

@@ -120,6 +120,41 @@ def test_a_painted_mask_given_as_a_photo_is_read_as_one():
     assert cond.messages[0].startswith("This picture is painted in ADE20K colours, so it was read as a painted mask")
 
 
+def test_painted_or_photo_is_decided_before_a_palette_photo_is_smoothed():
+    """A palette-stored (GIF-style) input is smoothed before its person is looked for, but only once it is known to
+    be a photo: a painted mask stored with a palette reads exactly as its RGB copy, and a dithered grey photo's
+    person is segmented as from the photo itself (IoU 0.79 without the smoothing, 0.98 with it)."""
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+
+    from core.imageio import load_image
+
+    painted = load_image(Path(__file__).parent.parent / "assets" / "mask_cameraman.png")
+    stored = io.BytesIO()
+    Image.fromarray(painted).quantize(colors=64, dither=Image.Dither.NONE).save(stored, "PNG")
+    from_palette = extract("mask", np.asarray(Image.open(stored).convert("RGB")), (256, 256), palette=True)
+    ready = from_user_condition("mask", painted, (256, 256))
+    np.testing.assert_array_equal(masks.onehot_to_index(from_palette.label), masks.onehot_to_index(ready.label))
+    assert not any("palette" in m for m in from_palette.messages)
+
+    import skimage.data
+
+    grey = np.dstack([skimage.data.camera()] * 3)
+    stored = io.BytesIO()
+    Image.fromarray(grey).convert("P").save(stored, "PNG")  # Pillow's default: the web palette, dithered
+    dithered = np.asarray(Image.open(stored).convert("RGB"))
+    truth = extract("mask", grey, (512, 512)).subject_mask  # at its own size: nothing averages the dither out
+    smoothed = extract("mask", dithered, (512, 512), palette=True)
+    assert smoothed.messages[0].startswith("This picture is stored with a colour palette")
+
+    def iou(cond):
+        return (cond.subject_mask & truth).sum() / (cond.subject_mask | truth).sum()
+
+    assert iou(smoothed) > 0.95 > iou(extract("mask", dithered, (512, 512)))
+
+
 def test_no_person_for_mask():
     y, x = np.mgrid[0:256, 0:256]
     with pytest.raises(NoSubjectError, match="No person"):

@@ -101,16 +101,25 @@ def test_a_bad_output_is_refused_before_any_work_and_no_input_is_overwritten(tmp
     notes.write_text("a file")
     folder = tmp_path / "out.png"
     folder.mkdir()
+    (tmp_path / "w").mkdir()
     cases = [(["--output", str(photo)], "would overwrite an input file"),
              (["--output", str(tmp_path / "out.txt")], "use one of .png"),
              (["--output", str(folder)], "is a folder"),
-             (["--output", str(tmp_path / "o.png"), "--warps-dir", str(notes)], "is a file; give a folder")]
+             (["--output", str(tmp_path / "o.png"), "--warps-dir", str(notes)], "is a file; give a folder"),
+             (["--output", str(tmp_path / "w" / "flow.png"), "--warps-dir", str(tmp_path / "w")],
+              "would overwrite --output")]
     for extra, words in cases:
         rc = main(["translate", "--task", "pose", "--input", str(photo), "--exemplar", str(ASSETS / "astronaut.jpg"),
                    *extra])
         err = capsys.readouterr().err
         assert rc == 1 and words in err and "Traceback" not in err, (extra, err)
-    assert photo.read_bytes() == before
+    warped = tmp_path / "warped.png"  # an input named as one of the warp pictures, in --warps-dir
+    shutil.copy(HOPPER, warped)
+    rc = main(["translate", "--task", "pose", "--input", str(warped), "--exemplar", str(ASSETS / "astronaut.jpg"),
+               "--output", str(tmp_path / "o.png"), "--warps-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "would overwrite --input" in err and "Traceback" not in err, err
+    assert photo.read_bytes() == before and warped.read_bytes() == HOPPER.read_bytes()
 
 
 def test_folder_mode_refuses_to_overwrite_an_input_or_exemplar_before_any_work(tmp_path, capsys, monkeypatch):
@@ -144,3 +153,19 @@ def test_folder_mode_refuses_to_overwrite_an_input_or_exemplar_before_any_work(t
         assert "choose another" in err or "give a folder" in err
     assert {p: p.read_bytes() for p in before} == before
     assert not (tmp_path / "out").exists()
+
+
+def test_the_research_commands_refuse_bad_numbers_before_any_work(tmp_path, capsys):
+    """train's float overrides (--lr nan ended in torch's traceback), eval-warp's limits (--cross-limit -1 left the
+    last pair out, silently) and retrieve's --size (0 read every photo as having no condition): one line each."""
+    train = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")]
+    cases = [([*train, "--lr", "nan"], "--lr nan is out"), ([*train, "--ema", "1"], "--ema 1.0 is out"),
+             ([*train, "--grad-clip=-inf"], "--grad-clip -inf"),
+             (["eval-warp", "--task", "pose", "--cross", "--cross-limit", "-1"], "--cross-limit must be at least 1"),
+             (["eval-warp", "--task", "pose", "--strength", "nan"], "--strength a number from 0"),
+             (["retrieve", "--data", str(tmp_path), "--size", "0"], "--size 0 is out of range")]
+    for argv, words in cases:
+        rc = main(argv)
+        err = capsys.readouterr().err
+        assert rc == 1 and words in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "run").exists()

@@ -168,6 +168,21 @@ def test_cli_refuses_bad_arguments_clearly(tmp_path, photo_clip):
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "Input not found" in missing.stderr
     assert "Traceback" not in bad_output.stderr + missing.stderr
+    # an output over the clip, the exemplar or another output: refused before any work, the clip left as it was
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(photo_clip, clip)
+    before = clip.read_bytes()
+    base = [sys.executable, "-m", "core", "video", "--task", "pose", "--input", str(clip), "--exemplar",
+            str(ROOT / "assets" / "grace_hopper.jpg"), "--max-frames", "1", "--resolution", "64"]
+    for extra, words in ((["--output", str(clip)], "--output " + str(clip) + " would overwrite an input"),
+                         (["--output", str(tmp_path / "o.mp4"), "--stats", str(clip)], "--stats"),
+                         (["--output", str(tmp_path / "o.mp4"), "--skeleton-video", str(tmp_path / "o.mp4")],
+                          "is also given as --output"),
+                         (["--output", str(tmp_path / "o.mp4"), "--stats", str(ROOT / "assets" / "grace_hopper.jpg")],
+                          "would overwrite an input")):
+        refused = subprocess.run(base + extra, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1 and words in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert clip.read_bytes() == before and not (tmp_path / "o.mp4").exists()
 
 
 def test_a_phone_clip_is_read_upright(tmp_path):

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from core.errors import NoSubjectError, WarpaintError
+from core.limits import RESOLUTION
 from core.metrics import psnr_ssim
 from core.vocabulary import ENGINES, TASKS, TRAINING_FREE
 
@@ -93,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
     cross = args.cross or args.sheet is not None
     if args.pairs < 1:
         raise WarpaintError("--pairs must be at least 1.")
+    for flag, value in (("--cross-limit", args.cross_limit), ("--limit", args.limit)):
+        if value is not None and value < 1:  # a slice by -1 silently left the last pair out
+            raise WarpaintError(f"{flag} must be at least 1.")
+    if args.synthetic < 0 or not 0 <= args.strength < float("inf"):  # NaN fails the comparison
+        raise WarpaintError("--synthetic must be 0 or more and --strength a number from 0 (identity).")
+    RESOLUTION.check_optional(args.resolution)
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
     unknown = [v for v in versions if v not in ENGINE_VERSIONS]
     if cross and (unknown or not versions):

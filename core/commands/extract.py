@@ -10,7 +10,7 @@ import numpy as np
 
 from core.commands.paths import PICTURE_FORMATS, check_writable
 from core.errors import InputError
-from core.vocabulary import TASKS
+from core.vocabulary import TASKS, worded
 
 LABEL_FORMATS = (".npy", ".pt", ".safetensors")
 
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     from core.conditions import extract, face
     from core.conditions.framing import check_size
     from core.conditions.openpose_io import write_keypoints_json
-    from core.imageio import load_image, save_image
+    from core.imageio import PALETTE_MODES, load_image, load_image_and_mode, save_image
 
     size = check_size(size)
     if args.keypoints_json is not None:
@@ -172,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.task == "face" and args.canny is not None:
         cond = face.extract(load_image(args.input), size, canny=tuple(args.canny))
     else:
-        cond = extract(args.task, load_image(args.input), size)
+        photo, mode = load_image_and_mode(args.input)
+        cond = extract(args.task, photo, size, palette=mode in PALETTE_MODES)
 
     save_image(args.output, cond.preview)
     written = [str(args.output)]
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         write_keypoints_json(args.keypoints_out, size, pose=pose_kp, face=face_kp)
         written.append(str(args.keypoints_out))
     for message in cond.messages:
-        print(f"note: {message}", file=sys.stderr)
+        print(f"note: {worded(message)}", file=sys.stderr)
     h, w = cond.size
     print(f"{args.task} condition {w}x{h}, {cond.label.shape[0]} channels: wrote {', '.join(written)}")
     return 0

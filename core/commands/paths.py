@@ -22,3 +22,20 @@ def check_writable(path: Path, formats: Iterable[str], flag: str, inputs: Iterab
         raise InputError(f"{flag} {path} is a folder; give a file name.")
     if path.resolve() in {p.resolve() for p in inputs if p is not None}:
         raise InputError(f"{flag} {path} would overwrite an input file; choose another name.")
+
+
+def check_apart(outputs: dict[str, Path | None], inputs: Iterable[Path | None]) -> None:
+    """No output (``outputs``: flag -> path, files or folders) is one of the ``inputs`` (files or a folder of
+    frames), and no two outputs are one path: else the user's clip, photo or frames, or one result, would be
+    overwritten by another."""
+    protected = {p.resolve() for p in inputs if p is not None}
+    taken: dict[Path, str] = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        where = path.resolve()
+        if where in protected:
+            raise InputError(f"{flag} {path} would overwrite an input; choose another name.")
+        if where in taken:
+            raise InputError(f"{flag} {path} is also given as {taken[where]}; give each its own name.")
+        taken[where] = flag

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from core.limits import RESOLUTION
 from core.vocabulary import TASKS
 
 
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise InputError("--top-k must be at least 1.")
+    RESOLUTION.narrowed(maximum=1024, name="--size").check(args.size)  # --size 0: "no condition" for every photo
     data = Path(args.data)
     items = find_images(data)
     size = (args.size, args.size)

@@ -7,6 +7,7 @@ several (DistributedDataParallel). The output folder loads with ``Warpaint.from_
 from __future__ import annotations
 
 import argparse
+import math
 
 from core.vocabulary import TASKS
 
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from core.train.presets import load_train_config
     from core.train.trainer import train
 
+    _check_rates(args)
     overrides = {name: getattr(args, name) for name in (
         "steps", "batch_size", "lr", "seed", "resolution", "checkpoint_every", "log_every", "image_every",
         "holdout", "num_workers", "ema", "amp", "grad_clip", "vgg_weights", "checkpointing")}
@@ -58,3 +60,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"trained to step {result.step} in {result.out} ({result.seconds_per_step:.2f} s/step); "
               f"eval-warp PSNR {ev['psnr']:.2f} dB vs identity {ev['identity_psnr']:.2f} dB")
     return 0
+
+
+def _check_rates(args: argparse.Namespace) -> None:
+    """The float overrides, before any data is read: NaN, infinities and values out of range are refused with the
+    allowed range (``--lr nan`` ended in torch's ValueError traceback)."""
+    from core.errors import InputError
+
+    for flag, value, low, high, words in (("--lr", args.lr, 0.0, None, "a number above 0"),
+                                          ("--ema", args.ema, 0.0, 1.0, "a number from 0 up to (not including) 1"),
+                                          ("--grad-clip", args.grad_clip, 0.0, None, "a number from 0 (off)")):
+        if value is None:
+            continue
+        fine = math.isfinite(value) and (value > low if flag == "--lr" else value >= low)
+        if not fine or (high is not None and value >= high):
+            raise InputError(f"{flag} {value} is out of range: give {words}.")

@@ -14,6 +14,7 @@ end; every output is written inside --output-dir (and --warps-dir), nowhere else
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -99,9 +100,10 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 
 def _run_one(translator, args: argparse.Namespace, options: dict) -> int:
-    from core.imageio import load_image, save_image
+    from core.imageio import PALETTE_MODES, load_image, load_image_and_mode, save_image
 
-    result = translator.translate(load_image(args.input), load_image(args.exemplar), **options)
+    source, mode = load_image_and_mode(args.input)
+    result = translator.translate(source, load_image(args.exemplar), source_palette=mode in PALETTE_MODES, **options)
     save_image(args.output, result.image)
     if args.warps_dir is not None:
         write_warps(result, args.warps_dir)
@@ -248,7 +250,20 @@ def _check_folder_writable(args: argparse.Namespace) -> None:
                              "input or exemplar picture; choose another output folder.")
 
 
+WARP_FILE = re.compile(r"(input_condition|exemplar_condition|warped|flow|confidence"
+                       r"|level\d+_\d+x\d+_(warp|flow|confidence))\.png")  # what write_warps writes
+
+
 def _check_warps_dir(args: argparse.Namespace) -> None:
-    """Both modes, before any model is loaded: --warps-dir, when given, is no file."""
-    if args.warps_dir is not None and args.warps_dir.exists() and not args.warps_dir.is_dir():
+    """Both modes, before any model is loaded: --warps-dir, when given, is no file; one picture: no picture the
+    warps are written as (``WARP_FILE``) is the input, the exemplar or the result."""
+    if args.warps_dir is None:
+        return
+    if args.warps_dir.exists() and not args.warps_dir.is_dir():
         raise InputError(f"--warps-dir {args.warps_dir} is a file; give a folder (made if missing).")
+    folder = args.warps_dir.resolve()
+    for flag in ("--input", "--exemplar", "--output"):
+        path = getattr(args, flag[2:])
+        if path is not None and path.resolve().parent == folder and WARP_FILE.fullmatch(path.name):
+            raise InputError(f"--warps-dir {args.warps_dir} would overwrite {flag} {path} with a warp picture of "
+                             "the same name; choose another folder.")

@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from core.commands.paths import check_apart
 from core.errors import InputError
 from core.vocabulary import ENGINES, MIRROR_HELP, MIRROR_MODES
 
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.output, args.skeleton_video):  # before any work: a wrong name fails at once
         if path is not None:
             check_output(path)
+    check_apart({"--output": args.output, "--skeleton-video": args.skeleton_video, "--stats": args.stats,
+                 "--frames-dir": args.frames_dir, "--skeletons-dir": args.skeletons_dir}, (args.input, args.exemplar))
     from core.limits import BATCH_SIZE, ITERATIONS, RESOLUTION, SEED
 
     ITERATIONS.check_optional(args.iterations)  # the same number checks as translate and the app

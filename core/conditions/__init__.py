@@ -16,7 +16,8 @@ import numpy as np
 from core.conditions import face, masks, pose
 from core.conditions.condition import Condition
 from core.errors import InputError
-from core.vocabulary import TASKS, unknown
+from core.imageio import undither
+from core.vocabulary import TASKS, UNDITHERED, subject_word, unknown
 
 LABEL_CHANNELS: dict[str, int] = {
     "pose": 20,  # exactly the official DeepFashionHD label: RGB skeleton + 17 limb distances
@@ -31,14 +32,18 @@ def _task(task: str) -> str:
     return task
 
 
-def extract(task: str, image: np.ndarray, size: tuple[int, int]) -> Condition:
-    """Photo (H0, W0, 3) uint8 -> condition at ``size`` = (H, W); the photo is fitted with ``fit_image``."""
+def extract(task: str, image: np.ndarray, size: tuple[int, int], palette: bool = False) -> Condition:
+    """Photo (H0, W0, 3) uint8 -> condition at ``size`` = (H, W); the photo is fitted with ``fit_image``.
+    ``palette``: the photo was stored with a colour palette (GIF-style, dithered; ``load_image_and_mode`` says
+    "P"): it is smoothed before its subject is looked for, with a note (a painted mask is told apart first)."""
     task = _task(task)
-    if task == "pose":
-        return pose.extract(image, size)
-    if task == "face":
-        return face.extract(image, size)
-    return masks.extract(image, size)
+    if task == "mask":
+        return masks.extract(image, size, palette)
+    photo = undither(image) if palette else image
+    cond = pose.extract(photo, size) if task == "pose" else face.extract(photo, size)
+    if palette:
+        cond.messages.insert(0, UNDITHERED.format(what=subject_word(task)))
+    return cond
 
 
 def from_user_condition(task: str, image: np.ndarray, size: tuple[int, int]) -> Condition:

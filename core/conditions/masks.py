@@ -20,8 +20,8 @@ from core.conditions.ade20k import NUM_INDICES, PALETTE, PERSON, UNLABELED, pack
 from core.conditions.condition import Condition
 from core.conditions.framing import check_photo, check_size
 from core.errors import InputError, NoSubjectError
-from core.imageio import fit_image
-from core.vocabulary import PAINTED_INPUT
+from core.imageio import fit_image, undither
+from core.vocabulary import PAINTED_INPUT, UNDITHERED
 
 MASK_CHANNELS = NUM_INDICES  # 151
 SNAP_DISTANCE = 10  # RGB distance within which a pixel counts as that palette colour
@@ -183,23 +183,26 @@ def from_picture(picture: np.ndarray, size: tuple[int, int]) -> Condition:
     return from_index(index, size, messages=messages)
 
 
-def extract(image: np.ndarray, size: tuple[int, int]) -> Condition:
+def extract(image: np.ndarray, size: tuple[int, int], palette: bool = False) -> Condition:
     """Photo -> person / unlabeled mask (MediaPipe selfie segmentation; the person is ADE20K index 13). A painted
     mask given as the photo is read as the painted mask it is, with a note: segmenting a person out of flat
-    colours is never what was meant."""
+    colours is never what was meant. This is the one place that decides it, on the picture as given; only then
+    is a photo stored with a colour palette (``palette``, dithered) smoothed for the segmentation, with a note."""
     size = check_size(size)
     if looks_painted(image):
         cond = from_picture(image, size)
         cond.messages.insert(0, PAINTED_INPUT)
         return cond
-    photo = fit_image(check_photo(image, "person"), size)
+    notes = [UNDITHERED.format(what="person")] if palette else []
+    photo = check_photo(image, "person")
+    photo = fit_image(undither(photo) if palette else photo, size)
     person = detectors.person_mask(photo)
     if person.mean() < 0.002:
         raise NoSubjectError("No person found to segment. Offline, only people can be segmented from a photo; "
                              "paint the mask with the ADE20K palette$give_as_condition.")
     person = cv2.morphologyEx(person.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
     index = np.where(person, PERSON, UNLABELED).astype(np.uint8)
-    cond = from_index(index, size, messages=["Only person / background is segmented automatically; "
-                                             "paint the other regions with the ADE20K palette."])
+    cond = from_index(index, size, messages=[*notes, "Only person / background is segmented automatically; "
+                                                       "paint the other regions with the ADE20K palette."])
     cond.image = photo
     return cond
