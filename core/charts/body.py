@@ -36,9 +36,11 @@ from scipy.spatial import Delaunay
 
 from core.charts.base import ChartMap, nearest_in
 from core.conditions.condition import Condition
+from core.conditions.pose import find_face_line
 from core.conditions.skeleton import COCO18
 from core.errors import InputError
 from core.imageio import disc
+from core.utils.deferred import Deferred
 
 # Part ids (ChartMap.region), in depth order: earlier parts are drawn in front of later ones.
 HANDS = ("right hand", "left hand")
@@ -99,6 +101,8 @@ class Body:
     # shoulder found on the face): nothing hangs from them; a torso with one is drawn from texture
     dropped: frozenset = frozenset()  # joints ``drop_misread`` took out (an arm from such a shoulder, a wrist off
     # the person)
+    face_line: Deferred | None = None  # () -> (2, 2) x, y of the top of the forehead and the bottom of the chin
+    # found on the photo, or None (found when first asked: only a head kept upright needs it); None: no photo
 
 
 WIDTH_SAMPLES = 9
@@ -357,6 +361,8 @@ def body_of(cond: Condition) -> Body:
         if held.any():  # the body measured again without the object (limbs' widths, torso flanks)
             body = replace(_measured(joints, found, hands, silhouette & ~held, measured, scale), held=held,
                            doubts=doubts)
+        image = cond.image
+        body.face_line = Deferred(lambda: find_face_line(image, kp))
     return body
 
 
@@ -743,6 +749,25 @@ def _head_span(body: Body, centre: np.ndarray, down: np.ndarray, height: float) 
     return min(lo, -1.0), max(hi, 1.0), facing
 
 
+CHIN_RANGE = (0.1, 0.6)  # a chin found on the photo is trusted this far below the nose (x nose-to-crown)
+
+
+def _chin(body: Body, frame: tuple[np.ndarray, np.ndarray, float]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The chin found on the photo (``Body.face_line``) and the face's own down direction (forehead to chin; a
+    head in profile bent over: not the eyes-to-nose one, which points along its face), or None (no photo, none
+    found, or not ``CHIN_RANGE`` below the nose: not a chin)."""
+    line = body.face_line() if body.face_line is not None else None
+    if line is None:
+        return None
+    forehead, chin = line
+    _, down, height = frame
+    axis = chin - forehead
+    length = float(np.hypot(*axis))
+    if not (length > 0 and CHIN_RANGE[0] * height <= (chin - body.joints[0]) @ down <= CHIN_RANGE[1] * height):
+        return None
+    return chin, axis / length
+
+
 def upright_head(src: Body, ex: Body) -> np.ndarray | None:
     """(2, 3) the head mapped face to face by its own axes alone: the input's down direction onto the
     exemplar's (the head stays upright), nose-to-crown height onto nose-to-crown height, centre onto centre.
@@ -811,22 +836,44 @@ def _turned_face(src: Body, ex: Body, p: np.ndarray, q: np.ndarray) -> np.ndarra
     return q + ((x_e - x_lin) * face_s)[:, None] * a_ex
 
 
-CHIN = 0.4  # an upright head ends this far below the exemplar's nose (x its nose-to-crown height): its chin
+CHIN = 0.4  # an upright head ends this far below the exemplar's nose (x its nose-to-crown height): its chin ...
+CHIN_MARGIN = 0.02  # ... or this far below the chin found on its photo (``_chin``)
 
 
-def _below_the_chin(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order: list[str]) -> np.ndarray:
+def _below_the_chin(src: Body, ex: Body, p: np.ndarray, owner: np.ndarray, order: list[str],
+                    ex_owner: np.ndarray | None = None, ex_order: list[str] = ()) -> np.ndarray:
     """``owner`` with the input's head pixels that an upright head map (``head_similarity``) sends below the
     exemplar's chin given to the torso. The head's disc reaches past the chin into the neck and collar; where
     the head's joints disagree (a profile bent over a camera) the exemplar there holds its hands and the
-    camera before its face, not a neck: the torso's map takes that part (its collar and coat)."""
-    m, upright = head_similarity(src, ex)
-    frame = _head_frame(ex) if upright else None
+    camera before its face, not a neck: the torso's map takes that part (its collar and coat). The chin is the
+    one found on the photo (``_chin``: the line through it square to the face's own down), else ``CHIN`` below
+    the nose. Also the torso's: what lies below the input's own chin and lands off the exemplar's head (what
+    a profile holds under its chin, sent beside a frontal jaw), and, for an exemplar in profile, what lands
+    below its ears and off its head (the nape: a collar raised behind the neck)."""
+    frame = _head_frame(ex) if head_similarity(src, ex)[1] else None
     if frame is None:
         return owner
     _, down, height = frame
     head = owner == order.index("head")
-    q = p[head] @ m[:, :2].T + m[:, 2]
-    below = (q - ex.joints[0]) @ down > CHIN * height
+    q = _map_part("head", src, ex, p[head])
+    chin = _chin(ex, frame)
+    if chin is None:
+        below = (q - ex.joints[0]) @ down > CHIN * height
+    else:  # below the line through the chin square to the face's own down (the jaw, back to the neck)
+        below = (q - chin[0]) @ chin[1] > CHIN_MARGIN * height
+    if ex_owner is not None:
+        qx = np.clip(np.round(q[:, 0]).astype(int), 0, ex_owner.shape[1] - 1)
+        qy = np.clip(np.round(q[:, 1]).astype(int), 0, ex_owner.shape[0] - 1)
+        off_head = ex_owner[qy, qx] != ex_order.index("head")
+        own = _head_frame(src)
+        own_chin = None if own is None else _chin(src, own)
+        if own_chin is not None:  # below the input's own chin (what it holds under its face) and off the
+            # exemplar's head: not a part of the head in either picture
+            below |= off_head & ((p[head] - own_chin[0]) @ own_chin[1] > CHIN_MARGIN * own[2])
+        ears = [i for i in (16, 17) if ex.found[i]]
+        if ears and _head_span(ex, *frame)[2]:  # an exemplar in profile: its nape, below its ears and off its
+            # head (a collar, raised behind the neck)
+            below |= off_head & (q @ down > max(ex.joints[ears] @ down))
     owner = owner.copy()
     owner[np.flatnonzero(head)[below]] = order.index("torso")
     return owner
@@ -1040,6 +1087,7 @@ def _torso_texture(src: Body, ex: Body, p: np.ndarray, material: np.ndarray) -> 
     hi = np.maximum(hi, lo + 1.0)
     r = (q - centre) @ axes
     h, w = material.shape
+    r = _least_seams(r, centre, axes, lo, hi, material)
     out = np.full_like(q, np.nan)
     for shift in ((0, 0), (0.5, 0), (0, 0.5), (0.5, 0.5)):
         moved = r + np.array(shift) * (hi - lo)
@@ -1059,6 +1107,29 @@ def _torso_texture(src: Body, ex: Body, p: np.ndarray, material: np.ndarray) -> 
             first[:, i] = _reflect(first[:, i], lo[i], hi[i])
         out[left] = nearest_in(material, centre + first @ axes.T)
     return out
+
+
+TEXTURE_SLIDE = 0.25  # the torso's texture may move this far (x the clothing's extent) to keep off its holes ...
+TEXTURE_STEPS = 5  # ... tried on this many places per axis
+
+
+def _least_seams(r: np.ndarray, centre: np.ndarray, axes: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 material: np.ndarray) -> np.ndarray:
+    """``r`` (N, 2), the torso's points on the clothing's axes, moved as a whole to where the fewest of them land
+    off the clothing or past its extent: each such point is a seam in the texture
+    (another place, or a mirror image), so a torso placed off a shirt front or badge shows fewer of them."""
+    h, w = material.shape
+    sample = r[:: max(1, len(r) // 4000)]
+    steps = np.linspace(-TEXTURE_SLIDE, TEXTURE_SLIDE, TEXTURE_STEPS)
+    shifts = np.stack(np.meshgrid(steps, steps), axis=-1).reshape(-1, 2)  # (S, 2) in extents
+    cand = sample[None] + (shifts * (hi - lo))[:, None]  # (S, n, 2)
+    xy = np.round(centre + cand @ axes.T).astype(int)
+    inside = ((cand >= lo) & (cand <= hi)).all(axis=-1)
+    inside &= (xy[..., 0] >= 0) & (xy[..., 0] < w) & (xy[..., 1] >= 0) & (xy[..., 1] < h)
+    on = np.zeros(inside.shape, bool)
+    on[inside] = material[xy[..., 1][inside], xy[..., 0][inside]]
+    cost = 1.0 - on.mean(axis=1) + 1e-3 * np.hypot(*shifts.T)  # the nearest of equals: the least moved
+    return r + shifts[int(np.argmin(cost))] * (hi - lo)
 
 
 DECORATION = 40.0  # a stand-in's exemplar pixel this far (Lab, lightness at half weight) from the part's typical
@@ -1201,7 +1272,7 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
     p = np.stack([xs, ys], axis=1).astype(np.float64)
     owner, cost = assign(src, p, order)
     if "head" in order and "torso" in order and not (ex_lacks["head"] or ex_lacks["torso"]):
-        owner = _below_the_chin(src, ex, p, owner, order)
+        owner = _below_the_chin(src, ex, p, owner, order, ex_owner, ex_order)
         before = _before_the_face(src, ex, p, owner, order)
         if before.any():  # held before a profile's face (a camera): the exemplar's background, no part's
             owner = np.where(before, -1, owner)
