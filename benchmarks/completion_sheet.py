@@ -55,7 +55,7 @@ def completed(photo: np.ndarray, follow: bool = True, side: int = 128, layers: b
     r = max(3, round(0.03 * max(photo.shape[:2])))
     hole = cv2.dilate(person.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) > 0
     c0 = time.thread_time()
-    fill = complete(photo, hole, None, side, follow=follow, layers=follow and layers)
+    fill = complete(photo, hole, None, side, follow=follow, layers=follow and layers, perceptual=follow)
     cpu = time.thread_time() - c0
     out = photo.copy()
     points = np.argwhere(hole).astype(np.float32)

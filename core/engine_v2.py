@@ -81,6 +81,12 @@ SEAM_BANDS = 0
 # (mask coherence mean 1.263 -> 1.263, the launch-pad "tripod" gone; pose 1.050 -> 1.048). Face framings are
 # close: there it measured 1.181 -> 1.190 (three Grace Hopper exemplar pairs +0.02-0.04): isotropic guess.
 FOLLOW_TASKS = ("mask", "pose")
+# Tasks whose exemplar background is matched in CIELab on the completion's coarser levels (compose.complete's
+# ``perceptual``): where the completion's navy and light-blue zones meet, RGB matching drew a red line down the
+# seam from a flag's red-and-white stripe edge (the app's painted cameraman onto Grace Hopper). Mask only: pose's
+# astronaut/mirrored -> grace_hopper rose 1.130 -> 1.155 (mask's pairs within 0.01, mean 1.133 -> 1.130).
+# docs/engine.md, eighth session, engineer C.
+PERCEPTUAL_TASKS = ("mask",)
 # Tasks whose exemplar background is completed in layers (compose.complete's ``layers``: a level edge beside
 # the person, a table top or a horizon, splits the hole, each side filled from its own side). None by
 # default: tables and horizons look continued, but one cross pair rose more than noise in each task (mask
@@ -418,7 +424,9 @@ class TrainingFreeEngineV2:
             seen = seen | last[2]
         follow = exemplar.task in FOLLOW_TASKS
         fill = complete(exemplar.image, hole, None, self.completion_side, need=seen, follow=follow,
-                        layers=follow and exemplar.task in self.completion_layers, cancelled=cancelled)
+                        layers=follow and exemplar.task in self.completion_layers,
+                        perceptual=follow and exemplar.task in PERCEPTUAL_TASKS,
+                        cancelled=cancelled)
         if fill is not None:
             self._backgrounds.put((exemplar, hole, seen, fill))
         return fill
