@@ -1,10 +1,12 @@
 """Contact sheet of completed backgrounds alone: exemplar | its person's hole dimmed | completed, as engine
-v2 completes an exemplar's background (the selfie silhouette dilated by 3 %, ``compose.complete`` at the
-engine's work size, ``follow`` as for mask and pose), on the evaluation photos and unseen variants of them
-(rotated, mirrored, hue-shifted, groot from gradio's media assets, skimage's horizon photos), plus the
-evaluation's zoomed-out astronaut (whose surround the same completion makes).
+v2 completes a mask exemplar's background by default (the selfie silhouette dilated by 3 %, ``compose.complete``
+at the engine's work size, ``follow`` and ``perceptual``, no layers; ``--rgb``: a pose exemplar's, without
+``perceptual``), with ``--layers`` one more column
+completed in layers (the engine's ``completion_layers``), on the evaluation photos and unseen variants of them
+(rotated, mirrored, hue-shifted, groot from gradio's media assets), plus the evaluation's zoomed-out astronaut
+and Grace Hopper (whose surround the same completion makes).
 
-    PYTHONPATH=. python benchmarks/completion_sheet.py out.png [--side 512] [--only 0,3]
+    PYTHONPATH=. python benchmarks/completion_sheet.py out.png [--side 512] [--only 0,3] [--layers] [--rgb]
 
 Prints each completion's CPU seconds (one thread)."""
 
@@ -44,7 +46,8 @@ def exemplars() -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def completed(photo: np.ndarray, follow: bool = True, side: int = 128) -> tuple[np.ndarray, np.ndarray, float]:
+def completed(photo: np.ndarray, follow: bool = True, side: int = 128, layers: bool = False,
+              perceptual: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
     """(hole, completed picture, CPU s of the completion) as engine v2 completes an exemplar's background."""
     from core.compose import complete, sample_votes
     from core.conditions import detectors
@@ -53,7 +56,7 @@ def completed(photo: np.ndarray, follow: bool = True, side: int = 128) -> tuple[
     r = max(3, round(0.03 * max(photo.shape[:2])))
     hole = cv2.dilate(person.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)) > 0
     c0 = time.thread_time()
-    fill = complete(photo, hole, None, side, follow=follow, layers=follow)
+    fill = complete(photo, hole, None, side, follow=follow, layers=follow and layers, perceptual=follow and perceptual)
     cpu = time.thread_time() - c0
     out = photo.copy()
     points = np.argwhere(hole).astype(np.float32)
@@ -69,6 +72,8 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=384)
     parser.add_argument("--only", default="")
     parser.add_argument("--face", action="store_true", help="the isotropic guess (faces) instead of follow")
+    parser.add_argument("--layers", action="store_true", help="one more column: completed in layers")
+    parser.add_argument("--rgb", action="store_true", help="matched in RGB (pose) instead of mask's CIELab")
     args = parser.parse_args()
     torch.set_num_threads(1)
     only = {int(i) for i in args.only.split(",") if i}
@@ -77,11 +82,14 @@ def main() -> None:
         if only and i not in only:
             continue
         photo = cv2.resize(photo, (512, round(512 * photo.shape[0] / photo.shape[1])), interpolation=cv2.INTER_AREA)
-        hole, out, cpu = completed(photo, follow=not args.face)
+        hole, out, cpu = completed(photo, follow=not args.face, perceptual=not args.rgb)
         print(f"{i} {name}: hole {hole.mean():.0%}, completion CPU {cpu:.2f} s", flush=True)
         dim = photo.copy()
         dim[hole] = dim[hole] // 3
-        cells = [cv2.resize(x, (args.side, args.side), interpolation=cv2.INTER_AREA) for x in (photo, dim, out)]
+        shown = [photo, dim, out]
+        if args.layers:
+            shown.append(completed(photo, follow=not args.face, layers=True, perceptual=not args.rgb)[1])
+        cells = [cv2.resize(x, (args.side, args.side), interpolation=cv2.INTER_AREA) for x in shown]
         cv2.putText(cells[0], f"{i} {name}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 0), 1)
         rows.append(np.concatenate(cells, 1))
     Image.fromarray(np.concatenate(rows, 0)).save(args.out)

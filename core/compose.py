@@ -189,7 +189,7 @@ class _BestMatch(PatchMatch):
 
 def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
              iterations: int = 2, need: np.ndarray | None = None, follow: bool = False, layers: bool = False,
-             cancelled: Callable[[], bool] | None = None) -> Completion | None:
+             perceptual: bool = False, cancelled: Callable[[], bool] | None = None) -> Completion | None:
     """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
     is filled with the texture of ``allowed`` (default: everything outside the hole). ``need`` (H, W)
     bool: where the caller will read the fill (default: the whole hole). The matching works only within
@@ -202,8 +202,17 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     ``layers`` (with ``follow``; a person's hole in a scene): a level edge that runs into the hole (a table
     top, a horizon) splits it, each side filled from its own side of the edge (``_layers``): the table's
     black under its edge, the backdrop above, not one grey slab of their mean.
+    ``perceptual`` (with ``follow``): on every level but the finest, patches are compared, guessed and voted in
+    CIELab (``_cielab``), where a colour difference is what it looks like; those levels decide the zones a hole is
+    copied from and where they meet. In RGB, where a hole's navy zone meets its light-blue zone, the seam's
+    patches (dark one side, light the other) matched a flag's red-and-white stripe edge best (the red nearer the
+    navy, the white nearer the blue, than navy is to blue) and drew a red line down the seam; in CIELab the navy
+    zone's own continuation is nearer. The finest level stays RGB: in CIELab there it raised two cross pairs'
+    coherence (docs/engine.md, eighth session, engineer C).
     ``cancelled``: asked before each level and each matching round; once it says so, the work stops there
     and None is returned (a job whose fill is no longer wanted frees its core at once)."""
+    if perceptual and not follow:
+        raise ValueError("perceptual matching is for backgrounds completed with follow")
     h, w = hole.shape
     none = Completion(np.zeros((1, 1, 2), np.float32), np.zeros((1, 1), bool), np.zeros_like(hole))
     allowed = ~hole if allowed is None else allowed & ~hole
@@ -229,13 +238,14 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     pm = _BestMatch(0, 9, use_gru=False)
     generator = torch.Generator().manual_seed(0)  # the same fill every run
     split = _layers(img, hole_t, ok_t) if follow and layers else None  # (targets, sources) (L, wh, ww) or None
+    look = _cielab(image, (ww, wh)) if perceptual else img  # the coarser levels' colours (the guides stay RGB)
     offsets = None
     for level in reversed(range(levels)):
         if cancelled is not None and cancelled():
             return None
         f = 2 ** level
         lh, lw = wh // f, ww // f
-        im = F.avg_pool2d(img, f) if f > 1 else img.clone()
+        im = F.avg_pool2d(look, f) if f > 1 else img.clone()  # CIELab on the coarser levels, RGB on the finest
         hl = F.max_pool2d(hole_t[None, None].float(), f)[0, 0] > 0 if f > 1 else hole_t
         ok = (F.avg_pool2d(ok_t[None, None].float(), f)[0, 0] > 0.99 if f > 1 else ok_t) & ~hl
         if int(ok.sum()) < 4:
@@ -275,6 +285,13 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     if offsets is None:
         return none
     return Completion(offsets[0].permute(1, 2, 0).numpy(), hl.numpy(), hole)
+
+
+def _cielab(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, h, w) float CIELab at the work size ``size`` (w, h), every channel / 100:
+    Euclidean distances are then CIE76 colour differences (/ 100), near what a person sees."""
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    return torch.from_numpy(cv2.cvtColor(small, cv2.COLOR_RGB2LAB) / 100).permute(2, 0, 1)[None].contiguous()
 
 
 def _structure_metric(image: torch.Tensor, hole: torch.Tensor, factor: int = 1) -> torch.Tensor:

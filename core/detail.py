@@ -153,3 +153,112 @@ def detail_region(mapped: np.ndarray, mesh: np.ndarray | None, feather: float = 
         keep &= cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (margin, margin))) == 0
     soft = cv2.GaussianBlur(keep.astype(np.float32), (0, 0), feather)
     return soft * keep
+
+
+# -- edges: the photo upscaled from its own smaller scales ---------------------------------------------------
+
+# Measured on the face cross pairs and looked at in 2x crops (docs/engine.md, "Edges where a small exemplar face is
+# enlarged past 2x"). Up to 2x the ratio's bank holds the exemplar's own enlargement, and steeper edges there raised
+# every enlarged pair's coherence (+0.002-0.006); past 2x a bicubic edge is wider than anything the photo shows.
+# Upscaling past 2x from its own examples drew contours (a painted look at 6.7x), so the rest is bicubic.
+EDGE_STEP = 2 ** (1 / 3)  # the self-example upscale's factor per step (Freedman & Fattal use 5:4)
+EDGE_MAX = 2.0  # the most the photo is upscaled from its own examples (the map samples the rest bicubically)
+EDGE_PATCH = 5  # side of the patches compared (pixels of the finer scale)
+EDGE_SEARCH = 1  # the example is looked for within this many pixels (of the finer scale) of where it maps
+EDGE_BUDGET = 2.0  # the upscaled crop is at most this many times the output's pixels (a looser crop: a lower factor)
+EDGE_FROM, EDGE_FULL = 2.0, 3.0  # the steeper edges fade in from this enlargement, fully from that
+EDGE_GAIN = 2.0  # how much of the steeper edges (above the photo's Nyquist only) is added
+EDGE_MIN_AREA = 0.005  # less of the output than this enlarged past EDGE_FROM (a few stretched pixels): left alone
+
+
+def _self_example_step(luma: np.ndarray, step: float) -> np.ndarray:
+    """``luma`` (h, w) float32 upscaled by ``step`` from its own examples (after Freedman & Fattal 2011,
+    "Image and video upscaling from local self-examples"): each patch of its bicubic enlargement takes the
+    finest band of the patch nearby in the picture itself that looks most like it once that band is removed.
+    An edge looks alike at neighbouring scales, so it gets its own, steeper, profile instead of a stretched one."""
+    h, w = luma.shape
+    big = round(h * step), round(w * step)
+    up = cv2.resize(luma, big[::-1], interpolation=cv2.INTER_CUBIC)  # (H, W): the smooth enlargement
+    small = cv2.resize(luma, (max(1, round(w / step)), max(1, round(h / step))), interpolation=cv2.INTER_AREA)
+    low = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)  # the picture less its finest band
+    r = EDGE_SEARCH
+    # Both read at the finer scale's grid, so a candidate nearby is an integer shift of whole arrays.
+    low_up, band_up = (cv2.copyMakeBorder(cv2.resize(x, big[::-1], interpolation=cv2.INTER_LINEAR), r, r, r, r,
+                                          cv2.BORDER_REFLECT) for x in (low, luma - low))
+    best, out = None, None
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            window = np.s_[r + dy:r + dy + big[0], r + dx:r + dx + big[1]]
+            cost = cv2.boxFilter(cv2.pow(cv2.subtract(low_up[window], up), 2), -1, (EDGE_PATCH, EDGE_PATCH))
+            if best is None:
+                best, out = cost, band_up[window].copy()
+            else:
+                better = cost < best
+                np.copyto(best, cost, where=better)
+                np.copyto(out, band_up[window], where=better)
+    # Within the range the enlargement shows nearby: steeper edges, no ringing (a copied band slightly off
+    # its edge would overshoot it).
+    square = np.ones((3, 3), np.uint8)
+    low_end, high_end = (cv2.resize(f(luma, square), big[::-1], interpolation=cv2.INTER_LINEAR)
+                         for f in (cv2.erode, cv2.dilate))
+    return np.clip(up + out, low_end, high_end)
+
+
+def self_example_upscale(luma: np.ndarray, factor: float) -> np.ndarray:
+    """``luma`` (h, w) float32 upscaled about ``factor`` times (whole ``EDGE_STEP`` steps, at least one) from
+    its own examples: edges steeper than a bicubic enlargement's, no ringing (nothing is sharpened: each
+    band is copied from the picture)."""
+    out = luma.astype(np.float32)
+    for _ in range(max(1, int(np.ceil(np.log(factor) / np.log(EDGE_STEP) - 1e-6)))):
+        out = _self_example_step(out, EDGE_STEP)
+    return out
+
+
+def add_edges(image: np.ndarray, photo: np.ndarray, positions: np.ndarray, where: np.ndarray,
+              gain: float = EDGE_GAIN) -> tuple[np.ndarray, float]:
+    """``image`` (H, W, 3) uint8 with steeper edges where ``where`` (H, W) float in [0, 1] and the map
+    ``positions`` (H, W, 2) (row, col, photo pixels) enlarges the ``photo``: the difference between its
+    self-example upscale and its bicubic one, only above the photo's own Nyquist (what the enlargement
+    lacks; the photo's own frequencies stay as sampled), in luminance, ``gain`` times; from ``EDGE_FROM``
+    times enlarged, fully from ``EDGE_FULL``. Returns the picture and the fraction of the output that got it."""
+    rows, cols = np.nonzero(where > 0)
+    if not len(rows):
+        return image, 0.0
+    top, left = max(0, rows.min() - 1), max(0, cols.min() - 1)
+    bottom, right = rows.max() + 2, cols.max() + 2
+    box = positions[top:bottom, left:right].astype(np.float32)
+    e = np.nan_to_num(_enlargement(_jacobian(box)), nan=0.0, posinf=0.0)  # a collapsed map: nothing to enlarge
+    weight = np.clip(np.log2(np.maximum(e, 1e-6) / EDGE_FROM) / np.log2(EDGE_FULL / EDGE_FROM), 0, 1)
+    weight *= where[top:bottom, left:right]
+    used = weight > 0
+    if used.sum() < EDGE_MIN_AREA * where.size:  # (its crop would cost as much as a face's)
+        return image, 0.0
+    src = box[used]
+    margin = 2 * EDGE_PATCH
+    p_top, p_left = (max(0, int(np.floor(src[:, k].min())) - margin) for k in (0, 1))
+    p_bottom = min(photo.shape[0], int(np.ceil(src[:, 0].max())) + margin + 1)
+    p_right = min(photo.shape[1], int(np.ceil(src[:, 1].max())) + margin + 1)
+    if p_bottom - p_top < 2 * margin or p_right - p_left < 2 * margin:  # the map leaves the photo, or a sliver
+        return image, 0.0
+    crop = photo[p_top:p_bottom, p_left:p_right, :3].astype(np.float32) @ LUMA
+    factor = min(EDGE_MAX, float(np.percentile(e[used], 90)),
+                 float(np.sqrt(EDGE_BUDGET * image.shape[0] * image.shape[1] / crop.size)))
+    if factor < EDGE_STEP:  # not one step's worth (a crop far larger than what the output shows of it)
+        return image, 0.0
+    up = self_example_upscale(crop, factor)
+    smooth = cv2.resize(crop, up.shape[::-1], interpolation=cv2.INTER_CUBIC)
+    steeper = up - smooth
+    # Only above the photo's Nyquist: less what the photo's own grid holds of it (down and up again), then a
+    # Gaussian high-pass at half gain at the photo's Nyquist (the projection alone leaks below it).
+    steeper -= cv2.resize(cv2.resize(steeper, crop.shape[::-1], interpolation=cv2.INTER_AREA), up.shape[::-1],
+                          interpolation=cv2.INTER_CUBIC)
+    scale_y, scale_x = up.shape[0] / crop.shape[0], up.shape[1] / crop.shape[1]
+    steeper -= cv2.GaussianBlur(steeper, (0, 0), SIGMA_PER_ENLARGEMENT * np.sqrt(scale_y * scale_x))
+    ys = ((box[..., 0] - p_top + 0.5) * scale_y - 0.5).astype(np.float32)
+    xs = ((box[..., 1] - p_left + 0.5) * scale_x - 0.5).astype(np.float32)
+    added = gain * weight * cv2.remap(steeper, xs, ys, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    out = image.copy()
+    part = out[top:bottom, left:right].astype(np.float32) + added[..., None]
+    out[top:bottom, left:right] = np.clip(part + 0.5, 0, 255).astype(np.uint8)
+    return out, float(used.sum()) / where.size
+

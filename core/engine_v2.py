@@ -44,7 +44,7 @@ from core.compose import blend, complete, front_layer, photo_level, sample, samp
 from core.conditions.ade20k import PERSON
 from core.conditions.condition import Condition
 from core.conditions.detectors import person_mask
-from core.detail import add_detail, detail_region
+from core.detail import add_detail, add_edges, detail_region
 from core.environment import reuse_heap, torch_threads
 from core.errors import InputError, NoSubjectError
 from core.imageio import disc, fit_geometry, to_tensor
@@ -81,6 +81,12 @@ SEAM_BANDS = 0
 # (mask coherence mean 1.263 -> 1.263, the launch-pad "tripod" gone; pose 1.050 -> 1.048). Face framings are
 # close: there it measured 1.181 -> 1.190 (three Grace Hopper exemplar pairs +0.02-0.04): isotropic guess.
 FOLLOW_TASKS = ("mask", "pose")
+# Tasks whose exemplar background is matched in CIELab on the completion's coarser levels (compose.complete's
+# ``perceptual``): where the completion's navy and light-blue zones meet, RGB matching drew a red line down the
+# seam from a flag's red-and-white stripe edge (the app's painted cameraman onto Grace Hopper). Mask only: pose's
+# astronaut/mirrored -> grace_hopper rose 1.130 -> 1.155 (mask's pairs within 0.01, mean 1.133 -> 1.130).
+# docs/engine.md, eighth session, engineer C.
+PERCEPTUAL_TASKS = ("mask",)
 # Tasks whose exemplar background is completed in layers (compose.complete's ``layers``: a level edge beside
 # the person, a table top or a horizon, splits the hole, each side filled from its own side). None by
 # default: tables and horizons look continued, but one cross pair rose more than noise in each task (mask
@@ -88,6 +94,7 @@ FOLLOW_TASKS = ("mask", "pose")
 # cameraman +0.017, though the pose mean fell 1.035 -> 1.028). docs/engine.md, seventh session, engineer C.
 LAYER_TASKS: tuple[str, ...] = ()
 DETAIL = True  # face: add the exemplar's fine detail where the map enlarges it (core/detail.py)
+EDGES = True  # face: steeper edges where the map enlarges it, from the photo's own smaller scales (core/detail.py)
 # The exemplar background's completion runs in this thread beside the person's (two independent PatchMatch
 # completions, each its own seeded generator: the same fills, and the second core busy).
 _BESIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warpaint-completion")
@@ -336,7 +343,10 @@ class TrainingFreeEngineV2:
         layered = person_img if whole_frame else np.where(front[..., None], person_img, back_img)
         seam = (alpha > 0.02) & (alpha < 0.98) if not whole_frame else np.zeros(size, bool)
         not_mapped = np.where(front, person_hole | stand_in, covered | beyond) | seam | _piece_seams(pieces)
-        detail = 0.0
+        detail = edges = 0.0
+        if task == "face" and EDGES:  # past 2x, edges as the photo's smaller scales draw them (core/detail.py): both
+            # layers, each where one smooth map samples it
+            image, edges = add_edges(image, photo, to_photo(used), detail_region(~not_mapped, None))
         if task == "face" and DETAIL:  # the exemplar's own grain where its small face is enlarged (core/detail.py)
             where = detail_region(front & ~not_mapped, source.mesh)
             image, detail = add_detail(image, photo, to_photo(used), where)
@@ -355,6 +365,7 @@ class TrainingFreeEngineV2:
             "scene_matched": bool(scene is not None and scene.agrees),
             "background_synthesized": float(beyond.mean()),
             "detail_added": detail,
+            "edges_added": edges,
             "held": float(chart.held.sum()) / max(1, int((src_person | chart.held).sum())) if chart.held is not None
             else float(held.sum()) / person_px,
         }
@@ -413,7 +424,9 @@ class TrainingFreeEngineV2:
             seen = seen | last[2]
         follow = exemplar.task in FOLLOW_TASKS
         fill = complete(exemplar.image, hole, None, self.completion_side, need=seen, follow=follow,
-                        layers=follow and exemplar.task in self.completion_layers, cancelled=cancelled)
+                        layers=follow and exemplar.task in self.completion_layers,
+                        perceptual=follow and exemplar.task in PERCEPTUAL_TASKS,
+                        cancelled=cancelled)
         if fill is not None:
             self._backgrounds.put((exemplar, hole, seen, fill))
         return fill

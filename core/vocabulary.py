@@ -44,7 +44,7 @@ OPTION_WORDS: dict[str, dict[str, str]] = {
         "palette_help": " (see docs/conditions.md)",
         "or_extract_from_photo": ", or give a photo (not as a condition) to extract a person/background mask from it",
         "give_as_condition": " and give it as a condition instead",
-        "as_painted_mask": "",  # the command line reads it so whatever its flags say
+        "as_painted_mask": "",  # the command line reads a painted mask so with or without its condition flags
     },
     "app": {
         "choose_checkpoint": "pick one in Advanced > Model",

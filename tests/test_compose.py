@@ -163,11 +163,13 @@ def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_
     both = engine._completed_background(ex, hole, right)
     assert both is not first and np.array_equal(engine._backgrounds.get(ex)[2], left | right)
     points = np.argwhere(left | right).astype(np.float32)
-    whole = complete(img, hole, side=64, follow=task == "mask", layers=task == "mask" and layers)
+    mask = task == "mask"
+    whole = complete(img, hole, side=64, follow=mask, layers=mask and layers, perceptual=mask)
     assert np.array_equal(both.sources(points), whole.sources(points))
-    others = [complete(img, hole, side=64, follow=task != "mask", layers=task != "mask" and layers)]
-    if task == "mask":  # the level edge at row 24 splits the person's hole into layers when the engine asks
-        others.append(complete(img, hole, side=64, follow=True, layers=not layers))
+    others = [complete(img, hole, side=64, follow=not mask, layers=not mask and layers, perceptual=not mask)]
+    if mask:  # the level edge at row 24 splits the person's hole into layers when the engine asks; in CIELab
+        others.append(complete(img, hole, side=64, follow=True, layers=not layers, perceptual=True))
+        others.append(complete(img, hole, side=64, follow=True, layers=layers))
     for other in others:
         assert not np.array_equal(both.sources(points), other.sources(points))
 
@@ -175,7 +177,8 @@ def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_
 @pytest.mark.parametrize("task", ["pose", "mask", "face"])
 def test_engine_completes_backgrounds_without_layers_by_default(task):
     """By default engine v2 completes a pose or mask exemplar's background along the structures without
-    layers (each task had a cross pair that rose with them), a face's isotropically; asked, in layers."""
+    layers (each task had a cross pair that rose with them), a mask's matched in CIELab (pose's rose), a face's
+    isotropically in RGB; asked, in layers."""
     from core.conditions.condition import Condition
     from core.engine_v2 import TrainingFreeEngineV2
 
@@ -187,12 +190,44 @@ def test_engine_completes_backgrounds_without_layers_by_default(task):
     points = np.argwhere(hole).astype(np.float32)
     for asked in ((), (task,)) if task != "face" else ((),):  # layers are asked for pose and mask only
         fill = TrainingFreeEngineV2(completion_side=64, completion_layers=asked)._completed_background(ex, hole, hole)
-        want = (task != "face", task != "face" and bool(asked))
-        for follow, layers in ((False, False), (True, False), (True, True)):
-            other = complete(img, hole, side=64, follow=follow, layers=layers)
-            assert np.array_equal(fill.sources(points), other.sources(points)) == ((follow, layers) == want)
+        want = (task != "face", task != "face" and bool(asked), task == "mask")
+        for follow, layers, perceptual in ((False, False, False), (True, False, False), (True, False, True),
+                                           (True, True, False), (True, True, True)):
+            other = complete(img, hole, side=64, follow=follow, layers=layers, perceptual=perceptual)
+            same = np.array_equal(fill.sources(points), other.sources(points))
+            assert same == ((follow, layers, perceptual) == want)
     default = TrainingFreeEngineV2(completion_side=64)._completed_background(ex, hole, hole)
-    assert np.array_equal(default.sources(points), complete(img, hole, side=64, follow=task != "face").sources(points))
+    plain = complete(img, hole, side=64, follow=task != "face", perceptual=task == "mask")
+    assert np.array_equal(default.sources(points), plain.sources(points))
+
+
+def test_a_seam_between_two_copied_zones_takes_no_third_hue_when_matched_perceptually():
+    """A navy zone (a flag, its red-and-white stripes in one corner) beside a light-blue backdrop, their
+    boundary all inside the hole (no navy-to-blue edge to copy anywhere): in RGB the seam's patches copy the
+    stripes' red-to-white edge (red is nearer navy, white nearer light blue, than navy is to light blue) and
+    draw a red line down it (the painted cameraman onto Grace Hopper); matched in CIELab on the coarser levels,
+    where the zones and their seam are decided, the seam is navy against blue."""
+    rng = np.random.default_rng(0)
+    img = np.zeros((128, 128, 3), np.float32)
+    img[:, :64] = (16, 16, 39)
+    img[:, 64:] = (113, 148, 204)
+    rows, cols = np.mgrid[:128, :128]
+    corner = (rows < 40) & (cols < 40)
+    stripes = ((rows + cols) // 6) % 2 == 0
+    img[corner & stripes] = (180, 30, 40)
+    img[corner & ~stripes] = (235, 230, 230)
+    img = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+    hole = np.zeros((128, 128), bool)
+    hole[:, 44:84] = True
+    points = np.argwhere(hole).astype(np.float32)
+    for perceptual in (False, True):
+        fill = complete(img, hole, side=128, follow=True, perceptual=perceptual)
+        src = np.round(fill.sources(points)[0]).astype(int)
+        copied = img[src[:, 0], src[:, 1]].astype(int)
+        red = int(((copied[:, 0] - copied[:, 2] > 60) | (copied.min(1) > 150)).sum())  # stripe red or white
+        assert (red == 0) == perceptual, (perceptual, red)
+    with pytest.raises(ValueError):
+        complete(img, hole, follow=False, perceptual=True)
 
 
 def test_fill_sources_equal_the_per_vote_computation():

@@ -1,5 +1,6 @@
 """core.detail: the exemplar's own fine detail where a map enlarges it (nothing where it does not,
-the photo's grain at its own scale and turned with the map, never on the eyes and lips)."""
+the photo's grain at its own scale and turned with the map, never on the eyes and lips), and its edges
+upscaled from the photo's own smaller scales (steeper, no ringing, nothing the photo's grid holds)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.charts.face import LEFT_EYE, OUTER_LIPS, RIGHT_EYE
-from core.detail import add_detail, detail_region, enlargement
+from core.detail import add_detail, add_edges, detail_region, enlargement, self_example_upscale
 
 SIDE = 128
 
@@ -146,3 +147,86 @@ def test_only_what_the_enlarged_picture_lacks_is_added():
     spectrum = np.abs(np.fft.fft2(added)) ** 2
     f = np.hypot(*np.meshgrid(np.fft.fftfreq(added.shape[0]), np.fft.fftfreq(added.shape[1]), indexing="ij"))
     assert spectrum[f < 0.15].sum() < 0.05 * spectrum.sum()  # 0.12 without the high-pass
+
+
+def _discs(seed: int = 0, side: int = SIDE, blur: float = 0.5) -> np.ndarray:
+    """A grey photo (uint8 RGB) of overlapping discs of many greys, edges as a camera draws them (drawn at
+    8x, area-reduced, then blurred ``blur`` pixels)."""
+    rng = np.random.default_rng(seed)
+    big = np.zeros((side * 8, side * 8), np.uint8)
+    for _ in range(12):
+        centre = tuple(int(v) for v in rng.integers(100, side * 8 - 100, 2))
+        cv2.circle(big, centre, int(rng.integers(40, 200)), int(rng.integers(0, 255)), -1)
+    grey = cv2.GaussianBlur(cv2.resize(big, (side, side), interpolation=cv2.INTER_AREA), (0, 0), blur)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def _rise(profile: np.ndarray, low: float, high: float) -> int:
+    """How many samples of ``profile`` lie between 10 % and 90 % of the way from ``low`` to ``high``."""
+    return int(((profile > low + 0.1 * (high - low)) & (profile < low + 0.9 * (high - low))).sum())
+
+
+def test_self_example_upscale_draws_steeper_edges_without_ringing():
+    """A disc's edge upscaled 2.5x from the picture's own smaller scales rises over at most two thirds of the
+    pixels a bicubic enlargement spreads it over, and stays within the photo's range (no halo)."""
+    big = np.zeros((SIDE * 8, SIDE * 8), np.uint8)
+    cv2.circle(big, (SIDE * 4, SIDE * 4), 160, 200, -1)
+    disc = cv2.GaussianBlur(cv2.resize(big, (SIDE, SIDE), interpolation=cv2.INTER_AREA), (0, 0), 0.5)
+    disc = disc.astype(np.float32) + 30  # 30 outside, 230 inside
+    up = self_example_upscale(disc, 2.5)
+    smooth = cv2.resize(disc, up.shape[::-1], interpolation=cv2.INTER_CUBIC)
+    middle = up.shape[0] // 2
+    left = np.s_[middle, : middle]  # a row across the disc's left edge
+    assert up.shape == (323, 323)  # four steps of 2 ** (1 / 3)
+    assert _rise(up[left], 30, 230) <= 2 / 3 * _rise(smooth[left], 30, 230)
+    assert up.min() >= 29 and up.max() <= 231  # (without the range limit: -7 and 260)
+
+
+def test_edges_leave_a_map_at_the_photo_s_scale_alone():
+    photo, positions = _discs(), _map(1.0, turn=0.3)
+    image = _sampled(photo, positions)
+    out, fraction = add_edges(image, photo, positions, np.ones((SIDE, SIDE), np.float32))
+    assert fraction == 0 and np.array_equal(out, image)
+
+
+def test_edges_add_only_what_the_enlargement_lacks_and_only_where_asked():
+    """At 2.5x the sampled picture holds frequencies up to 0.2 cycles per pixel: little of the added edges lies
+    below that (it would change what the photo itself shows: 63 % without the projection and high-pass); the
+    edges do get steeper; nothing is added outside ``where``."""
+    photo, positions = _discs(), _map(2.5, turn=0.3)
+    image = _sampled(photo, positions)
+    where = np.zeros((SIDE, SIDE), np.float32)
+    where[:, : SIDE // 2 + 16] = 1
+    out, fraction = add_edges(image, photo, positions, where)
+    assert fraction == pytest.approx(0.625, abs=0.02)
+    assert np.array_equal(out[:, SIDE // 2 + 16:], image[:, SIDE // 2 + 16:])
+    added = out[16:-16, 16:80, 0].astype(np.float32) - image[16:-16, 16:80, 0]
+    assert np.abs(added).mean() > 0.5
+    spectrum = np.abs(np.fft.fft2(added)) ** 2
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(added.shape[0]), np.fft.fftfreq(added.shape[1]), indexing="ij"))
+    assert spectrum[f < 0.2].sum() < 0.25 * spectrum.sum()
+
+
+def test_engine_draws_steeper_edges_on_an_enlarged_exemplar_face_only(monkeypatch):
+    """Engine v2 (face): a close-up input with a small exemplar face gets the steeper edges (stats say how
+    much); switched off, none; an exemplar face as large as the input's gets none (nor one enlarged 2x or less)."""
+    import core.engine_v2 as engine_v2
+    from core.conditions import extract
+    from core.eval_pairs import close_up, picture, zoomed_out
+    from core.pipeline import exemplar_condition
+
+    size = (256, 256)
+    source = extract("face", cv2.resize(close_up(picture("astronaut")), size, interpolation=cv2.INTER_AREA), size)
+    small = exemplar_condition("face", zoomed_out(picture("grace_hopper"), keep=0.2), 256)  # ~3x at 256
+    engine = engine_v2.TrainingFreeEngineV2()
+    monkeypatch.setattr(engine_v2, "DETAIL", False)  # the edges alone
+    with_edges = engine.one(source, small)
+    monkeypatch.setattr(engine_v2, "EDGES", False)
+    without = engine.one(source, small)
+    assert with_edges.stats[0]["edges_added"] > 0.2 and without.stats[0]["edges_added"] == 0
+    changed = (with_edges.image[0] - without.image[0]).abs().amax(0).numpy() > 1.5 / 255
+    assert changed[source.subject_mask].mean() > 0.1
+    monkeypatch.setattr(engine_v2, "EDGES", True)
+    large = exemplar_condition("face", picture("grace_hopper"), 256)
+    far = extract("face", cv2.resize(picture("astronaut"), size, interpolation=cv2.INTER_AREA), size)
+    assert engine.one(far, large).stats[0]["edges_added"] < 0.001

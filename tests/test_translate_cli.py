@@ -162,7 +162,7 @@ def test_the_research_commands_refuse_bad_numbers_before_any_work(tmp_path, caps
     cases = [([*train, "--lr", "nan"], "--lr nan is out"), ([*train, "--ema", "1"], "--ema 1.0 is out"),
              ([*train, "--grad-clip=-inf"], "--grad-clip -inf"),
              (["eval-warp", "--task", "pose", "--cross", "--cross-limit", "-1"], "--cross-limit must be at least 1"),
-             (["eval-warp", "--task", "pose", "--strength", "nan"], "--strength a number from 0"),
+             (["eval-warp", "--task", "pose", "--strength", "nan"], "--strength nan is out of range"),
              (["retrieve", "--data", str(tmp_path), "--size", "0"], "--size 0 is out of range")]
     for argv, words in cases:
         rc = main(argv)

@@ -97,8 +97,10 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--cross-limit", args.cross_limit), ("--limit", args.limit)):
         if value is not None and value < 1:  # a slice by -1 silently left the last pair out
             raise WarpaintError(f"{flag} must be at least 1.")
-    if args.synthetic < 0 or not 0 <= args.strength < float("inf"):  # NaN fails the comparison
-        raise WarpaintError("--synthetic must be 0 or more and --strength a number from 0 (identity).")
+    if args.synthetic < 0:
+        raise WarpaintError("--synthetic must be 0 or more.")
+    if not 0 <= args.strength < float("inf"):  # NaN fails the comparison
+        raise WarpaintError(f"--strength {args.strength} is out of range: give a number from 0 (identity).")
     RESOLUTION.check_optional(args.resolution)
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
     unknown = [v for v in versions if v not in ENGINE_VERSIONS]

@@ -62,16 +62,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# The float overrides and what each may be (NaN and infinities never).
+RATES = (("lr", lambda v: v > 0, "a number above 0"),
+         ("ema", lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1"),
+         ("grad_clip", lambda v: v >= 0, "a number from 0 (off)"))
+
+
 def _check_rates(args: argparse.Namespace) -> None:
-    """The float overrides, before any data is read: NaN, infinities and values out of range are refused with the
-    allowed range (``--lr nan`` ended in torch's ValueError traceback)."""
+    """``RATES``, before any data is read (``--lr nan`` ended in torch's ValueError traceback)."""
     from core.errors import InputError
 
-    for flag, value, low, high, words in (("--lr", args.lr, 0.0, None, "a number above 0"),
-                                          ("--ema", args.ema, 0.0, 1.0, "a number from 0 up to (not including) 1"),
-                                          ("--grad-clip", args.grad_clip, 0.0, None, "a number from 0 (off)")):
-        if value is None:
-            continue
-        fine = math.isfinite(value) and (value > low if flag == "--lr" else value >= low)
-        if not fine or (high is not None and value >= high):
-            raise InputError(f"{flag} {value} is out of range: give {words}.")
+    for name, allowed, words in RATES:
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and allowed(value)):
+            raise InputError(f"--{name.replace('_', '-')} {value} is out of range: give {words}.")
