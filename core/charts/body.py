@@ -1098,17 +1098,19 @@ def _texture_on(p: np.ndarray, axis: np.ndarray, onto: np.ndarray, scale: float,
     h, w = material.shape
     r = _least_seams(r, centre, axes, lo, hi, material)
     out = np.full_like(q, np.nan)
+    todo = np.arange(len(r))  # the points not yet placed (each takes the first place that lies on the texture)
     for shift in ((0, 0), (0.5, 0), (0, 0.5), (0.5, 0.5)):
-        moved = r + np.array(shift) * (hi - lo)
+        moved = r[todo] + np.array(shift) * (hi - lo)
         for i in range(2):
             moved[:, i] = _reflect(moved[:, i], lo[i], hi[i])
         for flip in ((False, False), (True, False), (False, True), (True, True)):
             cand = np.where(flip, lo + hi - moved, moved)
             xy = centre + cand @ axes.T
             qx, qy = np.round(xy[:, 0]).astype(int), np.round(xy[:, 1]).astype(int)
-            ok = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h) & np.isnan(out[:, 0])
+            ok = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
             ok[ok] = material[qy[ok], qx[ok]]
-            out[ok] = xy[ok]
+            out[todo[ok]] = xy[ok]
+            todo, moved = todo[~ok], moved[~ok]
     left = np.isnan(out[:, 0])
     if left.any():
         first = r[left].copy()
@@ -1186,9 +1188,15 @@ def decorations(image: np.ndarray, region: np.ndarray) -> np.ndarray:
 
     if not region.any():
         return np.zeros(region.shape, bool)
-    lab = cv2.cvtColor(cv2.GaussianBlur(image, (0, 0), 1.0), cv2.COLOR_RGB2LAB).astype(np.float32) * [0.5, 1, 1]
-    odd = np.linalg.norm(lab - np.median(lab[region], axis=0), axis=-1) > DECORATION
-    return (cv2.dilate(odd.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & region
+    ys, xs = np.nonzero(region)  # worked out on the region's box (and 8 px round it: the blur's and dilation's reach)
+    y0, y1 = max(0, ys.min() - 8), min(region.shape[0], ys.max() + 9)
+    x0, x1 = max(0, xs.min() - 8), min(region.shape[1], xs.max() + 9)
+    box = np.ascontiguousarray(image[y0:y1, x0:x1])
+    lab = cv2.cvtColor(cv2.GaussianBlur(box, (0, 0), 1.0), cv2.COLOR_RGB2LAB).astype(np.float32) * [0.5, 1, 1]
+    odd = np.linalg.norm(lab - np.median(lab[region[y0:y1, x0:x1]], axis=0), axis=-1) > DECORATION
+    out = np.zeros(region.shape, bool)
+    out[y0:y1, x0:x1] = cv2.dilate(odd.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return out & region
 
 
 def _plain(image: np.ndarray | None, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
