@@ -61,16 +61,24 @@ def _bands(photo: np.ndarray, count: int) -> list[np.ndarray]:
     return out
 
 
+def _box_of(where: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, left, bottom, right) of ``where > 0`` with a pixel's margin (the Jacobian's differences need
+    it), or None where nothing is asked."""
+    rows, cols = np.nonzero(where > 0)
+    if not len(rows):
+        return None
+    return max(0, rows.min() - 1), max(0, cols.min() - 1), rows.max() + 2, cols.max() + 2
+
+
 def add_detail(image: np.ndarray, photo: np.ndarray, positions: np.ndarray, where: np.ndarray,
                cell: int = CELL) -> tuple[np.ndarray, float]:
     """``image`` (H, W, 3) uint8 with the exemplar ``photo``'s fine detail added where ``where`` (H, W)
     float in [0, 1] (1: fully) and the map ``positions`` (H, W, 2) (row, col, photo pixels) enlarges
     the photo. Returns the picture and the fraction of the output that got detail."""
-    rows, cols = np.nonzero(where > 0)
-    if not len(rows):
+    found = _box_of(where)
+    if found is None:
         return image, 0.0
-    top, left = max(0, rows.min() - 1), max(0, cols.min() - 1)
-    bottom, right = rows.max() + 2, cols.max() + 2
+    top, left, bottom, right = found
     box = positions[top:bottom, left:right].astype(np.float32)
     jac = _jacobian(box)  # d(row, col) / d(y, x), photo pixels per output pixel: 4 x (h, w)
     scale = np.log2(np.clip(_enlargement(jac), 1.0, 2.0 ** BANDS))
@@ -221,11 +229,10 @@ def add_edges(image: np.ndarray, photo: np.ndarray, positions: np.ndarray, where
     self-example upscale and its bicubic one, only above the photo's own Nyquist (what the enlargement
     lacks; the photo's own frequencies stay as sampled), in luminance, ``gain`` times; from ``EDGE_FROM``
     times enlarged, fully from ``EDGE_FULL``. Returns the picture and the fraction of the output that got it."""
-    rows, cols = np.nonzero(where > 0)
-    if not len(rows):
+    found = _box_of(where)
+    if found is None:
         return image, 0.0
-    top, left = max(0, rows.min() - 1), max(0, cols.min() - 1)
-    bottom, right = rows.max() + 2, cols.max() + 2
+    top, left, bottom, right = found
     box = positions[top:bottom, left:right].astype(np.float32)
     e = np.nan_to_num(_enlargement(_jacobian(box)), nan=0.0, posinf=0.0)  # a collapsed map: nothing to enlarge
     weight = np.clip(np.log2(np.maximum(e, 1e-6) / EDGE_FROM) / np.log2(EDGE_FULL / EDGE_FROM), 0, 1)
