@@ -69,6 +69,7 @@ PLAIN_SOURCE = 0.3  # pose: the person's fill copies only its plain clothing whe
 # exemplar's frame is filled from its clothing instead.
 MASK_REACH = 0.25
 RIM = 0.03  # the input's silhouette past the exemplar's person, up to this times the person's side, shows background
+HOLE_MARGIN = 0.03  # the exemplar's person hole in its backdrop: the silhouette dilated (and closed) by this x its side
 ZOOM_WARN = 2.0  # warn when the exemplar's pixels are enlarged more than this
 # Refuse a face exemplar whose face would be enlarged more than this (unless allow_partial): a 40 px face
 # blown up ~7x is a smear no detail synthesis rescues (docs/engine.md, faces on hard exemplars).
@@ -220,7 +221,7 @@ class TrainingFreeEngineV2:
         beyond = np.zeros(size, bool)  # background the exemplar's frame does not show: synthesized
         ex_hole = np.zeros(ex_size, bool)
         if not whole_frame:
-            ex_hole = cv2.dilate(ex_person.astype(np.uint8), disc(max(3, round(0.03 * max(ex_size))))) > 0
+            ex_hole = backdrop_hole(ex_person)
         ex_job = self._background_job(exemplar, ex_hole, background, beyond, whole_frame)
         face_side = max(1.0, float(np.sqrt(anchored.sum())))
         positions = surround_map(size, similarity, chart.positions, anchored, src_person, ex_person,
@@ -581,6 +582,20 @@ def background_affine(similarity: np.ndarray, size: tuple[int, int], ex_size: tu
     px = float(np.clip(px, half_w - 0.5, ew - 0.5 - half_w)) if 2 * half_w <= ew else (ew - 1) / 2
     py = float(np.clip(py, half_h - 0.5, eh - 0.5 - half_h)) if 2 * half_h <= eh else (eh - 1) / 2
     return np.array([[scale, 0, px - scale * cx], [0, scale, py - scale * cy]])
+
+
+def backdrop_hole(ex_person: np.ndarray) -> np.ndarray:
+    """(H, W) bool: what the exemplar's backdrop completion replaces: its person dilated by ``HOLE_MARGIN`` of its
+    side (the silhouette's edge is that uncertain), then closed with the same disc. A sliver of backdrop left
+    between two parts of the hole narrower than that margin on each side is the same uncertain edge (the flag's
+    stripes between Grace Hopper's shoulder and a flag fold the segmenter took for her): left real amid the
+    completion round it, it shows as a splinter. The frame's edge is no part of the hole (padded with backdrop)."""
+    radius = max(3, round(HOLE_MARGIN * max(ex_person.shape)))
+    margin = disc(radius)
+    hole = cv2.dilate(ex_person.astype(np.uint8), margin)
+    pad = radius + 1
+    closed = cv2.morphologyEx(np.pad(hole, pad), cv2.MORPH_CLOSE, margin)[pad:-pad, pad:-pad]
+    return (hole | closed) > 0
 
 
 def _unmirror(positions: np.ndarray, width: int) -> np.ndarray:
