@@ -110,6 +110,54 @@ def test_the_mask_editor_value_is_checked_before_any_work(monkeypatch):
         engine.friendly_errors(_source)(mask_tab, "Ready condition", None, {"background": "x"})
 
 
+def test_every_input_keeps_its_checks_when_gradio_rebuilds_it():
+    """Gradio rebuilds a component for one session (``block.__class__(**constructor_args)``) after a handler sends
+    it a property update; a check patched onto the instance was lost there. Every input of every event is one of
+    the app's component classes (the checks are the class's), drawn by Gradio's stock front end."""
+    from gradio.data_classes import FileData
+
+    from app import components
+    from app.ui import build_demo
+
+    demo = build_demo()
+    seen = set()
+    for fn in demo.fns.values():
+        for block in fn.inputs:
+            if isinstance(block, (gr.State, gr.Video)):  # the server's own state; a clip's path, read by the handler
+                continue
+            assert type(block).__module__ == "app.components" and "preprocess" not in vars(block), block
+            rebuilt = type(block)(**{**block.constructor_args, "render": False})
+            assert type(rebuilt) is type(block) and rebuilt.get_block_name() == type(block).__base__.__name__.lower()
+            seen.add(type(block).__name__)
+    assert seen == {"PhotoInput", "MaskEditor", "ExampleClicks", "RawRadio", "RawCheckbox", "RawSlider",
+                    "RawDropdown", "RawNumber", "RawTextbox"}, seen
+    photo = components.photo_input(label="x")
+    rebuilt = type(photo)(**{**photo.constructor_args, "render": False})
+    with pytest.raises(gr.Error, match="could not be read as a picture"):
+        rebuilt.preprocess(FileData(path="", url="data:text/plain,hello"))
+
+
+def test_the_app_s_component_classes_write_nothing_beside_their_source(tmp_path):
+    """Gradio's component metaclass writes a ``.pyi`` stub beside the module of every component class it creates,
+    at each import (gradio/component_meta.py ``create_or_modify_pyi``): the app's classes skip it, so importing
+    them (here from a copy of the package) adds no file to the app's folder."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.app_server import ROOT
+
+    copy = tmp_path / "app"
+    shutil.copytree(ROOT / "app", copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyi"))
+    before = sorted(p.name for p in copy.iterdir())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]), "PYTHONDONTWRITEBYTECODE": "1"}
+    script = (f"import app.components as c, gradio.component_meta as m; assert c.__file__.startswith({str(copy)!r}); "
+              "assert m.create_or_modify_pyi.__name__ == 'create_or_modify_pyi'")  # the writer given back
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, timeout=120)
+    assert sorted(p.name for p in copy.iterdir()) == before
+
+
 def test_an_oversized_mask_editor_upload_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
     from gradio.components.image_editor import EditorData
     from gradio.data_classes import FileData
