@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -77,6 +78,19 @@ def test_folder_of_exemplars_pairs_by_name(tmp_path, capsys):
     assert rc == 1
     assert "no exemplar named b" in capsys.readouterr().err
     assert [p.name for p in outputs.iterdir()] == ["a.png"]
+
+
+def test_folder_mode_smooths_a_palette_photo_like_one_picture_mode(tmp_path, capsys):
+    """A photo stored with a palette (GIF-style, dithered) hides its person from the pose detector until the
+    dithering is smoothed out: folder mode smooths it as one-picture mode does, to the same result."""
+    inputs, outputs, single = tmp_path / "in", tmp_path / "out", tmp_path / "single.png"
+    inputs.mkdir()
+    Image.open(ASSETS / "grace_hopper.jpg").convert("P").save(inputs / "hopper.png")  # Pillow: web palette, dithered
+    common = ["--task", "pose", "--exemplar", str(ASSETS / "astronaut.jpg"), "--resolution", "128"]
+    assert main(["translate", *common, "--input-dir", str(inputs), "--output-dir", str(outputs)]) == 0
+    assert main(["translate", *common, "--input", str(inputs / "hopper.png"), "--output", str(single)]) == 0
+    assert "skipped" not in capsys.readouterr().err
+    np.testing.assert_array_equal(np.asarray(Image.open(outputs / "hopper.png")), np.asarray(Image.open(single)))
 
 
 def test_mixed_modes_rejected(tmp_path, capsys):
