@@ -231,8 +231,11 @@ class Translator:
         result, the others go on. The learned engine runs the good pairs as one batch. ``source_palettes``:
         per input, whether its photo was stored with a colour palette (``translate``'s ``source_palette``)."""
         mirror = check_choice("mirror setting", mirror, MIRROR_MODES)
+        palettes = [False] * len(sources) if source_palettes is None else source_palettes
+        if not len(sources) == len(exemplars) == len(palettes):
+            raise InputError(f"translate_batch pairs inputs with exemplars one to one: got {len(sources)} inputs, "
+                             f"{len(exemplars)} exemplars and {len(palettes)} palette flags.")
         size = self.output_size(resolution)
-        palettes = source_palettes or [False] * len(sources)
         out: list[TranslationResult | WarpaintError | None] = [None] * len(sources)
         ready, conds = [], []
         for i, (source, exemplar, palette) in enumerate(zip(sources, exemplars, palettes)):

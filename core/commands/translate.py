@@ -156,6 +156,8 @@ def _run_folder(translator, args: argparse.Namespace, options: dict) -> int:
             else:
                 target = _inside(root, path.stem + ".png")
                 save_image(target, result.image)
+                for message in result.messages[1:]:  # as one-picture mode's notes, named by picture
+                    bar.write(f"note: {path.name}: {message}", file=sys.stderr)
                 if args.warps_dir is not None:
                     write_warps(result, _inside(args.warps_dir.resolve(), path.stem))
                 written += 1
