@@ -122,7 +122,8 @@ def load_upload(source: str | Path | np.ndarray | None, what: str) -> tuple[np.n
 
 def engine_plan(task: str, engine: object, checkpoint: object) -> str:
     """What will run, in words, before anything is loaded (``checkpoint``: a model name the server offers, or ""
-    / None). Both come from the client: an engine or a name the page cannot send is refused (never echoed)."""
+    / None). Both come from the client: an engine or a name the page cannot send is refused, never shown as the
+    plan; the refusal quotes it cut short (``shown``: the first 40 characters of its repr)."""
     engine = check_choice("engine", engine, ENGINES)
     models.resolve(task, checkpoint)  # a name the server offers, or nothing
     if engine == TRAINING_FREE:

@@ -634,6 +634,11 @@ def test_values_the_page_cannot_send_are_refused_not_guessed(monkeypatch):
         with pytest.raises(InputError, match="Unknown engine|No model named"):
             engine_plan("pose", engine_name, model)
     assert engine_plan("pose", "training-free", "").startswith("training-free")
+    hostile = "<img src=x>" + "x" * 300
+    for engine_name, model in ((hostile, ""), ("auto", hostile)):  # quoted cut short, never whole
+        with pytest.raises(InputError, match=r"<img src=x>x+\.\.\.") as refused:
+            engine_plan("pose", engine_name, model)
+        assert hostile[:40] not in str(refused.value)
     monkeypatch.setattr(settings, "MAX_FILE_SIZE", "1kb")
     image = gr.Image()
     url = "data:image/png;base64," + base64.b64encode(bytes(2000)).decode()
