@@ -28,6 +28,7 @@ from gradio import component_meta, utils
 from PIL import Image
 
 from app import settings
+from app.engine import client_caused
 
 UNREADABLE = "This upload could not be read as a picture. Use a PNG, JPEG or WebP file."
 
@@ -114,7 +115,7 @@ def _editor_pixels(self: gr.ImageEditor, payload) -> int:
 
 class MaskEditor(gr.ImageEditor, metaclass=StublessMeta):
     """A ``gr.ImageEditor`` refusing a picture over the pixel limit before Gradio decodes it, and turning its
-    preprocessing failures (a corrupt background upload) into a clear error."""
+    preprocessing failures that are the client's (a corrupt background upload) into a clear error."""
 
     is_template = True  # drawn by the stock ImageEditor front end
 
@@ -123,14 +124,16 @@ class MaskEditor(gr.ImageEditor, metaclass=StublessMeta):
             if payload is not None and _editor_pixels(self, payload) > settings.MAX_PIXELS:
                 _forget_blobs(self, payload)
                 raise gr.Error(f"The mask editor's picture has more than {settings.MAX_PIXELS / 1e6:.0f} MP. Use a "
-                               "smaller mask.", title="Too large")  # refused before Gradio decodes it
+                               "smaller mask.", title="Too large", print_exception=False)  # before Gradio decodes it
             return super().preprocess(payload)
         except gr.Error:
             raise
         except Exception as exc:
             _forget_blobs(self, payload)
+            if not client_caused(exc):  # the server's failure (a full disk): answered by refuse_malformed_requests
+                raise
             raise gr.Error("The mask editor's picture could not be read. Upload a PNG mask or paint one.",
-                           title="Unreadable mask") from exc
+                           title="Unreadable mask", print_exception=False) from exc
 
 
 def _forget_blobs(self: gr.ImageEditor, payload) -> None:

@@ -107,8 +107,8 @@ def test_non_finite_numbers_sent_as_raw_json_are_refused(server, value, words):
 
 
 def test_pictures_given_as_paths_or_urls_are_never_opened(server, tmp_path):
-    """A client names a server file or an internal URL instead of uploading: refused before the app runs,
-    nothing fetched, nothing read, and the answer names no server path."""
+    """A client names a server file or a URL instead of uploading: refused before the app runs, nothing fetched
+    (a URL is refused before Gradio would download it), nothing read, and the answer names no server path."""
     import http.server
     import json
 
@@ -129,9 +129,10 @@ def test_pictures_given_as_paths_or_urls_are_never_opened(server, tmp_path):
     internal = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
     threading.Thread(target=internal.serve_forever, daemon=True).start()
     at = f"http://127.0.0.1:{internal.server_address[1]}/x.jpg"
+    public = "https://example.invalid/huge.png"  # a public address Gradio would download, unbounded (never resolves)
     try:
         for given in ({"path": str(secret)}, {"path": str(PHOTO)}, {"path": "../../../etc/passwd"},
-                      {"path": at, "url": at}, str(secret)):
+                      {"path": at, "url": at}, {"path": public}, str(secret)):
             picture = {**given, "meta": {"_type": "gradio.FileData"}} if isinstance(given, dict) else given
             for api, data in (("extract", ["pose", picture, False, RES]),
                               ("translate", ["mask", picture, picture, False, RES, "auto", "", 2, 0.01, 0, False,
@@ -141,6 +142,8 @@ def test_pictures_given_as_paths_or_urls_are_never_opened(server, tmp_path):
                 assert time.monotonic() - start < 2.0
                 assert "event: error" in stream and "event: complete" not in stream, (api, given, stream)
                 assert str(tmp_path) not in stream and "/etc" not in stream and "Traceback" not in stream
+                if isinstance(given, dict) and "://" in given["path"]:  # refused before Gradio fetches anything
+                    assert "Files are not fetched from URLs: upload the file" in stream, stream
     finally:
         internal.shutdown()
     assert fetched == []
@@ -221,6 +224,39 @@ def _page_event(url: str, name: str, data: list, event_data=None, session: str |
             if line.startswith("data:") and json.loads(line[5:]).get("msg") == "process_completed":
                 return 200, line
     raise AssertionError(f"{name}: no answer")
+
+
+def test_a_server_fault_while_reading_a_request_is_logged_and_told_as_one(server):
+    """A failure of the server's own while Gradio reads a request's values (here: the folder for inline pictures
+    cannot be made, as with a full disk) was answered "Malformed request" and logged at INFO; now the client reads
+    an error id and nothing about the server, and the log holds that id with the traceback."""
+    import json
+    import re
+    import shutil
+
+    from PIL import Image
+
+    url, work = server[0], server[1]
+    inline = work / "temp" / "inline"  # where PhotoInput stores a data URL's bytes (the server's GRADIO_TEMP_DIR)
+    moved = inline.with_name("inline-moved")
+    if inline.exists():
+        inline.rename(moved)
+    inline.write_text("a file where the folder goes")
+    try:
+        stream = _raw_call(url, "extract", json.dumps({"data": ["pose", _inline_png(Image.open(PHOTO)), False, RES]}))
+    finally:
+        inline.unlink()
+        if moved.exists():
+            moved.rename(inline)
+    assert "event: error" in stream and "Malformed" not in stream and str(work) not in stream, stream
+    error_id = re.search(r"Something went wrong on the server \(error id ([0-9a-f]{12})\)", stream).group(1)
+    time.sleep(0.5)
+    log = (work / "app.log").read_text()
+    assert f"unexpected error {error_id} in reading the values of" in log
+    assert "FileExistsError" in log[log.index(error_id):] and "Traceback" in log[log.index(error_id):]
+    shutil.rmtree(moved, ignore_errors=True)
+    assert "event: complete" in _raw_call(url, "extract", json.dumps({"data": ["pose", _inline_png(Image.open(PHOTO)),
+                                                                                False, RES]}))
 
 
 def test_the_page_s_own_events_check_what_they_are_sent(server):
@@ -417,6 +453,7 @@ def test_a_request_over_the_time_budget_is_stopped_and_the_next_is_served(tmp_pa
                 break
             except AppError:
                 pass
+        stopped = _log_count(work, "request stopped (BudgetExceeded)")  # a warm-up over 2 s on a loaded machine too
         slow = _slow(client)
         follower = threading.Thread(target=lambda: results.append(_normal(
             Client(url, verbose=False, download_files=str(work / "follower")))))
@@ -428,4 +465,4 @@ def test_a_request_over_the_time_budget_is_stopped_and_the_next_is_served(tmp_pa
             slow.result()
         follower.join(timeout=120)
         assert results and time.monotonic() - start < 60  # served once the slot was freed
-        assert _log_count(work, "request stopped (BudgetExceeded)") == 1
+        assert _log_count(work, "request stopped (BudgetExceeded)") == stopped + 1
