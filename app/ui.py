@@ -27,8 +27,9 @@ from core.vocabulary import ENGINES, MIRROR_MODES, TASKS
 PHOTO, READY = "Photo", "Ready condition"
 INPUT_KINDS = (PHOTO, READY)
 PROGRESS = gr.Progress()  # marks a handler's progress parameter; Gradio gives each call its own tracker
-MIRROR_INFO = ("auto: training-free faces and poses use a mirror-image exemplar mirrored (any text it shows "
-               "then reads backwards); never: keep it as given; always: mirror it")
+MIRROR_INFO = ("auto: training-free faces and poses use a mirror-image exemplar mirrored, masks one whose face is "
+               "turned the other way (any text it shows then reads backwards); never: keep it as given; "
+               "always: mirror it")
 LEARNED_ONLY = "learned engine only: the training-free engine ignores it"
 HEAVY = dict(concurrency_id="heavy", concurrency_limit=settings.CONCURRENCY, api_visibility="undocumented")
 

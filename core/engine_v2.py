@@ -179,7 +179,8 @@ class TrainingFreeEngineV2:
         size = source.size
         # A mirror image of the input's scene, or a face turned the other way: the exemplar is used mirrored
         # (the map is built on its mirror image; positions are reported in the exemplar as given).
-        mirrored = task in ("face", "pose") and uses_mirror(mirror, source, exemplar)
+        # A mask pair "auto": only a face turned the other way (core.charts.mirror.face_turned_other_way).
+        mirrored = uses_mirror(mirror, source, exemplar)
         if mirrored:
             exemplar = mirror_condition(exemplar)
             messages.append("The exemplar is used mirrored, as asked." if mirror == "always" else MIRROR_NOTE)

@@ -205,9 +205,10 @@ class Translator:
         """Translate ``source`` (photo, condition picture or Condition) to the looks of ``exemplar``
         (photo, or a Condition extracted from one). Progress goes through extraction, every level
         and synthesis. ``allow_partial``: engine v2 maps what it can when the exemplar lacks a part
-        the input needs (e.g. no face) instead of refusing. ``mirror`` (engine v2, face and pose; ``MIRROR_MODES``):
+        the input needs (e.g. no face) instead of refusing. ``mirror`` (engine v2; ``MIRROR_MODES``):
         "auto" uses the exemplar mirrored when it mirrors the input's scene or its face is turned the other
-        way, "never" keeps it as given (a mirrored exemplar mirrors any text it shows), "always" mirrors it.
+        way (a mask pair: only the face), "never" keeps it as given (a mirrored exemplar mirrors any text it
+        shows), "always" mirrors it.
         ``source_palette``: the input photo was stored with a colour palette (dithered; smoothed for extraction)."""
         report = progress or (lambda fraction, text: None)
         mirror = check_choice("mirror setting", mirror, MIRROR_MODES)

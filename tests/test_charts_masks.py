@@ -505,3 +505,40 @@ def test_a_frontal_face_onto_a_profile_draws_no_camera_on_the_head(onto_a_profil
     face = mask_chart(source, exemplar).region == FACE_REGION
     assert before[q[..., 0], q[..., 1]][face].mean() < 0.01
     assert output_folds(result.positions, result.mapped) < 0.001
+
+
+@pytest.fixture(scope="module")
+def opposite_profiles():
+    """The cameraman onto his mirror image: two profiles facing opposite ways (256)."""
+    from core.eval_pairs import picture
+    from core.pipeline import Translator
+
+    translator = Translator("mask", engine="training-free")
+    source, exemplar = translator.prepare(picture("cameraman"), picture("cameraman/mirrored"), (256, 256))
+    return translator, source, exemplar
+
+
+def test_opposite_profiles_use_the_exemplar_mirrored(opposite_profiles, onto_a_profile, photo_masks):
+    """Two profiles facing opposite ways: "auto" uses the exemplar mirrored, with the note, so the input's nose
+    is drawn from the exemplar's nose (mapped right side onto right side, it came from the back of his head: the
+    face pointed backwards); "never" keeps it as given. Frontal faces, onto a profile or a frontal face, and a
+    painted mask (no photo, no face) are not mirrored."""
+    from core.charts.masks import face_mesh
+    from core.charts.mirror import prefers_mirror
+    from core.charts.turned import CHIN, FOREHEAD, NOSE_TIP
+    from core.engine_v2 import MIRROR_NOTE
+
+    translator, source, exemplar = opposite_profiles
+    assert prefers_mirror(source, exemplar)
+    mesh, ex_mesh = face_mesh(source), face_mesh(exemplar)
+    nose = np.round(mesh[NOSE_TIP, 1::-1]).astype(int)  # (row, col)
+    height = np.linalg.norm(ex_mesh[FOREHEAD, :2] - ex_mesh[CHIN, :2])
+    for mode, mirrored in (("auto", True), ("never", False)):
+        result = translator.translate(source, exemplar, mirror=mode)
+        assert result.mirrored == mirrored and (MIRROR_NOTE in result.messages) == mirrored
+        off = np.linalg.norm(result.positions[nose[0], nose[1]] - ex_mesh[NOSE_TIP, 1::-1]) / height
+        assert (off < 0.1) == mirrored, (mode, off)  # auto: his nose; never: behind his face
+    for pair in (onto_a_profile, photo_masks):
+        assert not prefers_mirror(*pair[1:])
+    painted = condition(np.where(np.arange(256)[:, None] > 100, class_index("person"), 0) * np.ones((1, 256), int))
+    assert not prefers_mirror(painted, exemplar)
