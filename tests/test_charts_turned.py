@@ -12,6 +12,7 @@ from core.charts.turned import (
     before_the_face,
     face_box_affine,
     face_frame,
+    face_onto_outline,
     half_widths,
     turned_apart,
 )
@@ -90,3 +91,40 @@ def test_before_the_face_is_past_the_profile_at_each_height(frontal):
     at_the_eye = tip + (front + 0.06 * height) * across + eye * up
     assert before[tuple(np.round(at_the_eye).astype(int)[::-1])]
     assert not before[tuple(np.round(profile[234, :2] - 0.3 * height * across).astype(int)[::-1])]  # behind it
+
+
+def test_a_profile_mapped_whole_reaches_a_wider_head_s_outline_without_folding(frontal):
+    """Frontal onto a profile, in a head (an ellipse) wider than the face's mesh by a fifth of its height on each
+    side: the plain box map drew the head's front from before the profile (a wedge of background inside the
+    person); moved and squeezed onto the outline, under 3 % of the head at the face's heights is drawn from
+    there, the map covers the head ahead of the face's back, never folds (each row is squeezed across only),
+    and the back cheek still lands behind the face."""
+    from core.charts.folds import jacobian_determinant
+
+    profile = _turned(frontal, 60)
+    across, up, height = face_frame(frontal)
+    centre = frontal[:SURFACE, :2].mean(0)
+    yy, xx = np.mgrid[0:256, 0:256].astype(np.float64)
+    d = np.stack([xx - centre[0], yy - centre[1]], -1)
+    half = np.abs((frontal[:SURFACE, :2] - centre) @ across).max() + 0.2 * height
+    head = (d @ across / half) ** 2 + (d @ up / (0.75 * height)) ** 2 < 1
+    rise = d @ up
+    mesh_rise = (frontal[:SURFACE, :2] - centre) @ up
+    at_face = head & (rise > mesh_rise.min()) & (rise < mesh_rise.max())
+    before = before_the_face(profile, (256, 256))
+
+    def drawn_before(xy: np.ndarray) -> float:
+        q = np.clip(np.round(xy).astype(int), 0, 255)
+        return float(before[q[..., 1], q[..., 0]][at_face].mean())
+
+    m = face_box_affine(frontal, profile)
+    plain = np.stack([m[0, 0] * xx + m[0, 1] * yy + m[0, 2], m[1, 0] * xx + m[1, 1] * yy + m[1, 2]], -1)
+    xy, where = face_onto_outline(frontal, profile, head)
+    assert drawn_before(plain) > 0.08
+    facing = 1.0 if half_widths(profile)[1] < half_widths(profile)[0] else -1.0
+    ahead = facing * (d @ across)
+    ahead_of_back = at_face & (ahead > (facing * (frontal[:SURFACE, :2] - centre) @ across).min())
+    assert drawn_before(xy) < 0.03 and where[ahead_of_back].mean() > 0.97  # (behind the face: the surround's)
+    assert (jacobian_determinant(xy[..., ::-1].astype(np.float32))[where[1:, 1:] & where[:-1, :-1]] > 0).all()
+    back = np.round(frontal[234, :2]).astype(int)
+    assert np.linalg.norm(xy[back[1], back[0]] - profile[234, :2]) < 0.3 * height

@@ -33,8 +33,7 @@ from scipy import ndimage
 from core.charts.base import ChartMap, nearest_in
 from core.charts.face import MESH_POINTS, face_chart
 from core.charts.folds import cells_to_pixels, folded_cells
-from core.charts.surround import apply_affine
-from core.charts.turned import SURFACE, before_the_face, face_box_affine, turned_apart
+from core.charts.turned import before_the_face, face_onto_outline, turned_apart
 from core.conditions.ade20k import NAMES, NUM_INDICES, PERSON, STUFF, UNLABELED
 from core.conditions.condition import Condition
 from core.conditions.masks import onehot_to_index
@@ -527,13 +526,10 @@ def person_shown(source: Condition, exemplar: Condition) -> np.ndarray:
 def _whole_face_chart(source: Condition, exemplar: Condition, src_region: np.ndarray) -> ChartMap:
     """The exemplar's face mapped whole onto the input's (``core.charts.turned``: its mesh's box onto the input's),
     inside the input's face oval and person: the two faces are turned too far apart to map mesh to mesh."""
-    h, w = source.size
-    inside = np.zeros((h, w), np.uint8)
-    hull = cv2.convexHull(np.round(source.mesh[:SURFACE, :2]).astype(np.int32))  # a profile's oval crosses itself
-    cv2.fillPoly(inside, [hull], 1)
-    positions = apply_affine(face_box_affine(source.mesh, exemplar.mesh), (h, w))
-    ex_face = ~before_the_face(exemplar.mesh, exemplar.size)  # the exemplar's box reaches before its profile
-    defined = (inside > 0) & src_region & _on_region(positions[..., ::-1], ex_face)
+    xy, inside = face_onto_outline(source.mesh, exemplar.mesh, src_region)
+    positions = xy[..., ::-1].copy()  # (row, col)
+    ex_face = ~before_the_face(exemplar.mesh, exemplar.size)  # what the squeeze leaves before its profile
+    defined = inside & _on_region(xy, ex_face)
     positions[~defined] = 0.0
     note = ("The two faces are turned too differently to match feature by feature (one is seen from the side): "
             "the exemplar's face is drawn whole, scaled into the input's.")

@@ -12,11 +12,14 @@ face stays one face in its own proportions and nothing before its nose is drawn.
     half_widths(points)                 each half's width, cheek to nose tip, in face heights
     turned_apart(src, ex)               whether the mesh map would stretch a half of the exemplar's face
     face_box_affine(src, ex)            (2, 3) output x, y -> exemplar x, y: mesh box onto mesh box
+    profile_front(points)               which way a turned face faces, and how far ahead it reaches at each height
     before_the_face(points, size)       what lies before a turned face (not its person's to show)
+    face_onto_outline(src, ex, person)  the box map squeezed at each height so the profile reaches the outline
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 RIGHT_CHEEK, LEFT_CHEEK = 234, 454  # FaceMesh points on the face oval at the cheeks (the person's right, left)
@@ -31,6 +34,12 @@ BOX_STRETCH = 1.5  # the whole face's map stretches across at most this much mor
 FRONT_MARGIN = 0.03  # what lies this far (face heights) past a turned face's mesh is before the face ...
 BELOW_CHIN, ABOVE_FOREHEAD = 0.3, 1.0  # ... between this far below its chin and above its forehead
 PROFILE_BINS = 16  # heights at which a turned face's front (its profile) is read off the mesh
+SHIFT_QUANTILE = 0.5  # a face mapped whole onto a wider head is moved ahead by its gap to the outline at this
+# quantile of its heights (0.7 cut the nose off at the outline; 0.35 left the wedge before the mouth) ...
+SHIFT_MAX = 0.25  # ... by at most this (face heights)
+SQUEEZE = 0.85  # ... and the rest of the gap at each height by squeezing the map across (towards the face's
+# back) to at most this
+SQUEEZE_SMOOTH = 0.3  # smoothed over this many face heights (the nose stays before the lips; features are not sheared)
 
 
 def face_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -84,14 +93,13 @@ def face_box_affine(src_points: np.ndarray, ex_points: np.ndarray) -> np.ndarray
     return np.concatenate([linear, shift[:, None]], axis=1)
 
 
-def before_the_face(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool: what lies before a turned face: past its profile, on the side of its narrower half, by
-    ``FRONT_MARGIN``; from ``BELOW_CHIN`` under its chin to ``ABOVE_FOREHEAD`` over its forehead (face heights).
-    The profile is the mesh's front at each height (forehead, brow, nose, lips, chin; beyond its ends, the end's),
-    so a camera held to the eye, behind the tip of the nose, is before the face too. No head is there: only what
-    the face is turned to (the cameraman's camera, in his person's segmentation) or the background."""
+def profile_front(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """A turned face's profile read off its FaceMesh points (x, y): the direction it faces along its ``face_frame``
+    across axis (+1 or -1: towards its narrower half), and at ``PROFILE_BINS`` heights (rise along its up axis,
+    pixels) how far ahead its mesh reaches there (forehead, brow, nose, lips, chin), pixels along that direction.
+    Heights with no mesh point are left out."""
     p = np.asarray(points, np.float64)[:SURFACE, :2]
-    across, up, height = face_frame(p)
+    across, up, _ = face_frame(p)
     right, left = half_widths(p)
     facing = 1.0 if left < right else -1.0  # towards the narrower half
     ahead, rise = facing * (p @ across), p @ up
@@ -100,10 +108,82 @@ def before_the_face(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     front = np.full(PROFILE_BINS, -np.inf)
     np.maximum.at(front, slot, ahead)
     found = np.isfinite(front)
-    centres = (edges[:-1] + edges[1:]) / 2
+    return facing, ((edges[:-1] + edges[1:]) / 2)[found], front[found]
+
+
+def before_the_face(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: what lies before a turned face: past its profile (``profile_front``; beyond its ends, the
+    end's), on the side of its narrower half, by ``FRONT_MARGIN``; from ``BELOW_CHIN`` under its chin to
+    ``ABOVE_FOREHEAD`` over its forehead (face heights). Read at each height, so a camera held to the eye,
+    behind the tip of the nose, is before the face too. No head is there: only what the face is turned to
+    (the cameraman's camera, in his person's segmentation) or the background."""
+    p = np.asarray(points, np.float64)[:SURFACE, :2]
+    across, up, height = face_frame(p)
+    facing, rises, front = profile_front(p)
+    rise = p @ up
     yy, xx = np.mgrid[0:size[0], 0:size[1]].astype(np.float64)
     pixel_ahead = facing * (xx * across[0] + yy * across[1])
     pixel_rise = xx * up[0] + yy * up[1]
-    profile = np.interp(pixel_rise, centres[found], front[found])  # the ends' front beyond them
+    profile = np.interp(pixel_rise, rises, front)  # the ends' front beyond them
     return ((pixel_ahead > profile + FRONT_MARGIN * height)
             & (pixel_rise > rise.min() - BELOW_CHIN * height) & (pixel_rise < rise.max() + ABOVE_FOREHEAD * height))
+
+
+def face_onto_outline(src_points: np.ndarray, ex_points: np.ndarray, person: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The exemplar's face mapped whole onto the input's head, reaching its outline: (H, W, 2) output x, y ->
+    exemplar x, y, and (H, W) bool where it applies (the input's mesh hull, and its ``person`` ahead of it at the
+    face's heights). ``face_box_affine`` puts the profile inside the input's face, but a frontal head is wider
+    than a profile is deep: between the profile's front and the input's outline (the hair beside her face, the
+    nook before his mouth) lay what stands before his face, shown as background, a wedge inside the person.
+    So the map is moved ahead as a whole (``SHIFT_QUANTILE``: the back of her face then takes his ear and the hair
+    behind it), and the rest of the gap at each height is closed by squeezing the map across towards the face's
+    back (``SQUEEZE``, smoothed over ``SQUEEZE_SMOOTH`` face heights). Squeezing across, and only across, at
+    each height cannot fold the map."""
+    src = np.asarray(src_points, np.float64)[:SURFACE, :2]
+    h, w = person.shape
+    affine = face_box_affine(src_points, ex_points)
+    across, up, height = face_frame(src)
+    facing, ex_rises, ex_front = profile_front(ex_points)
+    # The box map is diagonal in the two faces' frames: across -> across, up -> up (ex = scale * src + shift).
+    ex_across, ex_up, _ = face_frame(np.asarray(ex_points, np.float64)[:SURFACE, :2])
+    scale_across = float(ex_across @ affine[:, :2] @ across)
+    scale_up = float(ex_up @ affine[:, :2] @ up)
+    shift_across, shift_up = float(ex_across @ affine[:, 2]), float(ex_up @ affine[:, 2])
+    ahead, rise = facing * (src @ across), src @ up  # the input's mesh, ahead along the exemplar's facing
+    back, low, high = ahead.min(), rise.min(), rise.max()
+    rises = np.arange(np.floor(low), np.ceil(high) + 1)
+    # the profile's front at each of the input's heights, in the input's frame (ahead of its back cheek)
+    profile = (np.interp(scale_up * rises + shift_up, ex_rises, ex_front) - facing * shift_across) / scale_across
+    # the input's outline at each height: its person, walked ahead from the mesh's middle while it lasts
+    start = float(np.median(ahead))
+    steps = np.arange(start, start + 2 * height)
+    grid_x = facing * steps[None, :] * across[0] + rises[:, None] * up[0]
+    grid_y = facing * steps[None, :] * across[1] + rises[:, None] * up[1]
+    grid = np.stack([grid_x, grid_y], -1).astype(np.float32)  # x, y = ahead * (facing across) + rise * up
+    on = cv2.remap(person.astype(np.uint8), grid[..., 0], grid[..., 1], cv2.INTER_NEAREST,
+                   borderMode=cv2.BORDER_CONSTANT) > 0
+    run = np.cumprod(on, axis=1).sum(axis=1)  # the person's pixels from the middle on, unbroken
+    outline = start + np.maximum(run - 1, 0)
+    # first moved ahead as a whole (no distortion: the back of the input's face then takes his ear and hair) by
+    # the gap at the middle height (SHIFT_QUANTILE); the rest at each height by the squeeze
+    gap = outline - profile
+    shift = float(np.clip(np.quantile(gap, SHIFT_QUANTILE), 0.0, SHIFT_MAX * height))
+    profile, back = profile + shift, back + shift
+    squeeze = np.clip((profile - back) / np.maximum(outline - back, 1e-6), SQUEEZE, 1.0)
+    squeeze = cv2.GaussianBlur(squeeze[None, :].astype(np.float64), (0, 0), SQUEEZE_SMOOTH * height,
+                               borderType=cv2.BORDER_REPLICATE)[0]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    pixel_ahead = facing * (xx * across[0] + yy * across[1])
+    pixel_rise = xx * up[0] + yy * up[1]
+    k = np.interp(pixel_rise, rises, squeeze)  # the ends' squeeze beyond them
+    squeezed = np.where(pixel_ahead > back, back + (pixel_ahead - back) * k, pixel_ahead) - shift
+    x = facing * squeezed * across[0] + pixel_rise * up[0]  # back to output x, y, then the box map
+    y = facing * squeezed * across[1] + pixel_rise * up[1]
+    positions = np.stack([affine[0, 0] * x + affine[0, 1] * y + affine[0, 2],
+                          affine[1, 0] * x + affine[1, 1] * y + affine[1, 2]], -1)
+    band = ((pixel_ahead >= back - shift) & (pixel_ahead <= np.interp(pixel_rise, rises, outline) + 1)
+            & (pixel_rise >= low) & (pixel_rise <= high))
+    inside = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(inside, [cv2.convexHull(np.round(src).astype(np.int32))], 1)  # a profile's oval crosses itself
+    return positions.astype(np.float32), ((inside > 0) | band) & person
