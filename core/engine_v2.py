@@ -278,7 +278,8 @@ class TrainingFreeEngineV2:
         inside = _in_frame(positions, ex_size)
         core = cv2.erode(ex_person.astype(np.uint8), disc(max(1, round(0.01 * max(ex_size)))))
         on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
-        person_hole = src_person & ~(inside & on_person) & ~chart.defined & ~stand_in
+        # (The chart's positions past the exemplar's frame continue its map there: nothing to sample, filled.)
+        person_hole = src_person & ~(inside & on_person) & ~(chart.defined & inside) & ~stand_in
         # The input photo's silhouette reaching a little past the exemplar's person (a rim of hair, a hat's
         # brim): that rim shows the background rather than another part's texture (an orange rim of suit
         # round hair). A skeleton or sketch has no silhouette of its own: its nominal body stays whole.
