@@ -260,14 +260,17 @@ class TrainingFreeEngineV2:
                 | (chart.defined & (chart.confidence >= 0.9) & (chart.region != MASK_FACE_REGION))
         # The last resort where smoothing cannot unfold: the similarity; in a painted scene it would cross classes.
         fallback = positions.copy() if whole_frame else apply_affine(similarity, size)
-        positions, folded = unfold(positions, fallback, used=inner & ~stand_in, keep=exact, pieces=pieces)
+        # Not on stand-ins (a texture, not one map), nor past the exemplar's frame (a body cut off by its frame):
+        # what is mapped there is filled below, whatever its folds.
+        shown_map = inner & ~stand_in & _in_frame(positions, ex_size)
+        positions, folded = unfold(positions, fallback, used=shown_map, keep=exact, pieces=pieces)
         det = jacobian_determinant(positions)  # the map's, for the two measures below
         if exact is not None and fold_fraction(positions, inner, pieces, det) > 0:  # folds inside the mesh (a turned
             # face's triangles flip): smoothed with the smallest radii only, so the rest of the face stays exact
-            positions, _ = unfold(positions, apply_affine(similarity, size), used=inner & ~stand_in, rounds=2,
+            positions, _ = unfold(positions, apply_affine(similarity, size), used=shown_map, rounds=2,
                                   pieces=pieces)
             det = jacobian_determinant(positions)
-        folds_left = fold_fraction(positions, inner & ~stand_in, pieces, det)
+        folds_left = fold_fraction(positions, shown_map, pieces, det)
         positions[stand_in] = chart.positions[stand_in]  # parts the exemplar hides: a stand-in's texture
         seconds["map"] = time.perf_counter() - t
 

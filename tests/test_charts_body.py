@@ -1042,3 +1042,20 @@ def test_a_body_cut_off_by_the_exemplar_s_frame_keeps_its_map_past_the_edge(phot
     assert out.stats[0]["folds_fixed"] < 0.01
     fill = out.fill[0, 0].numpy() > 0.5
     assert fill[past].mean() > 0.95  # nothing there to sample: filled
+
+
+def test_what_is_mapped_past_the_exemplar_s_frame_is_filled_not_unfolded():
+    """The zoomed-out astronaut onto Grace Hopper: her torso's map runs past Grace Hopper's frame, where the
+    surround meets the output's frame pulled into hers. What maps past her frame is filled, so its folds are no
+    fault to smooth: 6 % of the map was reported folded and smoothed at 256, now under 1 %."""
+    from core.conditions import extract
+    from core.engine_v2 import TrainingFreeEngineV2
+    from core.eval_pairs import picture
+    from core.pipeline import exemplar_condition
+
+    src = extract("pose", picture("astronaut/zoomed-out-blur"), SIZE)
+    ex = exemplar_condition("pose", picture("grace_hopper/mirrored"), SIZE[0])
+    out = TrainingFreeEngineV2().one(src, ex)
+    assert out.stats[0]["person_filled"] > 0.3  # (the frame cuts her off)
+    assert out.stats[0]["folds_fixed"] < 0.01
+    assert out.stats[0]["folds_left"] == 0.0
