@@ -36,7 +36,9 @@ from core.charts.masks import class_index_map as mask_class
 from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
+from core.charts.masks import person_shown as mask_person_shown
 from core.charts.masks import solid as mask_solid
+from core.charts.masks import whole_face as mask_face_whole
 from core.charts.mirror import mirror_condition, uses_mirror
 from core.charts.scene import follow, match_scene
 from core.charts.surround import FRAME_WEIGHT, apply_affine, fit_similarity, surround_map
@@ -220,7 +222,8 @@ class TrainingFreeEngineV2:
         beyond = np.zeros(size, bool)  # background the exemplar's frame does not show: synthesized
         ex_hole = np.zeros(ex_size, bool)
         if not whole_frame:
-            ex_hole = cv2.dilate(ex_person.astype(np.uint8), disc(max(3, round(0.03 * max(ex_size))))) > 0
+            segmented = mask_labelled(exemplar) if task == "mask" else ex_person  # with what it holds (a camera)
+            ex_hole = cv2.dilate(segmented.astype(np.uint8), disc(max(3, round(0.03 * max(ex_size))))) > 0
         ex_job = self._background_job(exemplar, ex_hole, background, beyond, whole_frame)
         face_side = max(1.0, float(np.sqrt(anchored.sum())))
         positions = surround_map(size, similarity, chart.positions, anchored, src_person, ex_person,
@@ -505,7 +508,7 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
             if not face.any():
                 return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
             return (mask_solid(mask_class(source) == PERSON) | face, mask_class(exemplar) == PERSON, face)
-        return mask_solid(mask_labelled(source)), mask_labelled(exemplar).copy(), face
+        return mask_solid(mask_labelled(source)), mask_person_shown(source, exemplar), face
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
         # a skeleton with no photo: the chart's nominal outline of the body (parts the exemplar does not
@@ -524,7 +527,8 @@ def _similarity(task: str, source: Condition, exemplar: Condition, chart: ChartM
     """(2, 3) output x, y -> exemplar x, y: the similarity closest to the chart (the face mesh's points,
     or a sample of the chart's pixels), or the frame's when there is no chart."""
     face = chart.defined if task == "face" else chart.defined & (chart.region == MASK_FACE_REGION)
-    if face.any() and face_points(source) is not None and face_points(exemplar) is not None:
+    meshes = face.any() and face_points(source) is not None and face_points(exemplar) is not None
+    if meshes and not (task == "mask" and mask_face_whole(source, exemplar)):  # (a face mapped whole: its pixels)
         src_pts, ex_pts, _ = corresponding_points(source, exemplar)
         return fit_similarity(src_pts, ex_pts)
     fitted = face if face.any() else chart.defined  # a painted person's face: placed by its head
