@@ -20,15 +20,18 @@ import base64
 import contextlib
 import os
 import tempfile
+import threading
 from io import BytesIO
 from pathlib import Path
 
 import gradio as gr
 from gradio import component_meta, utils
+from gradio.components.base import server
+from gradio.components.image_editor import EditorDataBlobs
 from PIL import Image
 
 from app import settings
-from app.engine import client_caused
+from app.engine import client_caused, log
 
 UNREADABLE = "This upload could not be read as a picture. Use a PNG, JPEG or WebP file."
 
@@ -113,6 +116,19 @@ def _editor_pixels(self: gr.ImageEditor, payload) -> int:
     return largest
 
 
+MAX_EDITOR_LAYERS = 32  # layers a client may upload to the mask editor (the page starts with one)
+# editor uploads waiting for their event, all sessions together: the oldest are dropped past either bound
+MAX_PENDING_EDITOR_BYTES = 256 * 2**20
+MAX_PENDING_EDITOR_UPLOADS = 256
+_PENDING_EDITOR_BLOBS: dict[str, EditorDataBlobs] = {}  # upload id -> the pictures the page sent for it, oldest first
+_PENDING_LOCK = threading.Lock()  # Gradio runs each upload in a worker thread
+_BLOB_TYPES = ("background", "layer", "composite")
+
+
+def _blob_bytes(blobs: EditorDataBlobs) -> int:
+    return sum(len(part) for part in [blobs.background, blobs.composite, *blobs.layers] if part)
+
+
 class MaskEditor(gr.ImageEditor, metaclass=StublessMeta):
     """A ``gr.ImageEditor`` refusing a picture over the pixel limit before Gradio decodes it, and turning its
     preprocessing failures that are the client's (a corrupt background upload) into a clear error."""
@@ -134,6 +150,46 @@ class MaskEditor(gr.ImageEditor, metaclass=StublessMeta):
                 raise
             raise gr.Error("The mask editor's picture could not be read. Upload a PNG mask or paint one.",
                            title="Unreadable mask", print_exception=False) from exc
+
+    @property
+    def blob_storage(self) -> dict[str, EditorDataBlobs]:
+        """One store for every mask editor, its copies for sessions included, so that one bound holds for all;
+        Gradio's ``__init__`` gives each instance a dict of its own (ignored by the setter). Upload ids are random
+        ones the page makes."""
+        return _PENDING_EDITOR_BLOBS
+
+    @blob_storage.setter
+    def blob_storage(self, value: dict) -> None:
+        pass
+
+    @server
+    def accept_blobs(self, data):
+        """The page uploads the editor's pictures here (``/gradio_api/component_server``) before it sends the event.
+        Gradio's own took any layer index (10^10: a list of 80 GB, the server killed) and failed on a missing or
+        non-numeric field (a 500 and a traceback per request); such an upload is dropped with one log line (the
+        page never sends one), and the oldest uploads still waiting are dropped once all of them together pass
+        ``MAX_PENDING_EDITOR_BYTES`` or number ``MAX_PENDING_EDITOR_UPLOADS`` (uploads whose event never came stayed
+        for the server's life)."""
+        fields = getattr(data, "data", None)
+        files = getattr(data, "files", None)
+        try:
+            kind, upload_id, index = fields["type"], fields["id"], fields.get("index")
+            index = None if index in (None, "", "null") else int(index)
+            readable = (kind in _BLOB_TYPES and isinstance(upload_id, str) and 0 < len(upload_id) <= 200
+                        and bool(files) and (kind != "layer" or (index is not None and 0 <= index < MAX_EDITOR_LAYERS)))
+        except (TypeError, KeyError, ValueError, AttributeError):
+            readable = False
+        if not readable:
+            log.info("refused (Malformed request): a mask editor upload the page cannot send")
+            return None
+        with _PENDING_LOCK:
+            result = super().accept_blobs(data)
+            _PENDING_EDITOR_BLOBS[upload_id] = _PENDING_EDITOR_BLOBS.pop(upload_id)  # now the newest
+            while len(_PENDING_EDITOR_BLOBS) > 1 and (
+                    len(_PENDING_EDITOR_BLOBS) > MAX_PENDING_EDITOR_UPLOADS
+                    or sum(map(_blob_bytes, list(_PENDING_EDITOR_BLOBS.values()))) > MAX_PENDING_EDITOR_BYTES):
+                _PENDING_EDITOR_BLOBS.pop(next(iter(_PENDING_EDITOR_BLOBS)), None)  # the oldest upload first
+        return result
 
 
 def _forget_blobs(self: gr.ImageEditor, payload) -> None:

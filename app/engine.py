@@ -19,6 +19,7 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
+from gradio import processing_utils
 from gradio.exceptions import ComponentProcessingError
 from PIL import Image
 
@@ -131,7 +132,8 @@ def refuse_malformed_requests(demo: gr.Blocks) -> gr.Blocks:
     - a failure that is the server's (``client_caused`` false: a full disk, a bug) is logged in full under an error
       id, and the client reads only the id.
 
-    The app's own preprocessing (``app.components``) raises ``gr.Error`` for what it refuses."""
+    The app's own preprocessing (``app.components``) raises ``gr.Error`` for what it refuses. A select event's data
+    (``event_data``) is read the same way (``_check_event_data``)."""
     original = demo.preprocess_data
 
     async def preprocess_data(block_fn, inputs, *args, **kwargs):
@@ -152,7 +154,31 @@ def refuse_malformed_requests(demo: gr.Blocks) -> gr.Blocks:
             raise gr.Error(MALFORMED, title="Malformed request", print_exception=False) from exc
 
     demo.preprocess_data = preprocess_data
+    original_process_api = demo.process_api
+
+    async def process_api(*args, **kwargs):
+        _check_event_data(kwargs.get("event_data"))  # Gradio passes it by name (route_utils.call_process_api)
+        return await original_process_api(*args, **kwargs)
+
+    demo.process_api = process_api
     return demo
+
+
+def _check_event_data(event_data: object) -> None:
+    """A select event's data naming a file outside Gradio's cache (``{"index": 1, "value": {"path": "/etc/x"}}``):
+    Gradio refused it before the handler (``processing_utils.check_all_files_in_cache``) with a ``gr.Error`` that
+    prints a traceback, or an ``OSError`` for a 5,000-character name: a traceback in the log per request. It is
+    refused here first, with the same message and log line as any malformed value."""
+    data = getattr(event_data, "_data", None)
+    if data is None:
+        return
+    try:
+        processing_utils.check_all_files_in_cache(data)
+    except Exception as exc:
+        if not isinstance(exc, gr.Error) and not client_caused(exc):
+            raise server_fault(exc, "reading an event's data", "Try again in a moment") from exc
+        log.info("refused (Malformed request): event data: %s", (str(exc).strip().splitlines() or [""])[0][:200])
+        raise gr.Error(MALFORMED, title="Malformed request", print_exception=False) from exc
 
 
 def load_picture(source: str | Path | np.ndarray | None, what: str) -> np.ndarray:

@@ -89,6 +89,12 @@ FOLLOW_TASKS = ("mask", "pose")
 # astronaut/mirrored -> grace_hopper rose 1.130 -> 1.155 (mask's pairs within 0.01, mean 1.133 -> 1.130).
 # docs/engine.md, eighth session, engineer C.
 PERCEPTUAL_TASKS = ("mask",)
+# Tasks whose exemplar background (its person's hole) is stitched from a few dominant shifts of the picture, the
+# completion's own offsets one more label (compose.complete's ``stitched``, core/stitch.py): a flag's stars and
+# stripes go on where the completion leaves a flat navy mass. None by default: it looks better on Grace Hopper's
+# flag, but the coherence of every mask pair and of the Grace Hopper face pairs rose (mask mean 1.130 -> 1.158,
+# face 1.103 -> 1.121). docs/engine.md, ninth session, engineer C.
+STITCHED_TASKS: tuple[str, ...] = ()
 # Tasks whose exemplar background is completed in layers (compose.complete's ``layers``: a level edge beside
 # the person, a table top or a horizon, splits the hole, each side filled from its own side). None by
 # default: tables and horizons look continued, but one cross pair rose more than noise in each task (mask
@@ -264,14 +270,18 @@ class TrainingFreeEngineV2:
                 | (chart.defined & (chart.confidence >= 0.9) & (chart.region != MASK_FACE_REGION))
         # The last resort where smoothing cannot unfold: the similarity; in a painted scene it would cross classes.
         fallback = positions.copy() if whole_frame else apply_affine(similarity, size)
-        positions, folded = unfold(positions, fallback, used=inner & ~stand_in, keep=exact, pieces=pieces)
+        # Not on stand-ins (a texture, not one map); for a pose, not past the exemplar's frame either (the body
+        # chart's map goes on past a frame that cuts the body off): what maps there is filled below, whatever its
+        # folds. (Faces as before: a close-up exemplar's pair rose 1.162 -> 1.219 in coherence.)
+        shown_map = inner & ~stand_in & (_in_frame(positions, ex_size) if task == "pose" else True)
+        positions, folded = unfold(positions, fallback, used=shown_map, keep=exact, pieces=pieces)
         det = jacobian_determinant(positions)  # the map's, for the two measures below
         if exact is not None and fold_fraction(positions, inner, pieces, det) > 0:  # folds inside the mesh (a turned
             # face's triangles flip): smoothed with the smallest radii only, so the rest of the face stays exact
-            positions, _ = unfold(positions, apply_affine(similarity, size), used=inner & ~stand_in, rounds=2,
+            positions, _ = unfold(positions, apply_affine(similarity, size), used=shown_map, rounds=2,
                                   pieces=pieces)
             det = jacobian_determinant(positions)
-        folds_left = fold_fraction(positions, inner & ~stand_in, pieces, det)
+        folds_left = fold_fraction(positions, shown_map, pieces, det)
         positions[stand_in] = chart.positions[stand_in]  # parts the exemplar hides: a stand-in's texture
         seconds["map"] = time.perf_counter() - t
 
@@ -282,7 +292,9 @@ class TrainingFreeEngineV2:
         inside = _in_frame(positions, ex_size)
         core = cv2.erode(ex_person.astype(np.uint8), disc(max(1, round(0.01 * max(ex_size)))))
         on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
-        person_hole = src_person & ~(inside & on_person) & ~chart.defined & ~stand_in
+        # (The body chart's positions past the exemplar's frame continue its map there: nothing to sample, filled.)
+        charted = chart.defined & inside if task == "pose" else chart.defined
+        person_hole = src_person & ~(inside & on_person) & ~charted & ~stand_in
         # The input photo's silhouette reaching a little past the exemplar's person (a rim of hair, a hat's
         # brim): that rim shows the background rather than another part's texture (an orange rim of suit
         # round hair). A skeleton or sketch has no silhouette of its own: its nominal body stays whole.
@@ -430,6 +442,7 @@ class TrainingFreeEngineV2:
         fill = complete(exemplar.image, hole, None, self.completion_side, need=seen, follow=follow,
                         layers=follow and exemplar.task in self.completion_layers,
                         perceptual=follow and exemplar.task in PERCEPTUAL_TASKS,
+                        stitched=exemplar.task in STITCHED_TASKS,
                         cancelled=cancelled)
         if fill is not None:
             self._backgrounds.put((exemplar, hole, seen, fill))

@@ -199,6 +199,44 @@ def test_a_refused_mask_editor_upload_leaves_no_blobs_behind(monkeypatch):
         assert "upload" not in editor.blob_storage, words
 
 
+def test_mask_editor_uploads_are_checked_and_bounded(monkeypatch, caplog):
+    """The page uploads the editor's pictures (``accept_blobs``, callable by any client) before the event. Gradio's
+    own stored any layer index (10^10: an 80 GB list, the server killed), answered a missing or non-numeric field
+    with a 500 and a traceback, and kept uploads whose event never came for the server's life. Now: such uploads
+    are dropped with one log line; the waiting ones, one store for every editor and its session copies, are bounded
+    (the oldest dropped first)."""
+    from gradio.data_classes import DataWithFiles
+
+    from app import components
+
+    monkeypatch.setattr(components, "_PENDING_EDITOR_BLOBS", {})
+    editor = components.mask_editor(type="numpy")
+    copy = type(editor)(**{**editor.constructor_args, "render": False})  # as Gradio rebuilds it for a session
+
+    def upload(target, kind="layer", index="0", upload_id="u1", size=10, **fields):
+        data = {"type": kind, "index": index, "id": upload_id, **fields}
+        return target.accept_blobs(DataWithFiles(data={k: v for k, v in data.items() if v is not ...},
+                                                 files=[("blob", b"x" * size)]))  # as the route passes it
+
+    with caplog.at_level("INFO", logger="warpaint.app"):
+        for bad in (dict(index=str(10**7)), dict(index="-1"), dict(index="abc"), dict(index=...), dict(kind="x"),
+                    dict(kind=...), dict(upload_id=...), dict(upload_id="i" * 500), dict(index=None)):
+            assert upload(editor, **bad) is None, bad
+    assert components._PENDING_EDITOR_BLOBS == {} and caplog.text.count("a mask editor upload the page") == 9
+    upload(editor, index="1")
+    upload(copy, kind="background", index=None)
+    assert editor.blob_storage is copy.blob_storage and list(editor.blob_storage) == ["u1"]
+    assert len(editor.blob_storage["u1"].layers) == 2 and editor.blob_storage["u1"].background == b"x" * 10
+    monkeypatch.setattr(components, "MAX_PENDING_EDITOR_BYTES", 1000)
+    for i in range(5):
+        upload(editor, upload_id=f"big{i}", size=400)
+    assert list(editor.blob_storage) == ["big3", "big4"]  # the oldest went first, u1 with them
+    monkeypatch.setattr(components, "MAX_PENDING_EDITOR_UPLOADS", 3)
+    for i in range(5):
+        upload(copy, upload_id=f"small{i}", size=1)
+    assert list(editor.blob_storage) == ["small2", "small3", "small4"]
+
+
 def test_an_upload_is_opened_once_and_its_palette_storage_known(tmp_path, monkeypatch):
     """``load_upload`` gives the pixels and whether the file was stored with a palette (a dithered photo is then
     smoothed before detection), reading the file once."""

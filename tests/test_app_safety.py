@@ -261,8 +261,11 @@ def test_a_server_fault_while_reading_a_request_is_logged_and_told_as_one(server
 
 def test_the_page_s_own_events_check_what_they_are_sent(server):
     """The events behind the page (examples, the engine line, the gallery and click selections, the video tab)
-    are callable by any client too: a value the page cannot send gets a message or is no selection; nothing is
-    echoed back, and Gradio writes no traceback to the log (it did for each of these)."""
+    are callable by any client too: a value the page cannot send gets a message or is no selection (a select
+    event's data naming a file outside the cache: a message); nothing is echoed back, and Gradio writes no
+    traceback to the log (it did for each of these)."""
+    import httpx
+
     url, work = server[0], server[1]
     log = work / "app.log"
     tracebacks = log.read_text().count("Traceback")
@@ -280,12 +283,24 @@ def test_the_page_s_own_events_check_what_they_are_sent(server):
     for event_data in ({"index": "1"}, {"index": [1, 2]}, {}, None, "x", {"index": 10**40}):
         assert _page_event(url, "pick_level", [None], event_data)[0] == 200, event_data
         assert _page_event(url, "on_click", [None, None], event_data)[0] == 200, event_data
+    for path in ("/etc/passwd", "x" * 5000):  # a file outside the cache in an event's data: a traceback per call
+        event_data = {"index": 1, "value": {"image": {"path": path, "url": None}}}
+        for name, data in (("pick_level", [None]), ("on_click", [None, None])):
+            text = _page_event(url, name, data, event_data)[1]
+            assert "This request's values could not be read" in text and "/etc" not in text and "xxx" not in text
     for clip, resolution, words in ((None, "256", "resolution must be a whole number from 128 to 512; got '256'"),
                                     (None, 256, "No clip given")):
         status, text = _page_event(url, "video", [clip, None, resolution, "training-free"])
         assert words in text, text
     status, text = _page_event(url, "video", [None, None, "256", "x"])
     assert "Unknown engine 'x'" in text, text
+    editor = next(c["id"] for c in _config(url)["components"] if c["type"] == "imageeditor")
+    for index in (str(10**7), "abc", "-1"):  # the mask editor's upload route: an 80 MB list; a 500 and a traceback
+        fields = {"type": "layer", "index": index, "id": "u1", "component_id": str(editor), "session_hash": "s1",
+                  "fn_name": "accept_blobs"}
+        answer = httpx.post(f"{url}gradio_api/component_server/", data=fields, files=[("files", ("blob", b"x"))],
+                            timeout=30)
+        assert answer.status_code == 200 and answer.text == "null", (index, answer.text)
     # values Gradio itself cannot take (too few, text for a file, a path nobody uploaded): a message, one log line
     for name, data in (("show_plan", []), ("on_click", [None]), ("extract", ["pose", "a.png", False, RES]),
                        ("extract", ["pose", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, False, RES]),
