@@ -89,6 +89,12 @@ FOLLOW_TASKS = ("mask", "pose")
 # astronaut/mirrored -> grace_hopper rose 1.130 -> 1.155 (mask's pairs within 0.01, mean 1.133 -> 1.130).
 # docs/engine.md, eighth session, engineer C.
 PERCEPTUAL_TASKS = ("mask",)
+# Tasks whose exemplar background (its person's hole) is stitched from a few dominant shifts of the picture, the
+# completion's own offsets one more label (compose.complete's ``stitched``, core/stitch.py): a flag's stars and
+# stripes go on where the completion leaves a flat navy mass. None by default: it looks better on Grace Hopper's
+# flag, but the coherence of every mask pair and of the Grace Hopper face pairs rose (mask mean 1.130 -> 1.158,
+# face 1.103 -> 1.121). docs/engine.md, ninth session, engineer C.
+STITCHED_TASKS: tuple[str, ...] = ()
 # Tasks whose exemplar background is completed in layers (compose.complete's ``layers``: a level edge beside
 # the person, a table top or a horizon, splits the hole, each side filled from its own side). None by
 # default: tables and horizons look continued, but one cross pair rose more than noise in each task (mask
@@ -435,6 +441,7 @@ class TrainingFreeEngineV2:
         fill = complete(exemplar.image, hole, None, self.completion_side, need=seen, follow=follow,
                         layers=follow and exemplar.task in self.completion_layers,
                         perceptual=follow and exemplar.task in PERCEPTUAL_TASKS,
+                        stitched=exemplar.task in STITCHED_TASKS,
                         cancelled=cancelled)
         if fill is not None:
             self._backgrounds.put((exemplar, hole, seen, fill))
