@@ -1,39 +1,76 @@
 """Gradio components whose upload handling leaves every check to ``core.imageio.load_image``.
 
 Gradio's own Image preprocessing opens the upload with Pillow before our code runs, so a
-corrupt file would end in a generic "Error". These factories return stock components whose
-``preprocess`` passes the uploaded file's path through untouched (the handlers then load it
-with the pixel limit and clear messages). They patch the instance rather than subclass:
-Gradio writes a ``.pyi`` stub next to the source of every component subclass, and the app
-writes nothing outside its temporary folder.
+corrupt file would end in a generic "Error". The classes here are stock components whose
+``preprocess`` checks what the client sent (the photo inputs pass the uploaded file's path
+through untouched: the handlers then load it with the pixel limit and clear messages).
+
+They are subclasses, not patched instances: Gradio rebuilds a component for one session
+(``block.__class__(**constructor_args)``) when a handler sends it a property update (an
+example click, the "Input is" toggle, the page load's model list), and a patched method
+would be gone for the rest of that session. ``is_template`` makes the page draw each with
+its stock front end. ``StublessMeta`` keeps Gradio from writing a ``.pyi`` stub next to this
+file (it does so for every component class it creates): the app writes nothing outside its
+temporary folder.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import tempfile
-import types
+import threading
 from io import BytesIO
 from pathlib import Path
 
 import gradio as gr
-from gradio import utils
+from gradio import component_meta, utils
+from gradio.components.base import server
+from gradio.components.image_editor import EditorDataBlobs
 from PIL import Image
 
 from app import settings
+from app.engine import client_caused, log
 
 UNREADABLE = "This upload could not be read as a picture. Use a PNG, JPEG or WebP file."
 
 
-def _path_through(self: gr.Image, payload):
-    if payload is None:
-        return None
-    if (payload.url or "").startswith("data:"):  # a picture sent inline (webcam, clipboard, or any API client)
-        return _inline_picture(self, payload.url)
-    if payload.path:
-        return str(payload.path)
-    raise gr.Error(UNREADABLE, title="Unreadable picture", print_exception=False)
+class StublessMeta(type(gr.components.Component)):
+    """Gradio's component metaclass without its stub writer. Gradio 6.31's ``ComponentMeta.__new__`` ends with
+    ``create_or_modify_pyi`` for every component class it creates, each time its module is imported: it reads the
+    module's source, then writes ``<module>.pyi`` beside it (a copy of the source) when missing, or rewrites that
+    class's part of it. A failed write is ignored, but a missing source (a ``.pyc``-only install) fails the
+    import. The stubs only serve editors' type hints; everything else the metaclass does is kept."""
+
+    def __new__(mcs, name: str, bases: tuple, attrs: dict):
+        with _stub_writer_off():
+            return super().__new__(mcs, name, bases, attrs)
+
+
+@contextlib.contextmanager
+def _stub_writer_off():
+    writer = component_meta.create_or_modify_pyi  # an AttributeError here: Gradio changed, see StublessMeta
+    component_meta.create_or_modify_pyi = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        component_meta.create_or_modify_pyi = writer
+
+
+class PhotoInput(gr.Image, metaclass=StublessMeta):
+    """A ``gr.Image`` giving handlers the uploaded file's path, undecoded (``photo_input`` makes one)."""
+
+    is_template = True  # drawn by the stock Image front end
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        if (payload.url or "").startswith("data:"):  # a picture sent inline (webcam, clipboard, or any API client)
+            return _inline_picture(self, payload.url)
+        if payload.path:
+            return str(payload.path)
+        raise gr.Error(UNREADABLE, title="Unreadable picture", print_exception=False)
 
 
 def _inline_picture(self: gr.Image, url: str) -> str:
@@ -61,12 +98,10 @@ def _inline_picture(self: gr.Image, url: str) -> str:
     return path
 
 
-def photo_input(**kwargs) -> gr.Image:
-    """A ``gr.Image`` (upload, webcam, clipboard) that gives handlers the uploaded file's path, undecoded."""
+def photo_input(**kwargs) -> PhotoInput:
+    """A ``PhotoInput`` (upload, webcam, clipboard) that gives handlers the uploaded file's path, undecoded."""
     kwargs.setdefault("sources", ["upload", "webcam", "clipboard"])
-    component = gr.Image(type="filepath", image_mode=None, **kwargs)
-    component.preprocess = types.MethodType(_path_through, component)
-    return component
+    return PhotoInput(type="filepath", image_mode=None, **kwargs)
 
 
 def _editor_pixels(self: gr.ImageEditor, payload) -> int:
@@ -81,19 +116,80 @@ def _editor_pixels(self: gr.ImageEditor, payload) -> int:
     return largest
 
 
-def _editor_preprocess(self: gr.ImageEditor, payload):
-    try:
-        if payload is not None and _editor_pixels(self, payload) > settings.MAX_PIXELS:
+MAX_EDITOR_LAYERS = 32  # layers a client may upload to the mask editor (the page starts with one)
+# editor uploads waiting for their event, all sessions together: the oldest are dropped past either bound
+MAX_PENDING_EDITOR_BYTES = 256 * 2**20
+MAX_PENDING_EDITOR_UPLOADS = 256
+_PENDING_EDITOR_BLOBS: dict[str, EditorDataBlobs] = {}  # upload id -> the pictures the page sent for it, oldest first
+_PENDING_LOCK = threading.Lock()  # Gradio runs each upload in a worker thread
+_BLOB_TYPES = ("background", "layer", "composite")
+
+
+def _blob_bytes(blobs: EditorDataBlobs) -> int:
+    return sum(len(part) for part in [blobs.background, blobs.composite, *blobs.layers] if part)
+
+
+class MaskEditor(gr.ImageEditor, metaclass=StublessMeta):
+    """A ``gr.ImageEditor`` refusing a picture over the pixel limit before Gradio decodes it, and turning its
+    preprocessing failures that are the client's (a corrupt background upload) into a clear error."""
+
+    is_template = True  # drawn by the stock ImageEditor front end
+
+    def preprocess(self, payload):
+        try:
+            if payload is not None and _editor_pixels(self, payload) > settings.MAX_PIXELS:
+                _forget_blobs(self, payload)
+                raise gr.Error(f"The mask editor's picture has more than {settings.MAX_PIXELS / 1e6:.0f} MP. Use a "
+                               "smaller mask.", title="Too large", print_exception=False)  # before Gradio decodes it
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as exc:
             _forget_blobs(self, payload)
-            raise gr.Error(f"The mask editor's picture has more than {settings.MAX_PIXELS / 1e6:.0f} MP. Use a "
-                           "smaller mask.", title="Too large")  # refused before Gradio decodes it
-        return gr.ImageEditor.preprocess(self, payload)
-    except gr.Error:
-        raise
-    except Exception as exc:
-        _forget_blobs(self, payload)
-        raise gr.Error("The mask editor's picture could not be read. Upload a PNG mask or paint one.",
-                       title="Unreadable mask") from exc
+            if not client_caused(exc):  # the server's failure (a full disk): answered by refuse_malformed_requests
+                raise
+            raise gr.Error("The mask editor's picture could not be read. Upload a PNG mask or paint one.",
+                           title="Unreadable mask", print_exception=False) from exc
+
+    @property
+    def blob_storage(self) -> dict[str, EditorDataBlobs]:
+        """One store for every mask editor, its copies for sessions included, so that one bound holds for all;
+        Gradio's ``__init__`` gives each instance a dict of its own (ignored by the setter). Upload ids are random
+        ones the page makes."""
+        return _PENDING_EDITOR_BLOBS
+
+    @blob_storage.setter
+    def blob_storage(self, value: dict) -> None:
+        pass
+
+    @server
+    def accept_blobs(self, data):
+        """The page uploads the editor's pictures here (``/gradio_api/component_server``) before it sends the event.
+        Gradio's own took any layer index (10^10: a list of 80 GB, the server killed) and failed on a missing or
+        non-numeric field (a 500 and a traceback per request); such an upload is dropped with one log line (the
+        page never sends one), and the oldest uploads still waiting are dropped once all of them together pass
+        ``MAX_PENDING_EDITOR_BYTES`` or number ``MAX_PENDING_EDITOR_UPLOADS`` (uploads whose event never came stayed
+        for the server's life)."""
+        fields = getattr(data, "data", None)
+        files = getattr(data, "files", None)
+        try:
+            kind, upload_id, index = fields["type"], fields["id"], fields.get("index")
+            index = None if index in (None, "", "null") else int(index)
+            readable = (kind in _BLOB_TYPES and isinstance(upload_id, str) and 0 < len(upload_id) <= 200
+                        and bool(files) and (kind != "layer" or (index is not None and 0 <= index < MAX_EDITOR_LAYERS)))
+        except (TypeError, KeyError, ValueError, AttributeError):
+            readable = False
+        if not readable:
+            log.info("refused (Malformed request): a mask editor upload the page cannot send")
+            return None
+        with _PENDING_LOCK:
+            result = super().accept_blobs(data)
+            _PENDING_EDITOR_BLOBS[upload_id] = _PENDING_EDITOR_BLOBS.pop(upload_id)  # now the newest
+            while len(_PENDING_EDITOR_BLOBS) > 1 and (
+                    len(_PENDING_EDITOR_BLOBS) > MAX_PENDING_EDITOR_UPLOADS
+                    or sum(map(_blob_bytes, list(_PENDING_EDITOR_BLOBS.values()))) > MAX_PENDING_EDITOR_BYTES):
+                _PENDING_EDITOR_BLOBS.pop(next(iter(_PENDING_EDITOR_BLOBS)), None)  # the oldest upload first
+        return result
 
 
 def _forget_blobs(self: gr.ImageEditor, payload) -> None:
@@ -103,38 +199,80 @@ def _forget_blobs(self: gr.ImageEditor, payload) -> None:
         self.blob_storage.pop(payload.id, None)
 
 
-def mask_editor(**kwargs) -> gr.ImageEditor:
-    """A ``gr.ImageEditor`` whose preprocessing failures (a corrupt background upload) become a clear error."""
-    component = gr.ImageEditor(**kwargs)
-    component.preprocess = types.MethodType(_editor_preprocess, component)
-    return component
+def mask_editor(**kwargs) -> MaskEditor:
+    """A ``MaskEditor``: Gradio's image editor with the app's checks."""
+    return MaskEditor(**kwargs)
 
 
 def _untouched(self, payload):
+    """The client's value, untouched: the handlers check every value (``core.limits``, model names) and refuse a
+    bad one with a message naming what is allowed, where Gradio's own preprocessing would fail on a wrong type
+    with a bare "Error" (or echo the value)."""
     return payload
 
 
-def raw(component: gr.components.Component) -> gr.components.Component:
-    """``component`` handing the client's value to the handler untouched: the handlers check every
-    value (``core.limits``, model names) and refuse a bad one with a message naming what is allowed,
-    where Gradio's own preprocessing would fail on a wrong type with a bare "Error"."""
-    component.preprocess = types.MethodType(_untouched, component)
-    return component
+class RawRadio(gr.Radio, metaclass=StublessMeta):
+    """A ``gr.Radio`` handing the client's value to the handler untouched (``_untouched``)."""
+
+    is_template = True
+    preprocess = _untouched
 
 
-def _example_index(self: gr.Dataset, payload):
-    """The example a client clicked: an index of the examples shown, as the page sends; anything else (text, a
-    fraction, a negative or too large number, nothing) is refused with a message, where Gradio raised inside
-    its handler (a bare error and a traceback in the log per call)."""
-    if isinstance(payload, bool) or not isinstance(payload, int) or not 0 <= payload < len(self.raw_samples):
-        raise gr.Error("No such example: click one of the examples shown.", title="Unknown example",
-                       print_exception=False)
-    return gr.Dataset.preprocess(self, payload)
+class RawCheckbox(gr.Checkbox, metaclass=StublessMeta):
+    """A ``gr.Checkbox`` handing the client's value to the handler untouched (``_untouched``)."""
+
+    is_template = True
+    preprocess = _untouched
+
+
+class RawSlider(gr.Slider, metaclass=StublessMeta):
+    """A ``gr.Slider`` handing the client's value to the handler untouched (``_untouched``)."""
+
+    is_template = True
+    preprocess = _untouched
+
+
+class RawDropdown(gr.Dropdown, metaclass=StublessMeta):
+    """A ``gr.Dropdown`` handing the client's value to the handler untouched (``_untouched``)."""
+
+    is_template = True
+    preprocess = _untouched
+
+
+class RawNumber(gr.Number, metaclass=StublessMeta):
+    """A ``gr.Number`` handing the client's value to the handler untouched (``_untouched``)."""
+
+    is_template = True
+    preprocess = _untouched
+
+
+class RawTextbox(gr.Textbox, metaclass=StublessMeta):
+    """A ``gr.Textbox`` handing the client's value to the handler untouched (``_untouched``)."""
+
+    is_template = True
+    preprocess = _untouched
+
+
+class ExampleClicks(gr.Dataset, metaclass=StublessMeta):
+    """The dataset of a ``gr.Examples``, checking the example a client clicked before Gradio loads it."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        """An index of the examples shown, as the page sends; anything else (text, a fraction, a negative or too
+        large number, nothing) is refused with a message, where Gradio raised inside its handler (a bare error
+        and a traceback in the log per call)."""
+        if isinstance(payload, bool) or not isinstance(payload, int) or not 0 <= payload < len(self.raw_samples):
+            raise gr.Error("No such example: click one of the examples shown.", title="Unknown example",
+                           print_exception=False)
+        return super().preprocess(payload)
 
 
 def checked_examples(examples: gr.Examples) -> gr.Examples:
-    """``examples`` whose clicks are checked (``_example_index``) before Gradio loads one."""
-    examples.dataset.preprocess = types.MethodType(_example_index, examples.dataset)
+    """``examples`` whose clicks are checked (``ExampleClicks``) before Gradio loads one. ``gr.Examples`` builds its
+    ``gr.Dataset`` itself: the instance becomes an ``ExampleClicks`` (a subclass adding no state), so a copy Gradio
+    rebuilds for a session is one too."""
+    examples.dataset.__class__ = ExampleClicks
     return examples
 
 

@@ -6,15 +6,22 @@ picture loading, error translation.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
+import re
+import struct
 import uuid
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
+from gradio import processing_utils
+from gradio.exceptions import ComponentProcessingError
+from PIL import Image
 
 from app import models, settings
 from core.budget import BudgetExceeded, Cancelled
@@ -59,39 +66,119 @@ def friendly_errors(fn: Callable) -> Callable:
         except MemoryError as exc:
             raise gr.Error("Out of memory: choose a smaller resolution in Advanced.", title="Too large") from exc
         except Exception as exc:  # a bug: log it in full under an id, tell the user only the id
-            error_id = uuid.uuid4().hex[:12]
-            log.exception("unexpected error %s in %s", error_id, getattr(fn, "__name__", fn))
-            raise gr.Error(f"Something went wrong on the server (error id {error_id}). Try another picture or a "
-                           "smaller resolution; if it persists, report the error id.", title="Internal error",
-                           print_exception=False) from exc  # the traceback is in the log once, under the id
+            raise server_fault(exc, getattr(fn, "__name__", fn),
+                               "Try another picture or a smaller resolution") from exc
 
     return wrapper
 
 
+def server_fault(exc: BaseException, where: object, advice: str) -> gr.Error:
+    """The answer to a failure that is the server's (a bug, a full disk): logged in full (traceback) under a new id;
+    the client reads only the id and ``advice``, nothing about the server."""
+    error_id = uuid.uuid4().hex[:12]
+    log.error("unexpected error %s in %s", error_id, where, exc_info=exc)
+    return gr.Error(f"Something went wrong on the server (error id {error_id}). {advice}; if it persists, report "
+                    "the error id.", title="Internal error", print_exception=False)  # the traceback is in the log
+
+
 MALFORMED = ("This request's values could not be read: send each value as the page does (a file as an upload, "
              "one value per input; the API page lists them).")
+URL_REFUSED = ("Files are not fetched from URLs: upload the file, then send the path the upload returns (the API "
+               "page shows how; gradio_client's handle_file does both).")
+_URL = re.compile(r"\s*[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+# errors of a file the client named (not there, a folder, a name too long): its doing, not the server's
+_CLIENT_ERRNOS = {errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP}
+# what reading a picture that is not one raises (Pillow's decoders), besides ValueError and errno-less OSError
+_UNDECODABLE = (EOFError, SyntaxError, struct.error, zlib.error, Image.DecompressionBombError)
+
+
+def client_caused(exc: BaseException) -> bool:
+    """Whether an exception raised while Gradio read a request's values is the client's doing: a value Gradio cannot
+    take (pydantic's ``ValidationError``, ``InvalidPathError``, too few values: ``ValueError``; a wrong type or
+    shape), a file it named that is not there, a picture that cannot be decoded. Not: a full disk, a permission,
+    no memory, a bug (``RuntimeError``, ``AttributeError``...): the server's. Gradio wraps what a component's
+    ``preprocess`` raises in a ``ComponentProcessingError`` (a ``ValueError``): the wrapped exception decides."""
+    while isinstance(exc, ComponentProcessingError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, OSError):
+        return exc.errno is None or exc.errno in _CLIENT_ERRNOS  # Pillow's "cannot identify image file": no errno
+    return isinstance(exc, (ValueError, TypeError, KeyError, IndexError, *_UNDECODABLE))
+
+
+def names_a_url(value: object) -> bool:
+    """Whether a request's value (any JSON) holds a file given by URL (``{"path": "https://…"}``), which Gradio
+    downloads with no size limit before any check of the app's (``processing_utils.async_ssrf_protected_download``).
+    Walked without recursion: a deeply nested value costs no stack."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            path = item.get("path")
+            if isinstance(path, str) and _URL.match(path):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
 
 
 def refuse_malformed_requests(demo: gr.Blocks) -> gr.Blocks:
-    """Values Gradio itself cannot take (not a file where a file goes, a path the client did not upload, too few
-    values) failed inside Gradio's preprocessing with its own exception: a traceback in the log per request, so
-    a hostile client could flood a Space's log. They become a message and one log line (``refused (Malformed
-    request)``); the app's own preprocessing (``app.components``) already raises ``gr.Error``."""
+    """Wrap Gradio's reading of every request's values (``Blocks.preprocess_data``, before any handler):
+
+    - a file given by URL is refused before Gradio fetches anything (``names_a_url``);
+    - values Gradio itself cannot take (not a file where a file goes, a path the client did not upload, too few
+      values) failed inside it with its own exception, a traceback in the log per request (a hostile client could
+      flood a Space's log): they become a message and one log line (``refused (Malformed request)``);
+    - a failure that is the server's (``client_caused`` false: a full disk, a bug) is logged in full under an error
+      id, and the client reads only the id.
+
+    The app's own preprocessing (``app.components``) raises ``gr.Error`` for what it refuses. A select event's data
+    (``event_data``) is read the same way (``_check_event_data``)."""
     original = demo.preprocess_data
 
-    async def preprocess_data(*args, **kwargs):
+    async def preprocess_data(block_fn, inputs, *args, **kwargs):
+        if names_a_url(inputs):
+            log.info("refused (URL given): a file given by URL")
+            raise gr.Error(URL_REFUSED, title="Upload the file", print_exception=False)
         try:
-            return await original(*args, **kwargs)
+            return await original(block_fn, inputs, *args, **kwargs)
         except gr.Error:
             raise
         except Exception as exc:
+            if not client_caused(exc):
+                raise server_fault(exc, f"reading the values of {getattr(block_fn, 'name', block_fn)}",
+                                   "Try again in a moment") from exc
             reason = (str(exc).strip().splitlines() or [""])[0][:200]
             log.info("refused (Malformed request): %s: %s", type(exc).__name__, reason)
             log.debug("malformed request", exc_info=True)
             raise gr.Error(MALFORMED, title="Malformed request", print_exception=False) from exc
 
     demo.preprocess_data = preprocess_data
+    original_process_api = demo.process_api
+
+    async def process_api(*args, **kwargs):
+        _check_event_data(kwargs.get("event_data"))  # Gradio passes it by name (route_utils.call_process_api)
+        return await original_process_api(*args, **kwargs)
+
+    demo.process_api = process_api
     return demo
+
+
+def _check_event_data(event_data: object) -> None:
+    """A select event's data naming a file outside Gradio's cache (``{"index": 1, "value": {"path": "/etc/x"}}``):
+    Gradio refused it before the handler (``processing_utils.check_all_files_in_cache``) with a ``gr.Error`` that
+    prints a traceback, or an ``OSError`` for a 5,000-character name: a traceback in the log per request. It is
+    refused here first, with the same message and log line as any malformed value."""
+    data = getattr(event_data, "_data", None)
+    if data is None:
+        return
+    try:
+        processing_utils.check_all_files_in_cache(data)
+    except Exception as exc:
+        if not isinstance(exc, gr.Error) and not client_caused(exc):
+            raise server_fault(exc, "reading an event's data", "Try again in a moment") from exc
+        log.info("refused (Malformed request): event data: %s", (str(exc).strip().splitlines() or [""])[0][:200])
+        raise gr.Error(MALFORMED, title="Malformed request", print_exception=False) from exc
 
 
 def load_picture(source: str | Path | np.ndarray | None, what: str) -> np.ndarray:
@@ -122,7 +209,8 @@ def load_upload(source: str | Path | np.ndarray | None, what: str) -> tuple[np.n
 
 def engine_plan(task: str, engine: object, checkpoint: object) -> str:
     """What will run, in words, before anything is loaded (``checkpoint``: a model name the server offers, or ""
-    / None). Both come from the client: an engine or a name the page cannot send is refused (never echoed)."""
+    / None). Both come from the client: an engine or a name the page cannot send is refused, never shown as the
+    plan; the refusal quotes it cut short (``shown``: the first 40 characters of its repr)."""
     engine = check_choice("engine", engine, ENGINES)
     models.resolve(task, checkpoint)  # a name the server offers, or nothing
     if engine == TRAINING_FREE:

@@ -68,9 +68,11 @@ def oil_paint(picture: np.ndarray) -> np.ndarray:
 
     from core.imageio import oil_paint as oil_filter  # torch and cv2 load on first use, not at start-up
 
-    scale = OIL_MAX_SIDE / max(picture.shape[:2])
-    if scale < 1:
-        picture = cv2.resize(picture, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    height, width = picture.shape[:2]
+    scale = OIL_MAX_SIDE / max(height, width)
+    if scale < 1:  # at least one pixel a side: a 70000x16 strip's 16 would round to 0
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        picture = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
     return oil_filter(picture, max(2, round(4 * min(picture.shape[:2]) / 512)))
 
 

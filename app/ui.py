@@ -5,7 +5,18 @@ from __future__ import annotations
 import gradio as gr
 
 from app import atomic_cache, drawing, handlers, models, settings, video
-from app.components import checked_examples, event_index, mask_editor, photo_input, raw
+from app.components import (
+    RawCheckbox,
+    RawDropdown,
+    RawNumber,
+    RawRadio,
+    RawSlider,
+    RawTextbox,
+    checked_examples,
+    event_index,
+    mask_editor,
+    photo_input,
+)
 from app.engine import engine_plan, friendly_errors, refuse_malformed_requests
 from app.jobs import run_heavy
 from app.palette import editor_to_mask, legend_html, make_brush
@@ -16,8 +27,9 @@ from core.vocabulary import ENGINES, MIRROR_MODES, TASKS
 PHOTO, READY = "Photo", "Ready condition"
 INPUT_KINDS = (PHOTO, READY)
 PROGRESS = gr.Progress()  # marks a handler's progress parameter; Gradio gives each call its own tracker
-MIRROR_INFO = ("auto: training-free faces and poses use a mirror-image exemplar mirrored (any text it shows "
-               "then reads backwards); never: keep it as given; always: mirror it")
+MIRROR_INFO = ("auto: training-free faces and poses use a mirror-image exemplar mirrored, masks one whose face is "
+               "turned the other way (any text it shows then reads backwards); never: keep it as given; "
+               "always: mirror it")
 LEARNED_ONLY = "learned engine only: the training-free engine ignores it"
 HEAVY = dict(concurrency_id="heavy", concurrency_limit=settings.CONCURRENCY, api_visibility="undocumented")
 
@@ -58,7 +70,7 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
     gr.Markdown(spec.intro)
     with gr.Row():
         with gr.Column():
-            kind = raw(gr.Radio(list(INPUT_KINDS), value=PHOTO, label="Input is", elem_id=f"{key}-kind"))
+            kind = RawRadio(list(INPUT_KINDS), value=PHOTO, label="Input is", elem_id=f"{key}-kind")
             photo = photo_input(label="Input photo", elem_id=f"{key}-photo", height=320)
             if spec.task == "mask":
                 condition = mask_editor(label=spec.condition_label, type="numpy", image_mode="RGBA",
@@ -72,8 +84,8 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
                 legend = gr.Markdown(spec.condition_help, visible=False)
         with gr.Column():
             exemplar = photo_input(label="Exemplar", elem_id=f"{key}-exemplar", height=320)
-            oil = raw(gr.Checkbox(value=spec.oil_paint, visible=key == "oil", elem_id=f"{key}-oil",
-                                  label="Oil-paint the exemplar first (OpenCV xphoto.oilPainting)"))
+            oil = RawCheckbox(value=spec.oil_paint, visible=key == "oil", elem_id=f"{key}-oil",
+                              label="Oil-paint the exemplar first (OpenCV xphoto.oilPainting)")
     with gr.Row():
         checked_examples(gr.Examples(spec.example_paths(), inputs=[photo, exemplar],
                                      label="Examples: photos (public domain, offline)", cache_examples=False))
@@ -91,20 +103,20 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
             exemplar_notes = gr.Markdown(elem_id=f"{key}-exemplar-notes")
     with gr.Accordion("Advanced", open=False, elem_id=f"{key}-advanced"):
         with gr.Row():
-            resolution = raw(_slider(settings.RESOLUTION, spec.resolution, "Resolution (output side, pixels)",
-                                     elem_id=f"{key}-resolution"))
-            engine = raw(gr.Radio(list(ENGINES), value="auto", label="Engine",
-                                  info="auto: a learned checkpoint when one is found, else training-free"))
-            checkpoint = raw(gr.Dropdown(_checkpoint_choices(spec.task), value="",
-                                         label="Model (checkpoints/ folders, allowed Hub ids)"))
+            resolution = _slider(settings.RESOLUTION, spec.resolution, "Resolution (output side, pixels)",
+                                 elem_id=f"{key}-resolution")
+            engine = RawRadio(list(ENGINES), value="auto", label="Engine",
+                              info="auto: a learned checkpoint when one is found, else training-free")
+            checkpoint = RawDropdown(_checkpoint_choices(spec.task), value="",
+                                     label="Model (checkpoints/ folders, allowed Hub ids)")
         with gr.Row():
             # engine v2 (training-free, the default without weights) has no PatchMatch, softmax or seed of its own
-            iterations = raw(_slider(settings.ITERATIONS, 5, "PatchMatch iterations per level", info=LEARNED_ONLY))
-            temperature = raw(_slider(settings.TEMPERATURE, 0.01, "Softmax temperature", info=LEARNED_ONLY))
-            seed = raw(gr.Number(value=0, precision=0, minimum=settings.SEED.minimum, maximum=settings.SEED.maximum,
-                                 label="Seed", info=LEARNED_ONLY))
-            mirror = raw(gr.Radio(list(MIRROR_MODES), value="auto", label="Mirror the exemplar",
-                                  elem_id=f"{key}-mirror", info=MIRROR_INFO))
+            iterations = _slider(settings.ITERATIONS, 5, "PatchMatch iterations per level", info=LEARNED_ONLY)
+            temperature = _slider(settings.TEMPERATURE, 0.01, "Softmax temperature", info=LEARNED_ONLY)
+            seed = RawNumber(value=0, precision=0, minimum=settings.SEED.minimum, maximum=settings.SEED.maximum,
+                             label="Seed", info=LEARNED_ONLY)
+            mirror = RawRadio(list(MIRROR_MODES), value="auto", label="Mirror the exemplar",
+                              elem_id=f"{key}-mirror", info=MIRROR_INFO)
     plan = gr.Markdown("**Engine:** auto", elem_id=f"{key}-engine")
     run = gr.Button("Run", variant="primary", elem_id=f"{key}-run")
     with gr.Row():
@@ -187,9 +199,10 @@ def build_tab(spec: TabSpec) -> tuple[gr.Radio, gr.Dropdown, gr.Markdown]:
     return engine, checkpoint, plan
 
 
-def _slider(limit, value: float, label: str, **kwargs) -> gr.Slider:
-    """A slider spanning exactly what the server accepts (``limit``: see app/settings.py)."""
-    return gr.Slider(limit.minimum, limit.maximum, value=value, step=limit.step, label=label, **kwargs)
+def _slider(limit, value: float, label: str, **kwargs) -> RawSlider:
+    """A slider spanning exactly what the server accepts (``limit``: see app/settings.py); its value reaches the
+    handler untouched (checked there)."""
+    return RawSlider(limit.minimum, limit.maximum, value=value, step=limit.step, label=label, **kwargs)
 
 
 async def api_extract(task: str, image: str, ready_condition: bool, resolution: float):
@@ -216,25 +229,25 @@ def api_models() -> dict[str, list[str]]:
 
 def build_api() -> None:
     """Hidden components behind the public endpoints ``/extract``, ``/translate`` and ``/models`` (see
-    docs/app.md). Their values reach the handlers untouched (``raw``): the handlers check each one."""
+    docs/app.md). Their values reach the handlers untouched (the ``Raw`` components): the handlers check each one."""
     api = dict(concurrency_id="heavy", concurrency_limit=settings.CONCURRENCY)
     with gr.Group(visible=False):
-        task = raw(gr.Dropdown(list(TASKS), value="pose", label="task"))
-        resolution = raw(gr.Number(256, precision=0, label="resolution"))
+        task = RawDropdown(list(TASKS), value="pose", label="task")
+        resolution = RawNumber(256, precision=0, label="resolution")
         image = photo_input(label="image")
-        ready = raw(gr.Checkbox(False, label="ready_condition"))
+        ready = RawCheckbox(False, label="ready_condition")
         gr.Button("extract").click(
             api_extract, [task, image, ready, resolution],
             [gr.Image(label="condition", format="png"), gr.Textbox(label="messages")], api_name="extract",
             api_description="Photo (or ready condition) -> picture of its condition, and the extractor's messages.",
             **api)
         inputs = [task, photo_input(label="source"), photo_input(label="exemplar"),
-                  raw(gr.Checkbox(False, label="source_is_condition")), resolution,
-                  raw(gr.Dropdown(list(ENGINES), value="auto", label="engine")),
-                  raw(gr.Textbox("", label="checkpoint")), raw(gr.Number(5, precision=0, label="iterations")),
-                  raw(gr.Number(0.01, label="temperature")), raw(gr.Number(0, precision=0, label="seed")),
-                  raw(gr.Checkbox(False, label="oil_paint_exemplar")),
-                  raw(gr.Dropdown(list(MIRROR_MODES), value="auto", label="mirror"))]
+                  RawCheckbox(False, label="source_is_condition"), resolution,
+                  RawDropdown(list(ENGINES), value="auto", label="engine"),
+                  RawTextbox("", label="checkpoint"), RawNumber(5, precision=0, label="iterations"),
+                  RawNumber(0.01, label="temperature"), RawNumber(0, precision=0, label="seed"),
+                  RawCheckbox(False, label="oil_paint_exemplar"),
+                  RawDropdown(list(MIRROR_MODES), value="auto", label="mirror")]
         outputs = [gr.Image(label="image", format="png"), gr.Gallery(label="warps", format="png"),
                    gr.Image(label="flow", format="png"), gr.Image(label="confidence", format="png"),
                    gr.JSON(label="info")]

@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 from app import models, settings
-from app.components import checked_examples, photo_input, raw
+from app.components import RawRadio, RawSlider, checked_examples, photo_input
 from app.engine import friendly_errors, gpu, load_picture, translator_for
 from app.jobs import run_heavy
 from core.errors import InputError
@@ -122,11 +122,11 @@ def build_video_tab(heavy: dict) -> None:
         cache_examples=False))
     with gr.Row():
         limit = settings.VIDEO_RESOLUTION
-        # raw: the handler checks both and refuses a bad value with what is allowed
-        resolution = raw(gr.Slider(limit.minimum, limit.maximum, value=min(256, limit.maximum), step=limit.step,
-                                   label="Resolution (output side, pixels)", elem_id="video-resolution"))
-        engine = raw(gr.Radio(list(ENGINES), value=TRAINING_FREE, label="Engine",
-                              info="training-free (engine v2: per-limb charts) needs no trained model"))
+        # Raw: the handler checks both and refuses a bad value with what is allowed
+        resolution = RawSlider(limit.minimum, limit.maximum, value=min(256, limit.maximum), step=limit.step,
+                               label="Resolution (output side, pixels)", elem_id="video-resolution")
+        engine = RawRadio(list(ENGINES), value=TRAINING_FREE, label="Engine",
+                          info="training-free (engine v2: per-limb charts) needs no trained model")
     run = gr.Button("Make the video", variant="primary", elem_id="video-run")
     with gr.Row():
         result = gr.Video(label="Result", interactive=False, format=None, elem_id="video-result", height=384)

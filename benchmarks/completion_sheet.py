@@ -6,7 +6,7 @@ completed in layers (the engine's ``completion_layers``), on the evaluation phot
 (rotated, mirrored, hue-shifted, groot from gradio's media assets), plus the evaluation's zoomed-out astronaut
 and Grace Hopper (whose surround the same completion makes).
 
-    PYTHONPATH=. python benchmarks/completion_sheet.py out.png [--side 512] [--only 0,3] [--layers] [--rgb]
+    PYTHONPATH=. python benchmarks/completion_sheet.py out.png [--side 512] [--only 0,3] [--layers | --face] [--rgb]
 
 Prints each completion's CPU seconds (one thread)."""
 
@@ -64,7 +64,7 @@ def completed(photo: np.ndarray, follow: bool = True, side: int = 128, layers: b
     return hole, out, cpu
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     import torch
 
     parser = argparse.ArgumentParser()
@@ -72,9 +72,11 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=384)
     parser.add_argument("--only", default="")
     parser.add_argument("--face", action="store_true", help="the isotropic guess (faces) instead of follow")
-    parser.add_argument("--layers", action="store_true", help="one more column: completed in layers")
+    parser.add_argument("--layers", action="store_true", help="one more column: completed in layers (not with --face)")
     parser.add_argument("--rgb", action="store_true", help="matched in RGB (pose) instead of mask's CIELab")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.face and args.layers:  # compose.complete splits a hole in layers with follow only
+        parser.error("--layers needs the follow guess: with --face its column would repeat the plain completion.")
     torch.set_num_threads(1)
     only = {int(i) for i in args.only.split(",") if i}
     rows = []

@@ -189,7 +189,8 @@ class _BestMatch(PatchMatch):
 
 def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = None, side: int = 128,
              iterations: int = 2, need: np.ndarray | None = None, follow: bool = False, layers: bool = False,
-             perceptual: bool = False, cancelled: Callable[[], bool] | None = None) -> Completion | None:
+             perceptual: bool = False, stitched: bool = False, cancelled: Callable[[], bool] | None = None
+             ) -> Completion | None:
     """Where to copy each pixel of ``hole`` (H, W) bool of ``image`` (H, W, 3) uint8 from, so that it
     is filled with the texture of ``allowed`` (default: everything outside the hole). ``need`` (H, W)
     bool: where the caller will read the fill (default: the whole hole). The matching works only within
@@ -209,6 +210,9 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
     navy, the white nearer the blue, than navy is to blue) and drew a red line down the seam; in CIELab the navy
     zone's own continuation is nearer. The finest level stays RGB: in CIELab there it raised two cross pairs'
     coherence (docs/engine.md, eighth session, engineer C).
+    ``stitched`` (a person's hole in an exemplar's background): the result is then stitched from a few dominant
+    shifts of the picture with the completion's own offsets as one more label (``core/stitch.py``), so where the
+    picture repeats (a flag) a part of the hole is one whole shifted copy, not a flat copy of one dark patch.
     ``cancelled``: asked before each level and each matching round; once it says so, the work stops there
     and None is returned (a job whose fill is no longer wanted frees its core at once)."""
     if perceptual and not follow:
@@ -284,6 +288,12 @@ def complete(image: np.ndarray, hole: np.ndarray, allowed: np.ndarray | None = N
         offsets[:, :, ~hl] = 0
     if offsets is None:
         return none
+    if stitched and levels > 1:
+        if cancelled is not None and cancelled():
+            return None
+        from core.stitch import stitch  # (it uses this module's helpers)
+
+        offsets = stitch(img, hl, ok_t & ~hl, offsets[0], _features(F.avg_pool2d(img, 2)))[None]
     return Completion(offsets[0].permute(1, 2, 0).numpy(), hl.numpy(), hole)
 
 

@@ -213,11 +213,11 @@ def _self_example_step(luma: np.ndarray, step: float) -> np.ndarray:
 
 
 def self_example_upscale(luma: np.ndarray, factor: float) -> np.ndarray:
-    """``luma`` (h, w) float32 upscaled about ``factor`` times (whole ``EDGE_STEP`` steps, at least one) from
-    its own examples: edges steeper than a bicubic enlargement's, no ringing (nothing is sharpened: each
-    band is copied from the picture)."""
+    """``luma`` (h, w) float32 upscaled from its own examples in as many whole ``EDGE_STEP`` steps as stay within
+    ``factor`` (at least one; each rounds the sides to whole pixels): edges steeper than a bicubic enlargement's,
+    no ringing (nothing is sharpened: each band is copied from the picture)."""
     out = luma.astype(np.float32)
-    for _ in range(max(1, int(np.ceil(np.log(factor) / np.log(EDGE_STEP) - 1e-6)))):
+    for _ in range(max(1, int(np.floor(np.log(factor) / np.log(EDGE_STEP) + 1e-6)))):
         out = _self_example_step(out, EDGE_STEP)
     return out
 
@@ -248,8 +248,10 @@ def add_edges(image: np.ndarray, photo: np.ndarray, positions: np.ndarray, where
     if p_bottom - p_top < 2 * margin or p_right - p_left < 2 * margin:  # the map leaves the photo, or a sliver
         return image, 0.0
     crop = photo[p_top:p_bottom, p_left:p_right, :3].astype(np.float32) @ LUMA
+    # A true bound: the steps' rounding of the sides to whole pixels enlarges less than 2 more crop pixels a side would.
+    rounded = (crop.shape[0] + 2) * (crop.shape[1] + 2)
     factor = min(EDGE_MAX, float(np.percentile(e[used], 90)),
-                 float(np.sqrt(EDGE_BUDGET * image.shape[0] * image.shape[1] / crop.size)))
+                 float(np.sqrt(EDGE_BUDGET * image.shape[0] * image.shape[1] / rounded)))
     if factor < EDGE_STEP:  # not one step's worth (a crop far larger than what the output shows of it)
         return image, 0.0
     up = self_example_upscale(crop, factor)

@@ -36,7 +36,9 @@ from core.charts.masks import class_index_map as mask_class
 from core.charts.masks import labelled as mask_labelled
 from core.charts.masks import layered as mask_layered
 from core.charts.masks import mask_chart
+from core.charts.masks import person_shown as mask_person_shown
 from core.charts.masks import solid as mask_solid
+from core.charts.masks import whole_face as mask_face_whole
 from core.charts.mirror import mirror_condition, uses_mirror
 from core.charts.scene import follow, match_scene
 from core.charts.surround import FRAME_WEIGHT, apply_affine, fit_similarity, surround_map
@@ -88,6 +90,12 @@ FOLLOW_TASKS = ("mask", "pose")
 # astronaut/mirrored -> grace_hopper rose 1.130 -> 1.155 (mask's pairs within 0.01, mean 1.133 -> 1.130).
 # docs/engine.md, eighth session, engineer C.
 PERCEPTUAL_TASKS = ("mask",)
+# Tasks whose exemplar background (its person's hole) is stitched from a few dominant shifts of the picture, the
+# completion's own offsets one more label (compose.complete's ``stitched``, core/stitch.py): a flag's stars and
+# stripes go on where the completion leaves a flat navy mass. None by default: it looks better on Grace Hopper's
+# flag, but the coherence of every mask pair and of the Grace Hopper face pairs rose (mask mean 1.130 -> 1.158,
+# face 1.103 -> 1.121). docs/engine.md, ninth session, engineer C.
+STITCHED_TASKS: tuple[str, ...] = ()
 # Tasks whose exemplar background is completed in layers (compose.complete's ``layers``: a level edge beside
 # the person, a table top or a horizon, splits the hole, each side filled from its own side). None by
 # default: tables and horizons look continued, but one cross pair rose more than noise in each task (mask
@@ -178,7 +186,8 @@ class TrainingFreeEngineV2:
         size = source.size
         # A mirror image of the input's scene, or a face turned the other way: the exemplar is used mirrored
         # (the map is built on its mirror image; positions are reported in the exemplar as given).
-        mirrored = task in ("face", "pose") and uses_mirror(mirror, source, exemplar)
+        # A mask pair "auto": only a face turned the other way (core.charts.mirror.face_turned_other_way).
+        mirrored = uses_mirror(mirror, source, exemplar)
         if mirrored:
             exemplar = mirror_condition(exemplar)
             messages.append("The exemplar is used mirrored, as asked." if mirror == "always" else MIRROR_NOTE)
@@ -221,7 +230,8 @@ class TrainingFreeEngineV2:
         beyond = np.zeros(size, bool)  # background the exemplar's frame does not show: synthesized
         ex_hole = np.zeros(ex_size, bool)
         if not whole_frame:
-            ex_hole = backdrop_hole(ex_person)
+            segmented = mask_labelled(exemplar) if task == "mask" else ex_person  # with what it holds (a camera)
+            ex_hole = backdrop_hole(segmented)
         ex_job = self._background_job(exemplar, ex_hole, background, beyond, whole_frame)
         face_side = max(1.0, float(np.sqrt(anchored.sum())))
         positions = surround_map(size, similarity, chart.positions, anchored, src_person, ex_person,
@@ -261,14 +271,18 @@ class TrainingFreeEngineV2:
                 | (chart.defined & (chart.confidence >= 0.9) & (chart.region != MASK_FACE_REGION))
         # The last resort where smoothing cannot unfold: the similarity; in a painted scene it would cross classes.
         fallback = positions.copy() if whole_frame else apply_affine(similarity, size)
-        positions, folded = unfold(positions, fallback, used=inner & ~stand_in, keep=exact, pieces=pieces)
+        # Not on stand-ins (a texture, not one map); for a pose, not past the exemplar's frame either (the body
+        # chart's map goes on past a frame that cuts the body off): what maps there is filled below, whatever its
+        # folds. (Faces as before: a close-up exemplar's pair rose 1.162 -> 1.219 in coherence.)
+        shown_map = inner & ~stand_in & (_in_frame(positions, ex_size) if task == "pose" else True)
+        positions, folded = unfold(positions, fallback, used=shown_map, keep=exact, pieces=pieces)
         det = jacobian_determinant(positions)  # the map's, for the two measures below
         if exact is not None and fold_fraction(positions, inner, pieces, det) > 0:  # folds inside the mesh (a turned
             # face's triangles flip): smoothed with the smallest radii only, so the rest of the face stays exact
-            positions, _ = unfold(positions, apply_affine(similarity, size), used=inner & ~stand_in, rounds=2,
+            positions, _ = unfold(positions, apply_affine(similarity, size), used=shown_map, rounds=2,
                                   pieces=pieces)
             det = jacobian_determinant(positions)
-        folds_left = fold_fraction(positions, inner & ~stand_in, pieces, det)
+        folds_left = fold_fraction(positions, shown_map, pieces, det)
         positions[stand_in] = chart.positions[stand_in]  # parts the exemplar hides: a stand-in's texture
         seconds["map"] = time.perf_counter() - t
 
@@ -279,7 +293,9 @@ class TrainingFreeEngineV2:
         inside = _in_frame(positions, ex_size)
         core = cv2.erode(ex_person.astype(np.uint8), disc(max(1, round(0.01 * max(ex_size)))))
         on_person = cv2.remap(core, *_xy(positions), cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT) > 0
-        person_hole = src_person & ~(inside & on_person) & ~chart.defined & ~stand_in
+        # (The body chart's positions past the exemplar's frame continue its map there: nothing to sample, filled.)
+        charted = chart.defined & inside if task == "pose" else chart.defined
+        person_hole = src_person & ~(inside & on_person) & ~charted & ~stand_in
         # The input photo's silhouette reaching a little past the exemplar's person (a rim of hair, a hat's
         # brim): that rim shows the background rather than another part's texture (an orange rim of suit
         # round hair). A skeleton or sketch has no silhouette of its own: its nominal body stays whole.
@@ -427,6 +443,7 @@ class TrainingFreeEngineV2:
         fill = complete(exemplar.image, hole, None, self.completion_side, need=seen, follow=follow,
                         layers=follow and exemplar.task in self.completion_layers,
                         perceptual=follow and exemplar.task in PERCEPTUAL_TASKS,
+                        stitched=exemplar.task in STITCHED_TASKS,
                         cancelled=cancelled)
         if fill is not None:
             self._backgrounds.put((exemplar, hole, seen, fill))
@@ -500,7 +517,7 @@ def _subjects(task: str, source: Condition, exemplar: Condition, chart: ChartMap
             if not face.any():
                 return np.ones(source.size, bool), np.ones(exemplar.size, bool), np.zeros(source.size, bool)
             return (mask_solid(mask_class(source) == PERSON) | face, mask_class(exemplar) == PERSON, face)
-        return mask_solid(mask_labelled(source)), mask_labelled(exemplar).copy(), face
+        return mask_solid(mask_labelled(source)), mask_person_shown(source, exemplar), face
     if task == "pose":
         ex_person = exemplar.subject_mask if exemplar.subject_mask is not None else person_mask(exemplar.image)
         # a skeleton with no photo: the chart's nominal outline of the body (parts the exemplar does not
@@ -519,7 +536,8 @@ def _similarity(task: str, source: Condition, exemplar: Condition, chart: ChartM
     """(2, 3) output x, y -> exemplar x, y: the similarity closest to the chart (the face mesh's points,
     or a sample of the chart's pixels), or the frame's when there is no chart."""
     face = chart.defined if task == "face" else chart.defined & (chart.region == MASK_FACE_REGION)
-    if face.any() and face_points(source) is not None and face_points(exemplar) is not None:
+    meshes = face.any() and face_points(source) is not None and face_points(exemplar) is not None
+    if meshes and not (task == "mask" and mask_face_whole(source, exemplar)):  # (a face mapped whole: its pixels)
         src_pts, ex_pts, _ = corresponding_points(source, exemplar)
         return fit_similarity(src_pts, ex_pts)
     fitted = face if face.any() else chart.defined  # a painted person's face: placed by its head

@@ -205,9 +205,10 @@ class Translator:
         """Translate ``source`` (photo, condition picture or Condition) to the looks of ``exemplar``
         (photo, or a Condition extracted from one). Progress goes through extraction, every level
         and synthesis. ``allow_partial``: engine v2 maps what it can when the exemplar lacks a part
-        the input needs (e.g. no face) instead of refusing. ``mirror`` (engine v2, face and pose; ``MIRROR_MODES``):
+        the input needs (e.g. no face) instead of refusing. ``mirror`` (engine v2; ``MIRROR_MODES``):
         "auto" uses the exemplar mirrored when it mirrors the input's scene or its face is turned the other
-        way, "never" keeps it as given (a mirrored exemplar mirrors any text it shows), "always" mirrors it.
+        way (a mask pair: only the face), "never" keeps it as given (a mirrored exemplar mirrors any text it
+        shows), "always" mirrors it.
         ``source_palette``: the input photo was stored with a colour palette (dithered; smoothed for extraction)."""
         report = progress or (lambda fraction, text: None)
         mirror = check_choice("mirror setting", mirror, MIRROR_MODES)
@@ -225,17 +226,22 @@ class Translator:
 
     def translate_batch(self, sources: list, exemplars: list, *, resolution: int | None = None,
                         iterations: int | None = None, temperature: float | None = None, seed: int = 0,
-                        source_is_condition: bool = False, allow_partial: bool = False, mirror: str = "auto"
-                        ) -> list[TranslationResult | WarpaintError]:
+                        source_is_condition: bool = False, allow_partial: bool = False, mirror: str = "auto",
+                        source_palettes: list[bool] | None = None) -> list[TranslationResult | WarpaintError]:
         """Translate pairs; a pair that fails (unreadable, no subject...) yields its error instead of a
-        result, the others go on. The learned engine runs the good pairs as one batch."""
+        result, the others go on. The learned engine runs the good pairs as one batch. ``source_palettes``:
+        per input, whether its photo was stored with a colour palette (``translate``'s ``source_palette``)."""
         mirror = check_choice("mirror setting", mirror, MIRROR_MODES)
+        palettes = [False] * len(sources) if source_palettes is None else source_palettes
+        if not len(sources) == len(exemplars) == len(palettes):
+            raise InputError(f"translate_batch pairs inputs with exemplars one to one: got {len(sources)} inputs, "
+                             f"{len(exemplars)} exemplars and {len(palettes)} palette flags.")
         size = self.output_size(resolution)
         out: list[TranslationResult | WarpaintError | None] = [None] * len(sources)
         ready, conds = [], []
-        for i, (source, exemplar) in enumerate(zip(sources, exemplars)):
+        for i, (source, exemplar, palette) in enumerate(zip(sources, exemplars, palettes)):
             try:
-                conds.append(self.prepare(source, exemplar, size, source_is_condition, allow_partial))
+                conds.append(self.prepare(source, exemplar, size, source_is_condition, allow_partial, palette))
                 ready.append(i)
             except WarpaintError as exc:
                 out[i] = exc

@@ -22,9 +22,10 @@ ENGINES = (AUTO, *ENGINE_KINDS)
 PRECISIONS = ("fp32", "bf16", "fp16")
 CONV_MATH_MODES = ("fp32", "bf16x3", "bf16_inputs")  # math of fp32 CPU convolutions (core.fpmath)
 MIRROR_MODES = ("auto", "never", "always")  # engine v2: use the exemplar mirrored when it mirrors the input (auto)
-MIRROR_HELP = ("training-free engine v2, faces and poses: auto (default) uses a mirror-image exemplar (its scene "
-               "mirrors the input's, or its face is turned the other way) mirrored; never keeps it as given (a "
-               "mirrored exemplar also mirrors any text it shows); always mirrors it")
+MIRROR_HELP = ("training-free engine v2: auto (default) uses a mirror-image exemplar (faces and poses: its scene "
+               "mirrors the input's, or its face is turned the other way; masks: its face is turned the other "
+               "way) mirrored; never keeps it as given (a mirrored exemplar also mirrors any text it shows); "
+               "always mirrors it")
 MATCHING_MODES = ("learned", "official")  # PatchMatch: continuous positions, or the released integer indices
 
 CONFIG_FILE = "config.json"  # a model folder: its architecture...

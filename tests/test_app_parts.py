@@ -110,6 +110,54 @@ def test_the_mask_editor_value_is_checked_before_any_work(monkeypatch):
         engine.friendly_errors(_source)(mask_tab, "Ready condition", None, {"background": "x"})
 
 
+def test_every_input_keeps_its_checks_when_gradio_rebuilds_it():
+    """Gradio rebuilds a component for one session (``block.__class__(**constructor_args)``) after a handler sends
+    it a property update; a check patched onto the instance was lost there. Every input of every event is one of
+    the app's component classes (the checks are the class's), drawn by Gradio's stock front end."""
+    from gradio.data_classes import FileData
+
+    from app import components
+    from app.ui import build_demo
+
+    demo = build_demo()
+    seen = set()
+    for fn in demo.fns.values():
+        for block in fn.inputs:
+            if isinstance(block, (gr.State, gr.Video)):  # the server's own state; a clip's path, read by the handler
+                continue
+            assert type(block).__module__ == "app.components" and "preprocess" not in vars(block), block
+            rebuilt = type(block)(**{**block.constructor_args, "render": False})
+            assert type(rebuilt) is type(block) and rebuilt.get_block_name() == type(block).__base__.__name__.lower()
+            seen.add(type(block).__name__)
+    assert seen == {"PhotoInput", "MaskEditor", "ExampleClicks", "RawRadio", "RawCheckbox", "RawSlider",
+                    "RawDropdown", "RawNumber", "RawTextbox"}, seen
+    photo = components.photo_input(label="x")
+    rebuilt = type(photo)(**{**photo.constructor_args, "render": False})
+    with pytest.raises(gr.Error, match="could not be read as a picture"):
+        rebuilt.preprocess(FileData(path="", url="data:text/plain,hello"))
+
+
+def test_the_app_s_component_classes_write_nothing_beside_their_source(tmp_path):
+    """Gradio's component metaclass writes a ``.pyi`` stub beside the module of every component class it creates,
+    at each import (gradio/component_meta.py ``create_or_modify_pyi``): the app's classes skip it, so importing
+    them (here from a copy of the package) adds no file to the app's folder."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.app_server import ROOT
+
+    copy = tmp_path / "app"
+    shutil.copytree(ROOT / "app", copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyi"))
+    before = sorted(p.name for p in copy.iterdir())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]), "PYTHONDONTWRITEBYTECODE": "1"}
+    script = (f"import app.components as c, gradio.component_meta as m; assert c.__file__.startswith({str(copy)!r}); "
+              "assert m.create_or_modify_pyi.__name__ == 'create_or_modify_pyi'")  # the writer given back
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, timeout=120)
+    assert sorted(p.name for p in copy.iterdir()) == before
+
+
 def test_an_oversized_mask_editor_upload_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
     from gradio.components.image_editor import EditorData
     from gradio.data_classes import FileData
@@ -149,6 +197,44 @@ def test_a_refused_mask_editor_upload_leaves_no_blobs_behind(monkeypatch):
         with pytest.raises(gr.Error, match=words):
             editor.preprocess(EditorData(id="upload"))
         assert "upload" not in editor.blob_storage, words
+
+
+def test_mask_editor_uploads_are_checked_and_bounded(monkeypatch, caplog):
+    """The page uploads the editor's pictures (``accept_blobs``, callable by any client) before the event. Gradio's
+    own stored any layer index (10^10: an 80 GB list, the server killed), answered a missing or non-numeric field
+    with a 500 and a traceback, and kept uploads whose event never came for the server's life. Now: such uploads
+    are dropped with one log line; the waiting ones, one store for every editor and its session copies, are bounded
+    (the oldest dropped first)."""
+    from gradio.data_classes import DataWithFiles
+
+    from app import components
+
+    monkeypatch.setattr(components, "_PENDING_EDITOR_BLOBS", {})
+    editor = components.mask_editor(type="numpy")
+    copy = type(editor)(**{**editor.constructor_args, "render": False})  # as Gradio rebuilds it for a session
+
+    def upload(target, kind="layer", index="0", upload_id="u1", size=10, **fields):
+        data = {"type": kind, "index": index, "id": upload_id, **fields}
+        return target.accept_blobs(DataWithFiles(data={k: v for k, v in data.items() if v is not ...},
+                                                 files=[("blob", b"x" * size)]))  # as the route passes it
+
+    with caplog.at_level("INFO", logger="warpaint.app"):
+        for bad in (dict(index=str(10**7)), dict(index="-1"), dict(index="abc"), dict(index=...), dict(kind="x"),
+                    dict(kind=...), dict(upload_id=...), dict(upload_id="i" * 500), dict(index=None)):
+            assert upload(editor, **bad) is None, bad
+    assert components._PENDING_EDITOR_BLOBS == {} and caplog.text.count("a mask editor upload the page") == 9
+    upload(editor, index="1")
+    upload(copy, kind="background", index=None)
+    assert editor.blob_storage is copy.blob_storage and list(editor.blob_storage) == ["u1"]
+    assert len(editor.blob_storage["u1"].layers) == 2 and editor.blob_storage["u1"].background == b"x" * 10
+    monkeypatch.setattr(components, "MAX_PENDING_EDITOR_BYTES", 1000)
+    for i in range(5):
+        upload(editor, upload_id=f"big{i}", size=400)
+    assert list(editor.blob_storage) == ["big3", "big4"]  # the oldest went first, u1 with them
+    monkeypatch.setattr(components, "MAX_PENDING_EDITOR_UPLOADS", 3)
+    for i in range(5):
+        upload(copy, upload_id=f"small{i}", size=1)
+    assert list(editor.blob_storage) == ["small2", "small3", "small4"]
 
 
 def test_an_upload_is_opened_once_and_its_palette_storage_known(tmp_path, monkeypatch):
@@ -314,6 +400,122 @@ def test_unexpected_errors_become_a_generic_message_with_an_id_that_is_in_the_lo
     error_id = re.search(r"error id ([0-9a-f]{12})", message).group(1)
     assert error_id in caplog.text and "File name too long" in caplog.text  # the full story is in the log
     assert not info.value.print_exception  # once, under its id (Gradio would print it a second time)
+
+
+def test_a_file_given_by_url_is_refused_before_gradio_fetches_it(monkeypatch, caplog):
+    """Gradio downloads a FileData whose path is an http(s) URL, with no size limit, before any check of the app's
+    (``processing_utils.async_ssrf_protected_download``): such a value is refused first, nothing fetched (no
+    network needed: the download is replaced by a recorder)."""
+    import asyncio
+
+    from gradio import processing_utils
+
+    from app.components import photo_input
+
+    fetched = []
+
+    async def recorder(url, *args, **kwargs):
+        fetched.append(url)
+        return "/nonexistent"
+
+    monkeypatch.setattr(processing_utils, "async_ssrf_protected_download", recorder)
+    with gr.Blocks() as demo:
+        picture = photo_input(label="picture")
+        picture.change(lambda p: p, picture, gr.Textbox())
+    engine.refuse_malformed_requests(demo)
+    fn = next(iter(demo.fns.values()))
+    for path in ("https://example.com/huge.png", "http://10.0.0.1/x.png", " HTTPS://example.com/x", "ftp://x/y"):
+        for value in ({"path": path, "meta": {"_type": "gradio.FileData"}}, [{"layers": [{"path": path}]}]):
+            with caplog.at_level("INFO", logger="warpaint.app"), pytest.raises(gr.Error) as info:
+                asyncio.run(demo.preprocess_data(fn, [value], None))
+            assert "Files are not fetched from URLs: upload the file" in info.value.message, (path, value)
+    assert fetched == [] and "refused (URL given)" in caplog.text
+    assert not engine.names_a_url([{"path": None, "url": "data:image/png;base64,AAAA"}, {"path": "/tmp/x.png"}])
+
+
+def test_reading_failures_are_the_client_s_or_the_server_s(caplog):
+    """What Gradio raises while reading a request's values: a value it cannot take, or a file the client named that
+    is not there, is the client's doing (a message, one INFO line); a full disk, a permission, no memory or a bug is
+    the server's (an error id to the client, revealing nothing; the traceback in the log at ERROR)."""
+    import asyncio
+    import errno
+
+    from gradio.exceptions import ComponentProcessingError, InvalidPathError
+    from pydantic import BaseModel
+
+    demo = gr.Blocks()
+    failure: list[BaseException] = []
+
+    async def failing(block_fn, inputs, *args, **kwargs):
+        raise failure[-1]
+
+    demo.preprocess_data = failing
+    engine.refuse_malformed_requests(demo)
+    class Upload(BaseModel):
+        size: int
+
+    try:
+        Upload.model_validate({"size": "x"})
+    except ValueError as exc:  # pydantic's ValidationError, as Gradio raises it for a wrong type
+        validation = exc
+    client = [validation, InvalidPathError("Cannot move /srv/x: it was not uploaded by a user."),
+              ValueError("An event handler didn't receive enough input values"),
+              FileNotFoundError(errno.ENOENT, "No such file or directory", "/tmp/gradio/x.png"),
+              OSError("cannot identify image file")]
+    server = [OSError(errno.ENOSPC, "No space left on device", "/srv/secret/tmp/x"),
+              PermissionError(errno.EACCES, "Permission denied", "/srv/secret/tmp"), MemoryError(),
+              RuntimeError("a bug at /srv/secret/app.py")]
+
+    def in_a_component(exc: BaseException) -> ComponentProcessingError:
+        """``exc`` raised by a component's ``preprocess``, as Gradio passes it on."""
+        wrapped = ComponentProcessingError("Could not preprocess input component at index 1 (a `image` component)")
+        wrapped.__cause__ = exc
+        return wrapped
+
+    client.append(in_a_component(OSError("image file is truncated")))
+    server.append(in_a_component(FileExistsError(errno.EEXIST, "File exists", "/srv/secret/tmp/inline")))
+    for exc in client + server:
+        failure.append(exc)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="warpaint.app"), pytest.raises(gr.Error) as info:
+            asyncio.run(demo.preprocess_data(None, [], None))
+        message = info.value.message
+        assert "secret" not in message and "/srv" not in message and "/tmp" not in message and not \
+            info.value.print_exception
+        errors = [r for r in caplog.records if r.levelname == "ERROR"]
+        if exc in client:
+            assert message.startswith("This request's values could not be read"), exc
+            assert not errors and "refused (Malformed request)" in caplog.text, exc
+        else:
+            error_id = re.search(r"Something went wrong on the server \(error id ([0-9a-f]{12})\)", message).group(1)
+            assert len(errors) == 1 and error_id in errors[0].getMessage() and errors[0].exc_info[1] is exc, exc
+            assert "Malformed" not in caplog.text
+
+
+def test_a_server_fault_in_the_mask_editor_is_not_called_an_unreadable_mask(tmp_path, monkeypatch):
+    """The mask editor calls Gradio's decoding failures the client's (an unreadable mask) only when they are:
+    a full disk while Gradio writes the layers goes up as what it is (then logged by ``refuse_malformed_requests``)."""
+    import errno
+
+    from gradio.components.image_editor import EditorData
+    from gradio.data_classes import FileData
+    from PIL import Image
+
+    from app.components import mask_editor
+
+    picture = tmp_path / "mask.png"
+    Image.new("RGB", (40, 30)).save(picture)
+    payload = EditorData(background=FileData(path=str(picture)), layers=[], composite=FileData(path=str(picture)))
+
+    def full_disk(self, payload):
+        raise OSError(errno.ENOSPC, "No space left on device", "/srv/tmp")
+
+    monkeypatch.setattr(gr.ImageEditor, "preprocess", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        mask_editor(type="numpy").preprocess(payload)
+    monkeypatch.setattr(gr.ImageEditor, "preprocess", lambda self, p: Image.open(tmp_path / "not-there.png"))
+    with pytest.raises(gr.Error, match="could not be read"):  # a file that is not there: the client's
+        mask_editor(type="numpy").preprocess(payload)
 
 
 def test_error_messages_never_name_server_folders(monkeypatch, tmp_path):
@@ -586,6 +788,11 @@ def test_values_the_page_cannot_send_are_refused_not_guessed(monkeypatch):
         with pytest.raises(InputError, match="Unknown engine|No model named"):
             engine_plan("pose", engine_name, model)
     assert engine_plan("pose", "training-free", "").startswith("training-free")
+    hostile = "<img src=x>" + "x" * 300
+    for engine_name, model in ((hostile, ""), ("auto", hostile)):  # quoted cut short, never whole
+        with pytest.raises(InputError, match=r"<img src=x>x+\.\.\.") as refused:
+            engine_plan("pose", engine_name, model)
+        assert hostile[:40] not in str(refused.value)
     monkeypatch.setattr(settings, "MAX_FILE_SIZE", "1kb")
     image = gr.Image()
     url = "data:image/png;base64," + base64.b64encode(bytes(2000)).decode()
@@ -601,3 +808,6 @@ def test_the_oil_filter_works_on_a_bounded_picture(monkeypatch):
     monkeypatch.setattr(handlers, "OIL_MAX_SIDE", 200)
     assert handlers.oil_paint(np.full((1000, 600, 3), 128, np.uint8)).shape == (200, 120, 3)
     assert handlers.oil_paint(np.full((150, 100, 3), 128, np.uint8)).shape == (150, 100, 3)
+    # a strip (within the pixel limit, 16 px or more a side) keeps a pixel across: cv2.resize refused 0 px
+    assert handlers.oil_paint(np.full((16, 70000, 3), 128, np.uint8)).shape == (1, 200, 3)
+    assert handlers.oil_paint(np.full((70000, 16, 3), 128, np.uint8)).shape == (200, 1, 3)

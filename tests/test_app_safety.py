@@ -7,6 +7,7 @@ all give their slot back; eight simultaneous users are all served.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import threading
@@ -106,8 +107,8 @@ def test_non_finite_numbers_sent_as_raw_json_are_refused(server, value, words):
 
 
 def test_pictures_given_as_paths_or_urls_are_never_opened(server, tmp_path):
-    """A client names a server file or an internal URL instead of uploading: refused before the app runs,
-    nothing fetched, nothing read, and the answer names no server path."""
+    """A client names a server file or a URL instead of uploading: refused before the app runs, nothing fetched
+    (a URL is refused before Gradio would download it), nothing read, and the answer names no server path."""
     import http.server
     import json
 
@@ -128,9 +129,10 @@ def test_pictures_given_as_paths_or_urls_are_never_opened(server, tmp_path):
     internal = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
     threading.Thread(target=internal.serve_forever, daemon=True).start()
     at = f"http://127.0.0.1:{internal.server_address[1]}/x.jpg"
+    public = "https://example.invalid/huge.png"  # a public address Gradio would download, unbounded (never resolves)
     try:
         for given in ({"path": str(secret)}, {"path": str(PHOTO)}, {"path": "../../../etc/passwd"},
-                      {"path": at, "url": at}, str(secret)):
+                      {"path": at, "url": at}, {"path": public}, str(secret)):
             picture = {**given, "meta": {"_type": "gradio.FileData"}} if isinstance(given, dict) else given
             for api, data in (("extract", ["pose", picture, False, RES]),
                               ("translate", ["mask", picture, picture, False, RES, "auto", "", 2, 0.01, 0, False,
@@ -140,6 +142,8 @@ def test_pictures_given_as_paths_or_urls_are_never_opened(server, tmp_path):
                 assert time.monotonic() - start < 2.0
                 assert "event: error" in stream and "event: complete" not in stream, (api, given, stream)
                 assert str(tmp_path) not in stream and "/etc" not in stream and "Traceback" not in stream
+                if isinstance(given, dict) and "://" in given["path"]:  # refused before Gradio fetches anything
+                    assert "Files are not fetched from URLs: upload the file" in stream, stream
     finally:
         internal.shutdown()
     assert fetched == []
@@ -158,23 +162,26 @@ def test_extract_refuses_hostile_values_too(server):
     _normal(client)
 
 
+def _inline_png(picture) -> dict:
+    """``picture`` as a PNG data URL in a FileData, as a webcam, the clipboard or an API client sends it."""
+    import base64
+    import io
+
+    stored = io.BytesIO()
+    picture.save(stored, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(stored.getvalue()).decode()
+    return {"path": None, "url": url, "meta": {"_type": "gradio.FileData"}}
+
+
 def test_a_picture_sent_inline_is_read_like_an_upload(server):
     """A data URL in place of an upload: Gradio decoded it whole and re-encoded it before the app's pixel limit
     (a 450 kB PNG of 144 MP: 7 s of CPU, 430 MB, then "image.webp is 144 MP"). Its bytes are now stored as they
     came and read like any upload: refused from the header at once; a real photo sent so is used."""
-    import base64
-    import io
     import json
 
     from PIL import Image
 
-    def inline(picture: Image.Image) -> dict:
-        stored = io.BytesIO()
-        picture.save(stored, "PNG")
-        url = "data:image/png;base64," + base64.b64encode(stored.getvalue()).decode()
-        return {"path": None, "url": url, "meta": {"_type": "gradio.FileData"}}
-
-    body = json.dumps({"data": ["pose", inline(Image.new("RGB", (12000, 12000))), False, RES]})
+    body = json.dumps({"data": ["pose", _inline_png(Image.new("RGB", (12000, 12000))), False, RES]})
     start = time.monotonic()
     stream = _raw_call(server[0], "extract", body)
     assert time.monotonic() - start < 2.0
@@ -183,22 +190,30 @@ def test_a_picture_sent_inline_is_read_like_an_upload(server):
         stream = _raw_call(server[0], "extract", json.dumps(
             {"data": ["pose", {"path": None, "url": url, "meta": {"_type": "gradio.FileData"}}, False, RES]}))
         assert "could not be read as a picture" in stream, stream
-    stream = _raw_call(server[0], "extract", json.dumps({"data": ["pose", inline(Image.open(PHOTO)), False, RES]}))
+    stream = _raw_call(server[0], "extract", json.dumps({"data": ["pose", _inline_png(Image.open(PHOTO)), False, RES]}))
     assert "event: complete" in stream, stream
 
 
-def _page_event(url: str, name: str, data: list, event_data=None) -> tuple[int, str]:
+@functools.cache
+def _config(url: str) -> dict:
+    """The page's configuration (its events and their indices), fetched once per server."""
+    import httpx
+
+    return httpx.get(f"{url}config", timeout=30).json()
+
+
+def _page_event(url: str, name: str, data: list, event_data=None, session: str | None = None) -> tuple[int, str]:
     """Call one of the page's own events (not in the API docs, "private" ones included) as a browser does: by
-    its index, on Gradio's direct route (events outside the queue) or through the queue."""
+    its index, on Gradio's direct route (events outside the queue) or through the queue; in a new browser
+    session, or in ``session`` (one page's calls share it, and with it the components Gradio rebuilt for it)."""
     import json
     import uuid
 
     import httpx
 
-    config = httpx.get(f"{url}config", timeout=30).json()
-    event = next(d for d in config["dependencies"] if d.get("api_name") == name)
-    body = {"data": data, "fn_index": event["id"], "session_hash": uuid.uuid4().hex[:10], "event_data": event_data,
-            "trigger_id": event["targets"][0][0]}
+    event = next(d for d in _config(url)["dependencies"] if d.get("api_name") == name)
+    body = {"data": data, "fn_index": event["id"], "session_hash": session or uuid.uuid4().hex[:10],
+            "event_data": event_data, "trigger_id": event["targets"][0][0]}
     if event.get("queue") is False:
         answer = httpx.post(f"{url}gradio_api/run/predict", json=body, timeout=30)
         return answer.status_code, answer.text
@@ -211,10 +226,46 @@ def _page_event(url: str, name: str, data: list, event_data=None) -> tuple[int, 
     raise AssertionError(f"{name}: no answer")
 
 
+def test_a_server_fault_while_reading_a_request_is_logged_and_told_as_one(server):
+    """A failure of the server's own while Gradio reads a request's values (here: the folder for inline pictures
+    cannot be made, as with a full disk) was answered "Malformed request" and logged at INFO; now the client reads
+    an error id and nothing about the server, and the log holds that id with the traceback."""
+    import json
+    import re
+    import shutil
+
+    from PIL import Image
+
+    url, work = server[0], server[1]
+    inline = work / "temp" / "inline"  # where PhotoInput stores a data URL's bytes (the server's GRADIO_TEMP_DIR)
+    moved = inline.with_name("inline-moved")
+    if inline.exists():
+        inline.rename(moved)
+    inline.write_text("a file where the folder goes")
+    try:
+        stream = _raw_call(url, "extract", json.dumps({"data": ["pose", _inline_png(Image.open(PHOTO)), False, RES]}))
+    finally:
+        inline.unlink()
+        if moved.exists():
+            moved.rename(inline)
+    assert "event: error" in stream and "Malformed" not in stream and str(work) not in stream, stream
+    error_id = re.search(r"Something went wrong on the server \(error id ([0-9a-f]{12})\)", stream).group(1)
+    time.sleep(0.5)
+    log = (work / "app.log").read_text()
+    assert f"unexpected error {error_id} in reading the values of" in log
+    assert "FileExistsError" in log[log.index(error_id):] and "Traceback" in log[log.index(error_id):]
+    shutil.rmtree(moved, ignore_errors=True)
+    assert "event: complete" in _raw_call(url, "extract", json.dumps({"data": ["pose", _inline_png(Image.open(PHOTO)),
+                                                                                False, RES]}))
+
+
 def test_the_page_s_own_events_check_what_they_are_sent(server):
     """The events behind the page (examples, the engine line, the gallery and click selections, the video tab)
-    are callable by any client too: a value the page cannot send gets a message or is no selection; nothing is
-    echoed back, and Gradio writes no traceback to the log (it did for each of these)."""
+    are callable by any client too: a value the page cannot send gets a message or is no selection (a select
+    event's data naming a file outside the cache: a message); nothing is echoed back, and Gradio writes no
+    traceback to the log (it did for each of these)."""
+    import httpx
+
     url, work = server[0], server[1]
     log = work / "app.log"
     tracebacks = log.read_text().count("Traceback")
@@ -232,12 +283,24 @@ def test_the_page_s_own_events_check_what_they_are_sent(server):
     for event_data in ({"index": "1"}, {"index": [1, 2]}, {}, None, "x", {"index": 10**40}):
         assert _page_event(url, "pick_level", [None], event_data)[0] == 200, event_data
         assert _page_event(url, "on_click", [None, None], event_data)[0] == 200, event_data
+    for path in ("/etc/passwd", "x" * 5000):  # a file outside the cache in an event's data: a traceback per call
+        event_data = {"index": 1, "value": {"image": {"path": path, "url": None}}}
+        for name, data in (("pick_level", [None]), ("on_click", [None, None])):
+            text = _page_event(url, name, data, event_data)[1]
+            assert "This request's values could not be read" in text and "/etc" not in text and "xxx" not in text
     for clip, resolution, words in ((None, "256", "resolution must be a whole number from 128 to 512; got '256'"),
                                     (None, 256, "No clip given")):
         status, text = _page_event(url, "video", [clip, None, resolution, "training-free"])
         assert words in text, text
     status, text = _page_event(url, "video", [None, None, "256", "x"])
     assert "Unknown engine 'x'" in text, text
+    editor = next(c["id"] for c in _config(url)["components"] if c["type"] == "imageeditor")
+    for index in (str(10**7), "abc", "-1"):  # the mask editor's upload route: an 80 MB list; a 500 and a traceback
+        fields = {"type": "layer", "index": index, "id": "u1", "component_id": str(editor), "session_hash": "s1",
+                  "fn_name": "accept_blobs"}
+        answer = httpx.post(f"{url}gradio_api/component_server/", data=fields, files=[("files", ("blob", b"x"))],
+                            timeout=30)
+        assert answer.status_code == 200 and answer.text == "null", (index, answer.text)
     # values Gradio itself cannot take (too few, text for a file, a path nobody uploaded): a message, one log line
     for name, data in (("show_plan", []), ("on_click", [None]), ("extract", ["pose", "a.png", False, RES]),
                        ("extract", ["pose", {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, False, RES]),
@@ -246,6 +309,47 @@ def test_the_page_s_own_events_check_what_they_are_sent(server):
         assert "This request's values could not be read" in text and "/etc" not in text, (name, text)
     time.sleep(0.5)
     assert log.read_text().count("Traceback") == tracebacks, log.read_text()[-3000:]
+
+
+def test_checks_hold_after_a_property_update_in_the_same_session(server):
+    """Gradio rebuilds a component for one session (``block.__class__(**constructor_args)``) once a handler sends
+    it a property update: an example click, the "Input is" toggle, the page load's model list. Checks patched onto
+    the instance were gone for the rest of that session (a data URL decoded whole by Gradio, a 30 MP mask decoded
+    before the limit, a model name echoed by the stock dropdown); the app's component classes keep them."""
+    import io
+    import uuid
+
+    import httpx
+    from PIL import Image
+
+    url = server[0]
+    session = uuid.uuid4().hex[:10]
+    status, text = _page_event(url, "load_example", [0], session=session)  # the pose tab's photo and exemplar
+    assert status == 200 and "astronaut" in text, text
+    huge = _inline_png(Image.new("RGB", (12000, 12000)))  # 144 MP in 450 kB
+    start = time.monotonic()
+    text = _page_event(url, "preview", [huge, RES], session=session)[1]
+    assert time.monotonic() - start < 2.0 and "webp" not in text  # Gradio's decoding wrote image.webp
+    assert "12000x12000 pixels (144 MP), over the 25 MP limit" in text, text
+    text = _page_event(url, "preview", [{"path": None, "url": "data:text/plain,hello",
+                                        "meta": {"_type": "gradio.FileData"}}, RES], session=session)[1]
+    assert "could not be read as a picture" in text, text
+
+    assert _page_event(url, "toggle_2", ["Ready condition"], session=session)[0] == 200  # the mask tab's editor
+    stored = io.BytesIO()
+    Image.new("L", (6000, 5000)).save(stored, "PNG")  # 30 MP in 30 kB
+    uploaded = httpx.post(f"{url}gradio_api/upload", files=[("files", ("mask.png", stored.getvalue(), "image/png"))],
+                          timeout=30).json()[0]
+    mask = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
+    editor = {"background": mask, "layers": [], "composite": mask}
+    text = _page_event(url, "run_tab_2", ["Ready condition", None, editor, None, False, RES, "auto", "", 2, 0.01, 0,
+                                          "auto"], session=session)[1]
+    assert "The mask editor's picture has more than 25 MP" in text, text  # refused before Gradio decoded it
+
+    assert _page_event(url, "refresh", ["auto"], session=session)[0] == 200  # the page load's model list
+    for engine, checkpoint in (("learned", "/etc/passwd"), ("auto", "<b>x</b>" * 100)):
+        text = _page_event(url, "show_plan", [engine, checkpoint], session=session)[1]
+        assert "No model named" in text and "/etc" not in text and "<b>x</b>" * 10 not in text, text
 
 
 def test_models_are_chosen_by_name_and_paths_reveal_nothing(server, tmp_path):
@@ -364,6 +468,7 @@ def test_a_request_over_the_time_budget_is_stopped_and_the_next_is_served(tmp_pa
                 break
             except AppError:
                 pass
+        stopped = _log_count(work, "request stopped (BudgetExceeded)")  # a warm-up over 2 s on a loaded machine too
         slow = _slow(client)
         follower = threading.Thread(target=lambda: results.append(_normal(
             Client(url, verbose=False, download_files=str(work / "follower")))))
@@ -375,4 +480,4 @@ def test_a_request_over_the_time_budget_is_stopped_and_the_next_is_served(tmp_pa
             slow.result()
         follower.join(timeout=120)
         assert results and time.monotonic() - start < 60  # served once the slot was freed
-        assert _log_count(work, "request stopped (BudgetExceeded)") == 1
+        assert _log_count(work, "request stopped (BudgetExceeded)") == stopped + 1

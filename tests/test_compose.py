@@ -166,7 +166,8 @@ def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_
     mask = task == "mask"
     whole = complete(img, hole, side=64, follow=mask, layers=mask and layers, perceptual=mask)
     assert np.array_equal(both.sources(points), whole.sources(points))
-    others = [complete(img, hole, side=64, follow=not mask, layers=not mask and layers, perceptual=not mask)]
+    others = [complete(img, hole, side=64, follow=not mask, layers=not mask and layers, perceptual=not mask),
+              complete(img, hole, side=64, follow=mask, layers=mask and layers, perceptual=mask, stitched=True)]
     if mask:  # the level edge at row 24 splits the person's hole into layers when the engine asks; in CIELab
         others.append(complete(img, hole, side=64, follow=True, layers=not layers, perceptual=True))
         others.append(complete(img, hole, side=64, follow=True, layers=layers))
@@ -175,10 +176,12 @@ def test_exemplar_background_is_completed_again_only_for_what_was_not_completed_
 
 
 @pytest.mark.parametrize("task", ["pose", "mask", "face"])
-def test_engine_completes_backgrounds_without_layers_by_default(task):
+def test_engine_completes_backgrounds_without_layers_by_default(task, monkeypatch):
     """By default engine v2 completes a pose or mask exemplar's background along the structures without
     layers (each task had a cross pair that rose with them), a mask's matched in CIELab (pose's rose), a face's
-    isotropically in RGB; asked, in layers."""
+    isotropically in RGB; asked, in layers; not stitched from dominant shifts (``core/stitch.py``) unless the task
+    is in STITCHED_TASKS."""
+    from core import engine_v2
     from core.conditions.condition import Condition
     from core.engine_v2 import TrainingFreeEngineV2
 
@@ -199,6 +202,11 @@ def test_engine_completes_backgrounds_without_layers_by_default(task):
     default = TrainingFreeEngineV2(completion_side=64)._completed_background(ex, hole, hole)
     plain = complete(img, hole, side=64, follow=task != "face", perceptual=task == "mask")
     assert np.array_equal(default.sources(points), plain.sources(points))
+    stitched = complete(img, hole, side=64, follow=task != "face", perceptual=task == "mask", stitched=True)
+    assert not np.array_equal(default.sources(points), stitched.sources(points))
+    monkeypatch.setattr(engine_v2, "STITCHED_TASKS", (task,))
+    asked = TrainingFreeEngineV2(completion_side=64)._completed_background(ex, hole, hole)
+    assert np.array_equal(asked.sources(points), stitched.sources(points))
 
 
 def test_a_seam_between_two_copied_zones_takes_no_third_hue_when_matched_perceptually():
@@ -389,3 +397,58 @@ def test_completion_layers_take_task_names_only():
     for bad in ("face", ["pose", "cats"], True, 3, None):
         with pytest.raises(InputError, match="|".join(repr(t) for t in FOLLOW_TASKS)):
             TrainingFreeEngineV2(completion_layers=bad)
+
+
+def _star_field_beside_a_sky() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A flag's star field (navy, white stars on a 12-pixel lattice) beside a sky's vertical sweep, and a large
+    hole across the bottom of both (a person removed): the picture, the hole, where the lattice's stars are
+    and the sky as drawn."""
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[:128, :128]
+    img = np.zeros((128, 128, 3), np.float32)
+    img[:, :64] = (20, 22, 60)
+    stars = (rows % 12 < 3) & (cols % 12 < 3) & (cols < 60)
+    img[stars] = (240, 240, 235)
+    sky = np.stack([100 + rows * 0.4, 140 + rows * 0.4, 200 + rows * 0.2], -1)
+    img[:, 64:] = sky[:, 64:]
+    img = np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    hole = np.zeros((128, 128), bool)
+    hole[56:, 12:100] = True
+    return img, hole, stars, sky
+
+
+def test_a_large_hole_in_a_star_field_is_stitched_with_its_stars_not_left_a_flat_navy_mass():
+    """Stitched (``core/stitch.py``), the hole's part in the star field is the lattice of stars continued, a
+    period further wherever the nearer copy is itself in the hole; the plain completion leaves it a flat navy
+    mass (a few stars near the border, a smear). The sky's sweep beside it is continued as smoothly both ways
+    (a shifted copy of a gradient would show steps: there the completion's own offsets are kept)."""
+    img, hole, stars, sky = _star_field_beside_a_sky()
+    points = np.argwhere(hole).astype(np.float32)
+    star_points = stars[hole]
+    sky_points = points[:, 1] >= 68
+    found = {}
+    for stitched in (False, True):
+        fill = complete(img, hole, side=128, stitched=stitched)
+        src = np.round(fill.sources(points)[0]).astype(int)
+        assert not hole[src[:, 0], src[:, 1]].any()
+        copied = img[src[:, 0], src[:, 1]].astype(float)
+        white = copied.min(1) > 180
+        found[stitched] = (white[star_points].mean(), white[~star_points & (points[:, 1] < 60)].mean())
+        drawn = sky[points[sky_points, 0].astype(int), points[sky_points, 1].astype(int)]
+        assert np.abs(copied[sky_points] - drawn).mean() < 8, stitched  # the sweep, continued
+    assert found[True][0] > 0.9 and found[True][1] < 0.02, found  # stars where the lattice has them, only there
+    assert found[False][0] < 0.5, found  # the plain completion: mostly navy where stars belong
+
+
+def test_stitching_keeps_a_hole_whose_picture_does_not_repeat_to_the_completion():
+    """No repetition to continue (a smooth ramp: every shift's copy steps it): the stitched fill is the
+    completion's own wherever its copy agrees (no shifted copies of a gradient)."""
+    rows, cols = np.mgrid[:96, :96]
+    img = np.stack([60 + rows, 80 + cols, 120 + (rows + cols) // 2], -1).clip(0, 255).astype(np.uint8)
+    hole = np.zeros((96, 96), bool)
+    hole[30:80, 20:70] = True
+    points = np.argwhere(hole).astype(np.float32)
+    plain = complete(img, hole, side=96)
+    stitched = complete(img, hole, side=96, stitched=True)
+    same = (np.abs(plain.sources(points) - stitched.sources(points)).max(-1) < 0.5).all(0)
+    assert same.mean() > 0.95, same.mean()

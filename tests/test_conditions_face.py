@@ -179,7 +179,8 @@ def test_oil_painted_face_gets_landmarks_from_the_landmark_model(photos):
 
 def test_landmark_model_is_refused_where_the_detector_disagrees(photos):
     """A detector box whose eyes, nose and mouth the model's points do not match (a false detection)
-    places no landmarks; the true box does, and the model's mirror-averaged points land near FaceMesh's."""
+    places no landmarks, nor does a box collapsed to a point (no crop to read; find_face_line's guard, shared); the
+    true box does, and the model's mirror-averaged points land near FaceMesh's."""
     from core.conditions import face_detect
 
     image = photos["astronaut"]
@@ -190,6 +191,7 @@ def test_landmark_model_is_refused_where_the_detector_disagrees(photos):
     eye_gap = np.linalg.norm(np.subtract(box[5:7], box[7:9]))
     shifted = (*box[:5], *(np.asarray(box[5:13]) + np.tile([0.0, 0.6 * eye_gap], 4)))  # features moved down
     assert face_detect._model_mesh(image, shifted) is None
+    assert face_detect._model_mesh(image, (box[0], box[1], box[0], box[1], *box[4:])) is None
 
 
 def test_face_the_detector_misses_at_full_size_is_found_on_a_downscaled_copy(photos, monkeypatch):

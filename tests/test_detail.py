@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+import core.detail as detail
 from core.charts.face import LEFT_EYE, OUTER_LIPS, RIGHT_EYE
 from core.detail import add_detail, add_edges, detail_region, enlargement, self_example_upscale
 
@@ -167,13 +168,13 @@ def _rise(profile: np.ndarray, low: float, high: float) -> int:
 
 
 def test_self_example_upscale_draws_steeper_edges_without_ringing():
-    """A disc's edge upscaled 2.5x from the picture's own smaller scales rises over at most two thirds of the
-    pixels a bicubic enlargement spreads it over, and stays within the photo's range (no halo)."""
+    """A disc's edge upscaled 2.52x (four steps) from the picture's own smaller scales rises over at most two
+    thirds of the pixels a bicubic enlargement spreads it over, and stays within the photo's range (no halo)."""
     big = np.zeros((SIDE * 8, SIDE * 8), np.uint8)
     cv2.circle(big, (SIDE * 4, SIDE * 4), 160, 200, -1)
     disc = cv2.GaussianBlur(cv2.resize(big, (SIDE, SIDE), interpolation=cv2.INTER_AREA), (0, 0), 0.5)
     disc = disc.astype(np.float32) + 30  # 30 outside, 230 inside
-    up = self_example_upscale(disc, 2.5)
+    up = self_example_upscale(disc, detail.EDGE_STEP ** 4)
     smooth = cv2.resize(disc, up.shape[::-1], interpolation=cv2.INTER_CUBIC)
     middle = up.shape[0] // 2
     left = np.s_[middle, : middle]  # a row across the disc's left edge
@@ -205,6 +206,27 @@ def test_edges_add_only_what_the_enlargement_lacks_and_only_where_asked():
     spectrum = np.abs(np.fft.fft2(added)) ** 2
     f = np.hypot(*np.meshgrid(np.fft.fftfreq(added.shape[0]), np.fft.fftfreq(added.shape[1]), indexing="ij"))
     assert spectrum[f < 0.2].sum() < 0.25 * spectrum.sum()
+
+
+@pytest.mark.parametrize("side, apart", [(96, 60), (128, 100), (128, 180), (160, 140), (160, 260)])
+def test_edges_upscale_a_large_crop_within_the_budget(monkeypatch, side, apart):
+    """A map enlarging 2.5x two parts of the photo ``apart`` pixels apart reads a crop large for the output: its
+    self-example upscale stays within ``EDGE_BUDGET`` times the output's pixels (1.4-1.5x over it when the steps
+    were rounded up)."""
+    upscaled = []
+
+    def recorded(luma: np.ndarray, factor: float) -> np.ndarray:
+        upscaled.append(self_example_upscale(luma, factor))
+        return upscaled[-1]
+
+    monkeypatch.setattr(detail, "self_example_upscale", recorded)
+    rows, cols = np.mgrid[0:side, 0:side].astype(np.float32) / 2.5
+    cols[:, side // 2:] += apart  # the right half reads the photo further right
+    positions = np.stack([rows + 12, cols + 12], -1)
+    image = np.zeros((side, side, 3), np.uint8)
+    out, fraction = add_edges(image, _discs(side=480), positions, np.ones((side, side), np.float32))
+    assert fraction > 0.9 and len(upscaled) == 1
+    assert upscaled[0].size <= detail.EDGE_BUDGET * side * side
 
 
 def test_engine_draws_steeper_edges_on_an_enlarged_exemplar_face_only(monkeypatch):

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -77,6 +78,36 @@ def test_folder_of_exemplars_pairs_by_name(tmp_path, capsys):
     assert rc == 1
     assert "no exemplar named b" in capsys.readouterr().err
     assert [p.name for p in outputs.iterdir()] == ["a.png"]
+
+
+def test_folder_mode_smooths_a_palette_photo_like_one_picture_mode(tmp_path, capsys):
+    """A photo stored with a palette (GIF-style, dithered) hides its person from the pose detector until the
+    dithering is smoothed out: folder mode smooths it as one-picture mode does, to the same result."""
+    inputs, outputs, single = tmp_path / "in", tmp_path / "out", tmp_path / "single.png"
+    inputs.mkdir()
+    Image.open(ASSETS / "grace_hopper.jpg").convert("P").save(inputs / "hopper.png")  # Pillow: web palette, dithered
+    common = ["--task", "pose", "--exemplar", str(ASSETS / "astronaut.jpg"), "--resolution", "128"]
+    assert main(["translate", *common, "--input-dir", str(inputs), "--output-dir", str(outputs)]) == 0
+    folder_err = capsys.readouterr().err
+    assert main(["translate", *common, "--input", str(inputs / "hopper.png"), "--output", str(single)]) == 0
+    notes = [line[len("note: "):] for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")]
+    assert "skipped" not in folder_err and any("dither" in note for note in notes)
+    for note in notes:  # the same notes, each named by its picture
+        assert f"note: hopper.png: {note}" in folder_err
+    np.testing.assert_array_equal(np.asarray(Image.open(outputs / "hopper.png")), np.asarray(Image.open(single)))
+
+
+def test_batch_refuses_lists_of_different_lengths():
+    """Inputs, exemplars and palette flags pair one to one: a short list is refused, not silently cut."""
+    from core.errors import InputError
+    from core.pipeline import Translator
+
+    translator = Translator("pose", engine="training-free")
+    picture = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(InputError, match="2 inputs, 1 exemplars"):
+        translator.translate_batch([picture, picture], [picture])
+    with pytest.raises(InputError, match="1 palette flags"):
+        translator.translate_batch([picture, picture], [picture, picture], source_palettes=[False])
 
 
 def test_mixed_modes_rejected(tmp_path, capsys):

@@ -1397,13 +1397,16 @@ def body_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
         # undefined band inside the person would put a seam (and folds) between chart and surround.
         on_body = ex_owner[qy, qx] >= 0
         shown = on_body if name in hung else ex_owner[qy, qx] == ex_order.index(name)
-        inside = (q[:, 0] > -0.5) & (q[:, 0] < ew - 0.5) & (q[:, 1] > -0.5) & (q[:, 1] < eh - 0.5)
         # (Only near it, though: far off, e.g. a long coat mapped onto a short jacket's surroundings,
         # the background would show inside the person; those are left to the engine's fill.)
         # (A hanging arm is a guess: none of the exemplar's background inside it.)
+        # Positions past the exemplar's frame, where its person reaches the frame's edge (a body cut off at
+        # the bottom), are kept: the map goes on smoothly there and the engine fills what it cannot sample.
+        # Left undefined, the surround squeezed them against the edge: its last rows stretched into streaks
+        # (a button), and the map folded where it turned back.
         near = on_body | (ex_off[qy, qx] <= HALO * ex.scale) if ex_off is not None else np.ones(len(q), bool)
         near &= on_body | (name not in hung) | (not ex.measured)
-        keep = inside & near
+        keep = near
         conf = (1.0 if src.measured and ex.measured else 0.7) * np.clip(2.0 - cost[sel], 0.2, 1.0)
         conf = np.where(shown, conf, np.where(on_body | (not ex.measured), 0.3, 0.1))
         if name in hung:  # a guess at a sleeve: none of the chest's badges or ribbons on it (a fill, not the map)

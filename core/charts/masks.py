@@ -33,6 +33,7 @@ from scipy import ndimage
 from core.charts.base import ChartMap, nearest_in
 from core.charts.face import MESH_POINTS, face_chart
 from core.charts.folds import cells_to_pixels, folded_cells
+from core.charts.turned import before_the_face, face_onto_outline, turned_apart
 from core.conditions.ade20k import NAMES, NUM_INDICES, PERSON, STUFF, UNLABELED
 from core.conditions.condition import Condition
 from core.conditions.masks import onehot_to_index
@@ -366,6 +367,7 @@ def mask_chart(source: Condition, exemplar: Condition, allow_partial: bool = Fal
                 confidence[face.defined] = 1.0
                 region[face.defined] = FACE_REGION
                 pieces[face.defined] = 0  # one smooth map with the engine's surround around it
+                notes += face.notes
                 continue
         is_stuff = NAMES[c] in STUFF
         if is_stuff:  # mapped as it is when that neither stretches it nor lands on other classes
@@ -489,17 +491,50 @@ def _face(source: Condition, exemplar: Condition, src_region: np.ndarray, ex_reg
         if placed is None:
             return None
         source = dataclasses.replace(source, mesh=placed, keypoints=None)
+    if whole_face(source, exemplar):
+        return _whole_face_chart(source, exemplar, src_region)
     face = face_chart(source, exemplar)
     face.defined &= src_region
     if not face.defined.sum() >= 0.5 * (face.region > 0).sum() > 0:
         return None
-    # A face turned away in the exemplar (a profile behind a camera) shows its far cheek edge-on: the mesh's
-    # triangles there flip. The exemplar does not show that part: it is left to the engine's surround
-    # (a harmonic map from the face's edge, which does not fold) instead of a mirrored strip of the face.
+    # A face turned away (a profile input onto a frontal face; the other way round is mapped whole, above) shows
+    # its far cheek edge-on: the mesh's triangles there flip. That part is left to the engine's surround (a
+    # harmonic map from the face's edge, which does not fold) instead of a mirrored strip of the face.
     flipped = cells_to_pixels(folded_cells(face.positions, face.defined))
     if flipped.any():
         face.defined &= ~(cv2.dilate(flipped.astype(np.uint8), np.ones((2 * FLIP_MARGIN + 1,) * 2, np.uint8)) > 0)
     return face
+
+
+def whole_face(source: Condition, exemplar: Condition) -> bool:
+    """Whether the exemplar's face is mapped whole rather than mesh to mesh: both photos show a face (their
+    FaceMesh found) and the two are turned too far apart (``core.charts.turned.turned_apart``)."""
+    return (source.image is not None and source.mesh is not None and exemplar.mesh is not None
+            and len(source.mesh) == len(exemplar.mesh) == MESH_POINTS and turned_apart(source.mesh, exemplar.mesh))
+
+
+def person_shown(source: Condition, exemplar: Condition) -> np.ndarray:
+    """(H, W) bool: the exemplar's person that the input's person is drawn from: its labelled pixels, less what
+    lies before its face when that face is mapped whole (``whole_face``: what a profile is turned to, such as a
+    camera held to the eye, is in its segmentation but is no part of a head)."""
+    person = labelled(exemplar).copy()
+    if whole_face(source, exemplar):
+        person &= ~before_the_face(exemplar.mesh, exemplar.size)
+    return person
+
+
+def _whole_face_chart(source: Condition, exemplar: Condition, src_region: np.ndarray) -> ChartMap:
+    """The exemplar's face mapped whole onto the input's (``core.charts.turned``: its mesh's box onto the input's),
+    inside the input's face oval and person: the two faces are turned too far apart to map mesh to mesh."""
+    xy, inside = face_onto_outline(source.mesh, exemplar.mesh, src_region)
+    positions = xy[..., ::-1].copy()  # (row, col)
+    ex_face = ~before_the_face(exemplar.mesh, exemplar.size)  # what the squeeze leaves before its profile
+    defined = inside & _on_region(xy, ex_face)
+    positions[~defined] = 0.0
+    note = ("The two faces are turned too differently to match feature by feature (one is seen from the side): "
+            "the exemplar's face is drawn whole, scaled into the input's.")
+    return ChartMap(positions=positions, defined=defined, confidence=defined.astype(np.float32),
+                    region=np.where(defined, FACE_REGION, 0).astype(np.int16), notes=[note])
 
 
 def head_circle(region: np.ndarray) -> tuple[np.ndarray, float] | None:

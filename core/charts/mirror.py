@@ -5,7 +5,7 @@ arm), do not paint the input with the exemplar's mirror image.
     mirror_condition(cond)         the condition of the same picture flipped left-right, its points
                                    relabelled by anatomy (face mesh, 68 landmarks, body joints, hands)
     prefers_mirror(src, ex)        the automatic rule (photo edges carried over by the closest similarity,
-                                   and, for faces, how much the face has to bend)
+                                   and, for faces, how much the face has to bend; for masks, that only)
     uses_mirror(mode, src, ex)     a call's ``mirror`` setting ("auto", "never", "always") -> bool
 
 A mirrored exemplar also mirrors any text it shows: ``mirror="never"`` keeps it as given
@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from core.charts.face import MESH_POINTS, mesh_mirror
+from core.charts.masks import face_mesh
 from core.charts.surround import apply_affine, fit_similarity
 from core.conditions.condition import Condition
 from core.conditions.face import photo_edges
@@ -105,14 +106,17 @@ def prefers_mirror(source: Condition, exemplar: Condition) -> bool:
     two pictures, small and blurred, correlate well and clearly better than as given (body joints are too
     few and noisy to align edges); or, for faces, when the mirrored face's shape needs clearly less bending
     (a face turned the other way: mapping the near cheek onto the far one would stretch it). Otherwise,
-    and without photos and points on both sides, the subject maps by anatomy as given."""
+    and without photos and points on both sides, the subject maps by anatomy as given.
+    A mask pair is mirrored only for a face turned the other way (``face_turned_other_way``)."""
     if source.image is None or exemplar.image is None:
         return False
+    if source.task == "mask":
+        return face_turned_other_way(source, exemplar)
     points = _shared_points(source, exemplar)
     if points is None:
         return False
     src, ex, flipped = points
-    if source.task == "face" and _shape_misfit(src, flipped) < MIRROR_SHAPE_RATIO * _shape_misfit(src, ex):
+    if source.task == "face" and _bends_less_mirrored(src, ex, flipped):
         return True
     edges = photo_edges(np.asarray(source.image))
     if source.task == "face" and source.subject_mask is not None:  # the input's surroundings only
@@ -124,6 +128,26 @@ def prefers_mirror(source: Condition, exemplar: Condition) -> bool:
         return True
     match = _picture_match(source.image, exemplar.image[:, ::-1], mirrored)
     return match >= MIRROR_MATCH and match >= _picture_match(source.image, exemplar.image, given) + MIRROR_MATCH_GAIN
+
+
+def face_turned_other_way(source: Condition, exemplar: Condition) -> bool:
+    """Mask pairs: whether both photos show a face (FaceMesh, found once and kept on the conditions) and the
+    exemplar's, mirrored, needs clearly less bending onto the input's (two profiles facing opposite ways: the
+    exemplar's face would be drawn facing backwards). A mask's scene is not compared (photo edges, the blurred
+    pictures): the exemplar's background is reframed, not matched to the input's, and the person's silhouette,
+    which fills most of a mask's picture, made a frontal astronaut correlate 0.47 with the mirrored cameraman
+    (0.22 as given), near ``MIRROR_MATCH``, though neither mirrors the other. A scene without a face
+    (a painted one, a person seen from behind) maps class to class as given."""
+    if face_mesh(exemplar) is None or face_mesh(source) is None:  # (the order the mask chart looks)
+        return False
+    points = _shared_points(source, exemplar)
+    return points is not None and _bends_less_mirrored(*points)
+
+
+def _bends_less_mirrored(src: np.ndarray, ex: np.ndarray, flipped: np.ndarray) -> bool:
+    """Whether a face's points (N, 2) fit the exemplar's mirrored ``flipped`` clearly better than as given ``ex``
+    (``MIRROR_SHAPE_RATIO``): the exemplar's face is turned the other way."""
+    return _shape_misfit(src, flipped) < MIRROR_SHAPE_RATIO * _shape_misfit(src, ex)
 
 
 def _shared_points(source: Condition, exemplar: Condition) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

@@ -116,7 +116,7 @@ def _run_one(translator, args: argparse.Namespace, options: dict) -> int:
 def _run_folder(translator, args: argparse.Namespace, options: dict) -> int:
     from tqdm import tqdm
 
-    from core.imageio import load_image, save_image
+    from core.imageio import PALETTE_MODES, load_image, load_image_and_mode, save_image
 
     inputs = _pictures(args.input_dir, "--input-dir")
     exemplar_for = _exemplar_chooser(args.exemplar)
@@ -129,14 +129,16 @@ def _run_folder(translator, args: argparse.Namespace, options: dict) -> int:
     bar = tqdm(total=len(inputs), unit="img", desc=f"translate ({translator.engine_name})", file=sys.stderr)
     for start in range(0, len(inputs), args.batch_size):
         chunk = inputs[start:start + args.batch_size]
-        sources, exemplars, names = [], [], []
+        sources, palettes, exemplars, names = [], [], [], []
         for path in chunk:
             try:
                 ex_path = exemplar_for(path)
                 if ex_path not in cache:
                     cache.clear()
                     cache[ex_path] = load_image(ex_path)
-                sources.append(load_image(path))
+                source, mode = load_image_and_mode(path)
+                sources.append(source)
+                palettes.append(mode in PALETTE_MODES)
                 exemplars.append(cache[ex_path])
                 names.append(path)
             except WarpaintError as exc:
@@ -145,7 +147,7 @@ def _run_folder(translator, args: argparse.Namespace, options: dict) -> int:
         if not names:
             continue
         try:
-            results = translator.translate_batch(sources, exemplars, **options)
+            results = translator.translate_batch(sources, exemplars, source_palettes=palettes, **options)
         except WarpaintError as exc:  # a whole-batch failure (e.g. checkpoint): every pair of it failed
             results = [exc] * len(names)
         for path, result in zip(names, results):
@@ -154,6 +156,8 @@ def _run_folder(translator, args: argparse.Namespace, options: dict) -> int:
             else:
                 target = _inside(root, path.stem + ".png")
                 save_image(target, result.image)
+                for message in result.messages[1:]:  # as one-picture mode's notes, named by picture
+                    bar.write(f"note: {path.name}: {message}", file=sys.stderr)
                 if args.warps_dir is not None:
                     write_warps(result, _inside(args.warps_dir.resolve(), path.stem))
                 written += 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,7 @@ CROP_MARGIN = 1.9  # crop side = this x the detector box's longer side
 LANDMARK_SIDE = 192  # the landmark model's input
 MODEL_BOX_SCALE = 1.5  # its crop: this x the face's box (as FaceMesh frames it)
 MODEL_PASSES = 2  # detector box, then the box of the first pass's points
+MIN_FACE_EXTENT = 4  # pixels: a smaller face (or a collapsed mesh) gets no landmark crop
 MODEL_AGREEMENT = 0.25  # its eyes, nose and mouth within this x the detector's eye distance of the detector's
 # FaceMesh in a box found only on a filtered copy: the same check, looser (FaceMesh's own detector and presence
 # gate passed): groot's stylised copies 0.24-0.49, a false box on a rocket's nose 0.85-0.98
@@ -181,10 +183,9 @@ def _model_points(crop: np.ndarray) -> np.ndarray | None:
 
     readings = []
     for flip in (False, True):
-        result = detectors.run("face_landmark_model", np.ascontiguousarray(crop[:, ::-1]) if flip else crop)
-        if result.points is None or len(result.points) != 468 * 3:
+        pts = model_reading(np.ascontiguousarray(crop[:, ::-1]) if flip else crop)
+        if pts is None:
             return None
-        pts = np.asarray(result.points, np.float64).reshape(468, 3)
         if flip:
             pts[:, 0] = LANDMARK_SIDE - pts[:, 0]
             pts = pts[mesh_mirror()[:468]]
@@ -200,22 +201,46 @@ def _model_mesh(image: np.ndarray, box: Box) -> np.ndarray | None:
     refuse painted faces whose landmarks the model still places (see docs/engine.md, fifth session).
     """
     x0, y0, x1, y1 = box[:4]
-    eye_r, eye_l = np.array(box[5:7]), np.array(box[7:9])
     centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-    side = MODEL_BOX_SCALE * max(x1 - x0, y1 - y0)
+    mesh = placed_mesh(image, centre, max(x1 - x0, y1 - y0), np.array([box[5:7], box[7:9]]), _model_points)
+    # The model places a face in any crop: keep it only where the detector agrees (``_agrees``).
+    return None if mesh is None or not _agrees(mesh, box, MODEL_AGREEMENT) else _with_irises(mesh)
+
+
+def model_reading(crop: np.ndarray) -> np.ndarray | None:
+    """The landmark model once on a 192 px face crop -> (468, 3) in crop pixels, or None."""
+    result = detectors.run("face_landmark_model", crop)
+    if result.points is None or len(result.points) != 468 * 3:
+        return None
+    return np.asarray(result.points, np.float64).reshape(468, 3)
+
+
+def placed_mesh(image: np.ndarray, centre: np.ndarray, extent: float, eyes: np.ndarray | None,
+                read: Callable[[np.ndarray], np.ndarray | None], first_scale: float = MODEL_BOX_SCALE,
+                turn_gap: float = 0.0) -> np.ndarray | None:
+    """The landmark model placed as FaceMesh tracks a face, ``MODEL_PASSES`` times: first on the square
+    ``first_scale`` x ``extent`` around ``centre``, uprighted by ``eyes`` ((2, 2) x, y: the right eye, then the
+    left; None: not turned), then on the box of the previous pass's points, uprighted by its eyes -> (468, 3)
+    x, y, z in picture pixels, or None (a reading failed, or a face under ``MIN_FACE_EXTENT`` pixels).
+    ``read``: a crop -> (468, 3) crop pixels or None. ``turn_gap``: the eyes upright the crop only when at least
+    this x the face's extent apart (a profile's are closer)."""
+    side, mesh = first_scale * extent, None
     for _ in range(MODEL_PASSES):
-        level = eye_l - eye_r
-        crop, m = _upright_crop(image, centre, side, float(np.degrees(np.arctan2(level[1], level[0]))))
-        pts = _model_points(crop)
+        if extent < MIN_FACE_EXTENT:
+            return None
+        level = None if eyes is None else eyes[1] - eyes[0]  # right eye -> left eye: left to right in the picture
+        turn = 0.0 if level is None or np.hypot(*level) < turn_gap * extent else \
+            float(np.degrees(np.arctan2(level[1], level[0])))
+        crop, m = _upright_crop(image, centre, side, turn)
+        pts = read(crop)
         if pts is None:
             return None
         back = cv2.invertAffineTransform(m)
         mesh = np.column_stack([pts[:, :2] @ back[:, :2].T + back[:, 2], pts[:, 2] * side / LANDMARK_SIDE])
         lo, hi = mesh[:, :2].min(0), mesh[:, :2].max(0)
-        centre, side = (lo + hi) / 2, MODEL_BOX_SCALE * float((hi - lo).max())
-        eye_r, eye_l = mesh[33, :2], mesh[263, :2]
-    # The model places a face in any crop: keep it only where the detector agrees (``_agrees``).
-    return _with_irises(mesh) if _agrees(mesh, box, MODEL_AGREEMENT) else None
+        centre, extent = (lo + hi) / 2, float((hi - lo).max())
+        side, eyes = MODEL_BOX_SCALE * extent, mesh[[33, 263], :2]
+    return mesh
 
 
 def _agrees(mesh: np.ndarray, box: Box, limit: float) -> bool:

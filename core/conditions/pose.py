@@ -182,42 +182,26 @@ def detect_hands(image: np.ndarray, size: tuple[int, int], keypoints: np.ndarray
 
 FACE_LINE = (10, 152)  # FaceMesh's points at the top of the forehead and the bottom of the chin
 CHIN_CROP = 2.4  # the landmark model's first crop: this x the face joints' extent (nose, eyes, ears)
-CHIN_LEVEL = 0.4  # the eyes set the crop's turn when this far apart (x that extent; a profile's are not)
+MIN_EYE_GAP_TO_TURN = 0.4  # eyes closer than this (x that extent: a profile's) leave the crop unturned
 
 
 def find_face_line(image: np.ndarray, keypoints: np.ndarray) -> np.ndarray | None:
     """(2, 2) x, y of the top of the forehead and the bottom of the chin on the photo ``image`` (its pixels), or
     None without a nose and two other face joints. MediaPipe Pose finds no chin; FaceMesh's bundled landmark
     model does, placed by the pose's own face joints (its crop as FaceMesh frames a face, then again on the first
-    reading's points), so a face in profile, which the face detectors miss, gets one too. ~15 ms."""
-    from core.conditions.face_detect import MODEL_BOX_SCALE, MODEL_PASSES, _upright_crop
+    reading's points), so a face in profile, which the face detectors miss, gets one too. ~6-7 ms."""
+    from core.conditions.face_detect import model_reading, placed_mesh
 
     kp = np.asarray(keypoints, np.float64)
     face = [i for i in (0, 14, 15, 16, 17) if kp[i, 2] > 0]
     if kp[0, 2] <= 0 or len(face) < 3:
         return None
     pts = kp[face, :2]
-    centre, extent = pts.mean(axis=0), float(np.ptp(pts, axis=0).max())
-    side = CHIN_CROP * extent
     eyes = kp[[14, 15], :2] if (kp[[14, 15], 2] > 0).all() else None
-    mesh = None
-    for _ in range(MODEL_PASSES):
-        if extent < 4:
-            return None
-        level = None if eyes is None else eyes[1] - eyes[0]  # right eye -> left eye: left to right in the picture
-        turn = 0.0 if level is None or np.hypot(*level) < CHIN_LEVEL * extent else \
-            float(np.degrees(np.arctan2(level[1], level[0])))
-        crop, m = _upright_crop(image, centre, side, turn)
-        points = detectors.run("face_landmark_model", crop).points  # one reading: a chin needs no mirror average
-        if points is None or len(points) != 468 * 3:
-            return None
-        points = np.asarray(points, np.float64).reshape(468, 3)
-        back = cv2.invertAffineTransform(m)
-        mesh = points[:, :2] @ back[:, :2].T + back[:, 2]
-        lo, hi = mesh.min(axis=0), mesh.max(axis=0)
-        centre, extent = (lo + hi) / 2, float((hi - lo).max())
-        side, eyes = MODEL_BOX_SCALE * extent, mesh[[33, 263]]
-    return None if mesh is None else mesh[list(FACE_LINE)]
+    # One reading a pass: a chin needs no mirror average.
+    mesh = placed_mesh(image, pts.mean(axis=0), float(np.ptp(pts, axis=0).max()), eyes, model_reading,
+                       first_scale=CHIN_CROP, turn_gap=MIN_EYE_GAP_TO_TURN)
+    return None if mesh is None else mesh[list(FACE_LINE), :2]
 
 
 def extract(image: np.ndarray, size: tuple[int, int]) -> Condition:
