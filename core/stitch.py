@@ -7,8 +7,10 @@ holes stitched from dominant shifts", ninth session, engineer C; off in the engi
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from core.compose import _blur
 
@@ -24,6 +26,7 @@ CHANGE = 0.002  # every label change between neighbours costs at least this (no 
 ROUNDS = 12  # belief-propagation rounds (half-size level)
 SWEEPS = 2  # label refinements on the full work level
 AGREE = 0.25  # a smooth shifted copy this close (RGB distance, blurred) to the completion's gives way to it
+ISLAND = 64  # a shifted copy's connected piece under this many full-level cells gives way to the completion
 SMOOTH = 0.03  # a gradient (per channel step, colours in [0, 1]) under which a source counts as smooth
 _UNFIT = 1e3  # a label whose source may not be copied
 
@@ -67,7 +70,8 @@ def stitch(image: torch.Tensor, hole: torch.Tensor, allowed: torch.Tensor, compl
     they meet (both pixels, under both labels: He & Sun's seam term), how far a copy is from the known picture
     beside the hole, UNIQUE_COST for copying a one-off patch, REUSE_COST for the completion's copies from a
     place it copies much of the hole from and GUIDE_COST for a shifted copy's colours (blurred) away from the
-    completion's; then SWEEPS refinements on the full level. Last, a smooth shifted copy close in colour to the
+    completion's; then SWEEPS refinements on the full level, and a shifted copy's piece smaller than ISLAND
+    cells given back to the completion (``_without_islands``). Last, a smooth shifted copy close in colour to the
     completion's gives way to it: a backdrop's gradient copied shifted would show steps, the completion
     continues it."""
     h, w = hole.shape
@@ -91,6 +95,7 @@ def stitch(image: torch.Tensor, hole: torch.Tensor, allowed: torch.Tensor, compl
     unique_full = F.interpolate(unique[None, None], size=(h, w), mode="nearest")[0, 0]
     cost, edges, colour = _problem(image, at, per, allowed, unique_full, 2 * GUIDE_BLUR, reuse=False)
     labels = _refined(cost, edges, colour, start)
+    labels = _without_islands(labels, at, (h, w), per.shape[1] - 1)
     chosen = per[torch.arange(len(at)), labels]
     out = torch.zeros(2, h, w)
     out[:, at[:, 0], at[:, 1]] = _agreeing(image, at, chosen, per[:, -1]).t()
@@ -103,12 +108,14 @@ def _offsets(at: torch.Tensor, shifts: torch.Tensor, fallback: torch.Tensor, all
     hole, a period further wherever the nearer copy is itself in the hole (a star field's rows continued a row
     of stars at a time); then that pixel's ``fallback`` (n, 2) offset."""
     h, w = allowed.shape
-    times = torch.arange(1, REPEATS + 1, dtype=torch.float32).view(1, 1, -1, 1)
-    src = (at[:, None, None].float() + shifts[None, :, None] * times).round().long()  # (n, L, R, 2)
-    fits = (src[..., 0] >= 0) & (src[..., 0] < h) & (src[..., 1] >= 0) & (src[..., 1] < w)
-    fits &= allowed[src[..., 0].clamp(0, h - 1), src[..., 1].clamp(0, w - 1)]
-    first = torch.where(fits.any(-1), fits.float().argmax(-1), 0)  # (n, L): the fewest repeats that reach one
-    repeated = shifts[None] * (first[..., None] + 1).float()
+    times = torch.arange(1, REPEATS + 1).view(1, 1, -1)
+    step = shifts.round().long()  # (whole pixels: the histogram's peaks)
+    rows = at[:, 0, None, None] + step[None, :, 0, None] * times  # (n, L, R)
+    cols = at[:, 1, None, None] + step[None, :, 1, None] * times
+    fits = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    fits &= allowed.flatten()[(rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1))]
+    first = torch.where(fits, times, REPEATS + 1).amin(-1)  # (n, L): the fewest repeats that reach one
+    repeated = step[None].float() * torch.where(first > REPEATS, 1, first)[..., None].float()
     return torch.cat([repeated, fallback[:, None]], 1)
 
 
@@ -224,3 +231,18 @@ def _agreeing(image: torch.Tensor, at: torch.Tensor, chosen: torch.Tensor, compl
     r0, c0 = source(completed)
     agree = ((soft[:, r, c] - soft[:, r0, c0]).norm(dim=0) < AGREE) & (energy[r, c] < SMOOTH**2)
     return torch.where(agree[:, None], completed, chosen)
+
+
+def _without_islands(labels: torch.Tensor, at: torch.Tensor, shape: tuple[int, int], completion: int) -> torch.Tensor:
+    """(n,) labels of the pixels ``at`` -> the same, each connected piece of one shifted label smaller than ISLAND
+    pixels given back to the ``completion`` label (the last): a lone star or stripe fragment in the navy reads as
+    a flaw, to the eye and to the coherence ratio, where the completion's copy is at least whole."""
+    grid = np.full(shape, -1)
+    grid[at[:, 0].numpy(), at[:, 1].numpy()] = labels.numpy()
+    out = grid.copy()
+    for label in set(labels.tolist()) - {completion}:
+        pieces, _ = ndimage.label(grid == label)
+        small = np.bincount(pieces.ravel()) < ISLAND
+        small[0] = False  # (not this label)
+        out[small[pieces]] = completion
+    return torch.from_numpy(out[at[:, 0].numpy(), at[:, 1].numpy()])

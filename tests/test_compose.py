@@ -440,6 +440,30 @@ def test_a_large_hole_in_a_star_field_is_stitched_with_its_stars_not_left_a_flat
     assert found[False][0] < 0.5, found  # the plain completion: mostly navy where stars belong
 
 
+def test_stitching_gives_a_shifted_copys_small_pieces_back_to_the_completion(monkeypatch):
+    """A shifted copy's connected piece smaller than ISLAND cells (a star's fragment cut by a seam) takes the
+    completion's label; pieces of ISLAND cells or more, of any shifted label, stay; the completion's own
+    pieces stay however small."""
+    from core import stitch
+
+    side = 24
+    grid = np.full((side, side), 3)  # 3: the completion's label
+    grid[1:6, 1:6] = 0  # 25 cells: a fragment
+    grid[8:16, 1:9] = 0  # 64 cells of the same label: a whole piece
+    grid[1:11, 12:22] = 1  # 100 cells
+    grid[18:20, 18:20] = 2  # 4 cells, touching nothing of its label
+    hole = np.ones((side, side), bool)
+    hole[23] = False  # a row outside the hole: no label
+    at = torch.from_numpy(np.argwhere(hole))
+    labels = torch.from_numpy(grid[hole])
+    monkeypatch.setattr(stitch, "ISLAND", 64)
+    out = stitch._without_islands(labels, at, (side, side), 3).numpy()
+    want = grid.copy()
+    want[1:6, 1:6] = 3
+    want[18:20, 18:20] = 3
+    assert np.array_equal(out, want[hole])
+
+
 def test_stitching_keeps_a_hole_whose_picture_does_not_repeat_to_the_completion():
     """No repetition to continue (a smooth ramp: every shift's copy steps it): the stitched fill is the
     completion's own wherever its copy agrees (no shifted copies of a gradient)."""
