@@ -211,46 +211,17 @@ def _untouched(self, payload):
     return payload
 
 
-class RawRadio(gr.Radio, metaclass=StublessMeta):
-    """A ``gr.Radio`` handing the client's value to the handler untouched (``_untouched``)."""
-
-    is_template = True
-    preprocess = _untouched
-
-
-class RawCheckbox(gr.Checkbox, metaclass=StublessMeta):
-    """A ``gr.Checkbox`` handing the client's value to the handler untouched (``_untouched``)."""
-
-    is_template = True
-    preprocess = _untouched
+def _raw(stock: type) -> type:
+    """A subclass of the stock input ``stock`` handing the client's value to the handler untouched
+    (``_untouched``); a class, so Gradio's per-session rebuild keeps it."""
+    name = f"Raw{stock.__name__}"
+    return StublessMeta(name, (stock,), {"__module__": __name__, "__qualname__": name, "is_template": True,
+                                         "preprocess": _untouched, "__doc__": f"A ``gr.{stock.__name__}`` "
+                                         "handing the client's value to the handler untouched (``_untouched``)."})
 
 
-class RawSlider(gr.Slider, metaclass=StublessMeta):
-    """A ``gr.Slider`` handing the client's value to the handler untouched (``_untouched``)."""
-
-    is_template = True
-    preprocess = _untouched
-
-
-class RawDropdown(gr.Dropdown, metaclass=StublessMeta):
-    """A ``gr.Dropdown`` handing the client's value to the handler untouched (``_untouched``)."""
-
-    is_template = True
-    preprocess = _untouched
-
-
-class RawNumber(gr.Number, metaclass=StublessMeta):
-    """A ``gr.Number`` handing the client's value to the handler untouched (``_untouched``)."""
-
-    is_template = True
-    preprocess = _untouched
-
-
-class RawTextbox(gr.Textbox, metaclass=StublessMeta):
-    """A ``gr.Textbox`` handing the client's value to the handler untouched (``_untouched``)."""
-
-    is_template = True
-    preprocess = _untouched
+RawRadio, RawCheckbox, RawSlider, RawDropdown, RawNumber, RawTextbox = (
+    _raw(stock) for stock in (gr.Radio, gr.Checkbox, gr.Slider, gr.Dropdown, gr.Number, gr.Textbox))
 
 
 class ExampleClicks(gr.Dataset, metaclass=StublessMeta):
