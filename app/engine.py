@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import os
 import re
 import struct
 import uuid
@@ -105,27 +106,43 @@ def client_caused(exc: BaseException) -> bool:
     return isinstance(exc, (ValueError, TypeError, KeyError, IndexError, *_UNDECODABLE))
 
 
-def names_a_url(value: object) -> bool:
-    """Whether a request's value (any JSON) holds a file given by URL (``{"path": "https://…"}``), which Gradio
-    downloads with no size limit before any check of the app's (``processing_utils.async_ssrf_protected_download``).
-    Walked without recursion: a deeply nested value costs no stack."""
+def _file_paths(value: object):
+    """Every string ``path`` of a FileData-like dict in a request's value (any JSON). Walked without recursion: a
+    deeply nested value costs no stack."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             path = item.get("path")
-            if isinstance(path, str) and _URL.match(path):
-                return True
+            if isinstance(path, str):
+                yield path
             stack.extend(item.values())
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
-    return False
+
+
+def names_a_url(value: object) -> bool:
+    """Whether a request's value (any JSON) holds a file given by URL (``{"path": "https://…"}``), which Gradio
+    downloads with no size limit before any check of the app's (``processing_utils.async_ssrf_protected_download``)."""
+    return any(_URL.match(path) for path in _file_paths(value))
+
+
+def names_a_non_file(value: object) -> bool:
+    """Whether a request's value names, as a file, something there that is not a regular file: a folder of Gradio's
+    upload area (the /upload reply shows it), a link, a device. Gradio took a folder and added it to the
+    component's temporary files; the scheduled cleanup's ``os.remove`` then raised IsADirectoryError, which ended
+    Gradio's cleanup loop for the server's life. One ``lstat`` per path, nothing opened. A path not there at all
+    passes (an expired upload: ``load_upload`` says to upload it again)."""
+    return any(os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path))
+               for path in _file_paths(value))  # lexists: False for a name with a NUL byte or too long
 
 
 def refuse_malformed_requests(demo: gr.Blocks) -> gr.Blocks:
     """Wrap Gradio's reading of every request's values (``Blocks.preprocess_data``, before any handler):
 
     - a file given by URL is refused before Gradio fetches anything (``names_a_url``);
+    - a "file" that is a folder (or a link, a device) is refused before Gradio adds it to the files its cleanup
+      deletes (``names_a_non_file``);
     - values Gradio itself cannot take (not a file where a file goes, a path the client did not upload, too few
       values) failed inside it with its own exception, a traceback in the log per request (a hostile client could
       flood a Space's log): they become a message and one log line (``refused (Malformed request)``);
@@ -140,6 +157,9 @@ def refuse_malformed_requests(demo: gr.Blocks) -> gr.Blocks:
         if names_a_url(inputs):
             log.info("refused (URL given): a file given by URL")
             raise gr.Error(URL_REFUSED, title="Upload the file", print_exception=False)
+        if names_a_non_file(inputs):
+            log.info("refused (Malformed request): a value names a folder or other non-file as a file")
+            raise gr.Error(MALFORMED, title="Malformed request", print_exception=False)
         try:
             return await original(block_fn, inputs, *args, **kwargs)
         except gr.Error:

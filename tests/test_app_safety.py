@@ -481,3 +481,47 @@ def test_a_request_over_the_time_budget_is_stopped_and_the_next_is_served(tmp_pa
         follower.join(timeout=120)
         assert results and time.monotonic() - start < 60  # served once the slot was freed
         assert _log_count(work, "request stopped (BudgetExceeded)") == stopped + 1
+
+
+@pytest.fixture(scope="module")
+def fast_cleanup_server(tmp_path_factory):
+    """The app deleting files older than 2 s every 2 s (``WARPAINT_CACHE_SECONDS``)."""
+    work = tmp_path_factory.mktemp("cleanup-app")
+    (work / "checkpoints").mkdir()
+    env = {"WARPAINT_CHECKPOINTS": str(work / "checkpoints"), "WARPAINT_CACHE_SECONDS": "2"}
+    with running_app(work, env=env) as url:
+        yield url, work
+
+
+def _upload(url: str, name: str, content: bytes) -> str:
+    import httpx
+
+    answer = httpx.post(f"{url}gradio_api/upload", files=[("files", (name, content, "application/octet-stream"))],
+                        timeout=30)
+    return answer.json()[0]
+
+
+def _extract_path(url: str, path: str) -> str:
+    import json
+
+    return _raw_call(url, "extract", json.dumps({"data": ["pose", {"path": path, "meta": {"_type": "gradio.FileData"}},
+                                                          False, RES]}))
+
+
+def test_a_folder_named_as_a_file_is_refused_and_cleanup_goes_on(fast_cleanup_server):
+    """A client named a folder of the upload area (the /upload reply shows it) as a file: Gradio added it to the
+    component's temporary files, and the scheduled cleanup's ``os.remove`` raised IsADirectoryError, which ended
+    Gradio's cleanup loop for the server's life (uploads never deleted again, shutdown failed). It is refused
+    before Gradio reads it, and a later upload is still deleted."""
+    url, work = fast_cleanup_server
+    first = _upload(url, "a.txt", b"x")
+    for folder in (str(Path(first).parent), str(Path(first).parent.parent)):
+        stream = _extract_path(url, folder)
+        assert "This request's values could not be read" in stream and str(work) not in stream, stream
+    later = _upload(url, "b.txt", b"y")
+    assert "event: error" in _extract_path(url, later)  # not a picture; now one of the component's temporary files
+    deadline = time.monotonic() + 20
+    while Path(later).exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not Path(later).exists(), "the cleanup loop stopped"
+    assert "IsADirectoryError" not in (work / "app.log").read_text()
