@@ -73,11 +73,16 @@ class PhotoInput(gr.Image, metaclass=StublessMeta):
         raise gr.Error(UNREADABLE, title="Unreadable picture", print_exception=False)
 
 
+INLINE_PICTURES: set[str] = set()  # files _inline_picture wrote; build_demo adds the set to Gradio's cleanup list
+
+
 def _inline_picture(self: gr.Image, url: str) -> str:
-    """A data URL's bytes written, undecoded, to a new file in Gradio's cache (deleted with the component's other
-    temporary files): the handlers then read it like any upload (pixel limit from the header). Gradio's own
-    preprocessing decoded it whole and re-encoded it as WebP first (a 450 kB data URL of a 144 MP picture took
-    7 s of CPU and 430 MB), and no upload limit applied."""
+    """A data URL's bytes written, undecoded, to a new file in Gradio's cache, listed in ``INLINE_PICTURES`` (which
+    Gradio's scheduled cleanup deletes from: ``build_demo`` registers it): the handlers then read it like any upload
+    (pixel limit from the header). Gradio's own preprocessing decoded it whole and re-encoded it as WebP first (a
+    450 kB data URL of a 144 MP picture took 7 s of CPU and 430 MB), and no upload limit applied. Not the
+    component's ``temp_files``: a copy Gradio rebuilt for a session (an example click) is not in the cleanup list,
+    and its files stayed for the server's life."""
     head, _, data = url.partition(",")
     limit = utils._parse_file_size(settings.MAX_FILE_SIZE)
     if limit is not None and len(data) * 3 // 4 > limit:  # checked before decoding
@@ -94,7 +99,7 @@ def _inline_picture(self: gr.Image, url: str) -> str:
     fd, path = tempfile.mkstemp(dir=folder, prefix="picture-")
     with os.fdopen(fd, "wb") as f:
         f.write(raw)
-    self.temp_files.add(path)
+    INLINE_PICTURES.add(path)
     return path
 
 
@@ -104,19 +109,45 @@ def photo_input(**kwargs) -> PhotoInput:
     return PhotoInput(type="filepath", image_mode=None, **kwargs)
 
 
-def _editor_pixels(self: gr.ImageEditor, payload) -> int:
-    """The largest picture in an editor payload (background, layers, composite), from the headers only."""
+MAX_EDITOR_LAYERS = 4  # layers the mask editor takes (the page sends one: ``mask_editor`` has no "add layer" button)
+MAX_EDITOR_PICTURES = 3  # the pixels of all an editor value's pictures together: this many pictures at the limit
+
+
+def _picture_size(part) -> tuple[int, int] | None:
+    """An editor part's (width, height) from its header (a FileData's file, or a blob's bytes), or None."""
+    if part is None:
+        return None
+    with Image.open(part.path if hasattr(part, "path") else BytesIO(part)) as picture:
+        return picture.size
+
+
+def _check_editor_value(self: gr.ImageEditor, payload) -> None:
+    """Refuse, from the headers only, an editor value that Gradio would decode at great cost: more layers than
+    ``MAX_EDITOR_LAYERS``, one picture over the pixel limit, all of them together over ``MAX_EDITOR_PICTURES``
+    times it (one small PNG of many pixels named as every layer was decoded once per layer: 40 layers of 4 MP took
+    600 MB), a layer not the size of the background (``palette.editor_to_mask`` skips it anyway)."""
     stored = self.blob_storage.get(payload.id) if payload.id is not None else None
     parts = stored if stored is not None else payload
-    largest = 0
-    for part in [parts.background, parts.composite, *(parts.layers or [])]:
-        if part is not None:
-            with Image.open(part.path if hasattr(part, "path") else BytesIO(part)) as picture:
-                largest = max(largest, picture.size[0] * picture.size[1])
-    return largest
+    layers = list(parts.layers or [])
+    if len(layers) > MAX_EDITOR_LAYERS:
+        raise gr.Error(f"The mask editor sent {len(layers)} layers; it takes at most {MAX_EDITOR_LAYERS}. Paint on "
+                       "one layer.", title="Too many layers", print_exception=False)
+    background, composite = _picture_size(parts.background), _picture_size(parts.composite)
+    layer_sizes = [size for size in map(_picture_size, layers) if size is not None]
+    sizes = [size for size in (background, composite, *layer_sizes) if size is not None]
+    if max((w * h for w, h in sizes), default=0) > settings.MAX_PIXELS:
+        raise gr.Error(f"The mask editor's picture has more than {settings.MAX_PIXELS / 1e6:.0f} MP. Use a smaller "
+                       "mask.", title="Too large", print_exception=False)
+    together = MAX_EDITOR_PICTURES * settings.MAX_PIXELS
+    if sum(w * h for w, h in sizes) > together:
+        raise gr.Error(f"The mask editor's pictures have more than {together / 1e6:.0f} MP together. Use a smaller "
+                       "mask.", title="Too large", print_exception=False)
+    reference = background or (layer_sizes[0] if layer_sizes else None)
+    if any(size != reference for size in layer_sizes):
+        raise gr.Error("The mask editor's layers are not the size of its picture. Paint on the picture the editor "
+                       "shows.", title="Unreadable mask", print_exception=False)
 
 
-MAX_EDITOR_LAYERS = 32  # layers a client may upload to the mask editor (the page starts with one)
 # editor uploads waiting for their event, all sessions together: the oldest are dropped past either bound
 MAX_PENDING_EDITOR_BYTES = 256 * 2**20
 MAX_PENDING_EDITOR_UPLOADS = 256
@@ -130,19 +161,18 @@ def _blob_bytes(blobs: EditorDataBlobs) -> int:
 
 
 class MaskEditor(gr.ImageEditor, metaclass=StublessMeta):
-    """A ``gr.ImageEditor`` refusing a picture over the pixel limit before Gradio decodes it, and turning its
+    """A ``gr.ImageEditor`` refusing a costly value (``_check_editor_value``) before Gradio decodes it, and turning its
     preprocessing failures that are the client's (a corrupt background upload) into a clear error."""
 
     is_template = True  # drawn by the stock ImageEditor front end
 
     def preprocess(self, payload):
         try:
-            if payload is not None and _editor_pixels(self, payload) > settings.MAX_PIXELS:
-                _forget_blobs(self, payload)
-                raise gr.Error(f"The mask editor's picture has more than {settings.MAX_PIXELS / 1e6:.0f} MP. Use a "
-                               "smaller mask.", title="Too large", print_exception=False)  # before Gradio decodes it
+            if payload is not None:
+                _check_editor_value(self, payload)  # before Gradio decodes anything
             return super().preprocess(payload)
         except gr.Error:
+            _forget_blobs(self, payload)
             raise
         except Exception as exc:
             _forget_blobs(self, payload)
@@ -200,7 +230,9 @@ def _forget_blobs(self: gr.ImageEditor, payload) -> None:
 
 
 def mask_editor(**kwargs) -> MaskEditor:
-    """A ``MaskEditor``: Gradio's image editor with the app's checks."""
+    """A ``MaskEditor``: Gradio's image editor with the app's checks, and one layer to paint on (no "add layer"
+    button: a mask needs one, and the editor then takes at most ``MAX_EDITOR_LAYERS``)."""
+    kwargs.setdefault("layers", gr.LayerOptions(allow_additional_layers=False))
     return MaskEditor(**kwargs)
 
 

@@ -6,6 +6,7 @@ import gradio as gr
 
 from app import atomic_cache, drawing, handlers, models, settings, video
 from app.components import (
+    INLINE_PICTURES,
     RawCheckbox,
     RawDropdown,
     RawNumber,
@@ -284,4 +285,5 @@ def build_demo() -> gr.Blocks:
                     f"{settings.CONCURRENCY} translation(s) at a time, {settings.REQUEST_SECONDS:g} s per request. "
                     "See docs/app.md.")
         build_api()
+    demo.temp_file_sets.append(INLINE_PICTURES)  # inline pictures of every session are deleted too
     return refuse_malformed_requests(demo)

@@ -178,6 +178,45 @@ def test_an_oversized_mask_editor_upload_is_refused_before_it_is_decoded(tmp_pat
     assert not decoded
 
 
+def test_the_mask_editor_bounds_its_layers_before_decoding(tmp_path, monkeypatch):
+    """The editor checked only its largest picture: one small PNG of many pixels named as every layer (or uploaded
+    as every layer) was decoded by Gradio once per layer (40 layers of 4 MP: +600 MB). Now, before any decoding:
+    at most ``MAX_EDITOR_LAYERS`` layers (the page has one: no "add layer" button), all pictures together at most
+    ``MAX_EDITOR_PICTURES`` times the pixel limit, every layer the background's size."""
+    from io import BytesIO
+
+    from gradio.components.image_editor import EditorData, EditorDataBlobs
+    from gradio.data_classes import FileData
+    from PIL import Image
+
+    from app.components import MAX_EDITOR_LAYERS, mask_editor
+
+    Image.new("L", (400, 300)).save(tmp_path / "m.png")
+    Image.new("L", (300, 400)).save(tmp_path / "turned.png")
+    part, turned = FileData(path=str(tmp_path / "m.png")), FileData(path=str(tmp_path / "turned.png"))
+    editor = mask_editor(type="numpy", image_mode="RGBA")
+    assert editor.layers.allow_additional_layers is False and MAX_EDITOR_LAYERS <= 4
+    assert len(editor.preprocess(EditorData(background=part, layers=[part], composite=part))["layers"]) == 1
+    decoded = []
+    monkeypatch.setattr(gr.ImageEditor, "convert_and_format_image", lambda *a, **k: decoded.append(1))
+    monkeypatch.setattr(settings, "MAX_PIXELS", 200_000)  # each picture 120,000 px; 600,000 px together
+    editor.preprocess(EditorData(background=part, layers=[part, part], composite=part))  # 480,000 px: taken
+    decoded.clear()
+    for layers, words in (([part] * (MAX_EDITOR_LAYERS + 1), "sent 5 layers; it takes at most 4"),
+                          ([part] * 4, "more than 1 MP together"), ([turned], "not the size of its picture")):
+        with pytest.raises(gr.Error, match=words):
+            editor.preprocess(EditorData(background=part, layers=layers, composite=part))
+    png = BytesIO()
+    Image.new("L", (400, 300)).save(png, format="PNG")
+    for count, words in ((MAX_EDITOR_LAYERS + 1, "sent 5 layers"), (4, "MP together")):  # the upload route's way
+        editor.blob_storage["u"] = EditorDataBlobs(background=png.getvalue(), layers=[png.getvalue()] * count,
+                                                   composite=png.getvalue())
+        with pytest.raises(gr.Error, match=words):
+            editor.preprocess(EditorData(id="u"))
+        assert "u" not in editor.blob_storage
+    assert not decoded
+
+
 def test_a_refused_mask_editor_upload_leaves_no_blobs_behind(monkeypatch):
     """Uploads sent as blobs wait in ``blob_storage`` until Gradio's preprocess removes them; a refused (too
     large) or unreadable one is removed too, not kept for the server's life."""

@@ -525,3 +525,27 @@ def test_a_folder_named_as_a_file_is_refused_and_cleanup_goes_on(fast_cleanup_se
         time.sleep(0.5)
     assert not Path(later).exists(), "the cleanup loop stopped"
     assert "IsADirectoryError" not in (work / "app.log").read_text()
+
+
+def test_an_inline_picture_is_deleted_after_an_example_click(fast_cleanup_server):
+    """A picture sent inline (webcam, clipboard: a data URL) was written to the component's temporary files; in a
+    session where Gradio rebuilt the component (an example click), that copy's files were in no cleanup list and
+    stayed for the server's life. All inline pictures are now in one set the cleanup goes through."""
+    import json
+    import uuid
+
+    from PIL import Image
+
+    url, work = fast_cleanup_server
+    session = uuid.uuid4().hex[:10]
+    assert "astronaut" in _page_event(url, "load_example", [0], session=session)[1]
+    inline = work / "temp" / "inline"
+    before = set(inline.iterdir()) if inline.exists() else set()
+    status, text = _page_event(url, "preview", [_inline_png(Image.open(PHOTO).resize((64, 64))), RES], session=session)
+    assert status == 200 and json.loads(text[5:])["success"], text
+    written = set(inline.iterdir()) - before
+    assert written, "no inline picture written"
+    deadline = time.monotonic() + 20
+    while any(path.exists() for path in written) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(path.exists() for path in written), "the inline picture was never deleted"
