@@ -179,14 +179,19 @@ def test_quilted_tiles_are_pieces_each_a_translation():
     assert fold_fraction(chart.positions, sky, chart.pieces) == 0.0
 
 
-@pytest.fixture(scope="module")
-def photo_masks():
+def _prepared(input_name: str, exemplar_name: str):
+    """A mask translator and the two conditions it extracts from two evaluation photos (256)."""
     from core.eval_pairs import picture
     from core.pipeline import Translator
 
     translator = Translator("mask", engine="training-free")
-    source, exemplar = translator.prepare(picture("grace_hopper"), picture("astronaut"), (256, 256))
+    source, exemplar = translator.prepare(picture(input_name), picture(exemplar_name), (256, 256))
     return translator, source, exemplar
+
+
+@pytest.fixture(scope="module")
+def photo_masks():
+    return _prepared("grace_hopper", "astronaut")
 
 
 def test_a_face_in_photo_masks_is_mapped_by_its_mesh(photo_masks):
@@ -448,12 +453,7 @@ def test_a_thin_painted_person_is_kept_whole():
 @pytest.fixture(scope="module")
 def onto_a_profile():
     """Grace Hopper (frontal) onto the cameraman, whose face is in profile behind his camera (256)."""
-    from core.eval_pairs import picture
-    from core.pipeline import Translator
-
-    translator = Translator("mask", engine="training-free")
-    source, exemplar = translator.prepare(picture("grace_hopper"), picture("cameraman"), (256, 256))
-    return translator, source, exemplar
+    return _prepared("grace_hopper", "cameraman")
 
 
 def test_a_frontal_face_onto_a_profile_is_drawn_whole_by_one_map(onto_a_profile):
