@@ -838,7 +838,7 @@ def test_values_the_page_cannot_send_are_refused_not_guessed(monkeypatch):
     with pytest.raises(gr.Error, match=r"larger than this server's upload limit \(1kb\)"):
         components._inline_picture(image, url)
     path = components._inline_picture(image, "data:image/png;base64," + base64.b64encode(bytes(500)).decode())
-    assert open(path, "rb").read() == bytes(500) and path in image.temp_files
+    assert open(path, "rb").read() == bytes(500) and path in components.INLINE_PICTURES
 
 
 def test_the_oil_filter_works_on_a_bounded_picture(monkeypatch):
