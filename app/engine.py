@@ -208,7 +208,9 @@ def load_picture(source: str | Path | np.ndarray | None, what: str) -> np.ndarra
 
 def load_upload(source: str | Path | np.ndarray | None, what: str) -> tuple[np.ndarray, bool]:
     """``load_picture``, and whether the upload was stored with a colour palette (GIF-style, mode P: a photo
-    saved so is dithered); the file is opened once."""
+    saved so is dithered); the file is opened once. A path that is not a file (an upload deleted by the cache
+    cleanup, a folder) is "could not be read: upload it again", as ``video.check_clip`` says: core's "File not
+    found: … Check the path." named the upload root's folder."""
     if source is None:
         raise InputError(f"No {what} given: upload a picture or pick an example.")
     if isinstance(source, np.ndarray):
@@ -220,6 +222,8 @@ def load_upload(source: str | Path | np.ndarray | None, what: str) -> tuple[np.n
     from core.imageio import PALETTE_MODES, load_image_and_mode
 
     path = str(source)
+    if not Path(path).is_file():  # an expired upload, a folder: core's message would name the server's path
+        raise InputError(f"The {what} could not be read: upload it again.")
     try:
         picture, mode = load_image_and_mode(path, max_pixels=settings.MAX_PIXELS)
     except InputError as exc:  # name the upload, not the server's temporary path

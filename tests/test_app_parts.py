@@ -575,6 +575,10 @@ def test_bad_pictures_are_refused_clearly(tmp_path, monkeypatch):
     with pytest.raises(InputError) as info:
         engine.load_picture(str(bad), "input")
     assert "notes.txt" in str(info.value) and str(tmp_path) not in str(info.value)
+    for gone in (tmp_path / "expired.png", tmp_path):  # an upload the cleanup deleted; the upload root, a folder
+        with pytest.raises(InputError) as info:
+            engine.load_picture(str(gone), "picture")
+        assert str(info.value) == "The picture could not be read: upload it again.", info.value
     with pytest.raises(gr.Error, match="not an image"):
         handlers.translate("pose", str(bad), str(settings.ASSETS / "astronaut.jpg"))  # before any model is built
     with pytest.raises(gr.Error, match="No exemplar given"):
