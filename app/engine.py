@@ -137,6 +137,13 @@ def names_a_non_file(value: object) -> bool:
                for path in _file_paths(value))  # lexists: False for a name with a NUL byte or too long
 
 
+def malformed(what: str) -> gr.Error:
+    """The answer to a request value the page cannot send: one log line (``refused (Malformed request): what``,
+    cut to its first line's 200 characters), and the one message, which reveals nothing of the server."""
+    log.info("refused (Malformed request): %s", (what.strip().splitlines() or [""])[0][:200])
+    return gr.Error(MALFORMED, title="Malformed request", print_exception=False)
+
+
 def refuse_malformed_requests(demo: gr.Blocks) -> gr.Blocks:
     """Wrap Gradio's reading of every request's values (``Blocks.preprocess_data``, before any handler):
 
@@ -158,8 +165,7 @@ def refuse_malformed_requests(demo: gr.Blocks) -> gr.Blocks:
             log.info("refused (URL given): a file given by URL")
             raise gr.Error(URL_REFUSED, title="Upload the file", print_exception=False)
         if names_a_non_file(inputs):
-            log.info("refused (Malformed request): a value names a folder or other non-file as a file")
-            raise gr.Error(MALFORMED, title="Malformed request", print_exception=False)
+            raise malformed("a value names a folder or other non-file as a file")
         try:
             return await original(block_fn, inputs, *args, **kwargs)
         except gr.Error:
@@ -168,10 +174,8 @@ def refuse_malformed_requests(demo: gr.Blocks) -> gr.Blocks:
             if not client_caused(exc):
                 raise server_fault(exc, f"reading the values of {getattr(block_fn, 'name', block_fn)}",
                                    "Try again in a moment") from exc
-            reason = (str(exc).strip().splitlines() or [""])[0][:200]
-            log.info("refused (Malformed request): %s: %s", type(exc).__name__, reason)
             log.debug("malformed request", exc_info=True)
-            raise gr.Error(MALFORMED, title="Malformed request", print_exception=False) from exc
+            raise malformed(f"{type(exc).__name__}: {str(exc).strip()}") from exc
 
     demo.preprocess_data = preprocess_data
     original_process_api = demo.process_api
@@ -197,8 +201,7 @@ def _check_event_data(event_data: object) -> None:
     except Exception as exc:
         if not isinstance(exc, gr.Error) and not client_caused(exc):
             raise server_fault(exc, "reading an event's data", "Try again in a moment") from exc
-        log.info("refused (Malformed request): event data: %s", (str(exc).strip().splitlines() or [""])[0][:200])
-        raise gr.Error(MALFORMED, title="Malformed request", print_exception=False) from exc
+        raise malformed(f"event data: {str(exc).strip()}") from exc
 
 
 def load_picture(source: str | Path | np.ndarray | None, what: str) -> np.ndarray:
