@@ -111,6 +111,14 @@ def profile_front(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     return facing, ((edges[:-1] + edges[1:]) / 2)[found], front[found]
 
 
+def _pixels_in_frame(size: tuple[int, int], across: np.ndarray, up: np.ndarray, facing: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) each: every pixel's coordinates along a face's frame (``face_frame``'s axes): how far ahead (along
+    ``facing`` x across) and how high (along up), pixels."""
+    yy, xx = np.mgrid[0:size[0], 0:size[1]].astype(np.float64)
+    return facing * (xx * across[0] + yy * across[1]), xx * up[0] + yy * up[1]
+
+
 def before_the_face(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W) bool: what lies before a turned face: past its profile (``profile_front``; beyond its ends, the
     end's), on the side of its narrower half, by ``FRONT_MARGIN``; from ``BELOW_CHIN`` under its chin to
@@ -121,9 +129,7 @@ def before_the_face(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     across, up, height = face_frame(p)
     facing, rises, front = profile_front(p)
     rise = p @ up
-    yy, xx = np.mgrid[0:size[0], 0:size[1]].astype(np.float64)
-    pixel_ahead = facing * (xx * across[0] + yy * across[1])
-    pixel_rise = xx * up[0] + yy * up[1]
+    pixel_ahead, pixel_rise = _pixels_in_frame(size, across, up, facing)
     profile = np.interp(pixel_rise, rises, front)  # the ends' front beyond them
     return ((pixel_ahead > profile + FRONT_MARGIN * height)
             & (pixel_rise > rise.min() - BELOW_CHIN * height) & (pixel_rise < rise.max() + ABOVE_FOREHEAD * height))
@@ -173,9 +179,7 @@ def face_onto_outline(src_points: np.ndarray, ex_points: np.ndarray, person: np.
     squeeze = np.clip((profile - back) / np.maximum(outline - back, 1e-6), SQUEEZE, 1.0)
     squeeze = cv2.GaussianBlur(squeeze[None, :].astype(np.float64), (0, 0), SQUEEZE_SMOOTH * height,
                                borderType=cv2.BORDER_REPLICATE)[0]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    pixel_ahead = facing * (xx * across[0] + yy * across[1])
-    pixel_rise = xx * up[0] + yy * up[1]
+    pixel_ahead, pixel_rise = _pixels_in_frame((h, w), across, up, facing)
     k = np.interp(pixel_rise, rises, squeeze)  # the ends' squeeze beyond them
     squeezed = np.where(pixel_ahead > back, back + (pixel_ahead - back) * k, pixel_ahead) - shift
     x = facing * squeezed * across[0] + pixel_rise * up[0]  # back to output x, y, then the box map
